@@ -1,0 +1,281 @@
+/*
+ * chm.h - five concurrent hash map strategies behind one interface.
+ *
+ * A map stores 64-bit keys and 64-bit values; every one of the 2^64 keys and 2^64 values is legal
+ * (0 and UINT64_MAX included). A map is created for one *backend*, the locking strategy:
+ *
+ *   chm_unsafe      Go's built-in map: no locking; concurrent misuse is detected (best effort)
+ *   chm_rwlock      one reader-writer lock around the same table (Collections.synchronizedMap)
+ *   chm_segmented   Java 7 ConcurrentHashMap: lock-striped segments, lock-free reads
+ *   chm_binlock     Java 8 ConcurrentHashMap: CAS + per-bin locks, cooperative resize
+ *   chm_readmostly  Go sync.Map: lock-free read snapshot + mutex-guarded dirty map
+ *
+ * A backend that is not built yet is absent from chm_backend_list(), chm_backend_find() returns
+ * NULL for its name, and its extern is not declared (test for it with CHM_HAVE_<NAME>).
+ *
+ * Conventions
+ *   - Every operation returns a status: CHM_OK (0) or a positive outcome code, or a negative error.
+ *   - Out-pointers (value, old, current) may be NULL.
+ *   - Any operation may return CHM_ENOMEM; the map is then unchanged and fully usable.
+ *   - A NULL map, a NULL required function or an unknown backend gives CHM_EINVAL, never a crash.
+ *   - Names starting with chm__ / CHM__ are internal.
+ *
+ * Thread safety
+ *   On a thread-safe backend (chm_backend_thread_safe() is true) every operation may run
+ *   concurrently with every other on any thread, with no registration call; each single-key
+ *   operation is linearizable. chm_new/chm_free are the exceptions: chm_free must not race with
+ *   any other call on the same map. chm_unsafe is for one thread at a time, like a Go map.
+ *
+ * Reclamation
+ *   A value that leaves the map (replaced, removed, or still present at chm_free) is passed to
+ *   options.value_free exactly once, after no thread can still read it from the map. Stored key
+ *   copies (chm_keys_string, or any keyops with retain) are released by keyops.release under the
+ *   same rule. When chm_free returns, every callback for that map has run.
+ */
+#ifndef CHM_H
+#define CHM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(CHM__NO_VISIBILITY)
+#define CHM_API __attribute__((visibility("default")))
+#else
+#define CHM_API
+#endif
+
+#define CHM_VERSION_MAJOR 0
+#define CHM_VERSION_MINOR 1
+#define CHM_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------------------------------------
+ * Types and backends
+ * ------------------------------------------------------------------------------------------- */
+
+typedef struct chm chm;                 /* opaque map handle */
+typedef struct chm_backend chm_backend; /* one locking strategy (opaque) */
+
+#define CHM_HAVE_UNSAFE 1
+#define CHM_HAVE_RWLOCK 1
+
+/* Go's classic map (8-slot buckets, top-hash bytes, incremental evacuation). Not thread-safe:
+ * a writer racing with another writer, a reader or an iterator is detected on a best-effort
+ * basis and handled according to chm_options.on_race. Iteration is fail-fast. */
+CHM_API extern const chm_backend chm_unsafe;
+
+/* The same table behind one reader-writer lock (chm_options.rwlock picks the lock). Every
+ * operation is linearizable at the moment it holds the lock; reads share the lock, so every
+ * reader still writes the lock word. Iteration is fail-fast and exact. */
+CHM_API extern const chm_backend chm_rwlock;
+
+/* chm_backend_find - the backend called @name ("unsafe", "rwlock", "segmented", "binlock",
+ * "readmostly"), or NULL when @name is NULL, unknown, or names a backend not built yet. */
+CHM_API const chm_backend *chm_backend_find(const char *name);
+
+/* chm_backend_name - the backend's name as accepted by chm_backend_find(); NULL for NULL. */
+CHM_API const char *chm_backend_name(const chm_backend *b);
+
+/* chm_backend_list - every backend built, NULL-terminated, in the order of the list above. */
+CHM_API const chm_backend *const *chm_backend_list(void);
+
+/* chm_backend_thread_safe - false only for chm_unsafe (and for NULL). */
+CHM_API bool chm_backend_thread_safe(const chm_backend *b);
+
+/* ---------------------------------------------------------------------------------------------
+ * Keys, values, options
+ * ------------------------------------------------------------------------------------------- */
+
+/* How a map hashes, compares and stores its keys. hash and equal are required; equal keys must
+ * hash equally for every seed. All functions may be called concurrently from several threads and
+ * must not call back into the map. */
+typedef struct chm_keyops {
+    uint64_t (*hash)(uint64_t key, uint64_t seed);    /* required */
+    bool (*equal)(uint64_t a, uint64_t b);             /* required */
+    int (*compare)(uint64_t a, uint64_t b);            /* optional total order (<0, 0, >0);
+                                                          tree bins use it against collisions */
+    bool (*retain)(uint64_t key, uint64_t *stored);    /* optional: make the stored copy of a key
+                                                          when it is first inserted; false = out
+                                                          of memory (the call fails, CHM_ENOMEM) */
+    void (*release)(uint64_t key);                     /* optional: free a stored copy once no
+                                                          thread can still read it */
+} chm_keyops;
+
+/* The default: integer keys, hashed with a seeded strong 64-bit mixer. */
+CHM_API extern const chm_keyops chm_keys_u64;
+
+/* key = (uint64_t)(uintptr_t)"a NUL-terminated string". The map stores its own copy, so the
+ * caller's string may be freed once the call returns; keys returned by iteration point to the
+ * map's copy, valid until the key is removed (thread-safe backends: until a grace period after). */
+CHM_API extern const chm_keyops chm_keys_string;
+
+/* Seeded hashes used by the two key sets above, for keyops that want to reuse them. */
+CHM_API uint64_t chm_hash_u64(uint64_t key, uint64_t seed);
+CHM_API uint64_t chm_hash_bytes(const void *data, size_t len, uint64_t seed);
+
+typedef enum chm_race_policy {
+    CHM_RACE_ABORT = 0, /* default: print "chm: concurrent map writes" (or the read/iteration
+                           message) to stderr and abort(), like Go's fatal error */
+    CHM_RACE_RETURN     /* the operation that detects the race returns CHM_ERACE */
+} chm_race_policy;
+
+/* Which reader-writer lock chm_rwlock uses (ignored by other backends). */
+typedef enum chm_rwlock_kind {
+    CHM_RWLOCK_PTHREAD = 0, /* default: pthread_rwlock_t with writer preference set explicitly
+                               (PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP), blocking */
+    CHM_RWLOCK_CK           /* Concurrency Kit ck_rwlock: writer-biased spinning, one shared
+                               reader counter; for short critical sections on idle cores */
+} chm_rwlock_kind;
+
+typedef struct chm_options {
+    size_t capacity;         /* expected number of entries; 0 = small default. A capacity the
+                                machine cannot hold makes chm_new fail with ENOMEM */
+    unsigned concurrency;    /* segmented: number of segments (power of two, rounded up);
+                                others: expected writer threads; 0 = 16 */
+    const chm_keyops *keys;  /* NULL = chm_keys_u64 */
+    uint64_t seed;           /* hash seed; 0 = a fresh random seed (getrandom) for every map */
+    chm_race_policy on_race; /* chm_unsafe only */
+    void (*value_free)(uint64_t value, void *ctx); /* optional: called once for each value that
+                                left the map (replaced, removed, chm_free), after no thread can
+                                still read it. Must not call into the same map */
+    void *ctx;               /* passed to value_free */
+    /* --- additions to the contract (zero = default) --- */
+    chm_rwlock_kind rwlock;  /* chm_rwlock only: which lock */
+    bool packed;             /* lay hot per-segment / per-counter fields out without 64-byte
+                                padding, to measure false sharing; default false = padded */
+} chm_options;
+
+/* ---------------------------------------------------------------------------------------------
+ * Status codes
+ * ------------------------------------------------------------------------------------------- */
+
+enum {
+    CHM_OK = 0,             /* success */
+    CHM_NOTFOUND = 1,       /* the key is absent */
+    CHM_EXISTS = 2,         /* the key is present (put: replaced; put_if_absent: untouched) */
+    CHM_END = 3,            /* iteration finished */
+    CHM_EINVAL = -1,        /* invalid argument */
+    CHM_ENOMEM = -2,        /* out of memory; the map is unchanged */
+    CHM_ECONCURRENT = -3,   /* fail-fast iterator: the map was structurally modified */
+    CHM_ERACE = -4          /* chm_unsafe with CHM_RACE_RETURN: concurrent misuse detected */
+};
+
+/* chm_strerror - a static, human-readable description of @status ("unknown status" if none). */
+CHM_API const char *chm_strerror(int status);
+
+/* ---------------------------------------------------------------------------------------------
+ * Life cycle
+ * ------------------------------------------------------------------------------------------- */
+
+/*
+ * chm_new - create an empty map.
+ * @b:   the backend; NULL or a backend not from chm_backend_list() -> NULL, errno = EINVAL.
+ * @opt: options, or NULL for all defaults (so is a zero-initialised struct).
+ *
+ * Returns the map, or NULL with errno EINVAL (bad backend, keyops without hash/equal, unknown
+ * on_race or rwlock kind) or ENOMEM (out of memory, or a capacity too large to allocate).
+ * Thread-safe: maps are independent of each other.
+ */
+CHM_API chm *chm_new(const chm_backend *b, const chm_options *opt);
+
+/*
+ * chm_free - destroy @m: every value still present goes to value_free, every stored key to
+ * release, and every callback deferred for @m has run when it returns. NULL is a no-op.
+ * Must not run concurrently with any other call on @m (including an unfinished iterator).
+ */
+CHM_API void chm_free(chm *m);
+
+/* chm_map_backend - the backend @m was created with (NULL for NULL). */
+CHM_API const chm_backend *chm_map_backend(const chm *m);
+
+/* ---------------------------------------------------------------------------------------------
+ * Single-key operations. Each is linearizable on thread-safe backends.
+ * ------------------------------------------------------------------------------------------- */
+
+/* chm_get - look @key up. CHM_OK with *value set, or CHM_NOTFOUND. On segmented, binlock and
+ * readmostly it takes no lock and stores nothing to shared memory. */
+CHM_API int chm_get(chm *m, uint64_t key, uint64_t *value);
+
+/* chm_put - map @key to @value. CHM_OK: the key was new. CHM_EXISTS: it was present, its value
+ * was replaced and the previous one is in *old (and goes to value_free). */
+CHM_API int chm_put(chm *m, uint64_t key, uint64_t value, uint64_t *old);
+
+/* chm_put_if_absent - insert @key -> @value unless @key is present. CHM_OK: inserted.
+ * CHM_EXISTS: the map is untouched and *current holds the present value. */
+CHM_API int chm_put_if_absent(chm *m, uint64_t key, uint64_t value, uint64_t *current);
+
+/* chm_remove - remove @key. CHM_OK with *old = its value (which goes to value_free), or
+ * CHM_NOTFOUND. */
+CHM_API int chm_remove(chm *m, uint64_t key, uint64_t *old);
+
+/* chm_replace - compare-and-set on one key's value (64-bit word equality).
+ * CHM_OK: the value was @expected and is now @desired (@expected goes to value_free).
+ * CHM_NOTFOUND: absent. CHM_EXISTS: present with another value; nothing changed. */
+CHM_API int chm_replace(chm *m, uint64_t key, uint64_t expected, uint64_t desired);
+
+typedef uint64_t chm_compute_fn(uint64_t key, void *arg);
+
+/*
+ * chm_compute_if_absent - insert fn(key, arg) unless @key is present.
+ * CHM_OK: fn ran once and its result was inserted and is in *value.
+ * CHM_EXISTS: fn did not run; *value holds the present value.
+ * CHM_EINVAL: @fn is NULL.
+ * The call is atomic, as Java's ConcurrentHashMap.computeIfAbsent: among racing callers for one
+ * absent key, fn runs exactly once, its result is installed and every caller sees it. On
+ * chm_rwlock fn runs under the write lock: it must not call into the same map (a deadlock).
+ */
+CHM_API int chm_compute_if_absent(chm *m, uint64_t key, chm_compute_fn *fn, void *arg,
+                                  uint64_t *value);
+
+/* chm_size - the number of entries; exact when no write is in flight (0 for NULL). */
+CHM_API size_t chm_size(chm *m);
+
+/* ---------------------------------------------------------------------------------------------
+ * Iteration
+ *
+ * chm_unsafe, chm_rwlock: fail-fast, like Java's HashMap. If the map is structurally modified
+ * (a key added or removed, a resize; not a value overwrite, not a remove of an absent key) after
+ * chm_iter_init, by any thread, the next chm_iter_next returns CHM_ECONCURRENT, and so does every
+ * later call. On chm_rwlock the check is exact and the lock is held only inside each
+ * chm_iter_next, so an idle iterator never blocks a writer and a thread may write between its own
+ * chm_iter_next calls. On chm_unsafe it is best effort against other threads; an iterator whose
+ * next call overlaps a write reports "concurrent map iteration and map write" (on_race).
+ * chm_iter_init on a map that is growing finishes the growth first (see variants/unsafe.c).
+ *
+ * chm_segmented, chm_binlock, chm_readmostly: weakly consistent, like ConcurrentHashMap and
+ * sync.Map.Range: never CHM_ECONCURRENT, no key twice, every key present for the whole iteration
+ * returned, keys added or removed meanwhile may or may not be; each value returned was held by its
+ * key during the iteration.
+ *
+ * Every chm_iter_init must be paired with chm_iter_fini, whatever chm_iter_next returned.
+ * ------------------------------------------------------------------------------------------- */
+
+#define CHM_ITER_SIZE 128
+
+typedef struct chm_iter {
+#if defined(__cplusplus)
+    alignas(16) unsigned char opaque[CHM_ITER_SIZE];
+#else
+    _Alignas(16) unsigned char opaque[CHM_ITER_SIZE];
+#endif
+} chm_iter;
+
+/* chm_iter_init - start iterating @m. CHM_OK, or CHM_EINVAL (NULL argument), CHM_ENOMEM. */
+CHM_API int chm_iter_init(chm_iter *it, chm *m);
+
+/* chm_iter_next - the next entry: CHM_OK with *key and *value set, CHM_END when done,
+ * CHM_ECONCURRENT (fail-fast backends), CHM_ERACE (chm_unsafe, CHM_RACE_RETURN). */
+CHM_API int chm_iter_next(chm_iter *it, uint64_t *key, uint64_t *value);
+
+/* chm_iter_fini - release what the iterator holds. Always call it; a second call is a no-op. */
+CHM_API void chm_iter_fini(chm_iter *it);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CHM_H */

@@ -1,0 +1,38 @@
+/*
+ * backends.c - the registry: every backend that is built, in the contract's order.
+ * A new backend adds one line here and nothing else outside its own file.
+ */
+#include "chm_internal.h"
+
+#include <string.h>
+
+static const chm_backend *const backends[] = {
+    &chm_unsafe,
+    &chm_rwlock,
+    NULL,
+};
+
+const chm_backend *const *chm_backend_list(void)
+{
+    return backends;
+}
+
+const chm_backend *chm_backend_find(const char *name)
+{
+    if (name == NULL)
+        return NULL;
+    for (const chm_backend *const *p = backends; *p != NULL; p++)
+        if (strcmp((*p)->name, name) == 0)
+            return *p;
+    return NULL;
+}
+
+const char *chm_backend_name(const chm_backend *b)
+{
+    return b != NULL ? b->name : NULL;
+}
+
+bool chm_backend_thread_safe(const chm_backend *b)
+{
+    return b != NULL && b->thread_safe;
+}

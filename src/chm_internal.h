@@ -1,0 +1,153 @@
+/*
+ * chm_internal.h - what every backend shares: the per-map header, the ops table that chm.h
+ * dispatches through, and inline key helpers. Internal: not installed.
+ *
+ * A backend plugs in with two tables:
+ *   - `struct chm_backend` (public identity: name, thread safety, create), listed in backends.c;
+ *   - `struct chm_ops` (per map: the operations). create() may pick one of several ops tables
+ *     for one backend (chm_rwlock has one per lock kind), so the hot path never switches on a kind:
+ *     chm_get() is one NULL check and one indirect call.
+ * Each backend's map struct starts with `struct chm` (the header below).
+ */
+#ifndef CHM_INTERNAL_H
+#define CHM_INTERNAL_H
+
+#include "chm.h"
+
+#include <stdatomic.h>
+#include <stdalign.h>
+
+#define CHM_CACHELINE 64
+
+#if defined(__GNUC__)
+#define chm_likely(x) __builtin_expect(!!(x), 1)
+#define chm_unlikely(x) __builtin_expect(!!(x), 0)
+#define CHM_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define chm_likely(x) (x)
+#define chm_unlikely(x) (x)
+#define CHM_HIDDEN
+#endif
+
+struct chm_ops {
+    int (*get)(chm *m, uint64_t key, uint64_t *value);
+    int (*put)(chm *m, uint64_t key, uint64_t value, uint64_t *old);
+    int (*put_if_absent)(chm *m, uint64_t key, uint64_t value, uint64_t *current);
+    int (*remove)(chm *m, uint64_t key, uint64_t *old);
+    int (*replace)(chm *m, uint64_t key, uint64_t expected, uint64_t desired);
+    int (*compute_if_absent)(chm *m, uint64_t key, chm_compute_fn *fn, void *arg,
+                             uint64_t *value);
+    size_t (*size)(chm *m);
+    int (*iter_init)(chm_iter *it, chm *m);
+    int (*iter_next)(chm_iter *it, uint64_t *key, uint64_t *value);
+    void (*iter_fini)(chm_iter *it);
+    void (*destroy)(chm *m); /* frees everything, values and keys included */
+    int (*validate)(chm *m); /* quiescent self-check: 0 = sound, <0 names the broken invariant */
+};
+
+struct chm_backend {
+    const char *name;
+    bool thread_safe;
+    /* Allocate and initialise a map; `opt` is resolved (keys and seed filled in, validated).
+     * Returns NULL with errno set (ENOMEM, EINVAL). */
+    chm *(*create)(const chm_backend *b, const chm_options *opt);
+};
+
+/* The header every backend's map starts with. Read-only after chm_new. */
+struct chm {
+    const struct chm_ops *ops;
+    const chm_backend *backend;
+    const chm_keyops *keys;
+    uint64_t seed;
+    bool int_keys; /* keys == &chm_keys_u64: hash and compare inline, no indirect call */
+    void (*value_free)(uint64_t value, void *ctx);
+    void *ctx;
+    chm_options opt; /* the resolved options, for backend-specific fields */
+};
+
+/* Fill the header; called by each backend's create(). */
+CHM_HIDDEN void chm__header_init(chm *m, const struct chm_ops *ops, const chm_backend *b,
+                                 const chm_options *opt);
+
+/* Every iterator starts with this; core sets ops before calling the backend's iter_init and
+ * clears it in chm_iter_fini. Backends overlay their own struct (checked with
+ * CHM_ITER_STATIC_ASSERT). */
+struct chm__iter_base {
+    const struct chm_ops *ops;
+    chm *m;
+};
+#define CHM_ITER_STATIC_ASSERT(type)                                                               \
+    _Static_assert(sizeof(type) <= CHM_ITER_SIZE && alignof(type) <= 16,                         \
+                   #type " does not fit chm_iter")
+
+/* ---- hashing ---------------------------------------------------------------------------- */
+
+/* A seeded strong 64-bit mixer (two multiply-xorshift rounds, after splitmix64's finaliser):
+ * every input bit affects every output bit, and the seed enters before the first round so
+ * collisions cannot be precomputed without it. */
+static inline uint64_t chm__mix64(uint64_t key, uint64_t seed)
+{
+    uint64_t x = key ^ seed;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    x *= 0xd6e8feb86659fd93ULL;
+    x ^= x >> 32;
+    return x ^ (seed >> 17);
+}
+
+static inline uint64_t chm__hash(const chm *m, uint64_t key)
+{
+    return chm_likely(m->int_keys) ? chm__mix64(key, m->seed) : m->keys->hash(key, m->seed);
+}
+
+static inline bool chm__key_equal(const chm *m, uint64_t a, uint64_t b)
+{
+    return chm_likely(m->int_keys) ? a == b : m->keys->equal(a, b);
+}
+
+/* Make the stored copy of a key being inserted; false = out of memory. */
+static inline bool chm__key_retain(const chm *m, uint64_t key, uint64_t *stored)
+{
+    if (m->keys->retain == NULL) {
+        *stored = key;
+        return true;
+    }
+    return m->keys->retain(key, stored);
+}
+
+static inline void chm__key_release(const chm *m, uint64_t stored)
+{
+    if (m->keys->release != NULL)
+        m->keys->release(stored);
+}
+
+static inline void chm__value_free(const chm *m, uint64_t value)
+{
+    if (m->value_free != NULL)
+        m->value_free(value, m->ctx);
+}
+
+/* A fresh random seed from getrandom(), never 0. */
+CHM_HIDDEN uint64_t chm__random_seed(void);
+
+/* ---- allocation (every allocation of the library goes through these; see alloc.c) ------- */
+
+CHM_HIDDEN void *chm__malloc(size_t size);
+CHM_HIDDEN void *chm__calloc(size_t n, size_t size); /* NULL on n*size overflow */
+CHM_HIDDEN void *chm__aligned_alloc(size_t align, size_t size);
+CHM_HIDDEN void chm__free(void *p);
+
+/* Check a quiescent map's internal invariants (no operation may run concurrently): 0 when
+ * sound, a negative backend-specific code for the first broken invariant. For tests. */
+CHM_HIDDEN int chm__validate(chm *m);
+
+/* Test hooks (linked by the tests through the static library). */
+CHM_HIDDEN void chm__alloc_fail_nth(uint64_t n); /* arm counting (resets both counters);
+                                                    n >= 1: the n-th allocation from now fails,
+                                                    the others succeed; 0 = count only */
+CHM_HIDDEN void chm__alloc_disarm(void);         /* stop counting and failing */
+CHM_HIDDEN uint64_t chm__alloc_count(void);      /* allocations attempted while armed */
+CHM_HIDDEN long chm__alloc_live(void);           /* blocks allocated minus freed while armed */
+
+#endif /* CHM_INTERNAL_H */

@@ -1,0 +1,173 @@
+/*
+ * map.c - the public entry points: argument checks, option resolution, and one indirect call
+ * through the map's ops table per operation.
+ */
+#include "chm_internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+void chm__header_init(chm *m, const struct chm_ops *ops, const chm_backend *b,
+                      const chm_options *opt)
+{
+    m->ops = ops;
+    m->backend = b;
+    m->keys = opt->keys;
+    m->seed = opt->seed;
+    m->int_keys = opt->keys == &chm_keys_u64;
+    m->value_free = opt->value_free;
+    m->ctx = opt->ctx;
+    m->opt = *opt;
+}
+
+static bool backend_known(const chm_backend *b)
+{
+    for (const chm_backend *const *p = chm_backend_list(); *p != NULL; p++)
+        if (*p == b)
+            return true;
+    return false;
+}
+
+chm *chm_new(const chm_backend *b, const chm_options *opt)
+{
+    chm_options o;
+    if (opt != NULL)
+        o = *opt;
+    else
+        memset(&o, 0, sizeof o);
+    if (b == NULL || !backend_known(b)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (o.keys == NULL)
+        o.keys = &chm_keys_u64;
+    if (o.keys->hash == NULL || o.keys->equal == NULL ||
+        (o.on_race != CHM_RACE_ABORT && o.on_race != CHM_RACE_RETURN) ||
+        (o.rwlock != CHM_RWLOCK_PTHREAD && o.rwlock != CHM_RWLOCK_CK)) {
+        errno = EINVAL;
+        return NULL;
+    }
+    if (o.concurrency == 0)
+        o.concurrency = 16;
+    if (o.seed == 0)
+        o.seed = chm__random_seed();
+    return b->create(b, &o);
+}
+
+void chm_free(chm *m)
+{
+    if (m != NULL)
+        m->ops->destroy(m);
+}
+
+const chm_backend *chm_map_backend(const chm *m)
+{
+    return m != NULL ? m->backend : NULL;
+}
+
+int chm_get(chm *m, uint64_t key, uint64_t *value)
+{
+    if (chm_unlikely(m == NULL))
+        return CHM_EINVAL;
+    return m->ops->get(m, key, value);
+}
+
+int chm_put(chm *m, uint64_t key, uint64_t value, uint64_t *old)
+{
+    if (chm_unlikely(m == NULL))
+        return CHM_EINVAL;
+    return m->ops->put(m, key, value, old);
+}
+
+int chm_put_if_absent(chm *m, uint64_t key, uint64_t value, uint64_t *current)
+{
+    if (chm_unlikely(m == NULL))
+        return CHM_EINVAL;
+    return m->ops->put_if_absent(m, key, value, current);
+}
+
+int chm_remove(chm *m, uint64_t key, uint64_t *old)
+{
+    if (chm_unlikely(m == NULL))
+        return CHM_EINVAL;
+    return m->ops->remove(m, key, old);
+}
+
+int chm_replace(chm *m, uint64_t key, uint64_t expected, uint64_t desired)
+{
+    if (chm_unlikely(m == NULL))
+        return CHM_EINVAL;
+    return m->ops->replace(m, key, expected, desired);
+}
+
+int chm_compute_if_absent(chm *m, uint64_t key, chm_compute_fn *fn, void *arg, uint64_t *value)
+{
+    if (chm_unlikely(m == NULL || fn == NULL))
+        return CHM_EINVAL;
+    return m->ops->compute_if_absent(m, key, fn, arg, value);
+}
+
+size_t chm_size(chm *m)
+{
+    return m != NULL ? m->ops->size(m) : 0;
+}
+
+int chm__validate(chm *m)
+{
+    return m->ops->validate(m);
+}
+
+/* ---- iteration -------------------------------------------------------------------------- */
+
+static struct chm__iter_base *base_of(chm_iter *it)
+{
+    return (struct chm__iter_base *)(void *)it->opaque;
+}
+
+int chm_iter_init(chm_iter *it, chm *m)
+{
+    if (it == NULL)
+        return CHM_EINVAL;
+    struct chm__iter_base *b = base_of(it);
+    b->ops = NULL; /* so that chm_iter_fini after a failed init is a no-op */
+    if (m == NULL)
+        return CHM_EINVAL;
+    b->m = m;
+    int rc = m->ops->iter_init(it, m);
+    if (rc == CHM_OK)
+        b->ops = m->ops;
+    return rc;
+}
+
+int chm_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
+{
+    if (it == NULL || base_of(it)->ops == NULL)
+        return CHM_EINVAL;
+    return base_of(it)->ops->iter_next(it, key, value);
+}
+
+void chm_iter_fini(chm_iter *it)
+{
+    if (it == NULL || base_of(it)->ops == NULL)
+        return;
+    const struct chm_ops *ops = base_of(it)->ops;
+    base_of(it)->ops = NULL;
+    ops->iter_fini(it);
+}
+
+/* ---- status codes ----------------------------------------------------------------------- */
+
+const char *chm_strerror(int status)
+{
+    switch (status) {
+    case CHM_OK: return "success";
+    case CHM_NOTFOUND: return "key not found";
+    case CHM_EXISTS: return "key already present";
+    case CHM_END: return "end of iteration";
+    case CHM_EINVAL: return "invalid argument";
+    case CHM_ENOMEM: return "out of memory";
+    case CHM_ECONCURRENT: return "map modified during iteration";
+    case CHM_ERACE: return "concurrent map misuse detected";
+    default: return "unknown status";
+    }
+}

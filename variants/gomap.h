@@ -1,0 +1,91 @@
+/*
+ * gomap.h - Go's classic hash table (runtime/map.go before Go 1.24) for 64-bit keys and values:
+ * the storage that chm_unsafe and chm_rwlock share. Not thread-safe; the callers add misuse
+ * detection (unsafe.c) or a lock (rwlock.c). See gomap.c for how it works.
+ */
+#ifndef CHM_GOMAP_H
+#define CHM_GOMAP_H
+
+#include "chm_internal.h"
+
+#define GOMAP_BUCKET_CNT 8
+
+typedef struct gomap_bucket gomap_bucket;
+struct gomap_bucket {
+    uint8_t tophash[GOMAP_BUCKET_CNT]; /* top byte of each slot's hash, or a slot state */
+    uint64_t keys[GOMAP_BUCKET_CNT];   /* keys packed, then values packed: no padding */
+    uint64_t vals[GOMAP_BUCKET_CNT];
+    gomap_bucket *overflow;
+};
+_Static_assert(sizeof(gomap_bucket) == 8 + 64 + 64 + 8, "gomap_bucket must not be padded");
+
+typedef struct gomap {
+    size_t count;            /* live entries */
+    uint8_t B;               /* log2 of the number of buckets */
+    bool same_size_grow;     /* the current growth keeps B (it compacts overflow chains) */
+    bool reseed;             /* the seed was not chosen by the user: re-randomise when empty */
+    size_t noverflow;        /* overflow buckets of `buckets` (exact; Go approximates) */
+    uint64_t seed;
+    gomap_bucket *buckets;   /* 2^B buckets, then preallocated overflow buckets */
+    size_t nalloc;           /* buckets allocated in `buckets` (2^B + preallocated) */
+    gomap_bucket *next_overflow, *end_overflow; /* the unused preallocated overflow buckets */
+    gomap_bucket *oldbuckets; /* non-NULL only while growing */
+    size_t old_nalloc;
+    size_t nevacuate;        /* old buckets below this index are evacuated */
+    uint64_t modcount;       /* structural modifications (Java's modCount) */
+    const chm *owner;        /* key operations and value_free */
+} gomap;
+
+/* Fail-fast iterator state; the caller checks modcount before calling gomap_iter_next. */
+typedef struct gomap_iter {
+    gomap_bucket *buckets;
+    size_t mask;
+    size_t start;            /* random start bucket, as Go */
+    size_t i;                /* buckets started so far */
+    gomap_bucket *b;         /* current bucket in a chain, NULL between chains */
+    uint8_t offset;          /* random start slot, as Go */
+    uint8_t slot;            /* slots of b visited */
+    uint64_t modcount;       /* the map's modcount at init */
+} gomap_iter;
+
+/* Empty table sized for @hint entries (0 = allocate on first insert). CHM_OK or CHM_ENOMEM. */
+CHM_HIDDEN int gomap_init(gomap *g, const chm *owner, size_t hint);
+
+/* Free everything; every value goes to value_free and every stored key to release. */
+CHM_HIDDEN void gomap_destroy(gomap *g);
+
+/* CHM_OK (*value set) or CHM_NOTFOUND. Pure read. */
+CHM_HIDDEN int gomap_get(const gomap *g, uint64_t key, uint64_t *value);
+
+/*
+ * Find-or-insert (Go's mapassign). CHM_EXISTS: *valp points at the present value.
+ * CHM_OK: a new slot holds the (retained) key and *valp points at its value, which the caller
+ * must set before any other call. CHM_ENOMEM: nothing changed (an overwrite of a present key
+ * never fails: if growth cannot progress the key is found where it is).
+ */
+CHM_HIDDEN int gomap_assign(gomap *g, uint64_t key, uint64_t **valp);
+
+/* Remove @key: CHM_OK with *old_value and *old_key (the stored copy, to release by the caller),
+ * or CHM_NOTFOUND. Never fails. */
+CHM_HIDDEN int gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old_key);
+
+/* Finish an incremental growth now (iterators need a table that does not move).
+ * CHM_OK or CHM_ENOMEM (the growth then stays partly done, content unchanged). */
+CHM_HIDDEN int gomap_finish_growth(gomap *g);
+
+static inline bool gomap_growing(const gomap *g)
+{
+    return g->oldbuckets != NULL;
+}
+
+/* Start iterating; the table must not be growing. @rnd picks the random start. */
+CHM_HIDDEN void gomap_iter_init(gomap_iter *it, const gomap *g, uint64_t rnd);
+
+/* CHM_OK with *key and *value set, or CHM_END. Valid only while g->modcount == it->modcount. */
+CHM_HIDDEN int gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value);
+
+/* Quiescent self-check: every entry in the bucket its hash selects, counts consistent, tophash
+ * states well-formed. Returns 0 when sound, else a negative code naming the first problem. */
+CHM_HIDDEN int gomap_validate(const gomap *g);
+
+#endif /* CHM_GOMAP_H */

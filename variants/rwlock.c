@@ -1,0 +1,463 @@
+/*
+ * rwlock.c - chm_rwlock: Go's classic map (gomap.c) behind one reader-writer lock, the design of
+ * Go's `map + sync.RWMutex` and Java's HashMap under ReentrantReadWriteLock.
+ *
+ * HOW IT WORKS
+ *
+ * chm_get, chm_size and each iterator step take the lock shared; every write takes it exclusive
+ * and runs wholly under it (put_if_absent, replace and compute_if_absent included: no lock can be
+ * upgraded from shared to exclusive without deadlock, so a find-then-insert holds the write lock
+ * throughout). Each operation is linearizable at the moment it holds the lock. No safe memory
+ * reclamation is needed: nobody touches the table without the lock. Values and stored keys that
+ * leave the map go to value_free / release after the lock is dropped, so a slow callback never
+ * stalls other threads and may itself use the map.
+ *
+ * Two locks, chosen per map with chm_options.rwlock. Each gets its own ops table, generated from
+ * the same always-inline operation bodies, so the choice costs nothing per call:
+ *   - CHM_RWLOCK_PTHREAD (default): glibc's pthread_rwlock_t with writer preference set
+ *     explicitly (PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP), like Go's RWMutex: a waiting
+ *     writer holds back new readers, so a steady stream of reads cannot starve writes; waiters
+ *     sleep in the kernel instead of burning a core (this machine has two).
+ *   - CHM_RWLOCK_CK: Concurrency Kit's ck_rwlock, writer-biased and spinning: cheaper hand-offs
+ *     when critical sections are short and every thread has a core.
+ * Both make every reader write one shared word (the reader count), so reads do not scale: the
+ * line holding it bounces between cores. That is the cost this backend exists to show; the lock
+ * sits on its own 64-byte line so the bouncing does not also drag the table's header along.
+ *
+ * Fail-fast iteration, exact: the iterator holds the lock only inside each chm_iter_next, and
+ * under the lock compares the map's modification count with the one it started from. A thread
+ * may therefore write to the map between its own chm_iter_next calls.
+ *
+ * Re-entrant calls: the compute function of chm_compute_if_absent runs under the write lock. A
+ * call it makes into the same map runs without locking (this thread already holds the map
+ * exclusively) instead of deadlocking; if it changed the map structurally, the compute returns
+ * CHM_ECONCURRENT and inserts nothing, as Java 9's HashMap.computeIfAbsent throws
+ * ConcurrentModificationException.
+ */
+#define _GNU_SOURCE /* PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP */
+#include "gomap.h"
+
+#include <ck_rwlock.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <string.h>
+
+#if defined(__SANITIZE_THREAD__)
+#define CHM_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define CHM_TSAN 1
+#endif
+#endif
+#ifdef CHM_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#endif
+
+struct rw_map {
+    chm base;
+    alignas(CHM_CACHELINE) union {
+        pthread_rwlock_t pthread;
+        ck_rwlock_t ck;
+    } lock;
+    alignas(CHM_CACHELINE) gomap g;
+    atomic_uint_fast64_t iter_rnd; /* source of random iteration starts */
+};
+_Static_assert(offsetof(struct rw_map, lock) % CHM_CACHELINE == 0, "lock on its own line");
+_Static_assert(offsetof(struct rw_map, g) - offsetof(struct rw_map, lock) >= CHM_CACHELINE,
+               "the lock's line holds nothing else");
+
+struct rw_iter {
+    struct chm__iter_base base;
+    gomap_iter gi;
+    bool failed; /* ECONCURRENT is sticky */
+};
+CHM_ITER_STATIC_ASSERT(struct rw_iter);
+
+static struct rw_map *as_rw(chm *m)
+{
+    return (struct rw_map *)m;
+}
+
+/* The map whose write lock this thread holds while running a compute function. */
+static _Thread_local const chm *computing_in __attribute__((tls_model("initial-exec")));
+
+/* ---- the two locks ---------------------------------------------------------------------- */
+
+struct lock_impl {
+    void (*rdlock)(struct rw_map *m);
+    void (*rdunlock)(struct rw_map *m);
+    void (*wrlock)(struct rw_map *m);
+    void (*wrunlock)(struct rw_map *m);
+};
+
+static void pt_rdlock(struct rw_map *m)
+{
+    pthread_rwlock_rdlock(&m->lock.pthread);
+}
+static void pt_rdunlock(struct rw_map *m)
+{
+    pthread_rwlock_unlock(&m->lock.pthread);
+}
+static void pt_wrlock(struct rw_map *m)
+{
+    pthread_rwlock_wrlock(&m->lock.pthread);
+}
+static void pt_wrunlock(struct rw_map *m)
+{
+    pthread_rwlock_unlock(&m->lock.pthread);
+}
+
+/* ck's atomics are inline assembly, invisible to ThreadSanitizer: tell it that acquiring the lock
+ * (either side) acquires what the last releases published, and that releasing it (either side)
+ * publishes this thread's accesses. Readers must release too, or a writer's later store to the
+ * table would look unordered with their loads. */
+static void ck_rdlock(struct rw_map *m)
+{
+    ck_rwlock_read_lock(&m->lock.ck);
+#ifdef CHM_TSAN
+    __tsan_acquire(&m->lock.ck);
+#endif
+}
+static void ck_rdunlock(struct rw_map *m)
+{
+#ifdef CHM_TSAN
+    __tsan_release(&m->lock.ck);
+#endif
+    ck_rwlock_read_unlock(&m->lock.ck);
+}
+static void ck_wrlock(struct rw_map *m)
+{
+    ck_rwlock_write_lock(&m->lock.ck);
+#ifdef CHM_TSAN
+    __tsan_acquire(&m->lock.ck);
+#endif
+}
+static void ck_wrunlock(struct rw_map *m)
+{
+#ifdef CHM_TSAN
+    __tsan_release(&m->lock.ck);
+#endif
+    ck_rwlock_write_unlock(&m->lock.ck);
+}
+
+static const struct lock_impl pthread_impl = {pt_rdlock, pt_rdunlock, pt_wrlock, pt_wrunlock};
+static const struct lock_impl ck_impl = {ck_rdlock, ck_rdunlock, ck_wrlock, ck_wrunlock};
+
+/* ---- operation bodies, inlined into each lock's ops table ------------------------------- */
+
+#define RW_INLINE static inline __attribute__((always_inline))
+
+/* Lock unless this thread already holds the write lock (a call from a compute function). */
+RW_INLINE bool rd_enter(const struct lock_impl *L, struct rw_map *m)
+{
+    if (chm_unlikely(computing_in == &m->base))
+        return false;
+    L->rdlock(m);
+    return true;
+}
+
+RW_INLINE bool wr_enter(const struct lock_impl *L, struct rw_map *m)
+{
+    if (chm_unlikely(computing_in == &m->base))
+        return false;
+    L->wrlock(m);
+    return true;
+}
+
+RW_INLINE int rw_get(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t *value)
+{
+    struct rw_map *m = as_rw(cm);
+    bool locked = rd_enter(L, m);
+    int rc = gomap_get(&m->g, key, value);
+    if (locked)
+        L->rdunlock(m);
+    return rc;
+}
+
+RW_INLINE size_t rw_size(const struct lock_impl *L, chm *cm)
+{
+    struct rw_map *m = as_rw(cm);
+    bool locked = rd_enter(L, m);
+    size_t n = m->g.count;
+    if (locked)
+        L->rdunlock(m);
+    return n;
+}
+
+/* Find-or-insert under the write lock; `overwrite` replaces a present value (put). */
+RW_INLINE int rw_assign(const struct lock_impl *L, struct rw_map *m, uint64_t key, uint64_t value,
+                        bool overwrite, uint64_t *prev)
+{
+    bool locked = wr_enter(L, m);
+    uint64_t *slot;
+    int rc = gomap_assign(&m->g, key, &slot);
+    if (rc == CHM_OK) {
+        *slot = value;
+    } else if (rc == CHM_EXISTS) {
+        *prev = *slot;
+        if (overwrite)
+            *slot = value;
+    }
+    if (locked)
+        L->wrunlock(m);
+    return rc;
+}
+
+RW_INLINE int rw_put(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t value,
+                     uint64_t *old)
+{
+    uint64_t prev;
+    int rc = rw_assign(L, as_rw(cm), key, value, true, &prev);
+    if (rc == CHM_EXISTS) {
+        if (old != NULL)
+            *old = prev;
+        chm__value_free(cm, prev);
+    }
+    return rc;
+}
+
+RW_INLINE int rw_put_if_absent(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t value,
+                               uint64_t *current)
+{
+    uint64_t prev;
+    int rc = rw_assign(L, as_rw(cm), key, value, false, &prev);
+    if (rc == CHM_EXISTS && current != NULL)
+        *current = prev;
+    return rc;
+}
+
+RW_INLINE int rw_compute_if_absent(const struct lock_impl *L, chm *cm, uint64_t key,
+                                   chm_compute_fn *fn, void *arg, uint64_t *value)
+{
+    struct rw_map *m = as_rw(cm);
+    bool locked = wr_enter(L, m);
+    uint64_t v;
+    int rc = gomap_get(&m->g, key, &v);
+    if (rc == CHM_OK) {
+        rc = CHM_EXISTS;
+    } else {
+        uint64_t before = m->g.modcount;
+        const chm *outer = computing_in;
+        computing_in = cm;
+        v = fn(key, arg);
+        computing_in = outer;
+        if (m->g.modcount != before) {
+            rc = CHM_ECONCURRENT; /* fn changed the map: insert nothing */
+        } else {
+            uint64_t *slot;
+            rc = gomap_assign(&m->g, key, &slot); /* absent: CHM_OK or CHM_ENOMEM */
+            if (rc == CHM_OK)
+                *slot = v;
+        }
+    }
+    if (locked)
+        L->wrunlock(m);
+    if (rc >= 0 && value != NULL)
+        *value = v;
+    return rc;
+}
+
+RW_INLINE int rw_remove(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t *old)
+{
+    struct rw_map *m = as_rw(cm);
+    bool locked = wr_enter(L, m);
+    uint64_t v, k;
+    int rc = gomap_remove(&m->g, key, &v, &k);
+    if (locked)
+        L->wrunlock(m);
+    if (rc == CHM_OK) {
+        if (old != NULL)
+            *old = v;
+        chm__key_release(cm, k);
+        chm__value_free(cm, v);
+    }
+    return rc;
+}
+
+RW_INLINE int rw_replace(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t expected,
+                         uint64_t desired)
+{
+    struct rw_map *m = as_rw(cm);
+    bool locked = wr_enter(L, m);
+    uint64_t cur;
+    int rc = gomap_get(&m->g, key, &cur);
+    if (rc == CHM_OK) {
+        if (cur != expected) {
+            rc = CHM_EXISTS;
+        } else {
+            uint64_t *slot;
+            (void)gomap_assign(&m->g, key, &slot); /* present: an overwrite, never fails */
+            *slot = desired;
+        }
+    }
+    if (locked)
+        L->wrunlock(m);
+    if (rc == CHM_OK)
+        chm__value_free(cm, expected);
+    return rc;
+}
+
+RW_INLINE int rw_iter_init(const struct lock_impl *L, chm_iter *it, chm *cm)
+{
+    struct rw_map *m = as_rw(cm);
+    struct rw_iter *ri = (struct rw_iter *)(void *)it->opaque;
+    int rc = CHM_OK;
+    bool locked = rd_enter(L, m);
+    if (gomap_growing(&m->g)) {
+        /* The table must stop moving before an iterator walks it: finish the growth, which is
+         * a write. The lock cannot be upgraded, so drop it and take the write lock. */
+        if (locked) {
+            L->rdunlock(m);
+            L->wrlock(m);
+        }
+        rc = gomap_finish_growth(&m->g);
+        if (rc == CHM_OK)
+            gomap_iter_init(&ri->gi, &m->g,
+                            chm__mix64(atomic_fetch_add_explicit(&m->iter_rnd, 1,
+                                                                 memory_order_relaxed),
+                                       m->base.seed));
+        if (locked)
+            L->wrunlock(m);
+    } else {
+        gomap_iter_init(&ri->gi, &m->g,
+                        chm__mix64(atomic_fetch_add_explicit(&m->iter_rnd, 1,
+                                                             memory_order_relaxed),
+                                   m->base.seed));
+        if (locked)
+            L->rdunlock(m);
+    }
+    ri->failed = false;
+    return rc;
+}
+
+RW_INLINE int rw_iter_next(const struct lock_impl *L, chm_iter *it, uint64_t *key,
+                           uint64_t *value)
+{
+    struct rw_iter *ri = (struct rw_iter *)(void *)it->opaque;
+    struct rw_map *m = as_rw(ri->base.m);
+    if (ri->failed)
+        return CHM_ECONCURRENT;
+    bool locked = rd_enter(L, m);
+    uint64_t k, v;
+    int rc;
+    if (m->g.modcount != ri->gi.modcount) {
+        ri->failed = true;
+        rc = CHM_ECONCURRENT;
+    } else {
+        rc = gomap_iter_next(&ri->gi, &k, &v);
+    }
+    if (locked)
+        L->rdunlock(m);
+    if (rc == CHM_OK) {
+        if (key != NULL)
+            *key = k;
+        if (value != NULL)
+            *value = v;
+    }
+    return rc;
+}
+
+static void rw_iter_fini(chm_iter *it)
+{
+    (void)it; /* the lock is held only inside chm_iter_next */
+}
+
+static void rw_destroy(chm *cm)
+{
+    struct rw_map *m = as_rw(cm);
+    gomap_destroy(&m->g);
+    if (m->base.opt.rwlock == CHM_RWLOCK_PTHREAD)
+        pthread_rwlock_destroy(&m->lock.pthread);
+    chm__free(m);
+}
+
+static int rw_validate(chm *cm)
+{
+    return gomap_validate(&as_rw(cm)->g);
+}
+
+/* One ops table per lock: thin wrappers that fix L, so each body inlines its lock calls. */
+#define RW_OPS(P, IMPL)                                                                            \
+    static int P##_get(chm *m, uint64_t k, uint64_t *v) { return rw_get(&IMPL, m, k, v); }       \
+    static int P##_put(chm *m, uint64_t k, uint64_t v, uint64_t *o)                              \
+    {                                                                                              \
+        return rw_put(&IMPL, m, k, v, o);                                                          \
+    }                                                                                              \
+    static int P##_put_if_absent(chm *m, uint64_t k, uint64_t v, uint64_t *c)                    \
+    {                                                                                              \
+        return rw_put_if_absent(&IMPL, m, k, v, c);                                                \
+    }                                                                                              \
+    static int P##_remove(chm *m, uint64_t k, uint64_t *o) { return rw_remove(&IMPL, m, k, o); } \
+    static int P##_replace(chm *m, uint64_t k, uint64_t e, uint64_t d)                           \
+    {                                                                                              \
+        return rw_replace(&IMPL, m, k, e, d);                                                      \
+    }                                                                                              \
+    static int P##_compute_if_absent(chm *m, uint64_t k, chm_compute_fn *f, void *a, uint64_t *v) \
+    {                                                                                              \
+        return rw_compute_if_absent(&IMPL, m, k, f, a, v);                                         \
+    }                                                                                              \
+    static size_t P##_size(chm *m) { return rw_size(&IMPL, m); }                                   \
+    static int P##_iter_init(chm_iter *it, chm *m) { return rw_iter_init(&IMPL, it, m); }         \
+    static int P##_iter_next(chm_iter *it, uint64_t *k, uint64_t *v)                             \
+    {                                                                                              \
+        return rw_iter_next(&IMPL, it, k, v);                                                      \
+    }                                                                                              \
+    static const struct chm_ops P##_ops = {                                                        \
+        .get = P##_get,                                                                            \
+        .put = P##_put,                                                                            \
+        .put_if_absent = P##_put_if_absent,                                                        \
+        .remove = P##_remove,                                                                      \
+        .replace = P##_replace,                                                                    \
+        .compute_if_absent = P##_compute_if_absent,                                                \
+        .size = P##_size,                                                                          \
+        .iter_init = P##_iter_init,                                                                \
+        .iter_next = P##_iter_next,                                                                \
+        .iter_fini = rw_iter_fini,                                                                 \
+        .destroy = rw_destroy,                                                                     \
+        .validate = rw_validate,                                                                   \
+    };
+
+RW_OPS(pthread, pthread_impl)
+RW_OPS(ckrw, ck_impl)
+
+static chm *rw_create(const chm_backend *b, const chm_options *opt)
+{
+    struct rw_map *m = chm__aligned_alloc(CHM_CACHELINE, sizeof *m);
+    if (m == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(m, 0, sizeof *m);
+    bool use_ck = opt->rwlock == CHM_RWLOCK_CK;
+    chm__header_init(&m->base, use_ck ? &ckrw_ops : &pthread_ops, b, opt);
+    if (use_ck) {
+        ck_rwlock_init(&m->lock.ck);
+    } else {
+        pthread_rwlockattr_t attr;
+        pthread_rwlockattr_init(&attr);
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        int err = pthread_rwlock_init(&m->lock.pthread, &attr);
+        pthread_rwlockattr_destroy(&attr);
+        if (err != 0) {
+            chm__free(m);
+            errno = err;
+            return NULL;
+        }
+    }
+    if (gomap_init(&m->g, &m->base, opt->capacity) != CHM_OK) {
+        if (!use_ck)
+            pthread_rwlock_destroy(&m->lock.pthread);
+        chm__free(m);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return &m->base;
+}
+
+const chm_backend chm_rwlock = {
+    .name = "rwlock",
+    .thread_safe = true,
+    .create = rw_create,
+};

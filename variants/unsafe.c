@@ -1,0 +1,325 @@
+/*
+ * unsafe.c - chm_unsafe: Go's built-in map, for one thread at a time, with Go's detection of
+ * concurrent misuse and Java HashMap's fail-fast iteration.
+ *
+ * HOW IT WORKS
+ *
+ * The table is gomap.c (Go's classic map, faithfully). This file adds what Go's mapassign,
+ * mapaccess and mapiternext do around it:
+ *
+ *   - A `writing` flag, toggled by every write as Go 1.24 does (`writing ^= 1` on entry, check it
+ *     is still set and toggle it back on exit). A write that finds it set reports "concurrent map
+ *     writes"; so does a write that finds it cleared on exit (another writer toggled it meanwhile).
+ *     A read that finds it set reports "concurrent map read and map write"; an iterator step,
+ *     "concurrent map iteration and map write". The report follows chm_options.on_race: print
+ *     "chm: <message>" and abort() (Go's fatal error, the default), or return CHM_ERACE.
+ *   - The flag is a C11 atomic accessed only with relaxed loads and stores, never a
+ *     read-modify-write: single-threaded use pays two plain moves per write, and racing threads
+ *     have no undefined behaviour on the flag itself. Detection is best effort, as in Go: two
+ *     writers whose flag accesses do not interleave go unnoticed (ThreadSanitizer is the real
+ *     tool, and it agrees: see tests/test_race.c).
+ *   - Fail-fast iteration: a modification count (Java's modCount) bumped by every structural
+ *     change (new key, removed key, growth start). The iterator remembers it and every
+ *     chm_iter_next checks it first: CHM_ECONCURRENT once it differs. Value overwrites do not bump
+ *     it. chm_iter_init first finishes any incremental growth so the table cannot move under an
+ *     iterator without the count changing (gomap.c explains why).
+ *
+ * Deliberate differences from Go
+ *   - Out of memory, bad arguments and detected races are status codes, not crashes (unless the
+ *     race policy is abort).
+ *   - chm_compute_if_absent calls the function without the writing flag set, so it may read the
+ *     map; if it modified the map structurally the call returns CHM_ECONCURRENT and inserts
+ *     nothing (Java 9's HashMap.computeIfAbsent throws ConcurrentModificationException there).
+ */
+#include "gomap.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+struct unsafe_map {
+    chm base;
+    atomic_uchar writing; /* Go's hashWriting flag; relaxed only (see HOW IT WORKS) */
+    uint64_t iter_rnd;    /* per-map source of random iteration starts */
+    gomap g;
+};
+
+struct unsafe_iter {
+    struct chm__iter_base base;
+    gomap_iter gi;
+    bool failed; /* ECONCURRENT is sticky */
+};
+CHM_ITER_STATIC_ASSERT(struct unsafe_iter);
+
+static struct unsafe_map *as_unsafe(chm *m)
+{
+    return (struct unsafe_map *)m;
+}
+
+enum race_kind { RACE_WRITES, RACE_READ, RACE_ITER };
+
+static const char *const race_message[] = {
+    [RACE_WRITES] = "concurrent map writes",
+    [RACE_READ] = "concurrent map read and map write",
+    [RACE_ITER] = "concurrent map iteration and map write",
+};
+
+static int race(struct unsafe_map *m, enum race_kind kind)
+{
+    if (m->base.opt.on_race == CHM_RACE_RETURN)
+        return CHM_ERACE;
+    fprintf(stderr, "chm: %s\n", race_message[kind]);
+    abort();
+}
+
+/* Go: `if m.writing != 0 { fatal }; m.writing ^= 1`. Relaxed: the flag orders nothing, it only
+ * has to be seen by a racing thread at some point to be useful. */
+static bool write_begin(struct unsafe_map *m)
+{
+    unsigned char w = atomic_load_explicit(&m->writing, memory_order_relaxed);
+    if (chm_unlikely(w != 0))
+        return false;
+    atomic_store_explicit(&m->writing, (unsigned char)(w ^ 1), memory_order_relaxed);
+    return true;
+}
+
+/* Go: `if m.writing == 0 { fatal }; m.writing ^= 1`: a racing writer toggled it meanwhile. */
+static bool write_end(struct unsafe_map *m)
+{
+    unsigned char w = atomic_load_explicit(&m->writing, memory_order_relaxed);
+    if (chm_unlikely(w == 0))
+        return false;
+    atomic_store_explicit(&m->writing, (unsigned char)(w ^ 1), memory_order_relaxed);
+    return true;
+}
+
+static bool writer_active(struct unsafe_map *m)
+{
+    return atomic_load_explicit(&m->writing, memory_order_relaxed) != 0;
+}
+
+/* ---- reads ------------------------------------------------------------------------------ */
+
+static int unsafe_get(chm *cm, uint64_t key, uint64_t *value)
+{
+    struct unsafe_map *m = as_unsafe(cm);
+    if (chm_unlikely(writer_active(m)))
+        return race(m, RACE_READ);
+    return gomap_get(&m->g, key, value);
+}
+
+static size_t unsafe_size(chm *cm)
+{
+    return as_unsafe(cm)->g.count; /* Go's len(): a plain read */
+}
+
+/* ---- writes ----------------------------------------------------------------------------- */
+
+/* Shared by put, put_if_absent and compute_if_absent: find-or-insert under the writing flag.
+ * `overwrite` replaces a present value (put). Returns the gomap status, or CHM_ERACE. */
+static int assign(struct unsafe_map *m, uint64_t key, uint64_t value, bool overwrite,
+                  uint64_t *prev)
+{
+    if (!write_begin(m))
+        return race(m, RACE_WRITES);
+    uint64_t *slot;
+    int rc = gomap_assign(&m->g, key, &slot);
+    if (rc == CHM_OK) {
+        *slot = value;
+    } else if (rc == CHM_EXISTS) {
+        *prev = *slot;
+        if (overwrite)
+            *slot = value;
+    }
+    if (!write_end(m))
+        return race(m, RACE_WRITES);
+    return rc;
+}
+
+static int unsafe_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
+{
+    struct unsafe_map *m = as_unsafe(cm);
+    uint64_t prev;
+    int rc = assign(m, key, value, true, &prev);
+    if (rc == CHM_EXISTS) {
+        if (old != NULL)
+            *old = prev;
+        chm__value_free(cm, prev);
+    }
+    return rc;
+}
+
+static int unsafe_put_if_absent(chm *cm, uint64_t key, uint64_t value, uint64_t *current)
+{
+    uint64_t prev;
+    int rc = assign(as_unsafe(cm), key, value, false, &prev);
+    if (rc == CHM_EXISTS && current != NULL)
+        *current = prev;
+    return rc;
+}
+
+static int unsafe_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void *arg,
+                                    uint64_t *value)
+{
+    struct unsafe_map *m = as_unsafe(cm);
+    uint64_t v;
+    int rc = unsafe_get(cm, key, &v);
+    if (rc == CHM_NOTFOUND) {
+        uint64_t before = m->g.modcount;
+        v = fn(key, arg);
+        if (m->g.modcount != before)
+            return CHM_ECONCURRENT; /* fn changed the map under us: insert nothing */
+        uint64_t prev;
+        rc = assign(m, key, v, false, &prev);
+        if (rc == CHM_EXISTS) /* impossible without a race; report what is there */
+            v = prev;
+    } else if (rc == CHM_OK) {
+        rc = CHM_EXISTS;
+    }
+    if (rc >= 0 && value != NULL)
+        *value = v;
+    return rc;
+}
+
+static int unsafe_remove(chm *cm, uint64_t key, uint64_t *old)
+{
+    struct unsafe_map *m = as_unsafe(cm);
+    if (!write_begin(m))
+        return race(m, RACE_WRITES);
+    uint64_t v, k;
+    int rc = gomap_remove(&m->g, key, &v, &k);
+    if (!write_end(m))
+        return race(m, RACE_WRITES);
+    if (rc == CHM_OK) {
+        if (old != NULL)
+            *old = v;
+        chm__key_release(cm, k);
+        chm__value_free(cm, v);
+    }
+    return rc;
+}
+
+static int unsafe_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired)
+{
+    struct unsafe_map *m = as_unsafe(cm);
+    if (!write_begin(m))
+        return race(m, RACE_WRITES);
+    /* A lookup, not gomap_assign: replace never inserts, so it must not grow or allocate. */
+    uint64_t cur;
+    int rc = gomap_get(&m->g, key, &cur);
+    if (rc == CHM_OK) {
+        if (cur != expected) {
+            rc = CHM_EXISTS;
+        } else {
+            uint64_t *slot;
+            (void)gomap_assign(&m->g, key, &slot); /* present: an overwrite, never fails */
+            *slot = desired;
+        }
+    }
+    if (!write_end(m))
+        return race(m, RACE_WRITES);
+    if (rc == CHM_OK)
+        chm__value_free(cm, expected);
+    return rc;
+}
+
+/* ---- iteration -------------------------------------------------------------------------- */
+
+static int unsafe_iter_init(chm_iter *it, chm *cm)
+{
+    struct unsafe_map *m = as_unsafe(cm);
+    struct unsafe_iter *ui = (struct unsafe_iter *)(void *)it->opaque;
+    if (gomap_growing(&m->g)) { /* finishing the growth is a write */
+        if (!write_begin(m))
+            return race(m, RACE_ITER);
+        int rc = gomap_finish_growth(&m->g);
+        if (!write_end(m))
+            return race(m, RACE_ITER);
+        if (rc != CHM_OK)
+            return rc;
+    } else if (writer_active(m)) {
+        return race(m, RACE_ITER);
+    }
+    m->iter_rnd = chm__mix64(m->iter_rnd + 1, m->base.seed);
+    gomap_iter_init(&ui->gi, &m->g, m->iter_rnd);
+    ui->failed = false;
+    return CHM_OK;
+}
+
+static int unsafe_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
+{
+    struct unsafe_iter *ui = (struct unsafe_iter *)(void *)it->opaque;
+    struct unsafe_map *m = as_unsafe(ui->base.m);
+    if (chm_unlikely(writer_active(m)))
+        return race(m, RACE_ITER);
+    if (ui->failed || m->g.modcount != ui->gi.modcount) {
+        ui->failed = true;
+        return CHM_ECONCURRENT;
+    }
+    uint64_t k, v;
+    int rc = gomap_iter_next(&ui->gi, &k, &v);
+    if (rc == CHM_OK) {
+        if (key != NULL)
+            *key = k;
+        if (value != NULL)
+            *value = v;
+    }
+    return rc;
+}
+
+static void unsafe_iter_fini(chm_iter *it)
+{
+    (void)it; /* holds nothing */
+}
+
+/* ---- life cycle ------------------------------------------------------------------------- */
+
+static void unsafe_destroy(chm *cm)
+{
+    struct unsafe_map *m = as_unsafe(cm);
+    gomap_destroy(&m->g);
+    chm__free(m);
+}
+
+static int unsafe_validate(chm *cm)
+{
+    return gomap_validate(&as_unsafe(cm)->g);
+}
+
+static const struct chm_ops unsafe_ops = {
+    .get = unsafe_get,
+    .put = unsafe_put,
+    .put_if_absent = unsafe_put_if_absent,
+    .remove = unsafe_remove,
+    .replace = unsafe_replace,
+    .compute_if_absent = unsafe_compute_if_absent,
+    .size = unsafe_size,
+    .iter_init = unsafe_iter_init,
+    .iter_next = unsafe_iter_next,
+    .iter_fini = unsafe_iter_fini,
+    .destroy = unsafe_destroy,
+    .validate = unsafe_validate,
+};
+
+static chm *unsafe_create(const chm_backend *b, const chm_options *opt)
+{
+    struct unsafe_map *m = chm__calloc(1, sizeof *m);
+    if (m == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    chm__header_init(&m->base, &unsafe_ops, b, opt);
+    m->iter_rnd = opt->seed;
+    if (gomap_init(&m->g, &m->base, opt->capacity) != CHM_OK) {
+        chm__free(m);
+        errno = ENOMEM;
+        return NULL;
+    }
+    return &m->base;
+}
+
+const chm_backend chm_unsafe = {
+    .name = "unsafe",
+    .thread_safe = false,
+    .create = unsafe_create,
+};

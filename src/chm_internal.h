@@ -48,7 +48,8 @@ struct chm_ops {
 struct chm_backend {
     const char *name;
     bool thread_safe;
-    /* Allocate and initialise a map; `opt` is resolved (keys and seed filled in, validated).
+    /* Allocate and initialise a map; `opt` is resolved (keys and concurrency filled in,
+     * validated; seed 0 still means "random": chm__header_init draws it).
      * Returns NULL with errno set (ENOMEM, EINVAL). */
     chm *(*create)(const chm_backend *b, const chm_options *opt);
 };
@@ -62,7 +63,8 @@ struct chm {
     bool int_keys; /* keys == &chm_keys_u64: hash and compare inline, no indirect call */
     void (*value_free)(uint64_t value, void *ctx);
     void *ctx;
-    chm_options opt; /* the resolved options, for backend-specific fields */
+    chm_options opt; /* the resolved options, for backend-specific fields; opt.seed == 0
+                        means the seed above was drawn at random */
 };
 
 /* Fill the header; called by each backend's create(). */

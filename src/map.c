@@ -13,7 +13,7 @@ void chm__header_init(chm *m, const struct chm_ops *ops, const chm_backend *b,
     m->ops = ops;
     m->backend = b;
     m->keys = opt->keys;
-    m->seed = opt->seed;
+    m->seed = opt->seed != 0 ? opt->seed : chm__random_seed();
     m->int_keys = opt->keys == &chm_keys_u64;
     m->value_free = opt->value_free;
     m->ctx = opt->ctx;
@@ -49,8 +49,6 @@ chm *chm_new(const chm_backend *b, const chm_options *opt)
     }
     if (o.concurrency == 0)
         o.concurrency = 16;
-    if (o.seed == 0)
-        o.seed = chm__random_seed();
     return b->create(b, &o);
 }
 

@@ -169,7 +169,7 @@ int gomap_init(gomap *g, const chm *owner, size_t hint)
     memset(g, 0, sizeof *g);
     g->owner = owner;
     g->seed = owner->seed;
-    g->reseed = owner->opt.seed == 0 || owner->seed != owner->opt.seed;
+    g->reseed = owner->opt.seed == 0; /* the user did not choose one */
     uint8_t B = 0;
     while (B < 58 && over_load_factor(hint, B))
         B++;
@@ -332,8 +332,10 @@ static int evacuate(gomap *g, size_t oldbucket)
                 if (dst->i == GOMAP_BUCKET_CNT) {
                     gomap_bucket *next = dst->b->overflow;
                     if (next == NULL && (next = new_overflow(g, dst->b)) == NULL) {
-                        zero_chain(d[0].b);
-                        zero_chain(d[1].b);
+                        /* From the chain heads: d[].b has moved on past filled buckets. */
+                        zero_chain(&g->buckets[oldbucket]);
+                        if (!g->same_size_grow)
+                            zero_chain(&g->buckets[oldbucket + newbit]);
                         return CHM_ENOMEM;
                     }
                     dst->b = next;

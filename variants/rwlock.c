@@ -208,7 +208,7 @@ RW_INLINE int rw_assign(const struct lock_impl *L, struct rw_map *m, uint64_t ke
 RW_INLINE int rw_put(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t value,
                      uint64_t *old)
 {
-    uint64_t prev;
+    uint64_t prev = 0;
     int rc = rw_assign(L, as_rw(cm), key, value, true, &prev);
     if (rc == CHM_EXISTS) {
         if (old != NULL)
@@ -221,7 +221,7 @@ RW_INLINE int rw_put(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t 
 RW_INLINE int rw_put_if_absent(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t value,
                                uint64_t *current)
 {
-    uint64_t prev;
+    uint64_t prev = 0;
     int rc = rw_assign(L, as_rw(cm), key, value, false, &prev);
     if (rc == CHM_EXISTS && current != NULL)
         *current = prev;

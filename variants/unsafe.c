@@ -139,7 +139,7 @@ static int assign(struct unsafe_map *m, uint64_t key, uint64_t value, bool overw
 static int unsafe_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
 {
     struct unsafe_map *m = as_unsafe(cm);
-    uint64_t prev;
+    uint64_t prev = 0;
     int rc = assign(m, key, value, true, &prev);
     if (rc == CHM_EXISTS) {
         if (old != NULL)
@@ -151,7 +151,7 @@ static int unsafe_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
 
 static int unsafe_put_if_absent(chm *cm, uint64_t key, uint64_t value, uint64_t *current)
 {
-    uint64_t prev;
+    uint64_t prev = 0;
     int rc = assign(as_unsafe(cm), key, value, false, &prev);
     if (rc == CHM_EXISTS && current != NULL)
         *current = prev;
@@ -169,7 +169,7 @@ static int unsafe_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, v
         v = fn(key, arg);
         if (m->g.modcount != before)
             return CHM_ECONCURRENT; /* fn changed the map under us: insert nothing */
-        uint64_t prev;
+        uint64_t prev = 0;
         rc = assign(m, key, v, false, &prev);
         if (rc == CHM_EXISTS) /* impossible without a race; report what is there */
             v = prev;
@@ -309,7 +309,7 @@ static chm *unsafe_create(const chm_backend *b, const chm_options *opt)
         return NULL;
     }
     chm__header_init(&m->base, &unsafe_ops, b, opt);
-    m->iter_rnd = opt->seed;
+    m->iter_rnd = m->base.seed;
     if (gomap_init(&m->g, &m->base, opt->capacity) != CHM_OK) {
         chm__free(m);
         errno = ENOMEM;

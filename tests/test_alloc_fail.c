@@ -1,0 +1,557 @@
+/*
+ * test_alloc_fail.c - out of memory, every allocation in turn.
+ *
+ * For every backend and every scripted workload, run the workload with the k-th allocation of the
+ * library failing (chm__alloc_fail_nth), for k = 1, 2, ... until a run completes without reaching
+ * the k-th allocation. In every run:
+ *   - chm_new fails with NULL and errno ENOMEM, or an operation returns CHM_ENOMEM (a backend may
+ *     also absorb a failure it can work around, e.g. a remove whose helping growth step fails:
+ *     the model comparison is what must hold);
+ *   - right after a CHM_ENOMEM the map equals the model (size, a chm_get of every key, and a full
+ *     iteration), i.e. the failed operation changed nothing;
+ *   - "continue" mode: the failed operation is retried and must now succeed, and the workload goes
+ *     on to the end; "stop" mode: the map is freed right after the failure (a growth may be half
+ *     done then), which checks that chm_free copes with every intermediate state;
+ *   - value_free is called exactly once per value that left (a multiset comparison), never for the
+ *     value of a failed insert;
+ *   - after chm_free, chm__alloc_live() == 0 (and LeakSanitizer sees no leak in the ASan build).
+ */
+#include "testlib.h"
+
+#include "chm_internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- one run ------------------------------------------------------------------------------- */
+
+enum op { OP_PUT, OP_PIA, OP_CIA, OP_REMOVE, OP_REPLACE, OP_GET };
+
+typedef struct af {
+    const chm_backend *b;
+    const char *wl; /* workload name */
+    uint64_t k;     /* the allocation that fails */
+    bool stop_mode; /* free the map right after the first CHM_ENOMEM */
+    bool strings;   /* keys are strings "s<i>..." */
+    const chm_keyops *keys;
+    size_t capacity;
+
+    chm *m;
+    tl_model model; /* key index -> value */
+    tl_model left;  /* value -> times it left the map */
+    unsigned long left_total;
+    tl_freelog log;
+    int enomem;   /* CHM_ENOMEM returned in this run */
+    bool stopped; /* stop mode: a failure happened, the workload must end */
+    bool broken;  /* a check failed: end the run */
+    uint64_t vctr;
+    char buf[96];
+} af;
+
+static uint64_t af_key(af *a, uint64_t i)
+{
+    if (!a->strings)
+        return i * 0x9e3779b97f4a7c15ULL; /* spread over the word; 0 included */
+    snprintf(a->buf, sizeof a->buf, "s%" PRIu64 "%s", i,
+             (i % 3) == 0 ? "-with-a-tail-longer-than-sixteen-bytes" : "");
+    return (uint64_t)(uintptr_t)a->buf;
+}
+
+/* Overwrite the caller's buffer so a map that kept the pointer is caught. */
+static void af_scribble(af *a)
+{
+    if (a->strings)
+        memset(a->buf, '#', sizeof a->buf - 1);
+}
+
+static uint64_t key_index_of(const af *a, uint64_t key)
+{
+    if (!a->strings)
+        return key * 0xf1de83e19937733dULL; /* inverse of 0x9e3779b97f4a7c15 mod 2^64 */
+    const char *s = (const char *)(uintptr_t)key;
+    return s[0] == 's' ? strtoull(s + 1, NULL, 10) : UINT64_MAX;
+}
+
+static void af_left(af *a, uint64_t value)
+{
+    tl_model_add(&a->left, value, 1);
+    a->left_total++;
+}
+
+/* The map equals the model: size, gets, and (with_iter) a full iteration. */
+static bool af_check(af *a, bool with_iter)
+{
+    long before = tl_failures();
+    CHECK_EQ(chm_size(a->m), tl_model_size(&a->model));
+    size_t pos = 0;
+    uint64_t i, want;
+    while (tl_model_slot(&a->model, &pos, &i, &want)) {
+        uint64_t got = ~want;
+        int rc = chm_get(a->m, af_key(a, i), &got);
+        af_scribble(a);
+        if (!CHECK_RC(rc, CHM_OK) || !CHECK_EQ(got, want)) {
+            FAIL("key index %" PRIu64, i);
+            break;
+        }
+    }
+    if (with_iter && tl_failures() == before) {
+        chm_iter it;
+        int rc = chm_iter_init(&it, a->m);
+        if (rc == CHM_OK) {
+            tl_model seen;
+            tl_model_init(&seen);
+            uint64_t k, v;
+            while ((rc = chm_iter_next(&it, &k, &v)) == CHM_OK) {
+                uint64_t idx = key_index_of(a, k);
+                if (!CHECK(tl_model_get(&a->model, idx, &want) && want == v) ||
+                    !CHECK(tl_model_put(&seen, idx, v, NULL)))
+                    break;
+                if (a->strings)
+                    CHECK(k != (uint64_t)(uintptr_t)a->buf);
+            }
+            CHECK_RC(rc, CHM_END);
+            CHECK_EQ(tl_model_size(&seen), tl_model_size(&a->model));
+            tl_model_fini(&seen);
+        } else if (rc != CHM_ENOMEM) { /* ENOMEM: no iteration now; the gets above suffice */
+            CHECK_RC(rc, CHM_OK);
+        }
+        chm_iter_fini(&it);
+    }
+    if (tl_failures() != before) {
+        a->broken = true;
+        return false;
+    }
+    return true;
+}
+
+/* A CHM_ENOMEM: the map must be unchanged. Returns true when the caller should retry. */
+static bool af_enomem(af *a, int attempt, const char *what, uint64_t i)
+{
+    a->enomem++;
+    if (attempt > 0) {
+        FAIL("%s(key index %" PRIu64 ") failed again on retry (only one allocation fails)", what,
+             i);
+        a->broken = true;
+        return false;
+    }
+    if (!af_check(a, !a->stop_mode)) {
+        FAIL("after %s(key index %" PRIu64 ") returned CHM_ENOMEM the map changed", what, i);
+        return false;
+    }
+    if (a->stop_mode) {
+        a->stopped = true;
+        return false;
+    }
+    return true;
+}
+
+static uint64_t compute_value(uint64_t key, void *arg)
+{
+    (void)key;
+    uint64_t *calls = arg;
+    return 0xc0ffee0000000000ULL + ++*calls;
+}
+
+/* One operation on key index i, checked against the model; retried once after CHM_ENOMEM. */
+static bool af_op(af *a, enum op op, uint64_t i)
+{
+    if (a->stopped || a->broken)
+        return false;
+    uint64_t cur;
+    bool present = tl_model_get(&a->model, i, &cur);
+    static const char *const names[] = {"put",    "put_if_absent", "compute_if_absent",
+                                        "remove", "replace",       "get"};
+    for (int attempt = 0; attempt < 2; attempt++) {
+        uint64_t v = ++a->vctr * 0x100000001b3ULL, out = 0x5a5a5a5a5a5a5a5aULL;
+        uint64_t calls = 0;
+        uint64_t key = af_key(a, i);
+        int rc;
+        switch (op) {
+        case OP_PUT: rc = chm_put(a->m, key, v, &out); break;
+        case OP_PIA: rc = chm_put_if_absent(a->m, key, v, &out); break;
+        case OP_CIA:
+            rc = chm_compute_if_absent(a->m, key, compute_value, &calls, &out);
+            v = 0xc0ffee0000000000ULL + 1;
+            break;
+        case OP_REMOVE: rc = chm_remove(a->m, key, &out); break;
+        case OP_REPLACE: rc = chm_replace(a->m, key, cur, v); break;
+        default: rc = chm_get(a->m, key, &out); break;
+        }
+        af_scribble(a);
+        if (rc == CHM_ENOMEM) {
+            if (op == OP_CIA && a->strings == false && calls > 1)
+                FAIL("compute_if_absent ran its function %" PRIu64 " times", calls);
+            if (!af_enomem(a, attempt, names[op], i))
+                return false;
+            continue;
+        }
+        long before = tl_failures();
+        switch (op) {
+        case OP_PUT:
+            if (CHECK_RC(rc, present ? CHM_EXISTS : CHM_OK) && present)
+                CHECK_EQ(out, cur);
+            if (present)
+                af_left(a, cur);
+            tl_model_put(&a->model, i, v, NULL);
+            break;
+        case OP_PIA:
+            if (CHECK_RC(rc, present ? CHM_EXISTS : CHM_OK) && present)
+                CHECK_EQ(out, cur);
+            if (!present)
+                tl_model_put(&a->model, i, v, NULL);
+            break;
+        case OP_CIA:
+            if (present) {
+                if (CHECK_RC(rc, CHM_EXISTS))
+                    CHECK_EQ(out, cur);
+                CHECK_EQ(calls, 0);
+            } else {
+                /* the value installed is the one computed in this (successful) call */
+                if (CHECK_RC(rc, CHM_OK))
+                    CHECK_EQ(out, 0xc0ffee0000000000ULL + calls);
+                CHECK_EQ(calls, 1);
+                tl_model_put(&a->model, i, out, NULL);
+            }
+            break;
+        case OP_REMOVE:
+            if (CHECK_RC(rc, present ? CHM_OK : CHM_NOTFOUND) && present)
+                CHECK_EQ(out, cur);
+            if (present) {
+                af_left(a, cur);
+                tl_model_remove(&a->model, i, NULL);
+            }
+            break;
+        case OP_REPLACE:
+            CHECK_RC(rc, present ? CHM_OK : CHM_NOTFOUND);
+            if (present) {
+                af_left(a, cur);
+                tl_model_put(&a->model, i, v, NULL);
+            }
+            break;
+        default:
+            if (CHECK_RC(rc, present ? CHM_OK : CHM_NOTFOUND) && present)
+                CHECK_EQ(out, cur);
+            break;
+        }
+        if (tl_failures() != before) {
+            FAIL("%s(key index %" PRIu64 "), attempt %d", names[op], i, attempt);
+            a->broken = true;
+            return false;
+        }
+        return true;
+    }
+    return false;
+}
+
+/* A full iteration as an operation: chm_iter_init may fail with CHM_ENOMEM (it may finish a
+ * growth first). */
+static bool af_iterate(af *a)
+{
+    if (a->stopped || a->broken)
+        return false;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        chm_iter it;
+        int rc = chm_iter_init(&it, a->m);
+        if (rc == CHM_ENOMEM) {
+            chm_iter_fini(&it);
+            if (!af_enomem(a, attempt, "chm_iter_init", 0))
+                return false;
+            continue;
+        }
+        chm_iter_fini(&it);
+        if (!CHECK_RC(rc, CHM_OK)) {
+            a->broken = true;
+            return false;
+        }
+        return af_check(a, true);
+    }
+    return false;
+}
+
+/* ---- workloads ---------------------------------------------------------------------------- */
+
+typedef void (*workload_fn)(af *a);
+
+/* Capacity 0, then inserts through a dozen doublings, with a few removes and overwrites. */
+static void wl_grow(af *a)
+{
+    for (uint64_t i = 0; i < 1200; i++) {
+        if (!af_op(a, OP_PUT, i))
+            return;
+        if (i % 97 == 0 && !af_op(a, OP_REMOVE, i / 2))
+            return;
+        if (i % 89 == 0 && !af_op(a, OP_PUT, i / 3))
+            return;
+    }
+}
+
+static void wl_strings(af *a)
+{
+    for (uint64_t i = 0; i < 300; i++) {
+        if (!af_op(a, OP_PUT, i))
+            return;
+        if (i % 7 == 0 && !af_op(a, OP_PUT, i / 2)) /* an overwrite keeps the stored key */
+            return;
+        if (i % 11 == 0 && !af_op(a, OP_REMOVE, i / 3))
+            return;
+        if (i % 5 == 0 && !af_op(a, OP_PIA, i + 1))
+            return;
+    }
+}
+
+static void wl_put_if_absent(af *a)
+{
+    for (uint64_t i = 0; i < 700; i++)
+        if (!af_op(a, OP_PIA, (i * 7) % 500))
+            return;
+}
+
+static void wl_compute(af *a)
+{
+    for (uint64_t i = 0; i < 700; i++)
+        if (!af_op(a, OP_CIA, (i * 13) % 500))
+            return;
+}
+
+/* Inserts and removes mixed at random: growth, same-size growth over deleted slots, reuse. */
+static void wl_mixed(af *a)
+{
+    tl_rng r = tl_rng_seed(31);
+    for (int n = 0; n < 2500; n++) {
+        uint64_t i = tl_below(&r, 400);
+        unsigned x = (unsigned)tl_below(&r, 10);
+        enum op op = x < 4   ? OP_PUT
+                     : x < 7 ? OP_REMOVE
+                     : x < 8 ? OP_REPLACE
+                     : x < 9 ? OP_PIA
+                             : OP_GET;
+        if (!af_op(a, op, i))
+            return;
+    }
+}
+
+/* Iterations between inserts: chm_iter_init may have a growth to finish. */
+static void wl_iterations(af *a)
+{
+    for (uint64_t i = 0; i < 500; i++) {
+        if (!af_op(a, OP_PUT, i))
+            return;
+        if (i % 23 == 0 && !af_iterate(a))
+            return;
+    }
+}
+
+/* Every key collides: long chains of overflow buckets, moved as a whole by each growth. */
+static void wl_collide(af *a)
+{
+    for (uint64_t i = 0; i < 120; i++) {
+        if (!af_op(a, OP_PUT, i))
+            return;
+        if (i % 9 == 8 && !af_op(a, OP_REMOVE, i - 4))
+            return;
+    }
+    for (uint64_t i = 0; i < 120; i += 2)
+        if (!af_op(a, OP_REMOVE, i))
+            return;
+    for (uint64_t i = 200; i < 260; i++)
+        if (!af_op(a, OP_PIA, i))
+            return;
+}
+
+/* A sized map: the first allocations are large. */
+static void wl_sized(af *a)
+{
+    for (uint64_t i = 0; i < 300; i++)
+        if (!af_op(a, OP_PUT, i * 31))
+            return;
+    af_iterate(a);
+}
+
+static uint64_t hash_const(uint64_t key, uint64_t seed)
+{
+    (void)key;
+    (void)seed;
+    return 0xfeedfacecafebeefULL;
+}
+static bool eq_u64(uint64_t x, uint64_t y)
+{
+    return x == y;
+}
+static const chm_keyops keys_const = {.hash = hash_const, .equal = eq_u64};
+
+/* String keys whose every hash collides, with stored copies made through the library's own
+ * allocator (so the k-th allocation may be a key copy) and tracked: each copy must be released
+ * exactly once. A double release is reported, not performed. */
+static tl_model key_copies; /* address of a live copy -> 1 */
+static long key_copy_errors;
+
+static bool str_eq(uint64_t x, uint64_t y)
+{
+    return strcmp((const char *)(uintptr_t)x, (const char *)(uintptr_t)y) == 0;
+}
+static bool str_retain(uint64_t key, uint64_t *stored)
+{
+    const char *s = (const char *)(uintptr_t)key;
+    size_t n = strlen(s) + 1;
+    char *copy = chm__malloc(n);
+    if (copy == NULL)
+        return false;
+    memcpy(copy, s, n);
+    tl_model_put(&key_copies, (uint64_t)(uintptr_t)copy, 1, NULL);
+    *stored = (uint64_t)(uintptr_t)copy;
+    return true;
+}
+static void str_release(uint64_t key)
+{
+    if (!tl_model_remove(&key_copies, key, NULL)) {
+        if (key_copy_errors++ < 3)
+            FAIL("keyops.release(%p): not a live stored copy (released twice?)",
+                 (void *)(uintptr_t)key);
+        return;
+    }
+    chm__free((void *)(uintptr_t)key);
+}
+static const chm_keyops keys_const_string = {
+    .hash = hash_const, .equal = str_eq, .retain = str_retain, .release = str_release};
+
+/* ---- the sweep ---------------------------------------------------------------------------- */
+
+struct workload {
+    const char *name;
+    workload_fn fn;
+    bool strings;
+    const chm_keyops *keys;
+    size_t capacity;
+    bool inserts; /* the workload inserts: some failure must surface as CHM_ENOMEM */
+};
+
+static const struct workload workloads[] = {
+    {"grow", wl_grow, false, NULL, 0, true},
+    {"strings", wl_strings, true, NULL, 0, true},
+    {"put_if_absent", wl_put_if_absent, false, NULL, 0, true},
+    {"compute_if_absent", wl_compute, false, NULL, 0, true},
+    {"mixed", wl_mixed, false, NULL, 0, true},
+    {"iterations", wl_iterations, false, NULL, 0, true},
+    {"collide", wl_collide, false, &keys_const, 0, true},
+    {"sized", wl_sized, false, NULL, 2000, true},
+    {"collide_strings", wl_collide, true, &keys_const_string, 0, true},
+};
+
+/* One run with the k-th allocation failing. Returns true if the k-th allocation happened. */
+static bool run_once(const chm_backend *b, const struct workload *w, uint64_t k, bool stop_mode,
+                     int *enomem_total)
+{
+    af a;
+    memset(&a, 0, sizeof a);
+    a.b = b;
+    a.wl = w->name;
+    a.k = k;
+    a.stop_mode = stop_mode;
+    a.strings = w->strings;
+    tl_model_init(&a.model);
+    tl_model_init(&a.left);
+    tl_freelog_init(&a.log, true);
+    chm_options o;
+    memset(&o, 0, sizeof o);
+    o.capacity = w->capacity;
+    o.keys = w->keys != NULL ? w->keys : w->strings ? &chm_keys_string : NULL;
+    o.seed = 0x5eed0001; /* fixed: the same allocations in every run */
+    tl_model_clear(&key_copies);
+    key_copy_errors = 0;
+    o.value_free = tl_freelog_cb;
+    o.ctx = &a.log;
+
+    long before = tl_failures();
+    chm__alloc_fail_nth(k);
+    errno = 0;
+    a.m = chm_new(b, &o);
+    bool injected;
+    if (a.m == NULL) {
+        injected = chm__alloc_count() >= k;
+        CHECK(injected); /* chm_new fails only when an allocation failed */
+        CHECK_EQ(errno, ENOMEM);
+        (*enomem_total)++;
+    } else {
+        w->fn(&a);
+        if (!a.stopped && !a.broken)
+            af_check(&a, true);
+        injected = chm__alloc_count() >= k;
+        /* what is still in the map leaves at chm_free */
+        size_t pos = 0;
+        uint64_t i, v;
+        while (tl_model_slot(&a.model, &pos, &i, &v))
+            af_left(&a, v);
+        chm_free(a.m);
+        CHECK(a.enomem <= 1);
+        if (!injected)
+            CHECK_EQ(a.enomem, 0);
+        *enomem_total += a.enomem;
+        /* value_free: exactly the multiset of values that left */
+        CHECK_EQ(tl_freelog_calls(&a.log), a.left_total);
+        pos = 0;
+        int bad = 0;
+        while (tl_model_slot(&a.left, &pos, &v, &i)) {
+            uint64_t got = 0;
+            tl_model_get(&a.log.freed, v, &got);
+            if (got != i && bad++ < 3)
+                FAIL("value 0x%" PRIx64 " freed %" PRIu64 " times, want %" PRIu64, v, got, i);
+        }
+    }
+    long live = chm__alloc_live();
+    chm__alloc_disarm();
+    CHECK_EQ(live, 0);
+    CHECK_EQ(tl_model_size(&key_copies), 0); /* every stored key copy was released */
+    if (tl_failures() != before)
+        FAIL("backend %s, workload %s, %s mode: allocation %" PRIu64 " failed (%s)",
+             chm_backend_name(b), w->name, stop_mode ? "stop" : "continue", k,
+             injected ? "injected" : "not reached");
+    tl_model_fini(&a.model);
+    tl_model_fini(&a.left);
+    tl_freelog_fini(&a.log);
+    return injected;
+}
+
+static void sweep(const chm_backend *b, const struct workload *w)
+{
+    for (int mode = 0; mode < 2; mode++) {
+        int enomem_total = 0;
+        uint64_t k = 1;
+        for (; k < 200000; k++) {
+            if (!run_once(b, w, k, mode == 1, &enomem_total))
+                break;
+            if (tl_failures() != 0)
+                return;
+        }
+        if (!CHECK(k > 1 && k < 200000))
+            return;
+        /* failures were not all swallowed: inserts that cannot allocate say so */
+        if (w->inserts)
+            CHECK(enomem_total > 0);
+        if (mode == 0)
+            tl_note("%s/%s: %" PRIu64 " allocations, %d failed with CHM_ENOMEM or NULL",
+                    chm_backend_name(b), w->name, k - 1, enomem_total);
+    }
+}
+
+static const struct workload *current;
+
+static void test_workload(const chm_backend *b)
+{
+    sweep(b, current);
+}
+
+int main(int argc, char **argv)
+{
+    tl_init(argc, argv);
+    tl_model_init(&key_copies);
+    for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "alloc_fail_%s", workloads[i].name);
+        current = &workloads[i];
+        tl_each_backend(name, test_workload, NULL);
+    }
+    tl_model_fini(&key_copies);
+    return tl_finish();
+}

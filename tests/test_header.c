@@ -1,0 +1,226 @@
+/*
+ * test_header.c - chm.h compiles on its own as C11 (with -Wpedantic as an error, so no GNU
+ * extension hides in it) and every public name of the contract exists with the declared type:
+ * types, enums, externs and functions. A small run uses each function once, so the names also
+ * link.
+ */
+#pragma GCC diagnostic error "-Wpedantic"
+#include "chm.h" /* first: the header must be self-contained */
+#pragma GCC diagnostic warning "-Wpedantic"
+
+#if !defined(__STDC_VERSION__) || __STDC_VERSION__ < 201112L
+#error "test_header.c must be compiled as C11 or later"
+#endif
+
+#include <errno.h>
+#include <stdalign.h>
+#include <string.h>
+
+#include "testlib.h"
+
+/* ---- compile-time: types, enums and constants ------------------------------------------- */
+
+_Static_assert(CHM_OK == 0, "CHM_OK");
+_Static_assert(CHM_NOTFOUND == 1, "CHM_NOTFOUND");
+_Static_assert(CHM_EXISTS == 2, "CHM_EXISTS");
+_Static_assert(CHM_END == 3, "CHM_END");
+_Static_assert(CHM_EINVAL == -1, "CHM_EINVAL");
+_Static_assert(CHM_ENOMEM == -2, "CHM_ENOMEM");
+_Static_assert(CHM_ECONCURRENT == -3, "CHM_ECONCURRENT");
+_Static_assert(CHM_ERACE == -4, "CHM_ERACE");
+_Static_assert(CHM_RACE_ABORT == 0, "CHM_RACE_ABORT is the default");
+_Static_assert(CHM_RACE_RETURN != CHM_RACE_ABORT, "CHM_RACE_RETURN");
+_Static_assert(sizeof(chm_iter) == CHM_ITER_SIZE, "chm_iter size");
+_Static_assert(alignof(chm_iter) == 16, "chm_iter alignment");
+_Static_assert(CHM_VERSION_MAJOR >= 0 && CHM_VERSION_MINOR >= 0 && CHM_VERSION_PATCH >= 0,
+               "version macros");
+
+/* Every function has the contract's exact type (a mismatch is a compile error). */
+static const chm_backend *(*const p_find)(const char *) = chm_backend_find;
+static const char *(*const p_name)(const chm_backend *) = chm_backend_name;
+static const chm_backend *const *(*const p_list)(void) = chm_backend_list;
+static bool (*const p_thread_safe)(const chm_backend *) = chm_backend_thread_safe;
+static const char *(*const p_strerror)(int) = chm_strerror;
+static chm *(*const p_new)(const chm_backend *, const chm_options *) = chm_new;
+static void (*const p_free)(chm *) = chm_free;
+static int (*const p_get)(chm *, uint64_t, uint64_t *) = chm_get;
+static int (*const p_put)(chm *, uint64_t, uint64_t, uint64_t *) = chm_put;
+static int (*const p_pia)(chm *, uint64_t, uint64_t, uint64_t *) = chm_put_if_absent;
+static int (*const p_remove)(chm *, uint64_t, uint64_t *) = chm_remove;
+static int (*const p_replace)(chm *, uint64_t, uint64_t, uint64_t) = chm_replace;
+static int (*const p_cia)(chm *, uint64_t, chm_compute_fn *, void *,
+                          uint64_t *) = chm_compute_if_absent;
+static size_t (*const p_size)(chm *) = chm_size;
+static int (*const p_iter_init)(chm_iter *, chm *) = chm_iter_init;
+static int (*const p_iter_next)(chm_iter *, uint64_t *, uint64_t *) = chm_iter_next;
+static void (*const p_iter_fini)(chm_iter *) = chm_iter_fini;
+/* additions to the contract declared by the header */
+static const chm_backend *(*const p_map_backend)(const chm *) = chm_map_backend;
+static uint64_t (*const p_hash_u64)(uint64_t, uint64_t) = chm_hash_u64;
+static uint64_t (*const p_hash_bytes)(const void *, size_t, uint64_t) = chm_hash_bytes;
+
+/* Every extern has the contract's type. */
+static const chm_backend *const p_unsafe = &chm_unsafe;
+static const chm_backend *const p_rwlock = &chm_rwlock;
+#ifdef CHM_HAVE_SEGMENTED
+static const chm_backend *const p_segmented = &chm_segmented;
+#endif
+#ifdef CHM_HAVE_BINLOCK
+static const chm_backend *const p_binlock = &chm_binlock;
+#endif
+#ifdef CHM_HAVE_READMOSTLY
+static const chm_backend *const p_readmostly = &chm_readmostly;
+#endif
+static const chm_keyops *const p_keys_u64 = &chm_keys_u64;
+static const chm_keyops *const p_keys_string = &chm_keys_string;
+
+/* chm_keyops and chm_options have the contract's fields with the contract's types. */
+static uint64_t my_hash(uint64_t key, uint64_t seed)
+{
+    return key ^ seed;
+}
+static bool my_equal(uint64_t a, uint64_t b)
+{
+    return a == b;
+}
+static int my_compare(uint64_t a, uint64_t b)
+{
+    return (a > b) - (a < b);
+}
+static bool my_retain(uint64_t key, uint64_t *stored)
+{
+    *stored = key;
+    return true;
+}
+static void my_release(uint64_t key)
+{
+    (void)key;
+}
+static const chm_keyops my_keys = {
+    .hash = my_hash,
+    .equal = my_equal,
+    .compare = my_compare,
+    .retain = my_retain,
+    .release = my_release,
+};
+
+static unsigned long frees;
+static void my_value_free(uint64_t value, void *ctx)
+{
+    (void)value;
+    (void)ctx;
+    frees++;
+}
+
+static uint64_t my_compute(uint64_t key, void *arg)
+{
+    return key + *(uint64_t *)arg;
+}
+
+static void test_names_exist(void *arg)
+{
+    (void)arg;
+    /* the function pointers are the functions */
+    CHECK(p_find == chm_backend_find && p_name == chm_backend_name && p_list == chm_backend_list);
+    CHECK(p_thread_safe == chm_backend_thread_safe && p_strerror == chm_strerror);
+    CHECK(p_new == chm_new && p_free == chm_free && p_get == chm_get && p_put == chm_put);
+    CHECK(p_pia == chm_put_if_absent && p_remove == chm_remove && p_replace == chm_replace);
+    CHECK(p_cia == chm_compute_if_absent && p_size == chm_size);
+    CHECK(p_iter_init == chm_iter_init && p_iter_next == chm_iter_next &&
+          p_iter_fini == chm_iter_fini);
+    CHECK(p_map_backend == chm_map_backend && p_hash_u64 == chm_hash_u64 &&
+          p_hash_bytes == chm_hash_bytes);
+    CHECK(p_keys_u64->hash != NULL && p_keys_u64->equal != NULL);
+    CHECK(p_keys_string->hash != NULL && p_keys_string->equal != NULL);
+
+    /* the externs are the backends the registry lists, in the contract's order */
+    const chm_backend *expected[6];
+    int n = 0;
+    expected[n++] = p_unsafe;
+    expected[n++] = p_rwlock;
+#ifdef CHM_HAVE_SEGMENTED
+    expected[n++] = p_segmented;
+#endif
+#ifdef CHM_HAVE_BINLOCK
+    expected[n++] = p_binlock;
+#endif
+#ifdef CHM_HAVE_READMOSTLY
+    expected[n++] = p_readmostly;
+#endif
+    const chm_backend *const *list = chm_backend_list();
+    int i = 0;
+    for (; list[i] != NULL && i < n; i++)
+        CHECK(list[i] == expected[i]);
+    CHECK_EQ(i, n);
+    CHECK(list[i] == NULL);
+
+    /* the enum types exist */
+    chm_race_policy pol = CHM_RACE_RETURN;
+    chm_rwlock_kind kind = CHM_RWLOCK_CK;
+    CHECK(pol != CHM_RACE_ABORT && kind != CHM_RWLOCK_PTHREAD);
+}
+
+static void test_use_every_function(void *arg)
+{
+    (void)arg;
+    for (const chm_backend *const *p = chm_backend_list(); *p != NULL; p++) {
+        const chm_backend *b = *p;
+        CHECK(chm_backend_find(chm_backend_name(b)) == b);
+        (void)chm_backend_thread_safe(b);
+
+        chm_options o;
+        memset(&o, 0, sizeof o);
+        o.capacity = 4;
+        o.concurrency = 2;
+        o.keys = &my_keys;
+        o.seed = 42;
+        o.on_race = CHM_RACE_RETURN;
+        o.value_free = my_value_free;
+        o.ctx = NULL;
+        o.rwlock = CHM_RWLOCK_PTHREAD;
+        o.packed = false;
+        frees = 0;
+        chm *m = chm_new(b, &o);
+        if (!CHECK(m != NULL))
+            continue;
+        CHECK(chm_map_backend(m) == b);
+        uint64_t v = 0, add = 100;
+        CHECK_RC(chm_put(m, 1, 10, NULL), CHM_OK);
+        CHECK_RC(chm_put(m, 1, 11, &v), CHM_EXISTS);
+        CHECK_EQ(v, 10);
+        CHECK_RC(chm_put_if_absent(m, 1, 12, &v), CHM_EXISTS);
+        CHECK_EQ(v, 11);
+        CHECK_RC(chm_replace(m, 1, 11, 13), CHM_OK);
+        CHECK_RC(chm_get(m, 1, &v), CHM_OK);
+        CHECK_EQ(v, 13);
+        CHECK_RC(chm_compute_if_absent(m, 2, my_compute, &add, &v), CHM_OK);
+        CHECK_EQ(v, 102);
+        CHECK_EQ(chm_size(m), 2);
+        chm_iter it;
+        CHECK_RC(chm_iter_init(&it, m), CHM_OK);
+        uint64_t k, sum = 0;
+        int rc;
+        while ((rc = chm_iter_next(&it, &k, &v)) == CHM_OK)
+            sum += k + v;
+        CHECK_RC(rc, CHM_END);
+        chm_iter_fini(&it);
+        CHECK_EQ(sum, 1 + 13 + 2 + 102);
+        CHECK_RC(chm_remove(m, 1, &v), CHM_OK);
+        CHECK_EQ(v, 13);
+        chm_free(m);
+        CHECK_EQ(frees, 4); /* 10 and 11 replaced, 13 removed, 102 at chm_free */
+    }
+    CHECK(strcmp(chm_strerror(CHM_OK), chm_strerror(CHM_ENOMEM)) != 0);
+    CHECK(chm_hash_u64(1, 2) == chm_hash_u64(1, 2));
+    CHECK(chm_hash_bytes("ab", 2, 7) == chm_hash_bytes("ab", 2, 7));
+    errno = 0;
+    CHECK(chm_new(NULL, NULL) == NULL && errno == EINVAL);
+}
+
+int main(int argc, char **argv)
+{
+    tl_init(argc, argv);
+    tl_run("header/names_exist", test_names_exist, NULL);
+    tl_run("header/use_every_function", test_use_every_function, NULL);
+    return tl_finish();
+}

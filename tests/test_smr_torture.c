@@ -1,0 +1,577 @@
+/*
+ * test_smr_torture.c - the SMR layer (src/smr.c) on its own, without any map.
+ *
+ * Readers dereference objects, inside read sections, that writers concurrently unlink and
+ * retire; free_fn poisons each object (magic = DEAD, payload scrambled) before freeing it. A
+ * reader that ever sees a poisoned, scrambled or recycled object is a reclamation bug, and so
+ * is an object freed twice or never. ASan flags any use after free the checks miss; TSan checks
+ * the layer's annotations. Also: nested sections, grace periods blocked by a section, drain
+ * semantics, and threads that register lazily and exit without unregistering explicitly.
+ *
+ * Self-contained on purpose (no testlib): it tests what the rest of the library stands on.
+ * Every phase is bounded by time or count so the sanitizer builds stay well under 30 s.
+ */
+#define _GNU_SOURCE
+#define _LGPL_SOURCE /* the test peeks at liburcu's per-thread "registered" flag */
+#include "smr.h"
+
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <urcu/urcu-memb.h>
+
+/* ---- checks ----------------------------------------------------------------------------- */
+
+static atomic_int checks_passed, checks_failed;
+
+#define CHECK(cond, ...)                                                                           \
+    do {                                                                                           \
+        if (cond) {                                                                                \
+            atomic_fetch_add_explicit(&checks_passed, 1, memory_order_relaxed);                    \
+        } else {                                                                                   \
+            atomic_fetch_add_explicit(&checks_failed, 1, memory_order_relaxed);                    \
+            fprintf(stderr, "%s:%d: FAILED: %s: ", __FILE__, __LINE__, #cond);                     \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fputc('\n', stderr);                                                                   \
+        }                                                                                          \
+    } while (0)
+
+static void die(const char *what)
+{
+    fprintf(stderr, "test_smr_torture: %s\n", what);
+    exit(2);
+}
+
+static void start(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+    if (pthread_create(t, NULL, fn, arg) != 0)
+        die("pthread_create failed");
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {
+    }
+}
+
+static uint64_t splitmix(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* ---- the objects ------------------------------------------------------------------------ */
+
+#define MAGIC_LIVE 0x4c49564542414c4cULL
+#define MAGIC_DEAD 0xdeaddeaddeaddeadULL
+#define PAYLOAD_WORDS 14
+#define MAX_OBJS (1u << 23)           /* ids; obj_new fails beyond */
+#define TORTURE_IDS (MAX_OBJS - 4096) /* torture writers stop here, leaving ids for later phases */
+
+struct obj {
+    chm_smr_node node;
+    uint64_t magic;
+    uint64_t id;
+    uint64_t payload[PAYLOAD_WORDS];
+    uint64_t sum;
+};
+
+static atomic_uint next_id;
+static atomic_uchar *free_count; /* [MAX_OBJS]: times free_fn ran for each id */
+static atomic_ulong n_created, n_freed, n_double_free;
+
+static uint64_t checksum(const struct obj *o)
+{
+    uint64_t x = o->id * 0x9e3779b97f4a7c15ULL;
+    for (int i = 0; i < PAYLOAD_WORDS; i++)
+        x = (x ^ o->payload[i]) * 0xff51afd7ed558ccdULL;
+    return x ^ (x >> 29);
+}
+
+/* NULL once MAX_OBJS ids have been handed out. */
+static struct obj *obj_new(void)
+{
+    unsigned id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
+    if (id >= MAX_OBJS)
+        return NULL;
+    struct obj *o = malloc(sizeof *o);
+    if (o == NULL)
+        die("out of memory");
+    uint64_t s = id;
+    o->magic = MAGIC_LIVE;
+    o->id = id;
+    for (int i = 0; i < PAYLOAD_WORDS; i++)
+        o->payload[i] = splitmix(&s);
+    o->sum = checksum(o);
+    atomic_fetch_add_explicit(&n_created, 1, memory_order_relaxed);
+    return o;
+}
+
+static void obj_free(chm_smr_node *n)
+{
+    struct obj *o = (struct obj *)((char *)n - offsetof(struct obj, node));
+    if (o->magic != MAGIC_LIVE)
+        atomic_fetch_add_explicit(&n_double_free, 1, memory_order_relaxed);
+    /* Poison first: a reader that still holds o reads DEAD and a broken checksum (a normal
+     * build cannot see memory after free(); ASan can). */
+    o->magic = MAGIC_DEAD;
+    memset(o->payload, 0xdd, sizeof o->payload);
+    if (o->id < MAX_OBJS)
+        atomic_fetch_add_explicit(&free_count[o->id], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&n_freed, 1, memory_order_relaxed);
+    free(o);
+}
+
+/* The reader's check: false if @o is poisoned, scrambled, or no longer object @id. */
+static bool obj_ok(const struct obj *o, uint64_t id)
+{
+    return o->magic == MAGIC_LIVE && o->id == id && o->sum == checksum(o);
+}
+
+/* Every id handed out was freed exactly once. */
+static bool all_freed_once(unsigned *bad_id)
+{
+    unsigned n = atomic_load_explicit(&next_id, memory_order_relaxed);
+    if (n > MAX_OBJS)
+        n = MAX_OBJS;
+    for (unsigned i = 0; i < n; i++) {
+        if (atomic_load_explicit(&free_count[i], memory_order_relaxed) != 1) {
+            *bad_id = i;
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- shared slots ----------------------------------------------------------------------- */
+
+#define NSLOTS 8
+
+static _Atomic(struct obj *) slots[NSLOTS];
+static chm_smr_domain dom;
+
+static void slots_fill(void)
+{
+    for (int i = 0; i < NSLOTS; i++)
+        atomic_store_explicit(&slots[i], obj_new(), memory_order_release);
+}
+
+/* Unlink everything left (single-threaded by then) so that every object gets retired. */
+static void slots_retire_all(void)
+{
+    for (int i = 0; i < NSLOTS; i++) {
+        struct obj *o = atomic_exchange_explicit(&slots[i], NULL, memory_order_acq_rel);
+        if (o != NULL)
+            chm__smr_retire(&dom, &o->node, obj_free);
+    }
+}
+
+/* Replace slot @i by a new object and retire the old one. false when out of ids. */
+static bool slot_replace(int i)
+{
+    struct obj *fresh = obj_new();
+    if (fresh == NULL)
+        return false;
+    /* acq_rel: release publishes fresh's fields to readers' acquire loads; acquire makes the
+     * old object's last writer (the one that published it) happen before our retire. */
+    struct obj *old = atomic_exchange_explicit(&slots[i], fresh, memory_order_acq_rel);
+    chm__smr_retire(&dom, &old->node, obj_free);
+    return true;
+}
+
+/* ---- 1. torture ------------------------------------------------------------------------- */
+
+#define N_READERS 3
+#define N_WRITERS 2
+#define TORTURE_SECONDS 1.0
+#define PENDING_LIMIT 50000 /* writers pause above this many unreclaimed objects */
+
+static atomic_bool stop;
+static atomic_ulong n_reads, n_violations, n_nested;
+
+static void *reader_main(void *arg)
+{
+    uint64_t rng = (uint64_t)(uintptr_t)arg * 7919 + 1;
+    unsigned long reads = 0, bad = 0, nested = 0;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        chm__smr_read_lock();
+        for (int k = 0; k < 4; k++) {
+            uint64_t r = splitmix(&rng);
+            /* Acquire: pairs with the writers' acq_rel exchange that published the object. */
+            const struct obj *o = atomic_load_explicit(&slots[r % NSLOTS], memory_order_acquire);
+            uint64_t id = o->id;
+            if (!obj_ok(o, id))
+                bad++;
+            if ((r >> 8) % 8 == 0) {
+                /* A nested section inside: its unlock must not end the outer one. Through the
+                 * out-of-line functions, so that both forms are exercised. */
+                (chm__smr_read_lock)();
+                const struct obj *p =
+                    atomic_load_explicit(&slots[(r >> 16) % NSLOTS], memory_order_acquire);
+                if (!obj_ok(p, p->id))
+                    bad++;
+                (chm__smr_read_unlock)();
+                nested++;
+            }
+            /* Hold o across a window in which writers replace and retire it (sometimes across
+             * a preemption or a sleep), then check it is still the very object we loaded. */
+            if ((r >> 32) % 131072 == 0)
+                sleep_ms(30); /* > liburcu's batching delay (10-20 ms): a sure hit if broken */
+            else if ((r >> 24) % 16 == 0)
+                sched_yield();
+            else
+                for (volatile int spin = 0; spin < 50; spin++) {
+                }
+            if (!obj_ok(o, id))
+                bad++;
+            reads++;
+        }
+        chm__smr_read_unlock();
+    }
+    atomic_fetch_add_explicit(&n_reads, reads, memory_order_relaxed);
+    atomic_fetch_add_explicit(&n_violations, bad, memory_order_relaxed);
+    atomic_fetch_add_explicit(&n_nested, nested, memory_order_relaxed);
+    return NULL; /* no unregister: the destructor does it */
+}
+
+static atomic_ulong n_sync_frees;
+static atomic_size_t max_pending;
+
+/* The synchronous form: unlink, wait for a grace period, free in place. */
+static bool slot_replace_sync(int i)
+{
+    struct obj *fresh = obj_new();
+    if (fresh == NULL)
+        return false;
+    /* acq_rel: as in slot_replace. */
+    struct obj *old = atomic_exchange_explicit(&slots[i], fresh, memory_order_acq_rel);
+    chm__smr_synchronize();
+    obj_free(&old->node);
+    atomic_fetch_add_explicit(&n_sync_frees, 1, memory_order_relaxed);
+    return true;
+}
+
+static void *writer_main(void *arg)
+{
+    uint64_t rng = (uint64_t)(uintptr_t)arg * 104729 + 3;
+    size_t maxp = 0;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed) &&
+           atomic_load_explicit(&next_id, memory_order_relaxed) < TORTURE_IDS) {
+        size_t pending = atomic_load_explicit(&dom.pending, memory_order_relaxed);
+        if (pending > maxp)
+            maxp = pending;
+        if (pending > PENDING_LIMIT) {
+            sched_yield();
+            continue;
+        }
+        uint64_t r = splitmix(&rng);
+        if (r % 256 == 1) {
+            if (!slot_replace_sync((int)((r >> 8) % NSLOTS)))
+                break;
+            continue;
+        }
+        /* Retire both inside and outside read sections (the interface allows either). */
+        bool in_section = r % 4 == 0;
+        if (in_section)
+            chm__smr_read_lock();
+        bool more = slot_replace((int)((r >> 8) % NSLOTS));
+        if (in_section)
+            chm__smr_read_unlock();
+        if (!more)
+            break;
+    }
+    size_t prev = atomic_load_explicit(&max_pending, memory_order_relaxed);
+    while (maxp > prev &&
+           !atomic_compare_exchange_weak_explicit(&max_pending, &prev, maxp, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+    }
+    return NULL;
+}
+
+static void test_torture(void)
+{
+    pthread_t r[N_READERS], w[N_WRITERS];
+    atomic_store(&stop, false);
+    for (uintptr_t i = 0; i < N_READERS; i++)
+        start(&r[i], reader_main, (void *)i);
+    for (uintptr_t i = 0; i < N_WRITERS; i++)
+        start(&w[i], writer_main, (void *)i);
+    double t0 = now_s();
+    while (now_s() - t0 < TORTURE_SECONDS)
+        sleep_ms(20);
+    atomic_store(&stop, true);
+    for (int i = 0; i < N_READERS; i++)
+        pthread_join(r[i], NULL);
+    for (int i = 0; i < N_WRITERS; i++)
+        pthread_join(w[i], NULL);
+
+    unsigned long reads = atomic_load(&n_reads), created = atomic_load(&n_created);
+    printf("torture: %.2f s, %lu reads (%lu nested), %lu objects replaced (%lu freed after "
+           "chm__smr_synchronize), at most %zu pending\n",
+           now_s() - t0, reads, atomic_load(&n_nested), created - NSLOTS,
+           atomic_load(&n_sync_frees), atomic_load(&max_pending));
+    CHECK(reads > 0, "no read ran");
+    CHECK(created > NSLOTS, "no object was replaced");
+    CHECK(atomic_load(&n_sync_frees) > 0, "no synchronous free ran");
+    CHECK(atomic_load(&n_violations) == 0, "%lu reads saw a freed or recycled object",
+          atomic_load(&n_violations));
+}
+
+/* ---- 2. nested sections hold off reclamation and grace periods ------------------------- */
+
+static atomic_bool sync_done;
+
+static void *retire_slot0_main(void *arg)
+{
+    (void)arg;
+    (void)slot_replace(0); /* this thread never read: registration happens in retire */
+    return NULL;
+}
+
+static void *synchronize_main(void *arg)
+{
+    (void)arg;
+    chm__smr_synchronize();
+    /* Release: pairs with the main thread's acquire load of sync_done. */
+    atomic_store_explicit(&sync_done, true, memory_order_release);
+    return NULL;
+}
+
+static void test_nested_sections(void)
+{
+    pthread_t t;
+    chm__smr_read_lock();
+    chm__smr_read_lock();
+    const struct obj *o = atomic_load_explicit(&slots[0], memory_order_acquire);
+    uint64_t id = o->id;
+    chm__smr_read_unlock(); /* inner: the outer section still protects o */
+
+    start(&t, retire_slot0_main, NULL);
+    pthread_join(t, NULL);
+    atomic_store(&sync_done, false);
+    start(&t, synchronize_main, NULL);
+    /* liburcu's worker sleeps 10 ms per batch: 60 ms is ample time to free o if the grace
+     * period did not wait for us. */
+    sleep_ms(60);
+    CHECK(obj_ok(o, id), "object freed while an outer section held it");
+    CHECK(atomic_load_explicit(&free_count[id], memory_order_relaxed) == 0,
+          "free_fn ran during the section");
+    CHECK(!atomic_load_explicit(&sync_done, memory_order_acquire),
+          "chm__smr_synchronize returned while a section was open");
+    chm__smr_read_unlock(); /* outer */
+
+    pthread_join(t, NULL);
+    CHECK(atomic_load_explicit(&sync_done, memory_order_acquire), "synchronize never returned");
+    chm__smr_drain(&dom);
+    CHECK(atomic_load_explicit(&free_count[id], memory_order_relaxed) == 1,
+          "retired object not freed after the section (free count %d)",
+          (int)atomic_load_explicit(&free_count[id], memory_order_relaxed));
+    CHECK(!urcu_memb_read_ongoing(), "section still open after the outer unlock");
+}
+
+/* ---- 3. short-lived threads: lazy registration, destructor unregistration -------------- */
+
+#define N_SHORT_THREADS 200
+
+/* Registered after the SMR key exists, so glibc runs this destructor after the SMR one (keys
+ * in index order); it re-arms itself for a later round in case it ran first anyway. */
+static pthread_key_t probe_key;
+static atomic_int n_exited_registered, n_probe_ran;
+
+static void probe_exit(void *arg)
+{
+    uintptr_t round = (uintptr_t)arg;
+    if (URCU_TLS(urcu_memb_reader).registered && round < 3) {
+        (void)pthread_setspecific(probe_key, (void *)(round + 1));
+        return;
+    }
+    atomic_fetch_add_explicit(&n_probe_ran, 1, memory_order_relaxed);
+    if (URCU_TLS(urcu_memb_reader).registered)
+        atomic_fetch_add_explicit(&n_exited_registered, 1, memory_order_relaxed);
+}
+
+static atomic_ulong n_short_bad;
+
+static void *short_main(void *arg)
+{
+    uintptr_t k = (uintptr_t)arg;
+    uint64_t rng = k + 11;
+    (void)pthread_setspecific(probe_key, (void *)1);
+    /* Odd threads retire before their first read section: registration must happen in
+     * retire (call_rcu needs a registered thread), not only in read_lock. */
+    if (k % 2 == 1)
+        (void)slot_replace((int)(splitmix(&rng) % NSLOTS));
+    for (int s = 0; s < 3; s++) {
+        chm__smr_read_lock();
+        const struct obj *o =
+            atomic_load_explicit(&slots[splitmix(&rng) % NSLOTS], memory_order_acquire);
+        if (!obj_ok(o, o->id))
+            atomic_fetch_add_explicit(&n_short_bad, 1, memory_order_relaxed);
+        chm__smr_read_unlock();
+    }
+    if (k % 2 == 0)
+        (void)slot_replace((int)(splitmix(&rng) % NSLOTS));
+    (void)slot_replace((int)(splitmix(&rng) % NSLOTS));
+    if (!URCU_TLS(urcu_memb_reader).registered)
+        atomic_fetch_add_explicit(&n_short_bad, 1, memory_order_relaxed);
+    return NULL; /* exits registered; the SMR destructor must unregister it */
+}
+
+/* Grace periods keep scanning the registry while threads come and go: a thread left
+ * registered after exit would be a dangling TLS node here. */
+static void *gp_loop_main(void *arg)
+{
+    (void)arg;
+    unsigned long n = 0;
+    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+        chm__smr_synchronize();
+        n++;
+        struct timespec ts = {0, 20000}; /* membarrier() IPIs are costly in a VM: not flat out */
+        nanosleep(&ts, NULL);
+    }
+    return (void *)(uintptr_t)n;
+}
+
+static void test_short_lived_threads(void)
+{
+    if (pthread_key_create(&probe_key, probe_exit) != 0)
+        die("pthread_key_create failed");
+    pthread_t gp;
+    void *gps;
+    atomic_store(&stop, false);
+    start(&gp, gp_loop_main, NULL);
+    for (uintptr_t k = 0; k < N_SHORT_THREADS; k++) {
+        pthread_t t;
+        start(&t, short_main, (void *)k);
+        pthread_join(t, NULL);
+    }
+    atomic_store(&stop, true);
+    pthread_join(gp, &gps);
+    printf("short-lived threads: %d created, %lu grace periods meanwhile\n", N_SHORT_THREADS,
+           (unsigned long)(uintptr_t)gps);
+    CHECK(atomic_load(&n_short_bad) == 0, "%lu bad reads or unregistered threads",
+          atomic_load(&n_short_bad));
+    CHECK(atomic_load(&n_probe_ran) == N_SHORT_THREADS, "exit probe ran %d times",
+          atomic_load(&n_probe_ran));
+    CHECK(atomic_load(&n_exited_registered) == 0, "%d threads still registered at exit",
+          atomic_load(&n_exited_registered));
+    /* A grace period after they are all gone still completes (a dangling registry entry
+     * would read freed TLS here). */
+    chm__smr_synchronize();
+    CHECK(true, "synchronize after thread exits");
+    pthread_key_delete(probe_key);
+}
+
+/* ---- 4. drain ---------------------------------------------------------------------------- */
+
+struct chain {
+    chm_smr_node node;
+    struct chain *next; /* retired by this node's free_fn */
+    chm_smr_domain *dom;
+};
+static atomic_int n_chain_freed;
+
+static void chain_free(chm_smr_node *n)
+{
+    struct chain *c = (struct chain *)((char *)n - offsetof(struct chain, node));
+    /* Retiring from a callback (on liburcu's worker) is allowed; drain must wait for it. */
+    if (c->next != NULL)
+        chm__smr_retire(c->dom, &c->next->node, chain_free);
+    atomic_fetch_add_explicit(&n_chain_freed, 1, memory_order_relaxed);
+    free(c);
+}
+
+static void test_drain(void)
+{
+    chm_smr_domain d1, d2;
+    chm__smr_domain_init(&d1);
+    chm__smr_domain_init(&d2);
+
+    double t0 = now_s();
+    chm__smr_drain(&d1);
+    CHECK(now_s() - t0 < 0.5, "draining an empty domain waited");
+
+    /* A chain of three in d1 (each freed node retires the next), one node in d2. */
+    struct chain *c[4];
+    for (int i = 0; i < 4; i++) {
+        c[i] = malloc(sizeof *c[i]);
+        if (c[i] == NULL)
+            die("out of memory");
+    }
+    for (int i = 0; i < 4; i++) {
+        c[i]->dom = i < 3 ? &d1 : &d2;
+        c[i]->next = i < 2 ? c[i + 1] : NULL;
+    }
+    chm__smr_retire(&d1, &c[0]->node, chain_free);
+    chm__smr_retire(&d2, &c[3]->node, chain_free);
+    chm__smr_drain(&d1);
+    CHECK(atomic_load_explicit(&d1.pending, memory_order_relaxed) == 0, "d1 pending %zu",
+          atomic_load_explicit(&d1.pending, memory_order_relaxed));
+    chm__smr_drain(&d2);
+    CHECK(atomic_load_explicit(&d2.pending, memory_order_relaxed) == 0, "d2 pending %zu",
+          atomic_load_explicit(&d2.pending, memory_order_relaxed));
+    CHECK(atomic_load(&n_chain_freed) == 4, "%d of 4 chained nodes freed",
+          atomic_load(&n_chain_freed));
+    printf("drain: chain of 3 + 1 node in %.1f ms\n", (now_s() - t0) * 1e3);
+}
+
+/* ---- main -------------------------------------------------------------------------------- */
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    static const char msg[] = "test_smr_torture: timed out (a grace period or drain hung)\n";
+    (void)!write(2, msg, sizeof msg - 1);
+    _exit(3);
+}
+
+int main(void)
+{
+    signal(SIGALRM, on_alarm);
+    alarm(120);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+
+    free_count = calloc(MAX_OBJS, sizeof *free_count);
+    if (free_count == NULL)
+        die("out of memory");
+    chm__smr_domain_init(&dom);
+    slots_fill();
+
+    test_torture();
+    test_nested_sections();
+    test_short_lived_threads();
+    test_drain();
+
+    /* Every object ever created is retired once and freed once. */
+    slots_retire_all();
+    chm__smr_drain(&dom);
+    unsigned bad_id = 0;
+    CHECK(atomic_load_explicit(&dom.pending, memory_order_relaxed) == 0, "pending %zu after drain",
+          atomic_load_explicit(&dom.pending, memory_order_relaxed));
+    CHECK(atomic_load(&n_freed) == atomic_load(&n_created), "created %lu, freed %lu",
+          atomic_load(&n_created), atomic_load(&n_freed));
+    CHECK(all_freed_once(&bad_id), "object %u freed %d times", bad_id,
+          (int)atomic_load(&free_count[bad_id]));
+    CHECK(atomic_load(&n_double_free) == 0, "%lu objects freed twice", atomic_load(&n_double_free));
+    free(free_count);
+
+    int passed = atomic_load(&checks_passed), failed = atomic_load(&checks_failed);
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}

@@ -30,7 +30,9 @@
  *   A value that leaves the map (replaced, removed, or still present at chm_free) is passed to
  *   options.value_free exactly once, after no thread can still read it from the map. Stored key
  *   copies (chm_keys_string, or any keyops with retain) are released by keyops.release under the
- *   same rule. When chm_free returns, every callback for that map has run.
+ *   same rule. Both callbacks may run on any thread, including the reclamation thread of the
+ *   library (liburcu's call_rcu worker), concurrently with other operations and with each other:
+ *   they must be thread-safe. When chm_free returns, every callback for that map has run.
  */
 #ifndef CHM_H
 #define CHM_H
@@ -62,6 +64,8 @@ typedef struct chm_backend chm_backend; /* one locking strategy (opaque) */
 
 #define CHM_HAVE_UNSAFE 1
 #define CHM_HAVE_RWLOCK 1
+#define CHM_HAVE_SEGMENTED 1
+#define CHM_HAVE_READMOSTLY 1
 
 /* Go's classic map (8-slot buckets, top-hash bytes, incremental evacuation). Not thread-safe:
  * a writer racing with another writer, a reader or an iterator is detected on a best-effort
@@ -72,6 +76,26 @@ CHM_API extern const chm_backend chm_unsafe;
  * operation is linearizable at the moment it holds the lock; reads share the lock, so every
  * reader still writes the lock word. Iteration is fail-fast and exact. */
 CHM_API extern const chm_backend chm_rwlock;
+
+/* Java 7's ConcurrentHashMap: `concurrency` lock-striped segments (default 16), each a chained
+ * table with its own lock, count and growth. chm_get is lock-free and store-free (safe memory
+ * reclamation); writes lock one segment; chm_size is exact when quiescent (unlocked passes, then
+ * all segment locks). Iteration is weakly consistent and holds a read-side section from
+ * chm_iter_init to chm_iter_fini: use an iterator on the thread that created it, and finish it
+ * before calling chm_free on any map. chm_options.packed drops the 64-byte segment alignment. */
+CHM_API extern const chm_backend chm_segmented;
+
+/* Go's classic sync.Map: an immutable read index published through one atomic pointer, and a
+ * mutex-guarded dirty map for keys added since the last promotion. Values are boxed (an
+ * allocation per overwrite). chm_get takes no lock and stores nothing when the key is in the
+ * read index or the map is not amended; a key added since the last promotion is read under the
+ * mutex until enough such misses promote the dirty map, as in Go. For read-mostly maps over a
+ * stable key set; new keys cost a lock and, after a promotion, an O(n) copy. chm_size is exact
+ * when quiescent (a striped counter written by writers only). Iteration is weakly consistent
+ * (promotes the dirty map first, then walks the index without locks; no read section is held
+ * between calls). A compute function may call chm_get, chm_size and iterate the same map; any
+ * nested write returns CHM_EDEADLK. */
+CHM_API extern const chm_backend chm_readmostly;
 
 /* chm_backend_find - the backend called @name ("unsafe", "rwlock", "segmented", "binlock",
  * "readmostly"), or NULL when @name is NULL, unknown, or names a backend not built yet. */
@@ -161,7 +185,9 @@ enum {
     CHM_EINVAL = -1,        /* invalid argument */
     CHM_ENOMEM = -2,        /* out of memory; the map is unchanged */
     CHM_ECONCURRENT = -3,   /* fail-fast iterator: the map was structurally modified */
-    CHM_ERACE = -4          /* chm_unsafe with CHM_RACE_RETURN: concurrent misuse detected */
+    CHM_ERACE = -4,         /* chm_unsafe with CHM_RACE_RETURN: concurrent misuse detected */
+    CHM_EDEADLK = -5        /* (addition) the call would deadlock: a compute function called
+                               back into the map that runs it (see chm_compute_if_absent) */
 };
 
 /* chm_strerror - a static, human-readable description of @status ("unknown status" if none). */
@@ -225,8 +251,16 @@ typedef uint64_t chm_compute_fn(uint64_t key, void *arg);
  * CHM_EXISTS: fn did not run; *value holds the present value.
  * CHM_EINVAL: @fn is NULL.
  * The call is atomic, as Java's ConcurrentHashMap.computeIfAbsent: among racing callers for one
- * absent key, fn runs exactly once, its result is installed and every caller sees it. On
- * chm_rwlock fn runs under the write lock: it must not call into the same map (a deadlock).
+ * absent key, fn runs exactly once, its result is installed and every caller sees it.
+ * CHM_ENOMEM: nothing was inserted (fn may have run).
+ *
+ * fn runs while the caller holds the key's lock (rwlock: the write lock; segmented: the
+ * segment's lock). A call fn makes into the same map never deadlocks:
+ *   - chm_unsafe, chm_rwlock: the nested call runs (rwlock: without locking, this thread already
+ *     holds the map exclusively). If it changed the map structurally, the compute returns
+ *     CHM_ECONCURRENT and inserts nothing (Java 9's HashMap throws ConcurrentModificationException).
+ *   - chm_segmented: nested chm_get, chm_size and iteration work (lock-free); any nested write
+ *     returns CHM_EDEADLK.
  */
 CHM_API int chm_compute_if_absent(chm *m, uint64_t key, chm_compute_fn *fn, void *arg,
                                   uint64_t *value);

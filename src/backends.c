@@ -9,6 +9,8 @@
 static const chm_backend *const backends[] = {
     &chm_unsafe,
     &chm_rwlock,
+    &chm_segmented,
+    &chm_readmostly,
     NULL,
 };
 

@@ -166,6 +166,7 @@ const char *chm_strerror(int status)
     case CHM_ENOMEM: return "out of memory";
     case CHM_ECONCURRENT: return "map modified during iteration";
     case CHM_ERACE: return "concurrent map misuse detected";
+    case CHM_EDEADLK: return "call would deadlock: compute function re-entered its map";
     default: return "unknown status";
     }
 }

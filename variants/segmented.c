@@ -1,0 +1,873 @@
+/*
+ * segmented.c - chm_segmented: Java 7's ConcurrentHashMap (lock striping) in C.
+ *
+ * HOW IT WORKS
+ *
+ * The map is split into `concurrency` segments (default 16, a power of two, at most 2^16). A
+ * key's hash picks its segment with its high bits and its bin inside the segment's table with its
+ * low bits. Each segment is a small hash table of chained nodes with its own lock, entry count,
+ * modification count and table; it grows on its own. Writers lock one segment; readers lock
+ * nothing.
+ *
+ *   chm_get (Java: get)        read section; acquire-load the segment's table, the bin head and
+ *                              each `next`; compare hash then key; acquire-load the value. No
+ *                              lock, no store to shared memory.
+ *   chm_put, put_if_absent     (Segment.put) lock the segment the Java way (scan_and_lock_for_put:
+ *                              spin on try-lock up to 64 times while walking the bin, allocating
+ *                              the node if the key is absent, then block); on a hit replace the
+ *                              value, on a miss link a new node at the bin's head, growing the
+ *                              table first when count + 1 > threshold.
+ *   chm_remove, chm_replace    (Segment.remove / replace) scan_and_lock without allocating; unlink
+ *                              in place. The unlinked node stays intact for readers standing on
+ *                              it and is retired.
+ *   rehash (Segment.rehash)    under the segment lock: double the table; per bin, find lastRun,
+ *                              the tail of nodes that all go to one new bin, and reuse it as is;
+ *                              clone the nodes before it. Old chains are never changed, so a
+ *                              reader still walking the old table sees a consistent stale view.
+ *                              The new table is published with a release store.
+ *   chm_size (size)            up to three unlocked passes summing counts and modification
+ *                              counts; done when two passes see the same modification sum,
+ *                              otherwise lock every segment and count exactly.
+ *   iteration (HashIterator)   segments last to first, bins last to first, over the table each
+ *                              segment had when the iterator reached it: weakly consistent.
+ *
+ * Memory ordering. A node is fully written before it is published by a release store (of a bin
+ * head or of a `next`), and readers acquire-load every pointer they follow, so a reader that
+ * reaches a node sees its hash, key and value. The same holds for tables (release store of
+ * segment->table) and for values (release store; a pointer value is safe to dereference).
+ * count and modcount are only written under the segment lock; they are relaxed atomics because
+ * chm_size reads them without it.
+ *
+ * Reclamation (src/smr.h). Everything a reader may hold is retired, not freed: removed nodes
+ * (with their key copy and value, which go to release / value_free after the grace period), the
+ * originals of cloned nodes (their key and value now belong to the clones), old tables, and
+ * replaced values when the map has a value_free (a small record per replaced value). Iterators
+ * hold one read section from chm_iter_init to chm_iter_fini.
+ *
+ * Layout. Each segment's hot fields (lock, table, count, modcount) fill exactly one 64-byte
+ * line and segments sit in one array aligned to 64 bytes, so writers on two segments never share
+ * a line. With chm_options.packed the array starts 32 bytes into a line instead: every line then
+ * holds the second half of one segment and the first half of the next, as two neighbouring heap
+ * objects would (Java 7's Segments are plain objects), so the false-sharing benchmark can show
+ * what the alignment buys.
+ *
+ * Deliberate differences from Java 7
+ *   - Segment headers are allocated together at creation, in one array; what is created lazily
+ *     (ensureSegment's CAS) is each segment's table. Java creates whole Segment objects lazily,
+ *     cloning segment 0's parameters; the effect (memory only for segments in use) is the same.
+ *   - The lock is a pthread mutex (Java: the Segment *is* a ReentrantLock). It has the
+ *     try-lock + blocking lock that scan_and_lock_for_put needs and sleeps in the kernel when the
+ *     owner is descheduled, which matters on a two-core machine; Concurrency Kit's locks only
+ *     spin. It is not re-entrant: see compute_if_absent below.
+ *   - Allocations that a change needs happen before the change: a rehash allocates the new table
+ *     and every clone it will need before touching anything, so CHM_ENOMEM leaves the map intact.
+ *   - Hash: the library's seeded 64-bit mixer instead of Java's 32-bit Wang/Jenkins variant;
+ *     segment = top 16 bits (masked), bin = low bits.
+ *   - chm_compute_if_absent (Java 7 has none; Java 8's ConcurrentMap default is not atomic) runs
+ *     the function under the segment lock, so racing callers for one key run it exactly once. If
+ *     the function calls back into the same map, chm_get, chm_size (unlocked passes only) and
+ *     iteration work; any write returns CHM_EDEADLK instead of deadlocking.
+ *   - No null keys or values to reject: every 64-bit key and value is legal.
+ */
+#include "smr.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <string.h>
+
+#define MAX_SEGMENTS (1u << 16)
+#define MIN_SEGMENT_TABLE_CAPACITY 2
+#define MAX_SEGMENT_TABLE_CAPACITY ((size_t)1 << 40) /* Java: 1 << 30 for the whole map */
+#define MAX_SCAN_RETRIES 64                          /* Java: 64 on multi-core machines */
+#define RETRIES_BEFORE_LOCK 2
+
+struct seg_node {
+    chm_smr_node smr;
+    uint64_t hash;                 /* immutable */
+    uint64_t key;                  /* immutable: the stored copy */
+    _Atomic uint64_t value;        /* release store, acquire load */
+    _Atomic(struct seg_node *) next;
+};
+
+struct seg_table {
+    chm_smr_node smr;
+    size_t mask;      /* number of bins - 1 */
+    size_t threshold; /* grow when count would exceed it: 3/4 of the bins, as Java */
+    _Atomic(struct seg_node *) bins[];
+};
+
+/* A segment's hot fields: exactly one cache line (see Layout). */
+struct segment {
+    pthread_mutex_t lock;
+    _Atomic(struct seg_table *) table; /* NULL until the segment's first write */
+    atomic_size_t count;               /* written under lock; relaxed (chm_size reads it) */
+    atomic_size_t modcount;            /* likewise */
+};
+_Static_assert(sizeof(struct segment) == CHM_CACHELINE, "a segment is one cache line");
+
+struct seg_map {
+    chm base;
+    chm_smr_domain domain;
+    unsigned nsegments;
+    size_t initial_capacity; /* bins of a segment's first table */
+    void *segments_raw;      /* the allocation; segments points 0 or 32 bytes into it */
+    struct segment *segments;
+};
+
+/* A replaced value waiting for its grace period before value_free. */
+struct seg_value_retire {
+    chm_smr_node smr;
+    uint64_t value;
+};
+
+struct seg_iter {
+    struct chm__iter_base base;
+    int seg;                 /* current segment, counting down */
+    size_t bin;              /* next bin to visit in t, counting down; 0 = none left */
+    struct seg_table *t;     /* the segment's table when the iterator reached it */
+    struct seg_node *node;   /* next node of the current chain */
+};
+CHM_ITER_STATIC_ASSERT(struct seg_iter);
+
+/* The map whose segment lock this thread holds while running a compute function. */
+static _Thread_local const chm *computing_in __attribute__((tls_model("initial-exec")));
+
+static struct seg_map *as_seg(chm *m)
+{
+    return (struct seg_map *)m;
+}
+
+static struct seg_map *map_of_domain(chm_smr_domain *d)
+{
+    return (struct seg_map *)((char *)d - offsetof(struct seg_map, domain));
+}
+
+static inline struct segment *segment_for(struct seg_map *m, uint64_t hash)
+{
+    return &m->segments[(hash >> 48) & (m->nsegments - 1)];
+}
+
+static inline _Atomic(struct seg_node *) *bin_for(struct seg_table *t, uint64_t hash)
+{
+    return &t->bins[hash & t->mask];
+}
+
+/* ---- reclamation callbacks (run after a grace period) ----------------------------------- */
+
+/* A removed node: it owned its key copy and value. */
+static void free_node_full(chm_smr_node *n)
+{
+    struct seg_node *e = (struct seg_node *)n;
+    struct seg_map *m = map_of_domain(n->domain);
+    chm__key_release(&m->base, e->key);
+    chm__value_free(&m->base, atomic_load_explicit(&e->value, memory_order_relaxed));
+    chm__free(e);
+}
+
+/* The original of a cloned node: its key and value belong to the clone now. */
+static void free_node_shell(chm_smr_node *n)
+{
+    chm__free(n);
+}
+
+static void free_table(chm_smr_node *n)
+{
+    chm__free(n);
+}
+
+static void free_value(chm_smr_node *n)
+{
+    struct seg_value_retire *r = (struct seg_value_retire *)n;
+    chm__value_free(&map_of_domain(n->domain)->base, r->value);
+    chm__free(r);
+}
+
+/* Preallocate the record for a value about to be replaced; NULL when none is needed. */
+static bool value_record(struct seg_map *m, struct seg_value_retire **rec)
+{
+    *rec = NULL;
+    if (m->base.value_free == NULL)
+        return true;
+    *rec = chm__malloc(sizeof **rec);
+    return *rec != NULL;
+}
+
+static void retire_value(struct seg_map *m, struct seg_value_retire *rec, uint64_t value)
+{
+    if (rec == NULL)
+        return;
+    rec->value = value;
+    chm__smr_retire(&m->domain, &rec->smr, free_value);
+}
+
+/* ---- tables and segments ---------------------------------------------------------------- */
+
+static struct seg_table *new_table(size_t nbins)
+{
+    if (nbins > MAX_SEGMENT_TABLE_CAPACITY)
+        return NULL;
+    struct seg_table *t = chm__calloc(1, sizeof *t + nbins * sizeof t->bins[0]);
+    if (t == NULL)
+        return NULL;
+    t->mask = nbins - 1;
+    t->threshold = nbins - nbins / 4;
+    return t;
+}
+
+/* Java's ensureSegment, for the table: create it at first use; racing creators agree by CAS. */
+static struct seg_table *ensure_table(struct seg_map *m, struct segment *s)
+{
+    /* Acquire pairs with the release CAS below or the release store in rehash(): a table seen
+     * here is fully initialised. */
+    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+    if (t != NULL)
+        return t;
+    struct seg_table *fresh = new_table(m->initial_capacity);
+    if (fresh == NULL)
+        return NULL;
+    /* Release publishes the zeroed bins; acquire on failure reads the winner's table. */
+    if (atomic_compare_exchange_strong_explicit(&s->table, &t, fresh, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return fresh;
+    chm__free(fresh); /* never published: no grace period needed */
+    return t;
+}
+
+/* ---- lookup ----------------------------------------------------------------------------- */
+
+/* The node for @key in @t, or NULL. Call inside a read section or under the segment lock. */
+static struct seg_node *find(const chm *m, struct seg_table *t, uint64_t hash, uint64_t key)
+{
+    /* Acquire loads pair with the release stores that publish nodes (insert, unlink, rehash):
+     * a node reached here has its hash, key and value visible. */
+    struct seg_node *e = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
+    for (; e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire))
+        if (e->hash == hash && chm__key_equal(m, e->key, key))
+            return e;
+    return NULL;
+}
+
+static int seg_get(chm *cm, uint64_t key, uint64_t *value)
+{
+    struct seg_map *m = as_seg(cm);
+    uint64_t hash = chm__hash(cm, key);
+    struct segment *s = segment_for(m, hash);
+    int rc = CHM_NOTFOUND;
+    chm__smr_read_lock();
+    /* Acquire pairs with the table's publication (ensure_table's CAS, rehash's store). */
+    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+    if (t != NULL) {
+        struct seg_node *e = find(cm, t, hash, key);
+        if (e != NULL) {
+            /* Acquire pairs with the release store of the value: what a pointer value points
+             * to was written before the put that stored it. */
+            uint64_t v = atomic_load_explicit(&e->value, memory_order_acquire);
+            if (value != NULL)
+                *value = v;
+            rc = CHM_OK;
+        }
+    }
+    chm__smr_read_unlock();
+    return rc;
+}
+
+/* ---- locking (Segment.scanAndLockForPut / scanAndLock) ---------------------------------- */
+
+/*
+ * Take the segment lock, spinning on try-lock while walking the key's bin so the chain is in
+ * cache when the lock comes, then blocking. With @prealloc, allocate the node if the walk finds
+ * the key absent (the allocation overlaps the wait). As Java, every other retry checks whether
+ * the bin's head changed and rescans if it did.
+ */
+static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, uint64_t key,
+                          struct seg_node **prealloc)
+{
+    if (pthread_mutex_trylock(&s->lock) == 0)
+        return;
+    int retries = -1;
+    chm__smr_read_lock();
+    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+    struct seg_node *first = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
+    struct seg_node *e = first;
+    while (pthread_mutex_trylock(&s->lock) != 0) {
+        if (retries < 0) {
+            if (e == NULL) {
+                if (prealloc != NULL && *prealloc == NULL)
+                    *prealloc = chm__malloc(sizeof **prealloc); /* NULL: retried under lock */
+                retries = 0;
+            } else if (e->hash == hash && chm__key_equal(&m->base, e->key, key)) {
+                retries = 0;
+            } else {
+                e = atomic_load_explicit(&e->next, memory_order_acquire);
+            }
+        } else if (++retries > MAX_SCAN_RETRIES) {
+            chm__smr_read_unlock(); /* do not hold up grace periods while asleep */
+            pthread_mutex_lock(&s->lock);
+            return;
+        } else if ((retries & 1) == 0) {
+            t = atomic_load_explicit(&s->table, memory_order_acquire);
+            struct seg_node *f = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
+            if (f != first) {
+                e = first = f;
+                retries = -1;
+            }
+        }
+    }
+    chm__smr_read_unlock();
+}
+
+static void unlock(struct segment *s)
+{
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void bump(atomic_size_t *c, ptrdiff_t delta)
+{
+    /* Relaxed: only the lock holder writes it; chm_size's unlocked reads need atomicity only. */
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + (size_t)delta,
+                          memory_order_relaxed);
+}
+
+/* ---- rehash (Segment.rehash) ------------------------------------------------------------ */
+
+/* Count the nodes rehash must clone: those before each chain's lastRun. */
+static size_t clones_needed(struct seg_table *old, size_t newmask)
+{
+    size_t n = 0;
+    for (size_t i = 0; i <= old->mask; i++) {
+        struct seg_node *e = atomic_load_explicit(&old->bins[i], memory_order_relaxed);
+        if (e == NULL)
+            continue;
+        size_t run = 0, since = 0, last_idx = e->hash & newmask;
+        for (struct seg_node *p = e; p != NULL;
+             p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
+            size_t k = p->hash & newmask;
+            if (k != last_idx) {
+                last_idx = k;
+                run += since;
+                since = 0;
+            }
+            since++;
+        }
+        n += run;
+    }
+    return n;
+}
+
+/*
+ * Double @s's table and link @node into the new one. Everything is allocated first (the table
+ * and one node per clone), so on CHM_ENOMEM nothing has changed. Called under the lock.
+ */
+static int rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
+                  struct seg_node *node)
+{
+    size_t newlen = (old->mask + 1) * 2;
+    struct seg_table *nt = new_table(newlen);
+    if (nt == NULL)
+        return CHM_ENOMEM;
+    size_t nclones = clones_needed(old, nt->mask);
+    struct seg_node *pool = NULL; /* clones to be, chained through smr.free_fn's slot */
+    for (size_t i = 0; i < nclones; i++) {
+        struct seg_node *c = chm__malloc(sizeof *c);
+        if (c == NULL) {
+            while (pool != NULL) {
+                struct seg_node *next = (struct seg_node *)pool->smr.domain;
+                chm__free(pool);
+                pool = next;
+            }
+            chm__free(nt);
+            return CHM_ENOMEM;
+        }
+        c->smr.domain = (chm_smr_domain *)pool; /* a free list until the node is used */
+        pool = c;
+    }
+
+    for (size_t i = 0; i <= old->mask; i++) {
+        struct seg_node *e = atomic_load_explicit(&old->bins[i], memory_order_relaxed);
+        if (e == NULL)
+            continue;
+        struct seg_node *next = atomic_load_explicit(&e->next, memory_order_relaxed);
+        size_t idx = e->hash & nt->mask;
+        if (next == NULL) { /* a single node moves as it is */
+            atomic_store_explicit(&nt->bins[idx], e, memory_order_relaxed);
+            continue;
+        }
+        struct seg_node *last_run = e;
+        size_t last_idx = idx;
+        for (struct seg_node *p = next; p != NULL;
+             p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
+            size_t k = p->hash & nt->mask;
+            if (k != last_idx) {
+                last_idx = k;
+                last_run = p;
+            }
+        }
+        /* The tail from lastRun is shared by both tables; the prefix is cloned. */
+        atomic_store_explicit(&nt->bins[last_idx], last_run, memory_order_relaxed);
+        struct seg_node *pnext;
+        for (struct seg_node *p = e; p != last_run; p = pnext) {
+            /* Read p's link before retiring p: a lock holder is not a reader, so nothing
+             * keeps p alive once it is retired. */
+            pnext = atomic_load_explicit(&p->next, memory_order_relaxed);
+            struct seg_node *c = pool;
+            pool = (struct seg_node *)c->smr.domain;
+            size_t k = p->hash & nt->mask;
+            c->hash = p->hash;
+            c->key = p->key;
+            atomic_store_explicit(&c->value, atomic_load_explicit(&p->value, memory_order_relaxed),
+                                  memory_order_relaxed);
+            atomic_store_explicit(&c->next,
+                                  atomic_load_explicit(&nt->bins[k], memory_order_relaxed),
+                                  memory_order_relaxed);
+            atomic_store_explicit(&nt->bins[k], c, memory_order_relaxed);
+            chm__smr_retire(&m->domain, &p->smr, free_node_shell);
+        }
+    }
+    _Atomic(struct seg_node *) *b = bin_for(nt, node->hash);
+    atomic_store_explicit(&node->next, atomic_load_explicit(b, memory_order_relaxed),
+                          memory_order_relaxed);
+    atomic_store_explicit(b, node, memory_order_relaxed);
+    /* Release publishes the whole new table (bins, clones, the new node) to readers, whose
+     * acquire load of s->table pairs with it. Nothing of it was visible before. */
+    atomic_store_explicit(&s->table, nt, memory_order_release);
+    chm__smr_retire(&m->domain, &old->smr, free_table);
+    return CHM_OK;
+}
+
+/* ---- writes ----------------------------------------------------------------------------- */
+
+/* Link a prepared node (hash, key, value set) at the head of its bin; grow first if needed.
+ * Under the lock. CHM_OK or CHM_ENOMEM (node not linked). */
+static int link_node(struct seg_map *m, struct segment *s, struct seg_table *t,
+                     struct seg_node *node)
+{
+    size_t c = atomic_load_explicit(&s->count, memory_order_relaxed) + 1;
+    if (c > t->threshold && t->mask + 1 < MAX_SEGMENT_TABLE_CAPACITY) {
+        if (rehash(m, s, t, node) != CHM_OK)
+            return CHM_ENOMEM;
+    } else {
+        _Atomic(struct seg_node *) *b = bin_for(t, node->hash);
+        atomic_store_explicit(&node->next, atomic_load_explicit(b, memory_order_relaxed),
+                              memory_order_relaxed);
+        /* Release pairs with readers' acquire load of the bin head: they see the node whole. */
+        atomic_store_explicit(b, node, memory_order_release);
+    }
+    bump(&s->modcount, 1);
+    atomic_store_explicit(&s->count, c, memory_order_relaxed);
+    return CHM_OK;
+}
+
+/* Fill a node for an absent key: retain the key (the node may come from the scan). */
+static struct seg_node *prepare_node(struct seg_map *m, struct seg_node *node, uint64_t hash,
+                                     uint64_t key, uint64_t value)
+{
+    if (node == NULL && (node = chm__malloc(sizeof *node)) == NULL)
+        return NULL;
+    uint64_t stored;
+    if (!chm__key_retain(&m->base, key, &stored)) {
+        chm__free(node);
+        return NULL;
+    }
+    node->hash = hash;
+    node->key = stored;
+    atomic_store_explicit(&node->value, value, memory_order_relaxed);
+    atomic_store_explicit(&node->next, NULL, memory_order_relaxed);
+    return node;
+}
+
+/* Segment.put: CHM_OK (inserted), CHM_EXISTS (*prev set; replaced unless only_if_absent). */
+static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_absent,
+                          uint64_t *prev)
+{
+    struct seg_map *m = as_seg(cm);
+    if (chm_unlikely(computing_in == cm))
+        return CHM_EDEADLK;
+    uint64_t hash = chm__hash(cm, key);
+    struct segment *s = segment_for(m, hash);
+    if (ensure_table(m, s) == NULL)
+        return CHM_ENOMEM;
+    struct seg_node *node = NULL;
+    scan_and_lock(m, s, hash, key, &node);
+    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed);
+    struct seg_node *e = find(cm, t, hash, key);
+    int rc;
+    struct seg_value_retire *rec = NULL;
+    if (e != NULL) {
+        *prev = atomic_load_explicit(&e->value, memory_order_relaxed);
+        rc = CHM_EXISTS;
+        if (!only_if_absent) {
+            if (!value_record(m, &rec)) {
+                rc = CHM_ENOMEM;
+            } else {
+                /* Release pairs with chm_get's acquire load of the value. */
+                atomic_store_explicit(&e->value, value, memory_order_release);
+                bump(&s->modcount, 1);
+                retire_value(m, rec, *prev);
+            }
+        }
+    } else if ((node = prepare_node(m, node, hash, key, value)) == NULL) {
+        rc = CHM_ENOMEM;
+    } else if (link_node(m, s, t, node) != CHM_OK) {
+        chm__key_release(cm, node->key);
+        rc = CHM_ENOMEM;
+    } else {
+        node = NULL; /* linked */
+        rc = CHM_OK;
+    }
+    unlock(s);
+    chm__free(node); /* an unused preallocation, or the node of a failed insert */
+    return rc;
+}
+
+static int seg_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
+{
+    uint64_t prev = 0;
+    int rc = seg_put_common(cm, key, value, false, &prev);
+    if (rc == CHM_EXISTS && old != NULL)
+        *old = prev;
+    return rc;
+}
+
+static int seg_put_if_absent(chm *cm, uint64_t key, uint64_t value, uint64_t *current)
+{
+    uint64_t prev = 0;
+    int rc = seg_put_common(cm, key, value, true, &prev);
+    if (rc == CHM_EXISTS && current != NULL)
+        *current = prev;
+    return rc;
+}
+
+static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void *arg,
+                                 uint64_t *value)
+{
+    struct seg_map *m = as_seg(cm);
+    if (chm_unlikely(computing_in == cm))
+        return CHM_EDEADLK;
+    uint64_t v;
+    if (seg_get(cm, key, &v) == CHM_OK) { /* fast path, lock-free: present */
+        if (value != NULL)
+            *value = v;
+        return CHM_EXISTS;
+    }
+    uint64_t hash = chm__hash(cm, key);
+    struct segment *s = segment_for(m, hash);
+    if (ensure_table(m, s) == NULL)
+        return CHM_ENOMEM;
+    struct seg_node *node = NULL;
+    scan_and_lock(m, s, hash, key, &node);
+    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed);
+    struct seg_node *e = find(cm, t, hash, key);
+    int rc;
+    if (e != NULL) {
+        v = atomic_load_explicit(&e->value, memory_order_relaxed);
+        rc = CHM_EXISTS;
+    } else if ((node = prepare_node(m, node, hash, key, 0)) == NULL) {
+        rc = CHM_ENOMEM; /* before fn: it does not run */
+    } else {
+        const chm *outer = computing_in; /* fn may compute in another map in turn */
+        computing_in = cm;
+        v = fn(key, arg);
+        computing_in = outer;
+        atomic_store_explicit(&node->value, v, memory_order_relaxed);
+        /* The table cannot have changed: only this lock holder could change it. */
+        if (link_node(m, s, t, node) != CHM_OK) {
+            chm__key_release(cm, node->key);
+            rc = CHM_ENOMEM;
+        } else {
+            node = NULL;
+            rc = CHM_OK;
+        }
+    }
+    unlock(s);
+    chm__free(node);
+    if (rc >= 0 && value != NULL)
+        *value = v;
+    return rc;
+}
+
+/* Segment.remove: unlink under the lock; the node is retired with its key and value. */
+static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
+{
+    struct seg_map *m = as_seg(cm);
+    if (chm_unlikely(computing_in == cm))
+        return CHM_EDEADLK;
+    uint64_t hash = chm__hash(cm, key);
+    struct segment *s = segment_for(m, hash);
+    /* Acquire pairs with the table's publication; an absent table means an absent key. */
+    if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
+        return CHM_NOTFOUND;
+    scan_and_lock(m, s, hash, key, NULL);
+    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed);
+    _Atomic(struct seg_node *) *link = bin_for(t, hash);
+    struct seg_node *e = atomic_load_explicit(link, memory_order_relaxed);
+    while (e != NULL && !(e->hash == hash && chm__key_equal(cm, e->key, key))) {
+        link = &e->next;
+        e = atomic_load_explicit(link, memory_order_relaxed);
+    }
+    int rc = CHM_NOTFOUND;
+    if (e != NULL) {
+        /* Release: readers that load the link and follow it acquire the successor whole. The
+         * removed node keeps its own `next`, so a reader standing on it walks on. */
+        atomic_store_explicit(link, atomic_load_explicit(&e->next, memory_order_relaxed),
+                              memory_order_release);
+        bump(&s->modcount, 1);
+        bump(&s->count, -1);
+        if (old != NULL)
+            *old = atomic_load_explicit(&e->value, memory_order_relaxed);
+        chm__smr_retire(&m->domain, &e->smr, free_node_full);
+        rc = CHM_OK;
+    }
+    unlock(s);
+    return rc;
+}
+
+/* Segment.replace(key, hash, oldValue, newValue). */
+static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired)
+{
+    struct seg_map *m = as_seg(cm);
+    if (chm_unlikely(computing_in == cm))
+        return CHM_EDEADLK;
+    uint64_t hash = chm__hash(cm, key);
+    struct segment *s = segment_for(m, hash);
+    if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
+        return CHM_NOTFOUND;
+    struct seg_value_retire *rec;
+    if (!value_record(m, &rec))
+        return CHM_ENOMEM;
+    scan_and_lock(m, s, hash, key, NULL);
+    struct seg_node *e = find(cm, atomic_load_explicit(&s->table, memory_order_relaxed), hash, key);
+    int rc = CHM_NOTFOUND;
+    if (e != NULL) {
+        if (atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
+            rc = CHM_EXISTS;
+        } else {
+            /* Release pairs with chm_get's acquire load of the value. */
+            atomic_store_explicit(&e->value, desired, memory_order_release);
+            bump(&s->modcount, 1);
+            retire_value(m, rec, expected);
+            rec = NULL;
+            rc = CHM_OK;
+        }
+    }
+    unlock(s);
+    chm__free(rec);
+    return rc;
+}
+
+/* ---- size ------------------------------------------------------------------------------- */
+
+static size_t seg_size(chm *cm)
+{
+    struct seg_map *m = as_seg(cm);
+    /* Inside a compute function this thread holds a segment lock: locking all would deadlock,
+     * so it gets the unlocked estimate. */
+    bool may_lock = computing_in != cm;
+    size_t last = 0, size = 0;
+    int retries = -1;
+    bool locked = false;
+    for (;;) {
+        if (retries++ == RETRIES_BEFORE_LOCK && may_lock) {
+            for (unsigned i = 0; i < m->nsegments; i++)
+                pthread_mutex_lock(&m->segments[i].lock);
+            locked = true;
+        }
+        size_t sum = 0;
+        size = 0;
+        for (unsigned i = 0; i < m->nsegments; i++) {
+            sum += atomic_load_explicit(&m->segments[i].modcount, memory_order_relaxed);
+            size += atomic_load_explicit(&m->segments[i].count, memory_order_relaxed);
+        }
+        if (sum == last || locked || retries > RETRIES_BEFORE_LOCK + 1)
+            break;
+        last = sum;
+    }
+    if (locked)
+        for (unsigned i = 0; i < m->nsegments; i++)
+            pthread_mutex_unlock(&m->segments[i].lock);
+    return size;
+}
+
+/* ---- iteration (HashIterator) ----------------------------------------------------------- */
+
+static struct seg_iter *as_iter(chm_iter *it)
+{
+    return (struct seg_iter *)(void *)it->opaque;
+}
+
+static int seg_iter_init(chm_iter *it, chm *cm)
+{
+    struct seg_iter *si = as_iter(it);
+    si->seg = (int)as_seg(cm)->nsegments;
+    si->bin = 0;
+    si->t = NULL;
+    si->node = NULL;
+    chm__smr_read_lock(); /* held until chm_iter_fini: nodes stay valid between calls */
+    return CHM_OK;
+}
+
+static int seg_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
+{
+    struct seg_iter *si = as_iter(it);
+    struct seg_map *m = as_seg(si->base.m);
+    while (si->node == NULL) {
+        if (si->bin == 0) {
+            if (si->seg == 0)
+                return CHM_END;
+            si->seg--;
+            /* Acquire pairs with the table's publication. */
+            si->t = atomic_load_explicit(&m->segments[si->seg].table, memory_order_acquire);
+            si->bin = si->t != NULL ? si->t->mask + 1 : 0;
+            continue;
+        }
+        si->bin--;
+        si->node = atomic_load_explicit(&si->t->bins[si->bin], memory_order_acquire);
+    }
+    struct seg_node *e = si->node;
+    si->node = atomic_load_explicit(&e->next, memory_order_acquire);
+    if (key != NULL)
+        *key = e->key;
+    if (value != NULL)
+        *value = atomic_load_explicit(&e->value, memory_order_acquire);
+    return CHM_OK;
+}
+
+static void seg_iter_fini(chm_iter *it)
+{
+    (void)it;
+    chm__smr_read_unlock();
+}
+
+/* ---- self-check ------------------------------------------------------------------------- */
+
+static int seg_validate(chm *cm)
+{
+    struct seg_map *m = as_seg(cm);
+    for (unsigned i = 0; i < m->nsegments; i++) {
+        struct segment *s = &m->segments[i];
+        struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+        size_t n = 0;
+        if (t != NULL) {
+            for (size_t b = 0; b <= t->mask; b++) {
+                for (struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_acquire);
+                     e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire)) {
+                    if (e->hash != chm__hash(cm, e->key))
+                        return -2; /* stale hash */
+                    if ((e->hash & t->mask) != b || segment_for(m, e->hash) != s)
+                        return -3; /* node in the wrong bin or segment */
+                    if (find(cm, t, e->hash, e->key) != e)
+                        return -4; /* duplicate key in a chain */
+                    n++;
+                }
+            }
+            if (n > t->threshold && t->mask + 1 < MAX_SEGMENT_TABLE_CAPACITY)
+                return -5; /* should have grown */
+        }
+        if (n != atomic_load_explicit(&s->count, memory_order_relaxed))
+            return -1; /* count disagrees with the chains */
+    }
+    return 0;
+}
+
+/* ---- life cycle ------------------------------------------------------------------------- */
+
+static void seg_destroy(chm *cm)
+{
+    struct seg_map *m = as_seg(cm);
+    /* Retired nodes first: their callbacks read the map's header, and once they are done no
+     * value_free of this map runs on another thread while the live ones are freed here. */
+    chm__smr_drain(&m->domain);
+    for (unsigned i = 0; i < m->nsegments; i++) {
+        struct segment *s = &m->segments[i];
+        struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+        if (t != NULL) {
+            for (size_t b = 0; b <= t->mask; b++) {
+                struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_relaxed);
+                while (e != NULL) {
+                    struct seg_node *next = atomic_load_explicit(&e->next, memory_order_relaxed);
+                    e->smr.domain = &m->domain;
+                    free_node_full(&e->smr);
+                    e = next;
+                }
+            }
+            chm__free(t);
+        }
+        pthread_mutex_destroy(&s->lock);
+    }
+    chm__free(m->segments_raw);
+    chm__free(m);
+}
+
+static const struct chm_ops seg_ops = {
+    .get = seg_get,
+    .put = seg_put,
+    .put_if_absent = seg_put_if_absent,
+    .remove = seg_remove,
+    .replace = seg_replace,
+    .compute_if_absent = seg_compute_if_absent,
+    .size = seg_size,
+    .iter_init = seg_iter_init,
+    .iter_next = seg_iter_next,
+    .iter_fini = seg_iter_fini,
+    .destroy = seg_destroy,
+    .validate = seg_validate,
+};
+
+static size_t round_up_pow2(size_t x)
+{
+    size_t p = 1;
+    while (p < x)
+        p <<= 1;
+    return p;
+}
+
+static chm *seg_create(const chm_backend *b, const chm_options *opt)
+{
+    unsigned nseg = opt->concurrency > MAX_SEGMENTS ? MAX_SEGMENTS : opt->concurrency;
+    nseg = (unsigned)round_up_pow2(nseg);
+    /* Java: per-segment capacity = max(2, ceil(capacity / segments)), a power of two; the
+     * threshold is 3/4 of it, so size the table for capacity / 0.75 entries. */
+    size_t per = opt->capacity / nseg + (opt->capacity % nseg != 0);
+    if (per > MAX_SEGMENT_TABLE_CAPACITY / 2) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    per += per / 3;
+    size_t cap = round_up_pow2(per < MIN_SEGMENT_TABLE_CAPACITY ? MIN_SEGMENT_TABLE_CAPACITY : per);
+
+    struct seg_map *m = chm__calloc(1, sizeof *m);
+    if (m == NULL) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    m->segments_raw = chm__aligned_alloc(CHM_CACHELINE, (size_t)(nseg + 1) * CHM_CACHELINE);
+    if (m->segments_raw == NULL) {
+        chm__free(m);
+        errno = ENOMEM;
+        return NULL;
+    }
+    memset(m->segments_raw, 0, (size_t)(nseg + 1) * CHM_CACHELINE);
+    m->segments = (struct segment *)((char *)m->segments_raw + (opt->packed ? CHM_CACHELINE / 2 : 0));
+    chm__header_init(&m->base, &seg_ops, b, opt);
+    chm__smr_domain_init(&m->domain);
+    m->nsegments = nseg;
+    m->initial_capacity = cap;
+    for (unsigned i = 0; i < nseg; i++)
+        pthread_mutex_init(&m->segments[i].lock, NULL);
+    if (opt->capacity != 0) { /* presized: create the tables now, so growth never happens */
+        for (unsigned i = 0; i < nseg; i++) {
+            if (ensure_table(m, &m->segments[i]) == NULL) {
+                seg_destroy(&m->base);
+                errno = ENOMEM;
+                return NULL;
+            }
+        }
+    }
+    return &m->base;
+}
+
+const chm_backend chm_segmented = {
+    .name = "segmented",
+    .thread_safe = true,
+    .create = seg_create,
+};

@@ -170,6 +170,8 @@ struct random_cfg {
     const chm_keyops *keys;
     chm_rwlock_kind rwlock;
     unsigned iter_every; /* full comparison every this many operations */
+    unsigned concurrency; /* options.concurrency (segmented: segments) */
+    bool packed;          /* options.packed */
 };
 
 /* One random operation on (m, model); false after the first mismatch. */
@@ -264,6 +266,8 @@ static void run_random(const chm_backend *b, const struct random_cfg *c)
     o.keys = c->keys;
     o.seed = c->map_seed;
     o.rwlock = c->rwlock;
+    o.concurrency = c->concurrency;
+    o.packed = c->packed;
     o.value_free = tl_freelog_cb;
     o.ctx = &log;
     chm *m = chm_new(b, &o);
@@ -443,6 +447,27 @@ static void test_random_options(const chm_backend *b)
         .iter_every = 1999,
     };
     run_random(b, &cap);
+    struct random_cfg packed1 = {
+        .label = "packed, concurrency 1",
+        .seed = 602,
+        .nops = nops,
+        .range = 3000,
+        .style = KS_SPREAD,
+        .concurrency = 1,
+        .packed = true,
+        .iter_every = 2999,
+    };
+    run_random(b, &packed1);
+    struct random_cfg many = {
+        .label = "concurrency 300 (rounded up to 512)",
+        .seed = 603,
+        .nops = nops,
+        .range = 3000,
+        .style = KS_SPREAD,
+        .concurrency = 300,
+        .iter_every = 2999,
+    };
+    run_random(b, &many);
 }
 
 /* ---- extremes ----------------------------------------------------------------------------- */

@@ -6,6 +6,8 @@
 #endif
 #include "testlib.h"
 
+#include "chm_internal.h" /* chm__validate */
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -379,6 +381,8 @@ int tl_collect(chm *m, tl_model *out)
 bool tl_map_equals_model(chm *m, const tl_model *model)
 {
     long before = tl_failures();
+    /* The map is quiescent here: its backend's own invariants must hold too. */
+    CHECK_EQ((uint64_t)(int64_t)chm__validate(m), 0);
     CHECK_EQ(chm_size(m), tl_model_size(model));
 
     chm_iter it;

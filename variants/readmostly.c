@@ -1,0 +1,1403 @@
+/*
+ * readmostly.c - chm_readmostly: Go's classic sync.Map (sync/map.go, Go 1.9-1.23) in C.
+ *
+ * HOW IT WORKS
+ *
+ * Two maps from key to *entry*, sharing the entries:
+ *   - the read snapshot (Go: `read atomic.Pointer[readOnly]`, readOnly{m, amended}): an immutable
+ *     open-addressing index, published through one atomic word `read` that also carries the
+ *     amended flag. Readers acquire-load it and probe it with no lock and no store.
+ *   - the dirty map (Go: `dirty map[any]*entry`), guarded by one pthread mutex `mu`: every entry
+ *     of the read index that is not expunged, plus the keys added since the last promotion.
+ *     `amended` says that dirty holds keys the read index lacks.
+ * An entry (Go: `entry{p atomic.Pointer[any]}`) holds the key, its hash and one atomic pointer p:
+ *     p == a box     live: the box is an immutable {value} record
+ *     p == NULL      deleted; the entry is in dirty if dirty exists
+ *     p == EXPUNGED  deleted, and absent from dirty (dirty exists)
+ *     p == RESERVED  (not in Go) chm_compute_if_absent is computing this key's value
+ * Go's states map one to one: nil, expunged, and a pointer to an interface value. All 2^64 values
+ * are legal, so a state cannot be a special value: values are boxed, and the states are NULL and
+ * the addresses of two static boxes. A swap is one pointer CAS, a read is one acquire load and a
+ * dependent load. The cost is an allocation per store of a value into an existing entry (put on a
+ * present or deleted key, replace, put_if_absent/compute on a deleted key) and a pointer hop per
+ * read. Each entry embeds its first box, so an insert of a new key is one allocation and a read
+ * of a never-overwritten value touches the entry's line only (p and the inline value share 16
+ * bytes); a later store allocates a separate box. The alternative, a state word next to an
+ * unboxed value, needs either a double-width CAS (a 16-byte atomic load is a locked cmpxchg16b
+ * on x86: a store on every read) or a seqlock (readers retry, writers lock per entry), and gives
+ * up Go's lock-free trySwap.
+ *
+ * The read index is a power-of-two array of {key, entry*} slots, linear probing, load factor at
+ * most 1/4 (RM_LOAD_LOG: a miss, half of a typical mix's reads, probes ~1.4 slots instead of ~2.5
+ * at 1/2), no tombstones (it is never written once published). It is the same structure as the
+ * dirty map, which is mutable only while it is unpublished (it deletes by backward shift, so it
+ * needs no tombstones either), so promotion is O(1) as in Go: the dirty table *becomes* the read
+ * index. Indexes are 128-byte aligned and `read` packs {index address, log2(slots), amended}
+ * into one word: a reader needs no index header, and the amended flip allocates nothing.
+ *
+ * Go's methods, one to one:
+ *   chm_get            Load: probe read; a hit loads p. A miss with amended takes mu, re-probes
+ *                      read, probes dirty and counts a miss (missLocked).
+ *   chm_put            Swap (Store is Swap without the result): on a read hit trySwap (CAS loop,
+ *                      fails only on expunged); else under mu: a read hit is unexpungeLocked
+ *                      (re-inserted into dirty) and swapLocked, a dirty hit swapLocked, a new key
+ *                      runs dirtyLocked if not amended, flips amended and enters dirty.
+ *   chm_put_if_absent  LoadOrStore: tryLoadOrStore on a read hit; else the same locked shape,
+ *                      a dirty hit counting a miss.
+ *   chm_remove         LoadAndDelete: delete() (CAS to NULL) on a read hit; else under mu a
+ *                      dirty-only key leaves dirty and counts a miss.
+ *   chm_replace        CompareAndSwap by 64-bit equality of the boxed value: tryCompareAndSwap
+ *                      on a read hit; under mu otherwise, a dirty hit counting a miss.
+ *   missLocked         misses++; once misses >= dirty's size, dirty becomes the read index
+ *                      (O(1)), dirty = NULL, misses = 0.
+ *   dirtyLocked        a new dirty table sized for the live entries, filled with every read
+ *                      entry that tryExpungeLocked (CAS NULL -> EXPUNGED) does not expunge. O(n).
+ *   iteration          Range: if amended, take mu and promote dirty now; then walk the
+ *                      immutable index without locks, skipping deleted and expunged entries.
+ *   chm_compute_if_absent  LoadOrStore's shape with the value computed under mu (Go has none).
+ * Everything Go does lock-free stays lock-free here: read hits of Load, Swap, LoadOrStore,
+ * LoadAndDelete and CompareAndSwap, and the walk of Range.
+ *
+ * Note the cost Go pays and this port keeps: chm_get of a key that is not in the read index
+ * while amended (a key added since the last promotion, or an absent key) takes mu, until enough
+ * such misses promote dirty. chm_get is store-free only on read hits and non-amended misses.
+ *
+ * Memory ordering. `read` is stored with release (promotion, amended flip; under mu) and loaded
+ * with acquire by lock-free paths: the index's slots and its entries' key/hash, written before
+ * publication, are visible. A box is written before the release (or acq_rel) CAS/exchange/store
+ * that installs it in p, and readers acquire-load p before reading box->value. Installing CASes
+ * that return the old box's value are acq_rel; a delete (box -> NULL) is acquire, to read the
+ * value it removes. The transitions that publish nothing need no release: NULL -> EXPUNGED is
+ * relaxed and NULL -> RESERVED acquire only to read the box that beat it; they just decide, by
+ * the total order of RMWs on p, which of a lock-free CAS and a locked expunge/reserve wins.
+ *
+ * Reclamation (src/smr.h). Lock-free paths run inside a read section. Retired after a grace
+ * period: displaced boxes (their value then goes to value_free), and replaced read indexes. An
+ * amended flip reuses the same index (only the tag bit changes), so an index is retired only
+ * when promotion replaces it with another one. Entries die in two ways:
+ *   - expunged entries dropped by a promotion: they are listed at dirtyLocked time; at promotion
+ *     the ones still expunged become the old index's dead list and die with that index;
+ *   - a dirty-only entry removed by chm_remove: it was never in a published index, and every
+ *     access to it happens under mu, so it dies at once (key released after mu is dropped).
+ * Iterators do not hold a read section between calls: chm_iter_init takes a reference on the
+ * index (refs), each chm_iter_next opens a section of its own. So an index's dead entries must
+ * outlive every index that contains them, and an entry dropped from index k may also be in
+ * indexes j < k: each index holds a reference on its successor (`succ`), dropped when the
+ * index itself is freed, so indexes die oldest first and an index frees its dead entries only
+ * after all older ones are gone. An idle iterator therefore delays only this map's entry and
+ * index frees, never the global grace periods other maps need, and a thread may free other maps
+ * (chm__smr_drain) between its chm_iter_next calls.
+ * An entry and its inline first box are freed together: the entry starts with refs = 2 (itself,
+ * its inline box); the inline box's retire callback and the entry's death each drop one.
+ *
+ * Size. Go's sync.Map has no Len. chm_size sums a striped counter of live entries (one stripe
+ * per writer thread, by a thread-local index; 64-byte stripes unless chm_options.packed),
+ * updated with a relaxed atomic add by writers on every live <-> absent transition. Readers never
+ * touch it. It is exact when no write is in flight; during writes it may be off by the writes in
+ * flight (never negative: clamped at 0).
+ *
+ * Re-entrancy. chm_compute_if_absent runs fn under mu, with the key RESERVED (readers and
+ * deleters see it absent; writers that would store it wait for mu), so racing callers run fn
+ * exactly once, and a racing chm_put waits instead of being overwritten. A thread-local list of
+ * the maps whose mu this thread holds for a compute makes a nested call from fn safe: nested
+ * chm_get, chm_size and iteration work (their locked steps skip locking: this thread holds mu);
+ * every nested write returns CHM_EDEADLK. CHM_ENOMEM from compute means fn did not run.
+ *
+ * Deliberate differences from Go
+ *   - Boxed values with an inline first box and a refcount (Go: a GC'd *any per Store).
+ *   - `read` is a tagged index pointer instead of a pointer to a readOnly struct: one load and
+ *     no allocation per amended flip, and no readOnly to reclaim.
+ *   - Promotion and dirtyLocked work on open-addressing tables instead of Go maps; dirtyLocked
+ *     allocates first, so an allocation failure leaves the map unchanged (CHM_ENOMEM), and sizes
+ *     the new table by the live counter (Go: len(read.m), deleted entries included).
+ *   - A dirty-only entry is removed from dirty and deleted under mu and dies as soon as mu is
+ *     dropped, with no grace period (Go deletes it from dirty, CASes p after unlocking, and the
+ *     GC frees it).
+ *   - misses is a plain counter under mu, exactly as Go; missLocked does nothing when not
+ *     amended (Go never calls it then).
+ *   - chm_options.capacity presizes the first dirty table (Go has no size hint).
+ *   - RESERVED, compute_if_absent and the live counter have no Go counterpart.
+ */
+#define _GNU_SOURCE
+#include "readmostly.h"
+#include "smr.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stddef.h>
+#include <string.h>
+
+#define RM_INDEX_ALIGN 128 /* index addresses: 7 low bits for the tag of `read` */
+#define RM_MIN_SHIFT 3     /* 8 slots */
+#define RM_MAX_SHIFT 58
+#ifndef RM_LOAD_LOG
+#define RM_LOAD_LOG 2 /* a table of 2^s slots holds at most 2^(s - RM_LOAD_LOG) entries */
+#endif
+#define RM_MAX_STRIPES 64
+
+struct rm_box {
+    uint64_t value; /* immutable once installed */
+    chm_smr_node node;
+};
+
+struct rm_entry {
+    _Atomic(struct rm_box *) p; /* a box, NULL, EXPUNGED or RESERVED */
+    struct rm_box first;        /* the inline first box: p and first.value share 16 bytes */
+    uint64_t key;               /* the stored copy; immutable */
+    uint64_t hash;              /* chm__hash(key); immutable */
+    atomic_uint refs;           /* 2 at birth: the entry itself and its inline box */
+    struct rm_entry *next_dead; /* under mu: expunged list, then an index's dead list */
+};
+_Static_assert(offsetof(struct rm_entry, first.value) == 8,
+               "p and the inline value share one 16-byte chunk (one line)");
+
+struct rm_slot {
+    uint64_t key;       /* the entry's stored key, compared without a dereference */
+    struct rm_entry *e; /* NULL = empty */
+};
+_Static_assert(sizeof(struct rm_slot) == 16, "four slots per line");
+
+/* The read index / dirty table. Readers use only slots[] (the shift travels in `read`), so the
+ * header's line is cold for them; the slots start on their own line. */
+struct rm_index {
+    size_t count;          /* entries */
+    unsigned shift;        /* log2 of the number of slots */
+    atomic_size_t refs;    /* published index: 1 while current or in its grace period,
+                               + 1 until its predecessor is freed, + 1 per iterator */
+    struct rm_index *succ; /* set when a promotion replaces it (under mu) */
+    struct rm_entry *dead; /* entries that died with this index (set at promotion) */
+    chm_smr_node node;
+    alignas(CHM_CACHELINE) struct rm_slot slots[];
+};
+_Static_assert(offsetof(struct rm_index, slots) % CHM_CACHELINE == 0, "slots on their own line");
+
+struct rm_map {
+    chm base;
+    /* Loaded by every operation; stored only by promotion and the amended flip (rare). */
+    _Atomic uintptr_t read;
+    unsigned char *stripes; /* live-entry counter stripes */
+    size_t stripe_mask, stripe_stride;
+    /* Written by every retire (lock-free writers too): its own line. */
+    alignas(CHM_CACHELINE) chm_smr_domain smr;
+    /* Writers' line: everything below is guarded by mu. */
+    alignas(CHM_CACHELINE) pthread_mutex_t mu;
+    struct rm_index *dirty;            /* NULL when Go's dirty is nil */
+    size_t misses;                     /* Go's misses */
+    struct rm_entry *expunged;         /* entries expunged by the last dirtyLocked */
+    uint64_t promotions, dirty_builds; /* statistics for the tests */
+};
+_Static_assert(offsetof(struct rm_map, smr) % CHM_CACHELINE == 0 &&
+                   offsetof(struct rm_map, smr) >= offsetof(struct rm_map, read) + 8,
+               "read's line is not written by retirers");
+_Static_assert(offsetof(struct rm_map, mu) % CHM_CACHELINE == 0 &&
+                   offsetof(struct rm_map, mu) >= offsetof(struct rm_map, smr) + CHM_CACHELINE,
+               "the writers' line holds nothing readers or retirers touch");
+
+struct rm_iter {
+    struct chm__iter_base base;
+    struct rm_index *t; /* referenced (refs) until chm_iter_fini */
+    size_t pos, n;
+};
+CHM_ITER_STATIC_ASSERT(struct rm_iter);
+
+/* The two state sentinels: addresses no box allocation can have. */
+static struct rm_box rm_sentinels[2];
+#define EXPUNGED (&rm_sentinels[0])
+#define RESERVED (&rm_sentinels[1])
+
+static inline bool is_box(const struct rm_box *p)
+{
+    return p != NULL && (uintptr_t)p - (uintptr_t)rm_sentinels >= sizeof rm_sentinels;
+}
+
+static struct rm_map *as_rm(chm *m)
+{
+    return (struct rm_map *)m;
+}
+
+static struct rm_map *map_of_domain(chm_smr_domain *d)
+{
+    return (struct rm_map *)((char *)d - offsetof(struct rm_map, smr));
+}
+
+/* ---- the tagged read word --------------------------------------------------------------- */
+
+static inline struct rm_index *rd_index(uintptr_t r)
+{
+    return (struct rm_index *)(r & ~(uintptr_t)(RM_INDEX_ALIGN - 1));
+}
+
+static inline size_t rd_mask(uintptr_t r)
+{
+    return ((size_t)1 << ((r >> 1) & 63)) - 1;
+}
+
+static inline bool rd_amended(uintptr_t r)
+{
+    return (r & 1) != 0;
+}
+
+static inline uintptr_t rd_make(const struct rm_index *t, bool amended)
+{
+    return (uintptr_t)t | ((uintptr_t)t->shift << 1) | (uintptr_t)amended;
+}
+
+/* ---- maps whose mutex this thread holds while running a compute function ---------------- */
+
+struct rm_hold {
+    const struct rm_map *m;
+    struct rm_hold *outer;
+};
+static _Thread_local struct rm_hold *rm_holding __attribute__((tls_model("initial-exec")));
+
+static inline bool holds(const struct rm_map *m)
+{
+    for (const struct rm_hold *h = rm_holding; h != NULL; h = h->outer)
+        if (h->m == m)
+            return true;
+    return false;
+}
+
+/* Take mu unless this thread already holds it (a call from a compute function). */
+static bool lock_unless_held(struct rm_map *m)
+{
+    if (chm_unlikely(rm_holding != NULL) && holds(m))
+        return false;
+    pthread_mutex_lock(&m->mu);
+    return true;
+}
+
+/* ---- the live-entry counter ------------------------------------------------------------- */
+
+static _Thread_local unsigned rm_thread_stripe __attribute__((tls_model("initial-exec")));
+static atomic_uint rm_next_stripe;
+
+/* Relaxed: the counter orders nothing; chm_size is exact once the writers' effects happen
+ * before it (a join, a lock hand-off), which makes these adds visible. */
+static inline void live_add(struct rm_map *m, long d)
+{
+    unsigned s = rm_thread_stripe;
+    if (chm_unlikely(s == 0)) {
+        s = atomic_fetch_add_explicit(&rm_next_stripe, 1, memory_order_relaxed) + 1;
+        rm_thread_stripe = s; /* 0 again after 2^32 threads: harmless, it is re-drawn */
+    }
+    atomic_long *c = (atomic_long *)(void *)(m->stripes + (s & m->stripe_mask) * m->stripe_stride);
+    atomic_fetch_add_explicit(c, d, memory_order_relaxed);
+}
+
+static long live_sum(struct rm_map *m)
+{
+    long n = 0;
+    for (size_t i = 0; i <= m->stripe_mask; i++)
+        n += atomic_load_explicit((atomic_long *)(void *)(m->stripes + i * m->stripe_stride),
+                                  memory_order_relaxed);
+    return n;
+}
+
+/* ---- reclamation callbacks -------------------------------------------------------------- */
+
+static void entry_unref(struct rm_entry *e)
+{
+    /* acq_rel: the last owner's free happens after the other owner's accesses (release on the
+     * first drop, acquire on the last). */
+    if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
+        chm__free(e);
+}
+
+static void heap_box_retired(chm_smr_node *n)
+{
+    struct rm_box *b = (struct rm_box *)((char *)n - offsetof(struct rm_box, node));
+    chm__value_free(&map_of_domain(n->domain)->base, b->value);
+    chm__free(b);
+}
+
+static void inline_box_retired(chm_smr_node *n)
+{
+    struct rm_box *b = (struct rm_box *)((char *)n - offsetof(struct rm_box, node));
+    struct rm_entry *e = (struct rm_entry *)((char *)b - offsetof(struct rm_entry, first));
+    chm__value_free(&map_of_domain(n->domain)->base, b->value);
+    entry_unref(e);
+}
+
+/* @b left @e's p (it was installed there): free it and hand its value to value_free after a
+ * grace period. */
+static void retire_box(struct rm_map *m, struct rm_entry *e, struct rm_box *b)
+{
+    chm__smr_retire(&m->smr, &b->node, b == &e->first ? inline_box_retired : heap_box_retired);
+}
+
+/* An entry no reader can reach any more: release its key, drop its own reference. */
+static void entry_die(struct rm_map *m, struct rm_entry *e)
+{
+    chm__key_release(&m->base, e->key);
+    entry_unref(e);
+}
+
+/* Drop a reference on @t; the last one frees its dead entries and the index, then drops the
+ * reference @t held on its successor (iteratively: a chain may be waiting). */
+static void index_unref(struct rm_map *m, struct rm_index *t)
+{
+    /* acq_rel, as entry_unref: an iterator's reads of the index happen before its free. */
+    while (t != NULL && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+        for (struct rm_entry *e = t->dead, *next; e != NULL; e = next) {
+            next = e->next_dead;
+            entry_die(m, e);
+        }
+        struct rm_index *succ = t->succ;
+        chm__free(t);
+        t = succ;
+    }
+}
+
+static void index_retired(chm_smr_node *n)
+{
+    struct rm_index *t = (struct rm_index *)((char *)n - offsetof(struct rm_index, node));
+    index_unref(map_of_domain(n->domain), t);
+}
+
+/* ---- indexes ----------------------------------------------------------------------------- */
+
+/* The shift of a table of at least @slots slots; 0 when no machine has the memory. */
+static unsigned shift_for_slots(size_t slots)
+{
+    unsigned s = RM_MIN_SHIFT;
+    while (s <= RM_MAX_SHIFT && ((size_t)1 << s) < slots)
+        s++;
+    return s <= RM_MAX_SHIFT ? s : 0;
+}
+
+/* The shift of a table holding @n entries at the maximum load. */
+static unsigned shift_for(size_t n)
+{
+    return n > (SIZE_MAX >> (RM_LOAD_LOG + 1)) ? 0 : shift_for_slots(n << RM_LOAD_LOG);
+}
+
+static struct rm_index *index_new(unsigned shift)
+{
+    if (shift == 0 || shift > RM_MAX_SHIFT)
+        return NULL;
+    size_t nslots = (size_t)1 << shift;
+    if (nslots > (SIZE_MAX - sizeof(struct rm_index)) / sizeof(struct rm_slot))
+        return NULL;
+    size_t bytes = sizeof(struct rm_index) + nslots * sizeof(struct rm_slot);
+    struct rm_index *t = chm__aligned_alloc(RM_INDEX_ALIGN, bytes);
+    if (t == NULL)
+        return NULL;
+    memset(t, 0, bytes);
+    t->shift = shift;
+    atomic_init(&t->refs, 1);
+    return t;
+}
+
+/* The entry for @key in @t (mask = slots - 1), or NULL. Inside a read section for a published
+ * index, under mu for dirty. Plain loads: a published index is never written again. */
+static inline struct rm_entry *idx_find(const chm *m, const struct rm_index *t, size_t mask,
+                                        uint64_t key, uint64_t hash)
+{
+    const struct rm_slot *s = t->slots;
+    for (size_t i = hash & mask;; i = (i + 1) & mask) {
+        struct rm_entry *e = s[i].e;
+        if (e == NULL)
+            return NULL;
+        if (chm__key_equal(m, s[i].key, key))
+            return e;
+    }
+}
+
+static inline struct rm_entry *read_find(const chm *m, uintptr_t r, uint64_t key, uint64_t hash)
+{
+    return idx_find(m, rd_index(r), rd_mask(r), key, hash);
+}
+
+static inline size_t idx_mask(const struct rm_index *t)
+{
+    return ((size_t)1 << t->shift) - 1;
+}
+
+/* Dirty (unpublished) tables: insert with room guaranteed, remove by backward shift. */
+static void dirty_insert(struct rm_index *t, struct rm_entry *e)
+{
+    size_t mask = idx_mask(t), i = e->hash & mask;
+    while (t->slots[i].e != NULL)
+        i = (i + 1) & mask;
+    t->slots[i].key = e->key;
+    t->slots[i].e = e;
+    t->count++;
+}
+
+static struct rm_entry *dirty_remove(const chm *m, struct rm_index *t, uint64_t key, uint64_t hash)
+{
+    size_t mask = idx_mask(t), i = hash & mask;
+    for (;; i = (i + 1) & mask) {
+        if (t->slots[i].e == NULL)
+            return NULL;
+        if (chm__key_equal(m, t->slots[i].key, key))
+            break;
+    }
+    struct rm_entry *e = t->slots[i].e;
+    /* Backward shift: move later members of the cluster whose home is not in (i, j] into the
+     * hole, so every entry stays reachable from its home without tombstones. */
+    for (size_t j = i;;) {
+        j = (j + 1) & mask;
+        struct rm_entry *x = t->slots[j].e;
+        if (x == NULL)
+            break;
+        size_t home = x->hash & mask;
+        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            t->slots[i] = t->slots[j];
+            i = j;
+        }
+    }
+    t->slots[i].e = NULL;
+    t->slots[i].key = 0;
+    t->count--;
+    return e;
+}
+
+/* Room for @extra more entries in dirty (which exists), growing it if needed. false = out of
+ * memory, nothing changed. The old table was never published: freed at once. */
+static bool dirty_reserve(struct rm_map *m, size_t extra)
+{
+    struct rm_index *d = m->dirty;
+    if (((d->count + extra) << RM_LOAD_LOG) <= ((size_t)1 << d->shift))
+        return true;
+    unsigned shift = shift_for(d->count + extra);
+    struct rm_index *g = index_new(shift);
+    if (g == NULL)
+        return false;
+    for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++)
+        if (d->slots[i].e != NULL)
+            dirty_insert(g, d->slots[i].e);
+    m->dirty = g;
+    chm__free(d);
+    return true;
+}
+
+/* Go's tryExpungeLocked. Relaxed: NULL -> EXPUNGED publishes nothing; the total order of RMWs
+ * on p decides between this and a lock-free CAS NULL -> box (if that wins, the entry is live and
+ * stays in dirty; if this wins, the CAS fails on EXPUNGED and its caller takes mu). */
+static bool try_expunge_locked(struct rm_entry *e)
+{
+    struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
+    while (p == NULL)
+        if (atomic_compare_exchange_weak_explicit(&e->p, &p, EXPUNGED, memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return true;
+    return p == EXPUNGED;
+}
+
+/* Go's dirtyLocked (dirty is NULL): a new dirty table with every read entry not expunged, room
+ * for one more. Allocates first: false = out of memory, nothing changed. */
+static bool dirty_locked(struct rm_map *m, uintptr_t r)
+{
+    struct rm_index *t = rd_index(r);
+    /* Sized for the live entries (the deleted ones are about to be expunged), by the live
+     * counter: no extra pass. The counter may be off by writes in flight, and deleted entries
+     * may be resurrected by lock-free stores during the copy, so the table also gets at least
+     * 4/3 of the read index's entries in slots: every read entry fits at load < 3/4 whatever
+     * happens; the next insert grows it if it is above the maximum load. */
+    long live = live_sum(m);
+    size_t want = live > 0 ? (size_t)live + 1 : 1, all = t->count + 1;
+    unsigned shift = shift_for(want), floor = shift_for_slots(all + all / 3 + 1);
+    struct rm_index *d = index_new(shift > floor ? shift : floor);
+    if (d == NULL)
+        return false;
+    for (size_t i = 0, n = (size_t)1 << t->shift; i < n; i++) {
+        struct rm_entry *e = t->slots[i].e;
+        if (e == NULL)
+            continue;
+        if (try_expunge_locked(e)) {
+            e->next_dead = m->expunged;
+            m->expunged = e;
+        } else {
+            dirty_insert(d, e);
+        }
+    }
+    m->dirty = d;
+    m->dirty_builds++;
+    return true;
+}
+
+/* Promote dirty to the read index (missLocked's second half, and Range's). Under mu, amended. */
+static void promote_locked(struct rm_map *m)
+{
+    /* Relaxed: `read` is stored only under mu, which we hold. */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed);
+    struct rm_index *old = rd_index(r), *fresh = m->dirty;
+    /* The entries expunged by the last dirtyLocked and still expunged are in no table but old:
+     * they die with it. (An expunged entry can only change back under mu: unexpunge.) */
+    struct rm_entry *dead = NULL;
+    for (struct rm_entry *e = m->expunged, *next; e != NULL; e = next) {
+        next = e->next_dead;
+        if (atomic_load_explicit(&e->p, memory_order_relaxed) == EXPUNGED) {
+            e->next_dead = dead;
+            dead = e;
+        }
+    }
+    old->dead = dead;
+    old->succ = fresh;
+    /* Current + predecessor. Relaxed: published by the release store of read below. */
+    atomic_store_explicit(&fresh->refs, 2, memory_order_relaxed);
+    /* Release pairs with the acquire loads of read in every lock-free path: the slots of the
+     * new index, and the entries they point to, are visible to a reader that loads it. */
+    atomic_store_explicit(&m->read, rd_make(fresh, false), memory_order_release);
+    m->dirty = NULL;
+    m->misses = 0;
+    m->expunged = NULL;
+    m->promotions++;
+    chm__smr_retire(&m->smr, &old->node, index_retired);
+}
+
+/* Go's missLocked. */
+static void miss_locked(struct rm_map *m)
+{
+    if (!rd_amended(atomic_load_explicit(&m->read, memory_order_relaxed))) /* under mu */
+        return;
+    if (++m->misses < m->dirty->count)
+        return;
+    promote_locked(m);
+}
+
+/* ---- entries ---------------------------------------------------------------------------- */
+
+/* A new entry holding @value in its inline box (or RESERVED), with a stored copy of @key. */
+static struct rm_entry *entry_new(chm *m, uint64_t key, uint64_t hash, uint64_t value,
+                                  bool reserved)
+{
+    struct rm_entry *e = chm__malloc(sizeof *e);
+    if (e == NULL)
+        return NULL;
+    if (!chm__key_retain(m, key, &e->key)) {
+        chm__free(e);
+        return NULL;
+    }
+    e->hash = hash;
+    e->first.value = value;
+    atomic_init(&e->refs, 2);
+    e->next_dead = NULL;
+    atomic_init(&e->p, reserved ? RESERVED : &e->first);
+    return e;
+}
+
+/* An entry that was never reachable: undo entry_new. */
+static void entry_discard(chm *m, struct rm_entry *e)
+{
+    chm__key_release(m, e->key);
+    chm__free(e);
+}
+
+static struct rm_box *box_new(uint64_t value)
+{
+    struct rm_box *b = chm__malloc(sizeof *b);
+    if (b != NULL)
+        b->value = value;
+    return b;
+}
+
+/* A box replaced @old in @e's p: the outcome of a put. */
+static int swapped_in(struct rm_map *m, struct rm_entry *e, struct rm_box *old, uint64_t *prev)
+{
+    if (is_box(old)) {
+        *prev = old->value;
+        retire_box(m, e, old);
+        return CHM_EXISTS;
+    }
+    live_add(m, 1);
+    return CHM_OK;
+}
+
+/* Go's entry.delete: CAS p from a box to NULL. */
+static int entry_delete(struct rm_map *m, struct rm_entry *e, uint64_t *prev)
+{
+    /* Relaxed: the CAS below re-reads p; nothing is dereferenced before it succeeds. */
+    struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
+    for (;;) {
+        if (!is_box(p))
+            return CHM_NOTFOUND; /* RESERVED is absent too: the compute has not happened */
+        /* Acquire on success pairs with the release that installed p: p->value is visible.
+         * Storing NULL publishes nothing. */
+        if (atomic_compare_exchange_weak_explicit(&e->p, &p, NULL, memory_order_acquire,
+                                                  memory_order_relaxed)) {
+            *prev = p->value;
+            retire_box(m, e, p);
+            live_add(m, -1);
+            return CHM_OK;
+        }
+    }
+}
+
+/* Go's tryCompareAndSwap (value equality). *boxp: a preallocated box or NULL. */
+static int entry_cas(struct rm_map *m, struct rm_entry *e, uint64_t expected, uint64_t desired,
+                     struct rm_box **boxp)
+{
+    /* Acquire pairs with the release that installed p: p->value is visible. */
+    struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+    for (;;) {
+        if (!is_box(p))
+            return CHM_NOTFOUND;
+        if (p->value != expected)
+            return CHM_EXISTS;
+        if (*boxp == NULL && (*boxp = box_new(desired)) == NULL)
+            return CHM_ENOMEM;
+        /* Release publishes the new box's value to readers (their acquire load of p); acquire
+         * on failure reads the box that won. */
+        if (atomic_compare_exchange_weak_explicit(&e->p, &p, *boxp, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            *boxp = NULL;
+            retire_box(m, e, p);
+            return CHM_OK;
+        }
+    }
+}
+
+/* tryLoadOrStore on a non-expunged entry, under mu or lock-free. CHM_OK (stored), CHM_EXISTS
+ * (*cur = value), CHM_ENOMEM, or 1 + CHM_END (= "expunged or reserved: take the locked path"). */
+#define RM_RETRY (CHM_END + 1)
+static int entry_load_or_store(struct rm_map *m, struct rm_entry *e, uint64_t value,
+                               struct rm_box **boxp, uint64_t *cur)
+{
+    /* Acquire pairs with the release that installed p: p->value is visible. */
+    struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+    for (;;) {
+        if (p == EXPUNGED || p == RESERVED)
+            return RM_RETRY;
+        if (p != NULL) {
+            *cur = p->value;
+            return CHM_EXISTS;
+        }
+        if (*boxp == NULL && (*boxp = box_new(value)) == NULL)
+            return CHM_ENOMEM;
+        /* Release publishes the box's value; acquire on failure reads a winner's box. */
+        if (atomic_compare_exchange_weak_explicit(&e->p, &p, *boxp, memory_order_release,
+                                                  memory_order_acquire)) {
+            *boxp = NULL;
+            live_add(m, 1);
+            return CHM_OK;
+        }
+    }
+}
+
+/* Under mu: a new key enters dirty (dirtyLocked and the amended flip first if needed). Its
+ * value is @value in the inline box, or RESERVED. Allocates before changing anything. */
+static int insert_new_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t value,
+                             bool reserved, struct rm_entry **ep)
+{
+    struct rm_entry *e = entry_new(&m->base, key, hash, value, reserved);
+    if (e == NULL)
+        return CHM_ENOMEM;
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    if (!(m->dirty == NULL ? dirty_locked(m, r) : dirty_reserve(m, 1))) {
+        entry_discard(&m->base, e);
+        return CHM_ENOMEM;
+    }
+    if (!rd_amended(r))
+        /* Release, not relaxed: a reader that acquires the flipped word must also see the
+         * index it names, published by an earlier release store of read (possibly on another
+         * thread); a relaxed store would break that release sequence. */
+        atomic_store_explicit(&m->read, rd_make(rd_index(r), true), memory_order_release);
+    dirty_insert(m->dirty, e);
+    if (!reserved)
+        live_add(m, 1);
+    *ep = e;
+    return CHM_OK;
+}
+
+/* Under mu: unexpungeLocked + store @box: @e (in read, EXPUNGED) re-enters dirty. */
+static bool unexpunge_store_locked(struct rm_map *m, struct rm_entry *e, struct rm_box *box)
+{
+    if (!dirty_reserve(m, 1))
+        return false;
+    dirty_insert(m->dirty, e);
+    /* Only mu holders change an expunged entry (lock-free CASes fail on it), so a store will
+     * do. Release publishes box->value (a real box) to readers' acquire loads of p. */
+    atomic_store_explicit(&e->p, box, memory_order_release);
+    if (is_box(box))
+        live_add(m, 1);
+    return true;
+}
+
+/* ---- operations ------------------------------------------------------------------------- */
+
+static int get_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t *value)
+{
+    chm *cm = &m->base;
+    bool locked = lock_unless_held(m);
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e == NULL && rd_amended(r)) {
+        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+        miss_locked(m);
+    }
+    int rc = CHM_NOTFOUND;
+    if (e != NULL) {
+        /* Acquire pairs with the release that installed p (a lock-free writer may have). */
+        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+        if (is_box(p)) {
+            *value = p->value;
+            rc = CHM_OK;
+        }
+    }
+    if (locked)
+        pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int rm_get(chm *cm, uint64_t key, uint64_t *value)
+{
+    struct rm_map *m = as_rm(cm);
+    uint64_t hash = chm__hash(cm, key), v = 0;
+    int rc = CHM_NOTFOUND;
+    chm__smr_read_lock();
+    /* Acquire pairs with the release stores of read (promotion, amended flip): the index and
+     * its entries are visible. */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e != NULL) {
+        /* Acquire pairs with the release that installed the box: its value is visible. */
+        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+        if (is_box(p)) {
+            v = p->value;
+            rc = CHM_OK;
+        }
+    } else if (rd_amended(r)) {
+        rc = get_locked(m, key, hash, &v);
+    }
+    chm__smr_read_unlock();
+    if (rc == CHM_OK && value != NULL)
+        *value = v;
+    return rc;
+}
+
+static inline bool nested_write(const struct rm_map *m)
+{
+    return chm_unlikely(rm_holding != NULL) && holds(m);
+}
+
+/* Swap's locked half. *boxp: a preallocated box or NULL; consumed when installed. */
+static int put_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t value,
+                      struct rm_box **boxp, uint64_t *prev)
+{
+    chm *cm = &m->base;
+    int rc;
+    pthread_mutex_lock(&m->mu);
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e == NULL && m->dirty != NULL)
+        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+    if (e == NULL) {
+        rc = insert_new_locked(m, key, hash, value, false, &e);
+        goto out;
+    }
+    if (*boxp == NULL && (*boxp = box_new(value)) == NULL) {
+        rc = CHM_ENOMEM;
+        goto out;
+    }
+    if (atomic_load_explicit(&e->p, memory_order_relaxed) == EXPUNGED) {
+        /* In read, not in dirty (expunged entries change only under mu: relaxed is exact). */
+        if (!unexpunge_store_locked(m, e, *boxp)) {
+            rc = CHM_ENOMEM;
+            goto out;
+        }
+        rc = CHM_OK;
+    } else {
+        /* swapLocked. acq_rel: release publishes the box; acquire reads the old box's value
+         * (a lock-free writer may have installed it). */
+        struct rm_box *old = atomic_exchange_explicit(&e->p, *boxp, memory_order_acq_rel);
+        rc = swapped_in(m, e, old, prev);
+    }
+    *boxp = NULL;
+out:
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int rm_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
+{
+    struct rm_map *m = as_rm(cm);
+    if (nested_write(m))
+        return CHM_EDEADLK;
+    uint64_t hash = chm__hash(cm, key), prev = 0;
+    struct rm_box *box = NULL;
+    int rc;
+    chm__smr_read_lock();
+    /* Acquire pairs with the release stores of read. */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e != NULL) {
+        /* trySwap. Relaxed: only compared with the sentinels; the CAS re-reads p. */
+        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
+        if (p != EXPUNGED && p != RESERVED) {
+            if ((box = box_new(value)) == NULL) {
+                rc = CHM_ENOMEM;
+                goto out;
+            }
+            /* Success acq_rel: release publishes the box's value, acquire reads the old box's
+             * value. Failure relaxed: the new p is only compared with the sentinels. */
+            while (!atomic_compare_exchange_weak_explicit(&e->p, &p, box, memory_order_acq_rel,
+                                                          memory_order_relaxed))
+                if (p == EXPUNGED || p == RESERVED)
+                    goto slow;
+            box = NULL;
+            rc = swapped_in(m, e, p, &prev);
+            goto out;
+        }
+    }
+slow:
+    rc = put_locked(m, key, hash, value, &box, &prev);
+out:
+    chm__smr_read_unlock();
+    chm__free(box); /* preallocated and not installed: never published */
+    if (rc == CHM_EXISTS && old != NULL)
+        *old = prev;
+    return rc;
+}
+
+static int put_if_absent_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t value,
+                                struct rm_box **boxp, uint64_t *cur)
+{
+    chm *cm = &m->base;
+    int rc;
+    pthread_mutex_lock(&m->mu);
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    bool via_dirty = false;
+    if (e == NULL && m->dirty != NULL) {
+        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+        via_dirty = e != NULL;
+    }
+    if (e == NULL) {
+        rc = insert_new_locked(m, key, hash, value, false, &e);
+    } else if (atomic_load_explicit(&e->p, memory_order_relaxed) == EXPUNGED) { /* exact: mu */
+        if (*boxp == NULL && (*boxp = box_new(value)) == NULL) {
+            rc = CHM_ENOMEM;
+        } else if (!unexpunge_store_locked(m, e, *boxp)) {
+            rc = CHM_ENOMEM;
+        } else {
+            *boxp = NULL;
+            rc = CHM_OK;
+        }
+    } else {
+        rc = entry_load_or_store(m, e, value, boxp, cur); /* never RM_RETRY under mu */
+        if (via_dirty && rc != CHM_ENOMEM)
+            miss_locked(m);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int rm_put_if_absent(chm *cm, uint64_t key, uint64_t value, uint64_t *current)
+{
+    struct rm_map *m = as_rm(cm);
+    if (nested_write(m))
+        return CHM_EDEADLK;
+    uint64_t hash = chm__hash(cm, key), cur = 0;
+    struct rm_box *box = NULL;
+    int rc = RM_RETRY;
+    chm__smr_read_lock();
+    /* Acquire pairs with the release stores of read. */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e != NULL)
+        rc = entry_load_or_store(m, e, value, &box, &cur);
+    if (rc == RM_RETRY)
+        rc = put_if_absent_locked(m, key, hash, value, &box, &cur);
+    chm__smr_read_unlock();
+    chm__free(box);
+    if (rc == CHM_EXISTS && current != NULL)
+        *current = cur;
+    return rc;
+}
+
+/* LoadAndDelete's locked half (read missed, amended). *gone: a dirty-only entry that left. */
+static int remove_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t *prev,
+                         struct rm_entry **gone)
+{
+    chm *cm = &m->base;
+    int rc = CHM_NOTFOUND;
+    pthread_mutex_lock(&m->mu);
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e != NULL) {
+        rc = entry_delete(m, e, prev);
+    } else if (rd_amended(r)) {
+        e = dirty_remove(cm, m->dirty, key, hash);
+        miss_locked(m); /* as Go: whether or not the key was there */
+        if (e != NULL) {
+            /* Unreachable now, and only ever reached under mu: it dies when mu is dropped. */
+            rc = entry_delete(m, e, prev);
+            *gone = e;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int rm_remove(chm *cm, uint64_t key, uint64_t *old)
+{
+    struct rm_map *m = as_rm(cm);
+    if (nested_write(m))
+        return CHM_EDEADLK;
+    uint64_t hash = chm__hash(cm, key), prev = 0;
+    struct rm_entry *gone = NULL;
+    int rc = CHM_NOTFOUND;
+    chm__smr_read_lock();
+    /* Acquire pairs with the release stores of read. */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e != NULL)
+        rc = entry_delete(m, e, &prev);
+    else if (rd_amended(r))
+        rc = remove_locked(m, key, hash, &prev, &gone);
+    chm__smr_read_unlock();
+    if (gone != NULL)
+        entry_die(m, gone); /* keyops.release outside mu */
+    if (rc == CHM_OK && old != NULL)
+        *old = prev;
+    return rc;
+}
+
+static int replace_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t expected,
+                          uint64_t desired, struct rm_box **boxp)
+{
+    chm *cm = &m->base;
+    int rc = CHM_NOTFOUND;
+    pthread_mutex_lock(&m->mu);
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e != NULL) {
+        rc = entry_cas(m, e, expected, desired, boxp);
+    } else if (m->dirty != NULL &&
+               (e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash)) != NULL) {
+        rc = entry_cas(m, e, expected, desired, boxp);
+        if (rc != CHM_ENOMEM)
+            miss_locked(m);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return rc;
+}
+
+static int rm_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired)
+{
+    struct rm_map *m = as_rm(cm);
+    if (nested_write(m))
+        return CHM_EDEADLK;
+    uint64_t hash = chm__hash(cm, key);
+    struct rm_box *box = NULL;
+    int rc = CHM_NOTFOUND;
+    chm__smr_read_lock();
+    /* Acquire pairs with the release stores of read. */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e != NULL)
+        rc = entry_cas(m, e, expected, desired, &box);
+    else if (rd_amended(r))
+        rc = replace_locked(m, key, hash, expected, desired, &box);
+    chm__smr_read_unlock();
+    chm__free(box);
+    return rc;
+}
+
+static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void *arg,
+                                uint64_t *value)
+{
+    struct rm_map *m = as_rm(cm);
+    if (nested_write(m))
+        return CHM_EDEADLK;
+    uint64_t hash = chm__hash(cm, key), v = 0;
+    struct rm_box *box = NULL;
+    int rc;
+    chm__smr_read_lock();
+    /* Acquire pairs with the release stores of read. */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e != NULL) {
+        /* Acquire pairs with the release that installed p: p->value is visible. */
+        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+        if (is_box(p)) {
+            v = p->value;
+            rc = CHM_EXISTS;
+            goto out;
+        }
+    }
+    pthread_mutex_lock(&m->mu);
+    r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    e = read_find(cm, r, key, hash);
+    bool via_dirty = false;
+    if (e == NULL && m->dirty != NULL) {
+        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+        via_dirty = e != NULL;
+    }
+    if (e == NULL) {
+        rc = insert_new_locked(m, key, hash, 0, true, &e);
+        if (rc != CHM_OK)
+            goto unlock;
+        box = &e->first;
+    } else {
+        /* Acquire pairs with the release that installed p: p->value is visible. */
+        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+        if (is_box(p)) {
+            v = p->value;
+            rc = CHM_EXISTS;
+            goto miss;
+        }
+        if ((box = box_new(0)) == NULL) {
+            rc = CHM_ENOMEM;
+            goto unlock;
+        }
+        if (p == EXPUNGED) {
+            if (!unexpunge_store_locked(m, e, RESERVED)) {
+                rc = CHM_ENOMEM;
+                goto unlock;
+            }
+        } else if (!atomic_compare_exchange_strong_explicit(
+                       &e->p, &p, RESERVED, memory_order_acquire, memory_order_acquire)) {
+            /* NULL -> RESERVED publishes nothing (no release needed; acquire on success only
+             * because C11 wants it at least as strong as the failure order). On failure it
+             * lost to a lock-free store of a box (the only other way out of NULL): acquire
+             * pairs with that store's release, so the box's value is visible. */
+            v = p->value;
+            rc = CHM_EXISTS;
+            goto miss;
+        }
+    }
+    /* The key is RESERVED: readers and deleters see it absent, storers wait for mu. Run fn
+     * outside any read section (it may block, or free other maps) but under mu: e cannot leave
+     * the tables (only a write under mu could remove it, and nested writes are refused). */
+    chm__smr_read_unlock();
+    struct rm_hold hold = {m, rm_holding};
+    rm_holding = &hold;
+    v = fn(key, arg);
+    rm_holding = hold.outer;
+    box->value = v;
+    /* Release pairs with readers' acquire loads of p: the value is visible. Only the mu
+     * holder changes a RESERVED entry, so a store will do. */
+    atomic_store_explicit(&e->p, box, memory_order_release);
+    box = NULL;
+    live_add(m, 1);
+    rc = CHM_OK;
+    if (via_dirty)
+        miss_locked(m);
+    pthread_mutex_unlock(&m->mu);
+    if (value != NULL)
+        *value = v;
+    return rc;
+miss:
+    if (via_dirty)
+        miss_locked(m);
+unlock:
+    pthread_mutex_unlock(&m->mu);
+out:
+    chm__smr_read_unlock();
+    chm__free(box); /* a heap box that was not installed (never &e->first: no failure follows
+                       the insertion of a new entry) */
+    if (rc == CHM_EXISTS && value != NULL)
+        *value = v;
+    return rc;
+}
+
+static size_t rm_size(chm *cm)
+{
+    long n = live_sum(as_rm(cm));
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* ---- iteration (Range) ------------------------------------------------------------------ */
+
+static int rm_iter_init(chm_iter *it, chm *cm)
+{
+    struct rm_map *m = as_rm(cm);
+    struct rm_iter *ri = (struct rm_iter *)(void *)it->opaque;
+    chm__smr_read_lock();
+    /* Acquire pairs with the release stores of read. */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    if (rd_amended(r)) {
+        /* Range: promote dirty first, so the index holds every key present now. */
+        bool locked = lock_unless_held(m);
+        r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+        if (rd_amended(r)) {
+            promote_locked(m);
+            r = atomic_load_explicit(&m->read, memory_order_relaxed);
+        }
+        /* Relaxed increment: the index is current (we hold mu), so refs >= 1 already. */
+        atomic_fetch_add_explicit(&rd_index(r)->refs, 1, memory_order_relaxed);
+        if (locked)
+            pthread_mutex_unlock(&m->mu);
+    } else {
+        /* Relaxed increment: the index is current or in its grace period, which our read
+         * section holds open, so refs >= 1. */
+        atomic_fetch_add_explicit(&rd_index(r)->refs, 1, memory_order_relaxed);
+    }
+    chm__smr_read_unlock();
+    ri->t = rd_index(r);
+    ri->pos = 0;
+    ri->n = rd_mask(r) + 1;
+    return CHM_OK;
+}
+
+static int rm_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
+{
+    struct rm_iter *ri = (struct rm_iter *)(void *)it->opaque;
+    int rc = CHM_END;
+    uint64_t k = 0, v = 0;
+    chm__smr_read_lock(); /* for the boxes; the index and its entries are held by refs */
+    while (ri->pos < ri->n) {
+        const struct rm_slot *s = &ri->t->slots[ri->pos++];
+        if (s->e == NULL)
+            continue;
+        /* Acquire pairs with the release that installed p: p->value is visible. */
+        struct rm_box *p = atomic_load_explicit(&s->e->p, memory_order_acquire);
+        if (is_box(p)) {
+            k = s->key;
+            v = p->value;
+            rc = CHM_OK;
+            break;
+        }
+    }
+    chm__smr_read_unlock();
+    if (rc == CHM_OK) {
+        if (key != NULL)
+            *key = k;
+        if (value != NULL)
+            *value = v;
+    }
+    return rc;
+}
+
+static void rm_iter_fini(chm_iter *it)
+{
+    struct rm_iter *ri = (struct rm_iter *)(void *)it->opaque;
+    index_unref(as_rm(ri->base.m), ri->t);
+}
+
+/* ---- life cycle ------------------------------------------------------------------------- */
+
+/* chm_free: no reader is left and every callback has run (drained). */
+static void entry_final(struct rm_map *m, struct rm_entry *e)
+{
+    struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
+    if (is_box(p)) {
+        chm__value_free(&m->base, p->value);
+        if (p != &e->first)
+            chm__free(p);
+    }
+    chm__key_release(&m->base, e->key);
+    chm__free(e); /* its inline box, if ever displaced, was reclaimed by the drain */
+}
+
+static void rm_destroy(chm *cm)
+{
+    struct rm_map *m = as_rm(cm);
+    chm__smr_drain(&m->smr); /* every retired box and index freed, callbacks done */
+    struct rm_index *t = rd_index(atomic_load_explicit(&m->read, memory_order_relaxed));
+    struct rm_index *d = m->dirty;
+    size_t n = (size_t)1 << t->shift;
+    /* Every entry once: dirty's, plus the read entries dirty lacks (the expunged ones); without
+     * dirty, every read entry. */
+    for (size_t i = 0; i < n; i++) {
+        struct rm_entry *e = t->slots[i].e;
+        if (e != NULL &&
+            (d == NULL || atomic_load_explicit(&e->p, memory_order_relaxed) == EXPUNGED))
+            entry_final(m, e);
+    }
+    if (d != NULL) {
+        for (size_t i = 0, nd = (size_t)1 << d->shift; i < nd; i++)
+            if (d->slots[i].e != NULL)
+                entry_final(m, d->slots[i].e);
+        chm__free(d);
+    }
+    chm__free(t);
+    pthread_mutex_destroy(&m->mu);
+    chm__free(m->stripes);
+    chm__free(m);
+}
+
+/* ---- validation ------------------------------------------------------------------------- */
+
+enum {
+    RM_BAD_READ_TAG = -1,    /* read's shift differs from its index's */
+    RM_BAD_INDEX = -2,       /* a slot unreachable from its home, a wrong hash or count */
+    RM_BAD_RESERVED = -3,    /* a RESERVED entry outside a compute */
+    RM_BAD_EXPUNGED = -4,    /* an expunged entry while dirty is nil */
+    RM_BAD_AMENDED = -5,     /* amended without dirty */
+    RM_BAD_DIRTY_MISS = -6,  /* a non-expunged read entry missing from dirty */
+    RM_BAD_DIRTY_EXP = -7,   /* an expunged entry in dirty, or in dirty and read as another */
+    RM_BAD_NOT_AMENDED = -8, /* dirty holds a key read lacks, but not amended */
+    RM_BAD_SIZE = -9,        /* the live counter differs from the live entries */
+    RM_BAD_REFS = -10,       /* the current index has a successor, dead entries, or no ref */
+    RM_BAD_LOAD = -11,       /* an index above the maximum load */
+};
+
+static int index_check(chm *cm, const struct rm_index *t)
+{
+    size_t mask = idx_mask(t), used = 0;
+    /* at most 3/4 (dirty_locked's guarantee); the maximum load holds after any insert */
+    if (t->count > mask - mask / 4)
+        return RM_BAD_LOAD;
+    for (size_t i = 0; i <= mask; i++) {
+        const struct rm_slot *s = &t->slots[i];
+        if (s->e == NULL)
+            continue;
+        used++;
+        if (s->key != s->e->key || s->e->hash != chm__hash(cm, s->e->key))
+            return RM_BAD_INDEX;
+        /* the first slot with this key, probing from its home, is this one */
+        if (idx_find(cm, t, mask, s->key, s->e->hash) != s->e)
+            return RM_BAD_INDEX;
+    }
+    return used == t->count ? 0 : RM_BAD_INDEX;
+}
+
+static int rm_validate(chm *cm)
+{
+    struct rm_map *m = as_rm(cm);
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed);
+    struct rm_index *t = rd_index(r), *d = m->dirty;
+    if (((r >> 1) & 63) != t->shift)
+        return RM_BAD_READ_TAG;
+    int rc = index_check(cm, t);
+    if (rc != 0)
+        return rc;
+    if (d != NULL && (rc = index_check(cm, d)) != 0)
+        return rc;
+    if (t->succ != NULL || t->dead != NULL ||
+        atomic_load_explicit(&t->refs, memory_order_relaxed) < 1)
+        return RM_BAD_REFS;
+    if (d == NULL && rd_amended(r))
+        return RM_BAD_AMENDED;
+    long live = 0;
+    for (size_t i = 0, n = (size_t)1 << t->shift; i < n; i++) {
+        struct rm_entry *e = t->slots[i].e;
+        if (e == NULL)
+            continue;
+        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
+        if (p == RESERVED)
+            return RM_BAD_RESERVED;
+        if (p == EXPUNGED && d == NULL)
+            return RM_BAD_EXPUNGED;
+        live += is_box(p);
+        if (d != NULL) {
+            struct rm_entry *x = idx_find(cm, d, idx_mask(d), e->key, e->hash);
+            if (p == EXPUNGED ? x != NULL : x != e)
+                return p == EXPUNGED ? RM_BAD_DIRTY_EXP : RM_BAD_DIRTY_MISS;
+        }
+    }
+    if (d != NULL) {
+        for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++) {
+            struct rm_entry *e = d->slots[i].e;
+            if (e == NULL)
+                continue;
+            struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
+            if (p == RESERVED)
+                return RM_BAD_RESERVED;
+            if (p == EXPUNGED)
+                return RM_BAD_DIRTY_EXP;
+            if (read_find(cm, r, e->key, e->hash) == NULL) {
+                if (!rd_amended(r))
+                    return RM_BAD_NOT_AMENDED;
+                live += is_box(p);
+            }
+        }
+    }
+    return live_sum(m) == live ? 0 : RM_BAD_SIZE;
+}
+
+int chm__readmostly_stats(chm *cm, struct chm__rm_stats *out)
+{
+    if (cm == NULL || cm->backend != &chm_readmostly || out == NULL)
+        return CHM_EINVAL;
+    struct rm_map *m = as_rm(cm);
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&m->mu);
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed);
+    struct rm_index *t = rd_index(r);
+    out->amended = rd_amended(r);
+    out->has_dirty = m->dirty != NULL;
+    out->read_slots = (size_t)1 << t->shift;
+    for (size_t i = 0; i < out->read_slots; i++) {
+        struct rm_entry *e = t->slots[i].e;
+        if (e == NULL)
+            continue;
+        out->read_entries++;
+        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
+        out->read_live += is_box(p);
+        out->read_deleted += p == NULL;
+        out->read_expunged += p == EXPUNGED;
+    }
+    out->dirty_entries = m->dirty != NULL ? m->dirty->count : 0;
+    out->misses = m->misses;
+    out->promotions = m->promotions;
+    out->dirty_builds = m->dirty_builds;
+    pthread_mutex_unlock(&m->mu);
+    return CHM_OK;
+}
+
+static const struct chm_ops rm_ops = {
+    .get = rm_get,
+    .put = rm_put,
+    .put_if_absent = rm_put_if_absent,
+    .remove = rm_remove,
+    .replace = rm_replace,
+    .compute_if_absent = rm_compute_if_absent,
+    .size = rm_size,
+    .iter_init = rm_iter_init,
+    .iter_next = rm_iter_next,
+    .iter_fini = rm_iter_fini,
+    .destroy = rm_destroy,
+    .validate = rm_validate,
+};
+
+static chm *rm_create(const chm_backend *b, const chm_options *opt)
+{
+    struct rm_map *m = chm__aligned_alloc(CHM_CACHELINE, sizeof *m);
+    if (m == NULL)
+        goto nomem;
+    memset(m, 0, sizeof *m);
+    chm__header_init(&m->base, &rm_ops, b, opt);
+    unsigned nstripes = 1;
+    while (nstripes < opt->concurrency && nstripes < RM_MAX_STRIPES)
+        nstripes <<= 1;
+    m->stripe_mask = nstripes - 1;
+    m->stripe_stride = opt->packed ? sizeof(atomic_long) : CHM_CACHELINE;
+    m->stripes = chm__aligned_alloc(CHM_CACHELINE, nstripes * m->stripe_stride);
+    if (m->stripes == NULL)
+        goto nomem_map;
+    for (unsigned i = 0; i < nstripes; i++)
+        atomic_init((atomic_long *)(void *)(m->stripes + i * m->stripe_stride), 0);
+    struct rm_index *t = index_new(RM_MIN_SHIFT);
+    if (t == NULL)
+        goto nomem_stripes;
+    if (opt->capacity > 0) {
+        /* The first dirty table takes the hint (Go has none). Not amended: it adds no key. */
+        m->dirty = index_new(opt->capacity > SIZE_MAX / 4 ? 0 : shift_for(opt->capacity));
+        if (m->dirty == NULL) {
+            chm__free(t);
+            goto nomem_stripes;
+        }
+    }
+    int err = pthread_mutex_init(&m->mu, NULL);
+    if (err != 0) {
+        chm__free(m->dirty);
+        chm__free(t);
+        chm__free(m->stripes);
+        chm__free(m);
+        errno = err;
+        return NULL;
+    }
+    chm__smr_domain_init(&m->smr);
+    atomic_init(&m->read, rd_make(t, false));
+    return &m->base;
+nomem_stripes:
+    chm__free(m->stripes);
+nomem_map:
+    chm__free(m);
+nomem:
+    errno = ENOMEM;
+    return NULL;
+}
+
+const chm_backend chm_readmostly = {
+    .name = "readmostly",
+    .thread_safe = true,
+    .create = rm_create,
+};

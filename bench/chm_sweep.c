@@ -86,7 +86,7 @@ static void *run_worker(void *arg)
             if (pick < reads) {
                 if (chm_get(w->m, key, &v) == CHM_OK)
                     sink += v;
-            } else if (pick & 1) {
+            } else if (r >> 63) { /* its own bit: the write split stays even at any -R */
                 ins += chm_put(w->m, key, key, NULL) == CHM_OK;
             } else {
                 rem += chm_remove(w->m, key, NULL) == CHM_OK;

@@ -65,6 +65,7 @@ typedef struct chm_backend chm_backend; /* one locking strategy (opaque) */
 #define CHM_HAVE_UNSAFE 1
 #define CHM_HAVE_RWLOCK 1
 #define CHM_HAVE_SEGMENTED 1
+#define CHM_HAVE_BINLOCK 1
 #define CHM_HAVE_READMOSTLY 1
 
 /* Go's classic map (8-slot buckets, top-hash bytes, incremental evacuation). Not thread-safe:
@@ -84,6 +85,17 @@ CHM_API extern const chm_backend chm_rwlock;
  * chm_iter_init to chm_iter_fini: use an iterator on the thread that created it, and finish it
  * before calling chm_free on any map. chm_options.packed drops the 64-byte segment alignment. */
 CHM_API extern const chm_backend chm_segmented;
+
+/* Java 8's ConcurrentHashMap: one table of bins; an empty bin is filled by one CAS, any other
+ * write locks the bin's first node; chm_get is lock-free and store-free (safe memory
+ * reclamation), following forwarding nodes into the next table during a resize, which every
+ * writer that meets one helps with (cooperative transfer). Bins of 8+ colliding keys become
+ * red-black trees (O(log n) under hash flooding when the key ops have a compare, as the built-in
+ * ones do). chm_size is a base counter plus striped counter cells, exact when quiescent;
+ * chm_options.packed packs the cells without 64-byte padding. Iteration is weakly consistent
+ * (no key twice even if removed and re-added meanwhile) and holds a read-side section from
+ * chm_iter_init to chm_iter_fini, as for chm_segmented. */
+CHM_API extern const chm_backend chm_binlock;
 
 /* Go's classic sync.Map: an immutable read index published through one atomic pointer, and a
  * mutex-guarded dirty map for keys added since the last promotion. Values are boxed (an
@@ -222,8 +234,11 @@ CHM_API const chm_backend *chm_map_backend(const chm *m);
  * Single-key operations. Each is linearizable on thread-safe backends.
  * ------------------------------------------------------------------------------------------- */
 
-/* chm_get - look @key up. CHM_OK with *value set, or CHM_NOTFOUND. On segmented, binlock and
- * readmostly it takes no lock and stores nothing to shared memory. */
+/* chm_get - look @key up. CHM_OK with *value set, or CHM_NOTFOUND. On segmented and binlock it
+ * takes no lock and stores nothing to shared memory. On readmostly the same holds for every key
+ * in the read index and whenever the map is not amended; a key added since the last promotion is
+ * looked up under the mutex (counting a miss), exactly as Go's sync.Map.Load. Linearizable on
+ * every thread-safe backend. */
 CHM_API int chm_get(chm *m, uint64_t key, uint64_t *value);
 
 /* chm_put - map @key to @value. CHM_OK: the key was new. CHM_EXISTS: it was present, its value
@@ -255,12 +270,20 @@ typedef uint64_t chm_compute_fn(uint64_t key, void *arg);
  * CHM_ENOMEM: nothing was inserted (fn may have run).
  *
  * fn runs while the caller holds the key's lock (rwlock: the write lock; segmented: the
- * segment's lock). A call fn makes into the same map never deadlocks:
+ * segment's lock; binlock: the bin's lock, or a reservation of the empty bin that other writers
+ * of that bin wait for). A call fn makes into the same map never deadlocks:
  *   - chm_unsafe, chm_rwlock: the nested call runs (rwlock: without locking, this thread already
  *     holds the map exclusively). If it changed the map structurally, the compute returns
  *     CHM_ECONCURRENT and inserts nothing (Java 9's HashMap throws ConcurrentModificationException).
  *   - chm_segmented: nested chm_get, chm_size and iteration work (lock-free); any nested write
  *     returns CHM_EDEADLK.
+ *   - chm_binlock: likewise: nested chm_get (readers see the key being computed as absent),
+ *     chm_size and iteration work; any nested write to the same map (any key, also from a
+ *     compute in another map that fn calls) returns CHM_EDEADLK. fn runs outside the library's
+ *     read-side section, so it may do anything else, chm_free of another map included.
+ *   - chm_readmostly: fn runs under the map's mutex with the key reserved (readers and removers
+ *     see it absent; a racing put waits). Nested chm_get, chm_size and iteration work; any nested
+ *     write returns CHM_EDEADLK. Allocation happens before fn, so on CHM_ENOMEM fn did not run.
  */
 CHM_API int chm_compute_if_absent(chm *m, uint64_t key, chm_compute_fn *fn, void *arg,
                                   uint64_t *value);

@@ -21,6 +21,7 @@
 #include "chm_internal.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -386,6 +387,8 @@ static const chm_keyops keys_const = {.hash = hash_const, .equal = eq_u64};
  * exactly once. A double release is reported, not performed. */
 static tl_model key_copies; /* address of a live copy -> 1 */
 static long key_copy_errors;
+/* retain and release may run concurrently (the reclamation thread releases retired keys). */
+static pthread_mutex_t key_copies_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool str_eq(uint64_t x, uint64_t y)
 {
@@ -399,13 +402,18 @@ static bool str_retain(uint64_t key, uint64_t *stored)
     if (copy == NULL)
         return false;
     memcpy(copy, s, n);
+    pthread_mutex_lock(&key_copies_lock);
     tl_model_put(&key_copies, (uint64_t)(uintptr_t)copy, 1, NULL);
+    pthread_mutex_unlock(&key_copies_lock);
     *stored = (uint64_t)(uintptr_t)copy;
     return true;
 }
 static void str_release(uint64_t key)
 {
-    if (!tl_model_remove(&key_copies, key, NULL)) {
+    pthread_mutex_lock(&key_copies_lock);
+    bool live = tl_model_remove(&key_copies, key, NULL);
+    pthread_mutex_unlock(&key_copies_lock);
+    if (!live) {
         if (key_copy_errors++ < 3)
             FAIL("keyops.release(%p): not a live stored copy (released twice?)",
                  (void *)(uintptr_t)key);

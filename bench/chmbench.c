@@ -1,0 +1,277 @@
+/*
+ * chmbench.c - the JMH-like benchmark harness: expands the sweep (benchmarks x -p cartesian
+ * product x -t), runs every trial in fresh processes (-f), prints JMH's table and writes JMH's
+ * JSON (-rf json -rff FILE). See docs/harness.md.
+ */
+#define _GNU_SOURCE
+#include "chmbench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static const bench_def *const all_benches[] = {&bench_mix, &bench_falseshare, NULL};
+
+const bench_def *const *bench_defs(void)
+{
+    return all_benches;
+}
+
+const bench_def *bench_def_find(const char *name)
+{
+    for (const bench_def *const *b = all_benches; *b; b++)
+        if (strcmp((*b)->name, name) == 0)
+            return *b;
+    return NULL;
+}
+
+/* Every backend and peer, comma-separated: the default of a parameter without a fixed default. */
+static const char *all_map_names(void)
+{
+    static char names[512];
+    if (!names[0])
+        for (const bench_map_impl *const *i = bench_map_impls(); *i; i++) {
+            if (names[0])
+                strncat(names, ",", sizeof names - strlen(names) - 1);
+            strncat(names, (*i)->name, sizeof names - strlen(names) - 1);
+        }
+    return names;
+}
+
+static void list_benchmarks(void)
+{
+    printf("Benchmarks:\n");
+    for (const bench_def *const *b = all_benches; *b; b++) {
+        printf("  %-12s %s\n", (*b)->name, (*b)->description);
+        for (int i = 0; i < (*b)->param_count; i++) {
+            const bench_param_def *p = &(*b)->params[i];
+            printf("      -p %-8s %s (default %s)\n", p->name, p->help,
+                   p->default_values ? p->default_values : all_map_names());
+        }
+    }
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* The values of parameter `def` for this run: the -p list or the default, split on commas. */
+static int param_values(const bench_options *opt, const bench_param_def *def, char **values)
+{
+    const char *list = def->default_values ? def->default_values : all_map_names();
+    for (int i = 0; i < opt->param_count; i++)
+        if (strcmp(opt->param_names[i], def->name) == 0)
+            list = opt->param_lists[i];
+    char *copy = strdup(list);
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(copy, ",", &save); tok && n < BENCH_MAX_VALUES;
+         tok = strtok_r(NULL, ",", &save))
+        values[n++] = tok; /* the copy lives until exit, as the trials point into it */
+    return n;
+}
+
+/* Expands the sweep into trials; false on an invalid parameter (message printed). */
+static bool expand_trials(const bench_options *opt, bench_result **out, int *count)
+{
+    for (int i = 0; i < opt->param_count; i++) {
+        bool known = false;
+        for (int b = 0; b < opt->bench_count; b++)
+            for (int p = 0; p < opt->benches[b]->param_count; p++)
+                known |= strcmp(opt->benches[b]->params[p].name, opt->param_names[i]) == 0;
+        if (!known) {
+            fprintf(stderr, "chmbench: no selected benchmark has a parameter '%s' (chmbench -l)\n",
+                    opt->param_names[i]);
+            return false;
+        }
+    }
+    int capacity = 16, n = 0;
+    bench_result *results = calloc((size_t)capacity, sizeof *results);
+    for (int b = 0; b < opt->bench_count; b++) {
+        const bench_def *bench = opt->benches[b];
+        char *values[BENCH_MAX_PARAMS][BENCH_MAX_VALUES];
+        int nvalues[BENCH_MAX_PARAMS], index[BENCH_MAX_PARAMS] = {0};
+        for (int p = 0; p < bench->param_count; p++)
+            if ((nvalues[p] = param_values(opt, &bench->params[p], values[p])) == 0) {
+                fprintf(stderr, "chmbench: -p %s has no values\n", bench->params[p].name);
+                return false;
+            }
+        for (;;) { /* odometer over the cartesian product, the last parameter fastest */
+            for (int t = 0; t < opt->thread_count_count; t++) {
+                if (n == capacity)
+                    results = realloc(results, sizeof *results * (size_t)(capacity *= 2));
+                bench_result *r = &results[n++];
+                *r = (bench_result){.forks = opt->forks};
+                r->trial = (bench_trial){
+                    .bench = bench,
+                    .threads = opt->thread_counts[t],
+                    .warmup_iterations = opt->warmup_iterations,
+                    .measurement_iterations = opt->measurement_iterations,
+                    .warmup_seconds = opt->warmup_seconds,
+                    .measurement_seconds = opt->measurement_seconds,
+                    .seed = opt->seed,
+                };
+                for (int p = 0; p < bench->param_count; p++)
+                    r->trial.param_values[p] = values[p][index[p]];
+                char err[512];
+                if (bench->validate && !bench->validate(&r->trial, err, sizeof err)) {
+                    fprintf(stderr, "chmbench: %s: %s\n", bench->name, err);
+                    return false;
+                }
+                r->skipped = bench->skip_reason ? bench->skip_reason(&r->trial) : NULL;
+            }
+            int p = bench->param_count - 1;
+            while (p >= 0 && ++index[p] == nvalues[p])
+                index[p--] = 0;
+            if (p < 0)
+                break;
+        }
+    }
+    *out = results;
+    *count = n;
+    return true;
+}
+
+static void describe_trial(const bench_trial *t, char *buf, size_t len)
+{
+    size_t used = (size_t)snprintf(buf, len, "%s", t->bench->name);
+    for (int p = 0; p < t->bench->param_count && used < len; p++)
+        used += (size_t)snprintf(buf + used, len - used, " %s=%s", t->bench->params[p].name,
+                                 t->param_values[p]);
+    if (used < len)
+        snprintf(buf + used, len - used, " threads=%d", t->threads);
+}
+
+/* A forked child: run the one trial of the command line, one sample per line on child_fd. */
+static int run_child(const bench_options *opt)
+{
+    bench_result *trials;
+    int count;
+    if (!expand_trials(opt, &trials, &count))
+        return 2;
+    if (count != 1) {
+        fprintf(stderr, "chmbench: a fork runs exactly one trial, got %d\n", count);
+        return 2;
+    }
+    double *samples = calloc((size_t)opt->measurement_iterations, sizeof *samples);
+    char err[512] = "";
+    if (!bench_run_in_process(&trials[0].trial, samples, err, sizeof err)) {
+        char what[512];
+        describe_trial(&trials[0].trial, what, sizeof what);
+        fprintf(stderr, "chmbench: FAILED %s: %s\n", what, err);
+        return 2;
+    }
+    FILE *out = fdopen(opt->child_fd, "w");
+    if (!out)
+        return 2;
+    for (int i = 0; i < opt->measurement_iterations; i++)
+        fprintf(out, "%.17g\n", samples[i]);
+    return fclose(out) == 0 ? 0 : 2;
+}
+
+/* --self-test: the statistics against published values (tests/test_chmbench.sh runs it). */
+static int self_test(void)
+{
+    static const struct {
+        double df, expected;
+    } quantiles[] = {{2, 31.599}, {3, 12.924}, {4, 8.610},  {5, 6.869},  {9, 4.781},  {14, 4.140},
+                     {19, 3.883}, {24, 3.745}, {29, 3.659}, {49, 3.500}, {99, 3.392}, {1e6, 3.291}};
+    int failed = 0;
+    for (size_t i = 0; i < sizeof quantiles / sizeof quantiles[0]; i++) {
+        double t = bench_student_t_quantile(0.9995, quantiles[i].df);
+        bool ok = fabs(t - quantiles[i].expected) < 0.0015;
+        printf("%s t(0.9995, %g) = %.4f (expected %.3f)\n", ok ? "ok  " : "FAIL", quantiles[i].df,
+               t, quantiles[i].expected);
+        failed += !ok;
+    }
+    /* 1..5: mean 3, s = sqrt(2.5), Error = t(0.9995, 4) * s / sqrt(5) = 6.0884 */
+    const double sample[] = {1, 2, 3, 4, 5};
+    double mean = bench_mean(sample, 5), error = bench_mean_error_999(sample, 5);
+    bool ok = fabs(mean - 3) < 1e-12 && fabs(error - 6.0884) < 0.0005;
+    printf("%s mean/error of 1..5 = %.4f / %.4f (expected 3 / 6.0884)\n", ok ? "ok  " : "FAIL",
+           mean, error);
+    failed += !ok;
+    ok = isnan(bench_mean_error_999(sample, 2)) && isnan(bench_mean_error_999(sample, 1));
+    printf("%s Error is NaN for N <= 2\n", ok ? "ok  " : "FAIL");
+    failed += !ok;
+    return failed ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "--self-test") == 0)
+        return self_test();
+    bench_options opt;
+    if (!bench_parse_options(argc, argv, &opt))
+        return 2;
+    if (opt.list) {
+        list_benchmarks();
+        return 0;
+    }
+    if (opt.child_fd >= 0)
+        return run_child(&opt);
+
+    bench_result *results;
+    int count;
+    if (!expand_trials(&opt, &results, &count))
+        return 2;
+    char self_exe[4096];
+    ssize_t len = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
+    if (len <= 0) {
+        perror("chmbench: /proc/self/exe");
+        return 1;
+    }
+    self_exe[len] = '\0';
+
+    const bool progress = isatty(STDERR_FILENO);
+    const double trial_estimate =
+        (opt.forks ? opt.forks : 1) * (opt.warmup_iterations * opt.warmup_seconds +
+                                       opt.measurement_iterations * opt.measurement_seconds + 0.05);
+    int to_run = 0, done = 0;
+    for (int r = 0; r < count; r++)
+        to_run += !results[r].skipped;
+    const double start = now_seconds();
+    bench_result *finished = calloc((size_t)count, sizeof *finished);
+    int nfinished = 0;
+    for (int r = 0; r < count; r++) {
+        bench_result *res = &results[r];
+        char what[512];
+        describe_trial(&res->trial, what, sizeof what);
+        if (res->skipped) {
+            fprintf(stderr, "# skipped %s: %s\n", what, res->skipped);
+            continue;
+        }
+        if (progress) {
+            double elapsed = now_seconds() - start;
+            double per_trial = done ? elapsed / done : trial_estimate;
+            fprintf(stderr, "\r\033[K# trial %d of %d (%s), elapsed %.0f s, about %.0f s left",
+                    done + 1, to_run, what, elapsed, per_trial * (to_run - done));
+            fflush(stderr);
+        }
+        int forks = opt.forks ? opt.forks : 1;
+        res->sample_count = forks * opt.measurement_iterations;
+        res->samples = calloc((size_t)res->sample_count, sizeof *res->samples);
+        char err[512] = "";
+        if (!bench_run_trial(&res->trial, opt.forks, self_exe, res->samples, err, sizeof err)) {
+            if (progress)
+                fputs("\r\033[K", stderr);
+            fprintf(stderr, "chmbench: FAILED %s: %s\n", what, err);
+            return 1;
+        }
+        finished[nfinished++] = *res;
+        done++;
+    }
+    if (progress)
+        fputs("\r\033[K", stderr);
+    bench_print_table(stdout, finished, nfinished);
+    if (opt.result_format && !bench_write_json(opt.result_file, finished, nfinished, &opt))
+        return 1;
+    if (opt.result_format)
+        fprintf(stderr, "# results written to %s\n", opt.result_file);
+    return 0;
+}

@@ -1,0 +1,306 @@
+/*
+ * mix.c - the `mix` benchmark of the contract: a read/write sweep on one shared map.
+ *
+ * Prefill `keys` keys (the even numbers of [0, 2*keys)); then every thread draws operations:
+ * `reads`% get, the rest split evenly between put and remove by an independent random bit, keys
+ * over [0, 2*keys): uniform from the thread's own xorshift generator, or Zipf theta = 0.99 (Gray
+ * et al., SIGMOD 1994) with ranks scrambled by one random permutation of the key range, so the
+ * hot keys are not neighbours. Zipf keys are drawn before timing into a per-thread stream (a
+ * pow() per draw would cost as much as a lookup) that is read sequentially and wraps around.
+ *
+ * One 64-bit random number per operation: bits 0..30 pick the operation against a threshold,
+ * bit 31 splits writes into put/remove, bits 32..63 give the uniform key (multiply-shift range
+ * reduction, no division).
+ *
+ * Every successful insert (put of a new key) and remove is counted per thread in every phase,
+ * measured or not, so after the trial size == prefill + inserts - removes must hold exactly.
+ */
+#include "chmbench.h"
+
+#include <math.h>
+#include <stdalign.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MIX_PARAM_BACKEND, MIX_PARAM_DIST, MIX_PARAM_KEYS, MIX_PARAM_READS, MIX_PARAM_COUNT };
+
+static const bench_param_def mix_params[MIX_PARAM_COUNT] = {
+    [MIX_PARAM_BACKEND] = {"backend", NULL, "map: every library backend and the peers ck_ht, lfht"},
+    [MIX_PARAM_DIST] = {"dist", "uniform", "key distribution: uniform | zipf (theta 0.99)"},
+    [MIX_PARAM_KEYS] = {"keys", "1000", "prefilled keys; keys are drawn from [0, 2*keys)"},
+    [MIX_PARAM_READS] = {"reads", "90", "percentage of gets; the rest half puts, half removes"},
+};
+
+#define ZIPF_STREAM_LENGTH (1u << 16) /* 256 KiB of keys per thread; power of two (mask) */
+
+struct mix_thread {
+    alignas(BENCH_CACHE_PAD) uint64_t rng;
+    const uint32_t *zipf_keys; /* NULL: uniform */
+    uint32_t zipf_position;
+    uint64_t inserts, removes;
+    uint64_t sink; /* published once per batch, never per operation */
+};
+_Static_assert(sizeof(struct mix_thread) % BENCH_CACHE_PAD == 0, "per-thread state is padded");
+
+struct bench_workload {
+    const bench_map_impl *impl;
+    bench_map *map;
+    uint64_t range;          /* 2 * keys */
+    uint32_t read_threshold; /* reads% of 2^31 */
+    size_t prefill;
+    int threads;
+    struct mix_thread *per_thread;
+    uint32_t *zipf_keys; /* threads * ZIPF_STREAM_LENGTH, or NULL */
+};
+
+static inline uint64_t xorshift64(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+static uint64_t splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || *s == '-' || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+static bool mix_validate(const bench_trial *t, char *err, size_t errlen)
+{
+    uint64_t v;
+    const char *backend = t->param_values[MIX_PARAM_BACKEND];
+    if (!bench_map_find(backend)) {
+        size_t used = (size_t)snprintf(err, errlen, "unknown backend '%s'; known:", backend);
+        for (const bench_map_impl *const *i = bench_map_impls(); *i && used < errlen; i++)
+            used += (size_t)snprintf(err + used, errlen - used, " %s", (*i)->name);
+        return false;
+    }
+    if (!parse_u64(t->param_values[MIX_PARAM_KEYS], 1, 1u << 30, &v)) {
+        snprintf(err, errlen, "keys must be an integer in [1, 2^30], not '%s'",
+                 t->param_values[MIX_PARAM_KEYS]);
+        return false;
+    }
+    if (!parse_u64(t->param_values[MIX_PARAM_READS], 0, 100, &v)) {
+        snprintf(err, errlen, "reads must be a percentage in [0, 100], not '%s'",
+                 t->param_values[MIX_PARAM_READS]);
+        return false;
+    }
+    const char *dist = t->param_values[MIX_PARAM_DIST];
+    if (strcmp(dist, "uniform") != 0 && strcmp(dist, "zipf") != 0) {
+        snprintf(err, errlen, "dist must be uniform or zipf, not '%s'", dist);
+        return false;
+    }
+    return true;
+}
+
+static const char *mix_skip_reason(const bench_trial *t)
+{
+    const bench_map_impl *impl = bench_map_find(t->param_values[MIX_PARAM_BACKEND]);
+    if (impl && !impl->thread_safe && t->threads > 1)
+        return "not thread-safe: runs at one thread only";
+    return NULL;
+}
+
+/* Zipf(theta) ranks over [0, n) into every thread's stream, mapped through a random
+ * permutation of [0, n) shared by all threads (the same keys are hot for everyone). */
+static bool fill_zipf_streams(struct bench_workload *w, uint64_t seed)
+{
+    const double theta = 0.99;
+    const uint64_t n = w->range;
+    uint32_t *permutation = malloc(n * sizeof *permutation);
+    w->zipf_keys = malloc((size_t)w->threads * ZIPF_STREAM_LENGTH * sizeof *w->zipf_keys);
+    if (!permutation || !w->zipf_keys) {
+        free(permutation);
+        return false;
+    }
+    uint64_t rng = seed ^ 0x2545f4914f6cdd1dULL;
+    for (uint64_t i = 0; i < n; i++)
+        permutation[i] = (uint32_t)i;
+    for (uint64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+        uint64_t j = splitmix64(&rng) % (i + 1);
+        uint32_t tmp = permutation[i];
+        permutation[i] = permutation[j];
+        permutation[j] = tmp;
+    }
+    double zetan = 0;
+    for (uint64_t i = 1; i <= n; i++)
+        zetan += pow((double)i, -theta);
+    const double zeta2 = 1 + pow(0.5, theta);
+    const double alpha = 1 / (1 - theta);
+    const double eta = (1 - pow(2.0 / (double)n, 1 - theta)) / (1 - zeta2 / zetan);
+    for (size_t i = 0; i < (size_t)w->threads * ZIPF_STREAM_LENGTH; i++) {
+        double u = (double)(splitmix64(&rng) >> 11) * 0x1p-53;
+        double uz = u * zetan;
+        uint64_t rank;
+        if (uz < 1)
+            rank = 0;
+        else if (uz < zeta2)
+            rank = 1;
+        else
+            rank = (uint64_t)((double)n * pow(eta * u - eta + 1, alpha));
+        if (rank >= n)
+            rank = n - 1;
+        w->zipf_keys[i] = permutation[rank];
+    }
+    free(permutation);
+    return true;
+}
+
+static bench_workload *mix_setup(const bench_trial *t, char *err, size_t errlen)
+{
+    if (!mix_validate(t, err, errlen))
+        return NULL;
+    struct bench_workload *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    uint64_t keys = 0, reads = 0; /* validated above */
+    parse_u64(t->param_values[MIX_PARAM_KEYS], 1, 1u << 30, &keys);
+    parse_u64(t->param_values[MIX_PARAM_READS], 0, 100, &reads);
+    w->impl = bench_map_find(t->param_values[MIX_PARAM_BACKEND]);
+    w->range = 2 * keys;
+    w->read_threshold = (uint32_t)(reads * (1u << 31) / 100);
+    w->threads = t->threads;
+    w->per_thread = aligned_alloc(BENCH_CACHE_PAD, sizeof(struct mix_thread) * (size_t)t->threads);
+    w->map = w->impl->create(w->impl, keys);
+    if (!w->per_thread || !w->map) {
+        snprintf(err, errlen, "%s: cannot create a map of %llu keys", w->impl->name,
+                 (unsigned long long)keys);
+        goto fail;
+    }
+    memset(w->per_thread, 0, sizeof(struct mix_thread) * (size_t)t->threads);
+    bool zipf = strcmp(t->param_values[MIX_PARAM_DIST], "zipf") == 0;
+    if (zipf && !fill_zipf_streams(w, t->seed)) {
+        snprintf(err, errlen, "out of memory for the Zipf key streams");
+        goto fail;
+    }
+    uint64_t seeder = t->seed;
+    for (int i = 0; i < t->threads; i++) {
+        struct mix_thread *th = &w->per_thread[i];
+        do
+            th->rng = splitmix64(&seeder);
+        while (th->rng == 0); /* xorshift's one fixed point */
+        if (zipf) {
+            th->zipf_keys = w->zipf_keys + (size_t)i * ZIPF_STREAM_LENGTH;
+            th->zipf_position = (uint32_t)splitmix64(&seeder);
+        }
+    }
+    for (uint64_t k = 0; k < w->range; k += 2)
+        w->prefill += w->impl->put(w->map, k, k);
+    if (w->prefill != keys || w->impl->size(w->map) != keys) {
+        snprintf(err, errlen, "%s: prefill of %llu keys left %zu entries", w->impl->name,
+                 (unsigned long long)keys, w->impl->size(w->map));
+        goto fail;
+    }
+    return w;
+fail:
+    if (w->map)
+        w->impl->destroy(w->map);
+    free(w->per_thread);
+    free(w->zipf_keys);
+    free(w);
+    return NULL;
+}
+
+static void mix_run_batch(bench_workload *w, int tid, uint64_t count)
+{
+    struct mix_thread *th = &w->per_thread[tid];
+    const bench_map_impl *impl = w->impl;
+    bench_map *map = w->map;
+    const uint64_t range = w->range;
+    const uint32_t read_threshold = w->read_threshold;
+    const uint32_t *zipf_keys = th->zipf_keys;
+    uint64_t rng = th->rng, inserts = 0, removes = 0, sink = 0;
+    uint32_t position = th->zipf_position;
+    for (uint64_t i = 0; i < count; i++) {
+        uint64_t r = xorshift64(&rng);
+        uint64_t key = zipf_keys ? zipf_keys[position++ & (ZIPF_STREAM_LENGTH - 1)]
+                                 : ((r >> 32) * range) >> 32;
+        if ((uint32_t)(r & 0x7fffffff) < read_threshold) {
+            uint64_t value = 0;
+            sink += impl->get(map, key, &value) + value;
+        } else if (r & (1u << 31)) {
+            inserts += impl->put(map, key, key);
+        } else {
+            removes += impl->remove(map, key);
+        }
+    }
+    /* One empty asm keeps the values "used" (defeats dead-code elimination) without a store per
+     * operation; the stores below happen once per batch on this thread's own padded lines. */
+    __asm__ __volatile__("" : : "r"(sink) : "memory");
+    th->rng = rng;
+    th->zipf_position = position;
+    th->inserts += inserts;
+    th->removes += removes;
+    th->sink ^= sink;
+}
+
+static void mix_thread_exit(bench_workload *w, int tid)
+{
+    (void)tid;
+    if (w->impl->thread_exit)
+        w->impl->thread_exit(w->map);
+}
+
+static bool mix_verify(bench_workload *w, char *err, size_t errlen)
+{
+    uint64_t inserts = 0, removes = 0;
+    for (int i = 0; i < w->threads; i++) {
+        inserts += w->per_thread[i].inserts;
+        removes += w->per_thread[i].removes;
+    }
+    /* Test hook (tests/test_chmbench.sh): pretend one insert more, to prove a violation fails
+     * the run loudly through the forks. */
+    if (getenv("CHMBENCH_INJECT_SIZE_ERROR"))
+        inserts++;
+    size_t size = w->impl->size(w->map);
+    if (size != w->prefill + inserts - removes) {
+        snprintf(err, errlen,
+                 "%s: size invariant violated: size %zu != prefill %zu + inserts %llu - removes "
+                 "%llu",
+                 w->impl->name, size, w->prefill, (unsigned long long)inserts,
+                 (unsigned long long)removes);
+        return false;
+    }
+    return true;
+}
+
+static void mix_teardown(bench_workload *w)
+{
+    w->impl->destroy(w->map);
+    free(w->per_thread);
+    free(w->zipf_keys);
+    free(w);
+}
+
+const bench_def bench_mix = {
+    .name = "mix",
+    .description = "read/write mix on one shared prefilled map (ops/us over all threads)",
+    .params = mix_params,
+    .param_count = MIX_PARAM_COUNT,
+    .unit = "ops/us",
+    .validate = mix_validate,
+    .setup = mix_setup,
+    .skip_reason = mix_skip_reason,
+    .run_batch = mix_run_batch,
+    .thread_exit = mix_thread_exit,
+    .verify = mix_verify,
+    .teardown = mix_teardown,
+};

@@ -1,0 +1,211 @@
+/*
+ * output.c - JMH's console table (TextResultFormat, harness.md §1.9) and JSON result file
+ * (JSONResultFormat, §1.10).
+ *
+ * The table has one column per parameter, names sorted alphabetically, plus `(threads)`: JMH
+ * runs one thread count per invocation, chmbench sweeps -t, so the thread count is shown as if
+ * it were a parameter. In JSON it stays the top-level "threads" field, as in JMH.
+ */
+#include "chmbench.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_COLUMNS (BENCH_MAX_PARAMS + 1)
+
+static void result_name(const bench_result *r, char *buf, size_t len)
+{
+    snprintf(buf, len, "chm.%s", r->trial.bench->name);
+}
+
+/* The value of column `key` for result r ("N/A" when its benchmark has no such parameter). */
+static const char *column_value(const bench_result *r, const char *key, char *buf, size_t len)
+{
+    if (strcmp(key, "threads") == 0) {
+        snprintf(buf, len, "%d", r->trial.threads);
+        return buf;
+    }
+    for (int i = 0; i < r->trial.bench->param_count; i++)
+        if (strcmp(r->trial.bench->params[i].name, key) == 0)
+            return r->trial.param_values[i];
+    return "N/A";
+}
+
+static int compare_strings(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static int max_int(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+void bench_print_table(FILE *out, const bench_result *results, int count)
+{
+    const char *keys[MAX_COLUMNS * 4];
+    int nkeys = 0;
+    for (int r = 0; r < count; r++) {
+        for (int i = -1; i < results[r].trial.bench->param_count; i++) {
+            const char *k = i < 0 ? "threads" : results[r].trial.bench->params[i].name;
+            bool seen = false;
+            for (int j = 0; j < nkeys; j++)
+                seen |= strcmp(keys[j], k) == 0;
+            if (!seen && nkeys < (int)(sizeof keys / sizeof keys[0]))
+                keys[nkeys++] = k;
+        }
+    }
+    qsort(keys, (size_t)nkeys, sizeof keys[0], compare_strings);
+
+    char buf[256];
+    int name_width = (int)strlen("Benchmark"), key_width[MAX_COLUMNS * 4];
+    int cnt_width = 3, score_width = 5, error_width = 5, unit_width = 5,
+        mode_width = (int)strlen("thrpt");
+    for (int k = 0; k < nkeys; k++)
+        key_width[k] = (int)strlen(keys[k]) + 2;
+    for (int r = 0; r < count; r++) {
+        const bench_result *res = &results[r];
+        result_name(res, buf, sizeof buf);
+        name_width = max_int(name_width, (int)strlen(buf));
+        for (int k = 0; k < nkeys; k++)
+            key_width[k] =
+                max_int(key_width[k], (int)strlen(column_value(res, keys[k], buf, sizeof buf)));
+        cnt_width = max_int(cnt_width, snprintf(buf, sizeof buf, "%d", res->sample_count));
+        score_width = max_int(score_width, snprintf(buf, sizeof buf, "%.3f",
+                                                    bench_mean(res->samples, res->sample_count)));
+        double error = bench_mean_error_999(res->samples, res->sample_count);
+        if (!isnan(error))
+            error_width = max_int(error_width, snprintf(buf, sizeof buf, "%.3f", error));
+        unit_width = max_int(unit_width, (int)strlen(res->trial.bench->unit));
+    }
+    fprintf(out, "%-*s", name_width, "Benchmark");
+    for (int k = 0; k < nkeys; k++) {
+        snprintf(buf, sizeof buf, "(%s)", keys[k]);
+        fprintf(out, "%*s", key_width[k] + 2, buf);
+    }
+    fprintf(out, "%*s%*s%*s  %*s%*s\n", mode_width + 2, "Mode", cnt_width + 2, "Cnt",
+            score_width + 2, "Score", error_width + 1, "Error", unit_width + 2, "Units");
+    for (int r = 0; r < count; r++) {
+        const bench_result *res = &results[r];
+        result_name(res, buf, sizeof buf);
+        fprintf(out, "%-*s", name_width, buf);
+        for (int k = 0; k < nkeys; k++)
+            fprintf(out, "%*s", key_width[k] + 2, column_value(res, keys[k], buf, sizeof buf));
+        char cnt[32] = "";
+        if (res->sample_count > 1)
+            snprintf(cnt, sizeof cnt, "%d", res->sample_count);
+        double error = bench_mean_error_999(res->samples, res->sample_count);
+        char error_text[64] = "";
+        if (!isnan(error))
+            snprintf(error_text, sizeof error_text, "%.3f", error);
+        fprintf(out, "%*s%*s%*.3f%s%*s%*s\n", mode_width + 2, "thrpt", cnt_width + 2, cnt,
+                score_width + 2, bench_mean(res->samples, res->sample_count),
+                isnan(error) ? "  " : " \u00b1", error_width + 1, error_text, unit_width + 2,
+                res->trial.bench->unit);
+    }
+}
+
+/* ---- JSON ------------------------------------------------------------------------------ */
+
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(f, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(f, "\\u%04x", *s);
+        else
+            fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+/* JMH writes NaN as the string "NaN" and infinities as "+INF" / "-INF". */
+static void json_number(FILE *f, double v)
+{
+    if (isnan(v))
+        fputs("\"NaN\"", f);
+    else if (isinf(v))
+        fputs(v > 0 ? "\"+INF\"" : "\"-INF\"", f);
+    else
+        fprintf(f, "%.17g", v);
+}
+
+bool bench_write_json(const char *path, const bench_result *results, int count,
+                      const bench_options *opt)
+{
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        perror(path);
+        return false;
+    }
+    fputs("[\n", f);
+    for (int r = 0; r < count; r++) {
+        const bench_result *res = &results[r];
+        const bench_trial *t = &res->trial;
+        char name[128];
+        result_name(res, name, sizeof name);
+        double score = bench_mean(res->samples, res->sample_count);
+        double error = bench_mean_error_999(res->samples, res->sample_count);
+        fprintf(f, "    {\n        \"jmhVersion\": \"chmbench 1\",\n        \"benchmark\": ");
+        json_string(f, name);
+        fprintf(
+            f,
+            ",\n        \"mode\": \"thrpt\",\n        \"threads\": %d,\n        \"forks\": %d,\n"
+            "        \"warmupIterations\": %d,\n        \"warmupTime\": \"%g s\",\n"
+            "        \"warmupBatchSize\": 1,\n"
+            "        \"measurementIterations\": %d,\n        \"measurementTime\": \"%g s\",\n"
+            "        \"measurementBatchSize\": 1,\n",
+            t->threads, res->forks, t->warmup_iterations, t->warmup_seconds,
+            t->measurement_iterations, t->measurement_seconds);
+        fputs("        \"params\": {", f);
+        for (int i = 0; i < t->bench->param_count; i++) {
+            fputs(i ? ",\n            " : "\n            ", f);
+            json_string(f, t->bench->params[i].name);
+            fputs(": ", f);
+            json_string(f, t->param_values[i]);
+        }
+        fputs("\n        },\n        \"primaryMetric\": {\n            \"score\": ", f);
+        json_number(f, score);
+        fputs(",\n            \"scoreError\": ", f);
+        json_number(f, error);
+        fputs(",\n            \"scoreConfidence\": [", f);
+        json_number(f, score - error);
+        fputs(", ", f);
+        json_number(f, score + error);
+        fputs("],\n            \"scorePercentiles\": {", f);
+        static const char *const percentile_names[] = {
+            "0.0", "50.0", "90.0", "95.0", "99.0", "99.9", "99.99", "99.999", "99.9999", "100.0"};
+        for (size_t i = 0; i < sizeof percentile_names / sizeof percentile_names[0]; i++) {
+            fprintf(f, "%s\"%s\": ", i ? ", " : "", percentile_names[i]);
+            json_number(f, bench_percentile(res->samples, res->sample_count,
+                                            strtod(percentile_names[i], NULL)));
+        }
+        fputs("},\n            \"scoreUnit\": ", f);
+        json_string(f, t->bench->unit);
+        fputs(",\n            \"rawData\": [", f);
+        int per_fork = t->measurement_iterations;
+        int forks = per_fork > 0 ? res->sample_count / per_fork : 0;
+        for (int fk = 0; fk < forks; fk++) {
+            fputs(fk ? ", [" : "[", f);
+            for (int i = 0; i < per_fork; i++) {
+                if (i)
+                    fputs(", ", f);
+                json_number(f, res->samples[fk * per_fork + i]);
+            }
+            fputc(']', f);
+        }
+        fputs("]\n        },\n        \"secondaryMetrics\": {}\n    }", f);
+        fputs(r + 1 < count ? ",\n" : "\n", f);
+    }
+    fputs("]\n", f);
+    (void)opt;
+    bool ok = !ferror(f);
+    ok &= fclose(f) == 0;
+    if (!ok)
+        fprintf(stderr, "chmbench: cannot write %s\n", path);
+    return ok;
+}

@@ -1,0 +1,306 @@
+/*
+ * runner.c - runs a trial: T pinned threads and JMH's synchronized iterations, and forks.
+ *
+ * One iteration (warm-up or measurement), as JMH's generated code does it (harness.md §1.3):
+ *   1. the control thread opens the iteration (a new generation number);
+ *   2. every worker announces itself and keeps running operations *uncounted* until all T have
+ *      announced, so nobody is measured while running alone;
+ *   3. each worker then measures itself (operations and its own clock) until the control thread,
+ *      which waited for all T and then slept the iteration time, raises `done`: a common
+ *      deadline;
+ *   4. each worker announces it stopped and keeps running uncounted until all have stopped, so
+ *      nobody's measured part runs against fewer threads than the others'.
+ * The iteration's score is the sum over threads of ops / own measured time (JMH's Throughput:
+ * SUM across threads), in ops/us.
+ *
+ * Forks: the parent fork()s and exec()s this executable for each fork with the trial on the
+ * command line and a pipe on a descriptor (--child-fd); the child runs the trial in-process and
+ * writes one sample per line; the parent pools the samples of all forks (JMH pools them too).
+ */
+#define _GNU_SOURCE
+#include "chmbench.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define OPS_BETWEEN_CHECKS 64 /* one relaxed load of a shared flag per 64 operations */
+
+/* Each field written by different parties sits on its own pair of lines. */
+struct iteration_control {
+    alignas(BENCH_CACHE_PAD) atomic_uint generation; /* control -> workers: a new iteration */
+    alignas(BENCH_CACHE_PAD) atomic_bool quit;       /* control -> workers: the trial is over */
+    alignas(BENCH_CACHE_PAD) atomic_int started;     /* workers -> all: announced */
+    alignas(BENCH_CACHE_PAD) atomic_bool done;       /* control -> workers: the deadline */
+    alignas(BENCH_CACHE_PAD) atomic_int stopped;     /* workers -> all: measured part over */
+    alignas(BENCH_CACHE_PAD) atomic_int finished;    /* workers -> control: left the iteration */
+};
+
+struct worker {
+    alignas(BENCH_CACHE_PAD) pthread_t thread;
+    int tid;
+    int cpu; /* -1: not pinned */
+    const bench_trial *trial;
+    bench_workload *workload;
+    struct iteration_control *control;
+    uint64_t measured_ops;
+    double measured_ns;
+};
+_Static_assert(sizeof(struct worker) % BENCH_CACHE_PAD == 0, "workers do not share lines");
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static void sleep_seconds(double s)
+{
+    if (s <= 0)
+        return;
+    struct timespec d = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    while (nanosleep(&d, &d) != 0 && errno == EINTR)
+        ;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct iteration_control *c = w->control;
+    const bench_def *bench = w->trial->bench;
+    const int threads = w->trial->threads;
+    if (w->cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(w->cpu, &set);
+        (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort */
+    }
+    unsigned seen = 0;
+    for (;;) {
+        unsigned generation;
+        /* Acquire pairs with the release increment of `generation` in run_iteration: the
+         * control thread's resets of started/stopped/finished/done are visible. */
+        while ((generation = atomic_load_explicit(&c->generation, memory_order_acquire)) == seen)
+            sched_yield();
+        seen = generation;
+        if (atomic_load_explicit(&c->quit, memory_order_relaxed))
+            break; /* ordered by the acquire above: quit is stored before the generation */
+        atomic_fetch_add_explicit(&c->started, 1, memory_order_relaxed);
+        while (atomic_load_explicit(&c->started, memory_order_relaxed) < threads)
+            bench->run_batch(w->workload, w->tid, OPS_BETWEEN_CHECKS); /* catch-up, uncounted */
+        uint64_t ops = 0;
+        double start = now_ns();
+        while (!atomic_load_explicit(&c->done, memory_order_relaxed)) {
+            bench->run_batch(w->workload, w->tid, OPS_BETWEEN_CHECKS);
+            ops += OPS_BETWEEN_CHECKS;
+        }
+        double stop = now_ns();
+        w->measured_ops = ops;
+        w->measured_ns = stop - start;
+        atomic_fetch_add_explicit(&c->stopped, 1, memory_order_relaxed);
+        while (atomic_load_explicit(&c->stopped, memory_order_relaxed) < threads)
+            bench->run_batch(w->workload, w->tid, OPS_BETWEEN_CHECKS); /* warm-down, uncounted */
+        /* Release pairs with the acquire load of `finished` in run_iteration: measured_ops,
+         * measured_ns and the workload's per-thread counters are published. */
+        atomic_fetch_add_explicit(&c->finished, 1, memory_order_release);
+    }
+    if (bench->thread_exit)
+        bench->thread_exit(w->workload, w->tid);
+    return NULL;
+}
+
+static void open_generation(struct iteration_control *c)
+{
+    /* Release pairs with the acquire load of `generation` in worker_main. */
+    atomic_fetch_add_explicit(&c->generation, 1, memory_order_release);
+}
+
+/* One iteration; returns its score in ops/us. */
+static double run_iteration(struct iteration_control *c, struct worker *workers, int threads,
+                            double seconds)
+{
+    atomic_store_explicit(&c->started, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->stopped, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->finished, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->done, false, memory_order_relaxed);
+    open_generation(c);
+    while (atomic_load_explicit(&c->started, memory_order_relaxed) < threads)
+        sleep_seconds(20e-6);
+    sleep_seconds(seconds); /* every thread runs: the window starts now for everybody */
+    atomic_store_explicit(&c->done, true, memory_order_relaxed);
+    /* Acquire pairs with the release increment of `finished` in worker_main. */
+    while (atomic_load_explicit(&c->finished, memory_order_acquire) < threads)
+        sleep_seconds(20e-6);
+    double ops_per_us = 0;
+    for (int i = 0; i < threads; i++)
+        if (workers[i].measured_ns > 0)
+            ops_per_us += (double)workers[i].measured_ops / workers[i].measured_ns * 1e3;
+    return ops_per_us;
+}
+
+/* The CPUs this process may run on, so pinning respects taskset / cgroup limits. */
+static int allowed_cpus(int *cpus, int max)
+{
+    cpu_set_t set;
+    int n = 0;
+    if (sched_getaffinity(0, sizeof set, &set) != 0)
+        return 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && n < max; cpu++)
+        if (CPU_ISSET(cpu, &set))
+            cpus[n++] = cpu;
+    return n;
+}
+
+bool bench_run_in_process(const bench_trial *trial, double *samples, char *err, size_t errlen)
+{
+    const bench_def *bench = trial->bench;
+    bench_workload *workload = bench->setup(trial, err, errlen);
+    if (!workload)
+        return false;
+    struct iteration_control *control = aligned_alloc(BENCH_CACHE_PAD, sizeof *control);
+    struct worker *workers =
+        aligned_alloc(BENCH_CACHE_PAD, sizeof(struct worker) * (size_t)trial->threads);
+    if (!control || !workers) {
+        snprintf(err, errlen, "out of memory");
+        free(control);
+        free(workers);
+        bench->teardown(workload);
+        return false;
+    }
+    memset(control, 0, sizeof *control);
+    memset(workers, 0, sizeof(struct worker) * (size_t)trial->threads);
+    int cpus[256];
+    int ncpus = allowed_cpus(cpus, 256);
+    int created = 0;
+    bool ok = true;
+    for (int i = 0; i < trial->threads; i++) {
+        workers[i] = (struct worker){.tid = i,
+                                     .cpu = ncpus > 0 ? cpus[i % ncpus] : -1,
+                                     .trial = trial,
+                                     .workload = workload,
+                                     .control = control};
+        if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
+            snprintf(err, errlen, "cannot create thread %d", i);
+            ok = false;
+            break;
+        }
+        created++;
+    }
+    if (ok) {
+        for (int i = 0; i < trial->warmup_iterations; i++)
+            (void)run_iteration(control, workers, trial->threads, trial->warmup_seconds);
+        for (int i = 0; i < trial->measurement_iterations; i++)
+            samples[i] =
+                run_iteration(control, workers, trial->threads, trial->measurement_seconds);
+    }
+    atomic_store_explicit(&control->quit, true, memory_order_relaxed);
+    open_generation(control); /* releases the store of quit */
+    for (int i = 0; i < created; i++)
+        pthread_join(workers[i].thread, NULL);
+    if (ok && bench->verify && !bench->verify(workload, err, errlen))
+        ok = false;
+    bench->teardown(workload);
+    free(control);
+    free(workers);
+    return ok;
+}
+
+/* ---- forks ----------------------------------------------------------------------------- */
+
+static bool run_one_fork(const bench_trial *trial, int fork_index, const char *self_exe,
+                         double *samples, char *err, size_t errlen)
+{
+    int fds[2];
+    if (pipe(fds) != 0) {
+        snprintf(err, errlen, "pipe: %s", strerror(errno));
+        return false;
+    }
+    char args[BENCH_MAX_PARAMS + 16][128];
+    char *argv[2 * BENCH_MAX_PARAMS + 32];
+    int argc = 0, a = 0;
+    argv[argc++] = (char *)self_exe;
+#define ARG(...) (snprintf(args[a], sizeof args[a], __VA_ARGS__), argv[argc++] = args[a++])
+    argv[argc++] = "--child-fd";
+    ARG("%d", fds[1]);
+    argv[argc++] = "-t";
+    ARG("%d", trial->threads);
+    argv[argc++] = "-wi";
+    ARG("%d", trial->warmup_iterations);
+    argv[argc++] = "-w";
+    ARG("%.17g", trial->warmup_seconds);
+    argv[argc++] = "-i";
+    ARG("%d", trial->measurement_iterations);
+    argv[argc++] = "-r";
+    ARG("%.17g", trial->measurement_seconds);
+    argv[argc++] = "--seed";
+    ARG("%llu", (unsigned long long)(trial->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)fork_index));
+    for (int i = 0; i < trial->bench->param_count; i++) {
+        argv[argc++] = "-p";
+        ARG("%s=%s", trial->bench->params[i].name, trial->param_values[i]);
+    }
+    argv[argc++] = (char *)trial->bench->name;
+    argv[argc] = NULL;
+#undef ARG
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        snprintf(err, errlen, "fork: %s", strerror(errno));
+        close(fds[0]);
+        close(fds[1]);
+        return false;
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        execv(self_exe, argv);
+        fprintf(stderr, "chmbench: exec %s: %s\n", self_exe, strerror(errno));
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *in = fdopen(fds[0], "r");
+    int got = 0;
+    char line[128];
+    while (in && fgets(line, sizeof line, in))
+        if (got < trial->measurement_iterations)
+            samples[got++] = strtod(line, NULL);
+    if (in)
+        fclose(in);
+    else
+        close(fds[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(err, errlen, "fork %d %s %d (its message is above)", fork_index + 1,
+                 WIFEXITED(status) ? "exited with status" : "was killed by signal",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        return false;
+    }
+    if (got != trial->measurement_iterations) {
+        snprintf(err, errlen, "fork %d returned %d samples instead of %d", fork_index + 1, got,
+                 trial->measurement_iterations);
+        return false;
+    }
+    return true;
+}
+
+bool bench_run_trial(const bench_trial *trial, int forks, const char *self_exe, double *samples,
+                     char *err, size_t errlen)
+{
+    if (forks == 0)
+        return bench_run_in_process(trial, samples, err, errlen);
+    for (int f = 0; f < forks; f++)
+        if (!run_one_fork(trial, f, self_exe, samples + (size_t)f * trial->measurement_iterations,
+                          err, errlen))
+            return false;
+    return true;
+}

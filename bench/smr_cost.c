@@ -3,6 +3,9 @@
  * grace period takes. The numbers behind docs/design.md, "Safe memory reclamation".
  *
  *   smr_cost [repetitions]      (default 11; each cell is the median of the repetitions)
+ *   smr_cost retire [reps]      only the write side: chm__smr_retire's cost (1 and 2 threads
+ *                               retiring into one domain) and chm__smr_drain's latency after
+ *                               n retires (what chm_free pays)
  *
  * A "section" is lock + one dependent load (acquire load of a shared pointer, then a load
  * through it) + unlock, in a tight loop; the "no section" row is that load alone, so the
@@ -285,39 +288,136 @@ static double gp_us(int flavour, int n)
     return m;
 }
 
-/* Retire one node and drain its domain: what chm_free pays when anything is pending. */
-static atomic_int drained;
+/* ---- retire and drain ------------------------------------------------------------------ */
+
+static atomic_long drained;
 static void node_free(chm_smr_node *n)
 {
     atomic_fetch_add_explicit(&drained, 1, memory_order_relaxed);
     free(n);
 }
 
-static double drain_ms(int n)
+static chm_smr_node *node_new(void)
+{
+    chm_smr_node *node = malloc(sizeof *node);
+    if (node == NULL)
+        abort();
+    return node;
+}
+
+/* Median milliseconds of chm__smr_drain() right after @nretire retires into a fresh domain:
+ * what chm_free pays for a map with that many retirements pending. @n samples. */
+static double drain_ms(int nretire, int n)
 {
     double v[64];
     if (n > 64)
         n = 64;
-    chm_smr_domain d;
-    chm__smr_domain_init(&d);
     for (int i = 0; i < n; i++) {
-        chm_smr_node *node = malloc(sizeof *node);
-        if (node == NULL)
-            abort();
+        chm_smr_domain d;
+        chm__smr_domain_init(&d);
+        for (int k = 0; k < nretire; k++)
+            chm__smr_retire(&d, node_new(), node_free);
         double t0 = now_ns();
-        chm__smr_retire(&d, node, node_free);
         chm__smr_drain(&d);
         v[i] = (now_ns() - t0) / 1e6;
     }
     return median(v, n);
 }
 
+/* Cost of chm__smr_retire alone (nodes preallocated, freed later on whatever thread the layer
+ * frees them): @nthr threads retire RETIRES_PER_RUN nodes each into one shared domain. */
+#define RETIRES_PER_RUN 200000
+struct retire_arg {
+    chm_smr_domain *d;
+    int cpu;
+    pthread_barrier_t *go;
+    double ns;
+};
+
+static void *retire_main(void *p)
+{
+    struct retire_arg *a = p;
+    if (a->cpu >= 0)
+        pin(a->cpu);
+    chm_smr_node **nodes = malloc(sizeof *nodes * RETIRES_PER_RUN);
+    if (nodes == NULL)
+        abort();
+    for (int i = 0; i < RETIRES_PER_RUN; i++)
+        nodes[i] = node_new();
+    chm__smr_retire(a->d, node_new(), node_free); /* registers the thread, warms up */
+    pthread_barrier_wait(a->go);
+    double t0 = now_ns();
+    for (int i = 0; i < RETIRES_PER_RUN; i++)
+        chm__smr_retire(a->d, nodes[i], node_free);
+    a->ns = (now_ns() - t0) / RETIRES_PER_RUN;
+    free(nodes);
+    return NULL;
+}
+
+static double retire_ns(int nthr, int ncpu)
+{
+    chm_smr_domain d;
+    chm__smr_domain_init(&d);
+    pthread_barrier_t go;
+    pthread_barrier_init(&go, NULL, (unsigned)nthr);
+    struct retire_arg a[2];
+    pthread_t t[2];
+    for (int i = 0; i < nthr; i++) {
+        a[i] = (struct retire_arg){&d, nthr == 2 && ncpu >= 2 ? i : -1, &go, 0};
+        if (pthread_create(&t[i], NULL, retire_main, &a[i]) != 0)
+            abort();
+    }
+    double sum = 0;
+    for (int i = 0; i < nthr; i++) {
+        pthread_join(t[i], NULL);
+        sum += a[i].ns;
+    }
+    pthread_barrier_destroy(&go);
+    chm__smr_drain(&d);
+    return sum / nthr;
+}
+
+static void retire_report(int reps, int ncpu)
+{
+    double v[101];
+    long before = atomic_load(&drained);
+    for (int nthr = 1; nthr <= 2; nthr++) {
+        for (int r = 0; r < reps; r++)
+            v[r] = retire_ns(nthr, ncpu);
+        double med = median(v, reps);
+        printf("chm__smr_retire, %d thread%s, median of %d runs of %d: %.1f ns/retire "
+               "(range %.1f-%.1f)\n",
+               nthr, nthr == 1 ? " " : "s", reps, RETIRES_PER_RUN, med, v[0], v[reps - 1]);
+    }
+    static const int nret[] = {1, 8, 63, 64, 65, 256, 1000};
+    printf("chm__smr_drain after n retires into a fresh domain, median of 20 (ms):\n");
+    for (size_t i = 0; i < sizeof nret / sizeof nret[0]; i++)
+        printf("  n = %4d  %8.3f\n", nret[i], drain_ms(nret[i], 20));
+    long expect = (long)reps * (RETIRES_PER_RUN + 1) * 3;
+    for (size_t i = 0; i < sizeof nret / sizeof nret[0]; i++)
+        expect += 20L * nret[i];
+    if (atomic_load(&drained) - before != expect)
+        printf("  (freed %ld nodes, expected %ld!)\n", atomic_load(&drained) - before, expect);
+}
+
 int main(int argc, char **argv)
 {
+    /* "smr_cost retire [reps]": only the retire / drain measurements. */
+    bool retire_only = argc > 1 && strcmp(argv[1], "retire") == 0;
+    if (retire_only) {
+        argv++;
+        argc--;
+    }
     int reps = argc > 1 ? atoi(argv[1]) : 11;
     if (reps < 1 || reps > 101)
         reps = 11;
     int ncpu = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (retire_only) {
+        thread_setup();
+        retire_report(reps, ncpu);
+        thread_teardown();
+        return 0;
+    }
     ck_epoch_init(&epoch);
     thread_setup();
 
@@ -373,9 +473,7 @@ int main(int argc, char **argv)
     printf("\nsynchronize_rcu, median of %d (us):   idle     1 reader looping\n", ngp);
     printf("  memb                               %8.1f %10.1f\n", memb_idle, memb_busy);
     printf("  mb                                 %8.1f %10.1f\n", mb_idle, mb_busy);
-    printf("chm__smr_retire + chm__smr_drain, median of 20: %.1f ms\n", drain_ms(20));
-    if (atomic_load(&drained) != 20)
-        printf("  (only %d of 20 nodes freed!)\n", atomic_load(&drained));
+    retire_report(reps < 5 ? reps : 5, ncpu);
 
     thread_teardown();
     return sink == 42 ? 1 : 0; /* keeps sink live */

@@ -30,8 +30,8 @@
  *   A value that leaves the map (replaced, removed, or still present at chm_free) is passed to
  *   options.value_free exactly once, after no thread can still read it from the map. Stored key
  *   copies (chm_keys_string, or any keyops with retain) are released by keyops.release under the
- *   same rule. Both callbacks may run on any thread, including the reclamation thread of the
- *   library (liburcu's call_rcu worker), concurrently with other operations and with each other:
+ *   same rule. Both callbacks may run on any thread, including the library's own
+ *   reclamation thread, concurrently with other operations and with each other:
  *   they must be thread-safe. When chm_free returns, every callback for that map has run.
  */
 #ifndef CHM_H

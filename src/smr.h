@@ -9,18 +9,19 @@
  *
  * Write side: an object that a concurrent reader may still hold embeds a chm_smr_node and is
  * handed to chm__smr_retire() after it was unlinked. Its free_fn runs after a grace period (no
- * read section that began before the retire is still running), on some other thread.
- * chm__smr_retire never fails and never blocks, so a backend can retire after it committed a
- * change (preallocate whatever else it needs before committing). A domain (one per map) counts
- * what it has pending; chm__smr_drain waits until all of it has been freed (chm_free uses it so
- * that no value_free callback runs after chm_free returns).
+ * read section that began before the retire is still running), on the library's reclaimer
+ * thread, 10-20 ms later. chm__smr_retire never fails and never blocks (no lock, no allocation),
+ * so a backend can retire after it committed a change (preallocate whatever else it needs
+ * before committing). A domain (one per map) counts what it has pending; chm__smr_drain waits
+ * until all of it has been freed, about one grace period when nothing else is queued (chm_free
+ * uses it so that no value_free callback runs after chm_free returns).
  */
 #ifndef CHM_SMR_H
 #define CHM_SMR_H
 
 #include "chm_internal.h"
 
-#include <urcu/urcu-memb.h> /* struct rcu_head */
+#include <urcu/urcu-memb.h> /* the out-of-line liburcu memb API */
 
 typedef struct chm_smr_domain {
     atomic_size_t pending; /* retired through this domain and not yet freed */
@@ -28,7 +29,7 @@ typedef struct chm_smr_domain {
 
 typedef struct chm_smr_node chm_smr_node;
 struct chm_smr_node {
-    struct rcu_head head;
+    chm_smr_node *link; /* next in the reclaimer's queue */
     void (*free_fn)(chm_smr_node *n);
     chm_smr_domain *domain;
 };
@@ -44,7 +45,9 @@ CHM_HIDDEN void chm__smr_read_unlock(void);
 CHM_HIDDEN void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n,
                                 void (*free_fn)(chm_smr_node *n));
 
-/* Wait until every node retired through @d has been freed. Not inside a read section. */
+/* Wait until every node retired through @d has been freed (what a free_fn retires into @d
+ * meanwhile, too): wakes the reclaimer, so it takes about one grace period, not its 10 ms
+ * batching delay. Not inside a read section, nor from a free_fn. */
 CHM_HIDDEN void chm__smr_drain(chm_smr_domain *d);
 
 /* Wait for one grace period. Not inside a read section. */

@@ -52,12 +52,19 @@ static long rss_bytes(void)
     return resident < 0 ? -1 : resident * sysconf(_SC_PAGESIZE);
 }
 
-/* Give the reclaimer time to free what was retired (liburcu batches for 10 ms, then waits a
- * grace period), then return free memory to the system so RSS reflects what is in use. */
+/* Give the reclaimer time to free what was retired (it batches for 10 ms, then waits for a grace
+ * period, which stretches on a loaded machine): wait until the live block count stops falling
+ * (at most 3 s), then return free memory to the system so RSS reflects what is in use. */
 static void settle(void)
 {
-    for (int i = 0; i < 3; i++)
+    long prev = chm__alloc_live();
+    for (int i = 0; i < 100; i++) {
         usleep(30 * 1000);
+        long now = chm__alloc_live();
+        if (now >= prev && i >= 2)
+            break;
+        prev = now;
+    }
     malloc_trim(0);
 }
 

@@ -10,6 +10,7 @@ static const chm_backend *const backends[] = {
     &chm_unsafe,
     &chm_rwlock,
     &chm_segmented,
+    &chm_binlock,
     &chm_readmostly,
     NULL,
 };

@@ -383,6 +383,10 @@ static int rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
         pool = c;
     }
 
+    /* The originals of cloned nodes, chained through their SMR headers (which readers never
+     * read) until the new table is published: retiring one earlier would let a grace period
+     * start while new readers can still reach it through the old table. */
+    struct seg_node *cloned = NULL;
     for (size_t i = 0; i <= old->mask; i++) {
         struct seg_node *e = atomic_load_explicit(&old->bins[i], memory_order_relaxed);
         if (e == NULL)
@@ -405,11 +409,8 @@ static int rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
         }
         /* The tail from lastRun is shared by both tables; the prefix is cloned. */
         atomic_store_explicit(&nt->bins[last_idx], last_run, memory_order_relaxed);
-        struct seg_node *pnext;
-        for (struct seg_node *p = e; p != last_run; p = pnext) {
-            /* Read p's link before retiring p: a lock holder is not a reader, so nothing
-             * keeps p alive once it is retired. */
-            pnext = atomic_load_explicit(&p->next, memory_order_relaxed);
+        for (struct seg_node *p = e; p != last_run;
+             p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
             struct seg_node *c = pool;
             pool = (struct seg_node *)c->smr.domain;
             size_t k = p->hash & nt->mask;
@@ -421,7 +422,8 @@ static int rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
                                   atomic_load_explicit(&nt->bins[k], memory_order_relaxed),
                                   memory_order_relaxed);
             atomic_store_explicit(&nt->bins[k], c, memory_order_relaxed);
-            chm__smr_retire(&m->domain, &p->smr, free_node_shell);
+            p->smr.domain = (chm_smr_domain *)cloned;
+            cloned = p;
         }
     }
     _Atomic(struct seg_node *) *b = bin_for(nt, node->hash);
@@ -431,6 +433,12 @@ static int rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
     /* Release publishes the whole new table (bins, clones, the new node) to readers, whose
      * acquire load of s->table pairs with it. Nothing of it was visible before. */
     atomic_store_explicit(&s->table, nt, memory_order_release);
+    /* Now unreachable for new readers; readers still on the old table hold up the grace period. */
+    while (cloned != NULL) {
+        struct seg_node *next = (struct seg_node *)cloned->smr.domain;
+        chm__smr_retire(&m->domain, &cloned->smr, free_node_shell);
+        cloned = next;
+    }
     chm__smr_retire(&m->domain, &old->smr, free_table);
     return CHM_OK;
 }

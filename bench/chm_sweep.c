@@ -33,6 +33,7 @@ struct config {
     size_t keys;
     int threads;
     int reads;
+    bool puts_only; /* -W put: every write is a chm_put (no removes) */
 };
 
 struct worker {
@@ -86,7 +87,7 @@ static void *run_worker(void *arg)
             if (pick < reads) {
                 if (chm_get(w->m, key, &v) == CHM_OK)
                     sink += v;
-            } else if (r >> 63) { /* its own bit: the write split stays even at any -R */
+            } else if (w->cfg->puts_only || (r >> 63)) { /* own bit: an even split at any -R */
                 ins += chm_put(w->m, key, key, NULL) == CHM_OK;
             } else {
                 rem += chm_remove(w->m, key, NULL) == CHM_OK;
@@ -155,7 +156,9 @@ static void usage(void)
             "  -r  seconds per run (default 0.3)      -n  runs per configuration (default 5)\n"
             "  -k  key counts (default 1000,1000000)  -t  thread counts (default 1,2)\n"
             "  -R  read percentages (default 100,90,50)\n"
-            "  -b  backends, e.g. unsafe,rwlock,rwlock-ck (default: all built)\n");
+            "  -b  backends, e.g. unsafe,rwlock,rwlock-ck (default: all built)\n"
+            "  -W  writes: mix (default: half put, half remove) or put (puts only; after the\n"
+            "      first pass over [0, 2K) every put overwrites)\n");
 }
 
 static int parse_list(const char *s, long *out, int max)
@@ -175,8 +178,9 @@ int main(int argc, char **argv)
     long keys[8] = {1000, 1000000}, threads[8] = {1, 2}, reads[8] = {100, 90, 50};
     int nkeys = 2, nthreads = 2, nreads = 3;
     const char *only = NULL;
+    bool puts_only = false;
     int opt;
-    while ((opt = getopt(argc, argv, "r:n:k:t:R:b:h")) != -1) {
+    while ((opt = getopt(argc, argv, "r:n:k:t:R:b:W:h")) != -1) {
         switch (opt) {
         case 'r': seconds = atof(optarg); break;
         case 'n': runs = atoi(optarg); break;
@@ -184,6 +188,13 @@ int main(int argc, char **argv)
         case 't': nthreads = parse_list(optarg, threads, 8); break;
         case 'R': nreads = parse_list(optarg, reads, 8); break;
         case 'b': only = optarg; break;
+        case 'W':
+            if (strcmp(optarg, "put") != 0 && strcmp(optarg, "mix") != 0) {
+                usage();
+                return 1;
+            }
+            puts_only = strcmp(optarg, "put") == 0;
+            break;
         default: usage(); return opt == 'h' ? 0 : 1;
         }
     }
@@ -218,6 +229,7 @@ int main(int argc, char **argv)
             if (only && !strstr(only, c.label))
                 continue;
             c.keys = (size_t)keys[k];
+            c.puts_only = puts_only;
             chm_options o = {.rwlock = c.lock};
             chm *m = chm_new(c.backend, &o);
             if (m == NULL) {

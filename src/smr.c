@@ -384,3 +384,41 @@ void chm__smr_synchronize(void)
     /* Pairs with the smr_tsan_release in chm__smr_read_unlock: the caller frees next. */
     smr_tsan_acquire(&smr_tsan_gp_token);
 }
+
+/* ---- values leaving a lock-free map ----------------------------------------------------------- */
+
+struct chm_value_retire {
+    chm_smr_node smr;
+    const chm *map;
+    uint64_t value;
+};
+
+static void value_retire_free(chm_smr_node *n)
+{
+    struct chm_value_retire *r = (struct chm_value_retire *)n;
+    chm__value_free(r->map, r->value);
+    chm__free(r);
+}
+
+bool chm__value_retire_reserve(const chm *m, chm_value_retire **rec)
+{
+    if (m->value_free == NULL || *rec != NULL)
+        return true;
+    *rec = chm__malloc(sizeof **rec);
+    return *rec != NULL;
+}
+
+void chm__value_retire(const chm *m, chm_smr_domain *d, chm_value_retire **rec, uint64_t value)
+{
+    if (*rec == NULL)
+        return;
+    (*rec)->map = m;
+    (*rec)->value = value;
+    chm__smr_retire(d, &(*rec)->smr, value_retire_free);
+    *rec = NULL;
+}
+
+void chm__smr_free_plain(chm_smr_node *n)
+{
+    chm__free(n);
+}

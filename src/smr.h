@@ -53,6 +53,25 @@ CHM_HIDDEN void chm__smr_drain(chm_smr_domain *d);
 /* Wait for one grace period. Not inside a read section. */
 CHM_HIDDEN void chm__smr_synchronize(void);
 
+/* ---- values leaving a lock-free map ------------------------------------------------------------
+ * A replaced value may still be returned by a reader that loaded it, so it goes to value_free a
+ * grace period later, like the node it came from. The record is reserved before the change (the
+ * only step that can fail) and consumed after it. Maps without a value_free need no record. */
+typedef struct chm_value_retire chm_value_retire;
+
+/* Reserve a record in *@rec for a value about to leave @m, unless one is already held or @m has
+ * no value_free (then *@rec stays NULL). false = out of memory. An unused reservation is freed
+ * with chm__free. */
+CHM_HIDDEN bool chm__value_retire_reserve(const chm *m, chm_value_retire **rec);
+
+/* Hand @value to @m's value_free after a grace period, consuming *@rec (set to NULL). A no-op
+ * when *@rec is NULL (no value_free). */
+CHM_HIDDEN void chm__value_retire(const chm *m, chm_smr_domain *d, chm_value_retire **rec,
+                                  uint64_t value);
+
+/* A free_fn for retired objects that own nothing else: it frees the memory. */
+CHM_HIDDEN void chm__smr_free_plain(chm_smr_node *n);
+
 /* ---- private: inline read-side fast path ----------------------------------------------------
  * chm__smr_read_lock() / chm__smr_read_unlock() expand to inline code: the registration check
  * plus liburcu memb's read-side protocol (two thread-local stores and compiler barriers), so a

@@ -186,12 +186,6 @@ _Static_assert(offsetof(struct bl_map, table) % CHM_CACHELINE == 0 &&
                    offsetof(struct bl_map, size_ctl) < offsetof(struct bl_map, transfer_index),
                "hot map fields on their own cache lines");
 
-/* A replaced value waiting for its grace period before value_free. */
-struct bl_value_retire {
-    chm_smr_node smr;
-    uint64_t value;
-};
-
 /* One compute function running on this thread (a stack of them: a function may compute in
  * another map). Writes to a map listed here would wait for a lock this thread holds. */
 struct bl_frame {
@@ -310,41 +304,14 @@ static void free_node_full(chm_smr_node *n)
     chm__free(e);
 }
 
-/* A node whose key and value moved to a copy, an old TreeBin, a reservation, a table. */
-static void free_shell(chm_smr_node *n)
-{
-    chm__free(n);
-}
-
-static void free_value(chm_smr_node *n)
-{
-    struct bl_value_retire *r = (struct bl_value_retire *)n;
-    chm__value_free(&map_of_domain(n->domain)->base, r->value);
-    chm__free(r);
-}
-
 static inline void retire(struct bl_map *m, void *obj, void (*fn)(chm_smr_node *))
 {
     chm__smr_retire(&m->domain, (chm_smr_node *)obj, fn);
 }
 
-/* Preallocate the record for a value about to be replaced; NULL when none is needed. */
-static bool value_record(struct bl_map *m, struct bl_value_retire **rec)
-{
-    if (m->base.value_free == NULL || *rec != NULL)
-        return true;
-    *rec = chm__malloc(sizeof **rec);
-    return *rec != NULL;
-}
-
-static void retire_value(struct bl_map *m, struct bl_value_retire **rec, uint64_t value)
-{
-    if (*rec == NULL)
-        return;
-    (*rec)->value = value;
-    retire(m, *rec, free_value);
-    *rec = NULL;
-}
+/* A node whose key and value moved to a copy, an old TreeBin, a reservation, a table: the
+ * memory is all they own. */
+#define free_shell chm__smr_free_plain
 
 /* ---- nodes and tables --------------------------------------------------------------------- */
 
@@ -1109,7 +1076,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
         return CHM_EDEADLK;
     uint64_t h = spread(chm__hash(cm, key));
     struct bl_node *node = NULL; /* the new node, allocated once */
-    struct bl_value_retire *rec = NULL;
+    chm_value_retire *rec = NULL;
     long bin_count = 0;
     int rc;
     chm__smr_read_lock();
@@ -1165,12 +1132,12 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                         *prev = atomic_load_explicit(&e->value, memory_order_relaxed);
                         rc = CHM_EXISTS;
                         if (!only_if_absent) {
-                            if (!value_record(m, &rec)) {
+                            if (!chm__value_retire_reserve(cm, &rec)) {
                                 rc = CHM_ENOMEM;
                             } else {
                                 /* Release: pairs with the acquire loads of the value. */
                                 atomic_store_explicit(&e->value, value, memory_order_release);
-                                retire_value(m, &rec, *prev);
+                                chm__value_retire(cm, &m->domain, &rec, *prev);
                             }
                         }
                         break;
@@ -1198,12 +1165,12 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                     *prev = atomic_load_explicit(&p->n.value, memory_order_relaxed);
                     rc = CHM_EXISTS;
                     if (!only_if_absent) {
-                        if (!value_record(m, &rec)) {
+                        if (!chm__value_retire_reserve(cm, &rec)) {
                             rc = CHM_ENOMEM;
                         } else {
                             /* Release: as above. */
                             atomic_store_explicit(&p->n.value, value, memory_order_release);
-                            retire_value(m, &rec, *prev);
+                            chm__value_retire(cm, &m->domain, &rec, *prev);
                         }
                     }
                 } else {
@@ -1261,7 +1228,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
     if (chm_unlikely(bl_computing != NULL) && in_compute(cm))
         return CHM_EDEADLK;
     uint64_t h = spread(chm__hash(cm, key));
-    struct bl_value_retire *rec = NULL;
+    chm_value_retire *rec = NULL;
     bool removed = false;
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
@@ -1304,12 +1271,12 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
                 if (!remove) {
                     if (ev != expected) {
                         rc = CHM_EXISTS;
-                    } else if (!value_record(m, &rec)) {
+                    } else if (!chm__value_retire_reserve(cm, &rec)) {
                         rc = CHM_ENOMEM;
                     } else {
                         /* Release: pairs with the acquire loads of the value. */
                         atomic_store_explicit(&e->value, desired, memory_order_release);
-                        retire_value(m, &rec, ev);
+                        chm__value_retire(cm, &m->domain, &rec, ev);
                         rc = CHM_OK;
                     }
                 } else {

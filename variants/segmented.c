@@ -115,12 +115,6 @@ struct seg_map {
     struct segment *segments;
 };
 
-/* A replaced value waiting for its grace period before value_free. */
-struct seg_value_retire {
-    chm_smr_node smr;
-    uint64_t value;
-};
-
 struct seg_iter {
     struct chm__iter_base base;
     int seg;                 /* current segment, counting down */
@@ -165,41 +159,6 @@ static void free_node_full(chm_smr_node *n)
     chm__free(e);
 }
 
-/* The original of a cloned node: its key and value belong to the clone now. */
-static void free_node_shell(chm_smr_node *n)
-{
-    chm__free(n);
-}
-
-static void free_table(chm_smr_node *n)
-{
-    chm__free(n);
-}
-
-static void free_value(chm_smr_node *n)
-{
-    struct seg_value_retire *r = (struct seg_value_retire *)n;
-    chm__value_free(&map_of_domain(n->domain)->base, r->value);
-    chm__free(r);
-}
-
-/* Preallocate the record for a value about to be replaced; NULL when none is needed. */
-static bool value_record(struct seg_map *m, struct seg_value_retire **rec)
-{
-    *rec = NULL;
-    if (m->base.value_free == NULL)
-        return true;
-    *rec = chm__malloc(sizeof **rec);
-    return *rec != NULL;
-}
-
-static void retire_value(struct seg_map *m, struct seg_value_retire *rec, uint64_t value)
-{
-    if (rec == NULL)
-        return;
-    rec->value = value;
-    chm__smr_retire(&m->domain, &rec->smr, free_value);
-}
 
 /* ---- tables and segments ---------------------------------------------------------------- */
 
@@ -436,10 +395,10 @@ static int rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
     /* Now unreachable for new readers; readers still on the old table hold up the grace period. */
     while (cloned != NULL) {
         struct seg_node *next = (struct seg_node *)cloned->smr.domain;
-        chm__smr_retire(&m->domain, &cloned->smr, free_node_shell);
+        chm__smr_retire(&m->domain, &cloned->smr, chm__smr_free_plain); /* key, value: the clone's */
         cloned = next;
     }
-    chm__smr_retire(&m->domain, &old->smr, free_table);
+    chm__smr_retire(&m->domain, &old->smr, chm__smr_free_plain);
     return CHM_OK;
 }
 
@@ -500,18 +459,18 @@ static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_ab
     struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed);
     struct seg_node *e = find(cm, t, hash, key);
     int rc;
-    struct seg_value_retire *rec = NULL;
+    chm_value_retire *rec = NULL;
     if (e != NULL) {
         *prev = atomic_load_explicit(&e->value, memory_order_relaxed);
         rc = CHM_EXISTS;
         if (!only_if_absent) {
-            if (!value_record(m, &rec)) {
+            if (!chm__value_retire_reserve(cm, &rec)) {
                 rc = CHM_ENOMEM;
             } else {
                 /* Release pairs with chm_get's acquire load of the value. */
                 atomic_store_explicit(&e->value, value, memory_order_release);
                 bump(&s->modcount, 1);
-                retire_value(m, rec, *prev);
+                chm__value_retire(cm, &m->domain, &rec, *prev);
             }
         }
     } else if ((node = prepare_node(m, node, hash, key, value)) == NULL) {
@@ -640,8 +599,8 @@ static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desire
     struct segment *s = segment_for(m, hash);
     if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
         return CHM_NOTFOUND;
-    struct seg_value_retire *rec;
-    if (!value_record(m, &rec))
+    chm_value_retire *rec = NULL;
+    if (!chm__value_retire_reserve(cm, &rec))
         return CHM_ENOMEM;
     scan_and_lock(m, s, hash, key, NULL);
     struct seg_node *e = find(cm, atomic_load_explicit(&s->table, memory_order_relaxed), hash, key);
@@ -653,8 +612,7 @@ static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desire
             /* Release pairs with chm_get's acquire load of the value. */
             atomic_store_explicit(&e->value, desired, memory_order_release);
             bump(&s->modcount, 1);
-            retire_value(m, rec, expected);
-            rec = NULL;
+            chm__value_retire(cm, &m->domain, &rec, expected);
             rc = CHM_OK;
         }
     }

@@ -209,7 +209,8 @@ int main(int argc, char **argv)
     for (const chm_backend *const *b = chm_backend_list(); *b != NULL; b++) {
         variants[nvariants++] = (struct config){.backend = *b, .label = chm_backend_name(*b)};
         if (strcmp(chm_backend_name(*b), "rwlock") == 0)
-            variants[nvariants++] = (struct config){.backend = *b, .label = "rwlock-ck", .lock = CHM_RWLOCK_CK};
+            variants[nvariants++] =
+                (struct config){.backend = *b, .label = "rwlock-ck", .lock = CHM_RWLOCK_CK};
     }
 
     int total = 0, done = 0;
@@ -221,8 +222,8 @@ int main(int argc, char **argv)
     double started = now_s();
     bool tty = isatty(STDERR_FILENO);
 
-    printf("%-10s %9s %3s %6s %10s %10s %10s\n", "backend", "keys", "T", "reads%", "ops/us",
-           "min", "max");
+    printf("%-10s %9s %3s %6s %10s %10s %10s\n", "backend", "keys", "T", "reads%", "ops/us", "min",
+           "max");
     for (int k = 0; k < nkeys; k++) {
         for (int v = 0; v < nvariants; v++) {
             struct config c = variants[v];
@@ -248,14 +249,14 @@ int main(int argc, char **argv)
                     for (int i = 0; i < runs; i++)
                         score[i] = run_once(m, &c, seconds, (uint64_t)(i + 1));
                     qsort(score, (size_t)runs, sizeof score[0], cmp_double);
-                    printf("%-10s %9zu %3d %6d %10.2f %10.2f %10.2f\n", c.label, c.keys,
-                           c.threads, c.reads, score[runs / 2], score[0], score[runs - 1]);
+                    printf("%-10s %9zu %3d %6d %10.2f %10.2f %10.2f\n", c.label, c.keys, c.threads,
+                           c.reads, score[runs / 2], score[0], score[runs - 1]);
                     fflush(stdout);
                     done++;
                     if (tty) {
                         double el = now_s() - started;
-                        fprintf(stderr, "\r[%d/%d] %.0fs elapsed, ~%.0fs left   ", done, total,
-                                el, el / done * (total - done));
+                        fprintf(stderr, "\r[%d/%d] %.0fs elapsed, ~%.0fs left   ", done, total, el,
+                                el / done * (total - done));
                     }
                 }
             }

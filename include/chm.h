@@ -130,14 +130,14 @@ CHM_API bool chm_backend_thread_safe(const chm_backend *b);
  * hash equally for every seed. All functions may be called concurrently from several threads and
  * must not call back into the map. */
 typedef struct chm_keyops {
-    uint64_t (*hash)(uint64_t key, uint64_t seed);    /* required */
-    bool (*equal)(uint64_t a, uint64_t b);             /* required */
-    int (*compare)(uint64_t a, uint64_t b);            /* optional total order (<0, 0, >0);
+    uint64_t (*hash)(uint64_t key, uint64_t seed);  /* required */
+    bool (*equal)(uint64_t a, uint64_t b);          /* required */
+    int (*compare)(uint64_t a, uint64_t b);         /* optional total order (<0, 0, >0);
                                                           tree bins use it against collisions */
-    bool (*retain)(uint64_t key, uint64_t *stored);    /* optional: make the stored copy of a key
+    bool (*retain)(uint64_t key, uint64_t *stored); /* optional: make the stored copy of a key
                                                           when it is first inserted; false = out
                                                           of memory (the call fails, CHM_ENOMEM) */
-    void (*release)(uint64_t key);                     /* optional: free a stored copy once no
+    void (*release)(uint64_t key);                  /* optional: free a stored copy once no
                                                           thread can still read it */
 } chm_keyops;
 
@@ -178,10 +178,10 @@ typedef struct chm_options {
     void (*value_free)(uint64_t value, void *ctx); /* optional: called once for each value that
                                 left the map (replaced, removed, chm_free), after no thread can
                                 still read it. Must not call into the same map */
-    void *ctx;               /* passed to value_free */
+    void *ctx;                                     /* passed to value_free */
     /* --- additions to the contract (zero = default) --- */
-    chm_rwlock_kind rwlock;  /* chm_rwlock only: which lock */
-    bool packed;             /* lay hot per-segment / per-counter fields out without 64-byte
+    chm_rwlock_kind rwlock; /* chm_rwlock only: which lock */
+    bool packed;            /* lay hot per-segment / per-counter fields out without 64-byte
                                 padding, to measure false sharing; default false = padded */
 } chm_options;
 
@@ -190,15 +190,15 @@ typedef struct chm_options {
  * ------------------------------------------------------------------------------------------- */
 
 enum {
-    CHM_OK = 0,             /* success */
-    CHM_NOTFOUND = 1,       /* the key is absent */
-    CHM_EXISTS = 2,         /* the key is present (put: replaced; put_if_absent: untouched) */
-    CHM_END = 3,            /* iteration finished */
-    CHM_EINVAL = -1,        /* invalid argument */
-    CHM_ENOMEM = -2,        /* out of memory; the map is unchanged */
-    CHM_ECONCURRENT = -3,   /* fail-fast iterator: the map was structurally modified */
-    CHM_ERACE = -4,         /* chm_unsafe with CHM_RACE_RETURN: concurrent misuse detected */
-    CHM_EDEADLK = -5        /* (addition) the call would deadlock: a compute function called
+    CHM_OK = 0,           /* success */
+    CHM_NOTFOUND = 1,     /* the key is absent */
+    CHM_EXISTS = 2,       /* the key is present (put: replaced; put_if_absent: untouched) */
+    CHM_END = 3,          /* iteration finished */
+    CHM_EINVAL = -1,      /* invalid argument */
+    CHM_ENOMEM = -2,      /* out of memory; the map is unchanged */
+    CHM_ECONCURRENT = -3, /* fail-fast iterator: the map was structurally modified */
+    CHM_ERACE = -4,       /* chm_unsafe with CHM_RACE_RETURN: concurrent misuse detected */
+    CHM_EDEADLK = -5      /* (addition) the call would deadlock: a compute function called
                                back into the map that runs it (see chm_compute_if_absent) */
 };
 

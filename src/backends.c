@@ -6,6 +6,8 @@
 
 #include <string.h>
 
+/* One backend per line. */
+/* clang-format off */
 static const chm_backend *const backends[] = {
     &chm_unsafe,
     &chm_rwlock,
@@ -14,6 +16,7 @@ static const chm_backend *const backends[] = {
     &chm_readmostly,
     NULL,
 };
+/* clang-format on */
 
 const chm_backend *const *chm_backend_list(void)
 {

@@ -35,8 +35,7 @@ struct chm_ops {
     int (*put_if_absent)(chm *m, uint64_t key, uint64_t value, uint64_t *current);
     int (*remove)(chm *m, uint64_t key, uint64_t *old);
     int (*replace)(chm *m, uint64_t key, uint64_t expected, uint64_t desired);
-    int (*compute_if_absent)(chm *m, uint64_t key, chm_compute_fn *fn, void *arg,
-                             uint64_t *value);
+    int (*compute_if_absent)(chm *m, uint64_t key, chm_compute_fn *fn, void *arg, uint64_t *value);
     size_t (*size)(chm *m);
     int (*iter_init)(chm_iter *it, chm *m);
     int (*iter_next)(chm_iter *it, uint64_t *key, uint64_t *value);
@@ -79,7 +78,7 @@ struct chm__iter_base {
     chm *m;
 };
 #define CHM_ITER_STATIC_ASSERT(type)                                                               \
-    _Static_assert(sizeof(type) <= CHM_ITER_SIZE && alignof(type) <= 16,                         \
+    _Static_assert(sizeof(type) <= CHM_ITER_SIZE && alignof(type) <= 16,                           \
                    #type " does not fit chm_iter")
 
 /* ---- hashing ---------------------------------------------------------------------------- */

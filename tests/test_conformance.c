@@ -169,7 +169,7 @@ struct random_cfg {
     size_t capacity;
     const chm_keyops *keys;
     chm_rwlock_kind rwlock;
-    unsigned iter_every; /* full comparison every this many operations */
+    unsigned iter_every;  /* full comparison every this many operations */
     unsigned concurrency; /* options.concurrency (segmented: segments) */
     bool packed;          /* options.packed */
 };

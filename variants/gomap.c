@@ -438,8 +438,8 @@ bucketloop_done:
 
     /* Key absent. Grow first if the insert would overload the table; then start over, since
      * the key's bucket has moved. */
-    if (g->oldbuckets == NULL && (over_load_factor(g->count + 1, g->B) ||
-                                  too_many_overflow_buckets(g->noverflow, g->B))) {
+    if (g->oldbuckets == NULL &&
+        (over_load_factor(g->count + 1, g->B) || too_many_overflow_buckets(g->noverflow, g->B))) {
         if (hash_grow(g) != CHM_OK)
             return CHM_ENOMEM;
         goto again;

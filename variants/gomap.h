@@ -20,32 +20,32 @@ struct gomap_bucket {
 _Static_assert(sizeof(gomap_bucket) == 8 + 64 + 64 + 8, "gomap_bucket must not be padded");
 
 typedef struct gomap {
-    size_t count;            /* live entries */
-    uint8_t B;               /* log2 of the number of buckets */
-    bool same_size_grow;     /* the current growth keeps B (it compacts overflow chains) */
-    bool reseed;             /* the seed was not chosen by the user: re-randomise when empty */
-    size_t noverflow;        /* overflow buckets of `buckets` (exact; Go approximates) */
+    size_t count;        /* live entries */
+    uint8_t B;           /* log2 of the number of buckets */
+    bool same_size_grow; /* the current growth keeps B (it compacts overflow chains) */
+    bool reseed;         /* the seed was not chosen by the user: re-randomise when empty */
+    size_t noverflow;    /* overflow buckets of `buckets` (exact; Go approximates) */
     uint64_t seed;
-    gomap_bucket *buckets;   /* 2^B buckets, then preallocated overflow buckets */
-    size_t nalloc;           /* buckets allocated in `buckets` (2^B + preallocated) */
+    gomap_bucket *buckets; /* 2^B buckets, then preallocated overflow buckets */
+    size_t nalloc;         /* buckets allocated in `buckets` (2^B + preallocated) */
     gomap_bucket *next_overflow, *end_overflow; /* the unused preallocated overflow buckets */
-    gomap_bucket *oldbuckets; /* non-NULL only while growing */
+    gomap_bucket *oldbuckets;                   /* non-NULL only while growing */
     size_t old_nalloc;
-    size_t nevacuate;        /* old buckets below this index are evacuated */
-    uint64_t modcount;       /* structural modifications (Java's modCount) */
-    const chm *owner;        /* key operations and value_free */
+    size_t nevacuate;  /* old buckets below this index are evacuated */
+    uint64_t modcount; /* structural modifications (Java's modCount) */
+    const chm *owner;  /* key operations and value_free */
 } gomap;
 
 /* Fail-fast iterator state; the caller checks modcount before calling gomap_iter_next. */
 typedef struct gomap_iter {
     gomap_bucket *buckets;
     size_t mask;
-    size_t start;            /* random start bucket, as Go */
-    size_t i;                /* buckets started so far */
-    gomap_bucket *b;         /* current bucket in a chain, NULL between chains */
-    uint8_t offset;          /* random start slot, as Go */
-    uint8_t slot;            /* slots of b visited */
-    uint64_t modcount;       /* the map's modcount at init */
+    size_t start;      /* random start bucket, as Go */
+    size_t i;          /* buckets started so far */
+    gomap_bucket *b;   /* current bucket in a chain, NULL between chains */
+    uint8_t offset;    /* random start slot, as Go */
+    uint8_t slot;      /* slots of b visited */
+    uint64_t modcount; /* the map's modcount at init */
 } gomap_iter;
 
 /* Empty table sized for @hint entries (0 = allocate on first insert). CHM_OK or CHM_ENOMEM. */

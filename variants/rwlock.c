@@ -322,6 +322,14 @@ RW_INLINE int rw_replace(const struct lock_impl *L, chm *cm, uint64_t key, uint6
     return rc;
 }
 
+/* A random start for the next iterator, as Go randomises iteration order. Relaxed: iterators
+ * started by several readers at once only need distinct draws, not ordering. */
+static uint64_t iter_start(struct rw_map *m)
+{
+    return chm__mix64(atomic_fetch_add_explicit(&m->iter_rnd, 1, memory_order_relaxed),
+                      m->base.seed);
+}
+
 RW_INLINE int rw_iter_init(const struct lock_impl *L, chm_iter *it, chm *cm)
 {
     struct rw_map *m = as_rw(cm);
@@ -337,17 +345,11 @@ RW_INLINE int rw_iter_init(const struct lock_impl *L, chm_iter *it, chm *cm)
         }
         rc = gomap_finish_growth(&m->g);
         if (rc == CHM_OK)
-            gomap_iter_init(&ri->gi, &m->g,
-                            chm__mix64(atomic_fetch_add_explicit(&m->iter_rnd, 1,
-                                                                 memory_order_relaxed),
-                                       m->base.seed));
+            gomap_iter_init(&ri->gi, &m->g, iter_start(m));
         if (locked)
             L->wrunlock(m);
     } else {
-        gomap_iter_init(&ri->gi, &m->g,
-                        chm__mix64(atomic_fetch_add_explicit(&m->iter_rnd, 1,
-                                                             memory_order_relaxed),
-                                   m->base.seed));
+        gomap_iter_init(&ri->gi, &m->g, iter_start(m));
         if (locked)
             L->rdunlock(m);
     }
@@ -355,8 +357,7 @@ RW_INLINE int rw_iter_init(const struct lock_impl *L, chm_iter *it, chm *cm)
     return rc;
 }
 
-RW_INLINE int rw_iter_next(const struct lock_impl *L, chm_iter *it, uint64_t *key,
-                           uint64_t *value)
+RW_INLINE int rw_iter_next(const struct lock_impl *L, chm_iter *it, uint64_t *key, uint64_t *value)
 {
     struct rw_iter *ri = (struct rw_iter *)(void *)it->opaque;
     struct rw_map *m = as_rw(ri->base.m);
@@ -403,27 +404,39 @@ static int rw_validate(chm *cm)
 
 /* One ops table per lock: thin wrappers that fix L, so each body inlines its lock calls. */
 #define RW_OPS(P, IMPL)                                                                            \
-    static int P##_get(chm *m, uint64_t k, uint64_t *v) { return rw_get(&IMPL, m, k, v); }       \
-    static int P##_put(chm *m, uint64_t k, uint64_t v, uint64_t *o)                              \
+    static int P##_get(chm *m, uint64_t k, uint64_t *v)                                            \
+    {                                                                                              \
+        return rw_get(&IMPL, m, k, v);                                                             \
+    }                                                                                              \
+    static int P##_put(chm *m, uint64_t k, uint64_t v, uint64_t *o)                                \
     {                                                                                              \
         return rw_put(&IMPL, m, k, v, o);                                                          \
     }                                                                                              \
-    static int P##_put_if_absent(chm *m, uint64_t k, uint64_t v, uint64_t *c)                    \
+    static int P##_put_if_absent(chm *m, uint64_t k, uint64_t v, uint64_t *c)                      \
     {                                                                                              \
         return rw_put_if_absent(&IMPL, m, k, v, c);                                                \
     }                                                                                              \
-    static int P##_remove(chm *m, uint64_t k, uint64_t *o) { return rw_remove(&IMPL, m, k, o); } \
-    static int P##_replace(chm *m, uint64_t k, uint64_t e, uint64_t d)                           \
+    static int P##_remove(chm *m, uint64_t k, uint64_t *o)                                         \
+    {                                                                                              \
+        return rw_remove(&IMPL, m, k, o);                                                          \
+    }                                                                                              \
+    static int P##_replace(chm *m, uint64_t k, uint64_t e, uint64_t d)                             \
     {                                                                                              \
         return rw_replace(&IMPL, m, k, e, d);                                                      \
     }                                                                                              \
-    static int P##_compute_if_absent(chm *m, uint64_t k, chm_compute_fn *f, void *a, uint64_t *v) \
+    static int P##_compute_if_absent(chm *m, uint64_t k, chm_compute_fn *f, void *a, uint64_t *v)  \
     {                                                                                              \
         return rw_compute_if_absent(&IMPL, m, k, f, a, v);                                         \
     }                                                                                              \
-    static size_t P##_size(chm *m) { return rw_size(&IMPL, m); }                                   \
-    static int P##_iter_init(chm_iter *it, chm *m) { return rw_iter_init(&IMPL, it, m); }         \
-    static int P##_iter_next(chm_iter *it, uint64_t *k, uint64_t *v)                             \
+    static size_t P##_size(chm *m)                                                                 \
+    {                                                                                              \
+        return rw_size(&IMPL, m);                                                                  \
+    }                                                                                              \
+    static int P##_iter_init(chm_iter *it, chm *m)                                                 \
+    {                                                                                              \
+        return rw_iter_init(&IMPL, it, m);                                                         \
+    }                                                                                              \
+    static int P##_iter_next(chm_iter *it, uint64_t *k, uint64_t *v)                               \
     {                                                                                              \
         return rw_iter_next(&IMPL, it, k, v);                                                      \
     }                                                                                              \

@@ -84,9 +84,9 @@
 
 struct seg_node {
     chm_smr_node smr;
-    uint64_t hash;                 /* immutable */
-    uint64_t key;                  /* immutable: the stored copy */
-    _Atomic uint64_t value;        /* release store, acquire load */
+    uint64_t hash;          /* immutable */
+    uint64_t key;           /* immutable: the stored copy */
+    _Atomic uint64_t value; /* release store, acquire load */
     _Atomic(struct seg_node *) next;
 };
 
@@ -117,10 +117,10 @@ struct seg_map {
 
 struct seg_iter {
     struct chm__iter_base base;
-    int seg;                 /* current segment, counting down */
-    size_t bin;              /* next bin to visit in t, counting down; 0 = none left */
-    struct seg_table *t;     /* the segment's table when the iterator reached it */
-    struct seg_node *node;   /* next node of the current chain */
+    int seg;               /* current segment, counting down */
+    size_t bin;            /* next bin to visit in t, counting down; 0 = none left */
+    struct seg_table *t;   /* the segment's table when the iterator reached it */
+    struct seg_node *node; /* next node of the current chain */
 };
 CHM_ITER_STATIC_ASSERT(struct seg_iter);
 
@@ -158,7 +158,6 @@ static void free_node_full(chm_smr_node *n)
     chm__value_free(&m->base, atomic_load_explicit(&e->value, memory_order_relaxed));
     chm__free(e);
 }
-
 
 /* ---- tables and segments ---------------------------------------------------------------- */
 
@@ -395,7 +394,8 @@ static int rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
     /* Now unreachable for new readers; readers still on the old table hold up the grace period. */
     while (cloned != NULL) {
         struct seg_node *next = (struct seg_node *)cloned->smr.domain;
-        chm__smr_retire(&m->domain, &cloned->smr, chm__smr_free_plain); /* key, value: the clone's */
+        chm__smr_retire(&m->domain, &cloned->smr,
+                        chm__smr_free_plain); /* key, value: the clone's */
         cloned = next;
     }
     chm__smr_retire(&m->domain, &old->smr, chm__smr_free_plain);
@@ -813,7 +813,8 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
         return NULL;
     }
     memset(m->segments_raw, 0, (size_t)(nseg + 1) * CHM_CACHELINE);
-    m->segments = (struct segment *)((char *)m->segments_raw + (opt->packed ? CHM_CACHELINE / 2 : 0));
+    m->segments =
+        (struct segment *)((char *)m->segments_raw + (opt->packed ? CHM_CACHELINE / 2 : 0));
     chm__header_init(&m->base, &seg_ops, b, opt);
     chm__smr_domain_init(&m->domain);
     m->nsegments = nseg;

@@ -52,16 +52,17 @@ static long rss_bytes(void)
     return resident < 0 ? -1 : resident * sysconf(_SC_PAGESIZE);
 }
 
-/* Give the reclaimer time to free what was retired (it batches for 10 ms, then waits for a grace
- * period, which stretches on a loaded machine): wait until the live block count stops falling
- * (at most 3 s), then return free memory to the system so RSS reflects what is in use. */
-static void settle(void)
+/* Give the reclaimer time to free what was retired (it batches for 10 ms, then waits for a
+ * grace period, which stretches on a loaded machine where it competes with other tests): wait,
+ * for at most 10 s, until the live block count is at most @bound (0: until it stops falling),
+ * then return free memory to the system so RSS reflects what is in use. Returns the count. */
+static long settle(long bound)
 {
-    long prev = chm__alloc_live();
-    for (int i = 0; i < 100; i++) {
+    long prev = chm__alloc_live(), now = prev;
+    for (int i = 0; i < 330; i++) {
         usleep(30 * 1000);
-        long now = chm__alloc_live();
-        if (now >= prev && i >= 2)
+        now = chm__alloc_live();
+        if (bound > 0 ? now <= bound : now >= prev && i >= 2)
             break;
         prev = now;
     }
@@ -71,6 +72,7 @@ static void settle(void)
         tl_note("arena %zu KiB, in use %zu KiB, free %zu KiB, mmap %zu KiB", mi.arena / 1024,
                 mi.uordblks / 1024, mi.fordblks / 1024, mi.hblkhd / 1024);
     }
+    return now;
 }
 
 static void churn_thread(int idx, void *arg)
@@ -141,8 +143,8 @@ static void test_churn(const chm_backend *b)
     /* Warm-up: the map reaches its working size and the allocator its working set. Each phase
      * restarts the key sequence, so the map is emptied first. */
     run_phase(&c, c.threads, warm);
-    settle();
-    long rss_warm = rss_bytes(), live_warm = chm__alloc_live();
+    long live_warm = settle(0);
+    long rss_warm = rss_bytes();
     unsigned long ins_warm = atomic_load(&c.inserted), rem_warm = atomic_load(&c.removed);
     CHECK_EQ(chm_size(c.m), ins_warm - rem_warm);
 
@@ -162,22 +164,24 @@ static void test_churn(const chm_backend *b)
     atomic_store(&c.removed, rem_warm + n);
 
     run_phase(&c, c.threads, churn);
-    settle();
-    long rss_end = rss_bytes(), live_end = chm__alloc_live();
+    /* The same number of entries is live as after the warm-up: once reclamation has caught up,
+     * the block count must be back near that level (a partial batch or a grace period in
+     * progress may still hold some), not grown with the churn. */
+    long live_bound = live_warm + live_warm / 4 + 20000;
+    long live_end = settle(live_bound);
+    long rss_end = rss_bytes();
     unsigned long ins = atomic_load(&c.inserted), rem = atomic_load(&c.removed);
     CHECK_EQ(chm_size(c.m), ins - rem);
     tl_note("%s: %lu inserts, %lu removes; live blocks %ld -> %ld; RSS %ld -> %ld KiB",
             chm_backend_name(b), ins, rem, live_warm, live_end, rss_warm / 1024, rss_end / 1024);
-    /* The same number of entries is live at both points: allow for blocks whose reclamation is
-     * still pending (a partial batch, a grace period in progress), not for growth with churn. */
-    CHECK(live_end <= live_warm + live_warm / 4 + 20000);
+    CHECK(live_end <= live_bound);
     if (plain && rss_warm > 0 && rss_end > 0) {
-        /* Flat: the churn pushed millions of nodes through the map (hundreds of MiB had any
-         * fraction leaked); allow 64 MiB or half the warm-up level, whichever is larger, for
+        /* Flat: the churn pushed millions of nodes through the map, so leaking them would cost
+         * hundreds of MiB. Allow 128 MiB or half the warm-up level, whichever is larger, for
          * what the allocator keeps after a reclamation backlog on a loaded machine (freed and
-         * trimmed, but fragmented across thread arenas). Live blocks, checked above, are the
-         * exact measure. */
-        long slack = rss_warm / 2 > (64L << 20) ? rss_warm / 2 : (64L << 20);
+         * trimmed, but fragmented across thread arenas; see the closing note of issue 2).
+         * Smaller leaks of library memory are caught exactly by the live block count above. */
+        long slack = rss_warm / 2 > (128L << 20) ? rss_warm / 2 : (128L << 20);
         if (!CHECK(rss_end <= rss_warm + slack))
             tl_note("RSS grew from %ld to %ld KiB", rss_warm / 1024, rss_end / 1024);
     }

@@ -206,10 +206,10 @@ static struct seg_node *find(const chm *m, struct seg_table *t, uint64_t hash, u
     return NULL;
 }
 
-static int seg_get(chm *cm, uint64_t key, uint64_t *value)
+/* chm_get with the hash already computed (compute_if_absent's fast path reuses it). */
+static int get_hashed(struct seg_map *m, uint64_t hash, uint64_t key, uint64_t *value)
 {
-    struct seg_map *m = as_seg(cm);
-    uint64_t hash = chm__hash(cm, key);
+    chm *cm = &m->base;
     struct segment *s = segment_for(m, hash);
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
@@ -228,6 +228,11 @@ static int seg_get(chm *cm, uint64_t key, uint64_t *value)
     }
     chm__smr_read_unlock();
     return rc;
+}
+
+static int seg_get(chm *cm, uint64_t key, uint64_t *value)
+{
+    return get_hashed(as_seg(cm), chm__hash(cm, key), key, value);
 }
 
 /* ---- locking (Segment.scanAndLockForPut / scanAndLock) ---------------------------------- */
@@ -443,6 +448,22 @@ static struct seg_node *prepare_node(struct seg_map *m, struct seg_node *node, u
     return node;
 }
 
+/* The writers' entry for a key that may be inserted: create the segment's table if needed, take
+ * the lock (the scan may preallocate *node) and find the key. Returns the locked segment, with
+ * its table in *t and the key's node (or NULL) in *e; NULL when the table cannot be allocated. */
+static struct segment *lock_for_insert(struct seg_map *m, uint64_t hash, uint64_t key,
+                                       struct seg_node **node, struct seg_table **t,
+                                       struct seg_node **e)
+{
+    struct segment *s = segment_for(m, hash);
+    if (ensure_table(m, s) == NULL)
+        return NULL;
+    scan_and_lock(m, s, hash, key, node);
+    *t = atomic_load_explicit(&s->table, memory_order_relaxed); /* under the lock */
+    *e = find(&m->base, *t, hash, key);
+    return s;
+}
+
 /* Segment.put: CHM_OK (inserted), CHM_EXISTS (*prev set; replaced unless only_if_absent). */
 static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_absent,
                           uint64_t *prev)
@@ -451,13 +472,11 @@ static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_ab
     if (chm_unlikely(computing_in == cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key);
-    struct segment *s = segment_for(m, hash);
-    if (ensure_table(m, s) == NULL)
+    struct seg_node *node = NULL, *e;
+    struct seg_table *t;
+    struct segment *s = lock_for_insert(m, hash, key, &node, &t, &e);
+    if (s == NULL)
         return CHM_ENOMEM;
-    struct seg_node *node = NULL;
-    scan_and_lock(m, s, hash, key, &node);
-    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed);
-    struct seg_node *e = find(cm, t, hash, key);
     int rc;
     chm_value_retire *rec = NULL;
     if (e != NULL) {
@@ -511,20 +530,17 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
     struct seg_map *m = as_seg(cm);
     if (chm_unlikely(computing_in == cm))
         return CHM_EDEADLK;
-    uint64_t v;
-    if (seg_get(cm, key, &v) == CHM_OK) { /* fast path, lock-free: present */
+    uint64_t v, hash = chm__hash(cm, key);
+    if (get_hashed(m, hash, key, &v) == CHM_OK) { /* fast path, lock-free: present */
         if (value != NULL)
             *value = v;
         return CHM_EXISTS;
     }
-    uint64_t hash = chm__hash(cm, key);
-    struct segment *s = segment_for(m, hash);
-    if (ensure_table(m, s) == NULL)
+    struct seg_node *node = NULL, *e;
+    struct seg_table *t;
+    struct segment *s = lock_for_insert(m, hash, key, &node, &t, &e);
+    if (s == NULL)
         return CHM_ENOMEM;
-    struct seg_node *node = NULL;
-    scan_and_lock(m, s, hash, key, &node);
-    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed);
-    struct seg_node *e = find(cm, t, hash, key);
     int rc;
     if (e != NULL) {
         v = atomic_load_explicit(&e->value, memory_order_relaxed);

@@ -13,7 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const bench_def *const all_benches[] = {&bench_mix, &bench_falseshare, NULL};
+static const bench_def *const all_benches[] = {&bench_mix,    &bench_group,  &bench_falseshare,
+                                               &bench_resize, &bench_memory, NULL};
 
 const bench_def *const *bench_defs(void)
 {
@@ -46,10 +47,17 @@ static void list_benchmarks(void)
     printf("Benchmarks:\n");
     for (const bench_def *const *b = all_benches; *b; b++) {
         printf("  %-12s %s\n", (*b)->name, (*b)->description);
+        printf("      mode %s, unit %s", (*b)->mode, (*b)->unit);
+        for (int i = 0; i < (*b)->secondary_count; i++)
+            printf("%s chm.%s:%s (%s)", i ? "," : "; secondary", (*b)->name,
+                   (*b)->secondary[i].name, (*b)->secondary[i].unit);
+        printf("%s\n", (*b)->fixed_threads ? "; -t does not apply" : "");
         for (int i = 0; i < (*b)->param_count; i++) {
             const bench_param_def *p = &(*b)->params[i];
-            printf("      -p %-8s %s (default %s)\n", p->name, p->help,
-                   p->default_values ? p->default_values : all_map_names());
+            printf("      -p %-10s %s (default %s)\n", p->name, p->help,
+                   p->default_fn       ? p->default_doc
+                   : p->default_values ? p->default_values
+                                       : all_map_names());
         }
     }
 }
@@ -61,10 +69,14 @@ static double now_seconds(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* The values of parameter `def` for this run: the -p list or the default, split on commas. */
-static int param_values(const bench_options *opt, const bench_param_def *def, char **values)
+/* The values of parameter `def` for this run: the -p list or the default (which may depend on
+ * the values chosen so far, in `partial`), split on commas. */
+static int param_values(const bench_options *opt, const bench_param_def *def,
+                        const bench_trial *partial, char **values)
 {
-    const char *list = def->default_values ? def->default_values : all_map_names();
+    const char *list = def->default_fn       ? def->default_fn(partial)
+                       : def->default_values ? def->default_values
+                                             : all_map_names();
     for (int i = 0; i < opt->param_count; i++)
         if (strcmp(opt->param_names[i], def->name) == 0)
             list = opt->param_lists[i];
@@ -74,6 +86,63 @@ static int param_values(const bench_options *opt, const bench_param_def *def, ch
          tok = strtok_r(NULL, ",", &save))
         values[n++] = tok; /* the copy lives until exit, as the trials point into it */
     return n;
+}
+
+struct expansion {
+    const bench_options *opt;
+    bench_result *results;
+    int count, capacity;
+};
+
+/* Adds the trials of one full parameter combination: one per -t value, or one with the thread
+ * count the parameters fix. */
+static bool add_trials(struct expansion *x, const bench_trial *params)
+{
+    const bench_options *opt = x->opt;
+    const bench_def *bench = params->bench;
+    int thread_counts = bench->fixed_threads ? 1 : opt->thread_count_count;
+    for (int t = 0; t < thread_counts; t++) {
+        if (x->count == x->capacity)
+            x->results = realloc(x->results, sizeof *x->results * (size_t)(x->capacity *= 2));
+        bench_result *r = &x->results[x->count++];
+        *r = (bench_result){.forks = opt->forks};
+        r->trial = *params;
+        r->trial.threads = opt->thread_counts[t];
+        r->trial.warmup_iterations = opt->warmup_iterations;
+        r->trial.measurement_iterations = opt->measurement_iterations;
+        r->trial.warmup_seconds = opt->warmup_seconds;
+        r->trial.measurement_seconds = opt->measurement_seconds;
+        r->trial.seed = opt->seed;
+        char err[512];
+        if (bench->validate && !bench->validate(&r->trial, err, sizeof err)) {
+            fprintf(stderr, "chmbench: %s: %s\n", bench->name, err);
+            return false;
+        }
+        if (bench->fixed_threads)
+            r->trial.threads = bench->fixed_threads(&r->trial);
+        r->skipped = bench->skip_reason ? bench->skip_reason(&r->trial) : NULL;
+    }
+    return true;
+}
+
+/* The cartesian product, parameter `p` onwards (the last parameter varies fastest). */
+static bool expand_param(struct expansion *x, bench_trial *partial, int p)
+{
+    const bench_def *bench = partial->bench;
+    if (p == bench->param_count)
+        return add_trials(x, partial);
+    char *values[BENCH_MAX_VALUES];
+    int n = param_values(x->opt, &bench->params[p], partial, values);
+    if (n == 0) {
+        fprintf(stderr, "chmbench: -p %s has no values\n", bench->params[p].name);
+        return false;
+    }
+    for (int i = 0; i < n; i++) {
+        partial->param_values[p] = values[i];
+        if (!expand_param(x, partial, p + 1))
+            return false;
+    }
+    return true;
 }
 
 /* Expands the sweep into trials; false on an invalid parameter (message printed). */
@@ -90,50 +159,15 @@ static bool expand_trials(const bench_options *opt, bench_result **out, int *cou
             return false;
         }
     }
-    int capacity = 16, n = 0;
-    bench_result *results = calloc((size_t)capacity, sizeof *results);
+    struct expansion x = {.opt = opt, .capacity = 16};
+    x.results = calloc((size_t)x.capacity, sizeof *x.results);
     for (int b = 0; b < opt->bench_count; b++) {
-        const bench_def *bench = opt->benches[b];
-        char *values[BENCH_MAX_PARAMS][BENCH_MAX_VALUES];
-        int nvalues[BENCH_MAX_PARAMS], index[BENCH_MAX_PARAMS] = {0};
-        for (int p = 0; p < bench->param_count; p++)
-            if ((nvalues[p] = param_values(opt, &bench->params[p], values[p])) == 0) {
-                fprintf(stderr, "chmbench: -p %s has no values\n", bench->params[p].name);
-                return false;
-            }
-        for (;;) { /* odometer over the cartesian product, the last parameter fastest */
-            for (int t = 0; t < opt->thread_count_count; t++) {
-                if (n == capacity)
-                    results = realloc(results, sizeof *results * (size_t)(capacity *= 2));
-                bench_result *r = &results[n++];
-                *r = (bench_result){.forks = opt->forks};
-                r->trial = (bench_trial){
-                    .bench = bench,
-                    .threads = opt->thread_counts[t],
-                    .warmup_iterations = opt->warmup_iterations,
-                    .measurement_iterations = opt->measurement_iterations,
-                    .warmup_seconds = opt->warmup_seconds,
-                    .measurement_seconds = opt->measurement_seconds,
-                    .seed = opt->seed,
-                };
-                for (int p = 0; p < bench->param_count; p++)
-                    r->trial.param_values[p] = values[p][index[p]];
-                char err[512];
-                if (bench->validate && !bench->validate(&r->trial, err, sizeof err)) {
-                    fprintf(stderr, "chmbench: %s: %s\n", bench->name, err);
-                    return false;
-                }
-                r->skipped = bench->skip_reason ? bench->skip_reason(&r->trial) : NULL;
-            }
-            int p = bench->param_count - 1;
-            while (p >= 0 && ++index[p] == nvalues[p])
-                index[p--] = 0;
-            if (p < 0)
-                break;
-        }
+        bench_trial partial = {.bench = opt->benches[b]};
+        if (!expand_param(&x, &partial, 0))
+            return false;
     }
-    *out = results;
-    *count = n;
+    *out = x.results;
+    *count = x.count;
     return true;
 }
 
@@ -158,9 +192,12 @@ static int run_child(const bench_options *opt)
         fprintf(stderr, "chmbench: a fork runs exactly one trial, got %d\n", count);
         return 2;
     }
-    double *samples = calloc((size_t)opt->measurement_iterations, sizeof *samples);
+    const bench_def *bench = trials[0].trial.bench;
+    double *metrics[1 + BENCH_MAX_SECONDARY];
+    for (int k = 0; k <= bench->secondary_count; k++)
+        metrics[k] = calloc((size_t)opt->measurement_iterations, sizeof *metrics[k]);
     char err[512] = "";
-    if (!bench_run_in_process(&trials[0].trial, samples, err, sizeof err)) {
+    if (!bench_run_in_process(&trials[0].trial, metrics, err, sizeof err)) {
         char what[512];
         describe_trial(&trials[0].trial, what, sizeof what);
         fprintf(stderr, "chmbench: FAILED %s: %s\n", what, err);
@@ -170,7 +207,8 @@ static int run_child(const bench_options *opt)
     if (!out)
         return 2;
     for (int i = 0; i < opt->measurement_iterations; i++)
-        fprintf(out, "%.17g\n", samples[i]);
+        for (int k = 0; k <= bench->secondary_count; k++)
+            fprintf(out, "%.17g%c", metrics[k][i], k < bench->secondary_count ? ' ' : '\n');
     return fclose(out) == 0 ? 0 : 2;
 }
 
@@ -256,8 +294,12 @@ int main(int argc, char **argv)
         int forks = opt.forks ? opt.forks : 1;
         res->sample_count = forks * opt.measurement_iterations;
         res->samples = calloc((size_t)res->sample_count, sizeof *res->samples);
+        double *metrics[1 + BENCH_MAX_SECONDARY] = {res->samples};
+        for (int k = 0; k < res->trial.bench->secondary_count; k++)
+            metrics[1 + k] = res->secondary[k] =
+                calloc((size_t)res->sample_count, sizeof *res->secondary[k]);
         char err[512] = "";
-        if (!bench_run_trial(&res->trial, opt.forks, self_exe, res->samples, err, sizeof err)) {
+        if (!bench_run_trial(&res->trial, opt.forks, self_exe, metrics, err, sizeof err)) {
             if (progress)
                 fputs("\r\033[K", stderr);
             fprintf(stderr, "chmbench: FAILED %s: %s\n", what, err);

@@ -6,7 +6,12 @@
  *   runner.c     threads and JMH's synchronized iterations; forks (fork+exec, samples on a pipe)
  *   stats.c      mean, Student-t 99.9% half-width (JMH's Score and Error)
  *   output.c     JMH's console table and JSON result file
- *   mix.c        the `mix` workload
+ *   common.c     what several benchmarks share: parameter parsing, backend checks
+ *   mix.c        the `mix` workload (read/write sweep)
+ *   group.c      the `group` workload (JMH @Group: reader and writer threads, per-role scores)
+ *   falseshare.c the `falseshare` workload (JMH sample 22; packed vs padded backends)
+ *   resize.c     the `resize` workload (single shot: N inserts into a new map)
+ *   memory.c     the `memory` workload (single shot: bytes per entry, glibc's mallinfo2)
  *   maps.c       the harness's map interface: the library's backends and the peers
  *   peers/       ck_ht (Concurrency Kit) and lfht (liburcu cds_lfht), never part of the library
  */
@@ -22,40 +27,110 @@
 #define BENCH_MAX_PARAMS 8
 #define BENCH_MAX_VALUES 32
 #define BENCH_MAX_THREAD_COUNTS 16
+#define BENCH_MAX_SECONDARY 4 /* secondary metrics of one benchmark (JMH secondaryMetrics) */
 
 /* ---- the map interface every backend and peer implements -------------------------------- */
 
 typedef struct bench_map bench_map; /* opaque per implementation */
 
+/* How a benchmark wants its map made; zero = the implementation's defaults. */
+typedef struct bench_map_options {
+    size_t capacity;      /* expected entries (presized); 0 = small, grown on demand */
+    bool packed;          /* chm_options.packed (library backends with has_padding_switch) */
+    unsigned concurrency; /* chm_options.concurrency; 0 = the library's default */
+    uint64_t seed;        /* chm_options.seed; 0 = a fresh random seed per map */
+} bench_map_options;
+
 typedef struct bench_map_impl {
     const char *name;
     bool thread_safe;        /* false: runs only at one thread (chm's unsafe backend) */
     const void *chm_backend; /* the library backend, or NULL for a peer */
-    bench_map *(*create)(const struct bench_map_impl *impl, size_t capacity);
+    bool has_padding_switch; /* chm_options.packed changes its layout (falseshare) */
+    bench_map *(*create)(const struct bench_map_impl *impl, const bench_map_options *opt);
     void (*destroy)(bench_map *m);
     bool (*get)(bench_map *m, uint64_t key, uint64_t *value); /* true: found */
     bool (*put)(bench_map *m, uint64_t key, uint64_t value);  /* true: the key was new */
     bool (*remove)(bench_map *m, uint64_t key);               /* true: the key was present */
     size_t (*size)(bench_map *m);                             /* exact when quiescent */
     void (*thread_exit)(bench_map *m); /* optional: a worker leaves (unregister SMR records) */
+    /* Waits until memory the map retired (old tables, removed nodes) has really been freed;
+     * for the memory benchmark. Called with no operation in flight on the map. */
+    void (*reclaim)(bench_map *m);
+    /* A variant's fixed options ("segmented:concurrency=256", "rwlock:ck", see bench_map_find);
+     * zero for the plain backends and the peers. */
+    unsigned variant_concurrency;
+    bool variant_packed;
+    bool variant_ck_rwlock;
 } bench_map_impl;
 
 /* Every library backend of chm_backend_list() followed by the peers; NULL-terminated. */
 const bench_map_impl *const *bench_map_impls(void);
+/* The backend or peer called `name`, or a library backend with fixed options appended after
+ * colons: "segmented:concurrency=256", "rwlock:ck" (chm_options.rwlock = CHM_RWLOCK_CK),
+ * "binlock:packed", combinable ("segmented:concurrency=1:packed"). NULL when unknown. */
 const bench_map_impl *bench_map_find(const char *name);
+/* The thread-safe ones, comma-separated (a parameter default). */
+const char *bench_map_thread_safe_names(void);
+
+/* ---- shared helpers (common.c) -------------------------------------------------------------- */
+
+/* Decimal integer in [lo, hi], nothing else; false otherwise. */
+bool bench_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
+/* The backend or peer called `name`; NULL + "unknown backend 'x'; known: ..." in err. */
+const bench_map_impl *bench_backend_check(const char *name, char *err, size_t errlen);
+
+static inline uint64_t bench_xorshift64(uint64_t *state)
+{
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
+static inline uint64_t bench_splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* A nonzero xorshift state from a splitmix64 seeder (xorshift's one fixed point is 0). */
+static inline uint64_t bench_seed_rng(uint64_t *seeder)
+{
+    uint64_t s;
+    do
+        s = bench_splitmix64(seeder);
+    while (s == 0);
+    return s;
+}
 
 extern const bench_map_impl bench_peer_ck_ht;
 extern const bench_map_impl bench_peer_lfht;
 
 /* ---- benchmarks -------------------------------------------------------------------------- */
 
-/* One parameter of a benchmark: its name, its default values (comma-separated, NULL = computed
- * by the benchmark, e.g. every backend), and the values the sweep uses. */
+struct bench_trial;
+
+/* One parameter of a benchmark: its name, its default values (comma-separated; NULL = every
+ * backend and peer), and the values the sweep uses. default_fn, when set, computes the default
+ * from the values already chosen for the parameters before this one (in the order of
+ * bench->params), e.g. falseshare's layouts depend on its subject; default_doc describes it for
+ * -l. */
 typedef struct bench_param_def {
     const char *name;
     const char *default_values;
     const char *help;
+    const char *(*default_fn)(const struct bench_trial *partial);
+    const char *default_doc;
 } bench_param_def;
+
+/* A secondary metric (JMH secondaryMetrics, shown as `chm.<bench>:<name>` rows). */
+typedef struct bench_metric_def {
+    const char *name;
+    const char *unit;
+} bench_metric_def;
 
 /* One trial's settings, as a child process receives them on its command line. */
 typedef struct bench_trial {
@@ -71,20 +146,47 @@ typedef struct bench_trial {
  * runner's threads. run_batch is called repeatedly between checks of the iteration's phase. */
 typedef struct bench_workload bench_workload;
 
+/* JMH modes chmbench implements:
+ *   "thrpt"  time-bound iterations; run_batch runs operations until the deadline, the sample is
+ *            operations per microsecond summed over threads.
+ *   "ss"     SingleShotTime: each iteration runs one fixed piece of work. The control thread
+ *            calls iteration_setup (untimed: e.g. a new map); all threads leave a barrier
+ *            together and run run_single once; then iteration_result turns the elapsed time
+ *            (barrier to the last thread's finish) and the workload's own measurements into the
+ *            samples and checks the iteration (untimed). -w and -r do not apply. */
 typedef struct bench_def {
     const char *name;        /* e.g. "mix"; the result is "chm.<name>" */
     const char *description; /* one line for -l */
     const bench_param_def *params;
     int param_count;
-    const char *unit; /* "ops/us" */
+    const char *unit; /* of the primary metric: "ops/us" */
+    const char *mode; /* "thrpt" or "ss" */
+    /* Secondary metrics, in the order of the samples the runner produces for them. */
+    const bench_metric_def *secondary;
+    int secondary_count;
+    /* NULL: the trial's thread count comes from -t. Otherwise it is fixed by the parameters
+     * (group: readers + writers), -t does not apply and the sweep has one trial per parameter
+     * combination. Called after validate; must not fail. */
+    int (*fixed_threads)(const struct bench_trial *trial);
+    /* thrpt only: which secondary metric thread `tid` counts towards (its per-thread throughput
+     * summed as for the primary), or -1. NULL: none. */
+    int (*thread_role)(const struct bench_trial *trial, int tid);
+    /* ss only (see above). run_single returns the operations the thread did. iteration_result
+     * fills metrics[0] (primary) and metrics[1 + i] (secondary i); false + message when an
+     * invariant is violated, which fails the run. */
+    bool (*iteration_setup)(bench_workload *w, int iteration, char *err, size_t errlen);
+    uint64_t (*run_single)(bench_workload *w, int tid);
+    bool (*iteration_result)(bench_workload *w, double elapsed_ns, double *metrics, char *err,
+                             size_t errlen);
     /* Prepares the shared state (map, prefill, key streams); NULL + message on error. */
     bench_workload *(*setup)(const bench_trial *trial, char *err, size_t errlen);
     /* Checks the parameter values before anything runs; false + message when one is invalid. */
     bool (*validate)(const bench_trial *trial, char *err, size_t errlen);
     /* Why a configuration cannot run (e.g. unsafe at 2 threads), or NULL. */
     const char *(*skip_reason)(const bench_trial *trial);
-    /* Runs `count` operations on thread `tid`; returns nothing, effects stay in the state. */
+    /* thrpt: runs `count` operations on thread `tid`; effects stay in the state. */
     void (*run_batch)(bench_workload *w, int tid, uint64_t count);
+    /* thrpt: thread `tid` leaves the trial; ss: it leaves the iteration (after run_single). */
     void (*thread_exit)(bench_workload *w, int tid);
     /* After the trial: false + message when an invariant is violated. */
     bool (*verify)(bench_workload *w, char *err, size_t errlen);
@@ -93,6 +195,9 @@ typedef struct bench_def {
 
 extern const bench_def bench_mix;
 extern const bench_def bench_falseshare;
+extern const bench_def bench_group;
+extern const bench_def bench_resize;
+extern const bench_def bench_memory;
 const bench_def *const *bench_defs(void);
 const bench_def *bench_def_find(const char *name);
 
@@ -134,17 +239,21 @@ double bench_percentile(const double *x, int n, double p); /* p in [0, 100], as 
 typedef struct bench_result {
     bench_trial trial;
     int forks;
-    double *samples; /* forks * measurement_iterations, fork-major */
+    double *samples;                        /* forks * measurement_iterations, fork-major */
+    double *secondary[BENCH_MAX_SECONDARY]; /* the same shape, one per secondary metric */
     int sample_count;
     const char *skipped; /* non-NULL: not run, why */
 } bench_result;
 
-/* Runs one fork's worth of the trial in this process; fills `samples`
- * (measurement_iterations of them). Returns false (message in err) on failure. */
-bool bench_run_in_process(const bench_trial *trial, double *samples, char *err, size_t errlen);
-/* Runs the trial in `forks` fresh processes of this executable (forks == 0: in this one). */
-bool bench_run_trial(const bench_trial *trial, int forks, const char *self_exe, double *samples,
-                     char *err, size_t errlen);
+/* Runs one fork's worth of the trial in this process; fills metrics[0] (the primary samples)
+ * and metrics[1 + i] (secondary metric i), measurement_iterations values each. Returns false
+ * (message in err) on failure. */
+bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char *err,
+                          size_t errlen);
+/* Runs the trial in `forks` fresh processes of this executable (forks == 0: in this one);
+ * metrics as above, forks * measurement_iterations values each, fork-major. */
+bool bench_run_trial(const bench_trial *trial, int forks, const char *self_exe,
+                     double *const *metrics, char *err, size_t errlen);
 
 void bench_print_table(FILE *out, const bench_result *results, int count);
 bool bench_write_json(const char *path, const bench_result *results, int count,

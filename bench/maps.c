@@ -6,14 +6,21 @@
 #include "chmbench.h"
 
 #include "chm.h"
+#include "smr.h" /* chm__smr_drain for the memory benchmark (chm_internal: src/ headers) */
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-static bench_map *chm_adapter_create(const bench_map_impl *impl, size_t capacity)
+static bench_map *chm_adapter_create(const bench_map_impl *impl, const bench_map_options *opt)
 {
     chm_options options = {0};
-    options.capacity = capacity; /* presized: no resize inside the measured window */
+    options.capacity = opt->capacity; /* presized: no resize inside the measured window */
+    options.packed = opt->packed;
+    options.concurrency = opt->concurrency ? opt->concurrency : impl->variant_concurrency;
+    options.packed |= impl->variant_packed;
+    options.rwlock = impl->variant_ck_rwlock ? CHM_RWLOCK_CK : CHM_RWLOCK_PTHREAD;
+    options.seed = opt->seed;
     return (bench_map *)chm_new((const chm_backend *)impl->chm_backend, &options);
 }
 
@@ -44,9 +51,45 @@ static size_t chm_adapter_size(bench_map *m)
     return chm_size((chm *)m);
 }
 
+/* A map's own SMR domain is private to its backend, so the harness drains through a domain of
+ * its own: the reclaimer takes its process-wide queue whole and frees oldest first, one round
+ * after another on one thread, so once a node retired *now* has been freed, everything any map
+ * retired before it has been freed too. The node is static (no allocation that would show in
+ * the memory benchmark's allocator statistics); the mutex serialises callers, the node being
+ * free again once chm__smr_drain returns. */
+static void sentinel_free(chm_smr_node *n)
+{
+    (void)n;
+}
+
+static void chm_adapter_reclaim(bench_map *m)
+{
+    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    static chm_smr_domain domain;
+    static chm_smr_node sentinel;
+    static bool initialised;
+    (void)m;
+    pthread_mutex_lock(&lock);
+    if (!initialised) {
+        chm__smr_domain_init(&domain);
+        initialised = true;
+    }
+    chm__smr_retire(&domain, &sentinel, sentinel_free);
+    chm__smr_drain(&domain);
+    pthread_mutex_unlock(&lock);
+}
+
 #define MAX_IMPLS 24
 static bench_map_impl chm_impls[MAX_IMPLS];
 static const bench_map_impl *all_impls[MAX_IMPLS + 1];
+
+static bool has_padding_switch(const char *name)
+{
+    /* include/chm.h: chm_options.packed drops the 64-byte padding of segmented's segments,
+     * binlock's counter cells and readmostly's live-count stripes. */
+    return strcmp(name, "segmented") == 0 || strcmp(name, "binlock") == 0 ||
+           strcmp(name, "readmostly") == 0;
+}
 
 const bench_map_impl *const *bench_map_impls(void)
 {
@@ -58,12 +101,14 @@ const bench_map_impl *const *bench_map_impls(void)
             .name = chm_backend_name(*b),
             .thread_safe = chm_backend_thread_safe(*b),
             .chm_backend = *b,
+            .has_padding_switch = has_padding_switch(chm_backend_name(*b)),
             .create = chm_adapter_create,
             .destroy = chm_adapter_destroy,
             .get = chm_adapter_get,
             .put = chm_adapter_put,
             .remove = chm_adapter_remove,
             .size = chm_adapter_size,
+            .reclaim = chm_adapter_reclaim,
         };
         all_impls[n] = &chm_impls[n];
     }
@@ -73,10 +118,81 @@ const bench_map_impl *const *bench_map_impls(void)
     return all_impls;
 }
 
+/* Applies one ":"-separated variant option; false when it is not one. */
+static bool apply_variant_option(bench_map_impl *v, const char *option)
+{
+    if (strcmp(option, "packed") == 0)
+        v->variant_packed = true;
+    else if (strcmp(option, "ck") == 0 && strcmp(chm_backend_name(v->chm_backend), "rwlock") == 0)
+        v->variant_ck_rwlock = true;
+    else if (strncmp(option, "concurrency=", 12) == 0) {
+        uint64_t c;
+        if (!bench_parse_u64(option + 12, 1, 1u << 16, &c))
+            return false;
+        v->variant_concurrency = (unsigned)c;
+    } else
+        return false;
+    return true;
+}
+
+/* Variants are made on first use and live until exit (trials point at them). */
+#define MAX_VARIANTS 32
+static bench_map_impl variants[MAX_VARIANTS];
+static int variant_count;
+static pthread_mutex_t variants_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static const bench_map_impl *find_variant(const char *name)
+{
+    const char *colon = strchr(name, ':');
+    size_t base_len = (size_t)(colon - name);
+    const bench_map_impl *base = NULL;
+    for (const bench_map_impl *const *i = bench_map_impls(); *i; i++)
+        if (strlen((*i)->name) == base_len && strncmp((*i)->name, name, base_len) == 0)
+            base = *i;
+    if (!base || !base->chm_backend) /* peers have no options */
+        return NULL;
+    const bench_map_impl *found = NULL;
+    pthread_mutex_lock(&variants_lock);
+    for (int i = 0; i < variant_count && !found; i++)
+        if (strcmp(variants[i].name, name) == 0)
+            found = &variants[i];
+    if (!found && variant_count < MAX_VARIANTS) {
+        bench_map_impl v = *base;
+        v.name = strdup(name);
+        char *options = strdup(colon + 1), *save = NULL;
+        bool ok = v.name && options && *options;
+        for (char *o = ok ? strtok_r(options, ":", &save) : NULL; o && ok;
+             o = strtok_r(NULL, ":", &save))
+            ok = apply_variant_option(&v, o);
+        free(options);
+        if (ok) {
+            variants[variant_count] = v;
+            found = &variants[variant_count++];
+        } else
+            free((char *)v.name);
+    }
+    pthread_mutex_unlock(&variants_lock);
+    return found;
+}
+
 const bench_map_impl *bench_map_find(const char *name)
 {
     for (const bench_map_impl *const *i = bench_map_impls(); *i; i++)
         if (strcmp((*i)->name, name) == 0)
             return *i;
-    return NULL;
+    return strchr(name, ':') ? find_variant(name) : NULL;
+}
+
+const char *bench_map_thread_safe_names(void)
+{
+    static char names[512];
+    if (!names[0])
+        for (const bench_map_impl *const *i = bench_map_impls(); *i; i++) {
+            if (!(*i)->thread_safe)
+                continue;
+            if (names[0])
+                strncat(names, ",", sizeof names - strlen(names) - 1);
+            strncat(names, (*i)->name, sizeof names - strlen(names) - 1);
+        }
+    return names;
 }

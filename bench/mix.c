@@ -12,6 +12,10 @@
  * bit 31 splits writes into put/remove, bits 32..63 give the uniform key (multiply-shift range
  * reduction, no division).
  *
+ * writes=grow instead makes every write a put of a key never used before (above the read range,
+ * thread i taking the keys congruent to i), so the key set grows all along the trial: the case
+ * Go's sync.Map is documented to be bad at. Reads keep drawing from [0, 2*keys).
+ *
  * Every successful insert (put of a new key) and remove is counted per thread in every phase,
  * measured or not, so after the trial size == prefill + inserts - removes must hold exactly.
  */
@@ -23,13 +27,23 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { MIX_PARAM_BACKEND, MIX_PARAM_DIST, MIX_PARAM_KEYS, MIX_PARAM_READS, MIX_PARAM_COUNT };
+enum {
+    MIX_PARAM_BACKEND,
+    MIX_PARAM_DIST,
+    MIX_PARAM_KEYS,
+    MIX_PARAM_READS,
+    MIX_PARAM_WRITES,
+    MIX_PARAM_COUNT
+};
 
 static const bench_param_def mix_params[MIX_PARAM_COUNT] = {
     [MIX_PARAM_BACKEND] = {"backend", NULL, "map: every library backend and the peers ck_ht, lfht"},
     [MIX_PARAM_DIST] = {"dist", "uniform", "key distribution: uniform | zipf (theta 0.99)"},
     [MIX_PARAM_KEYS] = {"keys", "1000", "prefilled keys; keys are drawn from [0, 2*keys)"},
-    [MIX_PARAM_READS] = {"reads", "90", "percentage of gets; the rest half puts, half removes"},
+    [MIX_PARAM_READS] = {"reads", "90", "percentage of gets; the rest are writes"},
+    [MIX_PARAM_WRITES] = {"writes", "churn",
+                          "churn: half puts, half removes over [0, 2*keys) (stable size) | "
+                          "grow: every write inserts a key never used before (a growing key set)"},
 };
 
 #define ZIPF_STREAM_LENGTH (1u << 16) /* 256 KiB of keys per thread; power of two (mask) */
@@ -39,7 +53,8 @@ struct mix_thread {
     const uint32_t *zipf_keys; /* NULL: uniform */
     uint32_t zipf_position;
     uint64_t inserts, removes;
-    uint64_t sink; /* published once per batch, never per operation */
+    uint64_t next_new_key; /* writes=grow: this thread's next fresh key */
+    uint64_t sink;         /* published once per batch, never per operation */
 };
 _Static_assert(sizeof(struct mix_thread) % BENCH_CACHE_PAD == 0, "per-thread state is padded");
 
@@ -48,55 +63,24 @@ struct bench_workload {
     bench_map *map;
     uint64_t range;          /* 2 * keys */
     uint32_t read_threshold; /* reads% of 2^31 */
+    bool grow;               /* writes=grow */
     size_t prefill;
     int threads;
     struct mix_thread *per_thread;
     uint32_t *zipf_keys; /* threads * ZIPF_STREAM_LENGTH, or NULL */
 };
 
-static inline uint64_t xorshift64(uint64_t *state)
-{
-    uint64_t x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *state = x;
-}
-
-static uint64_t splitmix64(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static bool parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
-{
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (!*s || *end || *s == '-' || v < lo || v > hi)
-        return false;
-    *out = v;
-    return true;
-}
-
 static bool mix_validate(const bench_trial *t, char *err, size_t errlen)
 {
     uint64_t v;
-    const char *backend = t->param_values[MIX_PARAM_BACKEND];
-    if (!bench_map_find(backend)) {
-        size_t used = (size_t)snprintf(err, errlen, "unknown backend '%s'; known:", backend);
-        for (const bench_map_impl *const *i = bench_map_impls(); *i && used < errlen; i++)
-            used += (size_t)snprintf(err + used, errlen - used, " %s", (*i)->name);
+    if (!bench_backend_check(t->param_values[MIX_PARAM_BACKEND], err, errlen))
         return false;
-    }
-    if (!parse_u64(t->param_values[MIX_PARAM_KEYS], 1, 1u << 30, &v)) {
+    if (!bench_parse_u64(t->param_values[MIX_PARAM_KEYS], 1, 1u << 30, &v)) {
         snprintf(err, errlen, "keys must be an integer in [1, 2^30], not '%s'",
                  t->param_values[MIX_PARAM_KEYS]);
         return false;
     }
-    if (!parse_u64(t->param_values[MIX_PARAM_READS], 0, 100, &v)) {
+    if (!bench_parse_u64(t->param_values[MIX_PARAM_READS], 0, 100, &v)) {
         snprintf(err, errlen, "reads must be a percentage in [0, 100], not '%s'",
                  t->param_values[MIX_PARAM_READS]);
         return false;
@@ -104,6 +88,11 @@ static bool mix_validate(const bench_trial *t, char *err, size_t errlen)
     const char *dist = t->param_values[MIX_PARAM_DIST];
     if (strcmp(dist, "uniform") != 0 && strcmp(dist, "zipf") != 0) {
         snprintf(err, errlen, "dist must be uniform or zipf, not '%s'", dist);
+        return false;
+    }
+    const char *writes = t->param_values[MIX_PARAM_WRITES];
+    if (strcmp(writes, "churn") != 0 && strcmp(writes, "grow") != 0) {
+        snprintf(err, errlen, "writes must be churn or grow, not '%s'", writes);
         return false;
     }
     return true;
@@ -133,7 +122,7 @@ static bool fill_zipf_streams(struct bench_workload *w, uint64_t seed)
     for (uint64_t i = 0; i < n; i++)
         permutation[i] = (uint32_t)i;
     for (uint64_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
-        uint64_t j = splitmix64(&rng) % (i + 1);
+        uint64_t j = bench_splitmix64(&rng) % (i + 1);
         uint32_t tmp = permutation[i];
         permutation[i] = permutation[j];
         permutation[j] = tmp;
@@ -145,7 +134,7 @@ static bool fill_zipf_streams(struct bench_workload *w, uint64_t seed)
     const double alpha = 1 / (1 - theta);
     const double eta = (1 - pow(2.0 / (double)n, 1 - theta)) / (1 - zeta2 / zetan);
     for (size_t i = 0; i < (size_t)w->threads * ZIPF_STREAM_LENGTH; i++) {
-        double u = (double)(splitmix64(&rng) >> 11) * 0x1p-53;
+        double u = (double)(bench_splitmix64(&rng) >> 11) * 0x1p-53;
         double uz = u * zetan;
         uint64_t rank;
         if (uz < 1)
@@ -172,14 +161,15 @@ static bench_workload *mix_setup(const bench_trial *t, char *err, size_t errlen)
         return NULL;
     }
     uint64_t keys = 0, reads = 0; /* validated above */
-    parse_u64(t->param_values[MIX_PARAM_KEYS], 1, 1u << 30, &keys);
-    parse_u64(t->param_values[MIX_PARAM_READS], 0, 100, &reads);
+    bench_parse_u64(t->param_values[MIX_PARAM_KEYS], 1, 1u << 30, &keys);
+    bench_parse_u64(t->param_values[MIX_PARAM_READS], 0, 100, &reads);
     w->impl = bench_map_find(t->param_values[MIX_PARAM_BACKEND]);
     w->range = 2 * keys;
     w->read_threshold = (uint32_t)(reads * (1u << 31) / 100);
     w->threads = t->threads;
+    w->grow = strcmp(t->param_values[MIX_PARAM_WRITES], "grow") == 0;
     w->per_thread = aligned_alloc(BENCH_CACHE_PAD, sizeof(struct mix_thread) * (size_t)t->threads);
-    w->map = w->impl->create(w->impl, keys);
+    w->map = w->impl->create(w->impl, &(bench_map_options){.capacity = keys});
     if (!w->per_thread || !w->map) {
         snprintf(err, errlen, "%s: cannot create a map of %llu keys", w->impl->name,
                  (unsigned long long)keys);
@@ -194,12 +184,12 @@ static bench_workload *mix_setup(const bench_trial *t, char *err, size_t errlen)
     uint64_t seeder = t->seed;
     for (int i = 0; i < t->threads; i++) {
         struct mix_thread *th = &w->per_thread[i];
-        do
-            th->rng = splitmix64(&seeder);
-        while (th->rng == 0); /* xorshift's one fixed point */
+        th->rng = bench_seed_rng(&seeder);
+        /* fresh keys: above the read range, thread i owning the keys congruent to i */
+        th->next_new_key = w->range + (uint64_t)i;
         if (zipf) {
             th->zipf_keys = w->zipf_keys + (size_t)i * ZIPF_STREAM_LENGTH;
-            th->zipf_position = (uint32_t)splitmix64(&seeder);
+            th->zipf_position = (uint32_t)bench_splitmix64(&seeder);
         }
     }
     for (uint64_t k = 0; k < w->range; k += 2)
@@ -229,8 +219,26 @@ static void mix_run_batch(bench_workload *w, int tid, uint64_t count)
     const uint32_t *zipf_keys = th->zipf_keys;
     uint64_t rng = th->rng, inserts = 0, removes = 0, sink = 0;
     uint32_t position = th->zipf_position;
+    if (w->grow) { /* a separate loop: the churn loop below stays as it was */
+        const uint64_t stride = (uint64_t)w->threads;
+        uint64_t next = th->next_new_key;
+        for (uint64_t i = 0; i < count; i++) {
+            uint64_t r = bench_xorshift64(&rng);
+            if ((uint32_t)(r & 0x7fffffff) < read_threshold) {
+                uint64_t key = zipf_keys ? zipf_keys[position++ & (ZIPF_STREAM_LENGTH - 1)]
+                                         : ((r >> 32) * range) >> 32;
+                uint64_t value = 0;
+                sink += impl->get(map, key, &value) + value;
+            } else {
+                inserts += impl->put(map, next, next);
+                next += stride;
+            }
+        }
+        th->next_new_key = next;
+        goto done;
+    }
     for (uint64_t i = 0; i < count; i++) {
-        uint64_t r = xorshift64(&rng);
+        uint64_t r = bench_xorshift64(&rng);
         uint64_t key = zipf_keys ? zipf_keys[position++ & (ZIPF_STREAM_LENGTH - 1)]
                                  : ((r >> 32) * range) >> 32;
         if ((uint32_t)(r & 0x7fffffff) < read_threshold) {
@@ -244,6 +252,7 @@ static void mix_run_batch(bench_workload *w, int tid, uint64_t count)
     }
     /* One empty asm keeps the values "used" (defeats dead-code elimination) without a store per
      * operation; the stores below happen once per batch on this thread's own padded lines. */
+done:
     __asm__ __volatile__("" : : "r"(sink) : "memory");
     th->rng = rng;
     th->zipf_position = position;
@@ -296,6 +305,7 @@ const bench_def bench_mix = {
     .params = mix_params,
     .param_count = MIX_PARAM_COUNT,
     .unit = "ops/us",
+    .mode = "thrpt",
     .validate = mix_validate,
     .setup = mix_setup,
     .skip_reason = mix_skip_reason,

@@ -5,6 +5,10 @@
  * The table has one column per parameter, names sorted alphabetically, plus `(threads)`: JMH
  * runs one thread count per invocation, chmbench sweeps -t, so the thread count is shown as if
  * it were a parameter. In JSON it stays the top-level "threads" field, as in JMH.
+ *
+ * Secondary metrics (group's per-role throughput, resize's worst insert) follow their primary
+ * row as `chm.<bench>:<metric>` rows with the same parameters, and appear in JSON under
+ * "secondaryMetrics" with the primary metric's fields, as JMH prints @Group methods.
  */
 #include "chmbench.h"
 
@@ -18,6 +22,26 @@
 static void result_name(const bench_result *r, char *buf, size_t len)
 {
     snprintf(buf, len, "chm.%s", r->trial.bench->name);
+}
+
+/* Metric k of a result: 0 the primary, 1 + i secondary i. */
+static const double *metric_samples(const bench_result *r, int k)
+{
+    return k == 0 ? r->samples : r->secondary[k - 1];
+}
+
+static const char *metric_unit(const bench_result *r, int k)
+{
+    return k == 0 ? r->trial.bench->unit : r->trial.bench->secondary[k - 1].unit;
+}
+
+static void row_name(const bench_result *r, int k, char *buf, size_t len)
+{
+    if (k == 0)
+        result_name(r, buf, len);
+    else
+        snprintf(buf, len, "chm.%s:%s", r->trial.bench->name,
+                 r->trial.bench->secondary[k - 1].name);
 }
 
 /* The value of column `key` for result r ("N/A" when its benchmark has no such parameter). */
@@ -61,24 +85,27 @@ void bench_print_table(FILE *out, const bench_result *results, int count)
 
     char buf[256];
     int name_width = (int)strlen("Benchmark"), key_width[MAX_COLUMNS * 4];
-    int cnt_width = 3, score_width = 5, error_width = 5, unit_width = 5,
-        mode_width = (int)strlen("thrpt");
+    int cnt_width = 3, score_width = 5, error_width = 5, unit_width = 5, mode_width = 4;
     for (int k = 0; k < nkeys; k++)
         key_width[k] = (int)strlen(keys[k]) + 2;
     for (int r = 0; r < count; r++) {
         const bench_result *res = &results[r];
-        result_name(res, buf, sizeof buf);
-        name_width = max_int(name_width, (int)strlen(buf));
         for (int k = 0; k < nkeys; k++)
             key_width[k] =
                 max_int(key_width[k], (int)strlen(column_value(res, keys[k], buf, sizeof buf)));
         cnt_width = max_int(cnt_width, snprintf(buf, sizeof buf, "%d", res->sample_count));
-        score_width = max_int(score_width, snprintf(buf, sizeof buf, "%.3f",
-                                                    bench_mean(res->samples, res->sample_count)));
-        double error = bench_mean_error_999(res->samples, res->sample_count);
-        if (!isnan(error))
-            error_width = max_int(error_width, snprintf(buf, sizeof buf, "%.3f", error));
-        unit_width = max_int(unit_width, (int)strlen(res->trial.bench->unit));
+        mode_width = max_int(mode_width, (int)strlen(res->trial.bench->mode));
+        for (int m = 0; m <= res->trial.bench->secondary_count; m++) {
+            const double *x = metric_samples(res, m);
+            row_name(res, m, buf, sizeof buf);
+            name_width = max_int(name_width, (int)strlen(buf));
+            score_width = max_int(
+                score_width, snprintf(buf, sizeof buf, "%.3f", bench_mean(x, res->sample_count)));
+            double error = bench_mean_error_999(x, res->sample_count);
+            if (!isnan(error))
+                error_width = max_int(error_width, snprintf(buf, sizeof buf, "%.3f", error));
+            unit_width = max_int(unit_width, (int)strlen(metric_unit(res, m)));
+        }
     }
     fprintf(out, "%-*s", name_width, "Benchmark");
     for (int k = 0; k < nkeys; k++) {
@@ -89,21 +116,24 @@ void bench_print_table(FILE *out, const bench_result *results, int count)
             score_width + 2, "Score", error_width + 1, "Error", unit_width + 2, "Units");
     for (int r = 0; r < count; r++) {
         const bench_result *res = &results[r];
-        result_name(res, buf, sizeof buf);
-        fprintf(out, "%-*s", name_width, buf);
-        for (int k = 0; k < nkeys; k++)
-            fprintf(out, "%*s", key_width[k] + 2, column_value(res, keys[k], buf, sizeof buf));
-        char cnt[32] = "";
-        if (res->sample_count > 1)
-            snprintf(cnt, sizeof cnt, "%d", res->sample_count);
-        double error = bench_mean_error_999(res->samples, res->sample_count);
-        char error_text[64] = "";
-        if (!isnan(error))
-            snprintf(error_text, sizeof error_text, "%.3f", error);
-        fprintf(out, "%*s%*s%*.3f%s%*s%*s\n", mode_width + 2, "thrpt", cnt_width + 2, cnt,
-                score_width + 2, bench_mean(res->samples, res->sample_count),
-                isnan(error) ? "  " : " \u00b1", error_width + 1, error_text, unit_width + 2,
-                res->trial.bench->unit);
+        for (int m = 0; m <= res->trial.bench->secondary_count; m++) {
+            const double *x = metric_samples(res, m);
+            row_name(res, m, buf, sizeof buf);
+            fprintf(out, "%-*s", name_width, buf);
+            for (int k = 0; k < nkeys; k++)
+                fprintf(out, "%*s", key_width[k] + 2, column_value(res, keys[k], buf, sizeof buf));
+            char cnt[32] = "";
+            if (res->sample_count > 1)
+                snprintf(cnt, sizeof cnt, "%d", res->sample_count);
+            double error = bench_mean_error_999(x, res->sample_count);
+            char error_text[64] = "";
+            if (!isnan(error))
+                snprintf(error_text, sizeof error_text, "%.3f", error);
+            fprintf(out, "%*s%*s%*.3f%s%*s%*s\n", mode_width + 2, res->trial.bench->mode,
+                    cnt_width + 2, cnt, score_width + 2, bench_mean(x, res->sample_count),
+                    isnan(error) ? "  " : " \u00b1", error_width + 1, error_text, unit_width + 2,
+                    metric_unit(res, m));
+        }
     }
 }
 
@@ -134,6 +164,45 @@ static void json_number(FILE *f, double v)
         fprintf(f, "%.17g", v);
 }
 
+/* One metric object (JMH's primaryMetric / a secondaryMetrics entry), at indentation `ind`. */
+static void json_metric(FILE *f, const bench_result *res, int k, const char *ind)
+{
+    const double *x = metric_samples(res, k);
+    const int n = res->sample_count;
+    double score = bench_mean(x, n);
+    double error = bench_mean_error_999(x, n);
+    fprintf(f, "{\n%s    \"score\": ", ind);
+    json_number(f, score);
+    fprintf(f, ",\n%s    \"scoreError\": ", ind);
+    json_number(f, error);
+    fprintf(f, ",\n%s    \"scoreConfidence\": [", ind);
+    json_number(f, score - error);
+    fputs(", ", f);
+    json_number(f, score + error);
+    fprintf(f, "],\n%s    \"scorePercentiles\": {", ind);
+    static const char *const percentile_names[] = {"0.0",  "50.0",  "90.0",   "95.0",    "99.0",
+                                                   "99.9", "99.99", "99.999", "99.9999", "100.0"};
+    for (size_t i = 0; i < sizeof percentile_names / sizeof percentile_names[0]; i++) {
+        fprintf(f, "%s\"%s\": ", i ? ", " : "", percentile_names[i]);
+        json_number(f, bench_percentile(x, n, strtod(percentile_names[i], NULL)));
+    }
+    fprintf(f, "},\n%s    \"scoreUnit\": ", ind);
+    json_string(f, metric_unit(res, k));
+    fprintf(f, ",\n%s    \"rawData\": [", ind);
+    int per_fork = res->trial.measurement_iterations;
+    int forks = per_fork > 0 ? n / per_fork : 0;
+    for (int fk = 0; fk < forks; fk++) {
+        fputs(fk ? ", [" : "[", f);
+        for (int i = 0; i < per_fork; i++) {
+            if (i)
+                fputs(", ", f);
+            json_number(f, x[fk * per_fork + i]);
+        }
+        fputc(']', f);
+    }
+    fprintf(f, "]\n%s}", ind);
+}
+
 bool bench_write_json(const char *path, const bench_result *results, int count,
                       const bench_options *opt)
 {
@@ -148,19 +217,16 @@ bool bench_write_json(const char *path, const bench_result *results, int count,
         const bench_trial *t = &res->trial;
         char name[128];
         result_name(res, name, sizeof name);
-        double score = bench_mean(res->samples, res->sample_count);
-        double error = bench_mean_error_999(res->samples, res->sample_count);
         fprintf(f, "    {\n        \"jmhVersion\": \"chmbench 1\",\n        \"benchmark\": ");
         json_string(f, name);
-        fprintf(
-            f,
-            ",\n        \"mode\": \"thrpt\",\n        \"threads\": %d,\n        \"forks\": %d,\n"
-            "        \"warmupIterations\": %d,\n        \"warmupTime\": \"%g s\",\n"
-            "        \"warmupBatchSize\": 1,\n"
-            "        \"measurementIterations\": %d,\n        \"measurementTime\": \"%g s\",\n"
-            "        \"measurementBatchSize\": 1,\n",
-            t->threads, res->forks, t->warmup_iterations, t->warmup_seconds,
-            t->measurement_iterations, t->measurement_seconds);
+        fprintf(f,
+                ",\n        \"mode\": \"%s\",\n        \"threads\": %d,\n        \"forks\": %d,\n"
+                "        \"warmupIterations\": %d,\n        \"warmupTime\": \"%g s\",\n"
+                "        \"warmupBatchSize\": 1,\n"
+                "        \"measurementIterations\": %d,\n        \"measurementTime\": \"%g s\",\n"
+                "        \"measurementBatchSize\": 1,\n",
+                t->bench->mode, t->threads, res->forks, t->warmup_iterations, t->warmup_seconds,
+                t->measurement_iterations, t->measurement_seconds);
         fputs("        \"params\": {", f);
         for (int i = 0; i < t->bench->param_count; i++) {
             fputs(i ? ",\n            " : "\n            ", f);
@@ -168,37 +234,16 @@ bool bench_write_json(const char *path, const bench_result *results, int count,
             fputs(": ", f);
             json_string(f, t->param_values[i]);
         }
-        fputs("\n        },\n        \"primaryMetric\": {\n            \"score\": ", f);
-        json_number(f, score);
-        fputs(",\n            \"scoreError\": ", f);
-        json_number(f, error);
-        fputs(",\n            \"scoreConfidence\": [", f);
-        json_number(f, score - error);
-        fputs(", ", f);
-        json_number(f, score + error);
-        fputs("],\n            \"scorePercentiles\": {", f);
-        static const char *const percentile_names[] = {
-            "0.0", "50.0", "90.0", "95.0", "99.0", "99.9", "99.99", "99.999", "99.9999", "100.0"};
-        for (size_t i = 0; i < sizeof percentile_names / sizeof percentile_names[0]; i++) {
-            fprintf(f, "%s\"%s\": ", i ? ", " : "", percentile_names[i]);
-            json_number(f, bench_percentile(res->samples, res->sample_count,
-                                            strtod(percentile_names[i], NULL)));
+        fputs("\n        },\n        \"primaryMetric\": ", f);
+        json_metric(f, res, 0, "        ");
+        fputs(",\n        \"secondaryMetrics\": {", f);
+        for (int k = 1; k <= t->bench->secondary_count; k++) {
+            fputs(k > 1 ? ",\n            " : "\n            ", f);
+            json_string(f, t->bench->secondary[k - 1].name);
+            fputs(": ", f);
+            json_metric(f, res, k, "            ");
         }
-        fputs("},\n            \"scoreUnit\": ", f);
-        json_string(f, t->bench->unit);
-        fputs(",\n            \"rawData\": [", f);
-        int per_fork = t->measurement_iterations;
-        int forks = per_fork > 0 ? res->sample_count / per_fork : 0;
-        for (int fk = 0; fk < forks; fk++) {
-            fputs(fk ? ", [" : "[", f);
-            for (int i = 0; i < per_fork; i++) {
-                if (i)
-                    fputs(", ", f);
-                json_number(f, res->samples[fk * per_fork + i]);
-            }
-            fputc(']', f);
-        }
-        fputs("]\n        },\n        \"secondaryMetrics\": {}\n    }", f);
+        fputs(t->bench->secondary_count ? "\n        }\n    }" : "}\n    }", f);
         fputs(r + 1 < count ? ",\n" : "\n", f);
     }
     fputs("]\n", f);

@@ -11,11 +11,18 @@
  *   4. each worker announces it stopped and keeps running uncounted until all have stopped, so
  *      nobody's measured part runs against fewer threads than the others'.
  * The iteration's score is the sum over threads of ops / own measured time (JMH's Throughput:
- * SUM across threads), in ops/us.
+ * SUM across threads), in ops/us; a benchmark with roles (group) also sums each role's threads
+ * into its secondary metric, as JMH scores each @Group method.
+ *
+ * A single-shot iteration (mode "ss", JMH's SingleShotTime): the control thread prepares it
+ * (iteration_setup, untimed), opens it; every worker announces itself and waits until all T
+ * have (a barrier, no work before it), takes its start time, runs its one piece of work
+ * (run_single), takes its stop time and leaves the iteration (thread_exit). The elapsed time is
+ * the last stop minus the first start; iteration_result (untimed) turns it into the samples.
  *
  * Forks: the parent fork()s and exec()s this executable for each fork with the trial on the
  * command line and a pipe on a descriptor (--child-fd); the child runs the trial in-process and
- * writes one sample per line; the parent pools the samples of all forks (JMH pools them too).
+ * writes one line per measurement iteration (the primary sample, then the secondary ones); the parent pools the samples of all forks (JMH pools them too).
  */
 #define _GNU_SOURCE
 #include "chmbench.h"
@@ -54,6 +61,7 @@ struct worker {
     struct iteration_control *control;
     uint64_t measured_ops;
     double measured_ns;
+    double start_ns, stop_ns; /* single shot */
 };
 _Static_assert(sizeof(struct worker) % BENCH_CACHE_PAD == 0, "workers do not share lines");
 
@@ -85,10 +93,11 @@ static void *worker_main(void *arg)
         CPU_SET(w->cpu, &set);
         (void)pthread_setaffinity_np(pthread_self(), sizeof set, &set); /* best effort */
     }
+    const bool single_shot = strcmp(bench->mode, "ss") == 0;
     unsigned seen = 0;
     for (;;) {
         unsigned generation;
-        /* Acquire pairs with the release increment of `generation` in run_iteration: the
+        /* Acquire pairs with the release increment of `generation` in open_generation: the
          * control thread's resets of started/stopped/finished/done are visible. */
         while ((generation = atomic_load_explicit(&c->generation, memory_order_acquire)) == seen)
             sched_yield();
@@ -96,6 +105,22 @@ static void *worker_main(void *arg)
         if (atomic_load_explicit(&c->quit, memory_order_relaxed))
             break; /* ordered by the acquire above: quit is stored before the generation */
         atomic_fetch_add_explicit(&c->started, 1, memory_order_relaxed);
+        if (single_shot) {
+            while (atomic_load_explicit(&c->started, memory_order_relaxed) < threads)
+                sched_yield(); /* the barrier: threads may outnumber CPUs */
+            double start = now_ns();
+            uint64_t ops = bench->run_single(w->workload, w->tid);
+            double stop = now_ns();
+            if (bench->thread_exit)
+                bench->thread_exit(w->workload, w->tid); /* it leaves this iteration's map */
+            w->measured_ops = ops;
+            w->start_ns = start;
+            w->stop_ns = stop;
+            /* Release pairs with the acquire load of `finished` in run_single_shot: the times
+             * and the workload's per-thread results are published. */
+            atomic_fetch_add_explicit(&c->finished, 1, memory_order_release);
+            continue;
+        }
         while (atomic_load_explicit(&c->started, memory_order_relaxed) < threads)
             bench->run_batch(w->workload, w->tid, OPS_BETWEEN_CHECKS); /* catch-up, uncounted */
         uint64_t ops = 0;
@@ -114,7 +139,7 @@ static void *worker_main(void *arg)
          * measured_ns and the workload's per-thread counters are published. */
         atomic_fetch_add_explicit(&c->finished, 1, memory_order_release);
     }
-    if (bench->thread_exit)
+    if (bench->thread_exit && !single_shot)
         bench->thread_exit(w->workload, w->tid);
     return NULL;
 }
@@ -125,10 +150,12 @@ static void open_generation(struct iteration_control *c)
     atomic_fetch_add_explicit(&c->generation, 1, memory_order_release);
 }
 
-/* One iteration; returns its score in ops/us. */
-static double run_iteration(struct iteration_control *c, struct worker *workers, int threads,
-                            double seconds)
+/* One time-bound iteration; metrics[0] = its score in ops/us, metrics[1 + r] = role r's. */
+static void run_iteration(struct iteration_control *c, struct worker *workers,
+                          const bench_trial *trial, double seconds, double *metrics)
 {
+    const int threads = trial->threads;
+    const bench_def *bench = trial->bench;
     atomic_store_explicit(&c->started, 0, memory_order_relaxed);
     atomic_store_explicit(&c->stopped, 0, memory_order_relaxed);
     atomic_store_explicit(&c->finished, 0, memory_order_relaxed);
@@ -141,11 +168,44 @@ static double run_iteration(struct iteration_control *c, struct worker *workers,
     /* Acquire pairs with the release increment of `finished` in worker_main. */
     while (atomic_load_explicit(&c->finished, memory_order_acquire) < threads)
         sleep_seconds(20e-6);
-    double ops_per_us = 0;
-    for (int i = 0; i < threads; i++)
-        if (workers[i].measured_ns > 0)
-            ops_per_us += (double)workers[i].measured_ops / workers[i].measured_ns * 1e3;
-    return ops_per_us;
+    for (int m = 0; m <= bench->secondary_count; m++)
+        metrics[m] = 0;
+    for (int i = 0; i < threads; i++) {
+        if (workers[i].measured_ns <= 0)
+            continue;
+        double ops_per_us = (double)workers[i].measured_ops / workers[i].measured_ns * 1e3;
+        metrics[0] += ops_per_us;
+        int role = bench->thread_role ? bench->thread_role(trial, i) : -1;
+        if (role >= 0 && role < bench->secondary_count)
+            metrics[1 + role] += ops_per_us;
+    }
+}
+
+/* One single-shot iteration; false (message in err) when the workload says it failed. */
+static bool run_single_shot(struct iteration_control *c, struct worker *workers,
+                            const bench_trial *trial, bench_workload *workload, int iteration,
+                            double *metrics, char *err, size_t errlen)
+{
+    const int threads = trial->threads;
+    const bench_def *bench = trial->bench;
+    if (!bench->iteration_setup(workload, iteration, err, errlen))
+        return false;
+    atomic_store_explicit(&c->started, 0, memory_order_relaxed);
+    atomic_store_explicit(&c->finished, 0, memory_order_relaxed);
+    open_generation(c); /* also publishes what iteration_setup prepared */
+    /* Acquire pairs with the release increment of `finished` in worker_main. */
+    while (atomic_load_explicit(&c->finished, memory_order_acquire) < threads)
+        sleep_seconds(20e-6);
+    double first_start = workers[0].start_ns, last_stop = workers[0].stop_ns;
+    for (int i = 1; i < threads; i++) {
+        if (workers[i].start_ns < first_start)
+            first_start = workers[i].start_ns;
+        if (workers[i].stop_ns > last_stop)
+            last_stop = workers[i].stop_ns;
+    }
+    for (int m = 0; m <= bench->secondary_count; m++)
+        metrics[m] = 0;
+    return bench->iteration_result(workload, last_stop - first_start, metrics, err, errlen);
 }
 
 /* The CPUs this process may run on, so pinning respects taskset / cgroup limits. */
@@ -161,7 +221,8 @@ static int allowed_cpus(int *cpus, int max)
     return n;
 }
 
-bool bench_run_in_process(const bench_trial *trial, double *samples, char *err, size_t errlen)
+bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char *err,
+                          size_t errlen)
 {
     const bench_def *bench = trial->bench;
     bench_workload *workload = bench->setup(trial, err, errlen);
@@ -196,12 +257,19 @@ bool bench_run_in_process(const bench_trial *trial, double *samples, char *err, 
         }
         created++;
     }
-    if (ok) {
-        for (int i = 0; i < trial->warmup_iterations; i++)
-            (void)run_iteration(control, workers, trial->threads, trial->warmup_seconds);
-        for (int i = 0; i < trial->measurement_iterations; i++)
-            samples[i] =
-                run_iteration(control, workers, trial->threads, trial->measurement_seconds);
+    const bool single_shot = strcmp(bench->mode, "ss") == 0;
+    const int total = trial->warmup_iterations + trial->measurement_iterations;
+    for (int i = 0; ok && i < total; i++) {
+        const bool warmup = i < trial->warmup_iterations;
+        double m[1 + BENCH_MAX_SECONDARY];
+        if (single_shot)
+            ok = run_single_shot(control, workers, trial, workload, i, m, err, errlen);
+        else
+            run_iteration(control, workers, trial,
+                          warmup ? trial->warmup_seconds : trial->measurement_seconds, m);
+        if (ok && !warmup)
+            for (int k = 0; k <= bench->secondary_count; k++)
+                metrics[k][i - trial->warmup_iterations] = m[k];
     }
     atomic_store_explicit(&control->quit, true, memory_order_relaxed);
     open_generation(control); /* releases the store of quit */
@@ -218,7 +286,7 @@ bool bench_run_in_process(const bench_trial *trial, double *samples, char *err, 
 /* ---- forks ----------------------------------------------------------------------------- */
 
 static bool run_one_fork(const bench_trial *trial, int fork_index, const char *self_exe,
-                         double *samples, char *err, size_t errlen)
+                         double *const *metrics, char *err, size_t errlen)
 {
     int fds[2];
     if (pipe(fds) != 0) {
@@ -267,11 +335,19 @@ static bool run_one_fork(const bench_trial *trial, int fork_index, const char *s
     }
     close(fds[1]);
     FILE *in = fdopen(fds[0], "r");
-    int got = 0;
-    char line[128];
-    while (in && fgets(line, sizeof line, in))
-        if (got < trial->measurement_iterations)
-            samples[got++] = strtod(line, NULL);
+    /* One line per iteration: the primary sample, then each secondary metric's. */
+    int got = 0, malformed = 0;
+    char line[1024];
+    while (in && fgets(line, sizeof line, in)) {
+        if (got >= trial->measurement_iterations)
+            continue;
+        char *p = line, *end;
+        for (int k = 0; k <= trial->bench->secondary_count; k++, p = end) {
+            metrics[k][got] = strtod(p, &end);
+            malformed += end == p;
+        }
+        got++;
+    }
     if (in)
         fclose(in);
     else
@@ -285,6 +361,10 @@ static bool run_one_fork(const bench_trial *trial, int fork_index, const char *s
                  WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
         return false;
     }
+    if (malformed) {
+        snprintf(err, errlen, "fork %d wrote malformed samples", fork_index + 1);
+        return false;
+    }
     if (got != trial->measurement_iterations) {
         snprintf(err, errlen, "fork %d returned %d samples instead of %d", fork_index + 1, got,
                  trial->measurement_iterations);
@@ -293,14 +373,17 @@ static bool run_one_fork(const bench_trial *trial, int fork_index, const char *s
     return true;
 }
 
-bool bench_run_trial(const bench_trial *trial, int forks, const char *self_exe, double *samples,
-                     char *err, size_t errlen)
+bool bench_run_trial(const bench_trial *trial, int forks, const char *self_exe,
+                     double *const *metrics, char *err, size_t errlen)
 {
     if (forks == 0)
-        return bench_run_in_process(trial, samples, err, errlen);
-    for (int f = 0; f < forks; f++)
-        if (!run_one_fork(trial, f, self_exe, samples + (size_t)f * trial->measurement_iterations,
-                          err, errlen))
+        return bench_run_in_process(trial, metrics, err, errlen);
+    for (int f = 0; f < forks; f++) {
+        double *fork_metrics[1 + BENCH_MAX_SECONDARY];
+        for (int k = 0; k <= trial->bench->secondary_count; k++)
+            fork_metrics[k] = metrics[k] + (size_t)f * trial->measurement_iterations;
+        if (!run_one_fork(trial, f, self_exe, fork_metrics, err, errlen))
             return false;
+    }
     return true;
 }

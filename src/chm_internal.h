@@ -42,6 +42,7 @@ struct chm_ops {
     void (*iter_fini)(chm_iter *it);
     void (*destroy)(chm *m); /* frees everything, values and keys included */
     int (*validate)(chm *m); /* quiescent self-check: 0 = sound, <0 names the broken invariant */
+    const char *(*invariant)(int code); /* what a validate code means (NULL: codes only) */
 };
 
 struct chm_backend {
@@ -134,14 +135,24 @@ CHM_HIDDEN uint64_t chm__random_seed(void);
 
 /* ---- allocation (every allocation of the library goes through these; see alloc.c) ------- */
 
-CHM_HIDDEN void *chm__malloc(size_t size);
-CHM_HIDDEN void *chm__calloc(size_t n, size_t size); /* NULL on n*size overflow */
-CHM_HIDDEN void *chm__aligned_alloc(size_t align, size_t size);
+/* Each call names its call site ("file:line", a string literal) so that the failure-injection
+ * hook below can tell the sites apart; unarmed, the extra argument is never read. */
+#define CHM__STR2(x) #x
+#define CHM__STR(x) CHM__STR2(x)
+#define CHM__ALLOC_SITE __FILE__ ":" CHM__STR(__LINE__)
+#define chm__malloc(size) chm__malloc_at((size), CHM__ALLOC_SITE)
+#define chm__calloc(n, size) chm__calloc_at((n), (size), CHM__ALLOC_SITE) /* NULL on overflow */
+#define chm__aligned_alloc(align, size) chm__aligned_alloc_at((align), (size), CHM__ALLOC_SITE)
+CHM_HIDDEN void *chm__malloc_at(size_t size, const char *site);
+CHM_HIDDEN void *chm__calloc_at(size_t n, size_t size, const char *site);
+CHM_HIDDEN void *chm__aligned_alloc_at(size_t align, size_t size, const char *site);
 CHM_HIDDEN void chm__free(void *p);
 
 /* Check a quiescent map's internal invariants (no operation may run concurrently): 0 when
  * sound, a negative backend-specific code for the first broken invariant. For tests. */
 CHM_HIDDEN int chm__validate(chm *m);
+/* The broken invariant a chm__validate code names, for messages. */
+CHM_HIDDEN const char *chm__invariant(const chm *m, int code);
 
 /* Test hooks (linked by the tests through the static library). */
 CHM_HIDDEN void chm__alloc_fail_nth(uint64_t n); /* arm counting (resets both counters);
@@ -150,5 +161,20 @@ CHM_HIDDEN void chm__alloc_fail_nth(uint64_t n); /* arm counting (resets both co
 CHM_HIDDEN void chm__alloc_disarm(void);         /* stop counting and failing */
 CHM_HIDDEN uint64_t chm__alloc_count(void);      /* allocations attempted while armed */
 CHM_HIDDEN long chm__alloc_live(void);           /* blocks allocated minus freed while armed */
+
+/* Allocation sites seen while armed (kept across chm__alloc_fail_nth calls until reset). */
+struct chm__alloc_site {
+    const char *site;      /* "file:line" of the call (one literal per call site) */
+    uint64_t reached;      /* attempts at this site */
+    uint64_t failed;       /* attempts made to fail here */
+    uint64_t first_before; /* smallest attempt number n at which the site was reached with
+                              n <= the armed failure point (or with none armed): no failure
+                              preceded it, so re-arming with chm__alloc_fail_nth(first_before)
+                              fails this site, if the caller's workload is deterministic;
+                              0 = never reached before a failure */
+};
+CHM_HIDDEN void chm__alloc_sites_reset(void);
+/* Copy up to @max sites into @out; returns how many sites there are. */
+CHM_HIDDEN size_t chm__alloc_sites(struct chm__alloc_site *out, size_t max);
 
 #endif /* CHM_INTERNAL_H */

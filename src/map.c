@@ -5,6 +5,8 @@
 #include "chm_internal.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void chm__header_init(chm *m, const struct chm_ops *ops, const chm_backend *b,
@@ -54,8 +56,18 @@ chm *chm_new(const chm_backend *b, const chm_options *opt)
 
 void chm_free(chm *m)
 {
-    if (m != NULL)
-        m->ops->destroy(m);
+    if (m == NULL)
+        return;
+#if defined(CHM_VALIDATE) && CHM_VALIDATE
+    /* Torture build: chm_free is quiescent by contract, so every invariant must hold here. */
+    int rc = chm__validate(m);
+    if (rc != 0) {
+        fprintf(stderr, "chm: chm_free: %s map broken: %s (validate code %d)\n", m->backend->name,
+                chm__invariant(m, rc), rc);
+        abort();
+    }
+#endif
+    m->ops->destroy(m);
 }
 
 const chm_backend *chm_map_backend(const chm *m)
@@ -113,6 +125,14 @@ size_t chm_size(chm *m)
 int chm__validate(chm *m)
 {
     return m->ops->validate(m);
+}
+
+const char *chm__invariant(const chm *m, int code)
+{
+    if (code == 0)
+        return "sound";
+    const char *s = m->ops->invariant != NULL ? m->ops->invariant(code) : NULL;
+    return s != NULL ? s : "unknown invariant";
 }
 
 /* ---- iteration -------------------------------------------------------------------------- */

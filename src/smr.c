@@ -27,6 +27,7 @@
 #define _GNU_SOURCE /* syscall, pthread_setname_np */
 #endif
 #include "smr.h"
+#include "torture.h"
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -202,6 +203,7 @@ static void smr_reclaim(void)
         fifo = n;
         n = next;
     }
+    CHM_YIELD_POINT("smr.reclaim.before_gp"); /* taken, grace period not yet started */
     /* Every node was retired before the exchange, hence unlinked before this grace period
      * began: no reader can still hold one when it ends. */
     urcu_memb_synchronize_rcu();
@@ -336,6 +338,7 @@ void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, void (*free_fn)(chm_smr
     /* Relaxed: top is only stored into n->link, never dereferenced. */
     chm_smr_node *top = atomic_load_explicit(&smr_queue, memory_order_relaxed);
     do {
+        CHM_YIELD_POINT("smr.retire.before_push"); /* racing retirers and the reclaimer */
         n->link = top;
         /* seq_cst (a release for the node, see smr_reclaim; seq_cst for the Dekker pair with
          * the reclaimer's smr_idle store / queue load). A locked instruction either way. */

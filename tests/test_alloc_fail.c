@@ -15,6 +15,14 @@
  *   - value_free is called exactly once per value that left (a multiset comparison), never for the
  *     value of a failed insert;
  *   - after chm_free, chm__alloc_live() == 0 (and LeakSanitizer sees no leak in the ASan build).
+ * Workloads: growth from capacity 0, string keys, put_if_absent, compute_if_absent, a random mix,
+ * iterations, colliding keys (integer and string, without compare), a presized map, colliding
+ * keys with a compare (binlock TreeBins: treeify, splits by resizes, untreeify), readmostly's
+ * promotions and dirty rebuilds, and one segment rehashing through every doubling.
+ *
+ * Allocation sites: the hook also records each call site reached (chm_internal.h passes
+ * "file:line"). alloc_sites/<backend> prints "allocation sites reached: N, failed at least
+ * once: M" over all workloads and both modes, and requires M == N.
  */
 #include "testlib.h"
 
@@ -382,6 +390,74 @@ static bool eq_u64(uint64_t x, uint64_t y)
 }
 static const chm_keyops keys_const = {.hash = hash_const, .equal = eq_u64};
 
+/* Four hash classes that share bin 0 of any table up to 64 bins and separate at 128 and 256:
+ * binlock treeifies them at 64 bins and each resize then splits TreeBins into new TreeBins
+ * (allocated during the transfer); the compare keeps tree lookups O(log n). */
+static uint64_t hash_split(uint64_t key, uint64_t seed)
+{
+    (void)seed;
+    return (key & 3) << 6;
+}
+static int cmp_u64(uint64_t x, uint64_t y)
+{
+    return (x > y) - (x < y);
+}
+static const chm_keyops keys_split_cmp = {.hash = hash_split, .equal = eq_u64, .compare = cmp_u64};
+
+/* Tree bins: treeify, TreeBin splits by two resizes, tree inserts and removes down to untreeify,
+ * then refill. */
+static void wl_trees(af *a)
+{
+    for (uint64_t i = 0; i < 150; i++)
+        if (!af_op(a, OP_PUT, i))
+            return;
+    for (uint64_t i = 0; i < 150; i++)
+        if (i % 10 != 0 && !af_op(a, OP_REMOVE, i))
+            return;
+    for (uint64_t i = 0; i < 40; i++)
+        if (!af_op(a, OP_PIA, 1000 + i))
+            return;
+    af_iterate(a);
+}
+
+/* readmostly's state machine: new keys go to dirty; gets of them miss until dirty is promoted;
+ * removes leave deleted read entries; the next new key rebuilds dirty from the read index
+ * (dirtyLocked, an O(n) copy) and expunges them; a put unexpunges; iteration promotes. */
+static void wl_promote(af *a)
+{
+    uint64_t next = 0;
+    for (int round = 0; round < 5; round++) {
+        for (int j = 0; j < 24; j++)
+            if (!af_op(a, OP_PUT, next++))
+                return;
+        for (int rep = 0; rep < 2; rep++)
+            for (uint64_t i = 0; i < next; i++)
+                if (!af_op(a, OP_GET, i))
+                    return;
+        for (uint64_t i = 0; i < 5; i++)
+            if (!af_op(a, OP_REMOVE, (uint64_t)round * 24 + i * 3))
+                return;
+        for (int j = 0; j < 3; j++)
+            if (!af_op(a, OP_PUT, next++))
+                return;
+        if (!af_op(a, OP_PUT, (uint64_t)round * 24) || !af_op(a, OP_REPLACE, next - 1))
+            return;
+        if (round % 2 == 1 && !af_iterate(a))
+            return;
+    }
+}
+
+/* One segment (concurrency 1): segmented rehashes one table through every doubling. */
+static void wl_rehash(af *a)
+{
+    for (uint64_t i = 0; i < 250; i++) {
+        if (!af_op(a, OP_PUT, i))
+            return;
+        if (i % 37 == 0 && !af_op(a, OP_REMOVE, i / 2))
+            return;
+    }
+}
+
 /* String keys whose every hash collides, with stored copies made through the library's own
  * allocator (so the k-th allocation may be a key copy) and tracked: each copy must be released
  * exactly once. A double release is reported, not performed. */
@@ -433,18 +509,22 @@ struct workload {
     const chm_keyops *keys;
     size_t capacity;
     bool inserts; /* the workload inserts: some failure must surface as CHM_ENOMEM */
+    unsigned concurrency;
 };
 
 static const struct workload workloads[] = {
-    {"grow", wl_grow, false, NULL, 0, true},
-    {"strings", wl_strings, true, NULL, 0, true},
-    {"put_if_absent", wl_put_if_absent, false, NULL, 0, true},
-    {"compute_if_absent", wl_compute, false, NULL, 0, true},
-    {"mixed", wl_mixed, false, NULL, 0, true},
-    {"iterations", wl_iterations, false, NULL, 0, true},
-    {"collide", wl_collide, false, &keys_const, 0, true},
-    {"sized", wl_sized, false, NULL, 2000, true},
-    {"collide_strings", wl_collide, true, &keys_const_string, 0, true},
+    {"grow", wl_grow, false, NULL, 0, true, 0},
+    {"strings", wl_strings, true, NULL, 0, true, 0},
+    {"put_if_absent", wl_put_if_absent, false, NULL, 0, true, 0},
+    {"compute_if_absent", wl_compute, false, NULL, 0, true, 0},
+    {"mixed", wl_mixed, false, NULL, 0, true, 0},
+    {"iterations", wl_iterations, false, NULL, 0, true, 0},
+    {"collide", wl_collide, false, &keys_const, 0, true, 0},
+    {"sized", wl_sized, false, NULL, 2000, true, 0},
+    {"collide_strings", wl_collide, true, &keys_const_string, 0, true, 0},
+    {"trees", wl_trees, false, &keys_split_cmp, 0, true, 0},
+    {"promote", wl_promote, false, NULL, 0, true, 0},
+    {"rehash_one_segment", wl_rehash, false, NULL, 0, true, 1},
 };
 
 /* One run with the k-th allocation failing. Returns true if the k-th allocation happened. */
@@ -464,6 +544,7 @@ static bool run_once(const chm_backend *b, const struct workload *w, uint64_t k,
     chm_options o;
     memset(&o, 0, sizeof o);
     o.capacity = w->capacity;
+    o.concurrency = w->concurrency;
     o.keys = w->keys != NULL ? w->keys : w->strings ? &chm_keys_string : NULL;
     o.seed = 0x5eed0001; /* fixed: the same allocations in every run */
     tl_model_clear(&key_copies);
@@ -521,6 +602,83 @@ static bool run_once(const chm_backend *b, const struct workload *w, uint64_t k,
     return injected;
 }
 
+/* ---- allocation sites ------------------------------------------------------------------------
+ * The hook in src/alloc.c records each call site ("file:line") reached while armed, and whether
+ * the failing allocation was there. Per backend, over every workload and both modes, every site
+ * reached must have been failed at least once: a site that is reached but never failed is an
+ * out-of-memory path these workloads do not test. */
+
+#define MAX_BACKENDS 8
+#define MAX_SITES 256
+
+struct site_acc {
+    const char *site;
+    uint64_t reached, failed;
+};
+static struct site_acc site_acc[MAX_BACKENDS][MAX_SITES];
+static size_t site_n[MAX_BACKENDS];
+
+static size_t backend_index(const chm_backend *b)
+{
+    size_t i = 0;
+    for (const chm_backend *const *p = chm_backend_list(); *p != NULL && *p != b; p++)
+        i++;
+    return i < MAX_BACKENDS ? i : MAX_BACKENDS - 1;
+}
+
+static const char *site_base(const char *site)
+{
+    const char *slash = strrchr(site, '/');
+    return slash != NULL ? slash + 1 : site;
+}
+
+/* Add the hook's table to the backend's totals (sites merged by text: one call site may have
+ * several copies of its literal when it sits in an inline function of a header). */
+static void merge_sites(const chm_backend *b)
+{
+    struct chm__alloc_site got[MAX_SITES];
+    size_t n = chm__alloc_sites(got, MAX_SITES);
+    if (!CHECK(n <= MAX_SITES))
+        n = MAX_SITES;
+    size_t bi = backend_index(b);
+    for (size_t i = 0; i < n; i++) {
+        size_t j = 0;
+        while (j < site_n[bi] && strcmp(site_acc[bi][j].site, got[i].site) != 0)
+            j++;
+        if (j == site_n[bi]) {
+            if (!CHECK(j < MAX_SITES))
+                return;
+            site_acc[bi][j] = (struct site_acc){got[i].site, 0, 0};
+            site_n[bi]++;
+        }
+        site_acc[bi][j].reached += got[i].reached;
+        site_acc[bi][j].failed += got[i].failed;
+    }
+}
+
+static void test_sites(const chm_backend *b)
+{
+    size_t bi = backend_index(b), failed = 0;
+    char line[2048];
+    size_t len = 0;
+    line[0] = '\0';
+    for (size_t j = 0; j < site_n[bi]; j++) {
+        const struct site_acc *s = &site_acc[bi][j];
+        if (s->failed > 0)
+            failed++;
+        else
+            FAIL("allocation site %s reached %" PRIu64 " times, never failed", s->site, s->reached);
+        if (len < sizeof line - 64)
+            len += (size_t)snprintf(line + len, sizeof line - len, "%s%s %" PRIu64 "/%" PRIu64,
+                                    j ? ", " : "", site_base(s->site), s->failed, s->reached);
+    }
+    tl_note("%s: allocation sites reached: %zu, failed at least once: %zu", chm_backend_name(b),
+            site_n[bi], failed);
+    tl_note("%s: site failed/reached: %s", chm_backend_name(b), line);
+    CHECK(site_n[bi] > 0);
+    CHECK_EQ(failed, site_n[bi]);
+}
+
 static void sweep(const chm_backend *b, const struct workload *w)
 {
     for (int mode = 0; mode < 2; mode++) {
@@ -528,8 +686,11 @@ static void sweep(const chm_backend *b, const struct workload *w)
         uint64_t k = 1;
         /* The plain build fails every allocation in turn. The sanitizer builds, 5-20x slower,
          * fail every one of the first 64 and then every 2nd (ASan) or 5th (TSan): the same
-         * allocation sites recur all along a workload, so each is still hit many times. */
+         * allocation sites recur all along a workload, so each is still hit many times; a site
+         * that the stride happened to skip is failed afterwards at the first attempt where a run
+         * reached it before its failure point (runs are deterministic up to that point). */
         uint64_t stride = TL_TSAN ? 5 : TL_ASAN ? 2 : 1;
+        chm__alloc_sites_reset();
         for (; k < 200000; k += k < 64 ? 1 : stride) {
             if (!run_once(b, w, k, mode == 1, &enomem_total))
                 break;
@@ -538,6 +699,16 @@ static void sweep(const chm_backend *b, const struct workload *w)
         }
         if (!CHECK(k > 1 && k < 200000))
             return;
+        struct chm__alloc_site got[MAX_SITES];
+        size_t n = chm__alloc_sites(got, MAX_SITES);
+        for (size_t i = 0; i < n && i < MAX_SITES; i++) {
+            if (got[i].failed > 0 || got[i].first_before == 0)
+                continue;
+            run_once(b, w, got[i].first_before, mode == 1, &enomem_total);
+            if (tl_failures() != 0)
+                return;
+        }
+        merge_sites(b);
         /* failures were not all swallowed: inserts that cannot allocate say so */
         if (w->inserts)
             CHECK(enomem_total > 0);
@@ -564,6 +735,7 @@ int main(int argc, char **argv)
         current = &workloads[i];
         tl_each_backend(name, test_workload, NULL);
     }
+    tl_each_backend("alloc_sites", test_sites, NULL);
     tl_model_fini(&key_copies);
     return tl_finish();
 }

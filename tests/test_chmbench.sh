@@ -1,7 +1,9 @@
 #!/bin/sh
-# test_chmbench.sh CHMBENCH - chmbench end to end with tiny settings (a few seconds in all):
-# the console table, the JMH JSON (parsed by python3), forks pooling samples, errors on invalid
-# options, the size invariant failing loudly, and the statistics self-test.
+# test_chmbench.sh CHMBENCH - chmbench end to end with tiny settings (about 15 s in all): the
+# console table, the JMH JSON (parsed by python3), forks pooling samples, errors on invalid
+# options and parameters, the size invariant failing loudly, the statistics self-test, and each
+# benchmark: mix, falseshare (counters and backends), group (secondary metrics per role),
+# resize and memory (single shot).
 # Prints "N passed, M failed"; exit status 0 only when nothing failed.
 BENCH=${1:?usage: test_chmbench.sh path/to/chmbench}
 TMP=$(mktemp -d)
@@ -26,10 +28,10 @@ rc=$?
 check "sweep exits 0" [ "$rc" -eq 0 ]
 [ "$rc" -eq 0 ] || cat "$TMP/err.txt"
 check "table header has JMH's columns" \
-    grep -Eq '^Benchmark +\(backend\) +\(dist\) +\(keys\) +\(reads\) +\(threads\) +Mode +Cnt +Score +Error +Units$' \
+    grep -Eq '^Benchmark +\(backend\) +\(dist\) +\(keys\) +\(reads\) +\(threads\) +\(writes\) +Mode +Cnt +Score +Error +Units$' \
     "$TMP/table.txt"
 check "one table row per configuration (6)" \
-    [ "$(grep -Ec '^chm\.mix +(segmented|rwlock|ck_ht) +uniform +100 +90 +[12] +thrpt +6 +[0-9.]+ ± +[0-9.]+ +ops/us$' "$TMP/table.txt")" -eq 6 ]
+    [ "$(grep -Ec '^chm\.mix +(segmented|rwlock|ck_ht) +uniform +100 +90 +[12] +churn +thrpt +6 +[0-9.]+ ± +[0-9.]+ +ops/us$' "$TMP/table.txt")" -eq 6 ]
 check "JSON parses (python3 -m json.tool)" python3 -m json.tool "$TMP/out.json" /dev/null
 check "JSON has the contract's fields, 2 forks x 3 samples, params as strings" python3 - "$TMP/out.json" <<'PY'
 import json, math, sys
@@ -41,7 +43,7 @@ for r in results:
               "measurementIterations", "measurementTime", "params", "primaryMetric"):
         assert k in r, k
     assert r["benchmark"] == "chm.mix" and r["mode"] == "thrpt" and r["forks"] == 2
-    assert set(r["params"]) == {"backend", "dist", "keys", "reads"}, r["params"]
+    assert set(r["params"]) == {"backend", "dist", "keys", "reads", "writes"}, r["params"]
     assert all(isinstance(v, str) for v in r["params"].values()), r["params"]
     m = r["primaryMetric"]
     for k in ("score", "scoreError", "scoreConfidence", "scoreUnit", "rawData"):
@@ -71,7 +73,7 @@ PY
     -rff "$TMP/n2.json" >"$TMP/n2.txt" 2>"$TMP/n2err.txt"
 check "N=2 run exits 0" [ $? -eq 0 ]
 check "N=2: no error column in the table" \
-    grep -Eq '^chm\.mix +lfht +zipf +100 +50 +1 +thrpt +2 +[0-9.]+ +ops/us$' "$TMP/n2.txt"
+    grep -Eq '^chm\.mix +lfht +zipf +100 +50 +1 +churn +thrpt +2 +[0-9.]+ +ops/us$' "$TMP/n2.txt"
 check "N=2: scoreError is \"NaN\" in JSON" python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))[0]["primaryMetric"]
@@ -96,6 +98,18 @@ expect_error "unknown parameter" "no selected benchmark has a parameter 'colour'
 expect_error "bad thread list" "\-t needs" -t 0
 expect_error "bad duration" "\-r needs a duration" -r fast
 expect_error "unknown benchmark" "unknown benchmark 'nosuch'" nosuch
+expect_error "group: bad readers" "readers must be a thread count in \[1, 64\], not 'many'" \
+    -p readers=many group
+expect_error "group: bad writers" "writers must be a thread count in \[1, 64\], not '0'" \
+    -p writers=0 group
+expect_error "resize: bad presize" "presize must be no or yes, not 'maybe'" -p presize=maybe resize
+expect_error "resize: bad keys" "keys must be an integer in \[1, 2^30\], not '1e6'" -p keys=1e6 resize
+expect_error "memory: unknown backend" "unknown backend 'nosuch'" -p backend=nosuch memory
+expect_error "falseshare: subject without a padding switch" \
+    "subject must be counters or a backend with a padding switch (segmented, binlock, readmostly), not 'rwlock'" \
+    -p subject=rwlock falseshare
+expect_error "falseshare: bad layout" "layout must be packed, align64 or align128" \
+    -p layout=sparse falseshare
 
 # 5. a size-invariant violation fails the run loudly, through a fork
 CHMBENCH_INJECT_SIZE_ERROR=1 "$BENCH" -wi 0 -i 1 -r 0.02 -f 1 -p backend=binlock -p keys=10 \
@@ -104,14 +118,149 @@ vrc=$?
 check "size invariant violation: non-zero exit and a message" \
     sh -c "[ $vrc -ne 0 ] && grep -q 'size invariant violated' '$TMP/v.err'"
 
-# 6. falseshare (JMH sample 22): six configurations at two threads, counters verified
+# 6. falseshare (JMH sample 22): six counter configurations at two threads, counters verified;
+#    then the backends' padding switch, packed vs padded, size invariant verified
 "$BENCH" -wi 0 -i 1 -r 0.02 -f 1 -t 2 falseshare >"$TMP/fs.txt" 2>"$TMP/fs.err"
 check "falseshare exits 0" [ $? -eq 0 ]
 check "falseshare: one row per layout x op (6)" \
-    [ "$(grep -Ec '^chm\.falseshare +(packed|align64|align128) +(plain|atomic) +2 +thrpt ' "$TMP/fs.txt")" -eq 6 ]
+    [ "$(grep -Ec '^chm\.falseshare +(packed|align64|align128) +(plain|atomic) +counters +2 +thrpt ' "$TMP/fs.txt")" -eq 6 ]
+"$BENCH" -wi 0 -i 2 -r 0.02 -f 1 -t 2 -p subject=segmented,binlock,readmostly falseshare \
+    -rff "$TMP/fsb.json" >"$TMP/fsb.txt" 2>"$TMP/fsb.err"
+check "falseshare backends exit 0" [ $? -eq 0 ]
+check "falseshare backends: packed and padded rows for each (6)" \
+    [ "$(grep -Ec '^chm\.falseshare +(packed|padded) +putremove +(segmented|binlock|readmostly) +2 +thrpt +2 +[0-9.]+ +ops/us$' "$TMP/fsb.txt")" -eq 6 ]
+check "falseshare backends: JSON params and samples" python3 - "$TMP/fsb.json" <<'PY'
+import json, sys
+rs = json.load(open(sys.argv[1]))
+assert len(rs) == 6, len(rs)
+got = {(r["params"]["subject"], r["params"]["layout"]) for r in rs}
+assert got == {(s, l) for s in ("segmented", "binlock", "readmostly") for l in ("packed", "padded")}, got
+for r in rs:
+    assert r["benchmark"] == "chm.falseshare" and r["mode"] == "thrpt" and r["threads"] == 2
+    assert r["params"]["op"] == "putremove" and r["secondaryMetrics"] == {}
+    assert len(r["primaryMetric"]["rawData"]) == 1 and len(r["primaryMetric"]["rawData"][0]) == 2
+PY
+"$BENCH" -wi 0 -i 1 -r 0.02 -f 0 -t 2 -p subject=counters,binlock -p layout=packed,padded \
+    -p op=plain,putremove falseshare >"$TMP/fsm.txt" 2>"$TMP/fsm.err"
+check "falseshare: a mixed sweep skips what belongs to the other subject (3 rows, 5 skipped)" \
+    sh -c "[ \$(grep -c '^chm\.falseshare ' '$TMP/fsm.txt') -eq 3 ] && [ \$(grep -c '^# skipped' '$TMP/fsm.err') -eq 5 ]"
 
-# 7. -l and -h
-check "-l lists mix" sh -c "'$BENCH' -l | grep -q '^  mix '"
+# 7. group (JMH @Group): readers + writers threads, -t ignored, per-role secondary metrics
+"$BENCH" -wi 0 -i 3 -r 0.02 -f 2 -t 1,2 -p backend=segmented,ck_ht,unsafe -p keys=1000 \
+    -p readers=1,2 -p writers=1 group -rff "$TMP/group.json" >"$TMP/group.txt" 2>"$TMP/group.err"
+rc=$?
+check "group exits 0" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || cat "$TMP/group.err"
+check "group: primary, :reader and :writer rows (4 configurations x 3)" sh -c "
+    [ \$(grep -Ec '^chm\.group +(segmented|ck_ht) +1000 +[12] +[23] +1 +thrpt +6 +[0-9.]+ ± +[0-9.]+ +ops/us\$' '$TMP/group.txt') -eq 4 ] &&
+    [ \$(grep -Ec '^chm\.group:reader +(segmented|ck_ht) +1000 +[12] +[23] +1 +thrpt +6 ' '$TMP/group.txt') -eq 4 ] &&
+    [ \$(grep -Ec '^chm\.group:writer +(segmented|ck_ht) +1000 +[12] +[23] +1 +thrpt +6 ' '$TMP/group.txt') -eq 4 ]"
+check "group: unsafe skipped (no -t multiplication: 2 skips)" \
+    [ "$(grep -c '^# skipped group backend=unsafe' "$TMP/group.err")" -eq 2 ]
+check "group: JSON secondaryMetrics reader/writer sum to the primary" python3 - "$TMP/group.json" <<'PY'
+import json, sys
+rs = json.load(open(sys.argv[1]))
+assert len(rs) == 4, len(rs)
+for r in rs:
+    assert r["benchmark"] == "chm.group" and r["mode"] == "thrpt" and r["forks"] == 2
+    p = r["params"]
+    assert set(p) == {"backend", "keys", "readers", "writers"} and all(isinstance(v, str) for v in p.values())
+    assert r["threads"] == int(p["readers"]) + int(p["writers"]), (r["threads"], p)
+    prim, sec = r["primaryMetric"], r["secondaryMetrics"]
+    assert set(sec) == {"reader", "writer"}, sec
+    for m in [prim] + list(sec.values()):
+        for k in ("score", "scoreError", "scoreConfidence", "scorePercentiles", "scoreUnit", "rawData"):
+            assert k in m, k
+        assert m["scoreUnit"] == "ops/us"
+        assert len(m["rawData"]) == 2 and all(len(f) == 3 for f in m["rawData"]), m["rawData"]
+        # a role's threads may be descheduled for a whole 20 ms iteration on a busy machine
+        assert all(x >= 0 for f in m["rawData"] for x in f), m["rawData"]
+    assert all(x > 0 for f in prim["rawData"] for x in f), prim["rawData"]
+    for f in range(2):
+        for i in range(3):
+            total = sec["reader"]["rawData"][f][i] + sec["writer"]["rawData"][f][i]
+            assert abs(total - prim["rawData"][f][i]) <= 1e-9 * total, (total, prim["rawData"])
+PY
+
+# 8. resize (single shot): inserts/us plus worst_insert_us, exact sample counts, size checked
+"$BENCH" -wi 1 -i 3 -f 2 -t 1,2 -p backend=binlock,lfht,unsafe -p keys=1000 resize \
+    -rff "$TMP/resize.json" >"$TMP/resize.txt" 2>"$TMP/resize.err"
+rc=$?
+check "resize exits 0" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || cat "$TMP/resize.err"
+check "resize: primary and :worst_insert_us rows in mode ss (10 configurations)" sh -c "
+    [ \$(grep -Ec '^chm\.resize +(binlock|lfht|unsafe) +1000 +(no|yes) +[12] +ss +6 +[0-9.]+ ± +[0-9.]+ +ops/us\$' '$TMP/resize.txt') -eq 10 ] &&
+    [ \$(grep -Ec '^chm\.resize:worst_insert_us +(binlock|lfht|unsafe) +1000 +(no|yes) +[12] +ss +6 +[0-9.]+ ± +[0-9.]+ +us\$' '$TMP/resize.txt') -eq 10 ]"
+check "resize: JSON mode ss, secondaryMetrics worst_insert_us, 2 forks x 3 samples" python3 - "$TMP/resize.json" <<'PY'
+import json, sys
+rs = json.load(open(sys.argv[1]))
+assert len(rs) == 10, len(rs)  # unsafe at 2 threads skipped
+for r in rs:
+    assert r["benchmark"] == "chm.resize" and r["mode"] == "ss" and r["forks"] == 2
+    assert set(r["params"]) == {"backend", "keys", "presize"}, r["params"]
+    assert r["params"]["presize"] in ("no", "yes") and r["params"]["keys"] == "1000"
+    assert r["params"]["backend"] != "unsafe" or r["threads"] == 1
+    prim, sec = r["primaryMetric"], r["secondaryMetrics"]
+    assert prim["scoreUnit"] == "ops/us" and set(sec) == {"worst_insert_us"}, sec
+    w = sec["worst_insert_us"]
+    assert w["scoreUnit"] == "us"
+    for m in (prim, w):
+        for k in ("score", "scoreError", "scoreConfidence", "scorePercentiles", "rawData"):
+            assert k in m, k
+        assert len(m["rawData"]) == 2 and all(len(f) == 3 for f in m["rawData"]), m["rawData"]
+        assert all(x > 0 for f in m["rawData"] for x in f), m["rawData"]
+    # the worst single insert cannot be shorter than the average insert of one thread
+    for f in range(2):
+        for i in range(3):
+            per_insert_us = 1 / prim["rawData"][f][i] * r["threads"]
+            assert w["rawData"][f][i] >= per_insert_us * 0.999, (w["rawData"], prim["rawData"])
+PY
+CHMBENCH_INJECT_SIZE_ERROR=1 "$BENCH" -wi 0 -i 1 -f 1 -p backend=segmented -p keys=100 \
+    -p presize=no resize >"$TMP/rv.out" 2>"$TMP/rv.err"
+rvrc=$?
+check "resize: a wrong size fails the run (single-shot failure path, through a fork)" \
+    sh -c "[ $rvrc -eq 1 ] && grep -q 'FAILED resize backend=segmented.*size 101' '$TMP/rv.err'"
+
+# 9. memory (single shot): bytes per entry, one thread
+"$BENCH" -wi 1 -i 3 -f 1 -t 1,2 -p keys=1000 -p presize=no,yes memory -rff "$TMP/mem.json" \
+    >"$TMP/mem.txt" 2>"$TMP/mem.err"
+rc=$?
+check "memory exits 0" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || cat "$TMP/mem.err"
+check "memory: one row per backend x presize at 1 thread (14), -t 2 skipped (14)" sh -c "
+    [ \$(grep -Ec '^chm\.memory +[a-z_]+ +1000 +(no|yes) +1 +ss +3 +[0-9.]+ ± +[0-9.]+ +B/entry\$' '$TMP/mem.txt') -eq 14 ] &&
+    [ \$(grep -c '^# skipped memory .*threads=2: one thread only' '$TMP/mem.err') -eq 14 ]"
+check "memory: JSON B/entry, 3 samples, plausible sizes" python3 - "$TMP/mem.json" <<'PY'
+import json, sys
+rs = json.load(open(sys.argv[1]))
+assert len(rs) == 14, len(rs)
+for r in rs:
+    assert r["benchmark"] == "chm.memory" and r["mode"] == "ss" and r["threads"] == 1
+    assert set(r["params"]) == {"backend", "keys", "presize"} and r["secondaryMetrics"] == {}
+    m = r["primaryMetric"]
+    assert m["scoreUnit"] == "B/entry"
+    assert len(m["rawData"]) == 1 and len(m["rawData"][0]) == 3, m["rawData"]
+    # a key and a value are 16 bytes; no map here needs a kilobyte per entry
+    assert all(16 <= x < 1024 for x in m["rawData"][0]), (r["params"], m["rawData"])
+PY
+
+# 10. mix writes=grow (the size grows by exactly the inserts) and backend variants with options
+"$BENCH" -wi 0 -i 2 -r 0.05 -f 1 -t 2 -p backend=readmostly,segmented:concurrency=1,rwlock:ck \
+    -p keys=100 -p writes=grow -p reads=50 >"$TMP/grow.txt" 2>"$TMP/grow.err"
+check "mix writes=grow with variants exits 0" [ $? -eq 0 ]
+check "one grow row per variant (3)" [ "$(grep -Ec '^chm\.mix +(readmostly|segmented:concurrency=1|rwlock:ck) +uniform +100 +50 +2 +grow +thrpt' "$TMP/grow.txt")" -eq 3 ]
+"$BENCH" -p backend=lfht:packed mix >/dev/null 2>"$TMP/variant.err"
+check "a peer with options is refused with a message" sh -c \
+    "[ $? -ne 0 ] && grep -q \"unknown backend 'lfht:packed'\" '$TMP/variant.err'"
+"$BENCH" -p backend=binlock -p writes=sometimes mix >/dev/null 2>"$TMP/writes.err"
+check "writes=sometimes is refused with a message" sh -c \
+    "[ $? -ne 0 ] && grep -q 'writes must be churn or grow' '$TMP/writes.err'"
+
+# 11. -l and -h
+check "-l lists every benchmark" sh -c \
+    "out=\$('$BENCH' -l) && for b in mix group falseshare resize memory; do echo \"\$out\" | grep -q \"^  \$b \" || exit 1; done"
+check "-l lists every parameter" sh -c \
+    "out=\$('$BENCH' -l) && for p in backend dist keys reads writes readers writers subject layout op presize; do echo \"\$out\" | grep -q -- \"-p \$p \" || exit 1; done"
 check "-h documents every option" sh -c \
     "out=\$('$BENCH' -h) && for o in -p -t -wi -w -i -r -f -rf -rff -l -h; do echo \"\$out\" | grep -q -- \"^  \$o \" || exit 1; done"
 

@@ -13,8 +13,12 @@ set -eu
 llvm=${CHM_LLVM_VERSION:-14}
 # libclang-rt-N-dev holds clang's sanitizer runtimes (only "Recommended" by clang on Debian 12,
 # so --no-install-recommends would leave `make test CC=clang` without -fsanitize support).
+# It also holds libFuzzer (libclang_rt.fuzzer*.a) for `make fuzz`: libfuzzer-N-dev, the
+# standalone libFuzzer.a, is not needed.
+# python3-matplotlib: tools/plot_results.py (make bench, and a test); libbenchmark-tools +
+# python3-scipy: Google Benchmark's compare.py (/usr/share/benchmark/compare.py) for chm_gbench.
 packages="cmake make pkg-config gcc g++ clang libclang-rt-$llvm-dev libck-dev liburcu-dev
-libbenchmark-dev $*"
+libbenchmark-dev libbenchmark-tools python3 python3-matplotlib python3-scipy $*"
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     # shellcheck disable=SC2086  # one word per package

@@ -129,6 +129,7 @@
  *     three-argument constructor).
  */
 #include "binlock.h"
+#include "torture.h"
 
 #include <errno.h>
 #include <linux/futex.h>
@@ -390,6 +391,7 @@ static struct bl_table *init_table(struct bl_map *m)
             continue;
         }
         /* seq_cst, as every sizeCtl transition: -1 excludes other initialisers. */
+        CHM_YIELD_POINT("bl.init.before_cas");
         if (atomic_compare_exchange_strong_explicit(&m->size_ctl, &sc, -1, memory_order_seq_cst,
                                                     memory_order_seq_cst)) {
             t = atomic_load_explicit(&m->table, memory_order_acquire);
@@ -400,6 +402,7 @@ static struct bl_table *init_table(struct bl_map *m)
                     atomic_store_explicit(&m->size_ctl, sc, memory_order_seq_cst);
                     return NULL;
                 }
+                CHM_YIELD_POINT("bl.init.before_publish"); /* others spin on sizeCtl -1 */
                 /* Release (seq_cst): pairs with the acquire loads of table; the zeroed bins and
                  * the forwarding node are visible to whoever sees the table. */
                 atomic_store_explicit(&m->table, t, memory_order_seq_cst);
@@ -528,6 +531,7 @@ static void add_count(struct bl_map *m, int64_t x, long check)
     unsigned char *cells = atomic_load_explicit(&m->cells, memory_order_acquire); /* as above */
     int64_t s = 0;
     int64_t b = atomic_load_explicit(&m->base_count, memory_order_relaxed);
+    CHM_YIELD_POINT("bl.count.before_cas"); /* base read, CAS pending: contention, cells */
     if (cells != NULL ||
         !atomic_compare_exchange_strong_explicit(&m->base_count, &b, b + x, memory_order_relaxed,
                                                  memory_order_relaxed)) {
@@ -670,9 +674,11 @@ static bool split_list(struct bl_map *m, struct bl_table *tab, struct bl_table *
     }
     set_tab_at(nt, i, ln);
     set_tab_at(nt, i + n, hn);
+    CHM_YIELD_POINT("bl.split.before_fwd"); /* halves in nt, old bin still live */
     /* After the two stores above (release order): a reader that sees the forwarding node finds
      * both halves in the next table. */
     set_tab_at(tab, i, &nt->fwd);
+    CHM_YIELD_POINT("bl.split.before_retire"); /* readers still on the cloned originals */
     /* The cloned originals: unreachable for new readers, their links frozen. The read section
      * this writer is in keeps them valid while the loop reads their links. */
     for (struct bl_node *p = f, *pn; p != last_run; p = pn) {
@@ -748,7 +754,8 @@ static bool split_tree(struct bl_map *m, struct bl_table *tab, struct bl_table *
     }
     set_tab_at(nt, i, ln);
     set_tab_at(nt, i + n, hn);
-    set_tab_at(tab, i, &nt->fwd); /* after both halves, as in split_list */
+    CHM_YIELD_POINT("bl.split_tree.before_fwd"); /* as in split_list */
+    set_tab_at(tab, i, &nt->fwd);                /* after both halves, as in split_list */
     if (!reuse) {
         for (struct bl_node *e = first, *en; e != NULL; e = en) {
             en = atomic_load_explicit(&e->next, memory_order_relaxed);
@@ -784,6 +791,7 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
                 advance = false;
             } else {
                 next_bound = next_index > stride ? next_index - stride : 0;
+                CHM_YIELD_POINT("bl.transfer.before_claim"); /* racing claimers */
                 /* seq_cst: claims a stride [next_bound, next_index) exactly once. */
                 if (atomic_compare_exchange_strong_explicit(&m->transfer_index, &next_index,
                                                             next_bound, memory_order_seq_cst,
@@ -800,7 +808,9 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
                  * sizeCtl sees nextTable cleared and the new table. table's store also pairs
                  * with the acquire loads of table (release). */
                 atomic_store_explicit(&m->next_table, NULL, memory_order_seq_cst);
+                CHM_YIELD_POINT("bl.commit.next_cleared"); /* nextTable NULL, old table current */
                 atomic_store_explicit(&m->table, nt, memory_order_seq_cst);
+                CHM_YIELD_POINT("bl.commit.table_set"); /* new table, sizeCtl still resizing */
                 atomic_store_explicit(&m->size_ctl, 2 * n - n / 2, memory_order_seq_cst);
                 atomic_fetch_add_explicit(&m->st_resize, 1, memory_order_relaxed);
                 retire(m, tab, free_shell);
@@ -809,6 +819,7 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
             /* seq_cst load and CAS: leave the worker count; the one that brings it to 1 is the
              * last, and its re-sweep sees every bin the others moved. */
             int64_t sc = atomic_load_explicit(&m->size_ctl, memory_order_seq_cst);
+            CHM_YIELD_POINT("bl.transfer.before_leave"); /* joiners and leavers race on sizeCtl */
             if (atomic_compare_exchange_strong_explicit(
                     &m->size_ctl, &sc, sc - 1, memory_order_seq_cst, memory_order_seq_cst)) {
                 if (sc - 2 != rs)
@@ -819,6 +830,7 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
             continue;
         }
         struct bl_node *f = tab_at(tab, (size_t)i);
+        CHM_YIELD_POINT("bl.transfer.bin_loaded"); /* head read, not yet locked or CASed */
         if (f == NULL) {
             /* Release: pairs with tabAt's acquire; nt (published through nextTable) is whole
              * for whoever follows this forwarding node. */
@@ -831,6 +843,7 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
              * registered worker, so the resize cannot commit meanwhile. */
             smr_breathe();
         } else {
+            CHM_YIELD_POINT("bl.transfer.locked"); /* locked, head not yet re-checked */
             /* Relaxed: the bin lock's acquire orders this after the last change of the head by a
              * holder of f's lock; any other value means f is no longer the head. */
             if (atomic_load_explicit(bin_at(tab, (size_t)i), memory_order_relaxed) == f) {
@@ -868,6 +881,7 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
  * as @nt. Returns false when this thread's transfer paused it. */
 static bool join_resize(struct bl_map *m, struct bl_table *tab, struct bl_table *nt, int64_t sc)
 {
+    CHM_YIELD_POINT("bl.join.before_cas"); /* the resize may commit or pause meanwhile */
     /* seq_cst: one more worker only if sizeCtl is still what was checked. */
     if (!atomic_compare_exchange_strong_explicit(&m->size_ctl, &sc, joined(sc),
                                                  memory_order_seq_cst, memory_order_seq_cst))
@@ -885,6 +899,7 @@ static int start_resize(struct bl_map *m, struct bl_table *tab, int64_t sc)
     if (!atomic_compare_exchange_strong_explicit(&m->size_ctl, &sc, rs + 2, memory_order_seq_cst,
                                                  memory_order_seq_cst))
         return 1;
+    CHM_YIELD_POINT("bl.resize.started"); /* sizeCtl says resizing, no nextTable yet */
     struct bl_table *nt = new_table(tab->n << 1);
     if (nt == NULL) {
         /* Nobody can have joined: nextTable is NULL. Back to the threshold (Java: MAX_VALUE,
@@ -895,6 +910,7 @@ static int start_resize(struct bl_map *m, struct bl_table *tab, int64_t sc)
     /* seq_cst, in Java's order: nextTable, then transferIndex; a joiner reads them in the
      * opposite order after sizeCtl. */
     atomic_store_explicit(&m->next_table, nt, memory_order_seq_cst);
+    CHM_YIELD_POINT("bl.resize.next_published"); /* nextTable set, transferIndex still 0 */
     atomic_store_explicit(&m->transfer_index, (int64_t)tab->n, memory_order_seq_cst);
     return transfer(m, tab, nt) ? 1 : -1;
 }
@@ -940,6 +956,7 @@ static struct bl_table *help_transfer(struct bl_map *m, struct bl_table *tab, st
         if (!may_join(m, sc, rs))
             break;
         int64_t seen = sc;
+        CHM_YIELD_POINT("bl.help.before_join");
         /* seq_cst: as join_resize. */
         if (atomic_compare_exchange_strong_explicit(&m->size_ctl, &seen, joined(sc),
                                                     memory_order_seq_cst, memory_order_seq_cst)) {
@@ -1006,6 +1023,7 @@ static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index)
                 tl = p;
             }
             bl_treebin_init(&m->base, tb, hd);
+            CHM_YIELD_POINT("bl.treeify.before_publish"); /* readers still on the list */
             set_tab_at(tab, index, &tb->n); /* the last write: publishes the whole TreeBin */
             for (struct bl_node *e = b, *en; e != NULL; e = en) {
                 en = atomic_load_explicit(&e->next, memory_order_relaxed);
@@ -1030,6 +1048,7 @@ static inline struct bl_node *find(const chm *cm, struct bl_node *e, uint64_t h,
         } else if (chm_unlikely(bl_special(eh))) { /* special nodes only ever head a bin */
             if (eh == BL_MOVED) {                  /* ForwardingNode.find: into the next table */
                 struct bl_table *nt = bl_fwd_table(e);
+                CHM_YIELD_POINT("bl.find.forwarded"); /* the next table may commit meanwhile */
                 e = tab_at(nt, h & (nt->n - 1));
                 continue;
             }
@@ -1052,8 +1071,12 @@ static int bl_get(chm *cm, uint64_t key, uint64_t *value)
     /* Acquire: pairs with the table's publication (initTable, commit). */
     struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire);
     if (t != NULL) {
-        struct bl_node *e = find(cm, tab_at(t, h & (t->n - 1)), h, key);
+        CHM_YIELD_POINT("bl.get.table_loaded"); /* the table may be replaced and retired */
+        struct bl_node *f = tab_at(t, h & (t->n - 1));
+        CHM_YIELD_POINT("bl.get.head_loaded"); /* head read, forwarding not yet checked */
+        struct bl_node *e = find(cm, f, h, key);
         if (e != NULL) {
+            CHM_YIELD_POINT("bl.get.before_value"); /* the node may be removed and retired */
             /* Acquire: pairs with the release store of the value; what a pointer value points
              * to was written before the put that stored it. */
             uint64_t v = atomic_load_explicit(&e->value, memory_order_acquire);
@@ -1093,6 +1116,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                 rc = CHM_ENOMEM;
                 break;
             }
+            CHM_YIELD_POINT("bl.put.before_cas_empty"); /* racing inserts and transfers */
             /* casTabAt. Release: the node is whole for readers that load it (acquire); on
              * failure we reload the winner's head with tab_at (acquire). */
             if (atomic_compare_exchange_strong_explicit(
@@ -1116,11 +1140,13 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
             break;
         }
         bool done = false;
+        CHM_YIELD_POINT("bl.put.before_lock"); /* head read, the bin may move or change */
         if (!bl_lock_acquire(&f->lock)) {
             smr_breathe(); /* t and f may be gone now: start over from the table */
             t = atomic_load_explicit(&m->table, memory_order_acquire);
             continue;
         }
+        CHM_YIELD_POINT("bl.put.locked"); /* locked, head not yet re-checked */
         /* Relaxed: as in transfer. */
         if (atomic_load_explicit(bin_at(t, i), memory_order_relaxed) == f) {
             if (!bl_special(fh)) {
@@ -1149,6 +1175,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                             break;
                         }
                         atomic_store_explicit(&node->next, f, memory_order_relaxed);
+                        CHM_YIELD_POINT("bl.put.before_publish");
                         set_tab_at(t, i, node); /* the critical section's last write */
                         node = NULL;
                         rc = CHM_OK;
@@ -1245,11 +1272,13 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
             continue;
         }
         bool validated = false;
+        CHM_YIELD_POINT("bl.remove.before_lock"); /* head read, the bin may move or change */
         if (!bl_lock_acquire(&f->lock)) {
             smr_breathe(); /* as in put_val */
             t = atomic_load_explicit(&m->table, memory_order_acquire);
             continue;
         }
+        CHM_YIELD_POINT("bl.remove.locked"); /* locked, head not yet re-checked */
         /* Relaxed: as in transfer. */
         if (atomic_load_explicit(bin_at(t, i), memory_order_relaxed) == f) {
             struct bl_node *e = NULL, *pred = NULL;
@@ -1284,6 +1313,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
                         /* Release stores: a reader that loads the link sees the successor
                          * whole; the unlinked node keeps its own next for readers on it. */
                         struct bl_node *nx = atomic_load_explicit(&e->next, memory_order_relaxed);
+                        CHM_YIELD_POINT("bl.remove.before_unlink"); /* readers walk past e */
                         if (pred != NULL)
                             atomic_store_explicit(&pred->next, nx, memory_order_release);
                         else
@@ -1298,6 +1328,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
                     }
                     if (old != NULL)
                         *old = ev;
+                    CHM_YIELD_POINT("bl.remove.before_retire"); /* unlinked, readers on it */
                     retire(m, e, free_node_full);
                     removed = true;
                     rc = CHM_OK;
@@ -1378,13 +1409,15 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
                 break;
             }
             (void)bl_lock_acquire(&res->lock); /* unpublished: uncontended, cannot fail */
+            CHM_YIELD_POINT("bl.compute.before_reserve"); /* racing inserts and transfers */
             /* Release: readers and writers that load the reservation see it whole (writers then
              * wait on its lock). */
             if (atomic_compare_exchange_strong_explicit(bin_at(t, i), &f, res, memory_order_release,
                                                         memory_order_relaxed)) {
                 v = run_compute(cm, fn, key, arg);
                 atomic_store_explicit(&node->value, v, memory_order_relaxed);
-                set_tab_at(t, i, node); /* publishes the node and its value */
+                CHM_YIELD_POINT("bl.compute.reserved"); /* readers see the reservation */
+                set_tab_at(t, i, node);                 /* publishes the node and its value */
                 node = NULL;
                 bl_lock_release(&res->lock); /* waiters see a new head and retry */
                 retire(m, res, free_shell);
@@ -1548,7 +1581,10 @@ static struct bl_node *advance(struct bl_iter *it)
         size_t i = it->index, n;
         if (it->base_index >= it->base_limit || t == NULL || (n = t->n) <= i)
             return it->next = NULL;
-        if ((e = tab_at(t, i)) != NULL && bl_special(e->hash)) {
+        e = tab_at(t, i);
+        if (e != NULL)
+            CHM_YIELD_POINT("bl.iter.head_loaded"); /* the bin may be forwarded meanwhile */
+        if (e != NULL && bl_special(e->hash)) {
             if (e->hash == BL_MOVED) { /* pushState and continue in the next table */
                 it->tab = bl_fwd_table(e);
                 it->depth++;
@@ -1700,6 +1736,10 @@ static int bl_validate(chm *cm)
     if (t != NULL) {
         if (nt == NULL && sc < 0)
             return -7; /* sizeCtl says resizing, nothing is */
+        if (nt == NULL && atomic_load_explicit(&m->transfer_index, memory_order_relaxed) > 0)
+            return -14; /* strides left to claim with no resize */
+        if (nt == NULL && sc != (int64_t)(t->n - t->n / 4))
+            return -15; /* sizeCtl is not the table's threshold (3/4 of its bins) */
         if (nt != NULL && (nt->n != 2 * t->n || sc != resize_stamp(t->n) ||
                            atomic_load_explicit(&m->transfer_index, memory_order_relaxed) <= 0))
             return -8; /* a next table without a paused resize */
@@ -1710,7 +1750,48 @@ static int bl_validate(chm *cm)
         return rc;
     if ((int64_t)w.count != sum_count(m))
         return -1; /* the counters disagree with the bins */
+    unsigned nc = atomic_load_explicit(&m->ncells, memory_order_relaxed);
+    if (atomic_load_explicit(&m->cells, memory_order_acquire) != NULL &&
+        (nc < 2 || nc > m->max_cells || (nc & (nc - 1)) != 0))
+        return -16; /* counter cells in use: not a power of two in [2, max_cells] */
+    if (atomic_load_explicit(&m->cells_busy, memory_order_relaxed) != 0)
+        return -16; /* cellsBusy still held */
     return 0;
+}
+
+static const char *bl_invariant(int code)
+{
+    switch (code) {
+    case -1: return "the counters disagree with the bins";
+    case -2: return "stale hash in a node";
+    case -3: return "node in the wrong bin";
+    case -4: return "a special node where a list node was expected";
+    case -5: return "duplicate key in a list";
+    case -6: return "a next table without a table";
+    case -7: return "sizeCtl says resizing, nothing is";
+    case -8: return "a next table without a paused resize";
+    case -9: return "forwarding node to a table that is not the next one (forwarding left over)";
+    case -10: return "a reservation node left behind";
+    case -11: return "a bin lock still held";
+    case -12: return "a TreeBin in a table too small for one";
+    case -13: return "next table filled for a bin that did not move";
+    case -14: return "strides left to claim with no resize";
+    case -15: return "sizeCtl is not the table's threshold";
+    case -16: return "counter cells malformed or cellsBusy held";
+    case -40: return "tree: parent link";
+    case -41: return "tree: left child link or hash order";
+    case -42: return "tree: right child link or hash order";
+    case -43: return "tree: red node with a red child";
+    case -44: return "tree: key order on the left";
+    case -45: return "tree: key order on the right";
+    case -46: return "tree: black heights differ";
+    case -47: return "tree: root has a parent or is red";
+    case -48: return "tree: lockRoot still held";
+    case -49: return "tree: prev link";
+    case -50: return "tree: a list node the tree does not find";
+    case -51: return "tree: list, tree and count disagree";
+    default: return NULL;
+    }
 }
 
 void chm__binlock_stats(chm *cm, struct chm__binlock_stats *out)
@@ -1790,6 +1871,7 @@ static const struct chm_ops bl_ops = {
     .iter_fini = bl_iter_fini,
     .destroy = bl_destroy,
     .validate = bl_validate,
+    .invariant = bl_invariant,
 };
 
 static chm *bl_create(const chm_backend *b, const chm_options *opt)

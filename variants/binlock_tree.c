@@ -34,6 +34,7 @@
  * written only by the writer, under the bin lock: plain fields.
  */
 #include "binlock.h"
+#include "torture.h"
 
 #define WRITER 1u /* lock_state: odd while the writer restructures */
 
@@ -115,6 +116,7 @@ static struct bl_tnode *rotate_left(struct bl_tnode *root, struct bl_tnode *p)
     if (p != NULL && (r = right_of(p)) != NULL) {
         rl = left_of(r);
         set_right(p, rl);
+        CHM_YIELD_POINT("bl.tree.rotate_left"); /* half rotated: a search may be misled */
         if (rl != NULL)
             rl->parent = p;
         pp = r->parent = p->parent;
@@ -138,6 +140,7 @@ static struct bl_tnode *rotate_right(struct bl_tnode *root, struct bl_tnode *p)
     if (p != NULL && (l = left_of(p)) != NULL) {
         lr = right_of(l);
         set_left(p, lr);
+        CHM_YIELD_POINT("bl.tree.rotate_right"); /* as in rotate_left */
         if (lr != NULL)
             lr->parent = p;
         pp = l->parent = p->parent;
@@ -381,12 +384,14 @@ struct bl_node *bl_tree_find(const chm *m, struct bl_treebin *tb, uint64_t h, ui
         /* Acquire: pairs with unlock_root's release store; an even count read here shows the
          * tree as that unlock left it. */
         uint32_t s = atomic_load_explicit(&tb->lock_state, memory_order_acquire);
+        CHM_YIELD_POINT("bl.tree.find_seq_read"); /* a restructuring may start meanwhile */
         if ((s & WRITER) == 0) {
             /* Acquire: pairs with the release stores of root. */
             struct bl_tnode *r = atomic_load_explicit(&tb->root, memory_order_acquire);
             size_t budget = atomic_load_explicit(&tb->count, memory_order_relaxed) + 2 * MAX_DEPTH;
             bool ok = true;
             struct bl_tnode *p = r == NULL ? NULL : find_tree_node(m, r, h, key, budget, &ok);
+            CHM_YIELD_POINT("bl.tree.find_before_recheck"); /* answer found, not yet trusted */
             /* Relaxed suffices: the acquire loads above keep this load after them. Unchanged
              * means no restructuring overlapped the search: its answer is the tree's. */
             if (ok && atomic_load_explicit(&tb->lock_state, memory_order_relaxed) == s)
@@ -485,6 +490,7 @@ void bl_tree_insert(const chm *m, struct bl_treebin *tb, struct bl_tnode *x)
                 x->red = true;
             } else {
                 lock_root(tb);
+                CHM_YIELD_POINT("bl.tree.insert_restructuring"); /* lock_state odd */
                 struct bl_tnode *root = atomic_load_explicit(&tb->root, memory_order_relaxed);
                 /* Release: pairs with bl_tree_find's acquire load of root. */
                 atomic_store_explicit(&tb->root, balance_insertion(root, x), memory_order_release);
@@ -519,6 +525,7 @@ bool bl_tree_remove(struct bl_treebin *tb, struct bl_tnode *p)
         return true; /* too small: the caller untreeifies (p stays in this tree, unreachable
                         once the bin is replaced) */
     lock_root(tb);
+    CHM_YIELD_POINT("bl.tree.remove_restructuring"); /* lock_state odd */
     struct bl_tnode *replacement;
     struct bl_tnode *pl = left_of(p);
     struct bl_tnode *pr = right_of(p);

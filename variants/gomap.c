@@ -42,6 +42,7 @@
  *   - No NaN keys (keys are words compared by keyops.equal), so evacuation needs no NaN rule.
  */
 #include "gomap.h"
+#include "torture.h"
 
 #include <string.h>
 
@@ -347,6 +348,7 @@ static int evacuate(gomap *g, size_t oldbucket)
                 dst->i++;
             }
         }
+        CHM_YIELD_POINT("gomap.evacuate.before_mark"); /* copied, old bucket still live */
         /* Every copy succeeded: mark the old chain evacuated (lookups switch to X/Y now). */
         for (gomap_bucket *ob = b; ob != NULL; ob = ob->overflow) {
             for (int i = 0; i < GOMAP_BUCKET_CNT; i++) {
@@ -368,6 +370,7 @@ static int evacuate(gomap *g, size_t oldbucket)
 static int grow_work(gomap *g, size_t bucket)
 {
     int rc = evacuate(g, bucket & (noldbuckets(g) - 1));
+    CHM_YIELD_POINT("gomap.grow_work.between"); /* the table half evacuated */
     if (rc == CHM_OK && g->oldbuckets != NULL)
         rc = evacuate(g, g->nevacuate);
     return rc;
@@ -575,6 +578,10 @@ static int validate_chain(const gomap *g, const gomap_bucket *b, size_t index, s
             uint64_t h = hash_of(g, b->keys[i]);
             if ((h & mask) != index || tophash(h) != top)
                 return -4; /* entry in the wrong bucket or with a stale tophash */
+            int slot;
+            if (find_in_chain(g, home_bucket(g, h), b->keys[i], top, &slot) != b || slot != i)
+                return -6; /* a lookup finds another slot: duplicate key, or an EMPTY_REST
+                              before it */
             (*live)++;
         }
     }
@@ -584,9 +591,22 @@ static int validate_chain(const gomap *g, const gomap_bucket *b, size_t index, s
 int gomap_validate(const gomap *g)
 {
     size_t live = 0;
+    if (g->oldbuckets == NULL && g->same_size_grow)
+        return -7; /* growth state without growth */
     if (g->buckets != NULL) {
         size_t n = bucket_shift(g->B);
         size_t oldn = g->oldbuckets != NULL ? noldbuckets(g) : 0;
+        if (oldn != 0 && g->nevacuate >= oldn)
+            return -7; /* growth finished but the old array kept */
+        for (size_t i = 0; i < g->nevacuate && i < oldn; i++)
+            if (!evacuated(&g->oldbuckets[i]))
+                return -7; /* the evacuation mark passed an old bucket still live */
+        size_t ovf = 0;
+        for (size_t i = 0; i < n; i++)
+            for (const gomap_bucket *b = g->buckets[i].overflow; b != NULL; b = b->overflow)
+                ovf++;
+        if (ovf != g->noverflow)
+            return -8; /* noverflow differs from the overflow buckets in the chains */
         for (size_t i = 0; i < n; i++) {
             if (oldn != 0 && !evacuated(&g->oldbuckets[i & (oldn - 1)])) {
                 /* New bucket not filled yet: it must be empty. */
@@ -608,4 +628,19 @@ int gomap_validate(const gomap *g)
             }
     }
     return live == g->count ? 0 : -1;
+}
+
+const char *gomap_invariant(int code)
+{
+    switch (code) {
+    case -1: return "count differs from the live slots";
+    case -2: return "EMPTY_REST followed by a used slot";
+    case -3: return "evacuation mark outside an evacuated old bucket";
+    case -4: return "entry in the wrong bucket or with a stale tophash";
+    case -5: return "new bucket filled before its old bucket was evacuated";
+    case -6: return "a lookup finds another slot (duplicate key)";
+    case -7: return "growth state (oldbuckets, nevacuate, same_size_grow) inconsistent";
+    case -8: return "noverflow differs from the overflow buckets in the chains";
+    default: return NULL;
+    }
 }

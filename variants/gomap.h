@@ -87,5 +87,6 @@ CHM_HIDDEN int gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value);
 /* Quiescent self-check: every entry in the bucket its hash selects, counts consistent, tophash
  * states well-formed. Returns 0 when sound, else a negative code naming the first problem. */
 CHM_HIDDEN int gomap_validate(const gomap *g);
+CHM_HIDDEN const char *gomap_invariant(int code); /* a gomap_validate code in words */
 
 #endif /* CHM_GOMAP_H */

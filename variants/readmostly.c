@@ -121,6 +121,7 @@
 #define _GNU_SOURCE
 #include "readmostly.h"
 #include "smr.h"
+#include "torture.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -480,10 +481,12 @@ static bool dirty_reserve(struct rm_map *m, size_t extra)
 static bool try_expunge_locked(struct rm_entry *e)
 {
     struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
-    while (p == NULL)
+    while (p == NULL) {
+        CHM_YIELD_POINT("rm.expunge.before_cas"); /* a lock-free store may resurrect e */
         if (atomic_compare_exchange_weak_explicit(&e->p, &p, EXPUNGED, memory_order_relaxed,
                                                   memory_order_relaxed))
             return true;
+    }
     return p == EXPUNGED;
 }
 
@@ -539,6 +542,7 @@ static void promote_locked(struct rm_map *m)
     old->succ = fresh;
     /* Current + predecessor. Relaxed: published by the release store of read below. */
     atomic_store_explicit(&fresh->refs, 2, memory_order_relaxed);
+    CHM_YIELD_POINT("rm.promote.before_publish"); /* lock-free ops on the old index */
     /* Release pairs with the acquire loads of read in every lock-free path: the slots of the
      * new index, and the entries they point to, are visible to a reader that loads it. */
     atomic_store_explicit(&m->read, rd_make(fresh, false), memory_order_release);
@@ -546,6 +550,7 @@ static void promote_locked(struct rm_map *m)
     m->misses = 0;
     m->expunged = NULL;
     m->promotions++;
+    CHM_YIELD_POINT("rm.promote.before_retire"); /* readers still probing the old index */
     chm__smr_retire(&m->smr, &old->node, index_retired);
 }
 
@@ -615,6 +620,7 @@ static int entry_delete(struct rm_map *m, struct rm_entry *e, uint64_t *prev)
     for (;;) {
         if (!is_box(p))
             return CHM_NOTFOUND; /* RESERVED is absent too: the compute has not happened */
+        CHM_YIELD_POINT("rm.delete.before_cas"); /* racing swaps and deletes */
         /* Acquire on success pairs with the release that installed p: p->value is visible.
          * Storing NULL publishes nothing. */
         if (atomic_compare_exchange_weak_explicit(&e->p, &p, NULL, memory_order_acquire,
@@ -640,6 +646,7 @@ static int entry_cas(struct rm_map *m, struct rm_entry *e, uint64_t expected, ui
             return CHM_EXISTS;
         if (*boxp == NULL && (*boxp = box_new(desired)) == NULL)
             return CHM_ENOMEM;
+        CHM_YIELD_POINT("rm.cas.before_cas"); /* value compared, not yet swapped */
         /* Release publishes the new box's value to readers (their acquire load of p); acquire
          * on failure reads the box that won. */
         if (atomic_compare_exchange_weak_explicit(&e->p, &p, *boxp, memory_order_acq_rel,
@@ -668,6 +675,7 @@ static int entry_load_or_store(struct rm_map *m, struct rm_entry *e, uint64_t va
         }
         if (*boxp == NULL && (*boxp = box_new(value)) == NULL)
             return CHM_ENOMEM;
+        CHM_YIELD_POINT("rm.load_or_store.before_cas"); /* racing stores, expunge */
         /* Release publishes the box's value; acquire on failure reads a winner's box. */
         if (atomic_compare_exchange_weak_explicit(&e->p, &p, *boxp, memory_order_release,
                                                   memory_order_acquire)) {
@@ -691,6 +699,7 @@ static int insert_new_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint
         entry_discard(&m->base, e);
         return CHM_ENOMEM;
     }
+    CHM_YIELD_POINT("rm.amend.before_flip"); /* dirty built, readers see the old word */
     if (!rd_amended(r))
         /* Release, not relaxed: a reader that acquires the flipped word must also see the
          * index it names, published by an earlier release store of read (possibly on another
@@ -709,6 +718,7 @@ static bool unexpunge_store_locked(struct rm_map *m, struct rm_entry *e, struct 
     if (!dirty_reserve(m, 1))
         return false;
     dirty_insert(m->dirty, e);
+    CHM_YIELD_POINT("rm.unexpunge.before_store"); /* lock-free CASes fail on EXPUNGED */
     /* Only mu holders change an expunged entry (lock-free CASes fail on it), so a store will
      * do. Release publishes box->value (a real box) to readers' acquire loads of p. */
     atomic_store_explicit(&e->p, box, memory_order_release);
@@ -752,11 +762,14 @@ static int rm_get(chm *cm, uint64_t key, uint64_t *value)
     /* Acquire pairs with the release stores of read (promotion, amended flip): the index and
      * its entries are visible. */
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    CHM_YIELD_POINT("rm.get.read_loaded"); /* a promotion may replace and retire the index */
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL) {
+        CHM_YIELD_POINT("rm.get.entry_found"); /* p may change: swap, delete, expunge */
         /* Acquire pairs with the release that installed the box: its value is visible. */
         struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
         if (is_box(p)) {
+            CHM_YIELD_POINT("rm.get.box_loaded"); /* the box may be displaced and retired */
             v = p->value;
             rc = CHM_OK;
         }
@@ -832,12 +845,15 @@ static int rm_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
                 rc = CHM_ENOMEM;
                 goto out;
             }
+            CHM_YIELD_POINT("rm.put.before_cas"); /* p may be expunged or swapped */
             /* Success acq_rel: release publishes the box's value, acquire reads the old box's
              * value. Failure relaxed: the new p is only compared with the sentinels. */
             while (!atomic_compare_exchange_weak_explicit(&e->p, &p, box, memory_order_acq_rel,
-                                                          memory_order_relaxed))
+                                                          memory_order_relaxed)) {
                 if (p == EXPUNGED || p == RESERVED)
                     goto slow;
+                CHM_YIELD_POINT("rm.put.cas_retry");
+            }
             box = NULL;
             rc = swapped_in(m, e, p, &prev);
             goto out;
@@ -1065,6 +1081,7 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
      * outside any read section (it may block, or free other maps) but under mu: e cannot leave
      * the tables (only a write under mu could remove it, and nested writes are refused). */
     chm__smr_read_unlock();
+    CHM_YIELD_POINT("rm.compute.reserved"); /* readers and deleters see RESERVED */
     struct rm_hold hold = {m, rm_holding};
     rm_holding = &hold;
     v = fn(key, arg);
@@ -1124,6 +1141,7 @@ static int rm_iter_init(chm_iter *it, chm *cm)
         if (locked)
             pthread_mutex_unlock(&m->mu);
     } else {
+        CHM_YIELD_POINT("rm.iter.before_ref"); /* the index may be promoted away and retired */
         /* Relaxed increment: the index is current or in its grace period, which our read
          * section holds open, so refs >= 1. */
         atomic_fetch_add_explicit(&rd_index(r)->refs, 1, memory_order_relaxed);
@@ -1148,6 +1166,7 @@ static int rm_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
         /* Acquire pairs with the release that installed p: p->value is visible. */
         struct rm_box *p = atomic_load_explicit(&s->e->p, memory_order_acquire);
         if (is_box(p)) {
+            CHM_YIELD_POINT("rm.iter.box_loaded"); /* the box may be displaced and retired */
             k = s->key;
             v = p->value;
             rc = CHM_OK;
@@ -1226,6 +1245,10 @@ enum {
     RM_BAD_SIZE = -9,        /* the live counter differs from the live entries */
     RM_BAD_REFS = -10,       /* the current index has a successor, dead entries, or no ref */
     RM_BAD_LOAD = -11,       /* an index above the maximum load */
+    RM_BAD_MISSES = -12,     /* misses counted without dirty */
+    RM_BAD_PROMOTE = -13,    /* amended and misses >= dirty's size: a promotion was missed */
+    RM_BAD_EXP_LIST = -14,   /* an expunged read entry not on the expunged list (it would leak
+                                at promotion), or a listed one not in the read index */
 };
 
 static int index_check(chm *cm, const struct rm_index *t)
@@ -1265,6 +1288,18 @@ static int rm_validate(chm *cm)
         return RM_BAD_REFS;
     if (d == NULL && rd_amended(r))
         return RM_BAD_AMENDED;
+    if (d == NULL && m->misses != 0)
+        return RM_BAD_MISSES;
+    if (d != NULL && rd_amended(r) && m->misses >= d->count)
+        return RM_BAD_PROMOTE;
+    size_t listed = 0, expunged = 0;
+    for (struct rm_entry *e = m->expunged; e != NULL; e = e->next_dead) {
+        if (atomic_load_explicit(&e->p, memory_order_relaxed) != EXPUNGED)
+            continue; /* unexpunged since: back in dirty */
+        if (read_find(cm, r, e->key, e->hash) != e)
+            return RM_BAD_EXP_LIST;
+        listed++;
+    }
     long live = 0;
     for (size_t i = 0, n = (size_t)1 << t->shift; i < n; i++) {
         struct rm_entry *e = t->slots[i].e;
@@ -1275,6 +1310,7 @@ static int rm_validate(chm *cm)
             return RM_BAD_RESERVED;
         if (p == EXPUNGED && d == NULL)
             return RM_BAD_EXPUNGED;
+        expunged += p == EXPUNGED;
         live += is_box(p);
         if (d != NULL) {
             struct rm_entry *x = idx_find(cm, d, idx_mask(d), e->key, e->hash);
@@ -1299,7 +1335,30 @@ static int rm_validate(chm *cm)
             }
         }
     }
+    if (listed != expunged)
+        return RM_BAD_EXP_LIST;
     return live_sum(m) == live ? 0 : RM_BAD_SIZE;
+}
+
+static const char *rm_invariant(int code)
+{
+    switch (code) {
+    case RM_BAD_READ_TAG: return "read's shift differs from its index's";
+    case RM_BAD_INDEX: return "a slot unreachable from its home, a wrong hash or count";
+    case RM_BAD_RESERVED: return "a RESERVED entry outside a compute";
+    case RM_BAD_EXPUNGED: return "an expunged entry while dirty is nil";
+    case RM_BAD_AMENDED: return "amended without dirty";
+    case RM_BAD_DIRTY_MISS: return "a non-expunged read entry missing from dirty";
+    case RM_BAD_DIRTY_EXP: return "an expunged entry in dirty, or dirty and read disagree";
+    case RM_BAD_NOT_AMENDED: return "dirty holds a key read lacks, but not amended";
+    case RM_BAD_SIZE: return "the live counter differs from the live entries";
+    case RM_BAD_REFS: return "the current index has a successor, dead entries, or no ref";
+    case RM_BAD_LOAD: return "an index above the maximum load";
+    case RM_BAD_MISSES: return "misses counted without dirty";
+    case RM_BAD_PROMOTE: return "amended and misses >= dirty's size (promotion missed)";
+    case RM_BAD_EXP_LIST: return "expunged entries and the expunged list disagree";
+    default: return NULL;
+    }
 }
 
 int chm__readmostly_stats(chm *cm, struct chm__rm_stats *out)
@@ -1345,6 +1404,7 @@ static const struct chm_ops rm_ops = {
     .iter_fini = rm_iter_fini,
     .destroy = rm_destroy,
     .validate = rm_validate,
+    .invariant = rm_invariant,
 };
 
 static chm *rm_create(const chm_backend *b, const chm_options *opt)

@@ -70,6 +70,7 @@
  *   - No null keys or values to reject: every 64-bit key and value is legal.
  */
 #include "smr.h"
+#include "torture.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -184,6 +185,7 @@ static struct seg_table *ensure_table(struct seg_map *m, struct segment *s)
     struct seg_table *fresh = new_table(m->initial_capacity);
     if (fresh == NULL)
         return NULL;
+    CHM_YIELD_POINT("seg.ensure_table.before_cas"); /* racing creators */
     /* Release publishes the zeroed bins; acquire on failure reads the winner's table. */
     if (atomic_compare_exchange_strong_explicit(&s->table, &t, fresh, memory_order_acq_rel,
                                                 memory_order_acquire))
@@ -216,8 +218,10 @@ static int get_hashed(struct seg_map *m, uint64_t hash, uint64_t key, uint64_t *
     /* Acquire pairs with the table's publication (ensure_table's CAS, rehash's store). */
     struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
     if (t != NULL) {
+        CHM_YIELD_POINT("seg.get.table_loaded"); /* a rehash may publish and retire t */
         struct seg_node *e = find(cm, t, hash, key);
         if (e != NULL) {
+            CHM_YIELD_POINT("seg.get.before_value"); /* e may be unlinked and retired */
             /* Acquire pairs with the release store of the value: what a pointer value points
              * to was written before the put that stored it. */
             uint64_t v = atomic_load_explicit(&e->value, memory_order_acquire);
@@ -254,6 +258,7 @@ static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, u
     struct seg_node *first = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
     struct seg_node *e = first;
     while (pthread_mutex_trylock(&s->lock) != 0) {
+        CHM_YIELD_POINT("seg.scan.retry"); /* the holder may rehash or relink the bin */
         if (retries < 0) {
             if (e == NULL) {
                 if (prealloc != NULL && *prealloc == NULL)
@@ -393,9 +398,11 @@ static int rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
     atomic_store_explicit(&node->next, atomic_load_explicit(b, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(b, node, memory_order_relaxed);
+    CHM_YIELD_POINT("seg.rehash.before_publish"); /* readers on the old table */
     /* Release publishes the whole new table (bins, clones, the new node) to readers, whose
      * acquire load of s->table pairs with it. Nothing of it was visible before. */
     atomic_store_explicit(&s->table, nt, memory_order_release);
+    CHM_YIELD_POINT("seg.rehash.before_retire"); /* readers still walking the old chains */
     /* Now unreachable for new readers; readers still on the old table hold up the grace period. */
     while (cloned != NULL) {
         struct seg_node *next = (struct seg_node *)cloned->smr.domain;
@@ -422,6 +429,7 @@ static int link_node(struct seg_map *m, struct segment *s, struct seg_table *t,
         _Atomic(struct seg_node *) *b = bin_for(t, node->hash);
         atomic_store_explicit(&node->next, atomic_load_explicit(b, memory_order_relaxed),
                               memory_order_relaxed);
+        CHM_YIELD_POINT("seg.link.before_publish");
         /* Release pairs with readers' acquire load of the bin head: they see the node whole. */
         atomic_store_explicit(b, node, memory_order_release);
     }
@@ -486,6 +494,7 @@ static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_ab
             if (!chm__value_retire_reserve(cm, &rec)) {
                 rc = CHM_ENOMEM;
             } else {
+                CHM_YIELD_POINT("seg.put.before_value_store");
                 /* Release pairs with chm_get's acquire load of the value. */
                 atomic_store_explicit(&e->value, value, memory_order_release);
                 bump(&s->modcount, 1);
@@ -590,6 +599,7 @@ static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
     }
     int rc = CHM_NOTFOUND;
     if (e != NULL) {
+        CHM_YIELD_POINT("seg.remove.before_unlink"); /* readers walk past e */
         /* Release: readers that load the link and follow it acquire the successor whole. The
          * removed node keeps its own `next`, so a reader standing on it walks on. */
         atomic_store_explicit(link, atomic_load_explicit(&e->next, memory_order_relaxed),
@@ -598,6 +608,7 @@ static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
         bump(&s->count, -1);
         if (old != NULL)
             *old = atomic_load_explicit(&e->value, memory_order_relaxed);
+        CHM_YIELD_POINT("seg.remove.before_retire"); /* unlinked, readers still on it */
         chm__smr_retire(&m->domain, &e->smr, free_node_full);
         rc = CHM_OK;
     }
@@ -663,6 +674,7 @@ static size_t seg_size(chm *cm)
         if (sum == last || locked || retries > RETRIES_BEFORE_LOCK + 1)
             break;
         last = sum;
+        CHM_YIELD_POINT("seg.size.between_passes");
     }
     if (locked)
         for (unsigned i = 0; i < m->nsegments; i++)
@@ -704,6 +716,8 @@ static int seg_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
         }
         si->bin--;
         si->node = atomic_load_explicit(&si->t->bins[si->bin], memory_order_acquire);
+        if (si->node != NULL)
+            CHM_YIELD_POINT("seg.iter.head_loaded"); /* the chain may change under the walk */
     }
     struct seg_node *e = si->node;
     si->node = atomic_load_explicit(&e->next, memory_order_acquire);
@@ -729,7 +743,17 @@ static int seg_validate(chm *cm)
         struct segment *s = &m->segments[i];
         struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
         size_t n = 0;
+        if (pthread_mutex_trylock(&s->lock) != 0)
+            return -6; /* a segment lock still held */
+        pthread_mutex_unlock(&s->lock);
+        if (atomic_load_explicit(&s->modcount, memory_order_relaxed) <
+            atomic_load_explicit(&s->count, memory_order_relaxed))
+            return -7; /* fewer modifications than entries */
         if (t != NULL) {
+            size_t nbins = t->mask + 1;
+            if ((nbins & t->mask) != 0 || nbins < m->initial_capacity ||
+                t->threshold != nbins - nbins / 4)
+                return -8; /* table size or threshold malformed */
             for (size_t b = 0; b <= t->mask; b++) {
                 for (struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_acquire);
                      e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire)) {
@@ -749,6 +773,21 @@ static int seg_validate(chm *cm)
             return -1; /* count disagrees with the chains */
     }
     return 0;
+}
+
+static const char *seg_invariant(int code)
+{
+    switch (code) {
+    case -1: return "a segment's count differs from its chains";
+    case -2: return "stale hash in a node";
+    case -3: return "node in the wrong bin or segment";
+    case -4: return "duplicate key in a chain";
+    case -5: return "table above its threshold (a rehash was missed)";
+    case -6: return "a segment lock still held";
+    case -7: return "modcount below count";
+    case -8: return "table size or threshold malformed";
+    default: return NULL;
+    }
 }
 
 /* ---- life cycle ------------------------------------------------------------------------- */
@@ -793,6 +832,7 @@ static const struct chm_ops seg_ops = {
     .iter_fini = seg_iter_fini,
     .destroy = seg_destroy,
     .validate = seg_validate,
+    .invariant = seg_invariant,
 };
 
 static size_t round_up_pow2(size_t x)

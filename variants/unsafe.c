@@ -299,6 +299,7 @@ static const struct chm_ops unsafe_ops = {
     .iter_fini = unsafe_iter_fini,
     .destroy = unsafe_destroy,
     .validate = unsafe_validate,
+    .invariant = gomap_invariant,
 };
 
 static chm *unsafe_create(const chm_backend *b, const chm_options *opt)

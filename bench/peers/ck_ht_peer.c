@@ -77,8 +77,10 @@ static void free_after_grace_period(ck_epoch_entry_t *entry)
     free((char *)entry - offsetof(struct deferred_block, epoch_entry));
 }
 
-/* ck_ht calls free from the writer (under writer_lock) when it retires a table. */
-static struct ck_ht_peer *current_writer_map;
+/* ck_ht calls free from the writer (under writer_lock) when it retires a table: the map the
+ * calling thread is writing to. Thread-local, so no shared word is written by every put (and
+ * ThreadSanitizer, which cannot see ck's spinlock, has nothing to report). */
+static __thread struct ck_ht_peer *current_writer_map;
 
 static void ht_free(void *ptr, size_t size, bool defer)
 {
@@ -117,9 +119,10 @@ static void ht_hash(ck_ht_hash_t *h, const void *key, size_t key_length, uint64_
     h->value = chm_hash_u64((uint64_t)k, seed);
 }
 
-static bench_map *peer_create(const bench_map_impl *impl, size_t capacity)
+static bench_map *peer_create(const bench_map_impl *impl, const bench_map_options *opt)
 {
     (void)impl;
+    size_t capacity = opt->capacity; /* packed, concurrency, seed: nothing to switch */
     struct ck_ht_peer *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
@@ -158,6 +161,13 @@ static void peer_destroy(bench_map *m)
     }
     pthread_mutex_destroy(&p->records_lock);
     free(p);
+}
+
+/* Memory ck_ht retired is freed by the writer's epoch record (ck_ht_free above): the memory
+ * benchmark calls this on the thread that wrote, so a barrier on its record frees it all. */
+static void peer_reclaim(bench_map *m)
+{
+    ck_epoch_barrier(my_record((struct ck_ht_peer *)m));
 }
 
 static bool peer_get(bench_map *m, uint64_t key, uint64_t *value)
@@ -229,4 +239,5 @@ const bench_map_impl bench_peer_ck_ht = {
     .remove = peer_remove,
     .size = peer_size,
     .thread_exit = peer_thread_exit,
+    .reclaim = peer_reclaim,
 };

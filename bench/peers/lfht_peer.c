@@ -17,7 +17,9 @@
 
 #include "chm.h"
 
+#include <malloc.h>
 #include <stdlib.h>
+#include <time.h>
 #include <urcu/urcu-memb.h>
 #include <urcu/rculfhash.h>
 
@@ -32,11 +34,15 @@ struct lfht_peer {
     uint64_t seed;
 };
 
+/* Whether this peer registered the thread (and so unregisters it). The library's own SMR
+ * registers threads with the same liburcu flavour, and registering twice is an assertion
+ * failure: a thread that used a chm map first (with -f 0, trials share the main thread) is
+ * already registered, which liburcu's own flag (the one the library checks too) tells. */
 static __thread bool rcu_registered;
 
 static void ensure_registered(void)
 {
-    if (!rcu_registered) {
+    if (!rcu_registered && !URCU_TLS(urcu_memb_reader).registered) {
         urcu_memb_register_thread();
         rcu_registered = true;
     }
@@ -52,9 +58,10 @@ static void free_node(struct rcu_head *head)
     free(caa_container_of(head, struct lfht_node, rcu));
 }
 
-static bench_map *peer_create(const bench_map_impl *impl, size_t capacity)
+static bench_map *peer_create(const bench_map_impl *impl, const bench_map_options *opt)
 {
     (void)impl;
+    size_t capacity = opt->capacity; /* packed, concurrency, seed: nothing to switch */
     struct lfht_peer *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
@@ -99,6 +106,27 @@ static void peer_destroy(bench_map *m)
     peer_thread_exit(m);
     cds_lfht_destroy(p->table, NULL);
     free(p);
+}
+
+/* Removed nodes are freed by call_rcu callbacks: rcu_barrier waits for them all. Growing the
+ * bucket table is asynchronous (CDS_LFHT_AUTO_RESIZE: liburcu 0.13 runs it on its own resize
+ * workqueue, which no public call can flush) and allocates as it goes, so after the barrier this
+ * waits until the process's allocator statistics (glibc mallinfo2, as the memory benchmark
+ * reads them) stay unchanged for 3 checks 5 ms apart, at most 2 s. */
+static void peer_reclaim(bench_map *m)
+{
+    (void)m;
+    size_t last = (size_t)-1;
+    int stable = 0;
+    for (int round = 0; round < 400 && stable < 3; round++) {
+        urcu_memb_barrier();
+        struct mallinfo2 mi = mallinfo2();
+        size_t now = mi.uordblks + mi.hblkhd;
+        stable = now == last ? stable + 1 : 0;
+        last = now;
+        struct timespec pause = {0, 5 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
 }
 
 static bool peer_get(bench_map *m, uint64_t key, uint64_t *value)
@@ -176,4 +204,5 @@ const bench_map_impl bench_peer_lfht = {
     .remove = peer_remove,
     .size = peer_size,
     .thread_exit = peer_thread_exit,
+    .reclaim = peer_reclaim,
 };

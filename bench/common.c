@@ -1,0 +1,33 @@
+/*
+ * common.c - small pieces several benchmarks share: strict parameter parsing and the backend
+ * check with its "known: ..." message.
+ */
+#include "chmbench.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+bool bench_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (!*s || *end || *s == '-' || *s == '+' || *s == ' ' || v < lo || v > hi)
+        return false;
+    *out = v;
+    return true;
+}
+
+const bench_map_impl *bench_backend_check(const char *name, char *err, size_t errlen)
+{
+    const bench_map_impl *impl = bench_map_find(name);
+    if (!impl) {
+        size_t used = (size_t)snprintf(err, errlen, "unknown backend '%s'; known:", name);
+        for (const bench_map_impl *const *i = bench_map_impls(); *i && used < errlen; i++)
+            used += (size_t)snprintf(err + used, errlen - used, " %s", (*i)->name);
+        if (used < errlen)
+            snprintf(err + used, errlen - used,
+                     "; a library backend may carry options: NAME:concurrency=N, NAME:packed, "
+                     "rwlock:ck");
+    }
+    return impl;
+}

@@ -195,7 +195,7 @@ stress: deps
 	echo; echo "==== make stress: $$((step - fail)) runs passed, $$fail failed in $$(( $$(date +%s) - t0 )) s"; \
 	[ $$fail -eq 0 ]
 
-# make bench: one fork, 1 x 0.1 s warm-up and 5 x 0.1 s measurement per trial, so that the 104
+# make bench: one fork, 1 x 0.2 s warm-up and 5 x 0.2 s measurement per trial, so that the 104
 # mix trials (half of them prefilling 10^6 keys per fork) fit the 5-minute budget; for numbers
 # to publish, add e.g. BENCH_ARGS='-f 3 -wi 3 -w 1 -i 5 -r 1' on an idle machine. A -p that a
 # benchmark lacks is an error: restrict BENCHMARKS then.
@@ -203,11 +203,11 @@ BENCH_BUILD ?= build-release
 BENCHMARKS ?= mix falseshare memory
 RESULTS ?= results
 PYTHON ?= /usr/bin/python3
-BENCH_RUN := -f 1 -wi 1 -w 0.1 -i 5 -r 0.1
+BENCH_RUN := -f 1 -wi 1 -w 0.2 -i 5 -r 0.2
 BENCH_MIX := -p backend=unsafe,rwlock,segmented,binlock,readmostly,ck_ht,lfht \
   -p reads=100,99,90,50 -p keys=1000,1000000 -p dist=uniform -t 1,2
 BENCH_FALSESHARE := -t 2 -p subject=counters,segmented,binlock,readmostly
-BENCH_MEMORY := -wi 0 -i 1
+BENCH_MEMORY := -wi 0 -i 1 -p presize=yes
 
 bench: deps
 	@$(call fresh_if_new_compiler,$(BENCH_BUILD))

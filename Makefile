@@ -18,7 +18,7 @@
 #                  5 minutes on 2 cores; the JMH tables on stdout, results/<benchmark>-<time>.json
 #                  and PNG charts (tools/plot_results.py) in results/, with <name>-latest links.
 #                  chm_sweep (the quick sweep) and chm_gbench (Google Benchmark) are built too.
-#   make findings  rerun every measurement of docs/findings.md (tools/findings.sh, about 25
+#   make findings  rerun every measurement of docs/findings.md (tools/findings.sh, about 15
 #                  minutes on 2 cores, on an idle machine): tables, JSON and charts regenerated
 #                  in FINDINGS_OUT (default docs/findings/)
 #   make install   build/ installed into PREFIX (default /usr/local; DESTDIR is honoured)

@@ -233,7 +233,7 @@ static void mix_run_batch(bench_workload *w, int tid, uint64_t count)
     const uint32_t *zipf_keys = th->zipf_keys;
     uint64_t rng = th->rng, inserts = 0, removes = 0, sink = 0;
     uint32_t position = th->zipf_position;
-    if (w->grow) { /* a separate loop: the churn loop below stays as it was */
+    if (w->grow) { /* a loop of its own: the churn loop below stays as it was */
         const uint64_t stride = (uint64_t)w->threads;
         uint64_t next = th->next_new_key;
         for (uint64_t i = 0; i < count; i++) {
@@ -249,24 +249,23 @@ static void mix_run_batch(bench_workload *w, int tid, uint64_t count)
             }
         }
         th->next_new_key = next;
-        goto done;
-    }
-    for (uint64_t i = 0; i < count; i++) {
-        uint64_t r = bench_xorshift64(&rng);
-        uint64_t key = zipf_keys ? zipf_keys[position++ & (ZIPF_STREAM_LENGTH - 1)]
-                                 : ((r >> 32) * range) >> 32;
-        if ((uint32_t)(r & 0x7fffffff) < read_threshold) {
-            uint64_t value = 0;
-            sink += impl->get(map, key, &value) + value;
-        } else if (r & (1u << 31)) {
-            inserts += impl->put(map, key, key);
-        } else {
-            removes += impl->remove(map, key);
+    } else {
+        for (uint64_t i = 0; i < count; i++) {
+            uint64_t r = bench_xorshift64(&rng);
+            uint64_t key = zipf_keys ? zipf_keys[position++ & (ZIPF_STREAM_LENGTH - 1)]
+                                     : ((r >> 32) * range) >> 32;
+            if ((uint32_t)(r & 0x7fffffff) < read_threshold) {
+                uint64_t value = 0;
+                sink += impl->get(map, key, &value) + value;
+            } else if (r & (1u << 31)) {
+                inserts += impl->put(map, key, key);
+            } else {
+                removes += impl->remove(map, key);
+            }
         }
     }
     /* One empty asm keeps the values "used" (defeats dead-code elimination) without a store per
      * operation; the stores below happen once per batch on this thread's own padded lines. */
-done:
     __asm__ __volatile__("" : : "r"(sink) : "memory");
     th->rng = rng;
     th->zipf_position = position;

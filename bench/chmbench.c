@@ -29,19 +29,6 @@ const bench_def *bench_def_find(const char *name)
     return NULL;
 }
 
-/* Every backend and peer, comma-separated: the default of a parameter without a fixed default. */
-static const char *all_map_names(void)
-{
-    static char names[512];
-    if (!names[0])
-        for (const bench_map_impl *const *i = bench_map_impls(); *i; i++) {
-            if (names[0])
-                strncat(names, ",", sizeof names - strlen(names) - 1);
-            strncat(names, (*i)->name, sizeof names - strlen(names) - 1);
-        }
-    return names;
-}
-
 static void list_benchmarks(void)
 {
     printf("Benchmarks:\n");
@@ -57,7 +44,7 @@ static void list_benchmarks(void)
             printf("      -p %-10s %s (default %s)\n", p->name, p->help,
                    p->default_fn       ? p->default_doc
                    : p->default_values ? p->default_values
-                                       : all_map_names());
+                                       : bench_map_names(false));
         }
     }
 }
@@ -76,7 +63,7 @@ static int param_values(const bench_options *opt, const bench_param_def *def,
 {
     const char *list = def->default_fn       ? def->default_fn(partial)
                        : def->default_values ? def->default_values
-                                             : all_map_names();
+                                             : bench_map_names(false);
     for (int i = 0; i < opt->param_count; i++)
         if (strcmp(opt->param_names[i], def->name) == 0)
             list = opt->param_lists[i];

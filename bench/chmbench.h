@@ -69,8 +69,8 @@ const bench_map_impl *const *bench_map_impls(void);
  * colons: "segmented:concurrency=256", "rwlock:ck" (chm_options.rwlock = CHM_RWLOCK_CK),
  * "binlock:packed", combinable ("segmented:concurrency=1:packed"). NULL when unknown. */
 const bench_map_impl *bench_map_find(const char *name);
-/* The thread-safe ones, comma-separated (a parameter default). */
-const char *bench_map_thread_safe_names(void);
+/* Every backend and peer (or only the thread-safe ones), comma-separated: a parameter default. */
+const char *bench_map_names(bool thread_safe_only);
 
 /* ---- shared helpers (common.c) -------------------------------------------------------------- */
 
@@ -78,6 +78,11 @@ const char *bench_map_thread_safe_names(void);
 bool bench_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out);
 /* The backend or peer called `name`; NULL + "unknown backend 'x'; known: ..." in err. */
 const bench_map_impl *bench_backend_check(const char *name, char *err, size_t errlen);
+/* The invariant every map workload checks after its trial: size == prefill + inserts - removes
+ * (false + message otherwise). CHMBENCH_INJECT_SIZE_ERROR in the environment counts one insert
+ * more, so tests/test_chmbench.sh can prove that a violation fails the run loudly. */
+bool bench_check_size(const bench_map_impl *impl, bench_map *map, size_t prefill, uint64_t inserts,
+                      uint64_t removes, char *err, size_t errlen);
 
 static inline uint64_t bench_xorshift64(uint64_t *state)
 {

@@ -31,3 +31,17 @@ const bench_map_impl *bench_backend_check(const char *name, char *err, size_t er
     }
     return impl;
 }
+
+bool bench_check_size(const bench_map_impl *impl, bench_map *map, size_t prefill, uint64_t inserts,
+                      uint64_t removes, char *err, size_t errlen)
+{
+    if (getenv("CHMBENCH_INJECT_SIZE_ERROR"))
+        inserts++;
+    size_t size = impl->size(map);
+    if (size == prefill + inserts - removes)
+        return true;
+    snprintf(err, errlen,
+             "%s: size invariant violated: size %zu != prefill %zu + inserts %llu - removes %llu",
+             impl->name, size, prefill, (unsigned long long)inserts, (unsigned long long)removes);
+    return false;
+}

@@ -328,16 +328,7 @@ static bool falseshare_verify(bench_workload *w, char *err, size_t errlen)
             inserts += w->per_thread[i].inserts;
             removes += w->per_thread[i].removes;
         }
-        size_t size = w->impl->size(w->map);
-        if (size != w->prefill + inserts - removes) {
-            snprintf(err, errlen,
-                     "%s: size invariant violated: size %zu != prefill %zu + inserts %llu - "
-                     "removes %llu",
-                     w->impl->name, size, w->prefill, (unsigned long long)inserts,
-                     (unsigned long long)removes);
-            return false;
-        }
-        return true;
+        return bench_check_size(w->impl, w->map, w->prefill, inserts, removes, err, errlen);
     }
     for (int i = 0; i < w->threads; i++) {
         uint64_t value;

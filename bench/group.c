@@ -37,7 +37,7 @@ enum { GROUP_METRIC_READER, GROUP_METRIC_WRITER, GROUP_METRIC_COUNT };
 static const char *thread_safe_backends(const bench_trial *partial)
 {
     (void)partial;
-    return bench_map_thread_safe_names();
+    return bench_map_names(true);
 }
 
 static const bench_param_def group_params[GROUP_PARAM_COUNT] = {
@@ -209,18 +209,7 @@ static bool group_verify(bench_workload *w, char *err, size_t errlen)
         inserts += w->per_thread[i].inserts;
         removes += w->per_thread[i].removes;
     }
-    if (getenv("CHMBENCH_INJECT_SIZE_ERROR")) /* test hook, as in mix */
-        inserts++;
-    size_t size = w->impl->size(w->map);
-    if (size != w->prefill + inserts - removes) {
-        snprintf(err, errlen,
-                 "%s: size invariant violated: size %zu != prefill %zu + inserts %llu - removes "
-                 "%llu",
-                 w->impl->name, size, w->prefill, (unsigned long long)inserts,
-                 (unsigned long long)removes);
-        return false;
-    }
-    return true;
+    return bench_check_size(w->impl, w->map, w->prefill, inserts, removes, err, errlen);
 }
 
 const bench_def bench_group = {

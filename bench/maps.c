@@ -183,16 +183,17 @@ const bench_map_impl *bench_map_find(const char *name)
     return strchr(name, ':') ? find_variant(name) : NULL;
 }
 
-const char *bench_map_thread_safe_names(void)
+const char *bench_map_names(bool thread_safe_only)
 {
-    static char names[512];
+    static char lists[2][512]; /* [thread_safe_only]: built once, read by every trial */
+    char *names = lists[thread_safe_only];
     if (!names[0])
         for (const bench_map_impl *const *i = bench_map_impls(); *i; i++) {
-            if (!(*i)->thread_safe)
+            if (thread_safe_only && !(*i)->thread_safe)
                 continue;
             if (names[0])
-                strncat(names, ",", sizeof names - strlen(names) - 1);
-            strncat(names, (*i)->name, sizeof names - strlen(names) - 1);
+                strncat(names, ",", sizeof lists[0] - strlen(names) - 1);
+            strncat(names, (*i)->name, sizeof lists[0] - strlen(names) - 1);
         }
     return names;
 }

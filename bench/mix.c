@@ -288,20 +288,7 @@ static bool mix_verify(bench_workload *w, char *err, size_t errlen)
         inserts += w->per_thread[i].inserts;
         removes += w->per_thread[i].removes;
     }
-    /* Test hook (tests/test_chmbench.sh): pretend one insert more, to prove a violation fails
-     * the run loudly through the forks. */
-    if (getenv("CHMBENCH_INJECT_SIZE_ERROR"))
-        inserts++;
-    size_t size = w->impl->size(w->map);
-    if (size != w->prefill + inserts - removes) {
-        snprintf(err, errlen,
-                 "%s: size invariant violated: size %zu != prefill %zu + inserts %llu - removes "
-                 "%llu",
-                 w->impl->name, size, w->prefill, (unsigned long long)inserts,
-                 (unsigned long long)removes);
-        return false;
-    }
-    return true;
+    return bench_check_size(w->impl, w->map, w->prefill, inserts, removes, err, errlen);
 }
 
 static void mix_teardown(bench_workload *w)

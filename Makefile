@@ -21,7 +21,8 @@
 #   make findings  rerun every measurement of docs/findings.md (tools/findings.sh, about 15
 #                  minutes on 2 cores, on an idle machine): tables, JSON and charts regenerated
 #                  in FINDINGS_OUT (default docs/findings/)
-#   make install   build/ installed into PREFIX (default /usr/local; DESTDIR is honoured)
+#   make install   build/ installed into PREFIX (default /usr/local; DESTDIR is honoured); as
+#                  root without DESTDIR it runs ldconfig, so the README example runs as shown
 #   make format    clang-format -i every C/C++ source (format-check: report only)
 #   make clean     remove the build directories
 #   make fuzz      differential fuzzing (tests/fuzz/fuzz_chm.c) with libFuzzer, ASan and UBSan:
@@ -102,7 +103,7 @@ all: build
 deps:
 	@sh tools/install-deps.sh
 
-build:
+build: deps
 	@$(call fresh_if_new_compiler,build)
 	$(call configure,build,$(BUILD_FLAGS))
 	$(BUILD) build -j$(JOBS)
@@ -112,7 +113,7 @@ build:
 # that does not build counts as one failure) and any failure fails make. An entry is
 # "dir:kind:ctest -R filter (empty = every test):cmake flags".
 test: deps
-	@summary=(); total_pass=0; total_fail=0; \
+	@summary=(); failed_tests=(); total_pass=0; total_fail=0; t0=$$(date +%s); \
 	for cfg in "build:plain::$(BUILD_FLAGS)" "build-tsan:thread::$(TSAN_FLAGS)" \
 	           "build-asan:address::$(ASAN_FLAGS)" \
 	           "build-torture:torture:$(TORTURE_TESTS):$(TORTURE_FLAGS)"; do \
@@ -137,14 +138,22 @@ test: deps
 	  if [ $$rc -ne 0 ] && [ $$nfail -eq 0 ]; then nfail=1; ntot=$$((ntot + 1)); fi; \
 	  total_pass=$$((total_pass + ntot - nfail)); total_fail=$$((total_fail + nfail)); \
 	  if [ $$nfail -eq 0 ]; then status=ok; else status=FAILED; fi; \
+	  while read -r name; do \
+	    failed_tests+=("$$(printf '%-13s %-24s ctest --test-dir %s -R %s --output-on-failure' \
+	      "$$dir" "$$name" "$$dir" "'^$$name\$$'")"); \
+	  done < <(sed -n '/The following tests FAILED:/,$$s/^[[:space:]]*[0-9]* - \([^ ]*\) .*/\1/p' "$$dir/ctest.log"); \
 	  if grep -q 'No tests were found' "$$dir/ctest.log"; then \
 	    summary+=("$$(printf '%-13s %-8s NO TESTS FOUND (counted as 1 failure)' "$$dir" "$$kind")"); \
 	  else \
 	    summary+=("$$(printf '%-13s %-8s %3d tests, %d failed  %s' "$$dir" "$$kind" "$$ntot" "$$nfail" "$$status")"); \
 	  fi; \
 	done; \
-	echo; echo "==== make test summary (CC=$(CC))"; \
+	echo; echo "==== make test summary (CC=$(CC), $$(( $$(date +%s) - t0 )) s)"; \
 	for s in "$${summary[@]}"; do echo "  $$s"; done; \
+	if [ $${#failed_tests[@]} -gt 0 ]; then \
+	  echo "failed tests, and the command that reruns one alone:"; \
+	  for f in "$${failed_tests[@]}"; do echo "  $$f"; done; \
+	fi; \
 	echo "$$total_pass passed, $$total_fail failed"; \
 	[ $$total_fail -eq 0 ]
 
@@ -270,8 +279,18 @@ fuzz: deps
 	cd build-fuzz && ./tests/fuzz/fuzz_chm -artifact_prefix=crashes/ -timeout=120 \
 	  -max_total_time=$(FUZZ_TIME) -print_final_stats=1 $(FUZZ_ARGS) corpus
 
+# Installing into the system (no DESTDIR) as root refreshes the loader's cache (ldconfig), so a
+# program linked with `pkg-config --libs chm` runs without LD_LIBRARY_PATH; a library directory
+# that the loader does not search is named, with the two ways to fix it.
 install: build
 	$(CMAKE) --install build --prefix "$(PREFIX)"
+	@libdir=$$(dirname "$$(grep -m1 '/libchm\.so\.[0-9]*$$' build/install_manifest.txt)"); \
+	if [ -n "$${DESTDIR:-}" ]; then exit 0; fi; \
+	if [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then ldconfig; fi; \
+	if ! /sbin/ldconfig -p 2>/dev/null | grep -q " => $$libdir/libchm\.so\.[0-9]*$$"; then \
+	  echo "note: the loader does not search $$libdir: programs linked with libchm.so need"; \
+	  echo "      LD_LIBRARY_PATH=$$libdir, or (as root) $$libdir in /etc/ld.so.conf.d/ and ldconfig"; \
+	fi
 
 format:
 	@command -v $(CLANG_FORMAT) >/dev/null || { echo "no $(CLANG_FORMAT): tools/install-deps.sh clang-format" >&2; exit 1; }

@@ -7,6 +7,7 @@
 #include "chmbench.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -227,6 +228,74 @@ static int self_test(void)
     return failed ? 1 : 0;
 }
 
+/* Progress on stderr. On a terminal: one line, redrawn before each trial. Elsewhere (a pipe, a
+ * log) redrawing would pile up control characters, so each trial gets a plain line when it
+ * finishes, with its score: long runs under `| tee` or in CI logs show they are alive. */
+struct progress {
+    bool in_place;
+    bool line_shown; /* in_place: a progress line is on screen, to be cleared before a message */
+    int total, done;
+    double start;
+    double first_estimate; /* seconds per trial before one has finished */
+};
+
+/* A message line on stderr. stdout is flushed first: when both go to the same pipe, what the
+ * table already wrote must arrive before the message, never after it. */
+static void report(struct progress *p, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+static void report(struct progress *p, const char *format, ...)
+{
+    fflush(stdout);
+    if (p->line_shown) {
+        fputs("\r\033[K", stderr);
+        p->line_shown = false;
+    }
+    va_list args;
+    va_start(args, format);
+    vfprintf(stderr, format, args);
+    va_end(args);
+}
+
+/* "42 s", "7 min", "2.5 h": an ETA needs no more precision. */
+static void format_duration(double seconds, char *buf, size_t len)
+{
+    if (seconds < 100)
+        snprintf(buf, len, "%.0f s", seconds);
+    else if (seconds < 100 * 60)
+        snprintf(buf, len, "%.0f min", seconds / 60);
+    else
+        snprintf(buf, len, "%.1f h", seconds / 3600);
+}
+
+static void progress_trial_starts(struct progress *p, const char *what)
+{
+    if (!p->in_place)
+        return;
+    double elapsed = now_seconds() - p->start;
+    double per_trial = p->done ? elapsed / p->done : p->first_estimate;
+    fprintf(stderr, "\r\033[K# trial %d of %d (%s), elapsed %.0f s, about %.0f s left", p->done + 1,
+            p->total, what, elapsed, per_trial * (p->total - p->done));
+    fflush(stderr);
+    p->line_shown = true;
+}
+
+static void progress_trial_done(struct progress *p, const char *what, const bench_result *res)
+{
+    p->done++;
+    if (p->in_place)
+        return;
+    double elapsed = now_seconds() - p->start;
+    char elapsed_text[32], left_text[32], error_text[64] = "";
+    format_duration(elapsed, elapsed_text, sizeof elapsed_text);
+    format_duration(elapsed / p->done * (p->total - p->done), left_text, sizeof left_text);
+    double error = bench_mean_error_999(res->samples, res->sample_count);
+    if (!isnan(error))
+        snprintf(error_text, sizeof error_text, " \u00b1 %.3f", error);
+    report(p, "# [%d/%d] %s: %.3f%s %s (%s elapsed, ~%s left)\n", p->done, p->total, what,
+           bench_mean(res->samples, res->sample_count), error_text, res->trial.bench->unit,
+           elapsed_text, left_text);
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "--self-test") == 0)
@@ -240,6 +309,9 @@ int main(int argc, char **argv)
     }
     if (opt.child_fd >= 0)
         return run_child(&opt);
+    /* Each table row leaves in one write(2) of less than PIPE_BUF bytes, so a reader that merges
+     * stdout and stderr from separate pipes (CI logs, subprocess readers) never sees half a row. */
+    setvbuf(stdout, NULL, _IOLBF, 0);
 
     bench_result *results;
     int count;
@@ -253,14 +325,14 @@ int main(int argc, char **argv)
     }
     self_exe[len] = '\0';
 
-    const bool progress = isatty(STDERR_FILENO);
     const double trial_estimate =
         (opt.forks ? opt.forks : 1) * (opt.warmup_iterations * opt.warmup_seconds +
                                        opt.measurement_iterations * opt.measurement_seconds + 0.05);
-    int to_run = 0, done = 0;
+    struct progress progress = {.in_place = isatty(STDERR_FILENO),
+                                .start = now_seconds(),
+                                .first_estimate = trial_estimate};
     for (int r = 0; r < count; r++)
-        to_run += !results[r].skipped;
-    const double start = now_seconds();
+        progress.total += !results[r].skipped;
     bench_result *finished = calloc((size_t)count, sizeof *finished);
     int nfinished = 0;
     for (int r = 0; r < count; r++) {
@@ -268,16 +340,10 @@ int main(int argc, char **argv)
         char what[512];
         describe_trial(&res->trial, what, sizeof what);
         if (res->skipped) {
-            fprintf(stderr, "# skipped %s: %s\n", what, res->skipped);
+            report(&progress, "# skipped %s: %s\n", what, res->skipped);
             continue;
         }
-        if (progress) {
-            double elapsed = now_seconds() - start;
-            double per_trial = done ? elapsed / done : trial_estimate;
-            fprintf(stderr, "\r\033[K# trial %d of %d (%s), elapsed %.0f s, about %.0f s left",
-                    done + 1, to_run, what, elapsed, per_trial * (to_run - done));
-            fflush(stderr);
-        }
+        progress_trial_starts(&progress, what);
         int forks = opt.forks ? opt.forks : 1;
         res->sample_count = forks * opt.measurement_iterations;
         res->samples = calloc((size_t)res->sample_count, sizeof *res->samples);
@@ -287,20 +353,23 @@ int main(int argc, char **argv)
                 calloc((size_t)res->sample_count, sizeof *res->secondary[k]);
         char err[512] = "";
         if (!bench_run_trial(&res->trial, opt.forks, self_exe, metrics, err, sizeof err)) {
-            if (progress)
-                fputs("\r\033[K", stderr);
-            fprintf(stderr, "chmbench: FAILED %s: %s\n", what, err);
+            report(&progress, "chmbench: FAILED %s: %s\n", what, err);
             return 1;
         }
         finished[nfinished++] = *res;
-        done++;
+        progress_trial_done(&progress, what, res);
     }
-    if (progress)
+    if (progress.line_shown)
         fputs("\r\033[K", stderr);
     bench_print_table(stdout, finished, nfinished);
+    /* The whole table is out before anything else goes to stderr (see report). */
+    if (fflush(stdout) != 0) {
+        perror("chmbench: stdout");
+        return 1;
+    }
     if (opt.result_format && !bench_write_json(opt.result_file, finished, nfinished, &opt))
         return 1;
     if (opt.result_format)
-        fprintf(stderr, "# results written to %s\n", opt.result_file);
+        report(&progress, "# results written to %s\n", opt.result_file);
     return 0;
 }

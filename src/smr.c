@@ -379,6 +379,26 @@ void chm__smr_drain(chm_smr_domain *d)
     /* The seq_cst load that saw zero is also an acquire: free_fn's effects are visible. */
 }
 
+static void smr_barrier_sentinel_freed(chm_smr_node *n)
+{
+    (void)n; /* on the caller's stack: the drain below is what waits for it */
+}
+
+void chm__smr_barrier(void)
+{
+    /* A round frees its whole batch in order, so a sentinel retired after node X is freed
+     * either in a later round than X or in X's round -- possibly before X. A second sentinel,
+     * retired once the first is freed, cannot be in that round any more (its batch was taken
+     * before the first sentinel's free_fn ran): when it is freed, X's round is over. */
+    for (int round = 0; round < 2; round++) {
+        chm_smr_domain d;
+        chm_smr_node sentinel;
+        chm__smr_domain_init(&d);
+        chm__smr_retire(&d, &sentinel, smr_barrier_sentinel_freed);
+        chm__smr_drain(&d);
+    }
+}
+
 void chm__smr_synchronize(void)
 {
     if (_urcu_memb_read_ongoing())

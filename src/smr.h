@@ -53,6 +53,12 @@ CHM_HIDDEN void chm__smr_drain(chm_smr_domain *d);
 /* Wait for one grace period. Not inside a read section. */
 CHM_HIDDEN void chm__smr_synchronize(void);
 
+/* Wait until every node retired (into any domain) before the call has been freed. For tests
+ * that count the blocks a map holds: after a barrier nothing is in flight, so the count depends
+ * on the map's contents alone, not on how far the reclaimer got on a loaded machine. Same
+ * restrictions as chm__smr_drain. */
+CHM_HIDDEN void chm__smr_barrier(void);
+
 /* ---- values leaving a lock-free map ------------------------------------------------------------
  * A replaced value may still be returned by a reader that loaded it, so it goes to value_free a
  * grace period later, like the node it came from. The record is reserved before the change (the

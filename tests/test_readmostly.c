@@ -26,14 +26,17 @@
  *                       own reads exact, foreign values belong to their key, iterations have no
  *                       duplicate and show exactly the owner's keys, value_free exact at the end
  *   churn               2 threads insert ever new keys and remove them after a lag, with gets,
- *                       for ~1.5 s: chm_size exact at the end, chm__validate sound, RSS flat after
- *                       a warm-up (normal build), and after chm_free nothing is left
- *                       (chm__alloc_live() == 0, every stored key released; LSan in ASan)
+ *                       for a fixed number of keys: chm_size exact at the end, chm__validate
+ *                       sound, the blocks the library holds (counted, after a reclamation
+ *                       barrier) bounded by the live set however many keys passed, and after
+ *                       chm_free nothing is left (chm__alloc_live() == 0, every stored key
+ *                       released; LSan in ASan)
  */
 #include "testlib.h"
 
 #include "chm_internal.h"
 #include "readmostly.h"
+#include "smr.h"
 
 #include <malloc.h>
 #include <pthread.h>
@@ -107,9 +110,9 @@ static uint64_t skey(char *buf, size_t len, int i)
     return (uint64_t)(uintptr_t)buf;
 }
 
-/* The reclamation layer may hold retired nodes back until more are retired (batching) or the
- * map is drained: overwrite a scratch key a few hundred times, so that whatever @m retired
- * before is handed to the reclaimer whatever its batching policy. */
+/* A reclamation layer may hold retired nodes back until more are retired (batching) or the map
+ * is drained: overwrite a scratch key a few hundred times, so that whatever @m retired before
+ * is handed to the reclaimer whatever its batching policy. */
 static void flush_retired(chm *m)
 {
     char buf[32];
@@ -117,11 +120,11 @@ static void flush_retired(chm *m)
         chm_put(m, skey(buf, sizeof buf, 999999), (uint64_t)i, NULL);
 }
 
-/* Wait (up to 2 s) until keys_released reaches @want (the reclaimer batches for ~10 ms). */
-static bool wait_released(long want)
+/* Whether exactly @want keys have been released once everything retired so far is freed: a
+ * barrier, not a sleep, so a loaded machine cannot make the reclaimer look late. */
+static bool released_after_barrier(long want)
 {
-    for (int i = 0; i < 400 && atomic_load(&keys_released) < want; i++)
-        sleep_ms(5);
+    chm__smr_barrier();
     return atomic_load(&keys_released) == want;
 }
 
@@ -261,7 +264,7 @@ static void test_expunge(void *arg)
     CHECK_EQ(s.read_entries, N - D + 3);
     CHECK_EQ(s.read_expunged, 0);
     flush_retired(m); /* adds the scratch key (dirty-only, not removed) */
-    CHECK(wait_released(D - 2));
+    CHECK(released_after_barrier(D - 2));
     CHECK_EQ(chm_size(m), N - D + 4);
     CHECK_RC(chm__validate(m), 0);
     /* a dirty-only key removed: gone at once */
@@ -316,8 +319,7 @@ static void test_iterator_pins(void *arg)
         chm_free(other);
     }
     flush_retired(m);
-    sleep_ms(60); /* several grace periods: the old indexes' callbacks have run */
-    CHECK_EQ(atomic_load(&keys_released), 0); /* pinned by the iterator */
+    CHECK(released_after_barrier(0)); /* the old indexes' callbacks ran; the iterator pins */
     /* the rest of the iteration: the deleted keys are skipped, their entries are intact */
     int rc;
     while ((rc = chm_iter_next(&it, &k, &v)) == CHM_OK)
@@ -325,7 +327,7 @@ static void test_iterator_pins(void *arg)
     CHECK_RC(rc, CHM_END);
     chm_iter_fini(&it);
     /* now the dropped entries die (the chain of indexes unwinds) */
-    CHECK(wait_released(N - 1));
+    CHECK(released_after_barrier(N - 1));
     CHECK_EQ(chm_size(m), 5);
     CHECK_RC(chm__validate(m), 0);
     chm_free(m);
@@ -477,21 +479,9 @@ static void test_compute_vs_put(void *arg)
 
 /* ---- churn: new keys all the time, memory flat ------------------------------------------ */
 
-static long rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, res = 0;
-    if (f != NULL) {
-        if (fscanf(f, "%ld %ld", &size, &res) != 2)
-            res = 0;
-        fclose(f);
-    }
-    return res * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 struct churn {
     chm *m;
-    double deadline;
+    uint64_t until;   /* each thread stops when its next key index reaches this */
     uint64_t next[2]; /* per thread: next key index */
     long live[2];     /* per thread: inserted - removed */
     uint64_t ops[2];
@@ -506,9 +496,7 @@ static void churn_thread(int idx, void *arg)
     uint64_t i = c->next[idx], ops = 0, v;
     long live = c->live[idx];
     tl_rng r = tl_rng_seed((uint64_t)idx * 977 + i);
-    for (;;) {
-        if ((i & 255) == 0 && tl_now() > c->deadline)
-            break;
+    for (; i < c->until; i++) {
         uint64_t key = ((uint64_t)idx << 56) | i;
         if (!CHECK_RC(chm_put(c->m, key, i, NULL), CHM_OK))
             break;
@@ -532,7 +520,6 @@ static void churn_thread(int idx, void *arg)
                 break;
             c->overwrites[idx]++;
         }
-        i++;
         ops += 4;
     }
     c->next[idx] = i;
@@ -540,22 +527,36 @@ static void churn_thread(int idx, void *arg)
     c->ops[idx] += ops;
 }
 
-static void churn_for(struct churn *c, double seconds)
+/* Each thread goes on to key index @until: a count, not a duration, so a loaded machine makes
+ * the churn slower but never smaller. */
+static void churn_until(struct churn *c, uint64_t until)
 {
-    c->deadline = tl_now() + seconds;
+    c->until = until;
     tl_run_threads(2, churn_thread, c);
 }
 
-/* Let the reclamation backlog go (a retired node is freed some 10-20 ms after its retire; the
- * churn retires millions of nodes per second, so tens of thousands are in flight at any moment)
- * and give free memory back to the kernel (malloc_trim), so that RSS measures memory in use
- * rather than the allocator's high-water mark of that backlog. */
-static void quiesce(chm *m)
+/* The blocks the library holds once nothing is in flight. Two rounds of a new key (a dirty
+ * build, which expunges the deleted entries) and a full iteration (a promotion, which drops
+ * them) leave one view of exactly the live entries, whatever point of its cycle the churn
+ * stopped at; the barrier then waits until everything retired so far is freed. The count
+ * depends on the map's contents alone, not on timing. Each round's scratch value goes to
+ * value_free. */
+enum { QUIESCE_ROUNDS = 2 };
+
+static long quiesced_blocks(chm *m)
 {
-    for (int i = 0; i < 300; i++) /* push the last partial batch: see flush_retired */
-        chm_put(m, UINT64_MAX - 1, (uint64_t)i, NULL);
-    sleep_ms(80);
-    malloc_trim(0);
+    for (int round = 0; round < QUIESCE_ROUNDS; round++) {
+        chm_iter it;
+        CHECK_RC(chm_put(m, UINT64_MAX, 0, NULL), CHM_OK);
+        CHECK_RC(chm_remove(m, UINT64_MAX, NULL), CHM_OK);
+        if (CHECK_RC(chm_iter_init(&it, m), CHM_OK)) {
+            while (chm_iter_next(&it, NULL, NULL) == CHM_OK)
+                ;
+            chm_iter_fini(&it);
+        }
+    }
+    chm__smr_barrier();
+    return chm__alloc_live();
 }
 
 static void test_churn(void *arg)
@@ -576,46 +577,39 @@ static void test_churn(void *arg)
     struct churn c;
     memset(&c, 0, sizeof c);
     c.m = m;
-    long rss_start = rss_kb();
-    churn_for(&c, 0.4); /* warm-up: tables and arenas reach their steady size */
-    quiesce(m);
-    long rss0 = rss_kb(), blocks0 = chm__alloc_live();
-    uint64_t keys0 = c.next[0] + c.next[1];
-    churn_for(&c, 1.2);
-    quiesce(m);
-    long rss1 = rss_kb(), blocks1 = chm__alloc_live();
+    /* Warm-up: tables reach their steady size. Then enough keys that a leak of one block per
+     * hundred keys would exceed the bound below (several times over in a plain build). */
+    uint64_t warm = 10 * LAG, churn = warm + tl_scaled(1000000, 100000);
+    churn_until(&c, warm);
+    long blocks0 = quiesced_blocks(m);
+    churn_until(&c, churn);
+    long blocks1 = quiesced_blocks(m);
     uint64_t keys = c.next[0] + c.next[1];
     struct chm__rm_stats s = stats(m);
     tl_note("churn: %" PRIu64 " new keys (%" PRIu64 " after warm-up), %" PRIu64 " ops, %" PRIu64
-            " promotions, %" PRIu64 " dirty builds; RSS %ld kB at start, "
-            "%ld kB after warm-up, %ld kB after churn; live blocks %ld -> %ld",
-            keys, keys - keys0, c.ops[0] + c.ops[1], s.promotions, s.dirty_builds, rss_start, rss0,
-            rss1, blocks0, blocks1);
-    CHECK_EQ(chm_size(m), (size_t)(c.live[0] + c.live[1] + 1)); /* + flush_retired's key */
-    /* Blocks in use are bounded by the live set (2 x LAG entries, at most as many boxes, the
-     * two tables) plus what is still in flight, whatever the number of keys that passed. */
-    if (!CHECK(blocks1 <= 2 * blocks0 + 4 * LAG))
-        FAIL("live blocks grew from %ld to %ld", blocks0, blocks1);
+            " promotions, %" PRIu64 " dirty builds; live blocks %ld -> %ld",
+            keys, keys - 2 * warm, c.ops[0] + c.ops[1], s.promotions, s.dirty_builds, blocks0,
+            blocks1);
+    CHECK_EQ(keys, 2 * churn);
+    CHECK_EQ(chm_size(m), (size_t)(c.live[0] + c.live[1]));
+    /* Flat: the same 2 x LAG keys are live at both counts, in one view, with nothing in flight,
+     * so the blocks the library holds must not grow with the number of keys that passed through
+     * (the slack: a table one size up). A leak of one block per hundred keys would add
+     * 2 x (churn - warm) / 100 blocks. */
+    if (!CHECK(blocks1 <= blocks0 + 64))
+        FAIL("live blocks grew from %ld to %ld over %" PRIu64 " new keys", blocks0, blocks1,
+             keys - 2 * warm);
+    CHECK((long)(2 * (churn - warm) / 100) > 64); /* that leak would show */
     CHECK_RC(chm__validate(m), 0);
     CHECK(s.promotions > 10);
-    /* Flat: the live set is bounded (2 x LAG keys), so memory must not grow with the number of
-     * keys that passed through. A leak of even 16 bytes per key would show as (keys - keys0) x
-     * 16 bytes. ASan's quarantine and TSan's allocator keep freed memory resident: checked in
-     * the normal build only (ASan's LeakSanitizer covers leaks there). */
-    if (!TL_ASAN && !TL_TSAN) {
-        long allowed = 4096 + rss0 / 10;
-        if (!CHECK(rss1 - rss0 <= allowed))
-            FAIL("RSS grew by %ld kB (allowed %ld kB) over %" PRIu64 " new keys", rss1 - rss0,
-                 allowed, keys - keys0);
-        CHECK(keys - keys0 > 20000); /* enough keys for a leak to show */
-    }
     chm_free(m);
     long live = chm__alloc_live();
     chm__alloc_disarm();
     CHECK_EQ(live, 0);
     /* every value that entered left exactly once: removed, overwritten, or freed at chm_free */
-    /* + 2 x 300 scratch values from flush_retired */
-    CHECK_EQ(tl_freelog_calls(&log), keys + c.overwrites[0] + c.overwrites[1] + 600);
+    /* + the scratch values of the two quiesced_blocks */
+    CHECK_EQ(tl_freelog_calls(&log),
+             keys + c.overwrites[0] + c.overwrites[1] + 2 * QUIESCE_ROUNDS);
     tl_freelog_fini(&log);
 }
 

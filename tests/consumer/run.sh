@@ -5,6 +5,7 @@
 #   2. CMake, find_package(chm) + chm::chm_static   (static libchm.a + its private deps)
 #   3. cc consumer.c $(pkg-config --cflags --libs chm)          (shared)
 #   4. cc consumer.c + libchm.a $(pkg-config --static --libs)  (static libchm)
+#   5. README.md's example, built with the README's command (readme_example.sh)
 # Each program must run and print OK. The last line is "N passed, M failed"; exit 1 on any
 # failure.
 #
@@ -93,7 +94,7 @@ run_consumer() {
 # ---- install ---------------------------------------------------------------------------------
 echo "== cmake --install $build --prefix $prefix"
 if ! run_step install "$cmake" --install "$build" --prefix "$prefix"; then
-    echo "0 passed, 4 failed"
+    echo "0 passed, 5 failed"
     exit 1
 fi
 missing=
@@ -108,7 +109,7 @@ cfg=$(find "$prefix" -name chmConfig.cmake | head -n 1)
 if [ -n "$missing" ]; then
     echo "FAIL: the install is missing:$missing" >&2
     find "$prefix" >&2
-    echo "0 passed, 4 failed"
+    echo "0 passed, 5 failed"
     exit 1
 fi
 pcdir=$(dirname "$pc")
@@ -173,6 +174,15 @@ if way_pkgconfig_static; then
     pass "cc + pkg-config --static, libchm.a (static)"
 else
     failure "cc + pkg-config --static, libchm.a (static)"
+fi
+
+# ---- 5: the README's example, as the README builds it ----------------------------------------
+if CC=$cc sh "$here/readme_example.sh" "$prefix" >"$log" 2>&1; then
+    grep -v -e '^PASS' -e ' passed, [0-9]* failed$' "$log"
+    pass "README example"
+else
+    sed 's/^/    /' "$log" >&2
+    failure "README example"
 fi
 
 echo "$passed passed, $failed failed"

@@ -15,10 +15,12 @@ llvm=${CHM_LLVM_VERSION:-14}
 # so --no-install-recommends would leave `make test CC=clang` without -fsanitize support).
 # It also holds libFuzzer (libclang_rt.fuzzer*.a) for `make fuzz`: libfuzzer-N-dev, the
 # standalone libFuzzer.a, is not needed.
-# python3-matplotlib: tools/plot_results.py (make bench, and a test); libbenchmark-tools +
-# python3-scipy: Google Benchmark's compare.py (/usr/share/benchmark/compare.py) for chm_gbench.
+# python3-matplotlib: tools/plot_results.py (make bench, and a test); libbenchmark-tools:
+# Google Benchmark's compare.py (/usr/share/benchmark/compare.py) for chm_gbench. Its U test
+# needs python3-scipy (which pulls in boost, sympy and OpenBLAS): not installed by default;
+# `tools/install-deps.sh python3-scipy` before comparing with compare.py's U test.
 packages="cmake make pkg-config gcc g++ clang libclang-rt-$llvm-dev libck-dev liburcu-dev
-libbenchmark-dev libbenchmark-tools python3 python3-matplotlib python3-scipy $*"
+libbenchmark-dev libbenchmark-tools python3 python3-matplotlib $*"
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     # shellcheck disable=SC2086  # one word per package

@@ -6,11 +6,13 @@
 #define _GNU_SOURCE
 #include "chmbench.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -256,6 +258,29 @@ static void report(struct progress *p, const char *format, ...)
     va_end(args);
 }
 
+/* Create the directories leading to @path (as mkdir -p), so that `-rff results/x.json` works in
+ * a fresh checkout, and fail now, not after a run of many minutes whose results would be lost. */
+static bool make_parent_dirs(const char *path)
+{
+    char dir[4096];
+    if (snprintf(dir, sizeof dir, "%s", path) >= (int)sizeof dir) {
+        fprintf(stderr, "chmbench: result file name too long: %s\n", path);
+        return false;
+    }
+    for (char *p = dir + 1; (p = strchr(p, '/')) != NULL; p++) {
+        *p = '\0';
+        struct stat st;
+        if (mkdir(dir, 0777) != 0 &&
+            (errno != EEXIST || stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))) {
+            fprintf(stderr, "chmbench: cannot create %s for %s: %s\n", dir, path,
+                    strerror(errno == EEXIST ? ENOTDIR : errno));
+            return false;
+        }
+        *p = '/';
+    }
+    return true;
+}
+
 /* "42 s", "7 min", "2.5 h": an ETA needs no more precision. */
 static void format_duration(double seconds, char *buf, size_t len)
 {
@@ -313,6 +338,8 @@ int main(int argc, char **argv)
      * stdout and stderr from separate pipes (CI logs, subprocess readers) never sees half a row. */
     setvbuf(stdout, NULL, _IOLBF, 0);
 
+    if (opt.result_format && !make_parent_dirs(opt.result_file))
+        return 2;
     bench_result *results;
     int count;
     if (!expand_trials(&opt, &results, &count))

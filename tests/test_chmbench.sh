@@ -294,5 +294,17 @@ check "output order: '# results written to' is the last line, after the last row
     awk '/^chm\.mix / { last_row = NR } /^# results written to / { results = NR }
          END { exit !(results > last_row && results == NR) }' "$TMP/order.txt"
 
+# 13. the result file's directories are created (README's `-rff results/example.json` in a fresh
+#     checkout); one that cannot be created fails at once (status 2, nothing run)
+"$BENCH" -wi 0 -i 1 -r 0.01 -f 0 -t 1 -p backend=unsafe -p keys=10 -p reads=100 \
+    -rff "$TMP/new/dir/r.json" >/dev/null 2>&1
+check "-rff into directories that do not exist yet: exit 0, JSON written" \
+    sh -c "[ $? -eq 0 ] && python3 -m json.tool '$TMP/new/dir/r.json' >/dev/null"
+: >"$TMP/plainfile"
+"$BENCH" -wi 0 -i 1 -r 0.01 -f 0 -t 1 -p backend=unsafe -p keys=10 -p reads=100 \
+    -rff "$TMP/plainfile/r.json" >"$TMP/rff.out" 2>"$TMP/rff.err"
+check "-rff under a plain file: exit 2 before any trial, the reason named" \
+    sh -c "[ $? -eq 2 ] && [ ! -s '$TMP/rff.out' ] && grep -q 'cannot create .*plainfile' '$TMP/rff.err'"
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

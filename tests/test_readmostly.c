@@ -608,8 +608,7 @@ static void test_churn(void *arg)
     CHECK_EQ(live, 0);
     /* every value that entered left exactly once: removed, overwritten, or freed at chm_free */
     /* + the scratch values of the two quiesced_blocks */
-    CHECK_EQ(tl_freelog_calls(&log),
-             keys + c.overwrites[0] + c.overwrites[1] + 2 * QUIESCE_ROUNDS);
+    CHECK_EQ(tl_freelog_calls(&log), keys + c.overwrites[0] + c.overwrites[1] + 2 * QUIESCE_ROUNDS);
     tl_freelog_fini(&log);
 }
 

@@ -19,8 +19,11 @@ llvm=${CHM_LLVM_VERSION:-14}
 # Google Benchmark's compare.py (/usr/share/benchmark/compare.py) for chm_gbench. Its U test
 # needs python3-scipy (which pulls in boost, sympy and OpenBLAS): not installed by default;
 # `tools/install-deps.sh python3-scipy` before comparing with compare.py's U test.
+# python3-munkres: matplotlib's python3-fonttools depends on "python3-scipy | python3-munkres",
+# and apt takes the first alternative unless the second is asked for: without it, scipy (and
+# boost and OpenBLAS) would come in anyway.
 packages="cmake make pkg-config gcc g++ clang libclang-rt-$llvm-dev libck-dev liburcu-dev
-libbenchmark-dev libbenchmark-tools python3 python3-matplotlib $*"
+libbenchmark-dev libbenchmark-tools python3 python3-matplotlib python3-munkres $*"
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     # shellcheck disable=SC2086  # one word per package

@@ -728,6 +728,7 @@ static void test_workload(const chm_backend *b)
 int main(int argc, char **argv)
 {
     tl_init(argc, argv);
+    tl_watchdog(280); /* a hang (say, in chm_free's drain) fails naming its sub-test */
     tl_model_init(&key_copies);
     for (size_t i = 0; i < sizeof workloads / sizeof workloads[0]; i++) {
         char name[64];

@@ -638,7 +638,7 @@ static void test_compute_reentry(void *arg)
 struct cr {
     chm *m;
     atomic_int phase; /* 1: fn running, 2: fn may return */
-    atomic_bool put_done;
+    atomic_bool put_started, put_done;
     int put_rc;
     uint64_t put_old;
 };
@@ -672,6 +672,7 @@ static void *cr_computer(void *arg)
 static void *cr_putter(void *arg)
 {
     struct cr *c = arg;
+    atomic_store(&c->put_started, true);
     c->put_rc = chm_put(c->m, 42, 1, &c->put_old);
     atomic_store(&c->put_done, true);
     return NULL;
@@ -706,6 +707,13 @@ static void test_compute_reservation(void *arg)
     /* other keys are fine meanwhile */
     CHECK_RC(chm_put(c.m, other, 43, NULL), CHM_OK);
     tl_spawn(&tp, cr_putter, &c);
+    while (!atomic_load(&c.put_started))
+        sleep_ms(1);
+    /* The putter is in (or about to enter) chm_put of the reserved key, which must wait on the
+     * reservation's lock until the compute returns: put_done stays false however long this
+     * takes. The sleep only makes it likely that the put has reached the lock, so that a put
+     * that does not wait is caught (here, or by put_rc / put_old below); on a loaded machine it
+     * may not be, and the checks still hold. */
     sleep_ms(TL_TSAN ? 100 : 30);
     CHECK(!atomic_load(&c.put_done)); /* waits on the reservation's lock */
     atomic_store(&c.phase, 2);
@@ -725,7 +733,7 @@ static void test_compute_reservation(void *arg)
 
 struct cd {
     chm *m;
-    atomic_int phase; /* 1: fn running; 2: the writer has started */
+    atomic_int phase; /* 1: fn running; 2: the writer is calling chm_put */
     atomic_bool put_done;
 };
 
@@ -736,7 +744,11 @@ static uint64_t draining_fn(uint64_t key, void *arg)
     atomic_store(&c->phase, 1);
     while (atomic_load(&c->phase) != 2)
         sleep_ms(1);
-    sleep_ms(TL_TSAN ? 60 : 20); /* the writer is asleep on this bin's lock by now */
+    /* The writer is in (or about to enter) chm_put of this bin; the sleep makes it likely that
+     * it waits on the bin's lock by the time chm_free below waits for grace periods -- the
+     * case this test is about. Nothing below depends on it: the writer cannot finish before
+     * this compute returns, whenever it gets there. */
+    sleep_ms(TL_TSAN ? 60 : 20);
     /* chm_free of a map with retirements pending waits for grace periods: they must complete
      * although another thread is waiting for the lock this compute holds. */
     chm *other = new_map(NULL, 0, false);
@@ -762,6 +774,7 @@ static void *cd_putter(void *arg)
 {
     struct cd *c = arg;
     uint64_t old = 0;
+    atomic_store(&c->phase, 2);
     CHECK_RC(chm_put(c->m, 7, 1, &old), CHM_EXISTS);
     CHECK_EQ(old, 99);
     atomic_store(&c->put_done, true);
@@ -785,8 +798,7 @@ static void test_compute_drain(void *arg)
         tl_spawn(&tc, cd_computer, &c);
         while (atomic_load(&c.phase) != 1)
             sleep_ms(1);
-        tl_spawn(&tp, cd_putter, &c);
-        atomic_store(&c.phase, 2);
+        tl_spawn(&tp, cd_putter, &c); /* sets phase 2 */
         tl_join(&tc);
         tl_join(&tp);
         CHECK(atomic_load(&c.put_done));
@@ -991,7 +1003,7 @@ int main(int argc, char **argv)
         tl_skip("binlock", "the binlock backend is not built");
         return tl_finish();
     }
-    tl_watchdog(300);
+    tl_watchdog(280); /* before CTest's 300 s timeout, so that a hang says which sub-test */
     tl_run("concurrent_inserts_2", test_concurrent_inserts_2, NULL);
     tl_run("concurrent_inserts_4", test_concurrent_inserts_4, NULL);
     tl_run("colliding_compare", test_colliding_compare, NULL);

@@ -1154,6 +1154,7 @@ static void test_compute_if_absent(const chm_backend *b)
 int main(int argc, char **argv)
 {
     tl_init(argc, argv);
+    tl_watchdog(280); /* a hang (say, in chm_free's drain) fails naming its sub-test */
     tl_run("registry", test_registry, NULL);
     tl_run("strerror", test_strerror, NULL);
     tl_each_backend("invalid_arguments", test_invalid_arguments, NULL);

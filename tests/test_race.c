@@ -2,9 +2,11 @@
  * test_race.c - chm_unsafe's detection of concurrent misuse (Go's "concurrent map writes").
  *
  *   - with on_race = CHM_RACE_RETURN: two writers overwriting existing keys (prefilled, so no
- *     allocation or growth while racing) see CHM_ERACE within a bounded time; a reader during
- *     writes gets CHM_ERACE from chm_get; an iterator during writes gets CHM_ERACE from
- *     chm_iter_next;
+ *     allocation or growth while racing) see CHM_ERACE; a reader during writes gets CHM_ERACE
+ *     from chm_get; an iterator during writes gets CHM_ERACE from chm_iter_next. Each scenario
+ *     runs until the first CHM_ERACE (a few milliseconds: as soon as the two threads run at
+ *     once); RACE_WAIT_S (in-process) and CHILD_WAIT_S (child processes) only bound a broken
+ *     detector's run, far beyond what any load makes a working one take;
  *   - with the default policy (CHM_RACE_ABORT) a child process (this test re-executed with an
  *     argument) running the same races dies of SIGABRT with "concurrent map writes",
  *     "concurrent map read and map write" or "concurrent map iteration and map write" on stderr;
@@ -27,6 +29,12 @@
 #include <string.h>
 
 #define PREFILL 64
+/* How long a scenario waits for its first CHM_ERACE before it counts as missed: tens of
+ * seconds, which no load comes near (a working detector needs the two threads on two CPUs at
+ * once for a moment); only a broken detector runs into them. They fit the watchdog with all six
+ * scenarios missed. */
+#define RACE_WAIT_S 30
+#define CHILD_WAIT_S 20
 
 static const chm_backend *unsafe_backend(void)
 {
@@ -283,7 +291,8 @@ static int child_main(const char *arg)
         if (strcmp(name, scenario_names[sc]) != 0)
             continue;
         struct race r;
-        run_scenario((enum scenario)sc, abort_mode ? CHM_RACE_ABORT : CHM_RACE_RETURN, 20, &r);
+        run_scenario((enum scenario)sc, abort_mode ? CHM_RACE_ABORT : CHM_RACE_RETURN, CHILD_WAIT_S,
+                     &r);
         if (abort_mode)
             return 3;
         if (atomic_load(&r.other_errors) != 0)
@@ -302,11 +311,11 @@ static void test_return_in_process(void *arg)
 {
     enum scenario sc = (enum scenario)(intptr_t)arg;
     struct race r;
-    run_scenario(sc, CHM_RACE_RETURN, 5, &r);
+    run_scenario(sc, CHM_RACE_RETURN, RACE_WAIT_S, &r);
     CHECK_EQ(atomic_load(&r.other_errors), 0);
     if (!CHECK(scenario_erace(sc, &r) > 0))
-        FAIL("%s: no CHM_ERACE within 5 s (%lu writes, %lu reads)", scenario_names[sc],
-             atomic_load(&r.writes), atomic_load(&r.reads));
+        FAIL("%s: no CHM_ERACE within %d s (%lu writes, %lu reads)", scenario_names[sc],
+             RACE_WAIT_S, atomic_load(&r.writes), atomic_load(&r.reads));
     if (sc == SC_READ)
         CHECK_EQ(atomic_load(&r.erace_writers), 0); /* one writer alone never races */
     tl_note("%s: %lu CHM_ERACE after %lu writes, %lu reads", scenario_names[sc],

@@ -8,9 +8,13 @@
  * when either thread got CHM_ERACE. The test reports the rate over all episodes (default 2000,
  * `--episodes N`; `--burst N` puts per thread, default 256), also among the episodes where
  * neither racer was switched out mid-burst (getrusage) and those whose bursts overlapped in
- * time, and requires at least MIN_RATE_PERCENT overall. A control runs the same number of episodes with the two bursts one after the
- * other (the second thread starts only once the first is done): zero detections, i.e. no false
- * positive.
+ * time. How many episodes really race depends on the machine's load, so the overall rate is
+ * reported, never asserted. What is asserted is the rate among the episodes that did race:
+ * both bursts overlapped in time and neither racer was switched out during its burst (both
+ * were on a CPU together) -- at least MIN_RATE_PERCENT of at least MIN_RACED such episodes
+ * (episodes go on past `--episodes` until there are that many). A control runs the same number
+ * of episodes with the two bursts one after the other (the second thread starts only once the
+ * first is done): zero detections, i.e. no false positive.
  *
  * Why the bound is what it is: see MIN_RATE_PERCENT. The racy episodes are deliberate data races,
  * so the ThreadSanitizer build skips them (test_race checks that the tool and chm agree) and runs
@@ -32,16 +36,25 @@
 
 #define PREFILL 64
 
-/* Why not 99%: on the 2-vCPU development machine, shared with ~6 other jobs, 2000-episode runs
- * with 256-put bursts detected 93-99.8% of the episodes (32-put bursts: 93-98%), and 81-83% when
- * three instances ran at once (six racers on two CPUs). The misses are mostly episodes where one
- * racer lost its CPU (often invisibly: a preempted vCPU) and the other ran its burst alone; even
- * among the episodes whose bursts overlapped in wall-clock time 96-98.6% were caught, because
- * an overlap in time is not an overlap of the two writes' flag windows. CTest runs this test
- * alone (RUN_SERIAL). The bound sits below every figure measured, oversubscribed included, so
- * the test never flakes, and far above what a broken detector gives (0%); the control below
- * checks the other direction exactly. */
-#define MIN_RATE_PERCENT 70.0
+/* Why the rate is taken over the episodes that raced, not over all: on the 2-vCPU development
+ * machine, shared with ~6 other jobs, 2000-episode runs with 256-put bursts detected 93-99.8% of
+ * all episodes (32-put bursts: 93-98%), 81-83% when three instances ran at once (six racers on
+ * two CPUs), 83-90% beside two to six busy loops and 67-72% for three instances beside six: a
+ * load-dependent figure, since the misses are mostly episodes where one racer lost its CPU and
+ * the other ran its burst alone -- there was no race to detect. Among the episodes that raced
+ * (bursts overlapping in wall-clock time, neither racer switched out) 98.9-100% were caught,
+ * idle or loaded alike (not 100%: an overlap in time is not an overlap of the two writes' flag
+ * windows, and a vCPU preempted by the host is invisible to getrusage). The bound sits well
+ * below every figure measured, so load cannot make the test flake, and far above what a broken
+ * detector gives (0%); the control below checks the other direction exactly. */
+#define MIN_RATE_PERCENT 80.0
+/* Raced episodes (see above) the rate is taken over, at least: episodes continue past
+ * opt_episodes until there are that many (2000 episodes gave over 1300 even with three instances
+ * beside six busy loops, when the overall rate fell to 67-72%). MAX_EPISODES_FACTOR x
+ * opt_episodes bounds the run if a machine almost never runs the two racers at once; the test
+ * then fails, saying so. */
+#define MIN_RACED 200
+#define MAX_EPISODES_FACTOR 50
 
 static unsigned long opt_episodes = 2000;
 static unsigned long opt_burst = 256;
@@ -165,14 +178,20 @@ static void pick_cpus(void)
 }
 
 struct rate {
+    unsigned long episodes;      /* run */
     unsigned long calm;          /* episodes where neither racer was switched out mid-burst */
     unsigned long calm_detected; /* ... and that were detected */
     unsigned long overlap;       /* episodes whose two bursts overlapped in time */
     unsigned long overlap_detected;
+    unsigned long raced;          /* both: the two racers ran their bursts on two CPUs at once */
+    unsigned long raced_detected; /* ... and that were detected */
 };
 
-/* Run `episodes` episodes; returns how many were detected. */
-static unsigned long run_episodes(bool sequential, unsigned long episodes, struct rate *out)
+/* Run `episodes` episodes, and more (up to max_episodes) until `min_raced` of them raced;
+ * returns how many were detected. */
+static unsigned long run_episodes(bool sequential, unsigned long episodes,
+                                  unsigned long max_episodes, unsigned long min_raced,
+                                  struct rate *out)
 {
     memset(out, 0, sizeof *out);
     memset(&ctl, 0, sizeof ctl);
@@ -189,7 +208,7 @@ static unsigned long run_episodes(bool sequential, unsigned long episodes, struc
     tl_spawn(&t[0], racer_main, (void *)(intptr_t)0);
     tl_spawn(&t[1], racer_main, (void *)(intptr_t)1);
     unsigned long detected = 0;
-    for (unsigned long e = 1; e <= episodes; e++) {
+    for (unsigned long e = 1; e <= episodes || (out->raced < min_raced && e <= max_episodes); e++) {
         chm *m = chm_new(unsafe_backend(), &o);
         if (!CHECK(m != NULL))
             break;
@@ -223,10 +242,13 @@ static unsigned long run_episodes(bool sequential, unsigned long episodes, struc
                     0;
         bool overlap = ctl.t_start[0] < ctl.t_end[1] && ctl.t_start[1] < ctl.t_end[0];
         detected += hit;
+        out->episodes++;
         out->overlap += overlap;
         out->overlap_detected += overlap && hit;
         out->calm += calm;
         out->calm_detected += calm && hit;
+        out->raced += calm && overlap;
+        out->raced_detected += calm && overlap && hit;
         CHECK_EQ(chm_size(m), PREFILL); /* only values were overwritten */
         chm_free(m);
         if (tl_failures() != 0)
@@ -249,26 +271,35 @@ static void test_rate(void *arg)
     (void)arg;
     double t0 = tl_now();
     struct rate r;
-    unsigned long detected = run_episodes(false, opt_episodes, &r);
-    double rate = 100.0 * (double)detected / (double)opt_episodes;
-    tl_note("race detection rate: %lu of %lu episodes (%.2f%%), burst %lu puts per thread, "
-            "CPUs %d and %d, %.2f s",
-            detected, opt_episodes, rate, opt_burst, ctl.cpu[0], ctl.cpu[1], tl_now() - t0);
+    unsigned long detected =
+        run_episodes(false, opt_episodes, opt_episodes * MAX_EPISODES_FACTOR, MIN_RACED, &r);
+    double all_rate = 100.0 * (double)detected / (double)(r.episodes ? r.episodes : 1);
+    tl_note("race detection rate over all episodes (load-dependent, not asserted): %lu of %lu "
+            "(%.2f%%), burst %lu puts per thread, CPUs %d and %d, %.2f s",
+            detected, r.episodes, all_rate, opt_burst, ctl.cpu[0], ctl.cpu[1], tl_now() - t0);
     tl_note("episodes where neither thread was switched out during its burst: %lu, detected: "
             "%lu (%.2f%%)",
             r.calm, r.calm_detected, r.calm ? 100.0 * (double)r.calm_detected / (double)r.calm : 0);
     tl_note("episodes whose bursts overlapped in time: %lu, detected: %lu (%.2f%%)", r.overlap,
             r.overlap_detected,
             r.overlap ? 100.0 * (double)r.overlap_detected / (double)r.overlap : 0);
-    if (!CHECK(rate >= MIN_RATE_PERCENT))
-        FAIL("detection rate %.2f%% below the %.0f%% bound", rate, MIN_RATE_PERCENT);
+    double rate = r.raced ? 100.0 * (double)r.raced_detected / (double)r.raced : 0;
+    tl_note("episodes that raced (both of the above): %lu, detected: %lu (%.2f%%; asserted: at "
+            "least %.0f%% of at least %d)",
+            r.raced, r.raced_detected, rate, MIN_RATE_PERCENT, MIN_RACED);
+    if (!CHECK(r.raced >= MIN_RACED))
+        FAIL("only %lu of %lu episodes had the two racers on two CPUs at once", r.raced,
+             r.episodes);
+    else if (!CHECK(rate >= MIN_RATE_PERCENT))
+        FAIL("detection rate among the episodes that raced %.2f%% below the %.0f%% bound", rate,
+             MIN_RATE_PERCENT);
 }
 
 static void test_control(void *arg)
 {
     (void)arg;
     struct rate r;
-    unsigned long detected = run_episodes(true, opt_episodes, &r);
+    unsigned long detected = run_episodes(true, opt_episodes, opt_episodes, 0, &r);
     tl_note("control (bursts one after the other): %lu of %lu episodes reported a race", detected,
             opt_episodes);
     CHECK_EQ(detected, 0);

@@ -6,12 +6,19 @@
  * reader that ever sees a poisoned, scrambled or recycled object is a reclamation bug, and so
  * is an object freed twice or never. ASan flags any use after free the checks miss; TSan checks
  * the layer's annotations. Also: nested sections, grace periods blocked by a section, drain
- * semantics and speed (a drain must not wait out the reclaimer's 10 ms batching delay), retires
- * that wake an idle reclaimer, free_fns that retire more, domains retiring and draining
- * concurrently, and threads that register lazily and exit without unregistering explicitly.
+ * semantics, retires that wake an idle reclaimer, free_fns that retire more, domains retiring
+ * and draining concurrently, and threads that register lazily and exit without unregistering
+ * explicitly.
+ *
+ * No check depends on how fast anything ran: a loaded machine may stretch every phase. Drain
+ * speed (a drain must not wait out the reclaimer's 10 ms batching delay) is measured and
+ * printed, never asserted (performance goals live in the benchmarks). Loops that run for a
+ * while also run until they reached a minimum count of what their checks need, and a phase
+ * that hangs is named by the watchdog (on_alarm).
  *
  * Self-contained on purpose (no testlib): it tests what the rest of the library stands on.
- * Every phase is bounded by time or count so the sanitizer builds stay well under 30 s.
+ * Every phase is bounded by time or count so the sanitizer builds stay well under 30 s on an
+ * idle machine.
  */
 #define _GNU_SOURCE
 #define _LGPL_SOURCE /* the test peeks at liburcu's per-thread "registered" flag */
@@ -43,6 +50,9 @@ static atomic_int checks_passed, checks_failed;
             fputc('\n', stderr);                                                                   \
         }                                                                                          \
     } while (0)
+
+/* The phase running, for the watchdog's message (on_alarm). Lock-free atomic: signal-safe. */
+static _Atomic(const char *) current_phase = "setup";
 
 static void die(const char *what)
 {
@@ -207,6 +217,8 @@ static bool slot_replace(int i)
 
 static atomic_bool stop;
 static atomic_ulong n_reads, n_violations, n_nested;
+static atomic_int n_readers_started; /* readers that finished a first read section */
+static atomic_int n_writers_done;    /* writers that returned (stopped, or out of ids) */
 
 static void *reader_main(void *arg)
 {
@@ -235,7 +247,7 @@ static void *reader_main(void *arg)
             /* Hold o across a window in which writers replace and retire it (sometimes across
              * a preemption or a sleep), then check it is still the very object we loaded. */
             if ((r >> 32) % 131072 == 0)
-                sleep_ms(30); /* > the reclaimer's batching delay (10 ms): a sure hit if broken */
+                sleep_ms(30); /* > the batching delay (10 ms): a likely hit if broken */
             else if ((r >> 24) % 16 == 0)
                 sched_yield();
             else
@@ -246,6 +258,8 @@ static void *reader_main(void *arg)
             reads++;
         }
         chm__smr_read_unlock();
+        if (reads == 4)
+            atomic_fetch_add_explicit(&n_readers_started, 1, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&n_reads, reads, memory_order_relaxed);
     atomic_fetch_add_explicit(&n_violations, bad, memory_order_relaxed);
@@ -304,7 +318,20 @@ static void *writer_main(void *arg)
            !atomic_compare_exchange_weak_explicit(&max_pending, &prev, maxp, memory_order_relaxed,
                                                   memory_order_relaxed)) {
     }
+    atomic_fetch_add_explicit(&n_writers_done, 1, memory_order_relaxed);
     return NULL;
+}
+
+/* What the torture's checks need has happened: every reader read, objects were replaced and
+ * one was freed after chm__smr_synchronize -- or the writers are out of ids (then the checks
+ * judge what they got). */
+static bool torture_progressed(void)
+{
+    if (atomic_load_explicit(&n_writers_done, memory_order_relaxed) == N_WRITERS)
+        return true;
+    return atomic_load_explicit(&n_readers_started, memory_order_relaxed) == N_READERS &&
+           atomic_load_explicit(&n_created, memory_order_relaxed) > 4 * NSLOTS &&
+           atomic_load_explicit(&n_sync_frees, memory_order_relaxed) > 0;
 }
 
 static void test_torture(void)
@@ -315,8 +342,11 @@ static void test_torture(void)
         start(&r[i], reader_main, (void *)i);
     for (uintptr_t i = 0; i < N_WRITERS; i++)
         start(&w[i], writer_main, (void *)i);
+    /* At least TORTURE_SECONDS, and until the threads made the progress the checks below need
+     * (torture_progressed), however slowly a loaded machine runs them: a count, not a deadline,
+     * decides whether there is something to check. */
     double t0 = now_s();
-    while (now_s() - t0 < TORTURE_SECONDS)
+    while (now_s() - t0 < TORTURE_SECONDS || !torture_progressed())
         sleep_ms(20);
     atomic_store(&stop, true);
     for (int i = 0; i < N_READERS; i++)
@@ -369,8 +399,12 @@ static void test_nested_sections(void)
     pthread_join(t, NULL);
     atomic_store(&sync_done, false);
     start(&t, synchronize_main, NULL);
-    /* The reclaimer waits 10 ms between rounds: 60 ms is ample time to free o if the grace
-     * period did not wait for us. */
+    /* The checks below hold whatever the interleaving: while the outer section is open, o
+     * cannot be freed and no grace period can end, however long we wait. The sleep only makes
+     * it likely that a broken layer has had the time to go wrong by then (the reclaimer waits
+     * 10 ms between rounds): on a loaded machine a bug may go unnoticed in one run, never a
+     * correct layer fail. (chm__smr_barrier cannot replace it: it would wait for this very
+     * section.) */
     sleep_ms(60);
     CHECK(obj_ok(o, id), "object freed while an outer section held it");
     CHECK(atomic_load_explicit(&free_count[id], memory_order_relaxed) == 0,
@@ -500,15 +534,72 @@ static void chain_free(chm_smr_node *n)
     free(c);
 }
 
+/* A reader that holds a read section open until told to leave: no grace period can end
+ * meanwhile, so the reclaimer cannot finish a round. */
+static atomic_int pin_state; /* 1: the section is open; 2: leave it */
+
+static void *pin_reader_main(void *arg)
+{
+    (void)arg;
+    chm__smr_read_lock();
+    atomic_store(&pin_state, 1);
+    while (atomic_load(&pin_state) != 2)
+        sleep_ms(1);
+    chm__smr_read_unlock();
+    return NULL;
+}
+
+static atomic_bool empty_drain_done;
+
+static void *drain_empty_main(void *arg)
+{
+    chm__smr_drain(arg);
+    atomic_store(&empty_drain_done, true);
+    return NULL;
+}
+
+/* Draining a domain with nothing pending returns without waiting for the reclaimer: checked
+ * while a reader holds a section open and another domain's node is queued, so that no grace
+ * period and no reclaimer round can complete until the drain has returned. A drain that waited
+ * for one would still be waiting after 30 s (a bound no load comes near; it only spares a
+ * broken layer the watchdog). */
+static void check_empty_drain_does_not_wait(void)
+{
+    chm_smr_domain empty, other;
+    chm__smr_domain_init(&empty);
+    chm__smr_domain_init(&other);
+    pthread_t pin, drainer;
+    atomic_store(&pin_state, 0);
+    atomic_store(&empty_drain_done, false);
+    start(&pin, pin_reader_main, NULL);
+    while (atomic_load(&pin_state) != 1)
+        sleep_ms(1);
+    struct obj *o = obj_new();
+    if (o == NULL)
+        die("out of ids");
+    chm__smr_retire(&other, &o->node, obj_free); /* wakes the reclaimer: a round it cannot end */
+    start(&drainer, drain_empty_main, &empty);
+    double t0 = now_s();
+    while (!atomic_load(&empty_drain_done) && now_s() - t0 < 30.0)
+        sleep_ms(1);
+    CHECK(atomic_load(&empty_drain_done),
+          "draining an empty domain waited for a grace period or a reclaimer round");
+    atomic_store(&pin_state, 2); /* releases a waiting drain too */
+    pthread_join(pin, NULL);
+    pthread_join(drainer, NULL);
+    chm__smr_drain(&other);
+    CHECK(atomic_load_explicit(&other.pending, memory_order_relaxed) == 0, "pending %zu",
+          atomic_load_explicit(&other.pending, memory_order_relaxed));
+}
+
 static void test_drain(void)
 {
     chm_smr_domain d1, d2;
     chm__smr_domain_init(&d1);
     chm__smr_domain_init(&d2);
 
+    check_empty_drain_does_not_wait();
     double t0 = now_s();
-    chm__smr_drain(&d1);
-    CHECK(now_s() - t0 < 0.5, "draining an empty domain waited");
 
     /* A chain of three in d1 (each freed node retires the next), one node in d2. */
     struct chain *c[4];
@@ -535,8 +626,11 @@ static void test_drain(void)
 }
 
 /* Free-fn chains longer than a round: each link is freed one reclaimer round after the one
- * that retired it, so a drain that waited out the 10 ms batching delay per round would take
- * a second here; and a chain that alternates between two domains. */
+ * that retired it, and the drain must wait for all of them; and a chain that alternates
+ * between two domains. The time the long chain took is printed: a drain that waited out the
+ * 10 ms batching delay per round would take a second (about 100 grace periods, well under
+ * 10 ms, when the drain cuts the delay short); not asserted, a loaded machine can take as
+ * long. */
 static void test_drain_chains(void)
 {
     enum { LONG = 100, ALT = 20 };
@@ -562,9 +656,6 @@ static void test_drain_chains(void)
           atomic_load(&n_chain_freed) - before, LONG);
     CHECK(atomic_load_explicit(&d1.pending, memory_order_relaxed) == 0, "d1 pending %zu",
           atomic_load_explicit(&d1.pending, memory_order_relaxed));
-    /* 100 rounds of about a grace period each; 100 x 10 ms if the drain did not cut the
-     * reclaimer's delay short. 500 ms leaves room for a loaded machine and the sanitizers. */
-    CHECK(long_ms < 500, "a chain of %d took %.1f ms to drain", LONG, long_ms);
 
     /* d1 -> d2 -> d1 -> ...: draining one domain cannot know what the other's free_fns will
      * retire into it later, so drain both until both are empty. */
@@ -589,8 +680,9 @@ static void test_drain_chains(void)
              rounds < 10 * ALT);
     CHECK(atomic_load(&n_chain_freed) - before == ALT, "%d of %d alternating nodes freed",
           atomic_load(&n_chain_freed) - before, ALT);
-    printf("drain: chain of %d in one domain in %.1f ms; alternating chain of %d in %d "
-           "drain rounds\n",
+    printf("drain: chain of %d in one domain in %.1f ms (informational: 100 x 10 ms if the "
+           "drain did not cut the batching delay short); alternating chain of %d in %d drain "
+           "rounds\n",
            LONG, long_ms, ALT, rounds);
 }
 
@@ -610,17 +702,22 @@ static double median(double *v, int n)
 /* ---- 5. background reclamation: a retire wakes an idle reclaimer -------------------------- */
 
 /* No drain here: only the retire's wake-up can get the node freed. The pause before each
- * retire lets the reclaimer finish its round and go idle (queue empty, asleep without a
- * timeout), so every retire exercises the idle wake-up (a lost one would leave the node
- * pending until the 2 s limit). */
+ * retire makes it likely that the reclaimer has finished its round and gone idle (queue empty,
+ * asleep without a timeout), so that the retire exercises the idle wake-up; the check holds
+ * whatever state the reclaimer is in. A lost wake-up leaves the node pending for ever: the wait
+ * gives up after BACKGROUND_WAIT_S, a bound no load comes near (a free takes about 10 ms on an
+ * idle machine), so that the failure is reported here rather than by the watchdog; the first
+ * miss ends the phase. The latencies are printed, not asserted. */
+#define BACKGROUND_WAIT_S 30.0
+
 static void test_background(void)
 {
     enum { TRIES = 10 };
     chm_smr_domain d;
     chm__smr_domain_init(&d);
     double lat[TRIES];
-    int freed = 0;
-    for (int i = 0; i < TRIES; i++) {
+    int freed = 0, tries = 0;
+    while (tries < TRIES && freed == tries) {
         sleep_ms(25);
         struct obj *o = obj_new();
         if (o == NULL)
@@ -629,16 +726,19 @@ static void test_background(void)
         chm__smr_retire(&d, &o->node, obj_free);
         double t0 = now_s();
         while (atomic_load_explicit(&free_count[id], memory_order_relaxed) == 0 &&
-               now_s() - t0 < 2.0)
+               now_s() - t0 < BACKGROUND_WAIT_S)
             sleep_ms(1);
-        lat[i] = (now_s() - t0) * 1e3;
+        lat[tries++] = (now_s() - t0) * 1e3;
         freed += atomic_load_explicit(&free_count[id], memory_order_relaxed) == 1;
     }
-    double med = median(lat, TRIES);
+    double med = median(lat, tries);
     printf("background: a lone retire freed after %.1f ms (median of %d; max %.1f) without a "
-           "drain\n",
-           med, TRIES, lat[TRIES - 1]);
-    CHECK(freed == TRIES, "%d of %d lone retires freed within 2 s (lost wake-up?)", freed, TRIES);
+           "drain (informational)\n",
+           med, tries, lat[tries - 1]);
+    CHECK(freed == TRIES,
+          "%d of %d lone retires freed exactly once; the next one was not freed within %.0f s "
+          "(lost wake-up?) or was freed twice",
+          freed, TRIES, BACKGROUND_WAIT_S);
     chm__smr_drain(&d);
     CHECK(atomic_load_explicit(&d.pending, memory_order_relaxed) == 0, "pending %zu",
           atomic_load_explicit(&d.pending, memory_order_relaxed));
@@ -650,18 +750,21 @@ static void test_background(void)
 #define DRAIN_FEW 5 /* retires per drained domain: a map freed after a few writes */
 
 /* Median ms of: DRAIN_FEW retires into a fresh domain, @pause_ms, then chm__smr_drain. The
- * pause lets the reclaimer, woken by the first retire, settle into its 10 ms batching delay:
- * then only the drain's kick gets the nodes freed quickly. */
+ * pause makes it likely that the reclaimer, woken by the first retire, has settled into its
+ * 10 ms batching delay: then only the drain's kick gets the nodes freed quickly. Checked: the
+ * drain returns with nothing pending and every node freed exactly once, whatever the timing. */
 static double drain_few_ms(int pause_ms, double *max_ms)
 {
     double v[DRAIN_TRIES];
     for (int t = 0; t < DRAIN_TRIES; t++) {
         chm_smr_domain d;
         chm__smr_domain_init(&d);
+        unsigned ids[DRAIN_FEW];
         for (int k = 0; k < DRAIN_FEW; k++) {
             struct obj *o = obj_new();
             if (o == NULL)
                 die("out of ids");
+            ids[k] = (unsigned)o->id;
             chm__smr_retire(&d, &o->node, obj_free);
         }
         if (pause_ms > 0)
@@ -671,6 +774,10 @@ static double drain_few_ms(int pause_ms, double *max_ms)
         v[t] = (now_s() - t0) * 1e3;
         CHECK(atomic_load_explicit(&d.pending, memory_order_relaxed) == 0, "pending %zu",
               atomic_load_explicit(&d.pending, memory_order_relaxed));
+        for (int k = 0; k < DRAIN_FEW; k++)
+            CHECK(atomic_load_explicit(&free_count[ids[k]], memory_order_relaxed) == 1,
+                  "object %u freed %d times after the drain", ids[k],
+                  (int)atomic_load_explicit(&free_count[ids[k]], memory_order_relaxed));
     }
     double med = median(v, DRAIN_TRIES);
     *max_ms = v[DRAIN_TRIES - 1];
@@ -678,7 +785,10 @@ static double drain_few_ms(int pause_ms, double *max_ms)
 }
 
 /* A neighbour that keeps the reclaimer busy: retires into its own domain, a few hundred
- * objects per millisecond (bounded, so that a sanitizer build's rounds stay short). */
+ * objects per millisecond (bounded, so that a sanitizer build's rounds stay short), and at most
+ * BUSY_MAX in all: ids are finite, and a main thread descheduled for long on a loaded machine
+ * must not leave the later phases without any. */
+#define BUSY_MAX (LATER_IDS / 4)
 static chm_smr_domain busy_dom;
 static atomic_ulong n_busy_retired;
 
@@ -686,7 +796,7 @@ static void *busy_main(void *arg)
 {
     (void)arg;
     unsigned long n = 0;
-    while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    while (!atomic_load_explicit(&stop, memory_order_relaxed) && n < BUSY_MAX) {
         for (int k = 0; k < 200; k++) {
             struct obj *o = obj_new();
             if (o == NULL)
@@ -701,11 +811,12 @@ out:
     return NULL;
 }
 
-/* chm_free of a map with a few retirements must not wait out the reclaimer's 10 ms batching
- * delay: the median over DRAIN_TRIES must stay under 5 ms (it is tens of microseconds on an idle
- * machine; the limit leaves room for a loaded one and the sanitizers), both right after the
- * retires and 2 ms later. With a busy neighbour the drain also waits for the neighbour's nodes
- * queued in the same round: reported, and only required to beat the delay (< 10 ms median). */
+/* chm_free of a map with a few retirements should not wait out the reclaimer's 10 ms batching
+ * delay: the median over DRAIN_TRIES is tens of microseconds on an idle machine, both right
+ * after the retires and 2 ms later; with a busy neighbour the drain also waits for the
+ * neighbour's nodes queued in the same round. The times are printed for information only --
+ * a loaded machine moves them, and performance goals live in the benchmarks. What is checked
+ * is what a drain promises whatever the timing: nothing pending, every node freed once. */
 static void test_drain_speed(void)
 {
     double max_now, max_quiet, max_busy;
@@ -716,20 +827,17 @@ static void test_drain_speed(void)
     chm__smr_domain_init(&busy_dom);
     atomic_store(&stop, false);
     start(&t, busy_main, NULL);
-    sleep_ms(30);
+    sleep_ms(30); /* likely running by now; the checks do not depend on it */
     double busy = drain_few_ms(2, &max_busy);
     atomic_store(&stop, true);
     pthread_join(t, NULL);
     chm__smr_drain(&busy_dom);
 
-    printf("drain speed: %d retires then chm__smr_drain, median of %d: %.3f ms (max %.3f) at "
-           "once, %.3f ms (max %.3f) 2 ms later; with a busy neighbour (%lu retires) %.3f ms "
-           "(max %.3f)\n",
+    printf("drain speed (informational, not asserted): %d retires then chm__smr_drain, median "
+           "of %d: %.3f ms (max %.3f) at once, %.3f ms (max %.3f) 2 ms later; with a busy "
+           "neighbour (%lu retires) %.3f ms (max %.3f)\n",
            DRAIN_FEW, DRAIN_TRIES, now, max_now, quiet, max_quiet, atomic_load(&n_busy_retired),
            busy, max_busy);
-    CHECK(now < 5.0, "drain right after %d retires: median %.3f ms", DRAIN_FEW, now);
-    CHECK(quiet < 5.0, "drain 2 ms after %d retires: median %.3f ms", DRAIN_FEW, quiet);
-    CHECK(busy < 10.0, "drain of %d retires beside a busy domain: median %.3f ms", DRAIN_FEW, busy);
     CHECK(atomic_load_explicit(&busy_dom.pending, memory_order_relaxed) == 0, "pending %zu",
           atomic_load_explicit(&busy_dom.pending, memory_order_relaxed));
 }
@@ -740,12 +848,16 @@ static void test_drain_speed(void)
  * as a chain whose free_fns retire into the same domain), a drain, and then every one of its
  * objects must have been freed exactly once -- while another thread retires into the shared
  * domain and other map threads drain. Round boundaries, the batching delay, drains cutting it
- * short and retires waking the reclaimer all interleave. */
+ * short and retires waking the reclaimer all interleave. Each map thread runs for MAP_SECONDS
+ * and at least MAP_MIN_ROUNDS rounds (a loaded machine may give it little of that time); the
+ * shared retires go on until both are done. */
 #define MAP_THREADS 2
 #define MAP_SECONDS 0.5
+#define MAP_MIN_ROUNDS 20
 #define MAP_MAX 300
 
 static atomic_ulong n_map_rounds, n_map_bad, n_map_objs;
+static atomic_int n_maps_running;
 
 static void *map_main(void *arg)
 {
@@ -753,7 +865,7 @@ static void *map_main(void *arg)
     unsigned ids[MAP_MAX];
     unsigned long rounds = 0, bad = 0, objs = 0;
     double t0 = now_s();
-    while (now_s() - t0 < MAP_SECONDS) {
+    while (rounds < MAP_MIN_ROUNDS || now_s() - t0 < MAP_SECONDS) {
         chm_smr_domain d;
         chm__smr_domain_init(&d);
         int n = 1 + (int)(splitmix(&rng) % MAP_MAX), got = 0;
@@ -803,6 +915,7 @@ static void *map_main(void *arg)
     atomic_fetch_add(&n_map_rounds, rounds);
     atomic_fetch_add(&n_map_bad, bad);
     atomic_fetch_add(&n_map_objs, objs);
+    atomic_fetch_sub(&n_maps_running, 1);
     return NULL;
 }
 
@@ -810,14 +923,18 @@ static void test_concurrent_domains(void)
 {
     pthread_t t[MAP_THREADS];
     int chain_before = atomic_load(&n_chain_freed);
+    atomic_store(&n_maps_running, MAP_THREADS);
     for (uintptr_t i = 0; i < MAP_THREADS; i++)
         start(&t[i], map_main, (void *)i);
-    /* The shared domain keeps the reclaimer's queue mixed: bursts of replacements. */
+    /* The shared domain keeps the reclaimer's queue mixed: bursts of replacements, for as long
+     * as the map threads run (until out of ids). */
     unsigned long shared = 0;
-    double t0 = now_s();
-    while (now_s() - t0 < MAP_SECONDS) {
-        for (int k = 0; k < 100 && slot_replace(k % NSLOTS); k++)
-            shared++;
+    bool more = true;
+    while (atomic_load(&n_maps_running) > 0) {
+        for (int k = 0; k < 100 && more; k++) {
+            more = slot_replace(k % NSLOTS);
+            shared += more;
+        }
         sleep_ms(1);
     }
     for (int i = 0; i < MAP_THREADS; i++)
@@ -826,7 +943,7 @@ static void test_concurrent_domains(void)
            "shared retires\n",
            atomic_load(&n_map_rounds), atomic_load(&n_map_objs),
            atomic_load(&n_chain_freed) - chain_before, shared);
-    CHECK(atomic_load(&n_map_rounds) > 0, "no domain drained");
+    CHECK(atomic_load(&n_map_rounds) > 0, "no domain drained"); /* 0 only when out of ids */
     CHECK(atomic_load(&n_map_bad) == 0, "%lu objects not freed (or pending left) after drain",
           atomic_load(&n_map_bad));
     CHECK((atomic_load(&n_chain_freed) - chain_before) % 3 == 0,
@@ -839,9 +956,22 @@ static void test_concurrent_domains(void)
 static void on_alarm(int sig)
 {
     (void)sig;
-    static const char msg[] = "test_smr_torture: timed out (a grace period or drain hung)\n";
+    static const char msg[] = "test_smr_torture: watchdog: phase \"";
+    static const char tail[] = "\" did not finish in time (a grace period or drain hung?)\n";
+    const char *phase = atomic_load_explicit(&current_phase, memory_order_relaxed);
+    size_t n = 0;
+    while (phase[n] != '\0')
+        n++;
     (void)!write(2, msg, sizeof msg - 1);
+    (void)!write(2, phase, n);
+    (void)!write(2, tail, sizeof tail - 1);
     _exit(3);
+}
+
+static void run_phase(const char *name, void (*fn)(void))
+{
+    atomic_store_explicit(&current_phase, name, memory_order_relaxed);
+    fn();
 }
 
 int main(void)
@@ -856,18 +986,22 @@ int main(void)
     chm__smr_domain_init(&dom);
     slots_fill();
 
-    test_torture();
-    test_nested_sections();
-    test_short_lived_threads();
-    test_drain();
-    test_drain_chains();
-    test_background();
-    test_drain_speed();
-    test_concurrent_domains();
+    run_phase("torture", test_torture);
+    run_phase("nested sections", test_nested_sections);
+    run_phase("short-lived threads", test_short_lived_threads);
+    run_phase("drain", test_drain);
+    run_phase("drain chains", test_drain_chains);
+    run_phase("background reclamation", test_background);
+    run_phase("drain speed", test_drain_speed);
+    run_phase("concurrent domains", test_concurrent_domains);
 
-    /* Every object ever created is retired once and freed once. */
+    /* Every object ever created is retired once and freed once. Every domain was drained; the
+     * barrier makes sure of it (what was retired anywhere before it has been freed), so the
+     * counts below are exact whatever the reclaimer's pace. */
+    atomic_store_explicit(&current_phase, "final drain", memory_order_relaxed);
     slots_retire_all();
     chm__smr_drain(&dom);
+    chm__smr_barrier();
     unsigned bad_id = 0;
     CHECK(atomic_load_explicit(&dom.pending, memory_order_relaxed) == 0, "pending %zu after drain",
           atomic_load_explicit(&dom.pending, memory_order_relaxed));

@@ -124,6 +124,9 @@ void tl_note(const char *fmt, ...)
 /* ---- runner ------------------------------------------------------------------------------- */
 
 static int g_passed, g_failed, g_skipped;
+/* The sub-test running, for the watchdog's message (NULL between sub-tests). Lock-free atomic
+ * pointer: readable from the signal handler. */
+static _Atomic(const char *) g_running;
 
 const char *tl_init(int argc, char **argv)
 {
@@ -144,9 +147,11 @@ void tl_run(const char *name, void (*fn)(void *arg), void *arg)
     atomic_store_explicit(&g_printed, 0, memory_order_relaxed);
     printf("[ RUN      ] %s\n", name);
     fflush(stdout);
+    atomic_store_explicit(&g_running, name, memory_order_relaxed);
     double t0 = tl_now();
     fn(arg);
     double ms = (tl_now() - t0) * 1e3;
+    atomic_store_explicit(&g_running, NULL, memory_order_relaxed);
     long f = tl_failures();
     if (f == 0) {
         g_passed++;
@@ -592,6 +597,17 @@ static void watchdog_fired(int sig)
     static const char msg[] = "\ntestlib: watchdog: the test did not finish in time "
                               "(deadlock?)\n";
     ssize_t w = write(2, msg, sizeof msg - 1);
+    /* name the sub-test that hung */
+    const char *running = atomic_load_explicit(&g_running, memory_order_relaxed);
+    if (running != NULL) {
+        static const char head[] = "testlib: watchdog: sub-test running: ";
+        size_t n = 0;
+        while (running[n] != '\0')
+            n++;
+        w = write(2, head, sizeof head - 1);
+        w = write(2, running, n);
+        w = write(2, "\n", 1);
+    }
     (void)w;
     _exit(99);
 }

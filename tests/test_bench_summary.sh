@@ -8,17 +8,7 @@
 # Prints "N passed, M failed"; exit status 0 only when nothing failed.
 SUMMARY=${1:?usage: test_bench_summary.sh tools/bench_summary.py python3}
 PY=${2:?python3}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { # check NAME COMMAND...: passes when COMMAND succeeds
-    name=$1
-    shift
-    if "$@"; then ok "$name"; else bad "$name"; fi
-}
+. "$(dirname "$0")/checklib.sh"
 # row GOAL: the table row of that goal, "" when there is none
 row() { grep -F "| $1 |" "$TMP/out.md"; }
 # has GOAL TEXT: the goal's row contains TEXT
@@ -86,5 +76,4 @@ check "memory under the ceiling: met" \
 check "a goal without rows: not measured" \
     has "read scaling: rwlock 2 threads / 1 thread, 100% reads, 1000 keys" "| not measured |"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+checklib_finish

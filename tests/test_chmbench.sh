@@ -6,17 +6,7 @@
 # resize and memory (single shot).
 # Prints "N passed, M failed"; exit status 0 only when nothing failed.
 BENCH=${1:?usage: test_chmbench.sh path/to/chmbench}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { # check NAME COMMAND...: passes when COMMAND succeeds
-    name=$1
-    shift
-    if "$@"; then ok "$name"; else bad "$name"; fi
-}
+. "$(dirname "$0")/checklib.sh"
 
 # 1. the statistics: t quantiles, mean and error of a known sample, NaN for N <= 2
 check "stats self-test" "$BENCH" --self-test
@@ -306,5 +296,4 @@ check "-rff into directories that do not exist yet: exit 0, JSON written" \
 check "-rff under a plain file: exit 2 before any trial, the reason named" \
     sh -c "[ $? -eq 2 ] && [ ! -s '$TMP/rff.out' ] && grep -q 'cannot create .*plainfile' '$TMP/rff.err'"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+checklib_finish

@@ -8,17 +8,7 @@
 GB=${1:?usage: test_gbench.sh path/to/chm_gbench python3}
 PY=${2:-/usr/bin/python3}
 COMPARE=${CHM_GBENCH_COMPARE:-/usr/share/benchmark/compare.py}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { # check NAME COMMAND...: passes when COMMAND succeeds
-    name=$1
-    shift
-    if "$@"; then ok "$name"; else bad "$name"; fi
-}
+. "$(dirname "$0")/checklib.sh"
 TINY="--keys=64 --benchmark_min_time=0.005"
 
 # 1. two ops x a library backend and a peer x 1 and 2 threads, 3 repetitions each
@@ -117,5 +107,4 @@ check "unsafe is listed at one thread only" sh -c \
     "'$GB' --benchmark_list_tests | grep -q '^put/unsafe/keys:1000/real_time/threads:1\$' && \
      ! '$GB' --benchmark_list_tests | grep -q '^put/unsafe/.*threads:2'"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+checklib_finish

@@ -11,17 +11,7 @@
 PLOT=${1:?usage: test_plot.sh tools/plot_results.py python3 path/to/chmbench}
 PY=${2:?python3}
 BENCH=${3:?chmbench}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT INT TERM
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; }
-check() { # check NAME COMMAND...: passes when COMMAND succeeds
-    name=$1
-    shift
-    if "$@"; then ok "$name"; else bad "$name"; fi
-}
+. "$(dirname "$0")/checklib.sh"
 listed() { "$BENCH" -l | grep -q "^  $1 "; }
 
 # 1. tiny result files; -i 3 gives a real error bar, -i 2 the "NaN" one
@@ -228,5 +218,4 @@ while read -r status name; do
     if [ "$status" = ok ]; then ok "$name"; else bad "$name"; fi
 done <"$TMP/drawn.out"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+checklib_finish

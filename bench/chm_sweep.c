@@ -1,5 +1,6 @@
 /*
- * chm_sweep.c - the default `make bench`: a read/write ratio sweep over every backend built.
+ * chm_sweep.c - the quick read/write ratio sweep over every backend built (make bench builds
+ * it; chmbench is what make bench runs).
  *
  * For each key count K, backend, thread count T and read percentage R: prefill the even keys of
  * [0, 2K), then T pinned threads draw operations from per-thread xorshift generators, R% chm_get

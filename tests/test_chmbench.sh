@@ -42,7 +42,9 @@ for r in results:
     raw = m["rawData"]
     assert len(raw) == 2 and all(len(f) == 3 for f in raw), raw
     flat = [x for f in raw for x in f]
-    assert all(x > 0 for x in flat), flat
+    # a loaded machine may deschedule every thread for a whole short iteration: one sample may
+    # be 0, the trial as a whole is not
+    assert all(x >= 0 for x in flat) and sum(flat) > 0, flat
     mean = sum(flat) / len(flat)
     assert abs(m["score"] - mean) < 1e-9 * mean, (m["score"], mean)
     s = math.sqrt(sum((x - mean) ** 2 for x in flat) / (len(flat) - 1))
@@ -163,9 +165,10 @@ for r in rs:
             assert k in m, k
         assert m["scoreUnit"] == "ops/us"
         assert len(m["rawData"]) == 2 and all(len(f) == 3 for f in m["rawData"]), m["rawData"]
-        # a role's threads may be descheduled for a whole 20 ms iteration on a busy machine
+        # a role's threads -- or all threads -- may be descheduled for a whole 20 ms iteration
+        # on a busy machine: a sample may be 0, a trial of 6 samples is not
         assert all(x >= 0 for f in m["rawData"] for x in f), m["rawData"]
-    assert all(x > 0 for f in prim["rawData"] for x in f), prim["rawData"]
+    assert sum(x for f in prim["rawData"] for x in f) > 0, prim["rawData"]
     for f in range(2):
         for i in range(3):
             total = sec["reader"]["rawData"][f][i] + sec["writer"]["rawData"][f][i]

@@ -28,7 +28,9 @@
  *
  * Reclamation
  *   A value that leaves the map (replaced, removed, or still present at chm_free) is passed to
- *   options.value_free exactly once, after no thread can still read it from the map. Stored key
+ *   options.value_free exactly once, after no thread can still read it from the map. A value
+ *   "replaced" by itself (chm_put or chm_replace storing the value the key already holds) has
+ *   not left the map, and is not passed to value_free. Stored key
  *   copies (chm_keys_string, or any keyops with retain) are released by keyops.release under the
  *   same rule. Both callbacks may run on any thread, including the library's own
  *   reclamation thread, concurrently with other operations and with each other:
@@ -242,7 +244,7 @@ CHM_API const chm_backend *chm_map_backend(const chm *m);
 CHM_API int chm_get(chm *m, uint64_t key, uint64_t *value);
 
 /* chm_put - map @key to @value. CHM_OK: the key was new. CHM_EXISTS: it was present, its value
- * was replaced and the previous one is in *old (and goes to value_free). */
+ * was replaced and the previous one is in *old (and goes to value_free, unless it is @value). */
 CHM_API int chm_put(chm *m, uint64_t key, uint64_t value, uint64_t *old);
 
 /* chm_put_if_absent - insert @key -> @value unless @key is present. CHM_OK: inserted.
@@ -254,7 +256,8 @@ CHM_API int chm_put_if_absent(chm *m, uint64_t key, uint64_t value, uint64_t *cu
 CHM_API int chm_remove(chm *m, uint64_t key, uint64_t *old);
 
 /* chm_replace - compare-and-set on one key's value (64-bit word equality).
- * CHM_OK: the value was @expected and is now @desired (@expected goes to value_free).
+ * CHM_OK: the value was @expected and is now @desired (@expected goes to value_free, unless it
+ * is @desired).
  * CHM_NOTFOUND: absent. CHM_EXISTS: present with another value; nothing changed. */
 CHM_API int chm_replace(chm *m, uint64_t key, uint64_t expected, uint64_t desired);
 

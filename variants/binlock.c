@@ -1158,7 +1158,9 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                         *prev = atomic_load_explicit(&e->value, memory_order_relaxed);
                         rc = CHM_EXISTS;
                         if (!only_if_absent) {
-                            if (!chm__value_retire_reserve(cm, &rec)) {
+                            /* No record when the value stays: replaced by itself, it has not
+                             * left the map. */
+                            if (*prev != value && !chm__value_retire_reserve(cm, &rec)) {
                                 rc = CHM_ENOMEM;
                             } else {
                                 /* Release: pairs with the acquire loads of the value. */
@@ -1192,7 +1194,8 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                     *prev = atomic_load_explicit(&p->n.value, memory_order_relaxed);
                     rc = CHM_EXISTS;
                     if (!only_if_absent) {
-                        if (!chm__value_retire_reserve(cm, &rec)) {
+                        /* No record when the value stays (as above). */
+                        if (*prev != value && !chm__value_retire_reserve(cm, &rec)) {
                             rc = CHM_ENOMEM;
                         } else {
                             /* Release: as above. */
@@ -1298,9 +1301,10 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
             if (e != NULL) {
                 uint64_t ev = atomic_load_explicit(&e->value, memory_order_relaxed); /* locked */
                 if (!remove) {
+                    /* No record when desired == expected: the value stays (as in put_val). */
                     if (ev != expected) {
                         rc = CHM_EXISTS;
-                    } else if (!chm__value_retire_reserve(cm, &rec)) {
+                    } else if (desired != ev && !chm__value_retire_reserve(cm, &rec)) {
                         rc = CHM_ENOMEM;
                     } else {
                         /* Release: pairs with the acquire loads of the value. */

@@ -305,26 +305,44 @@ static void entry_unref(struct rm_entry *e)
         chm__free(e);
 }
 
+static struct rm_box *box_of(chm_smr_node *n)
+{
+    return (struct rm_box *)((char *)n - offsetof(struct rm_box, node));
+}
+
+static void heap_box_retired_value_stays(chm_smr_node *n)
+{
+    chm__free(box_of(n));
+}
+
 static void heap_box_retired(chm_smr_node *n)
 {
-    struct rm_box *b = (struct rm_box *)((char *)n - offsetof(struct rm_box, node));
-    chm__value_free(&map_of_domain(n->domain)->base, b->value);
-    chm__free(b);
+    chm__value_free(&map_of_domain(n->domain)->base, box_of(n)->value);
+    heap_box_retired_value_stays(n);
+}
+
+static void inline_box_retired_value_stays(chm_smr_node *n)
+{
+    entry_unref((struct rm_entry *)((char *)box_of(n) - offsetof(struct rm_entry, first)));
 }
 
 static void inline_box_retired(chm_smr_node *n)
 {
-    struct rm_box *b = (struct rm_box *)((char *)n - offsetof(struct rm_box, node));
-    struct rm_entry *e = (struct rm_entry *)((char *)b - offsetof(struct rm_entry, first));
-    chm__value_free(&map_of_domain(n->domain)->base, b->value);
-    entry_unref(e);
+    chm__value_free(&map_of_domain(n->domain)->base, box_of(n)->value);
+    inline_box_retired_value_stays(n);
 }
 
-/* @b left @e's p (it was installed there): free it and hand its value to value_free after a
- * grace period. */
-static void retire_box(struct rm_map *m, struct rm_entry *e, struct rm_box *b)
+/* @b left @e's p (it was installed there): free it after a grace period, and hand its value to
+ * value_free then, unless the value stays in the map: @b was swapped for a box of the same
+ * value (a put or replace of the value the key held), and the key still returns it. */
+static void retire_box(struct rm_map *m, struct rm_entry *e, struct rm_box *b, bool value_stays)
 {
-    chm__smr_retire(&m->smr, &b->node, b == &e->first ? inline_box_retired : heap_box_retired);
+    void (*fn)(chm_smr_node *);
+    if (b == &e->first)
+        fn = value_stays ? inline_box_retired_value_stays : inline_box_retired;
+    else
+        fn = value_stays ? heap_box_retired_value_stays : heap_box_retired;
+    chm__smr_retire(&m->smr, &b->node, fn);
 }
 
 /* An entry no reader can reach any more: release its key, drop its own reference. */
@@ -601,11 +619,12 @@ static struct rm_box *box_new(uint64_t value)
 }
 
 /* A box replaced @old in @e's p: the outcome of a put. */
-static int swapped_in(struct rm_map *m, struct rm_entry *e, struct rm_box *old, uint64_t *prev)
+static int swapped_in(struct rm_map *m, struct rm_entry *e, struct rm_box *old, uint64_t value,
+                      uint64_t *prev)
 {
     if (is_box(old)) {
         *prev = old->value;
-        retire_box(m, e, old);
+        retire_box(m, e, old, old->value == value);
         return CHM_EXISTS;
     }
     live_add(m, 1);
@@ -626,7 +645,7 @@ static int entry_delete(struct rm_map *m, struct rm_entry *e, uint64_t *prev)
         if (atomic_compare_exchange_weak_explicit(&e->p, &p, NULL, memory_order_acquire,
                                                   memory_order_relaxed)) {
             *prev = p->value;
-            retire_box(m, e, p);
+            retire_box(m, e, p, false);
             live_add(m, -1);
             return CHM_OK;
         }
@@ -652,7 +671,7 @@ static int entry_cas(struct rm_map *m, struct rm_entry *e, uint64_t expected, ui
         if (atomic_compare_exchange_weak_explicit(&e->p, &p, *boxp, memory_order_acq_rel,
                                                   memory_order_acquire)) {
             *boxp = NULL;
-            retire_box(m, e, p);
+            retire_box(m, e, p, expected == desired);
             return CHM_OK;
         }
     }
@@ -817,7 +836,7 @@ static int put_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t va
         /* swapLocked. acq_rel: release publishes the box; acquire reads the old box's value
          * (a lock-free writer may have installed it). */
         struct rm_box *old = atomic_exchange_explicit(&e->p, *boxp, memory_order_acq_rel);
-        rc = swapped_in(m, e, old, prev);
+        rc = swapped_in(m, e, old, value, prev);
     }
     *boxp = NULL;
 out:
@@ -855,7 +874,7 @@ static int rm_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
                 CHM_YIELD_POINT("rm.put.cas_retry");
             }
             box = NULL;
-            rc = swapped_in(m, e, p, &prev);
+            rc = swapped_in(m, e, p, value, &prev);
             goto out;
         }
     }

@@ -261,7 +261,8 @@ RW_INLINE int rw_put(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t 
     if (rc == CHM_EXISTS) {
         if (old != NULL)
             *old = prev;
-        chm__value_free(cm, prev);
+        if (prev != value) /* a value replaced by itself has not left the map */
+            chm__value_free(cm, prev);
     }
     return rc;
 }
@@ -342,7 +343,7 @@ RW_INLINE int rw_replace(const struct lock_impl *L, chm *cm, uint64_t key, uint6
     }
     if (locked)
         L->wrunlock(m);
-    if (rc == CHM_OK)
+    if (rc == CHM_OK && desired != expected) /* else the value stays: as in rw_put */
         chm__value_free(cm, expected);
     return rc;
 }

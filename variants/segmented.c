@@ -491,7 +491,8 @@ static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_ab
         *prev = atomic_load_explicit(&e->value, memory_order_relaxed);
         rc = CHM_EXISTS;
         if (!only_if_absent) {
-            if (!chm__value_retire_reserve(cm, &rec)) {
+            /* No record when the value stays: a value replaced by itself has not left. */
+            if (*prev != value && !chm__value_retire_reserve(cm, &rec)) {
                 rc = CHM_ENOMEM;
             } else {
                 CHM_YIELD_POINT("seg.put.before_value_store");
@@ -626,8 +627,8 @@ static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desire
     struct segment *s = segment_for(m, hash);
     if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
         return CHM_NOTFOUND;
-    chm_value_retire *rec = NULL;
-    if (!chm__value_retire_reserve(cm, &rec))
+    chm_value_retire *rec = NULL; /* none when desired == expected: the value stays */
+    if (expected != desired && !chm__value_retire_reserve(cm, &rec))
         return CHM_ENOMEM;
     scan_and_lock(m, s, hash, key, NULL);
     struct seg_node *e = find(cm, atomic_load_explicit(&s->table, memory_order_relaxed), hash, key);

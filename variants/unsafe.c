@@ -144,7 +144,8 @@ static int unsafe_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
     if (rc == CHM_EXISTS) {
         if (old != NULL)
             *old = prev;
-        chm__value_free(cm, prev);
+        if (prev != value) /* a value replaced by itself has not left the map */
+            chm__value_free(cm, prev);
     }
     return rc;
 }
@@ -218,7 +219,7 @@ static int unsafe_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t des
     }
     if (!write_end(m))
         return race(m, RACE_WRITES);
-    if (rc == CHM_OK)
+    if (rc == CHM_OK && desired != expected) /* else the value stays: as in unsafe_put */
         chm__value_free(cm, expected);
     return rc;
 }

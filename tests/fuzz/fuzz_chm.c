@@ -324,7 +324,8 @@ static void do_put(struct fz *f, uint64_t mk, uint64_t v, bool null_out)
     if (present) {
         if (!null_out)
             want_val(f, "chm_put", mk, out, cur);
-        value_left(f, cur);
+        if (cur != v) /* a value replaced by itself has not left the map */
+            value_left(f, cur);
     }
     model_set(f, mk, v);
 }
@@ -376,7 +377,8 @@ static void do_replace(struct fz *f, uint64_t mk, bool use_current, uint64_t exp
     int want = !present ? CHM_NOTFOUND : cur == expected ? CHM_OK : CHM_EXISTS;
     want_rc(f, "chm_replace", mk, rc, want);
     if (want == CHM_OK) {
-        value_left(f, cur);
+        if (cur != desired)
+            value_left(f, cur);
         model_set(f, mk, desired);
     }
 }

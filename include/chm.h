@@ -274,20 +274,26 @@ typedef uint64_t chm_compute_fn(uint64_t key, void *arg);
  *
  * fn runs while the caller holds the key's lock (rwlock: the write lock; segmented: the
  * segment's lock; binlock: the bin's lock, or a reservation of the empty bin that other writers
- * of that bin wait for). A call fn makes into the same map never deadlocks:
+ * of that bin wait for). A call fn makes into the same map never deadlocks, whether fn makes it
+ * itself or from a compute in another map that it runs, at any depth (in compute(A) -> fn ->
+ * compute(B) -> fn -> a call on A, the call on A follows A's rule below):
  *   - chm_unsafe, chm_rwlock: the nested call runs (rwlock: without locking, this thread already
  *     holds the map exclusively). If it changed the map structurally, the compute returns
  *     CHM_ECONCURRENT and inserts nothing (Java 9's HashMap throws ConcurrentModificationException).
  *   - chm_segmented: nested chm_get, chm_size and iteration work (lock-free); any nested write
  *     returns CHM_EDEADLK.
  *   - chm_binlock: likewise: nested chm_get (readers see the key being computed as absent),
- *     chm_size and iteration work; any nested write to the same map (any key, also from a
- *     compute in another map that fn calls) returns CHM_EDEADLK. fn runs outside the library's
- *     read-side section, so it may do anything else, chm_free of another map included.
+ *     chm_size and iteration work; any nested write to the same map (any key) returns
+ *     CHM_EDEADLK. fn runs outside the library's read-side section, so it may do anything
+ *     else, chm_free of another map included.
  *   - chm_readmostly: fn runs under the map's mutex with the key reserved (readers and removers
  *     see it absent; a racing put waits). Nested chm_get, chm_size and iteration work; any nested
  *     write returns CHM_EDEADLK. Allocation happens before fn, so on CHM_ENOMEM fn did not run.
+ * Computes nest at most CHM_COMPUTE_NESTING_MAX deep on one thread (each running inside the
+ * function of the one before, in any maps); a deeper chm_compute_if_absent returns CHM_ENOMEM
+ * before fn runs.
  */
+#define CHM_COMPUTE_NESTING_MAX 16
 CHM_API int chm_compute_if_absent(chm *m, uint64_t key, chm_compute_fn *fn, void *arg,
                                   uint64_t *value);
 

@@ -11,12 +11,16 @@
  *     NULL / zeroed options, NULL out-pointers, invalid arguments, the backend registry,
  *     chm_strerror, huge capacities, iteration order with a fixed seed, compute_if_absent
  */
+#define _GNU_SOURCE /* syscall(SYS_gettid) */
 #include "testlib.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #if TL_TSAN
 /* A huge capacity must make chm_new fail with ENOMEM; ThreadSanitizer's allocator aborts on an
@@ -1251,11 +1255,348 @@ static void test_compute_if_absent(const chm_backend *b)
     chm_free(m);
 }
 
+/* ---- nested computes across maps ---------------------------------------------------------
+ * compute(A) -> fn -> compute(B) -> fn -> a write to A: the inner compute runs in another map,
+ * but this thread still holds A's compute (its lock, or its reservation). The header's rule for
+ * a call into a map whose compute runs on this thread holds at any depth: on the weakly
+ * consistent backends every write returns CHM_EDEADLK; on the fail-fast ones the write runs
+ * (this thread holds the map exclusively) and A's compute then fails with CHM_ECONCURRENT if
+ * the write changed A structurally. Reads work everywhere. Every case runs in a child process,
+ * so that a backend that deadlocks itself fails with its name instead of hanging the suite; once
+ * per rwlock kind (the ck lock spins where the pthread lock blocks). */
+
+enum { XK_COMPUTED = 1, XK_PRESENT = 2, XK_OTHER = 3, XK_INNER = 4, XK_B = 5 };
+#define XV_A 0xaaaa000000000001ULL /* A's compute function returns it */
+#define XV_B 0xbbbb000000000002ULL /* B's */
+
+struct xmap {
+    chm *a, *b;
+    bool fail_fast; /* nested writes run (unsafe, rwlock) instead of CHM_EDEADLK */
+    tl_model model; /* A as it must be */
+    unsigned outer_calls, inner_calls;
+    int b_rc;
+    uint64_t b_value;
+};
+
+static uint64_t const_fn(uint64_t key, void *arg)
+{
+    (void)arg;
+    return key * 10;
+}
+
+/* A nested write to A returned @rc: CHM_EDEADLK, or on a fail-fast backend what the write
+ * returns when it runs (@ran), whose effect on the model the caller then applies. */
+static bool xmap_write(struct xmap *x, const char *what, int rc, int ran)
+{
+    if (CHECK_RC(rc, x->fail_fast ? ran : CHM_EDEADLK))
+        return x->fail_fast;
+    FAIL("nested %s on A from inside compute(B) inside compute(A)", what);
+    return false;
+}
+
+/* tl_map_equals_model without its quiescent self-check (a compute is running): size, a full
+ * iteration as a set, and a get of every key. */
+static void xmap_equals_model(chm *m, const tl_model *model)
+{
+    CHECK_EQ(chm_size(m), tl_model_size(model));
+    tl_model seen;
+    tl_model_init(&seen);
+    CHECK_RC(tl_collect(m, &seen), CHM_END);
+    CHECK_EQ(tl_model_size(&seen), tl_model_size(model));
+    size_t pos = 0;
+    uint64_t k, want, got;
+    while (tl_model_slot(model, &pos, &k, &want)) {
+        if (CHECK(tl_model_get(&seen, k, &got)))
+            CHECK_EQ(got, want);
+        got = ~want;
+        if (CHECK_RC(chm_get(m, k, &got), CHM_OK))
+            CHECK_EQ(got, want);
+    }
+    tl_model_fini(&seen);
+}
+
+/* B's compute function, inside A's: every kind of call on A. */
+static uint64_t xmap_inner(uint64_t key, void *arg)
+{
+    struct xmap *x = arg;
+    x->inner_calls++;
+    CHECK_EQ(key, XK_B);
+    uint64_t v = 0, cur = 0;
+    if (CHECK_RC(chm_get(x->a, XK_PRESENT, &v), CHM_OK)) /* reads work on every backend */
+        CHECK_EQ(v, 20);
+    CHECK_EQ(chm_size(x->a), tl_model_size(&x->model));
+    if (xmap_write(x, "put of the key being computed", chm_put(x->a, XK_COMPUTED, 10, NULL),
+                   CHM_OK))
+        tl_model_put(&x->model, XK_COMPUTED, 10, NULL);
+    if (xmap_write(x, "put", chm_put(x->a, XK_PRESENT, 21, NULL), CHM_EXISTS))
+        tl_model_put(&x->model, XK_PRESENT, 21, NULL);
+    if (xmap_write(x, "put_if_absent", chm_put_if_absent(x->a, XK_OTHER, 30, NULL), CHM_OK))
+        tl_model_put(&x->model, XK_OTHER, 30, NULL);
+    tl_model_get(&x->model, XK_PRESENT, &cur);
+    if (xmap_write(x, "replace", chm_replace(x->a, XK_PRESENT, cur, 22), CHM_OK))
+        tl_model_put(&x->model, XK_PRESENT, 22, NULL);
+    if (xmap_write(x, "remove", chm_remove(x->a, XK_PRESENT, NULL), CHM_OK))
+        tl_model_remove(&x->model, XK_PRESENT, NULL);
+    if (xmap_write(x, "compute_if_absent",
+                   chm_compute_if_absent(x->a, XK_INNER, const_fn, NULL, NULL), CHM_OK))
+        tl_model_put(&x->model, XK_INNER, XK_INNER * 10, NULL);
+    xmap_equals_model(x->a, &x->model); /* from inside both computes */
+    return XV_B;
+}
+
+static uint64_t xmap_outer(uint64_t key, void *arg)
+{
+    struct xmap *x = arg;
+    x->outer_calls++;
+    CHECK_EQ(key, XK_COMPUTED);
+    x->b_rc = chm_compute_if_absent(x->b, XK_B, xmap_inner, x, &x->b_value);
+    return XV_A;
+}
+
+static void xmap_single(const chm_backend *b, chm_rwlock_kind kind)
+{
+    struct xmap x;
+    memset(&x, 0, sizeof x);
+    chm_options o;
+    memset(&o, 0, sizeof o);
+    o.rwlock = kind; /* ignored by the other backends */
+    x.a = chm_new(b, &o);
+    x.b = chm_new(b, &o);
+    x.fail_fast = tl_fail_fast(b);
+    tl_model_init(&x.model);
+    if (!CHECK(x.a != NULL && x.b != NULL))
+        goto out;
+    CHECK_RC(chm_put(x.a, XK_PRESENT, 20, NULL), CHM_OK);
+    tl_model_put(&x.model, XK_PRESENT, 20, NULL);
+    uint64_t v = 0;
+    int rc = chm_compute_if_absent(x.a, XK_COMPUTED, xmap_outer, &x, &v);
+    CHECK_EQ(x.outer_calls, 1);
+    CHECK_EQ(x.inner_calls, 1);
+    CHECK_RC(x.b_rc, CHM_OK); /* B's compute is not affected */
+    CHECK_EQ(x.b_value, XV_B);
+    if (x.fail_fast) {
+        /* fn changed A structurally: A's compute inserted nothing; the nested writes stand */
+        CHECK_RC(rc, CHM_ECONCURRENT);
+    } else if (CHECK_RC(rc, CHM_OK)) {
+        CHECK_EQ(v, XV_A);
+        tl_model_put(&x.model, XK_COMPUTED, XV_A, NULL);
+    }
+    tl_map_equals_model(x.a, &x.model); /* A's compute completed intact */
+    if (CHECK_RC(chm_get(x.b, XK_B, &v), CHM_OK))
+        CHECK_EQ(v, XV_B);
+    CHECK_EQ(chm_size(x.b), 1);
+    /* both computes are over: this thread writes both maps again */
+    CHECK_RC(chm_put(x.a, 99, 1, NULL), CHM_OK);
+    CHECK_RC(chm_put(x.b, 99, 1, NULL), CHM_OK);
+out:
+    tl_model_fini(&x.model);
+    chm_free(x.a);
+    chm_free(x.b);
+}
+
+/* The same nesting with a second thread that writes the key A's compute holds: its write must
+ * not land while A's compute runs (an unlock of a lock this thread did not take for the nested
+ * write would let it through). The handshake: A's function lets the writer go, then waits until
+ * the writer either finished (too early: a failure) or sleeps in the kernel, which a writer does
+ * only when it waits for the key's lock or reservation (every backend's writers spin a little,
+ * then sleep). That wait is repeated after the nested write. The spinning ck lock never sleeps,
+ * so this runs with the pthread lock only. */
+struct xthread {
+    chm *a, *b;
+    atomic_int go;      /* A's function runs: the writer may start */
+    atomic_int tid;     /* the writer's thread id, 0 until known */
+    atomic_int calling; /* the writer is about to call chm_put */
+    atomic_int done;    /* its chm_put returned */
+    atomic_int fn_done; /* A's function is about to return */
+    bool landed_early;  /* the writer's chm_put returned while A's function ran */
+    int put_rc;
+    uint64_t put_old;
+    int nested_rc, b_rc;
+};
+
+static bool thread_sleeps(int tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", tid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* "tid (comm) S ...": comm may contain anything */
+    return p != NULL && p[1] == ' ' && p[2] == 'S';
+}
+
+static void *xthread_writer(void *arg)
+{
+    struct xthread *x = arg;
+    atomic_store(&x->tid, (int)syscall(SYS_gettid));
+    while (atomic_load(&x->go) == 0)
+        sched_yield();
+    atomic_store(&x->calling, 1);
+    x->put_rc = chm_put(x->a, XK_COMPUTED, 0x22, &x->put_old);
+    x->landed_early = atomic_load(&x->fn_done) == 0;
+    atomic_store(&x->done, 1);
+    return NULL;
+}
+
+/* Until the writer has finished or sleeps (see above); 30 s bound only for a broken library. */
+static void xthread_wait_writer(struct xthread *x)
+{
+    double deadline = tl_now() + 30;
+    while (atomic_load(&x->calling) == 0 || atomic_load(&x->tid) == 0)
+        sched_yield();
+    while (atomic_load(&x->done) == 0 && !thread_sleeps(atomic_load(&x->tid))) {
+        if (tl_now() > deadline) {
+            FAIL("the writer neither finished nor blocked within 30 s");
+            return;
+        }
+        sched_yield();
+    }
+}
+
+static uint64_t xthread_inner(uint64_t key, void *arg)
+{
+    struct xthread *x = arg;
+    (void)key;
+    x->nested_rc = chm_put(x->a, XK_PRESENT, 21, NULL); /* an overwrite: not structural */
+    return XV_B;
+}
+
+static uint64_t xthread_outer(uint64_t key, void *arg)
+{
+    struct xthread *x = arg;
+    (void)key;
+    atomic_store(&x->go, 1);
+    xthread_wait_writer(x); /* the writer waits for A's compute ... */
+    x->b_rc = chm_compute_if_absent(x->b, XK_B, xthread_inner, x, NULL);
+    xthread_wait_writer(x); /* ... and still does after the nested write */
+    atomic_store(&x->fn_done, 1);
+    return XV_A;
+}
+
+static void xmap_threads(const chm_backend *b)
+{
+    struct xthread x;
+    memset(&x, 0, sizeof x);
+    x.a = chm_new(b, NULL);
+    x.b = chm_new(b, NULL);
+    if (!CHECK(x.a != NULL && x.b != NULL))
+        goto out;
+    CHECK_RC(chm_put(x.a, XK_PRESENT, 20, NULL), CHM_OK);
+    tl_thread t;
+    tl_spawn(&t, xthread_writer, &x);
+    uint64_t v = 0;
+    if (CHECK_RC(chm_compute_if_absent(x.a, XK_COMPUTED, xthread_outer, &x, &v), CHM_OK))
+        CHECK_EQ(v, XV_A);
+    tl_join(&t);
+    CHECK_RC(x.nested_rc, tl_fail_fast(b) ? CHM_EXISTS : CHM_EDEADLK);
+    CHECK_RC(x.b_rc, CHM_OK);
+    if (!CHECK(!x.landed_early))
+        FAIL("another thread's write to A landed while A's compute was running");
+    if (CHECK_RC(x.put_rc, CHM_EXISTS)) /* after the compute: it replaced the computed value */
+        CHECK_EQ(x.put_old, XV_A);
+    if (CHECK_RC(chm_get(x.a, XK_COMPUTED, &v), CHM_OK))
+        CHECK_EQ(v, 0x22);
+out:
+    chm_free(x.a);
+    chm_free(x.b);
+}
+
+/* Computes nest CHM_COMPUTE_NESTING_MAX deep, each in its own map; one more returns
+ * CHM_ENOMEM before its function runs, and the others complete. */
+struct nest {
+    chm *maps[CHM_COMPUTE_NESTING_MAX + 1];
+    int rc[CHM_COMPUTE_NESTING_MAX + 1];
+    int depth; /* computes running */
+    unsigned calls;
+};
+
+static uint64_t nest_fn(uint64_t key, void *arg)
+{
+    struct nest *n = arg;
+    n->calls++;
+    int d = ++n->depth; /* this function belongs to compute number d (1-based) */
+    if (d <= CHM_COMPUTE_NESTING_MAX)
+        n->rc[d] = chm_compute_if_absent(n->maps[d], key, nest_fn, n, NULL);
+    n->depth--;
+    return key + (uint64_t)d;
+}
+
+static void test_nesting_bound(const chm_backend *b)
+{
+    struct nest n;
+    memset(&n, 0, sizeof n);
+    for (int i = 0; i <= CHM_COMPUTE_NESTING_MAX; i++)
+        if (!CHECK((n.maps[i] = chm_new(b, NULL)) != NULL))
+            goto out;
+    n.rc[0] = chm_compute_if_absent(n.maps[0], 7, nest_fn, &n, NULL);
+    CHECK_EQ(n.calls, CHM_COMPUTE_NESTING_MAX);
+    for (int i = 0; i < CHM_COMPUTE_NESTING_MAX; i++) {
+        uint64_t v = 0;
+        CHECK_RC(n.rc[i], CHM_OK);
+        if (CHECK_RC(chm_get(n.maps[i], 7, &v), CHM_OK))
+            CHECK_EQ(v, 7 + (uint64_t)i + 1);
+    }
+    CHECK_RC(n.rc[CHM_COMPUTE_NESTING_MAX], CHM_ENOMEM);
+    CHECK_EQ(chm_size(n.maps[CHM_COMPUTE_NESTING_MAX]), 0);
+    /* unwound: the deepest map computes again */
+    n.calls = 0;
+    n.depth = CHM_COMPUTE_NESTING_MAX;
+    CHECK_RC(chm_compute_if_absent(n.maps[CHM_COMPUTE_NESTING_MAX], 7, nest_fn, &n, NULL), CHM_OK);
+    CHECK_EQ(n.calls, 1);
+out:
+    for (int i = 0; i <= CHM_COMPUTE_NESTING_MAX; i++)
+        chm_free(n.maps[i]);
+}
+
+/* Child: "xmap:<index in chm_backend_list()>:<rwlock kind>". Exit status 0 when every check
+ * passed (failures are printed on stdout as usual). */
+static int xmap_child(const char *arg)
+{
+    unsigned idx, kind;
+    if (sscanf(arg, "xmap:%u:%u", &idx, &kind) != 2)
+        return 2;
+    const chm_backend *const *list = chm_backend_list();
+    for (unsigned i = 0; i < idx; i++)
+        if (list[i] == NULL)
+            return 2;
+    const chm_backend *b = list[idx];
+    if (b == NULL)
+        return 2;
+    xmap_single(b, (chm_rwlock_kind)kind);
+    if (kind == CHM_RWLOCK_PTHREAD && tl_thread_safe(b))
+        xmap_threads(b);
+    return tl_failures() == 0 ? 0 : 1;
+}
+
+static void test_nested_cross_map(const chm_backend *b)
+{
+    unsigned idx = 0;
+    for (const chm_backend *const *p = chm_backend_list(); *p != b; p++)
+        idx++;
+    for (unsigned kind = CHM_RWLOCK_PTHREAD; kind <= CHM_RWLOCK_CK; kind++) {
+        char arg[32];
+        snprintf(arg, sizeof arg, "xmap:%u:%u", idx, kind);
+        tl_child c;
+        if (!CHECK(tl_child_run(arg, NULL, 30, &c)))
+            return;
+        char how[64];
+        if (!CHECK(c.exited && c.status == 0))
+            FAIL("child %s (rwlock kind %u) ended with %s; stderr: %.2000s", arg, kind,
+                 tl_child_describe(&c, how, sizeof how), c.err);
+        tl_child_fini(&c);
+    }
+}
+
 /* ------------------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
 {
-    tl_init(argc, argv);
+    const char *child = tl_init(argc, argv);
+    if (child != NULL)
+        return xmap_child(child);
     tl_watchdog(280); /* a hang (say, in chm_free's drain) fails naming its sub-test */
     tl_run("registry", test_registry, NULL);
     tl_run("strerror", test_strerror, NULL);
@@ -1268,6 +1609,8 @@ int main(int argc, char **argv)
     tl_each_backend("same_value_stays", test_same_value_stays, NULL);
     tl_each_backend("same_pointer_value", test_same_pointer_value, NULL);
     tl_each_backend("compute_if_absent", test_compute_if_absent, NULL);
+    tl_each_backend("nested_cross_map", test_nested_cross_map, NULL);
+    tl_each_backend("nesting_bound", test_nesting_bound, NULL);
     tl_each_backend("random_small", test_random_small, NULL);
     tl_each_backend("random_options", test_random_options, NULL);
     tl_each_backend("random_large", test_random_large, NULL);

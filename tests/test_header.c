@@ -30,6 +30,7 @@ _Static_assert(CHM_ECONCURRENT == -3, "CHM_ECONCURRENT");
 _Static_assert(CHM_ERACE == -4, "CHM_ERACE");
 _Static_assert(CHM_RACE_ABORT == 0, "CHM_RACE_ABORT is the default");
 _Static_assert(CHM_RACE_RETURN != CHM_RACE_ABORT, "CHM_RACE_RETURN");
+_Static_assert(CHM_COMPUTE_NESTING_MAX >= 2, "computes nest across maps");
 _Static_assert(sizeof(chm_iter) == CHM_ITER_SIZE, "chm_iter size");
 _Static_assert(alignof(chm_iter) == 16, "chm_iter alignment");
 _Static_assert(CHM_VERSION_MAJOR >= 0 && CHM_VERSION_MINOR >= 0 && CHM_VERSION_PATCH >= 0,

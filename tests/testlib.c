@@ -95,6 +95,7 @@ const char *tl_rc_name(int rc)
     case CHM_ENOMEM: return "CHM_ENOMEM";
     case CHM_ECONCURRENT: return "CHM_ECONCURRENT";
     case CHM_ERACE: return "CHM_ERACE";
+    case CHM_EDEADLK: return "CHM_EDEADLK";
     default: return "(unknown status)";
     }
 }

@@ -113,8 +113,9 @@
  *     the count of cells in use, so no array is ever copied or retired. If that allocation
  *     fails the base counter is used (Java's final fallback).
  *   - The hash: chm's seeded 64-bit mixer, spread as (h ^ h >> 32) & 2^63-1.
- *   - chm_compute_if_absent: a call the function makes to write to the same map (any key)
- *     returns CHM_EDEADLK, detected before any lock is touched (Java throws
+ *   - chm_compute_if_absent: a call the function makes to write to the same map (any key;
+ *     itself, or from a compute in another map: src/reentry.h keeps the thread's stack of
+ *     them) returns CHM_EDEADLK, detected before any lock is touched (Java throws
  *     IllegalStateException("Recursive update") for the same bin, and may livelock or deadlock
  *     for others during a resize). chm_get, chm_size and iteration from inside work. The
  *     function runs outside the read section (its bin is held by the lock, which keeps the
@@ -129,6 +130,7 @@
  *     three-argument constructor).
  */
 #include "binlock.h"
+#include "reentry.h"
 #include "torture.h"
 
 #include <errno.h>
@@ -187,14 +189,6 @@ _Static_assert(offsetof(struct bl_map, table) % CHM_CACHELINE == 0 &&
                    offsetof(struct bl_map, size_ctl) < offsetof(struct bl_map, transfer_index),
                "hot map fields on their own cache lines");
 
-/* One compute function running on this thread (a stack of them: a function may compute in
- * another map). Writes to a map listed here would wait for a lock this thread holds. */
-struct bl_frame {
-    const chm *m;
-    const struct bl_frame *prev;
-};
-static _Thread_local const struct bl_frame *bl_computing __attribute__((tls_model("initial-exec")));
-
 /* ThreadLocalRandom.getProbe(): this thread's counter-cell hash; 0 = not initialised. */
 static _Thread_local uint32_t bl_probe __attribute__((tls_model("initial-exec")));
 
@@ -211,14 +205,6 @@ static struct bl_map *map_of_domain(chm_smr_domain *d)
 static inline uint64_t spread(uint64_t h)
 {
     return (h ^ (h >> 32)) & BL_HASH_BITS;
-}
-
-static inline bool in_compute(const chm *m)
-{
-    for (const struct bl_frame *f = bl_computing; f != NULL; f = f->prev)
-        if (f->m == m)
-            return true;
-    return false;
 }
 
 static inline void cpu_relax(void)
@@ -1095,7 +1081,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                    uint64_t *prev)
 {
     chm *cm = &m->base;
-    if (chm_unlikely(bl_computing != NULL) && in_compute(cm))
+    if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t h = spread(chm__hash(cm, key));
     struct bl_node *node = NULL; /* the new node, allocated once */
@@ -1255,7 +1241,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
                         uint64_t desired, uint64_t *old)
 {
     chm *cm = &m->base;
-    if (chm_unlikely(bl_computing != NULL) && in_compute(cm))
+    if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t h = spread(chm__hash(cm, key));
     chm_value_retire *rec = NULL;
@@ -1362,19 +1348,16 @@ static int bl_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired
 
 /* ---- computeIfAbsent -------------------------------------------------------------------------- */
 
-/* Run the compute function with this map on the thread's compute stack, outside the read
- * section: the caller holds the bin's lock (its head's, or its reservation's), so neither the
- * head nor the table can be retired meanwhile (unlinking a head and committing a transfer
- * both need that lock), and the function may block for as long as it likes without holding up
- * reclamation. */
+/* Run the compute function with this map on the thread's compute stack (src/reentry.h: nested
+ * writes to it return CHM_EDEADLK), outside the read section: the caller holds the bin's lock
+ * (its head's, or its reservation's), so neither the head nor the table can be retired meanwhile
+ * (unlinking a head and committing a transfer both need that lock), and the function may block
+ * for as long as it likes without holding up reclamation. */
 static uint64_t run_compute(const chm *cm, chm_compute_fn *fn, uint64_t key, void *arg)
 {
-    struct bl_frame frame = {cm, bl_computing};
-    bl_computing = &frame;
     chm__smr_read_unlock();
-    uint64_t v = fn(key, arg);
+    uint64_t v = chm__reentry_run(cm, CHM__HOLD_PART, fn, key, arg);
     chm__smr_read_lock();
-    bl_computing = frame.prev;
     return v;
 }
 
@@ -1382,14 +1365,14 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
                                 uint64_t *value)
 {
     struct bl_map *m = as_bl(cm);
-    if (chm_unlikely(bl_computing != NULL) && in_compute(cm))
-        return CHM_EDEADLK;
+    int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
+    if (rc != CHM_OK)
+        return rc;
     uint64_t h = spread(chm__hash(cm, key));
     struct bl_node *node = NULL, *res = NULL; /* the new node; the ReservationNode */
     uint64_t v = 0;
     long bin_count = 0;
     bool inserted = false;
-    int rc;
     chm__smr_read_lock();
     struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
     for (;;) {

@@ -98,10 +98,11 @@
  *
  * Re-entrancy. chm_compute_if_absent runs fn under mu, with the key RESERVED (readers and
  * deleters see it absent; writers that would store it wait for mu), so racing callers run fn
- * exactly once, and a racing chm_put waits instead of being overwritten. A thread-local list of
- * the maps whose mu this thread holds for a compute makes a nested call from fn safe: nested
- * chm_get, chm_size and iteration work (their locked steps skip locking: this thread holds mu);
- * every nested write returns CHM_EDEADLK. CHM_ENOMEM from compute means fn did not run.
+ * exactly once, and a racing chm_put waits instead of being overwritten. The thread's stack of
+ * running computes (src/reentry.h) makes a nested call from fn -- or from a compute in another
+ * map that fn runs -- safe: nested chm_get, chm_size and iteration work (their locked steps skip
+ * locking: this thread holds mu); every nested write returns CHM_EDEADLK. CHM_ENOMEM from
+ * compute means fn did not run.
  *
  * Deliberate differences from Go
  *   - Boxed values with an inline first box and a refcount (Go: a GC'd *any per Store).
@@ -120,6 +121,7 @@
  */
 #define _GNU_SOURCE
 #include "readmostly.h"
+#include "reentry.h"
 #include "smr.h"
 #include "torture.h"
 
@@ -243,28 +245,25 @@ static inline uintptr_t rd_make(const struct rm_index *t, bool amended)
     return (uintptr_t)t | ((uintptr_t)t->shift << 1) | (uintptr_t)amended;
 }
 
-/* ---- maps whose mutex this thread holds while running a compute function ---------------- */
+/* ---- the mutex ---------------------------------------------------------------------------- */
 
-struct rm_hold {
-    const struct rm_map *m;
-    struct rm_hold *outer;
-};
-static _Thread_local struct rm_hold *rm_holding __attribute__((tls_model("initial-exec")));
-
-static inline bool holds(const struct rm_map *m)
+static void mu_lock(struct rm_map *m)
 {
-    for (const struct rm_hold *h = rm_holding; h != NULL; h = h->outer)
-        if (h->m == m)
-            return true;
-    return false;
+    CHM__LOCK_CALL(pthread_mutex_lock(&m->mu));
 }
 
-/* Take mu unless this thread already holds it (a call from a compute function). */
+static void mu_unlock(struct rm_map *m)
+{
+    CHM__LOCK_CALL(pthread_mutex_unlock(&m->mu));
+}
+
+/* Take mu unless this thread already holds it: a call from a compute function on this map,
+ * made by the function itself or from a compute in another map (src/reentry.h). */
 static bool lock_unless_held(struct rm_map *m)
 {
-    if (chm_unlikely(rm_holding != NULL) && holds(m))
+    if (chm_unlikely(chm__reentry_holds(&m->base)))
         return false;
-    pthread_mutex_lock(&m->mu);
+    mu_lock(m);
     return true;
 }
 
@@ -768,7 +767,7 @@ static int get_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t *v
         }
     }
     if (locked)
-        pthread_mutex_unlock(&m->mu);
+        mu_unlock(m);
     return rc;
 }
 
@@ -801,18 +800,13 @@ static int rm_get(chm *cm, uint64_t key, uint64_t *value)
     return rc;
 }
 
-static inline bool nested_write(const struct rm_map *m)
-{
-    return chm_unlikely(rm_holding != NULL) && holds(m);
-}
-
 /* Swap's locked half. *boxp: a preallocated box or NULL; consumed when installed. */
 static int put_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t value,
                       struct rm_box **boxp, uint64_t *prev)
 {
     chm *cm = &m->base;
     int rc;
-    pthread_mutex_lock(&m->mu);
+    mu_lock(m);
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e == NULL && m->dirty != NULL)
@@ -840,14 +834,14 @@ static int put_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t va
     }
     *boxp = NULL;
 out:
-    pthread_mutex_unlock(&m->mu);
+    mu_unlock(m);
     return rc;
 }
 
 static int rm_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
 {
     struct rm_map *m = as_rm(cm);
-    if (nested_write(m))
+    if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key), prev = 0;
     struct rm_box *box = NULL;
@@ -893,7 +887,7 @@ static int put_if_absent_locked(struct rm_map *m, uint64_t key, uint64_t hash, u
 {
     chm *cm = &m->base;
     int rc;
-    pthread_mutex_lock(&m->mu);
+    mu_lock(m);
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     struct rm_entry *e = read_find(cm, r, key, hash);
     bool via_dirty = false;
@@ -917,14 +911,14 @@ static int put_if_absent_locked(struct rm_map *m, uint64_t key, uint64_t hash, u
         if (via_dirty && rc != CHM_ENOMEM)
             miss_locked(m);
     }
-    pthread_mutex_unlock(&m->mu);
+    mu_unlock(m);
     return rc;
 }
 
 static int rm_put_if_absent(chm *cm, uint64_t key, uint64_t value, uint64_t *current)
 {
     struct rm_map *m = as_rm(cm);
-    if (nested_write(m))
+    if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key), cur = 0;
     struct rm_box *box = NULL;
@@ -950,7 +944,7 @@ static int remove_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t
 {
     chm *cm = &m->base;
     int rc = CHM_NOTFOUND;
-    pthread_mutex_lock(&m->mu);
+    mu_lock(m);
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL) {
@@ -964,14 +958,14 @@ static int remove_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t
             *gone = e;
         }
     }
-    pthread_mutex_unlock(&m->mu);
+    mu_unlock(m);
     return rc;
 }
 
 static int rm_remove(chm *cm, uint64_t key, uint64_t *old)
 {
     struct rm_map *m = as_rm(cm);
-    if (nested_write(m))
+    if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key), prev = 0;
     struct rm_entry *gone = NULL;
@@ -997,7 +991,7 @@ static int replace_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_
 {
     chm *cm = &m->base;
     int rc = CHM_NOTFOUND;
-    pthread_mutex_lock(&m->mu);
+    mu_lock(m);
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL) {
@@ -1008,14 +1002,14 @@ static int replace_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_
         if (rc != CHM_ENOMEM)
             miss_locked(m);
     }
-    pthread_mutex_unlock(&m->mu);
+    mu_unlock(m);
     return rc;
 }
 
 static int rm_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired)
 {
     struct rm_map *m = as_rm(cm);
-    if (nested_write(m))
+    if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key);
     struct rm_box *box = NULL;
@@ -1037,11 +1031,11 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
                                 uint64_t *value)
 {
     struct rm_map *m = as_rm(cm);
-    if (nested_write(m))
-        return CHM_EDEADLK;
+    int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
+    if (rc != CHM_OK)
+        return rc;
     uint64_t hash = chm__hash(cm, key), v = 0;
     struct rm_box *box = NULL;
-    int rc;
     chm__smr_read_lock();
     /* Acquire pairs with the release stores of read. */
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
@@ -1055,7 +1049,7 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
             goto out;
         }
     }
-    pthread_mutex_lock(&m->mu);
+    mu_lock(m);
     r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     e = read_find(cm, r, key, hash);
     bool via_dirty = false;
@@ -1101,10 +1095,8 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
      * the tables (only a write under mu could remove it, and nested writes are refused). */
     chm__smr_read_unlock();
     CHM_YIELD_POINT("rm.compute.reserved"); /* readers and deleters see RESERVED */
-    struct rm_hold hold = {m, rm_holding};
-    rm_holding = &hold;
-    v = fn(key, arg);
-    rm_holding = hold.outer;
+    /* On the thread's compute stack: nested writes return CHM_EDEADLK, nested reads skip mu. */
+    v = chm__reentry_run(cm, CHM__HOLD_PART, fn, key, arg);
     box->value = v;
     /* Release pairs with readers' acquire loads of p: the value is visible. Only the mu
      * holder changes a RESERVED entry, so a store will do. */
@@ -1114,7 +1106,7 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
     rc = CHM_OK;
     if (via_dirty)
         miss_locked(m);
-    pthread_mutex_unlock(&m->mu);
+    mu_unlock(m);
     if (value != NULL)
         *value = v;
     return rc;
@@ -1122,7 +1114,7 @@ miss:
     if (via_dirty)
         miss_locked(m);
 unlock:
-    pthread_mutex_unlock(&m->mu);
+    mu_unlock(m);
 out:
     chm__smr_read_unlock();
     chm__free(box); /* a heap box that was not installed (never &e->first: no failure follows
@@ -1158,7 +1150,7 @@ static int rm_iter_init(chm_iter *it, chm *cm)
         /* Relaxed increment: the index is current (we hold mu), so refs >= 1 already. */
         atomic_fetch_add_explicit(&rd_index(r)->refs, 1, memory_order_relaxed);
         if (locked)
-            pthread_mutex_unlock(&m->mu);
+            mu_unlock(m);
     } else {
         CHM_YIELD_POINT("rm.iter.before_ref"); /* the index may be promoted away and retired */
         /* Relaxed increment: the index is current or in its grace period, which our read
@@ -1245,7 +1237,7 @@ static void rm_destroy(chm *cm)
         chm__free(d);
     }
     chm__free(t);
-    pthread_mutex_destroy(&m->mu);
+    CHM__LOCK_CALL(pthread_mutex_destroy(&m->mu));
     chm__free(m->stripes);
     chm__free(m);
 }
@@ -1386,7 +1378,7 @@ int chm__readmostly_stats(chm *cm, struct chm__rm_stats *out)
         return CHM_EINVAL;
     struct rm_map *m = as_rm(cm);
     memset(out, 0, sizeof *out);
-    pthread_mutex_lock(&m->mu);
+    mu_lock(m);
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed);
     struct rm_index *t = rd_index(r);
     out->amended = rd_amended(r);
@@ -1406,7 +1398,7 @@ int chm__readmostly_stats(chm *cm, struct chm__rm_stats *out)
     out->misses = m->misses;
     out->promotions = m->promotions;
     out->dirty_builds = m->dirty_builds;
-    pthread_mutex_unlock(&m->mu);
+    mu_unlock(m);
     return CHM_OK;
 }
 

@@ -29,13 +29,17 @@
  * may therefore write to the map between its own chm_iter_next calls.
  *
  * Re-entrant calls: the compute function of chm_compute_if_absent runs under the write lock. A
- * call it makes into the same map runs without locking (this thread already holds the map
- * exclusively) instead of deadlocking; if it changed the map structurally, the compute returns
- * CHM_ECONCURRENT and inserts nothing, as Java 9's HashMap.computeIfAbsent throws
- * ConcurrentModificationException.
+ * call it makes into the same map -- itself, or from a compute in another map, at any depth --
+ * runs without locking (this thread already holds the map exclusively; src/reentry.h records
+ * which maps it holds) instead of deadlocking; if it changed the map structurally, the compute
+ * returns CHM_ECONCURRENT and inserts nothing, as Java 9's HashMap.computeIfAbsent throws
+ * ConcurrentModificationException. Every pthread lock call's result is checked
+ * (CHM__LOCK_CALL): glibc answers a relock by the writer with EDEADLK, and an unchecked one
+ * would go on to unlock the outer compute's lock.
  */
 #define _GNU_SOURCE /* PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP */
 #include "gomap.h"
+#include "reentry.h"
 
 #include <ck_rwlock.h>
 #include <errno.h>
@@ -84,9 +88,6 @@ static struct rw_map *as_rw(chm *m)
     return (struct rw_map *)m;
 }
 
-/* The map whose write lock this thread holds while running a compute function. */
-static _Thread_local const chm *computing_in __attribute__((tls_model("initial-exec")));
-
 /* ---- the two locks ---------------------------------------------------------------------- */
 
 struct lock_impl {
@@ -132,11 +133,11 @@ static void pt_rdlock(struct rw_map *m)
             return;
         cpu_relax();
     }
-    pthread_rwlock_rdlock(&m->lock.pthread);
+    CHM__LOCK_CALL(pthread_rwlock_rdlock(&m->lock.pthread));
 }
 static void pt_rdunlock(struct rw_map *m)
 {
-    pthread_rwlock_unlock(&m->lock.pthread);
+    CHM__LOCK_CALL(pthread_rwlock_unlock(&m->lock.pthread));
 }
 static void pt_wrlock(struct rw_map *m)
 {
@@ -150,11 +151,11 @@ static void pt_wrlock(struct rw_map *m)
     }
     /* asleep, glibc's writer preference holds readers back instead */
     atomic_fetch_sub_explicit(&m->writers_spinning, 1, memory_order_relaxed);
-    pthread_rwlock_wrlock(&m->lock.pthread);
+    CHM__LOCK_CALL(pthread_rwlock_wrlock(&m->lock.pthread));
 }
 static void pt_wrunlock(struct rw_map *m)
 {
-    pthread_rwlock_unlock(&m->lock.pthread);
+    CHM__LOCK_CALL(pthread_rwlock_unlock(&m->lock.pthread));
 }
 
 /* ck's atomics are inline assembly, invisible to ThreadSanitizer: tell it that acquiring the lock
@@ -197,10 +198,11 @@ static const struct lock_impl ck_impl = {ck_rdlock, ck_rdunlock, ck_wrlock, ck_w
 
 #define RW_INLINE static inline __attribute__((always_inline))
 
-/* Lock unless this thread already holds the write lock (a call from a compute function). */
+/* Lock unless this thread already holds the write lock (a call from a compute function, at any
+ * depth of computes). */
 RW_INLINE bool rd_enter(const struct lock_impl *L, struct rw_map *m)
 {
-    if (chm_unlikely(computing_in == &m->base))
+    if (chm_unlikely(chm__reentry_holds(&m->base)))
         return false;
     L->rdlock(m);
     return true;
@@ -208,7 +210,7 @@ RW_INLINE bool rd_enter(const struct lock_impl *L, struct rw_map *m)
 
 RW_INLINE bool wr_enter(const struct lock_impl *L, struct rw_map *m)
 {
-    if (chm_unlikely(computing_in == &m->base))
+    if (chm_unlikely(chm__reentry_holds(&m->base)))
         return false;
     L->wrlock(m);
     return true;
@@ -281,17 +283,17 @@ RW_INLINE int rw_compute_if_absent(const struct lock_impl *L, chm *cm, uint64_t 
                                    chm_compute_fn *fn, void *arg, uint64_t *value)
 {
     struct rw_map *m = as_rw(cm);
+    int rc = chm__reentry_check(cm); /* nested too deep */
+    if (rc != CHM_OK)
+        return rc;
     bool locked = wr_enter(L, m);
     uint64_t v;
-    int rc = gomap_get(&m->g, key, &v);
+    rc = gomap_get(&m->g, key, &v);
     if (rc == CHM_OK) {
         rc = CHM_EXISTS;
     } else {
         uint64_t before = m->g.modcount;
-        const chm *outer = computing_in;
-        computing_in = cm;
-        v = fn(key, arg);
-        computing_in = outer;
+        v = chm__reentry_run(cm, CHM__HOLD_MAP, fn, key, arg); /* nested calls: no locking */
         if (m->g.modcount != before) {
             rc = CHM_ECONCURRENT; /* fn changed the map: insert nothing */
         } else {
@@ -419,7 +421,7 @@ static void rw_destroy(chm *cm)
     struct rw_map *m = as_rw(cm);
     gomap_destroy(&m->g);
     if (m->base.opt.rwlock == CHM_RWLOCK_PTHREAD)
-        pthread_rwlock_destroy(&m->lock.pthread);
+        CHM__LOCK_CALL(pthread_rwlock_destroy(&m->lock.pthread));
     chm__free(m);
 }
 
@@ -498,11 +500,17 @@ static chm *rw_create(const chm_backend *b, const chm_options *opt)
     if (use_ck) {
         ck_rwlock_init(&m->lock.ck);
     } else {
+        /* Writer preference is part of the design (a stream of readers must not starve
+         * writers): a lock without it is a failure, not a fallback. */
         pthread_rwlockattr_t attr;
-        pthread_rwlockattr_init(&attr);
-        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-        int err = pthread_rwlock_init(&m->lock.pthread, &attr);
-        pthread_rwlockattr_destroy(&attr);
+        int err = pthread_rwlockattr_init(&attr);
+        if (err == 0) {
+            err =
+                pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+            if (err == 0)
+                err = pthread_rwlock_init(&m->lock.pthread, &attr);
+            CHM__LOCK_CALL(pthread_rwlockattr_destroy(&attr));
+        }
         if (err != 0) {
             chm__free(m);
             errno = err;
@@ -511,7 +519,7 @@ static chm *rw_create(const chm_backend *b, const chm_options *opt)
     }
     if (gomap_init(&m->g, &m->base, opt->capacity) != CHM_OK) {
         if (!use_ck)
-            pthread_rwlock_destroy(&m->lock.pthread);
+            CHM__LOCK_CALL(pthread_rwlock_destroy(&m->lock.pthread));
         chm__free(m);
         errno = ENOMEM;
         return NULL;

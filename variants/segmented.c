@@ -65,10 +65,12 @@
  *     segment = top 16 bits (masked), bin = low bits.
  *   - chm_compute_if_absent (Java 7 has none; Java 8's ConcurrentMap default is not atomic) runs
  *     the function under the segment lock, so racing callers for one key run it exactly once. If
- *     the function calls back into the same map, chm_get, chm_size (unlocked passes only) and
- *     iteration work; any write returns CHM_EDEADLK instead of deadlocking.
+ *     the function calls back into the same map (itself, or from a compute in another map),
+ *     chm_get, chm_size (unlocked passes only) and iteration work; any write returns
+ *     CHM_EDEADLK instead of deadlocking (src/reentry.h knows which maps a thread computes in).
  *   - No null keys or values to reject: every 64-bit key and value is legal.
  */
+#include "reentry.h"
 #include "smr.h"
 #include "torture.h"
 
@@ -124,9 +126,6 @@ struct seg_iter {
     struct seg_node *node; /* next node of the current chain */
 };
 CHM_ITER_STATIC_ASSERT(struct seg_iter);
-
-/* The map whose segment lock this thread holds while running a compute function. */
-static _Thread_local const chm *computing_in __attribute__((tls_model("initial-exec")));
 
 static struct seg_map *as_seg(chm *m)
 {
@@ -271,7 +270,7 @@ static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, u
             }
         } else if (++retries > MAX_SCAN_RETRIES) {
             chm__smr_read_unlock(); /* do not hold up grace periods while asleep */
-            pthread_mutex_lock(&s->lock);
+            CHM__LOCK_CALL(pthread_mutex_lock(&s->lock));
             return;
         } else if ((retries & 1) == 0) {
             t = atomic_load_explicit(&s->table, memory_order_acquire);
@@ -287,7 +286,7 @@ static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, u
 
 static void unlock(struct segment *s)
 {
-    pthread_mutex_unlock(&s->lock);
+    CHM__LOCK_CALL(pthread_mutex_unlock(&s->lock));
 }
 
 static void bump(atomic_size_t *c, ptrdiff_t delta)
@@ -477,7 +476,7 @@ static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_ab
                           uint64_t *prev)
 {
     struct seg_map *m = as_seg(cm);
-    if (chm_unlikely(computing_in == cm))
+    if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key);
     struct seg_node *node = NULL, *e;
@@ -538,8 +537,9 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
                                  uint64_t *value)
 {
     struct seg_map *m = as_seg(cm);
-    if (chm_unlikely(computing_in == cm))
-        return CHM_EDEADLK;
+    int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
+    if (rc != CHM_OK)
+        return rc;
     uint64_t v, hash = chm__hash(cm, key);
     if (get_hashed(m, hash, key, &v) == CHM_OK) { /* fast path, lock-free: present */
         if (value != NULL)
@@ -551,17 +551,13 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
     struct segment *s = lock_for_insert(m, hash, key, &node, &t, &e);
     if (s == NULL)
         return CHM_ENOMEM;
-    int rc;
     if (e != NULL) {
         v = atomic_load_explicit(&e->value, memory_order_relaxed);
         rc = CHM_EXISTS;
     } else if ((node = prepare_node(m, node, hash, key, 0)) == NULL) {
         rc = CHM_ENOMEM; /* before fn: it does not run */
     } else {
-        const chm *outer = computing_in; /* fn may compute in another map in turn */
-        computing_in = cm;
-        v = fn(key, arg);
-        computing_in = outer;
+        v = chm__reentry_run(cm, CHM__HOLD_PART, fn, key, arg); /* nested writes: EDEADLK */
         atomic_store_explicit(&node->value, v, memory_order_relaxed);
         /* The table cannot have changed: only this lock holder could change it. */
         if (link_node(m, s, t, node) != CHM_OK) {
@@ -583,7 +579,7 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
 static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
 {
     struct seg_map *m = as_seg(cm);
-    if (chm_unlikely(computing_in == cm))
+    if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key);
     struct segment *s = segment_for(m, hash);
@@ -621,7 +617,7 @@ static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
 static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired)
 {
     struct seg_map *m = as_seg(cm);
-    if (chm_unlikely(computing_in == cm))
+    if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key);
     struct segment *s = segment_for(m, hash);
@@ -656,14 +652,14 @@ static size_t seg_size(chm *cm)
     struct seg_map *m = as_seg(cm);
     /* Inside a compute function this thread holds a segment lock: locking all would deadlock,
      * so it gets the unlocked estimate. */
-    bool may_lock = computing_in != cm;
+    bool may_lock = !chm__reentry_holds(cm);
     size_t last = 0, size = 0;
     int retries = -1;
     bool locked = false;
     for (;;) {
         if (retries++ == RETRIES_BEFORE_LOCK && may_lock) {
             for (unsigned i = 0; i < m->nsegments; i++)
-                pthread_mutex_lock(&m->segments[i].lock);
+                CHM__LOCK_CALL(pthread_mutex_lock(&m->segments[i].lock));
             locked = true;
         }
         size_t sum = 0;
@@ -679,7 +675,7 @@ static size_t seg_size(chm *cm)
     }
     if (locked)
         for (unsigned i = 0; i < m->nsegments; i++)
-            pthread_mutex_unlock(&m->segments[i].lock);
+            CHM__LOCK_CALL(pthread_mutex_unlock(&m->segments[i].lock));
     return size;
 }
 
@@ -746,7 +742,7 @@ static int seg_validate(chm *cm)
         size_t n = 0;
         if (pthread_mutex_trylock(&s->lock) != 0)
             return -6; /* a segment lock still held */
-        pthread_mutex_unlock(&s->lock);
+        CHM__LOCK_CALL(pthread_mutex_unlock(&s->lock));
         if (atomic_load_explicit(&s->modcount, memory_order_relaxed) <
             atomic_load_explicit(&s->count, memory_order_relaxed))
             return -7; /* fewer modifications than entries */
@@ -814,7 +810,7 @@ static void seg_destroy(chm *cm)
             }
             chm__free(t);
         }
-        pthread_mutex_destroy(&s->lock);
+        CHM__LOCK_CALL(pthread_mutex_destroy(&s->lock));
     }
     chm__free(m->segments_raw);
     chm__free(m);
@@ -876,8 +872,15 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
     chm__smr_domain_init(&m->domain);
     m->nsegments = nseg;
     m->initial_capacity = cap;
-    for (unsigned i = 0; i < nseg; i++)
-        pthread_mutex_init(&m->segments[i].lock, NULL);
+    for (unsigned i = 0; i < nseg; i++) {
+        int err = pthread_mutex_init(&m->segments[i].lock, NULL);
+        if (err != 0) {
+            m->nsegments = i; /* seg_destroy destroys the initialised ones only */
+            seg_destroy(&m->base);
+            errno = err;
+            return NULL;
+        }
+    }
     if (opt->capacity != 0) { /* presized: create the tables now, so growth never happens */
         for (unsigned i = 0; i < nseg; i++) {
             if (ensure_table(m, &m->segments[i]) == NULL) {

@@ -32,6 +32,7 @@
  *     nothing (Java 9's HashMap.computeIfAbsent throws ConcurrentModificationException there).
  */
 #include "gomap.h"
+#include "reentry.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -164,10 +165,15 @@ static int unsafe_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, v
 {
     struct unsafe_map *m = as_unsafe(cm);
     uint64_t v;
-    int rc = unsafe_get(cm, key, &v);
+    int rc = chm__reentry_check(cm); /* nested too deep */
+    if (rc != CHM_OK)
+        return rc;
+    rc = unsafe_get(cm, key, &v);
     if (rc == CHM_NOTFOUND) {
         uint64_t before = m->g.modcount;
-        v = fn(key, arg);
+        /* The map is this thread's alone (the contract), so nested calls simply run; on the
+         * guard's stack, this compute counts towards the nesting bound like any other. */
+        v = chm__reentry_run(cm, CHM__HOLD_MAP, fn, key, arg);
         if (m->g.modcount != before)
             return CHM_ECONCURRENT; /* fn changed the map under us: insert nothing */
         uint64_t prev = 0;

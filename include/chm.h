@@ -30,7 +30,9 @@
  *   A value that leaves the map (replaced, removed, or still present at chm_free) is passed to
  *   options.value_free exactly once, after no thread can still read it from the map. A value
  *   "replaced" by itself (chm_put or chm_replace storing the value the key already holds) has
- *   not left the map, and is not passed to value_free. Stored key
+ *   not left the map, and is not passed to value_free. A value that a compute function returned
+ *   and the map did not insert (CHM_ECONCURRENT) is passed to value_free too, so that a function
+ *   that allocates its value never leaks (see chm_compute_if_absent). Stored key
  *   copies (chm_keys_string, or any keyops with retain) are released by keyops.release under the
  *   same rule. Both callbacks may run on any thread, including the library's own
  *   reclamation thread, concurrently with other operations and with each other:
@@ -261,6 +263,8 @@ CHM_API int chm_remove(chm *m, uint64_t key, uint64_t *old);
  * CHM_NOTFOUND: absent. CHM_EXISTS: present with another value; nothing changed. */
 CHM_API int chm_replace(chm *m, uint64_t key, uint64_t expected, uint64_t desired);
 
+/* A compute function: the value to store for @key. Where it runs, which calls it may make, and
+ * what becomes of its value when it is not inserted: chm_compute_if_absent. */
 typedef uint64_t chm_compute_fn(uint64_t key, void *arg);
 
 /*
@@ -270,7 +274,9 @@ typedef uint64_t chm_compute_fn(uint64_t key, void *arg);
  * CHM_EINVAL: @fn is NULL.
  * The call is atomic, as Java's ConcurrentHashMap.computeIfAbsent: among racing callers for one
  * absent key, fn runs exactly once, its result is installed and every caller sees it.
- * CHM_ENOMEM: nothing was inserted (fn may have run).
+ * CHM_ENOMEM: nothing was inserted and fn did not run. Every backend allocates what the insert
+ * needs before fn runs, so once fn has returned a value it is inserted (CHM_OK) -- or, on
+ * chm_unsafe and chm_rwlock, passed to value_free (CHM_ECONCURRENT, below): never lost.
  *
  * fn runs while the caller holds the key's lock (rwlock: the write lock; segmented: the
  * segment's lock; binlock: the bin's lock, or a reservation of the empty bin that other writers
@@ -280,6 +286,8 @@ typedef uint64_t chm_compute_fn(uint64_t key, void *arg);
  *   - chm_unsafe, chm_rwlock: the nested call runs (rwlock: without locking, this thread already
  *     holds the map exclusively). If it changed the map structurally, the compute returns
  *     CHM_ECONCURRENT and inserts nothing (Java 9's HashMap throws ConcurrentModificationException).
+ *     fn's value has then gone to value_free (when set) before the call returns, and *value is
+ *     not set; likewise when chm_unsafe detects a race after fn ran (CHM_ERACE).
  *   - chm_segmented: nested chm_get, chm_size and iteration work (lock-free); any nested write
  *     returns CHM_EDEADLK.
  *   - chm_binlock: likewise: nested chm_get (readers see the key being computed as absent),
@@ -288,7 +296,7 @@ typedef uint64_t chm_compute_fn(uint64_t key, void *arg);
  *     else, chm_free of another map included.
  *   - chm_readmostly: fn runs under the map's mutex with the key reserved (readers and removers
  *     see it absent; a racing put waits). Nested chm_get, chm_size and iteration work; any nested
- *     write returns CHM_EDEADLK. Allocation happens before fn, so on CHM_ENOMEM fn did not run.
+ *     write returns CHM_EDEADLK.
  * Computes nest at most CHM_COMPUTE_NESTING_MAX deep on one thread (each running inside the
  * function of the one before, in any maps); a deeper chm_compute_if_absent returns CHM_ENOMEM
  * before fn runs.

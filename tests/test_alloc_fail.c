@@ -14,11 +14,15 @@
  *     done then), which checks that chm_free copes with every intermediate state;
  *   - value_free is called exactly once per value that left (a multiset comparison), never for the
  *     value of a failed insert;
+ *   - a compute_if_absent that returns CHM_ENOMEM did not run its function; with a function that
+ *     mallocs its value, every such value is in the map, was returned, or went to value_free
+ *     (none is left over after chm_free);
  *   - after chm_free, chm__alloc_live() == 0 (and LeakSanitizer sees no leak in the ASan build).
- * Workloads: growth from capacity 0, string keys, put_if_absent, compute_if_absent, a random mix,
- * iterations, colliding keys (integer and string, without compare), a presized map, colliding
- * keys with a compare (binlock TreeBins: treeify, splits by resizes, untreeify), readmostly's
- * promotions and dirty rebuilds, and one segment rehashing through every doubling.
+ * Workloads: growth from capacity 0, string keys, put_if_absent, compute_if_absent (also with an
+ * allocating function, in one segment), a random mix, iterations, colliding keys (integer and
+ * string, without compare), a presized map, colliding keys with a compare (binlock TreeBins:
+ * treeify, splits by resizes, untreeify), readmostly's promotions and dirty rebuilds, and one
+ * segment rehashing through every doubling.
  *
  * Allocation sites: the hook also records each call site reached (chm_internal.h passes
  * "file:line"). alloc_sites/<backend> prints "allocation sites reached: N, failed at least
@@ -44,6 +48,7 @@ typedef struct af {
     uint64_t k;     /* the allocation that fails */
     bool stop_mode; /* free the map right after the first CHM_ENOMEM */
     bool strings;   /* keys are strings "s<i>..." */
+    bool fn_allocs; /* compute functions malloc their values; value_free frees them */
     const chm_keyops *keys;
     size_t capacity;
 
@@ -163,6 +168,30 @@ static uint64_t compute_value(uint64_t key, void *arg)
     return 0xc0ffee0000000000ULL + ++*calls;
 }
 
+/* A compute function that allocates what it returns, as a cache of objects does: the value is
+ * a pointer to compute_value's number. Plain malloc, so the injected failures never hit it.
+ * fn_blocks counts those blocks not yet freed by value_free (which may run on another thread);
+ * a value the map lost -- neither inserted, nor returned, nor passed to value_free -- stays
+ * counted (and LeakSanitizer reports it). */
+static atomic_long fn_blocks;
+
+static uint64_t compute_alloc_value(uint64_t key, void *arg)
+{
+    uint64_t *p = malloc(sizeof *p);
+    if (p == NULL)
+        abort();
+    *p = compute_value(key, arg);
+    atomic_fetch_add_explicit(&fn_blocks, 1, memory_order_relaxed);
+    return (uint64_t)(uintptr_t)p;
+}
+
+static void free_alloc_value(uint64_t value, void *ctx)
+{
+    tl_freelog_cb(value, ctx);
+    atomic_fetch_sub_explicit(&fn_blocks, 1, memory_order_relaxed);
+    free((void *)(uintptr_t)value);
+}
+
 /* One operation on key index i, checked against the model; retried once after CHM_ENOMEM. */
 static bool af_op(af *a, enum op op, uint64_t i)
 {
@@ -181,7 +210,8 @@ static bool af_op(af *a, enum op op, uint64_t i)
         case OP_PUT: rc = chm_put(a->m, key, v, &out); break;
         case OP_PIA: rc = chm_put_if_absent(a->m, key, v, &out); break;
         case OP_CIA:
-            rc = chm_compute_if_absent(a->m, key, compute_value, &calls, &out);
+            rc = chm_compute_if_absent(
+                a->m, key, a->fn_allocs ? compute_alloc_value : compute_value, &calls, &out);
             v = 0xc0ffee0000000000ULL + 1;
             break;
         case OP_REMOVE: rc = chm_remove(a->m, key, &out); break;
@@ -190,8 +220,10 @@ static bool af_op(af *a, enum op op, uint64_t i)
         }
         af_scribble(a);
         if (rc == CHM_ENOMEM) {
-            if (op == OP_CIA && a->strings == false && calls > 1)
-                FAIL("compute_if_absent ran its function %" PRIu64 " times", calls);
+            /* Every backend allocates before the function runs (chm.h), so that its value is
+             * never lost to a failure after it. */
+            if (op == OP_CIA && !CHECK_EQ(calls, 0))
+                FAIL("compute_if_absent returned CHM_ENOMEM after its function ran");
             if (!af_enomem(a, attempt, names[op], i))
                 return false;
             continue;
@@ -219,7 +251,8 @@ static bool af_op(af *a, enum op op, uint64_t i)
             } else {
                 /* the value installed is the one computed in this (successful) call */
                 if (CHECK_RC(rc, CHM_OK))
-                    CHECK_EQ(out, 0xc0ffee0000000000ULL + calls);
+                    CHECK_EQ(a->fn_allocs ? *(const uint64_t *)(uintptr_t)out : out,
+                             0xc0ffee0000000000ULL + calls);
                 CHECK_EQ(calls, 1);
                 tl_model_put(&a->model, i, out, NULL);
             }
@@ -322,6 +355,19 @@ static void wl_compute(af *a)
     for (uint64_t i = 0; i < 700; i++)
         if (!af_op(a, OP_CIA, (i * 13) % 500))
             return;
+}
+
+/* compute_if_absent whose function allocates its value (compute_alloc_value), with removes, in
+ * one segment (so every doubling of segmented's table happens inside a compute): at every
+ * failure point each value the function made is in the map or went to value_free. */
+static void wl_compute_alloc(af *a)
+{
+    for (uint64_t i = 0; i < 400; i++) {
+        if (!af_op(a, OP_CIA, (i * 13) % 300))
+            return;
+        if (i % 7 == 6 && !af_op(a, OP_REMOVE, (i * 5) % 300))
+            return;
+    }
 }
 
 /* Inserts and removes mixed at random: growth, same-size growth over deleted slots, reuse. */
@@ -510,21 +556,23 @@ struct workload {
     size_t capacity;
     bool inserts; /* the workload inserts: some failure must surface as CHM_ENOMEM */
     unsigned concurrency;
+    bool fn_allocs; /* compute functions allocate their values (compute_alloc_value) */
 };
 
 static const struct workload workloads[] = {
-    {"grow", wl_grow, false, NULL, 0, true, 0},
-    {"strings", wl_strings, true, NULL, 0, true, 0},
-    {"put_if_absent", wl_put_if_absent, false, NULL, 0, true, 0},
-    {"compute_if_absent", wl_compute, false, NULL, 0, true, 0},
-    {"mixed", wl_mixed, false, NULL, 0, true, 0},
-    {"iterations", wl_iterations, false, NULL, 0, true, 0},
-    {"collide", wl_collide, false, &keys_const, 0, true, 0},
-    {"sized", wl_sized, false, NULL, 2000, true, 0},
-    {"collide_strings", wl_collide, true, &keys_const_string, 0, true, 0},
-    {"trees", wl_trees, false, &keys_split_cmp, 0, true, 0},
-    {"promote", wl_promote, false, NULL, 0, true, 0},
-    {"rehash_one_segment", wl_rehash, false, NULL, 0, true, 1},
+    {"grow", wl_grow, false, NULL, 0, true, 0, false},
+    {"strings", wl_strings, true, NULL, 0, true, 0, false},
+    {"put_if_absent", wl_put_if_absent, false, NULL, 0, true, 0, false},
+    {"compute_if_absent", wl_compute, false, NULL, 0, true, 0, false},
+    {"compute_allocating", wl_compute_alloc, false, NULL, 0, true, 1, true},
+    {"mixed", wl_mixed, false, NULL, 0, true, 0, false},
+    {"iterations", wl_iterations, false, NULL, 0, true, 0, false},
+    {"collide", wl_collide, false, &keys_const, 0, true, 0, false},
+    {"sized", wl_sized, false, NULL, 2000, true, 0, false},
+    {"collide_strings", wl_collide, true, &keys_const_string, 0, true, 0, false},
+    {"trees", wl_trees, false, &keys_split_cmp, 0, true, 0, false},
+    {"promote", wl_promote, false, NULL, 0, true, 0, false},
+    {"rehash_one_segment", wl_rehash, false, NULL, 0, true, 1, false},
 };
 
 /* One run with the k-th allocation failing. Returns true if the k-th allocation happened. */
@@ -538,6 +586,8 @@ static bool run_once(const chm_backend *b, const struct workload *w, uint64_t k,
     a.k = k;
     a.stop_mode = stop_mode;
     a.strings = w->strings;
+    a.fn_allocs = w->fn_allocs;
+    atomic_store(&fn_blocks, 0);
     tl_model_init(&a.model);
     tl_model_init(&a.left);
     tl_freelog_init(&a.log, true);
@@ -549,7 +599,7 @@ static bool run_once(const chm_backend *b, const struct workload *w, uint64_t k,
     o.seed = 0x5eed0001; /* fixed: the same allocations in every run */
     tl_model_clear(&key_copies);
     key_copy_errors = 0;
-    o.value_free = tl_freelog_cb;
+    o.value_free = w->fn_allocs ? free_alloc_value : tl_freelog_cb;
     o.ctx = &a.log;
 
     long before = tl_failures();
@@ -591,6 +641,8 @@ static bool run_once(const chm_backend *b, const struct workload *w, uint64_t k,
     long live = chm__alloc_live();
     chm__alloc_disarm();
     CHECK_EQ(live, 0);
+    if (!CHECK_EQ(atomic_load(&fn_blocks), 0)) /* after chm_free: every value freed */
+        FAIL("values made by compute functions leaked (lost by the map)");
     CHECK_EQ(tl_model_size(&key_copies), 0); /* every stored key copy was released */
     if (tl_failures() != before)
         FAIL("backend %s, workload %s, %s mode: allocation %" PRIu64 " failed (%s)",

@@ -1223,6 +1223,63 @@ static void test_same_pointer_value(const chm_backend *b)
     CHECK_EQ(atomic_load_explicit(&live, memory_order_relaxed), 0);
 }
 
+/* ---- a compute whose value is not inserted ------------------------------------------------
+ * A compute function that changes the map structurally makes the compute return
+ * CHM_ECONCURRENT and insert nothing on the fail-fast backends; its value then goes to value_free
+ * before the call returns (chm.h), so a function that allocates its value does not leak. On the
+ * other backends the nested write is refused and the value inserted. Values are malloc'd boxes
+ * and value_free frees them: a value the map loses is a leak, counted here and reported by
+ * LeakSanitizer. */
+struct lost {
+    chm *m;
+    atomic_long live;
+    int nested_rc;
+    uint64_t made;
+};
+
+static uint64_t lost_fn(uint64_t key, void *arg)
+{
+    struct lost *l = arg;
+    uint64_t other = box_new(&l->live, key + 1);
+    l->nested_rc = chm_put(l->m, key + 1, other, NULL); /* a new key: structural */
+    if (l->nested_rc != CHM_OK)
+        box_free(other, &l->live); /* refused: still ours */
+    l->made = box_new(&l->live, key);
+    return l->made;
+}
+
+static void test_compute_value_not_lost(const chm_backend *b)
+{
+    struct lost l;
+    memset(&l, 0, sizeof l);
+    chm_options o;
+    memset(&o, 0, sizeof o);
+    o.value_free = box_free;
+    o.ctx = &l.live;
+    l.m = chm_new(b, &o);
+    if (!CHECK(l.m != NULL))
+        return;
+    uint64_t v = 0x5e771e;
+    int rc = chm_compute_if_absent(l.m, 10, lost_fn, &l, &v);
+    if (tl_fail_fast(b)) {
+        CHECK_RC(l.nested_rc, CHM_OK);
+        CHECK_RC(rc, CHM_ECONCURRENT);
+        CHECK_EQ(v, 0x5e771e); /* not set */
+        CHECK_RC(chm_get(l.m, 10, NULL), CHM_NOTFOUND);
+        CHECK_RC(chm_get(l.m, 11, NULL), CHM_OK);
+        /* fn's box went to value_free already: only the nested put's box is alive */
+        CHECK_EQ(atomic_load_explicit(&l.live, memory_order_relaxed), 1);
+    } else {
+        CHECK_RC(l.nested_rc, CHM_EDEADLK);
+        if (CHECK_RC(rc, CHM_OK))
+            CHECK_EQ(v, l.made);
+        CHECK_RC(chm_get(l.m, 11, NULL), CHM_NOTFOUND);
+        CHECK_EQ(atomic_load_explicit(&l.live, memory_order_relaxed), 1); /* in the map */
+    }
+    chm_free(l.m);
+    CHECK_EQ(atomic_load_explicit(&l.live, memory_order_relaxed), 0);
+}
+
 /* ---- compute_if_absent -------------------------------------------------------------------- */
 
 static void test_compute_if_absent(const chm_backend *b)
@@ -1609,6 +1666,7 @@ int main(int argc, char **argv)
     tl_each_backend("same_value_stays", test_same_value_stays, NULL);
     tl_each_backend("same_pointer_value", test_same_pointer_value, NULL);
     tl_each_backend("compute_if_absent", test_compute_if_absent, NULL);
+    tl_each_backend("compute_value_not_lost", test_compute_value_not_lost, NULL);
     tl_each_backend("nested_cross_map", test_nested_cross_map, NULL);
     tl_each_backend("nesting_bound", test_nesting_bound, NULL);
     tl_each_backend("random_small", test_random_small, NULL);

@@ -29,7 +29,9 @@
  *     destination buckets (empty by construction: nothing is inserted into a new bucket before
  *     its old bucket is evacuated) and marks the old bucket only once all copies succeeded; a
  *     failure re-zeroes the destinations. Overwrites and removes never fail: when growth cannot
- *     progress they act on the key where it currently lives.
+ *     progress they act on the key where it currently lives. An insert can also be split in two
+ *     (gomap_reserve, then gomap_commit or gomap_cancel) so that a compute function runs between
+ *     the part that can fail and the part that cannot.
  *   - noverflow is an exact size_t compared with 2^B. Go keeps a uint16 that it increments with
  *     probability 2^-(B-15) above B = 15 and compares with 2^min(B,15): the same threshold.
  *   - No iterator ever walks an old bucket: chm_iter_init finishes any growth first
@@ -139,19 +141,29 @@ static void free_bucket_array(gomap_bucket *arr, size_t nalloc, size_t nbuckets)
     chm__free(arr);
 }
 
-/* Append an empty overflow bucket to @b: preallocated first, then malloc. NULL = no memory. */
-static gomap_bucket *new_overflow(gomap *g, gomap_bucket *b)
+/* An empty overflow bucket, not linked yet: preallocated first, then malloc. NULL = no memory.
+ * *@pooled tells which (a preallocated one is freed with its array, never alone). */
+static gomap_bucket *alloc_overflow(gomap *g, bool *pooled)
 {
-    gomap_bucket *ovf;
-    if (g->next_overflow < g->end_overflow) {
-        ovf = g->next_overflow++;
-    } else {
-        ovf = chm__calloc(1, sizeof *ovf);
-        if (ovf == NULL)
-            return NULL;
-    }
+    *pooled = g->next_overflow < g->end_overflow;
+    if (*pooled)
+        return g->next_overflow++;
+    return chm__calloc(1, sizeof(gomap_bucket));
+}
+
+static void link_overflow(gomap *g, gomap_bucket *b, gomap_bucket *ovf)
+{
     g->noverflow++;
     b->overflow = ovf;
+}
+
+/* Append an empty overflow bucket to @b. NULL = no memory. */
+static gomap_bucket *new_overflow(gomap *g, gomap_bucket *b)
+{
+    bool pooled;
+    gomap_bucket *ovf = alloc_overflow(g, &pooled);
+    if (ovf != NULL)
+        link_overflow(g, b, ovf);
     return ovf;
 }
 
@@ -388,9 +400,16 @@ int gomap_finish_growth(gomap *g)
 
 /* ---- writes ----------------------------------------------------------------------------- */
 
-int gomap_assign(gomap *g, uint64_t key, uint64_t **valp)
+/*
+ * Where @key goes (Go's mapassign up to the insert): make the array, do the growth work its
+ * bucket needs, and grow first if an insert would overload the table. CHM_EXISTS: *valp points at
+ * the present value. CHM_OK: absent; *insertb and *inserti name the chain's first free slot, or
+ * *insertb is NULL and *last is the chain's last bucket (every slot full). CHM_ENOMEM: the
+ * content is unchanged (the growth work that succeeded stays done).
+ */
+static int find_slot(gomap *g, uint64_t key, uint64_t hash, uint64_t **valp, gomap_bucket **insertb,
+                     int *inserti, gomap_bucket **last)
 {
-    uint64_t hash = hash_of(g, key);
     uint8_t top = tophash(hash);
     int slot;
 
@@ -415,14 +434,14 @@ again:;
     }
 
     gomap_bucket *b = &g->buckets[bucket];
-    gomap_bucket *insertb = NULL;
-    int inserti = 0;
+    *insertb = NULL;
+    *inserti = 0;
     for (;;) {
         for (int i = 0; i < GOMAP_BUCKET_CNT; i++) {
             if (b->tophash[i] != top) {
-                if (is_empty(b->tophash[i]) && insertb == NULL) {
-                    insertb = b;
-                    inserti = i;
+                if (is_empty(b->tophash[i]) && *insertb == NULL) {
+                    *insertb = b;
+                    *inserti = i;
                 }
                 if (b->tophash[i] == EMPTY_REST)
                     goto bucketloop_done;
@@ -447,24 +466,94 @@ bucketloop_done:
             return CHM_ENOMEM;
         goto again;
     }
+    *last = b;
+    return CHM_OK;
+}
 
+/* Fill slot @i of @b with the stored key @stored: a new entry whose value the caller sets. */
+static uint64_t *place(gomap *g, gomap_bucket *b, int i, uint64_t stored, uint64_t hash)
+{
+    b->keys[i] = stored;
+    b->tophash[i] = tophash(hash);
+    g->count++;
+    g->modcount++;
+    return &b->vals[i];
+}
+
+int gomap_assign(gomap *g, uint64_t key, uint64_t **valp)
+{
+    uint64_t hash = hash_of(g, key);
+    gomap_bucket *insertb, *last;
+    int inserti;
+    int rc = find_slot(g, key, hash, valp, &insertb, &inserti, &last);
+    if (rc != CHM_OK)
+        return rc;
     uint64_t stored;
     if (!chm__key_retain(g->owner, key, &stored))
         return CHM_ENOMEM;
     if (insertb == NULL) { /* every slot of the chain is full: append an overflow bucket */
-        insertb = new_overflow(g, b);
+        insertb = new_overflow(g, last);
         if (insertb == NULL) {
             chm__key_release(g->owner, stored);
             return CHM_ENOMEM;
         }
         inserti = 0;
     }
-    insertb->keys[inserti] = stored;
-    insertb->tophash[inserti] = top;
-    g->count++;
-    g->modcount++;
-    *valp = &insertb->vals[inserti];
+    *valp = place(g, insertb, inserti, stored, hash);
     return CHM_OK;
+}
+
+int gomap_reserve(gomap *g, uint64_t key, gomap_reservation *r, uint64_t *present)
+{
+    r->hash = hash_of(g, key);
+    r->spare = NULL;
+    uint64_t *valp;
+    gomap_bucket *insertb, *last;
+    int inserti;
+    int rc = find_slot(g, key, r->hash, &valp, &insertb, &inserti, &last);
+    if (rc == CHM_EXISTS)
+        *present = *valp;
+    if (rc != CHM_OK)
+        return rc;
+    if (!chm__key_retain(g->owner, key, &r->stored))
+        return CHM_ENOMEM;
+    if (insertb == NULL && (r->spare = alloc_overflow(g, &r->spare_pooled)) == NULL) {
+        chm__key_release(g->owner, r->stored);
+        return CHM_ENOMEM;
+    }
+    return CHM_OK;
+}
+
+void gomap_commit(gomap *g, gomap_reservation *r, uint64_t value)
+{
+    /* The key's chain is where gomap_reserve found it: no growth started since (that needs an
+     * insert, which the caller rules out), and no other growth work writes into it (its old
+     * bucket was evacuated by gomap_reserve). Its first free slot, or the spare behind it. */
+    gomap_bucket *b = &g->buckets[r->hash & (bucket_shift(g->B) - 1)];
+    for (;;) {
+        for (int i = 0; i < GOMAP_BUCKET_CNT; i++) {
+            if (is_empty(b->tophash[i])) {
+                *place(g, b, i, r->stored, r->hash) = value;
+                gomap_cancel(r); /* a spare, if one was set aside, is not needed */
+                return;
+            }
+        }
+        if (b->overflow == NULL)
+            break;
+        b = b->overflow;
+    }
+    link_overflow(g, b, r->spare);
+    *place(g, r->spare, 0, r->stored, r->hash) = value;
+    r->spare = NULL;
+}
+
+void gomap_cancel(gomap_reservation *r)
+{
+    /* A preallocated spare stays in its array unused (freed with it): giving it back would need
+     * to know that the array and its pool did not change meanwhile. */
+    if (r->spare != NULL && !r->spare_pooled)
+        chm__free(r->spare);
+    r->spare = NULL;
 }
 
 /* After slot i of b became EMPTY_ONE: if nothing live follows it, turn it and the run of

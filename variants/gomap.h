@@ -65,6 +65,26 @@ CHM_HIDDEN int gomap_get(const gomap *g, uint64_t key, uint64_t *value);
  */
 CHM_HIDDEN int gomap_assign(gomap *g, uint64_t key, uint64_t **valp);
 
+/*
+ * An insert prepared before a compute function runs, so that nothing can fail after it
+ * (chm_compute_if_absent on unsafe and rwlock). gomap_reserve does everything that can fail:
+ * CHM_EXISTS (*present = the value), CHM_ENOMEM (content unchanged), or CHM_OK: @key is absent,
+ * its stored copy is made and a spare overflow bucket is set aside if its chain is full. Then
+ * exactly one of: gomap_commit (insert with @value; the table must not have changed
+ * structurally since -- modcount equal -- though overwrites and other growth work may have
+ * run), or gomap_cancel (drops the spare), after which the caller releases r->stored (outside
+ * its lock).
+ */
+typedef struct gomap_reservation {
+    uint64_t hash;
+    uint64_t stored;     /* the key's stored copy (keyops retain) */
+    gomap_bucket *spare; /* an overflow bucket for a full chain, or NULL */
+    bool spare_pooled;   /* spare is one of the array's preallocated overflow buckets */
+} gomap_reservation;
+CHM_HIDDEN int gomap_reserve(gomap *g, uint64_t key, gomap_reservation *r, uint64_t *present);
+CHM_HIDDEN void gomap_commit(gomap *g, gomap_reservation *r, uint64_t value);
+CHM_HIDDEN void gomap_cancel(gomap_reservation *r);
+
 /* Remove @key: CHM_OK with *old_value and *old_key (the stored copy, to release by the caller),
  * or CHM_NOTFOUND. Never fails. */
 CHM_HIDDEN int gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old_key);

@@ -33,9 +33,12 @@
  * runs without locking (this thread already holds the map exclusively; src/reentry.h records
  * which maps it holds) instead of deadlocking; if it changed the map structurally, the compute
  * returns CHM_ECONCURRENT and inserts nothing, as Java 9's HashMap.computeIfAbsent throws
- * ConcurrentModificationException. Every pthread lock call's result is checked
- * (CHM__LOCK_CALL): glibc answers a relock by the writer with EDEADLK, and an unchecked one
- * would go on to unlock the outer compute's lock.
+ * ConcurrentModificationException, and hands the function's value to value_free (Java's
+ * garbage collector would take it; here nobody else has it). Everything the insert needs is
+ * allocated before the function runs (gomap_reserve), so no failure after it can lose its
+ * value. Every pthread lock call's result is checked (CHM__LOCK_CALL): glibc answers a relock
+ * by the writer with EDEADLK, and an unchecked one would go on to unlock the outer compute's
+ * lock.
  */
 #define _GNU_SOURCE /* PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP */
 #include "gomap.h"
@@ -288,23 +291,29 @@ RW_INLINE int rw_compute_if_absent(const struct lock_impl *L, chm *cm, uint64_t 
         return rc;
     bool locked = wr_enter(L, m);
     uint64_t v;
-    rc = gomap_get(&m->g, key, &v);
+    gomap_reservation res;
+    /* Everything the insert needs, before fn: on CHM_ENOMEM fn does not run, and after fn
+     * nothing can fail. */
+    rc = gomap_reserve(&m->g, key, &res, &v);
     if (rc == CHM_OK) {
-        rc = CHM_EXISTS;
-    } else {
         uint64_t before = m->g.modcount;
         v = chm__reentry_run(cm, CHM__HOLD_MAP, fn, key, arg); /* nested calls: no locking */
         if (m->g.modcount != before) {
+            gomap_cancel(&res);
             rc = CHM_ECONCURRENT; /* fn changed the map: insert nothing */
         } else {
-            uint64_t *slot;
-            rc = gomap_assign(&m->g, key, &slot); /* absent: CHM_OK or CHM_ENOMEM */
-            if (rc == CHM_OK)
-                *slot = v;
+            gomap_commit(&m->g, &res, v);
         }
     }
     if (locked)
         L->wrunlock(m);
+    if (rc == CHM_ECONCURRENT) {
+        /* Callbacks outside the lock. fn's value never entered the map, and nobody else has it:
+         * it goes to value_free, like a value that leaves (the caller may not even have asked
+         * for it back). */
+        chm__key_release(cm, res.stored);
+        chm__value_free(cm, v);
+    }
     if (rc >= 0 && value != NULL)
         *value = v;
     return rc;

@@ -61,6 +61,9 @@
  *     spin. It is not re-entrant: see compute_if_absent below.
  *   - Allocations that a change needs happen before the change: a rehash allocates the new table
  *     and every clone it will need before touching anything, so CHM_ENOMEM leaves the map intact.
+ *     compute_if_absent allocates its node and, when the insert will double the table, that
+ *     table and its clones, before its function runs: on CHM_ENOMEM the function did not run,
+ *     and a value it returns is always inserted.
  *   - Hash: the library's seeded 64-bit mixer instead of Java's 32-bit Wang/Jenkins variant;
  *     segment = top 16 bits (masked), bin = low bits.
  *   - chm_compute_if_absent (Java 7 has none; Java 8's ConcurrentMap default is not atomic) runs
@@ -322,33 +325,60 @@ static size_t clones_needed(struct seg_table *old, size_t newmask)
     return n;
 }
 
-/*
- * Double @s's table and link @node into the new one. Everything is allocated first (the table
- * and one node per clone), so on CHM_ENOMEM nothing has changed. Called under the lock.
- */
-static int rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
-                  struct seg_node *node)
+/* What doubling a table needs, allocated before anything changes: the new table and one node
+ * per clone. Prepared while the lock is held; the table cannot change until it is used. */
+struct seg_grow {
+    struct seg_table *nt;  /* NULL: nothing prepared */
+    struct seg_node *pool; /* clones to be, chained through smr.domain */
+};
+
+static void grow_discard(struct seg_grow *g)
 {
-    size_t newlen = (old->mask + 1) * 2;
-    struct seg_table *nt = new_table(newlen);
-    if (nt == NULL)
-        return CHM_ENOMEM;
-    size_t nclones = clones_needed(old, nt->mask);
-    struct seg_node *pool = NULL; /* clones to be, chained through smr.free_fn's slot */
-    for (size_t i = 0; i < nclones; i++) {
+    while (g->pool != NULL) {
+        struct seg_node *next = (struct seg_node *)g->pool->smr.domain;
+        chm__free(g->pool);
+        g->pool = next;
+    }
+    chm__free(g->nt);
+    g->nt = NULL;
+}
+
+/* Allocate everything doubling @old needs into @g; false = out of memory (nothing held). */
+static bool grow_prepare(struct seg_table *old, struct seg_grow *g)
+{
+    g->pool = NULL;
+    if ((g->nt = new_table((old->mask + 1) * 2)) == NULL)
+        return false;
+    for (size_t i = clones_needed(old, g->nt->mask); i > 0; i--) {
         struct seg_node *c = chm__malloc(sizeof *c);
         if (c == NULL) {
-            while (pool != NULL) {
-                struct seg_node *next = (struct seg_node *)pool->smr.domain;
-                chm__free(pool);
-                pool = next;
-            }
-            chm__free(nt);
-            return CHM_ENOMEM;
+            grow_discard(g);
+            return false;
         }
-        c->smr.domain = (chm_smr_domain *)pool; /* a free list until the node is used */
-        pool = c;
+        c->smr.domain = (chm_smr_domain *)g->pool; /* a free list until the node is used */
+        g->pool = c;
     }
+    return true;
+}
+
+/* Whether linking one more node into @s's table @t doubles it first (Java: count > threshold). */
+static bool needs_grow(struct segment *s, struct seg_table *t)
+{
+    return atomic_load_explicit(&s->count, memory_order_relaxed) + 1 > t->threshold &&
+           t->mask + 1 < MAX_SEGMENT_TABLE_CAPACITY;
+}
+
+/*
+ * Double @s's table and link @node into the new one, with what grow_prepare allocated (@g is
+ * consumed). Nothing can fail here. Called under the lock.
+ */
+static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
+                   struct seg_node *node, struct seg_grow *g)
+{
+    struct seg_table *nt = g->nt;
+    struct seg_node *pool = g->pool;
+    g->nt = NULL;
+    g->pool = NULL;
 
     /* The originals of cloned nodes, chained through their SMR headers (which readers never
      * read) until the new table is published: retiring one earlier would let a grace period
@@ -410,20 +440,19 @@ static int rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
         cloned = next;
     }
     chm__smr_retire(&m->domain, &old->smr, chm__smr_free_plain);
-    return CHM_OK;
 }
 
 /* ---- writes ----------------------------------------------------------------------------- */
 
-/* Link a prepared node (hash, key, value set) at the head of its bin; grow first if needed.
- * Under the lock. CHM_OK or CHM_ENOMEM (node not linked). */
-static int link_node(struct seg_map *m, struct segment *s, struct seg_table *t,
-                     struct seg_node *node)
+/* Link a prepared node (hash, key, value set) at the head of its bin, through the doubled table
+ * when @g holds one (grow_prepare, called because needs_grow said so). Under the lock; cannot
+ * fail. */
+static void link_prepared(struct seg_map *m, struct segment *s, struct seg_table *t,
+                          struct seg_node *node, struct seg_grow *g)
 {
     size_t c = atomic_load_explicit(&s->count, memory_order_relaxed) + 1;
-    if (c > t->threshold && t->mask + 1 < MAX_SEGMENT_TABLE_CAPACITY) {
-        if (rehash(m, s, t, node) != CHM_OK)
-            return CHM_ENOMEM;
+    if (g->nt != NULL) {
+        rehash(m, s, t, node, g);
     } else {
         _Atomic(struct seg_node *) *b = bin_for(t, node->hash);
         atomic_store_explicit(&node->next, atomic_load_explicit(b, memory_order_relaxed),
@@ -434,6 +463,17 @@ static int link_node(struct seg_map *m, struct segment *s, struct seg_table *t,
     }
     bump(&s->modcount, 1);
     atomic_store_explicit(&s->count, c, memory_order_relaxed);
+}
+
+/* link_prepared, allocating first what a doubling needs. CHM_OK, or CHM_ENOMEM (not linked,
+ * nothing changed). */
+static int link_node(struct seg_map *m, struct segment *s, struct seg_table *t,
+                     struct seg_node *node)
+{
+    struct seg_grow g = {NULL, NULL};
+    if (needs_grow(s, t) && !grow_prepare(t, &g))
+        return CHM_ENOMEM;
+    link_prepared(m, s, t, node, &g);
     return CHM_OK;
 }
 
@@ -548,6 +588,7 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
     }
     struct seg_node *node = NULL, *e;
     struct seg_table *t;
+    struct seg_grow g = {NULL, NULL};
     struct segment *s = lock_for_insert(m, hash, key, &node, &t, &e);
     if (s == NULL)
         return CHM_ENOMEM;
@@ -556,17 +597,18 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
         rc = CHM_EXISTS;
     } else if ((node = prepare_node(m, node, hash, key, 0)) == NULL) {
         rc = CHM_ENOMEM; /* before fn: it does not run */
+    } else if (needs_grow(s, t) && !grow_prepare(t, &g)) {
+        chm__key_release(cm, node->key);
+        rc = CHM_ENOMEM; /* likewise: every allocation comes before fn, so fn's value is
+                            never lost to a failure after it */
     } else {
         v = chm__reentry_run(cm, CHM__HOLD_PART, fn, key, arg); /* nested writes: EDEADLK */
         atomic_store_explicit(&node->value, v, memory_order_relaxed);
-        /* The table cannot have changed: only this lock holder could change it. */
-        if (link_node(m, s, t, node) != CHM_OK) {
-            chm__key_release(cm, node->key);
-            rc = CHM_ENOMEM;
-        } else {
-            node = NULL;
-            rc = CHM_OK;
-        }
+        /* The table is still t, and g was prepared for it: only this lock holder could change
+         * it, and fn's writes to this map were refused. */
+        link_prepared(m, s, t, node, &g);
+        node = NULL;
+        rc = CHM_OK;
     }
     unlock(s);
     chm__free(node);

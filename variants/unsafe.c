@@ -29,7 +29,10 @@
  *     race policy is abort).
  *   - chm_compute_if_absent calls the function without the writing flag set, so it may read the
  *     map; if it modified the map structurally the call returns CHM_ECONCURRENT and inserts
- *     nothing (Java 9's HashMap.computeIfAbsent throws ConcurrentModificationException there).
+ *     nothing (Java 9's HashMap.computeIfAbsent throws ConcurrentModificationException there),
+ *     handing the function's value to value_free. The insert is prepared before the function
+ *     runs (gomap_reserve: the growth, the key copy, an overflow bucket), so CHM_ENOMEM means
+ *     the function did not run.
  */
 #include "gomap.h"
 #include "reentry.h"
@@ -168,24 +171,51 @@ static int unsafe_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, v
     int rc = chm__reentry_check(cm); /* nested too deep */
     if (rc != CHM_OK)
         return rc;
-    rc = unsafe_get(cm, key, &v);
-    if (rc == CHM_NOTFOUND) {
-        uint64_t before = m->g.modcount;
-        /* The map is this thread's alone (the contract), so nested calls simply run; on the
-         * guard's stack, this compute counts towards the nesting bound like any other. */
-        v = chm__reentry_run(cm, CHM__HOLD_MAP, fn, key, arg);
-        if (m->g.modcount != before)
-            return CHM_ECONCURRENT; /* fn changed the map under us: insert nothing */
-        uint64_t prev = 0;
-        rc = assign(m, key, v, false, &prev);
-        if (rc == CHM_EXISTS) /* impossible without a race; report what is there */
-            v = prev;
-    } else if (rc == CHM_OK) {
-        rc = CHM_EXISTS;
+    rc = unsafe_get(cm, key, &v); /* a present key: a read, as before */
+    if (rc != CHM_NOTFOUND) {
+        if (rc == CHM_OK && value != NULL)
+            *value = v;
+        return rc == CHM_OK ? CHM_EXISTS : rc;
     }
-    if (rc >= 0 && value != NULL)
+    /* Everything the insert needs, before fn (a write: it may grow the table): on CHM_ENOMEM
+     * fn does not run, and after fn nothing can fail. */
+    if (!write_begin(m))
+        return race(m, RACE_WRITES);
+    gomap_reservation res;
+    rc = gomap_reserve(&m->g, key, &res, &v);
+    if (!write_end(m)) {
+        if (rc == CHM_OK) {
+            gomap_cancel(&res);
+            chm__key_release(cm, res.stored);
+        }
+        return race(m, RACE_WRITES);
+    }
+    if (rc != CHM_OK) {
+        if (rc == CHM_EXISTS && value != NULL) /* impossible without a race */
+            *value = v;
+        return rc;
+    }
+    uint64_t before = m->g.modcount;
+    /* fn runs without the writing flag, so it may read the map; the map is this thread's alone
+     * (the contract), so nested calls simply run; on the guard's stack, this compute counts
+     * towards the nesting bound like any other. */
+    v = chm__reentry_run(cm, CHM__HOLD_MAP, fn, key, arg);
+    rc = m->g.modcount != before ? CHM_ECONCURRENT : !write_begin(m) ? CHM_ERACE : CHM_OK;
+    if (rc != CHM_OK) {
+        /* fn changed the map under us (or a racing writer holds the flag): insert nothing.
+         * fn's value never entered the map and nobody else has it: it goes to value_free, like
+         * a value that leaves (the caller may not even have asked for it back). */
+        gomap_cancel(&res);
+        chm__key_release(cm, res.stored);
+        chm__value_free(cm, v);
+        return rc == CHM_ECONCURRENT ? rc : race(m, RACE_WRITES);
+    }
+    gomap_commit(&m->g, &res, v);
+    if (!write_end(m))
+        return race(m, RACE_WRITES); /* inserted all the same */
+    if (value != NULL)
         *value = v;
-    return rc;
+    return CHM_OK;
 }
 
 static int unsafe_remove(chm *cm, uint64_t key, uint64_t *old)

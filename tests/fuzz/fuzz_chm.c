@@ -467,8 +467,11 @@ static void do_compute(struct fz *f, uint64_t mk, uint64_t result, int n, const 
     }
     if (c.calls > 1)
         fz_fail("chm_compute_if_absent(%s): fn ran %u times", kdesc(f, mk), c.calls);
-    if (enomem(f, "chm_compute_if_absent", mk, rc)) /* fn may have run; nothing inserted */
+    if (enomem(f, "chm_compute_if_absent", mk, rc)) {
+        if (c.calls != 0) /* every backend allocates before fn (chm.h) */
+            fz_fail("chm_compute_if_absent(%s): CHM_ENOMEM after fn ran", kdesc(f, mk));
         return;
+    }
     if (present) {
         want_rc(f, "chm_compute_if_absent", mk, rc, CHM_EXISTS);
         if (c.calls != 0)
@@ -480,8 +483,10 @@ static void do_compute(struct fz *f, uint64_t mk, uint64_t result, int n, const 
     if (c.calls != 1)
         fz_fail("chm_compute_if_absent(%s): absent key, fn ran %u times", kdesc(f, mk), c.calls);
     if (f->structural_epoch != epoch) {
-        /* only fail-fast backends let fn change the map; then nothing is inserted */
+        /* only fail-fast backends let fn change the map; then nothing is inserted, and fn's
+         * value goes to value_free */
         want_rc(f, "chm_compute_if_absent (fn changed the map)", mk, rc, CHM_ECONCURRENT);
+        value_left(f, result);
         return;
     }
     want_rc(f, "chm_compute_if_absent", mk, rc, CHM_OK);

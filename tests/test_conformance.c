@@ -1125,6 +1125,18 @@ static void test_value_free_ctx(const chm_backend *b)
 
 /* ---- a value replaced by itself has not left the map -------------------------------------- */
 
+/* A map of backend @b with @keys (NULL: the default) and value_free = @vf(value, @ctx). */
+static chm *new_with_value_free(const chm_backend *b, const chm_keyops *keys,
+                                void (*vf)(uint64_t value, void *ctx), void *ctx)
+{
+    chm_options o;
+    memset(&o, 0, sizeof o);
+    o.keys = keys;
+    o.value_free = vf;
+    o.ctx = ctx;
+    return chm_new(b, &o);
+}
+
 /* put(k, v) where k holds v, and replace(k, v, v), leave v in the map: value_free must not see
  * it. Every overwriting path: fresh keys and (after an iteration, which promotes readmostly's
  * dirty map) keys of the read index, plain bins and, with colliding keys that have a compare,
@@ -1134,12 +1146,7 @@ static void same_value_run(const chm_backend *b, const chm_keyops *keys)
     enum { N = 80 };
     tl_freelog log;
     tl_freelog_init(&log, true);
-    chm_options o;
-    memset(&o, 0, sizeof o);
-    o.keys = keys;
-    o.value_free = tl_freelog_cb;
-    o.ctx = &log;
-    chm *m = chm_new(b, &o);
+    chm *m = new_with_value_free(b, keys, tl_freelog_cb, &log);
     if (!CHECK(m != NULL))
         goto out;
     for (uint64_t k = 0; k < N; k++)
@@ -1195,11 +1202,7 @@ static uint64_t box_new(atomic_long *live, uint64_t content)
 static void test_same_pointer_value(const chm_backend *b)
 {
     atomic_long live = 0;
-    chm_options o;
-    memset(&o, 0, sizeof o);
-    o.value_free = box_free;
-    o.ctx = &live;
-    chm *m = chm_new(b, &o);
+    chm *m = new_with_value_free(b, NULL, box_free, &live);
     if (!CHECK(m != NULL))
         return;
     uint64_t box[4];
@@ -1252,11 +1255,7 @@ static void test_compute_value_not_lost(const chm_backend *b)
 {
     struct lost l;
     memset(&l, 0, sizeof l);
-    chm_options o;
-    memset(&o, 0, sizeof o);
-    o.value_free = box_free;
-    o.ctx = &l.live;
-    l.m = chm_new(b, &o);
+    l.m = new_with_value_free(b, NULL, box_free, &l.live);
     if (!CHECK(l.m != NULL))
         return;
     uint64_t v = 0x5e771e;

@@ -6,7 +6,7 @@
 #include "chmbench.h"
 
 #include "chm.h"
-#include "smr.h" /* chm__smr_drain for the memory benchmark (chm_internal: src/ headers) */
+#include "smr.h" /* chm__smr_barrier for the memory benchmark (chm_internal: src/ headers) */
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -51,32 +51,12 @@ static size_t chm_adapter_size(bench_map *m)
     return chm_size((chm *)m);
 }
 
-/* A map's own SMR domain is private to its backend, so the harness drains through a domain of
- * its own: the reclaimer takes its process-wide queue whole and frees oldest first, one round
- * after another on one thread, so once a node retired *now* has been freed, everything any map
- * retired before it has been freed too. The node is static (no allocation that would show in
- * the memory benchmark's allocator statistics); the mutex serialises callers, the node being
- * free again once chm__smr_drain returns. */
-static void sentinel_free(chm_smr_node *n)
-{
-    (void)n;
-}
-
+/* Everything any map retired so far is freed once chm__smr_barrier returns (it reaches every
+ * live domain), so the memory benchmark's allocator statistics hold no reclamation backlog. */
 static void chm_adapter_reclaim(bench_map *m)
 {
-    static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-    static chm_smr_domain domain;
-    static chm_smr_node sentinel;
-    static bool initialised;
     (void)m;
-    pthread_mutex_lock(&lock);
-    if (!initialised) {
-        chm__smr_domain_init(&domain);
-        initialised = true;
-    }
-    chm__smr_retire(&domain, &sentinel, sentinel_free);
-    chm__smr_drain(&domain);
-    pthread_mutex_unlock(&lock);
+    chm__smr_barrier();
 }
 
 #define MAX_IMPLS 24

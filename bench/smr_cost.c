@@ -313,19 +313,23 @@ static double drain_ms(int nretire, int n)
     if (n > 64)
         n = 64;
     for (int i = 0; i < n; i++) {
-        chm_smr_domain d;
-        chm__smr_domain_init(&d);
+        chm_smr_domain *d = chm__smr_domain_new(NULL);
+        if (d == NULL)
+            abort();
         for (int k = 0; k < nretire; k++)
-            chm__smr_retire(&d, node_new(), node_free);
+            chm__smr_retire(d, node_new(), node_free);
         double t0 = now_ns();
-        chm__smr_drain(&d);
+        chm__smr_drain(d);
         v[i] = (now_ns() - t0) / 1e6;
+        chm__smr_domain_free(d);
     }
     return median(v, n);
 }
 
-/* Cost of chm__smr_retire alone (nodes preallocated, freed later on whatever thread the layer
- * frees them): @nthr threads retire RETIRES_PER_RUN nodes each into one shared domain. */
+/* Cost of chm__smr_retire plus its share of reclamation (nodes preallocated; each retire is
+ * followed by what the end of a chm call does, chm__smr_leave: the retiring thread takes a
+ * batch, waits for a grace period and frees it every CHM_SMR_BATCH retires): @nthr threads
+ * retire RETIRES_PER_RUN nodes each into one shared domain. */
 #define RETIRES_PER_RUN 200000
 struct retire_arg {
     chm_smr_domain *d;
@@ -344,11 +348,15 @@ static void *retire_main(void *p)
         abort();
     for (int i = 0; i < RETIRES_PER_RUN; i++)
         nodes[i] = node_new();
-    chm__smr_retire(a->d, node_new(), node_free); /* registers the thread, warms up */
+    chm__smr_read_lock(); /* registers the thread */
+    chm__smr_read_unlock();
+    chm__smr_retire(a->d, node_new(), node_free); /* warms up */
     pthread_barrier_wait(a->go);
     double t0 = now_ns();
-    for (int i = 0; i < RETIRES_PER_RUN; i++)
+    for (int i = 0; i < RETIRES_PER_RUN; i++) {
         chm__smr_retire(a->d, nodes[i], node_free);
+        chm__smr_leave(chm__smr_enter());
+    }
     a->ns = (now_ns() - t0) / RETIRES_PER_RUN;
     free(nodes);
     return NULL;
@@ -356,14 +364,15 @@ static void *retire_main(void *p)
 
 static double retire_ns(int nthr, int ncpu)
 {
-    chm_smr_domain d;
-    chm__smr_domain_init(&d);
+    chm_smr_domain *d = chm__smr_domain_new(NULL);
+    if (d == NULL)
+        abort();
     pthread_barrier_t go;
     pthread_barrier_init(&go, NULL, (unsigned)nthr);
     struct retire_arg a[2];
     pthread_t t[2];
     for (int i = 0; i < nthr; i++) {
-        a[i] = (struct retire_arg){&d, nthr == 2 && ncpu >= 2 ? i : -1, &go, 0};
+        a[i] = (struct retire_arg){d, nthr == 2 && ncpu >= 2 ? i : -1, &go, 0};
         if (pthread_create(&t[i], NULL, retire_main, &a[i]) != 0)
             abort();
     }
@@ -373,7 +382,7 @@ static double retire_ns(int nthr, int ncpu)
         sum += a[i].ns;
     }
     pthread_barrier_destroy(&go);
-    chm__smr_drain(&d);
+    chm__smr_domain_free(d);
     return sum / nthr;
 }
 

@@ -1,8 +1,16 @@
 /*
  * map.c - the public entry points: argument checks, option resolution, and one indirect call
  * through the map's ops table per operation.
+ *
+ * Every entry point that may retire, take a backend lock or run a user callback counts itself
+ * in the thread's nesting depth (chm__smr_enter/chm__smr_leave, smr.h): when the outermost one
+ * returns -- every lock released, no callback of ours on the stack -- the thread runs the
+ * reclamation its retires asked for (smr.h, THE RECLAMATION RULE). chm_get on integer keys is
+ * the one exception: it runs no callback, retires nothing and holds a lock (rwlock, readmostly's
+ * mutex) only around code that calls nothing, so a nested call cannot happen inside it.
  */
 #include "chm_internal.h"
+#include "smr.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -51,7 +59,10 @@ chm *chm_new(const chm_backend *b, const chm_options *opt)
     }
     if (o.concurrency == 0)
         o.concurrency = 16;
-    return b->create(b, &o);
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    chm *m = b->create(b, &o);
+    chm__smr_leave(t);
+    return m;
 }
 
 void chm_free(chm *m)
@@ -67,7 +78,9 @@ void chm_free(chm *m)
         abort();
     }
 #endif
+    struct chm__smr_thread_hot *t = chm__smr_enter();
     m->ops->destroy(m);
+    chm__smr_leave(t);
 }
 
 const chm_backend *chm_map_backend(const chm *m)
@@ -79,47 +92,72 @@ int chm_get(chm *m, uint64_t key, uint64_t *value)
 {
     if (chm_unlikely(m == NULL))
         return CHM_EINVAL;
-    return m->ops->get(m, key, value);
+    if (chm_likely(m->int_keys))
+        return m->ops->get(m, key, value); /* no callback: nothing can nest (see the top) */
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    int rc = m->ops->get(m, key, value);
+    chm__smr_leave(t);
+    return rc;
 }
 
 int chm_put(chm *m, uint64_t key, uint64_t value, uint64_t *old)
 {
     if (chm_unlikely(m == NULL))
         return CHM_EINVAL;
-    return m->ops->put(m, key, value, old);
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    int rc = m->ops->put(m, key, value, old);
+    chm__smr_leave(t);
+    return rc;
 }
 
 int chm_put_if_absent(chm *m, uint64_t key, uint64_t value, uint64_t *current)
 {
     if (chm_unlikely(m == NULL))
         return CHM_EINVAL;
-    return m->ops->put_if_absent(m, key, value, current);
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    int rc = m->ops->put_if_absent(m, key, value, current);
+    chm__smr_leave(t);
+    return rc;
 }
 
 int chm_remove(chm *m, uint64_t key, uint64_t *old)
 {
     if (chm_unlikely(m == NULL))
         return CHM_EINVAL;
-    return m->ops->remove(m, key, old);
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    int rc = m->ops->remove(m, key, old);
+    chm__smr_leave(t);
+    return rc;
 }
 
 int chm_replace(chm *m, uint64_t key, uint64_t expected, uint64_t desired)
 {
     if (chm_unlikely(m == NULL))
         return CHM_EINVAL;
-    return m->ops->replace(m, key, expected, desired);
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    int rc = m->ops->replace(m, key, expected, desired);
+    chm__smr_leave(t);
+    return rc;
 }
 
 int chm_compute_if_absent(chm *m, uint64_t key, chm_compute_fn *fn, void *arg, uint64_t *value)
 {
     if (chm_unlikely(m == NULL || fn == NULL))
         return CHM_EINVAL;
-    return m->ops->compute_if_absent(m, key, fn, arg, value);
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    int rc = m->ops->compute_if_absent(m, key, fn, arg, value);
+    chm__smr_leave(t);
+    return rc;
 }
 
 size_t chm_size(chm *m)
 {
-    return m != NULL ? m->ops->size(m) : 0;
+    if (m == NULL)
+        return 0;
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    size_t n = m->ops->size(m);
+    chm__smr_leave(t);
+    return n;
 }
 
 int chm__validate(chm *m)
@@ -151,7 +189,9 @@ int chm_iter_init(chm_iter *it, chm *m)
     if (m == NULL)
         return CHM_EINVAL;
     b->m = m;
+    struct chm__smr_thread_hot *t = chm__smr_enter();
     int rc = m->ops->iter_init(it, m);
+    chm__smr_leave(t);
     if (rc == CHM_OK)
         b->ops = m->ops;
     return rc;
@@ -161,7 +201,10 @@ int chm_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
 {
     if (it == NULL || base_of(it)->ops == NULL)
         return CHM_EINVAL;
-    return base_of(it)->ops->iter_next(it, key, value);
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    int rc = base_of(it)->ops->iter_next(it, key, value);
+    chm__smr_leave(t);
+    return rc;
 }
 
 void chm_iter_fini(chm_iter *it)
@@ -170,7 +213,9 @@ void chm_iter_fini(chm_iter *it)
         return;
     const struct chm_ops *ops = base_of(it)->ops;
     base_of(it)->ops = NULL;
+    struct chm__smr_thread_hot *t = chm__smr_enter();
     ops->iter_fini(it);
+    chm__smr_leave(t); /* a segmented/binlock iterator's section is over: deferred flags run */
 }
 
 /* ---- status codes ----------------------------------------------------------------------- */

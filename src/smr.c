@@ -1,60 +1,66 @@
 /*
- * smr.c - safe memory reclamation on liburcu's memb flavour (see docs/design.md, "Safe memory
- * reclamation", for the measurements behind the choice).
+ * smr.c - safe memory reclamation on liburcu's memb flavour, with no thread of the library's
+ * own (the rule and the bound are stated in smr.h; measurements and alternatives in
+ * docs/design.md, "Safe memory reclamation").
  *
  * Readers: liburcu memb's read lock/unlock, inlined into the callers through smr.h, so a
  * section costs two thread-local stores and compiler barriers; the membarrier() system call
  * moves the fences to the grace period. Threads register lazily on their first read section
  * and are unregistered by a pthread_key destructor when they exit.
  *
- * Writers: chm__smr_retire() counts the node in its domain's pending count and pushes it on one
- * process-wide lock-free stack (smr_queue; a CAS, no allocation, no lock). Our own reclaimer
- * thread, started by the first chm__smr_domain_init, takes the whole stack at once, waits for
- * one grace period (synchronize_rcu), runs every free_fn and drops the pending counts. Between
- * rounds it waits SMR_DELAY_MS for more work to batch -- liburcu's call_rcu worker does the
- * same, 10 ms -- unless a chm__smr_drain() is waiting: a drain wakes it at once, so freeing a
- * map costs about one grace period (~0.1 ms) instead of a whole batching delay (10 ms). That
- * kick is why we do not use call_rcu: its worker sleeps 10 ms after every wake-up, and nothing
- * can cut that short.
+ * Writers: each domain (one per map) has its own lock-free stack of retired nodes and one
+ * 64-bit counter holding two counts, queued (on the stack) in the high half and pending (not
+ * yet freed) in the low half, so a retire is one fetch_add and one CAS. A retire that brings
+ * queued to CHM_SMR_BATCH flags the domain on its thread (a reference, see smr_flag); when the
+ * thread's outermost chm call returns (chm__smr_leave -> chm__smr_quiesce), outside any read
+ * section and holding no lock, it takes the domain's whole stack, waits for one
+ * urcu_memb_synchronize_rcu (concurrent callers share one grace period inside liburcu), runs
+ * the free_fns oldest first and drops the counts (smr_reclaim). chm_free drains its own domain
+ * only: take, grace period, free, and wait for batches other threads took from it (which end
+ * after a grace period and this domain's own callbacks). A domain is freed by its last
+ * reference: the map's (chm__smr_domain_free) or a thread's flag, so a flag never points at
+ * freed memory, whatever chm_free does meanwhile.
+ *
+ * Slow paths -- reclaiming, draining, grace periods, registration, the domain registry -- run
+ * inside "the gate" (smr_gate_enter/leave) with cancellation disabled: a cancelled thread never
+ * leaves a lock held or a batch half freed, and fork()'s prepare handler waits until no thread
+ * is inside the gate. liburcu 0.13 has no fork hooks for memb (urcu_memb_before_fork and
+ * friends exist for the bp flavour only), so the gate stands in for them: at fork no thread of
+ * ours holds liburcu's registry or grace-period mutex, and the child handler unlinks the
+ * threads that did not survive from liburcu's registry (their TLS would otherwise be reused
+ * while still linked) and from ours, drops their flags, and recounts each domain's queue (a
+ * thread caught between a retire's fetch_add and its push leaves a count without a node).
  *
  * ThreadSanitizer: liburcu 0.13 is not instrumented, so TSan cannot see that a grace period
  * orders every earlier read section before a free. Under -fsanitize=thread the layer says so
  * with a __tsan_release/__tsan_acquire pair (CHM__SMR_TSAN, detected in smr.h). Everything
- * else -- the retiring thread's writes before the reclaimer's free -- goes through C11 atomics
- * that TSan sees.
+ * else -- the retiring thread's writes before the reclaiming thread's free -- goes through C11
+ * atomics that TSan sees.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* syscall, pthread_setname_np */
+#define _GNU_SOURCE
 #endif
 #include "smr.h"
 #include "torture.h"
 
 #include <errno.h>
-#include <linux/futex.h>
 #include <pthread.h>
-#include <signal.h>
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/syscall.h>
-#include <time.h>
-#include <unistd.h>
+#include <string.h>
 
-/* How long the reclaimer lets retired nodes accumulate after a round before it starts the next
- * one (unless a drain waits): what liburcu's call_rcu worker does (10 ms), so a busy map pays
- * one grace period per 10 ms, not one per retire. */
-#ifndef SMR_DELAY_MS
-#define SMR_DELAY_MS 10
-#endif
+#include <urcu/list.h>
 
 #ifdef CHM__SMR_TSAN
 void __tsan_acquire(void *addr);
 void __tsan_release(void *addr);
 
 /* The happens-before edge a grace period implies, made visible to TSan: every reader releases
- * this token when it leaves a section, and whoever frees after a grace period (the reclaimer,
- * the caller of chm__smr_synchronize) acquires it. TSan's release joins clocks, so one acquire
- * covers every section that ended before it -- which, after a grace period, includes every
- * section that could still hold the object. */
+ * this token when it leaves a section, and whoever frees after a grace period (smr_gp)
+ * acquires it. TSan's release joins clocks, so one acquire covers every section that ended
+ * before it -- which, after a grace period, includes every section that could still hold the
+ * object. */
 static char smr_tsan_gp_token;
 #define smr_tsan_release(p) __tsan_release(p)
 #define smr_tsan_acquire(p) __tsan_acquire(p)
@@ -63,11 +69,62 @@ static char smr_tsan_gp_token;
 #define smr_tsan_acquire(p) ((void)0)
 #endif
 
-static pthread_once_t smr_key_once = PTHREAD_ONCE_INIT;
-static pthread_key_t smr_key;
+/* ---- domains ---------------------------------------------------------------------------- */
 
-/* Set on the reclaimer thread: a drain there would wait for the very thread that frees. */
-static _Thread_local bool smr_on_reclaimer;
+#define SMR_QUEUED_ONE ((uint64_t)1 << 32)
+#define SMR_PENDING(c) ((size_t)((c) & 0xffffffffu))
+#define SMR_QUEUED(c) ((size_t)((c) >> 32))
+
+struct chm_smr_domain {
+    /* Written by every retire. */
+    alignas(CHM_CACHELINE) _Atomic(chm_smr_node *) list; /* retired, not yet taken; newest first */
+    _Atomic uint64_t count;                               /* queued << 32 | pending */
+    /* Slow paths only. */
+    alignas(CHM_CACHELINE) atomic_uint refs; /* the owner's, plus one per thread flag */
+    atomic_uint inflight;                    /* batches taken and not yet freed */
+    atomic_bool dead;                        /* chm__smr_domain_free has begun */
+    void *owner;
+    chm_smr_domain *reg_prev, *reg_next; /* smr_domains, under smr_registry_lock */
+};
+
+/* ---- per-thread state ------------------------------------------------------------------- */
+
+/* A domain whose free_fns this thread is running (a stack: a free_fn may chm_free another map). */
+struct smr_freeing {
+    const chm_smr_domain *d;
+    struct smr_freeing *prev;
+};
+
+struct smr_thread {
+    struct chm__smr_thread_hot *hot;   /* this thread's chm__smr_hot */
+    struct urcu_reader *reader;        /* this thread's liburcu reader */
+    chm_smr_domain *flag[CHM_SMR_MAX_FLAGGED]; /* hot->nflag of them, each holding a reference */
+    struct smr_freeing *freeing;
+    unsigned gate_depth;
+    int cancel_state;      /* saved by the outermost smr_gate_enter */
+    int cancel_state_fork; /* saved by smr_atfork_prepare */
+    bool reclaiming;  /* inside chm__smr_quiesce's loop */
+    bool keyed;       /* smr_key set: the exit destructor will run */
+    bool registered;  /* registered with liburcu by chm__smr_register */
+    bool listed;      /* in smr_threads */
+    struct smr_thread *prev, *next;
+};
+
+_Thread_local struct chm__smr_thread_hot chm__smr_hot;
+static _Thread_local struct smr_thread smr_me;
+
+static struct smr_thread *smr_self(void)
+{
+    struct smr_thread *t = &smr_me;
+    if (chm_unlikely(t->hot == NULL)) {
+        t->hot = &chm__smr_hot;
+        t->reader = &URCU_TLS(urcu_memb_reader);
+    }
+    return t;
+}
+
+/* The largest pending count seen in any domain since the last reset (for tests). */
+static atomic_size_t smr_peak;
 
 static void smr_fatal(const char *msg)
 {
@@ -75,34 +132,222 @@ static void smr_fatal(const char *msg)
     abort();
 }
 
-/* Thread exit: leave liburcu's registry, or the next grace period would read this thread's
- * freed TLS. Only threads that chm__smr_register() registered carry the key, so a thread the
- * application registered itself is left alone. */
-static void smr_thread_exit(void *arg)
+/* ---- the gate (fork, cancellation) ------------------------------------------------------- */
+
+static pthread_mutex_t smr_gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t smr_gate_cond = PTHREAD_COND_INITIALIZER;
+static unsigned smr_gate_active; /* threads inside the gate */
+static bool smr_gate_forking;    /* a fork's prepare handler holds the gate shut */
+
+static void smr_gate_enter(struct smr_thread *t)
 {
-    (void)arg;
-    if (URCU_TLS(urcu_memb_reader).registered)
-        urcu_memb_unregister_thread();
+    if (t->gate_depth++ != 0)
+        return;
+    (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &t->cancel_state);
+    pthread_mutex_lock(&smr_gate_lock);
+    while (smr_gate_forking)
+        pthread_cond_wait(&smr_gate_cond, &smr_gate_lock);
+    smr_gate_active++;
+    pthread_mutex_unlock(&smr_gate_lock);
 }
 
-static void smr_make_key(void)
+static void smr_gate_leave(struct smr_thread *t)
+{
+    if (--t->gate_depth != 0)
+        return;
+    pthread_mutex_lock(&smr_gate_lock);
+    smr_gate_active--;
+    if (smr_gate_forking)
+        pthread_cond_broadcast(&smr_gate_cond);
+    pthread_mutex_unlock(&smr_gate_lock);
+    (void)pthread_setcancelstate(t->cancel_state, NULL);
+}
+
+/* ---- registries (inside the gate) --------------------------------------------------------- */
+
+static pthread_mutex_t smr_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static chm_smr_domain *smr_domains;   /* live domains, for chm__smr_barrier and fork */
+static struct smr_thread *smr_threads; /* threads chm__smr_register registered */
+
+static pthread_once_t smr_once = PTHREAD_ONCE_INIT;
+static pthread_key_t smr_key;
+static bool smr_key_created;
+static volatile bool smr_unloaded; /* the library destructor deleted smr_key */
+
+static void smr_thread_exit(void *arg);
+static void smr_atfork_prepare(void);
+static void smr_atfork_parent(void);
+static void smr_atfork_child(void);
+
+static void smr_init(void)
 {
     if (pthread_key_create(&smr_key, smr_thread_exit) != 0)
         smr_fatal("smr: pthread_key_create failed");
+    smr_key_created = true;
+    if (pthread_atfork(smr_atfork_prepare, smr_atfork_parent, smr_atfork_child) != 0)
+        smr_fatal("smr: pthread_atfork failed");
 }
 
-/* Slow path of the lazy registration. Takes liburcu's registry mutex briefly; liburcu drops
- * that mutex while a grace period waits for readers, so this cannot deadlock against one. */
+/* dlclose of libchm.so (or exit): no thread-exit destructor may point into unloaded code. */
+__attribute__((destructor)) static void smr_unload(void)
+{
+    if (smr_key_created) {
+        smr_unloaded = true;
+        (void)pthread_key_delete(smr_key);
+    }
+}
+
+/* Arm this thread's exit destructor. No lock, no allocation (a low key index). */
+static void smr_key_arm(struct smr_thread *t)
+{
+    if (t->keyed || smr_unloaded)
+        return;
+    (void)pthread_once(&smr_once, smr_init);
+    if (pthread_setspecific(smr_key, (void *)1) != 0) {
+        if (smr_unloaded)
+            return;
+        smr_fatal("smr: pthread_setspecific failed");
+    }
+    t->keyed = true;
+}
+
+/* Slow path of the lazy registration. liburcu's registry mutex is held briefly (liburcu drops
+ * it while a grace period waits for readers), so this cannot deadlock against one. */
 void chm__smr_register(void)
 {
-    (void)pthread_once(&smr_key_once, smr_make_key);
+    struct smr_thread *t = smr_self();
     /* The key must be set before registering: if it failed after, the thread would exit
-     * registered and leave a dangling TLS node in the registry. A later destructor pass that
-     * finds the thread unregistered does nothing. */
-    if (pthread_setspecific(smr_key, (void *)1) != 0)
-        smr_fatal("smr: pthread_setspecific failed");
+     * registered and leave a dangling TLS node in the registry. */
+    t->keyed = false; /* a destructor round may have consumed it: set it again */
+    smr_key_arm(t);
+    smr_gate_enter(t);
     urcu_memb_register_thread();
+    t->registered = true;
+    pthread_mutex_lock(&smr_registry_lock);
+    if (!t->listed) {
+        t->listed = true;
+        t->prev = NULL;
+        t->next = smr_threads;
+        if (smr_threads != NULL)
+            smr_threads->prev = t;
+        smr_threads = t;
+    }
+    pthread_mutex_unlock(&smr_registry_lock);
+    smr_gate_leave(t);
 }
+
+static void smr_unlist(struct smr_thread *t)
+{
+    if (!t->listed)
+        return;
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        smr_threads = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    t->listed = false;
+}
+
+static void smr_unref(chm_smr_domain *d)
+{
+    /* acq_rel: every holder's accesses happen before the free by the last one. */
+    if (atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) == 1)
+        chm__free(d);
+}
+
+static void smr_drop_flags(struct smr_thread *t)
+{
+    while (t->hot != NULL && t->hot->nflag != 0)
+        smr_unref(t->flag[--t->hot->nflag]);
+}
+
+/* Thread exit: act on flags left (a thread that exits between calls, outside a section), drop
+ * the rest, and leave liburcu's registry, or the next grace period would read this thread's
+ * freed TLS. A thread the application registered itself is left registered. */
+static void smr_thread_exit(void *arg)
+{
+    (void)arg;
+    struct smr_thread *t = smr_self();
+    t->keyed = false;
+    if (t->hot->depth == 0)
+        chm__smr_quiesce();
+    smr_drop_flags(t);
+    if (t->registered) {
+        smr_gate_enter(t);
+        pthread_mutex_lock(&smr_registry_lock);
+        smr_unlist(t);
+        pthread_mutex_unlock(&smr_registry_lock);
+        if (URCU_TLS(urcu_memb_reader).registered)
+            urcu_memb_unregister_thread();
+        t->registered = false;
+        smr_gate_leave(t);
+    }
+}
+
+/* ---- fork --------------------------------------------------------------------------------- */
+
+static void smr_atfork_prepare(void)
+{
+    struct smr_thread *t = smr_self();
+    (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &t->cancel_state_fork);
+    pthread_mutex_lock(&smr_gate_lock);
+    while (smr_gate_forking) /* another thread's fork */
+        pthread_cond_wait(&smr_gate_cond, &smr_gate_lock);
+    smr_gate_forking = true;
+    /* Wait for every other thread to leave the gate (this one may be inside it: fork() from a
+     * free_fn). The lock stays held across fork(). */
+    while (smr_gate_active > (t->gate_depth != 0 ? 1u : 0u))
+        pthread_cond_wait(&smr_gate_cond, &smr_gate_lock);
+}
+
+static void smr_atfork_parent(void)
+{
+    struct smr_thread *t = smr_self();
+    smr_gate_forking = false;
+    pthread_cond_broadcast(&smr_gate_cond);
+    pthread_mutex_unlock(&smr_gate_lock);
+    (void)pthread_setcancelstate(t->cancel_state_fork, NULL);
+}
+
+static void smr_atfork_child(void)
+{
+    struct smr_thread *t = smr_self();
+    /* Fresh synchronisation objects: the parent's may have waiters that do not exist here. */
+    pthread_mutex_init(&smr_gate_lock, NULL);
+    pthread_cond_init(&smr_gate_cond, NULL);
+    smr_gate_forking = false;
+    smr_gate_active = t->gate_depth != 0 ? 1u : 0u;
+    /* Nobody held smr_registry_lock (it is only taken inside the gate). Threads other than this
+     * one are gone: out of liburcu's registry (nobody holds its mutexes either: every call into
+     * them is inside the gate), out of ours, their flags dropped. */
+    for (struct smr_thread *o = smr_threads, *next; o != NULL; o = next) {
+        next = o->next;
+        if (o == t)
+            continue;
+        if (o->registered && o->reader != NULL && o->reader->registered) {
+            cds_list_del(&o->reader->node);
+            o->reader->registered = 0;
+        }
+        o->registered = false;
+        smr_drop_flags(o);
+        smr_unlist(o);
+    }
+    /* Recount each domain's queue; batches in flight can only be this thread's own. */
+    for (chm_smr_domain *d = smr_domains; d != NULL; d = d->reg_next) {
+        size_t n = 0;
+        for (chm_smr_node *x = atomic_load_explicit(&d->list, memory_order_relaxed); x != NULL;
+             x = x->link)
+            n++;
+        uint64_t c = atomic_load_explicit(&d->count, memory_order_relaxed);
+        size_t taken = SMR_PENDING(c) - SMR_QUEUED(c);
+        atomic_store_explicit(&d->count, ((uint64_t)n << 32) | (uint64_t)(taken + n),
+                              memory_order_relaxed);
+    }
+    (void)pthread_setcancelstate(t->cancel_state_fork, NULL);
+}
+
+/* ---- read side ---------------------------------------------------------------------------- */
 
 /* The out-of-line forms. Without TSan they do what the inline fast paths in smr.h do; with
  * TSan they are the only forms, and liburcu's read-side code runs uninstrumented in the
@@ -119,8 +364,8 @@ void(chm__smr_read_lock)(void)
 
 void(chm__smr_read_unlock)(void)
 {
-    /* Pairs with the smr_tsan_acquire of the token in smr_reclaim / chm__smr_synchronize:
-     * everything this section read happens before a free that follows a grace period. */
+    /* Pairs with the smr_tsan_acquire of the token in smr_gp: everything this section read
+     * happens before a free that follows a grace period. */
     smr_tsan_release(&smr_tsan_gp_token);
 #ifdef CHM__SMR_TSAN
     urcu_memb_read_unlock();
@@ -129,283 +374,322 @@ void(chm__smr_read_unlock)(void)
 #endif
 }
 
-/* ---- the reclaimer ------------------------------------------------------------------------ */
+/* ---- reclamation -------------------------------------------------------------------------- */
 
-/* Retired nodes of every domain not yet taken by the reclaimer, newest first, linked through
- * node->link. Pushed by CAS; taken whole by exchange, so there is no ABA problem: a push whose
- * CAS finds the same top again links to the right node, whatever happened in between. */
-static _Atomic(chm_smr_node *) smr_queue;
+/* Drain and barrier waiters sleep here; every batch that ends wakes them if there are any.
+ * One global pair: waits are rare (chm_free, tests). */
+static pthread_mutex_t smr_wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t smr_wait_cond = PTHREAD_COND_INITIALIZER;
+static atomic_uint smr_waiters;
 
-/* The reclaimer sleeps on smr_kick (a futex word, bumped by whoever wakes it) in two places:
- * with no timeout while smr_queue is empty (smr_idle set), and for SMR_DELAY_MS between rounds.
- * Retires wake it only from the first wait, drains from both. */
-static atomic_uint smr_kick;
-static atomic_bool smr_idle;
-
-/* Drain waiters sleep here; a round that brings a domain to zero wakes them. One global pair,
- * not one per domain: drains are rare (chm_free) and the domain may be freed as soon as its
- * drain returns, so the reclaimer must not touch it after the decrement. smr_drain_waiters also
- * tells the reclaimer to skip its batching delay. */
-static pthread_mutex_t smr_drain_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t smr_drain_cond = PTHREAD_COND_INITIALIZER;
-static atomic_uint smr_drain_waiters;
-
-static pthread_once_t smr_reclaimer_once = PTHREAD_ONCE_INIT;
-
-static void smr_futex_wait(atomic_uint *word, unsigned seen, const struct timespec *timeout)
+/* One grace period, outside any read section (callers check), inside the gate. */
+static void smr_gp(void)
 {
-    /* Returns at once if *word != seen; EINTR, EAGAIN and timeouts are fine: callers re-check. */
-    (void)syscall(SYS_futex, (unsigned *)word, FUTEX_WAIT_PRIVATE, seen, timeout, NULL, 0);
+    urcu_memb_synchronize_rcu();
+    /* Pairs with the smr_tsan_release in chm__smr_read_unlock (see smr_tsan_gp_token). */
+    smr_tsan_acquire(&smr_tsan_gp_token);
 }
 
-/* Wake the reclaimer if it sleeps on smr_kick. seq_cst: the bump is ordered after the waker's
- * own seq_cst store or RMW (a push, a waiter count), and the reclaimer loads smr_kick before it
- * re-checks those (see smr_reclaimer_main), so either it sees the waker's change or its
- * futex_wait sees a new smr_kick and returns at once. */
-static void smr_kick_reclaimer(void)
+static void smr_note_peak(size_t pending)
 {
-    atomic_fetch_add_explicit(&smr_kick, 1, memory_order_seq_cst);
-    (void)syscall(SYS_futex, (unsigned *)&smr_kick, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
-}
-
-/* Drop @k from @d's pending count after its nodes were freed; wake the drains if it reached
- * zero. @d may be freed once the decrement is visible: nothing after it touches @d. */
-static void smr_release_pending(chm_smr_domain *d, size_t k)
-{
-    /* Release: pairs with the acquire loads of pending in chm__smr_drain, so whatever the
-     * free_fns did (including their retires, which incremented pending before this) is visible
-     * once a drain sees zero. seq_cst: with the load of smr_drain_waiters it forms a Dekker
-     * pair against the increment of waiters / load of pending in drain, so either we see the
-     * waiter or it sees zero (no lost wake-up). */
-    size_t before = atomic_fetch_sub_explicit(&d->pending, k, memory_order_seq_cst);
-    if (before == k && atomic_load_explicit(&smr_drain_waiters, memory_order_seq_cst) != 0) {
-        pthread_mutex_lock(&smr_drain_lock);
-        pthread_cond_broadcast(&smr_drain_cond);
-        pthread_mutex_unlock(&smr_drain_lock);
+    size_t peak = atomic_load_explicit(&smr_peak, memory_order_relaxed);
+    while (pending > peak &&
+           !atomic_compare_exchange_weak_explicit(&smr_peak, &peak, pending, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
     }
 }
 
-/* One round: take everything queued, wait for a grace period, free it in retire order. */
-static void smr_reclaim(void)
+/* A batch of @d (@k nodes) is over: its free_fns ran. Drop the counts, wake the waiters. The
+ * caller holds a reference on @d. */
+static void smr_batch_done(chm_smr_domain *d, size_t k)
 {
-    /* Acquire: pairs with the release (seq_cst) CAS of each push in chm__smr_retire -- later
+    /* seq_cst: a release for the free_fns' effects (a drain that sees pending 0 acquires them),
+     * and with the load of smr_waiters a Dekker pair against smr_wait's increment of waiters /
+     * load of the condition: either we see the waiter or it sees the new counts. */
+    if (k != 0)
+        atomic_fetch_sub_explicit(&d->count, (uint64_t)k, memory_order_seq_cst);
+    atomic_fetch_sub_explicit(&d->inflight, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&smr_waiters, memory_order_seq_cst) != 0) {
+        pthread_mutex_lock(&smr_wait_lock);
+        pthread_cond_broadcast(&smr_wait_cond);
+        pthread_mutex_unlock(&smr_wait_lock);
+    }
+}
+
+/* Take @d's whole queue, wait for a grace period, free it oldest first. The caller is outside
+ * any read section, holds no backend lock, is inside the gate and holds a reference on @d. */
+static void smr_reclaim(struct smr_thread *t, chm_smr_domain *d)
+{
+    /* seq_cst: inflight rises before the queue is taken, so whoever takes the queue after us
+     * and then loads inflight sees our batch until it is over (chm__smr_barrier). */
+    atomic_fetch_add_explicit(&d->inflight, 1, memory_order_seq_cst);
+    /* Acquire (seq_cst): pairs with the release CAS of each push in chm__smr_retire -- later
      * pushes are RMWs and continue each earlier push's release sequence -- so every node's
-     * link, free_fn and domain, the pending increment, and whatever the retiring thread did
-     * before (the unlink) happen before the frees. This is the retire -> free edge TSan sees. */
-    chm_smr_node *n = atomic_exchange_explicit(&smr_queue, NULL, memory_order_acquire);
-    if (n == NULL)
+     * link and free_fn, the count increments, and whatever the retiring thread did before (the
+     * unlink) happen before the frees. This is the retire -> free edge TSan sees. */
+    chm_smr_node *n = atomic_exchange_explicit(&d->list, NULL, memory_order_seq_cst);
+    if (n == NULL) {
+        smr_batch_done(d, 0);
         return;
-    /* Oldest first, as call_rcu did: reverse the chain (it is ours alone now). */
+    }
+    /* Oldest first: reverse the chain (it is ours alone now). */
     chm_smr_node *fifo = NULL;
+    size_t k = 0;
     while (n != NULL) {
         chm_smr_node *next = n->link;
         n->link = fifo;
         fifo = n;
         n = next;
+        k++;
     }
+    atomic_fetch_sub_explicit(&d->count, (uint64_t)k << 32, memory_order_relaxed);
     CHM_YIELD_POINT("smr.reclaim.before_gp"); /* taken, grace period not yet started */
     /* Every node was retired before the exchange, hence unlinked before this grace period
      * began: no reader can still hold one when it ends. */
-    urcu_memb_synchronize_rcu();
-    /* Pairs with the smr_tsan_release in chm__smr_read_unlock (see smr_tsan_gp_token). */
-    smr_tsan_acquire(&smr_tsan_gp_token);
-
-    /* Runs of one domain (the usual case: a busy map) release their count in one RMW. A
-     * domain's count cannot reach zero while a later node of the run is unfreed, and comparing
-     * a later node's domain with a domain already released compares pointers only. */
-    chm_smr_domain *d = NULL;
-    size_t k = 0;
+    smr_gp();
+    struct smr_freeing fr = {d, t->freeing};
+    t->freeing = &fr;
     for (n = fifo; n != NULL;) {
         chm_smr_node *next = n->link; /* n is gone after free_fn */
-        if (n->domain != d) {
-            if (k != 0)
-                smr_release_pending(d, k);
-            d = n->domain;
-            k = 0;
-        }
         n->free_fn(n);
-        k++;
         n = next;
     }
-    smr_release_pending(d, k);
+    t->freeing = fr.prev;
+    smr_batch_done(d, k);
 }
 
-static struct timespec smr_ts_add_ms(struct timespec t, long ms)
+static bool smr_freeing_domain(const struct smr_thread *t, const chm_smr_domain *d)
 {
-    t.tv_nsec += ms * 1000000L;
-    t.tv_sec += t.tv_nsec / 1000000000L;
-    t.tv_nsec %= 1000000000L;
-    return t;
+    for (const struct smr_freeing *f = t->freeing; f != NULL; f = f->prev)
+        if (f->d == d)
+            return true;
+    return false;
 }
 
-static void *smr_reclaimer_main(void *arg)
+/* Sleep until @done(@d). Inside the gate (cancellation disabled). */
+static void smr_wait(bool (*done)(chm_smr_domain *), chm_smr_domain *d)
 {
-    (void)arg;
-    smr_on_reclaimer = true;
-    struct timespec round_start = {0, 0};
-    for (;;) {
-        /* Wait for work. The kick is loaded before the checks: a waker that changes what they
-         * read bumps it afterwards, and then the futex_wait returns at once. */
-        bool slept = false;
-        for (;;) {
-            unsigned seen = atomic_load_explicit(&smr_kick, memory_order_seq_cst);
-            if (atomic_load_explicit(&smr_queue, memory_order_seq_cst) != NULL)
-                break;
-            /* seq_cst store, then seq_cst load of the queue: the Dekker pair with a retire's
-             * push (seq_cst CAS) then load of smr_idle. Either we see the node or it sees us
-             * idle and kicks. */
-            atomic_store_explicit(&smr_idle, true, memory_order_seq_cst);
-            if (atomic_load_explicit(&smr_queue, memory_order_seq_cst) != NULL) {
-                atomic_store_explicit(&smr_idle, false, memory_order_relaxed);
-                break;
-            }
-            smr_futex_wait(&smr_kick, seen, NULL);
-            atomic_store_explicit(&smr_idle, false, memory_order_relaxed);
-            slept = true;
-        }
-        /* Let more work accumulate, unless a drain is waiting (it bumps the kick after
-         * incrementing smr_drain_waiters: same load order as above). Rounds start at most every
-         * SMR_DELAY_MS: after an idle wait the delay counts from the wake-up, otherwise from the
-         * start of the previous round -- so a reclaimer that falls behind (a round longer than
-         * the delay) runs flat out instead of idling between rounds. */
-        struct timespec deadline;
-        if (slept)
-            clock_gettime(CLOCK_MONOTONIC, &deadline);
-        else
-            deadline = round_start;
-        deadline = smr_ts_add_ms(deadline, SMR_DELAY_MS);
-        for (;;) {
-            unsigned seen = atomic_load_explicit(&smr_kick, memory_order_seq_cst);
-            if (atomic_load_explicit(&smr_drain_waiters, memory_order_seq_cst) != 0)
-                break;
-            struct timespec now, left;
-            clock_gettime(CLOCK_MONOTONIC, &now);
-            left.tv_sec = deadline.tv_sec - now.tv_sec;
-            left.tv_nsec = deadline.tv_nsec - now.tv_nsec;
-            if (left.tv_nsec < 0) {
-                left.tv_nsec += 1000000000L;
-                left.tv_sec--;
-            }
-            if (left.tv_sec < 0)
-                break;
-            smr_futex_wait(&smr_kick, seen, &left);
-        }
-        clock_gettime(CLOCK_MONOTONIC, &round_start);
-        smr_reclaim();
-    }
-    return NULL;
+    /* seq_cst increment, then seq_cst loads of the condition: the Dekker pair with
+     * smr_batch_done (no lost wake-up). */
+    atomic_fetch_add_explicit(&smr_waiters, 1, memory_order_seq_cst);
+    pthread_mutex_lock(&smr_wait_lock);
+    while (!done(d))
+        pthread_cond_wait(&smr_wait_cond, &smr_wait_lock);
+    pthread_mutex_unlock(&smr_wait_lock);
+    atomic_fetch_sub_explicit(&smr_waiters, 1, memory_order_relaxed);
 }
 
-static void smr_start_reclaimer(void)
+static bool smr_drained_or_queued(chm_smr_domain *d)
 {
-    /* The thread inherits a full signal mask: application signals go to application threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_attr_t attr;
-    pthread_t t;
-    int rc = pthread_attr_init(&attr);
-    if (rc == 0) {
-        (void)pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        (void)pthread_sigmask(SIG_SETMASK, &all, &old);
-        rc = pthread_create(&t, &attr, smr_reclaimer_main, NULL);
-        (void)pthread_sigmask(SIG_SETMASK, &old, NULL);
-        (void)pthread_attr_destroy(&attr);
-    }
-    if (rc != 0) {
-        errno = rc;
-        perror("chm: smr: cannot start the reclaimer thread");
+    /* Acquire (seq_cst): a pending 0 heads a release sequence of the batches' decrements, so
+     * every free_fn's effects are visible. */
+    return SMR_PENDING(atomic_load_explicit(&d->count, memory_order_seq_cst)) == 0 ||
+           atomic_load_explicit(&d->list, memory_order_seq_cst) != NULL;
+}
+
+static bool smr_no_batch_in_flight(chm_smr_domain *d)
+{
+    return atomic_load_explicit(&d->inflight, memory_order_seq_cst) == 0;
+}
+
+static void smr_check_may_wait(const struct smr_thread *t, const chm_smr_domain *d,
+                               const char *what)
+{
+    if (_urcu_memb_read_ongoing()) {
+        fprintf(stderr, "chm: smr: %s inside a read-side section (would never finish)\n", what);
         abort();
     }
-    (void)pthread_setname_np(t, "chm-reclaim");
-}
-
-void chm__smr_domain_init(chm_smr_domain *d)
-{
-    atomic_init(&d->pending, 0);
-    /* Start the reclaimer now (chm_new, may block) rather than in the first retire, which may
-     * run under a backend's lock and must not block. */
-    (void)pthread_once(&smr_reclaimer_once, smr_start_reclaimer);
+    if (d != NULL && smr_freeing_domain(t, d)) {
+        fprintf(stderr,
+                "chm: smr: %s from one of the domain's own reclamation callbacks (chm_free "
+                "from the map's value_free or keyops.release?) would wait for itself\n",
+                what);
+        abort();
+    }
 }
 
 void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, void (*free_fn)(chm_smr_node *n))
 {
     n->free_fn = free_fn;
     n->domain = d;
-    /* Relaxed: the push below publishes it (release), and the reclaimer's decrement follows its
-     * acquire of the queue; a drain's caller happens after this retire, or -- for a free_fn
-     * retiring into its own domain on the reclaimer -- this precedes that node's decrement. */
-    atomic_fetch_add_explicit(&d->pending, 1, memory_order_relaxed);
+    /* Relaxed: the push below publishes it (release), and the taker's subtraction follows its
+     * acquire of the queue. */
+    uint64_t c = atomic_fetch_add_explicit(&d->count, SMR_QUEUED_ONE + 1, memory_order_relaxed);
+    if (chm_unlikely(SMR_PENDING(c) + 1 > atomic_load_explicit(&smr_peak, memory_order_relaxed)))
+        smr_note_peak(SMR_PENDING(c) + 1);
     /* Relaxed: top is only stored into n->link, never dereferenced. */
-    chm_smr_node *top = atomic_load_explicit(&smr_queue, memory_order_relaxed);
+    chm_smr_node *top = atomic_load_explicit(&d->list, memory_order_relaxed);
     do {
-        CHM_YIELD_POINT("smr.retire.before_push"); /* racing retirers and the reclaimer */
+        CHM_YIELD_POINT("smr.retire.before_push"); /* racing retirers and a taker */
         n->link = top;
-        /* seq_cst (a release for the node, see smr_reclaim; seq_cst for the Dekker pair with
-         * the reclaimer's smr_idle store / queue load). A locked instruction either way. */
-    } while (!atomic_compare_exchange_weak_explicit(&smr_queue, &top, n, memory_order_seq_cst,
+        /* Release: the node's fields and the unlink before it, for the taker (smr_reclaim). */
+    } while (!atomic_compare_exchange_weak_explicit(&d->list, &top, n, memory_order_release,
                                                     memory_order_relaxed));
-    /* seq_cst: the other half of that Dekker pair. Usually false (the reclaimer is between
-     * rounds or busy): then a retire costs one CAS and one increment. The exchange lets one of
-     * several racing retirers make the system call. */
-    if (top == NULL && atomic_load_explicit(&smr_idle, memory_order_seq_cst) &&
-        atomic_exchange_explicit(&smr_idle, false, memory_order_relaxed))
-        smr_kick_reclaimer();
+    if (chm_unlikely(SMR_QUEUED(c) + 1 >= CHM_SMR_BATCH)) {
+        /* Flag @d on this thread, holding a reference, unless it is already flagged or the
+         * array is full (the next retire tries again). No lock, no wait. */
+        struct smr_thread *t = smr_self();
+        unsigned nf = t->hot->nflag;
+        for (unsigned i = 0; i < nf; i++)
+            if (t->flag[i] == d)
+                return;
+        if (nf == CHM_SMR_MAX_FLAGGED)
+            return;
+        atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed); /* d is alive: we retire */
+        t->flag[nf] = d;
+        t->hot->nflag = nf + 1;
+        smr_key_arm(t); /* so that a thread exiting before acting on it drops the reference */
+    }
+}
+
+void chm__smr_quiesce(void)
+{
+    struct smr_thread *t = smr_self();
+    struct chm__smr_thread_hot *h = t->hot;
+    if (h->depth != 0 || t->reclaiming || h->nflag == 0 || _urcu_memb_read_ongoing())
+        return;
+    t->reclaiming = true; /* the free_fns' own chm calls flag, this loop acts */
+    smr_gate_enter(t);
+    while (h->nflag != 0 && !_urcu_memb_read_ongoing()) { /* a free_fn may leave a section open */
+        chm_smr_domain *d = t->flag[--h->nflag];
+        /* Skip a domain whose queue another thread took meanwhile, or that chm_free drains. */
+        if (!atomic_load_explicit(&d->dead, memory_order_relaxed) &&
+            SMR_QUEUED(atomic_load_explicit(&d->count, memory_order_relaxed)) >= CHM_SMR_BATCH)
+            smr_reclaim(t, d);
+        smr_unref(d);
+    }
+    smr_gate_leave(t);
+    t->reclaiming = false;
 }
 
 void chm__smr_drain(chm_smr_domain *d)
 {
-    /* Acquire: pairs with the release decrement in smr_release_pending (the last decrement
-     * heads a release sequence of RMWs, so seeing zero synchronises with every free_fn). */
-    if (atomic_load_explicit(&d->pending, memory_order_acquire) == 0)
-        return;
-    if (_urcu_memb_read_ongoing())
-        smr_fatal("smr: chm__smr_drain inside a read-side section (would never finish)");
-    if (smr_on_reclaimer)
-        smr_fatal("smr: chm__smr_drain from a reclamation callback (chm_free from value_free "
-                  "or keyops.release?) would wait for itself");
-
-    /* seq_cst increment + seq_cst load of pending: the Dekker pair with smr_release_pending.
-     * The kick after the increment ends the reclaimer's batching delay (or its idle wait, if
-     * it raced with the push of our last node): our nodes are freed in its next round, about a
-     * grace period from now. This is rcu_barrier() restricted to one domain, without its
-     * allocations and without call_rcu's 10 ms sleep. */
-    atomic_fetch_add_explicit(&smr_drain_waiters, 1, memory_order_seq_cst);
-    smr_kick_reclaimer();
-    pthread_mutex_lock(&smr_drain_lock);
-    while (atomic_load_explicit(&d->pending, memory_order_seq_cst) != 0)
-        pthread_cond_wait(&smr_drain_cond, &smr_drain_lock);
-    pthread_mutex_unlock(&smr_drain_lock);
-    atomic_fetch_sub_explicit(&smr_drain_waiters, 1, memory_order_relaxed);
-    /* The seq_cst load that saw zero is also an acquire: free_fn's effects are visible. */
+    struct smr_thread *t = smr_self();
+    if (SMR_PENDING(atomic_load_explicit(&d->count, memory_order_acquire)) == 0)
+        return; /* acquire: pairs with smr_batch_done's release decrement */
+    smr_check_may_wait(t, d, "chm__smr_drain");
+    smr_gate_enter(t);
+    for (;;) {
+        smr_reclaim(t, d); /* what is queued, including what free_fns queued meanwhile */
+        if (SMR_PENDING(atomic_load_explicit(&d->count, memory_order_seq_cst)) == 0)
+            break;
+        /* Batches another thread took before: wait for them (or for their free_fns' retires
+         * into @d, which we then take ourselves). */
+        smr_wait(smr_drained_or_queued, d);
+    }
+    smr_gate_leave(t);
 }
 
-static void smr_barrier_sentinel_freed(chm_smr_node *n)
+chm_smr_domain *chm__smr_domain_new(void *owner)
 {
-    (void)n; /* on the caller's stack: the drain below is what waits for it */
+    (void)pthread_once(&smr_once, smr_init); /* here (chm_new), not in a retire under a lock */
+    chm_smr_domain *d = chm__aligned_alloc(CHM_CACHELINE, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    memset(d, 0, sizeof *d);
+    atomic_init(&d->list, NULL);
+    atomic_init(&d->count, 0);
+    atomic_init(&d->refs, 1);
+    atomic_init(&d->inflight, 0);
+    atomic_init(&d->dead, false);
+    d->owner = owner;
+    struct smr_thread *t = smr_self();
+    smr_gate_enter(t);
+    pthread_mutex_lock(&smr_registry_lock);
+    d->reg_prev = NULL;
+    d->reg_next = smr_domains;
+    if (smr_domains != NULL)
+        smr_domains->reg_prev = d;
+    smr_domains = d;
+    pthread_mutex_unlock(&smr_registry_lock);
+    smr_gate_leave(t);
+    return d;
+}
+
+void chm__smr_domain_free(chm_smr_domain *d)
+{
+    if (d == NULL)
+        return;
+    struct smr_thread *t = smr_self();
+    /* Flags other threads hold now see it and skip it (they only drop their reference). */
+    atomic_store_explicit(&d->dead, true, memory_order_relaxed);
+    chm__smr_drain(d);
+    smr_gate_enter(t);
+    pthread_mutex_lock(&smr_registry_lock);
+    if (d->reg_prev != NULL)
+        d->reg_prev->reg_next = d->reg_next;
+    else
+        smr_domains = d->reg_next;
+    if (d->reg_next != NULL)
+        d->reg_next->reg_prev = d->reg_prev;
+    pthread_mutex_unlock(&smr_registry_lock);
+    smr_gate_leave(t);
+    smr_unref(d);
+}
+
+void *chm__smr_domain_owner(const chm_smr_domain *d)
+{
+    return d->owner;
+}
+
+size_t chm__smr_pending(const chm_smr_domain *d)
+{
+    return SMR_PENDING(atomic_load_explicit(&((chm_smr_domain *)d)->count, memory_order_acquire));
+}
+
+size_t chm__smr_pending_peak(bool reset)
+{
+    if (reset)
+        return atomic_exchange_explicit(&smr_peak, 0, memory_order_relaxed);
+    return atomic_load_explicit(&smr_peak, memory_order_relaxed);
 }
 
 void chm__smr_barrier(void)
 {
-    /* A round frees its whole batch in order, so a sentinel retired after node X is freed
-     * either in a later round than X or in X's round -- possibly before X. A second sentinel,
-     * retired once the first is freed, cannot be in that round any more (its batch was taken
-     * before the first sentinel's free_fn ran): when it is freed, X's round is over. */
-    for (int round = 0; round < 2; round++) {
-        chm_smr_domain d;
-        chm_smr_node sentinel;
-        chm__smr_domain_init(&d);
-        chm__smr_retire(&d, &sentinel, smr_barrier_sentinel_freed);
-        chm__smr_drain(&d);
+    struct smr_thread *t = smr_self();
+    smr_check_may_wait(t, NULL, "chm__smr_barrier");
+    smr_gate_enter(t);
+    /* A reference on every live domain, so that none is freed while we work on it unlocked
+     * (its free_fns may create and free maps). Plain malloc: a test hook, not library memory. */
+    size_t n = 0, cap = 16;
+    chm_smr_domain **ds = malloc(cap * sizeof *ds);
+    if (ds == NULL)
+        smr_fatal("smr: chm__smr_barrier: out of memory");
+    pthread_mutex_lock(&smr_registry_lock);
+    for (chm_smr_domain *d = smr_domains; d != NULL; d = d->reg_next) {
+        if (n == cap) {
+            chm_smr_domain **more = realloc(ds, 2 * cap * sizeof *ds);
+            if (more == NULL)
+                smr_fatal("smr: chm__smr_barrier: out of memory");
+            ds = more;
+            cap *= 2;
+        }
+        atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
+        ds[n++] = d;
     }
+    pthread_mutex_unlock(&smr_registry_lock);
+    for (size_t i = 0; i < n; i++) {
+        /* What is queued now is ours; what another thread took before our exchange raised
+         * inflight before it took it, so the load after our exchange sees it until it is
+         * over. Nodes retired before the call are in one or the other. */
+        if (!atomic_load_explicit(&ds[i]->dead, memory_order_relaxed))
+            smr_reclaim(t, ds[i]);
+        if (!smr_no_batch_in_flight(ds[i]))
+            smr_wait(smr_no_batch_in_flight, ds[i]);
+    }
+    for (size_t i = 0; i < n; i++)
+        smr_unref(ds[i]);
+    free(ds);
+    smr_gate_leave(t);
 }
 
 void chm__smr_synchronize(void)
 {
-    if (_urcu_memb_read_ongoing())
-        smr_fatal("smr: chm__smr_synchronize inside a read-side section (self-deadlock)");
-    urcu_memb_synchronize_rcu();
-    /* Pairs with the smr_tsan_release in chm__smr_read_unlock: the caller frees next. */
-    smr_tsan_acquire(&smr_tsan_gp_token);
+    struct smr_thread *t = smr_self();
+    smr_check_may_wait(t, NULL, "chm__smr_synchronize");
+    smr_gate_enter(t);
+    smr_gp();
+    smr_gate_leave(t);
 }
 
 /* ---- values leaving a lock-free map ----------------------------------------------------------- */

@@ -1,6 +1,6 @@
 /*
  * smr.h - safe memory reclamation for the lock-free read paths (segmented, binlock,
- * readmostly). INTERFACE FIXED; implementation in smr.c.
+ * readmostly); implementation in smr.c, design in docs/design.md ("Safe memory reclamation").
  *
  * Read side: chm__smr_read_lock()/chm__smr_read_unlock() bracket every lock-free read of shared
  * nodes. They nest, take no lock, store nothing to memory shared with other threads, and
@@ -8,13 +8,44 @@
  * users never call a register function.
  *
  * Write side: an object that a concurrent reader may still hold embeds a chm_smr_node and is
- * handed to chm__smr_retire() after it was unlinked. Its free_fn runs after a grace period (no
- * read section that began before the retire is still running), on the library's reclaimer
- * thread, 10-20 ms later. chm__smr_retire never fails and never blocks (no lock, no allocation),
- * so a backend can retire after it committed a change (preallocate whatever else it needs
- * before committing). A domain (one per map) counts what it has pending; chm__smr_drain waits
- * until all of it has been freed, about one grace period when nothing else is queued (chm_free
- * uses it so that no value_free callback runs after chm_free returns).
+ * handed to chm__smr_retire() after it was unlinked. Retire never fails and never blocks (no
+ * lock, no allocation, no system call): it pushes the node on its domain's lock-free list. Each
+ * map owns a domain. There is no thread of the library's own: retired objects are freed by the
+ * threads that write, in batches, and by chm_free.
+ *
+ * THE RECLAMATION RULE. A retire that brings its domain's queue to CHM_SMR_BATCH objects or more
+ * flags the domain on the calling thread (a reference in a small thread-local array, no
+ * waiting). Flags are acted on only by chm__smr_quiesce(), which the public entry points of
+ * src/map.c call when the outermost chm call of the thread returns: nesting depth back to 0,
+ * every backend lock released. chm__smr_quiesce() does nothing inside a read-side section (an
+ * open segmented/binlock iterator holds one until chm_iter_fini: the flags wait for the first
+ * outermost call after it) nor while the thread is already reclaiming (a callback's own chm
+ * calls). Otherwise, for each flagged domain whose queue is still at CHM_SMR_BATCH or more, it
+ * takes the whole queue (one exchange), waits for one grace period and runs the free_fns, with
+ * cancellation disabled. So a grace period is never waited for inside a read-side section,
+ * under a backend lock, or from a user callback nested in another chm call; free_fns (value_free,
+ * key release) run on the writing thread after its outermost call, or in chm_free
+ * (chm__smr_domain_free / chm__smr_drain) on the caller's thread.
+ *
+ * THE BOUND (what a domain has retired and not yet freed, chm__smr_pending). A thread that
+ * crosses CHM_SMR_BATCH reclaims the queue when its outermost call returns, so with one thread
+ * writing a domain its backlog never exceeds CHM_SMR_BATCH - 1 + R objects, R being the most one
+ * call retires into it (1 for a put or remove that replaces a value or node; a resize retires
+ * its old table and, in segmented, the shells of cloned nodes); with W threads writing it,
+ * W * (CHM_SMR_BATCH + W * R) (each may hold one taken batch while the queue refills). It counts
+ * objects, not bytes: a retired table is one object. Not bounded: a thread that writes while it
+ * holds a read-side section across calls (an open segmented/binlock iterator) defers its
+ * reclamation until the section ends; a thread whose outermost call retires into more than
+ * CHM_SMR_MAX_FLAGGED domains that cross the batch size flags only that many (the others are
+ * flagged again by their next retire).
+ *
+ * Maps are independent: a domain is reclaimed by its own writers and its own chm_free. A slow
+ * free_fn delays the thread that runs it, and chm_free of the same map, nothing else; grace
+ * periods (liburcu's, shared by concurrent callers) wait for read-side sections only.
+ *
+ * Process life cycle: fork() (pthread_atfork handlers: the child can use, create and free maps,
+ * see smr.c), pthread_cancel (grace-period waits, drains and free_fns run with cancellation
+ * disabled), dlclose (no thread; the pthread_key is deleted by a library destructor).
  */
 #ifndef CHM_SMR_H
 #define CHM_SMR_H
@@ -23,41 +54,92 @@
 
 #include <urcu/urcu-memb.h> /* the out-of-line liburcu memb API */
 
-typedef struct chm_smr_domain {
-    atomic_size_t pending; /* retired through this domain and not yet freed */
-} chm_smr_domain;
+/* Objects a domain queues before a writer reclaims them (see THE BOUND above). A grace period
+ * costs microseconds; amortised over this many retires it is a few nanoseconds each. */
+#ifndef CHM_SMR_BATCH
+#define CHM_SMR_BATCH 1024
+#endif
+/* Domains one thread can have flagged at once (one outermost call's worth). */
+#define CHM_SMR_MAX_FLAGGED 8
+
+/* A domain is allocated by chm__smr_domain_new and freed by chm__smr_domain_free (the last of
+ * its references: a thread that flagged it holds one until it has acted on the flag). */
+typedef struct chm_smr_domain chm_smr_domain;
 
 typedef struct chm_smr_node chm_smr_node;
 struct chm_smr_node {
-    chm_smr_node *link; /* next in the reclaimer's queue */
+    chm_smr_node *link; /* next in the domain's queue */
     void (*free_fn)(chm_smr_node *n);
     chm_smr_domain *domain;
 };
 
-CHM_HIDDEN void chm__smr_domain_init(chm_smr_domain *d);
+/* A new domain whose chm__smr_domain_owner() is @owner (the map, for free_fns); NULL when out
+ * of memory. */
+CHM_HIDDEN chm_smr_domain *chm__smr_domain_new(void *owner);
+/* Drain @d (everything retired into it is freed, callbacks done) and release it. The owner's
+ * objects must be unreachable and no operation on it may be running (chm_free's contract).
+ * Not inside a read section, nor from one of @d's own free_fns. */
+CHM_HIDDEN void chm__smr_domain_free(chm_smr_domain *d);
+CHM_HIDDEN void *chm__smr_domain_owner(const chm_smr_domain *d);
 
 /* Enter / leave a read-side section (nestable; lazily registers the thread). */
 CHM_HIDDEN void chm__smr_read_lock(void);
 CHM_HIDDEN void chm__smr_read_unlock(void);
 
-/* Hand @n (already unreachable for new readers) to the reclaimer: @free_fn(@n) runs after a
- * grace period. Callable inside or outside a read section, under a lock. Never fails. */
+/* Hand @n (already unreachable for new readers) to @d: @free_fn(@n) runs after a grace period
+ * (see THE RECLAMATION RULE for where). Callable inside or outside a read section, under a
+ * lock. Never fails, never blocks. */
 CHM_HIDDEN void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n,
                                 void (*free_fn)(chm_smr_node *n));
 
+/* The end of an outermost call: run this thread's flagged reclamations if it may (not in a read
+ * section, not already reclaiming, nesting depth 0). src/map.c calls it through
+ * chm__smr_leave(); code that retires outside any chm call (tests) calls it directly. */
+CHM_HIDDEN void chm__smr_quiesce(void);
+
 /* Wait until every node retired through @d has been freed (what a free_fn retires into @d
- * meanwhile, too): wakes the reclaimer, so it takes about one grace period, not its 10 ms
- * batching delay. Not inside a read section, nor from a free_fn. */
+ * meanwhile, too): takes @d's queue, one grace period, runs the free_fns, then waits for the
+ * batches other threads took from @d before (bounded by a grace period and @d's own
+ * callbacks; never by another domain's). Nothing may retire into @d concurrently except @d's
+ * free_fns. Not inside a read section, nor from one of @d's free_fns. */
 CHM_HIDDEN void chm__smr_drain(chm_smr_domain *d);
 
 /* Wait for one grace period. Not inside a read section. */
 CHM_HIDDEN void chm__smr_synchronize(void);
 
-/* Wait until every node retired (into any domain) before the call has been freed. For tests
- * that count the blocks a map holds: after a barrier nothing is in flight, so the count depends
- * on the map's contents alone, not on how far the reclaimer got on a loaded machine. Same
- * restrictions as chm__smr_drain. */
+/* Wait until every node retired (into any live domain) before the call has been freed. For
+ * tests that count the blocks a map holds: after a barrier nothing is in flight, so the count
+ * depends on the map's contents alone. Same restrictions as chm__smr_drain. */
 CHM_HIDDEN void chm__smr_barrier(void);
+
+/* For tests: what @d has retired and not yet freed (queued, or taken and not yet freed). */
+CHM_HIDDEN size_t chm__smr_pending(const chm_smr_domain *d);
+/* For tests: the largest chm__smr_pending any domain reached since the last reset (@reset
+ * returns the old peak and starts again from 0). Compared against THE BOUND. */
+CHM_HIDDEN size_t chm__smr_pending_peak(bool reset);
+
+/* ---- public-call nesting (src/map.c) --------------------------------------------------------
+ * Every public entry point that may retire, take a backend lock or run a user callback brackets
+ * its work with t = chm__smr_enter() ... chm__smr_leave(t). Thread-local, no shared store. */
+struct chm__smr_thread_hot {
+    unsigned depth; /* public calls in progress on this thread */
+    unsigned nflag; /* domains flagged for reclamation */
+};
+CHM_HIDDEN extern _Thread_local struct chm__smr_thread_hot chm__smr_hot;
+
+static inline struct chm__smr_thread_hot *chm__smr_enter(void)
+{
+    struct chm__smr_thread_hot *t = &chm__smr_hot;
+    __asm__("" : "+r"(t)); /* one TLS address per call (see chm__smr_tls below) */
+    t->depth++;
+    return t;
+}
+
+static inline void chm__smr_leave(struct chm__smr_thread_hot *t)
+{
+    if (--t->depth == 0 && chm_unlikely(t->nflag != 0))
+        chm__smr_quiesce();
+}
 
 /* ---- values leaving a lock-free map ------------------------------------------------------------
  * A replaced value may still be returned by a reader that loaded it, so it goes to value_free a

@@ -6,13 +6,14 @@
  * reader that ever sees a poisoned, scrambled or recycled object is a reclamation bug, and so
  * is an object freed twice or never. ASan flags any use after free the checks miss; TSan checks
  * the layer's annotations. Also: nested sections, grace periods blocked by a section, drain
- * semantics, retires that wake an idle reclaimer, free_fns that retire more, domains retiring
- * and draining concurrently, and threads that register lazily and exit without unregistering
- * explicitly.
+ * semantics, the batch rule (a writer reclaims its domain's queue itself once it holds
+ * CHM_SMR_BATCH objects, never inside a read section), free_fns that retire more, domains
+ * retiring and draining concurrently, and threads that register lazily and exit without
+ * unregistering explicitly. There is no reclaimer thread: threads that retire here outside any
+ * chm call call chm__smr_quiesce() where a chm call would end.
  *
  * No check depends on how fast anything ran: a loaded machine may stretch every phase. Drain
- * speed (a drain must not wait out the reclaimer's 10 ms batching delay) is measured and
- * printed, never asserted (performance goals live in the benchmarks). Loops that run for a
+ * speed is measured and printed, never asserted (performance goals live in the benchmarks). Loops that run for a
  * while also run until they reached a minimum count of what their checks need, and a phase
  * that hangs is named by the watchdog (on_alarm).
  *
@@ -172,12 +173,20 @@ static bool all_freed_once(unsigned *bad_id)
     return true;
 }
 
+static chm_smr_domain *domain_new(void)
+{
+    chm_smr_domain *d = chm__smr_domain_new(NULL);
+    if (d == NULL)
+        die("out of memory");
+    return d;
+}
+
 /* ---- shared slots ----------------------------------------------------------------------- */
 
 #define NSLOTS 8
 
 static _Atomic(struct obj *) slots[NSLOTS];
-static chm_smr_domain dom;
+static chm_smr_domain *dom;
 
 static void slots_fill(void)
 {
@@ -191,7 +200,7 @@ static void slots_retire_all(void)
     for (int i = 0; i < NSLOTS; i++) {
         struct obj *o = atomic_exchange_explicit(&slots[i], NULL, memory_order_acq_rel);
         if (o != NULL)
-            chm__smr_retire(&dom, &o->node, obj_free);
+            chm__smr_retire(dom, &o->node, obj_free);
     }
 }
 
@@ -204,7 +213,10 @@ static bool slot_replace(int i)
     /* acq_rel: release publishes fresh's fields to readers' acquire loads; acquire makes the
      * old object's last writer (the one that published it) happen before our retire. */
     struct obj *old = atomic_exchange_explicit(&slots[i], fresh, memory_order_acq_rel);
-    chm__smr_retire(&dom, &old->node, obj_free);
+    chm__smr_retire(dom, &old->node, obj_free);
+    /* What the end of a chm call does: reclaim a full batch, unless inside a read section
+     * (then the flag waits for a quiesce after it). */
+    chm__smr_quiesce();
     return true;
 }
 
@@ -290,7 +302,7 @@ static void *writer_main(void *arg)
     size_t maxp = 0;
     while (!atomic_load_explicit(&stop, memory_order_relaxed) &&
            atomic_load_explicit(&next_id, memory_order_relaxed) < TORTURE_IDS) {
-        size_t pending = atomic_load_explicit(&dom.pending, memory_order_relaxed);
+        size_t pending = chm__smr_pending(dom);
         if (pending > maxp)
             maxp = pending;
         if (pending > PENDING_LIMIT) {
@@ -308,8 +320,10 @@ static void *writer_main(void *arg)
         if (in_section)
             chm__smr_read_lock();
         bool more = slot_replace((int)((r >> 8) % NSLOTS));
-        if (in_section)
+        if (in_section) {
             chm__smr_read_unlock();
+            chm__smr_quiesce(); /* the flag a retire inside the section raised */
+        }
         if (!more)
             break;
     }
@@ -401,8 +415,7 @@ static void test_nested_sections(void)
     start(&t, synchronize_main, NULL);
     /* The checks below hold whatever the interleaving: while the outer section is open, o
      * cannot be freed and no grace period can end, however long we wait. The sleep only makes
-     * it likely that a broken layer has had the time to go wrong by then (the reclaimer waits
-     * 10 ms between rounds): on a loaded machine a bug may go unnoticed in one run, never a
+     * it likely that a broken layer has had the time to go wrong by then: on a loaded machine a bug may go unnoticed in one run, never a
      * correct layer fail. (chm__smr_barrier cannot replace it: it would wait for this very
      * section.) */
     sleep_ms(60);
@@ -415,7 +428,7 @@ static void test_nested_sections(void)
 
     pthread_join(t, NULL);
     CHECK(atomic_load_explicit(&sync_done, memory_order_acquire), "synchronize never returned");
-    chm__smr_drain(&dom);
+    chm__smr_drain(dom);
     CHECK(atomic_load_explicit(&free_count[id], memory_order_relaxed) == 1,
           "retired object not freed after the section (free count %d)",
           (int)atomic_load_explicit(&free_count[id], memory_order_relaxed));
@@ -527,7 +540,7 @@ static atomic_int n_chain_freed;
 static void chain_free(chm_smr_node *n)
 {
     struct chain *c = (struct chain *)((char *)n - offsetof(struct chain, node));
-    /* Retiring from a free_fn (on the reclaimer) is allowed; drain must wait for it. */
+    /* Retiring from a free_fn is allowed; drain must wait for it. */
     if (c->next != NULL)
         chm__smr_retire(c->dom, &c->next->node, chain_free);
     atomic_fetch_add_explicit(&n_chain_freed, 1, memory_order_relaxed);
@@ -535,7 +548,7 @@ static void chain_free(chm_smr_node *n)
 }
 
 /* A reader that holds a read section open until told to leave: no grace period can end
- * meanwhile, so the reclaimer cannot finish a round. */
+ * meanwhile, so no batch can be freed. */
 static atomic_int pin_state; /* 1: the section is open; 2: leave it */
 
 static void *pin_reader_main(void *arg)
@@ -558,16 +571,14 @@ static void *drain_empty_main(void *arg)
     return NULL;
 }
 
-/* Draining a domain with nothing pending returns without waiting for the reclaimer: checked
+/* Draining a domain with nothing pending returns without waiting for a grace period: checked
  * while a reader holds a section open and another domain's node is queued, so that no grace
- * period and no reclaimer round can complete until the drain has returned. A drain that waited
+ * period can complete until the drain has returned. A drain that waited
  * for one would still be waiting after 30 s (a bound no load comes near; it only spares a
  * broken layer the watchdog). */
 static void check_empty_drain_does_not_wait(void)
 {
-    chm_smr_domain empty, other;
-    chm__smr_domain_init(&empty);
-    chm__smr_domain_init(&other);
+    chm_smr_domain *empty = domain_new(), *other = domain_new();
     pthread_t pin, drainer;
     atomic_store(&pin_state, 0);
     atomic_store(&empty_drain_done, false);
@@ -577,26 +588,24 @@ static void check_empty_drain_does_not_wait(void)
     struct obj *o = obj_new();
     if (o == NULL)
         die("out of ids");
-    chm__smr_retire(&other, &o->node, obj_free); /* wakes the reclaimer: a round it cannot end */
-    start(&drainer, drain_empty_main, &empty);
+    chm__smr_retire(other, &o->node, obj_free); /* queued elsewhere: must not matter */
+    start(&drainer, drain_empty_main, empty);
     double t0 = now_s();
     while (!atomic_load(&empty_drain_done) && now_s() - t0 < 30.0)
         sleep_ms(1);
-    CHECK(atomic_load(&empty_drain_done),
-          "draining an empty domain waited for a grace period or a reclaimer round");
+    CHECK(atomic_load(&empty_drain_done), "draining an empty domain waited for a grace period");
     atomic_store(&pin_state, 2); /* releases a waiting drain too */
     pthread_join(pin, NULL);
     pthread_join(drainer, NULL);
-    chm__smr_drain(&other);
-    CHECK(atomic_load_explicit(&other.pending, memory_order_relaxed) == 0, "pending %zu",
-          atomic_load_explicit(&other.pending, memory_order_relaxed));
+    chm__smr_drain(other);
+    CHECK(chm__smr_pending(other) == 0, "pending %zu", chm__smr_pending(other));
+    chm__smr_domain_free(empty);
+    chm__smr_domain_free(other);
 }
 
 static void test_drain(void)
 {
-    chm_smr_domain d1, d2;
-    chm__smr_domain_init(&d1);
-    chm__smr_domain_init(&d2);
+    chm_smr_domain *d1 = domain_new(), *d2 = domain_new();
 
     check_empty_drain_does_not_wait();
     double t0 = now_s();
@@ -609,34 +618,30 @@ static void test_drain(void)
             die("out of memory");
     }
     for (int i = 0; i < 4; i++) {
-        c[i]->dom = i < 3 ? &d1 : &d2;
+        c[i]->dom = i < 3 ? d1 : d2;
         c[i]->next = i < 2 ? c[i + 1] : NULL;
     }
-    chm__smr_retire(&d1, &c[0]->node, chain_free);
-    chm__smr_retire(&d2, &c[3]->node, chain_free);
-    chm__smr_drain(&d1);
-    CHECK(atomic_load_explicit(&d1.pending, memory_order_relaxed) == 0, "d1 pending %zu",
-          atomic_load_explicit(&d1.pending, memory_order_relaxed));
-    chm__smr_drain(&d2);
-    CHECK(atomic_load_explicit(&d2.pending, memory_order_relaxed) == 0, "d2 pending %zu",
-          atomic_load_explicit(&d2.pending, memory_order_relaxed));
+    chm__smr_retire(d1, &c[0]->node, chain_free);
+    chm__smr_retire(d2, &c[3]->node, chain_free);
+    chm__smr_drain(d1);
+    CHECK(chm__smr_pending(d1) == 0, "d1 pending %zu", chm__smr_pending(d1));
+    chm__smr_drain(d2);
+    CHECK(chm__smr_pending(d2) == 0, "d2 pending %zu", chm__smr_pending(d2));
     CHECK(atomic_load(&n_chain_freed) == 4, "%d of 4 chained nodes freed",
           atomic_load(&n_chain_freed));
     printf("drain: chain of 3 + 1 node in %.1f ms\n", (now_s() - t0) * 1e3);
+    chm__smr_domain_free(d1);
+    chm__smr_domain_free(d2);
 }
 
-/* Free-fn chains longer than a round: each link is freed one reclaimer round after the one
- * that retired it, and the drain must wait for all of them; and a chain that alternates
- * between two domains. The time the long chain took is printed: a drain that waited out the
- * 10 ms batching delay per round would take a second (about 100 grace periods, well under
- * 10 ms, when the drain cuts the delay short); not asserted, a loaded machine can take as
- * long. */
+/* Free-fn chains longer than a batch: each link is freed one drain turn (a grace period) after
+ * the one that retired it, and the drain must wait for all of them; and a chain that alternates
+ * between two domains. The time the long chain took is printed (about 100 grace periods), not
+ * asserted. */
 static void test_drain_chains(void)
 {
     enum { LONG = 100, ALT = 20 };
-    chm_smr_domain d1, d2;
-    chm__smr_domain_init(&d1);
-    chm__smr_domain_init(&d2);
+    chm_smr_domain *d1 = domain_new(), *d2 = domain_new();
     struct chain *c[LONG];
     for (int i = 0; i < LONG; i++) {
         c[i] = malloc(sizeof *c[i]);
@@ -644,18 +649,17 @@ static void test_drain_chains(void)
             die("out of memory");
     }
     for (int i = 0; i < LONG; i++) {
-        c[i]->dom = &d1;
+        c[i]->dom = d1;
         c[i]->next = i + 1 < LONG ? c[i + 1] : NULL;
     }
     int before = atomic_load(&n_chain_freed);
-    chm__smr_retire(&d1, &c[0]->node, chain_free);
+    chm__smr_retire(d1, &c[0]->node, chain_free);
     double t0 = now_s();
-    chm__smr_drain(&d1);
+    chm__smr_drain(d1);
     double long_ms = (now_s() - t0) * 1e3;
     CHECK(atomic_load(&n_chain_freed) - before == LONG, "%d of %d chained nodes freed",
           atomic_load(&n_chain_freed) - before, LONG);
-    CHECK(atomic_load_explicit(&d1.pending, memory_order_relaxed) == 0, "d1 pending %zu",
-          atomic_load_explicit(&d1.pending, memory_order_relaxed));
+    CHECK(chm__smr_pending(d1) == 0, "d1 pending %zu", chm__smr_pending(d1));
 
     /* d1 -> d2 -> d1 -> ...: draining one domain cannot know what the other's free_fns will
      * retire into it later, so drain both until both are empty. */
@@ -665,25 +669,25 @@ static void test_drain_chains(void)
             die("out of memory");
     }
     for (int i = 0; i < ALT; i++) {
-        c[i]->dom = i % 2 == 0 ? &d1 : &d2;
+        c[i]->dom = i % 2 == 0 ? d1 : d2;
         c[i]->next = i + 1 < ALT ? c[i + 1] : NULL;
     }
     before = atomic_load(&n_chain_freed);
-    chm__smr_retire(&d1, &c[0]->node, chain_free);
+    chm__smr_retire(d1, &c[0]->node, chain_free);
     int rounds = 0;
     do {
-        chm__smr_drain(&d1);
-        chm__smr_drain(&d2);
+        chm__smr_drain(d1);
+        chm__smr_drain(d2);
         rounds++;
-    } while ((atomic_load_explicit(&d1.pending, memory_order_acquire) != 0 ||
-              atomic_load_explicit(&d2.pending, memory_order_acquire) != 0) &&
-             rounds < 10 * ALT);
+    } while ((chm__smr_pending(d1) != 0 || chm__smr_pending(d2) != 0) && rounds < 10 * ALT);
     CHECK(atomic_load(&n_chain_freed) - before == ALT, "%d of %d alternating nodes freed",
           atomic_load(&n_chain_freed) - before, ALT);
     printf("drain: chain of %d in one domain in %.1f ms (informational: 100 x 10 ms if the "
            "drain did not cut the batching delay short); alternating chain of %d in %d drain "
            "rounds\n",
            LONG, long_ms, ALT, rounds);
+    chm__smr_domain_free(d1);
+    chm__smr_domain_free(d2);
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -699,49 +703,71 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
-/* ---- 5. background reclamation: a retire wakes an idle reclaimer -------------------------- */
+/* ---- 5. the batch rule: writers reclaim their own domain ------------------------------ */
 
-/* No drain here: only the retire's wake-up can get the node freed. The pause before each
- * retire makes it likely that the reclaimer has finished its round and gone idle (queue empty,
- * asleep without a timeout), so that the retire exercises the idle wake-up; the check holds
- * whatever state the reclaimer is in. A lost wake-up leaves the node pending for ever: the wait
- * gives up after BACKGROUND_WAIT_S, a bound no load comes near (a free takes about 10 ms on an
- * idle machine), so that the failure is reported here rather than by the watchdog; the first
- * miss ends the phase. The latencies are printed, not asserted. */
-#define BACKGROUND_WAIT_S 30.0
-
-static void test_background(void)
+/* No drain here. Below CHM_SMR_BATCH queued objects a quiesce (the end of a chm call) frees
+ * nothing; the retire that reaches it flags the domain and the next quiesce outside a read
+ * section frees the whole batch, each object once, on this thread; inside a section the
+ * quiesce defers. The domain's pending count never exceeds the batch here (one thread, one
+ * retire per "call"). */
+static void test_batch_rule(void)
 {
-    enum { TRIES = 10 };
-    chm_smr_domain d;
-    chm__smr_domain_init(&d);
-    double lat[TRIES];
-    int freed = 0, tries = 0;
-    while (tries < TRIES && freed == tries) {
-        sleep_ms(25);
-        struct obj *o = obj_new();
-        if (o == NULL)
-            die("out of ids");
-        uint64_t id = o->id;
-        chm__smr_retire(&d, &o->node, obj_free);
-        double t0 = now_s();
-        while (atomic_load_explicit(&free_count[id], memory_order_relaxed) == 0 &&
-               now_s() - t0 < BACKGROUND_WAIT_S)
-            sleep_ms(1);
-        lat[tries++] = (now_s() - t0) * 1e3;
-        freed += atomic_load_explicit(&free_count[id], memory_order_relaxed) == 1;
+    chm_smr_domain *d = domain_new();
+    unsigned first = 0;
+    (void)chm__smr_pending_peak(true);
+    for (int round = 0; round < 3; round++) {
+        unsigned ids[CHM_SMR_BATCH];
+        for (int k = 0; k < CHM_SMR_BATCH; k++) {
+            struct obj *o = obj_new();
+            if (o == NULL)
+                die("out of ids");
+            ids[k] = (unsigned)o->id;
+            if (round == 0 && k == 0)
+                first = ids[k];
+            bool last = k == CHM_SMR_BATCH - 1;
+            if (last && round == 1)
+                chm__smr_read_lock(); /* the flagging retire inside a section */
+            chm__smr_retire(d, &o->node, obj_free);
+            chm__smr_quiesce();
+            if (!last)
+                continue;
+            if (round == 1) {
+                CHECK(atomic_load_explicit(&free_count[ids[0]], memory_order_relaxed) == 0,
+                      "a batch was reclaimed inside a read section");
+                CHECK(chm__smr_pending(d) == CHM_SMR_BATCH, "pending %zu inside the section",
+                      chm__smr_pending(d));
+                chm__smr_read_unlock();
+                chm__smr_quiesce();
+            }
+        }
+        CHECK(chm__smr_pending(d) == 0, "round %d: pending %zu after the batch", round,
+              chm__smr_pending(d));
+        int bad = 0;
+        for (int k = 0; k < CHM_SMR_BATCH; k++)
+            bad += atomic_load_explicit(&free_count[ids[k]], memory_order_relaxed) != 1;
+        CHECK(bad == 0, "round %d: %d of %d objects not freed exactly once", round, bad,
+              CHM_SMR_BATCH);
     }
-    double med = median(lat, tries);
-    printf("background: a lone retire freed after %.1f ms (median of %d; max %.1f) without a "
-           "drain (informational)\n",
-           med, tries, lat[tries - 1]);
-    CHECK(freed == TRIES,
-          "%d of %d lone retires freed exactly once; the next one was not freed within %.0f s "
-          "(lost wake-up?) or was freed twice",
-          freed, TRIES, BACKGROUND_WAIT_S);
-    chm__smr_drain(&d);
-    CHECK(atomic_load_explicit(&d.pending, memory_order_relaxed) == 0, "pending %zu",
-          atomic_load_explicit(&d.pending, memory_order_relaxed));
+    /* Below the batch size: a quiesce frees nothing, the drain everything. */
+    struct obj *o = obj_new();
+    if (o == NULL)
+        die("out of ids");
+    unsigned id = (unsigned)o->id;
+    chm__smr_retire(d, &o->node, obj_free);
+    chm__smr_quiesce();
+    CHECK(atomic_load_explicit(&free_count[id], memory_order_relaxed) == 0 &&
+              chm__smr_pending(d) == 1,
+          "a lone retire was reclaimed below the batch size (pending %zu)", chm__smr_pending(d));
+    size_t peak = chm__smr_pending_peak(false);
+    CHECK(peak == CHM_SMR_BATCH, "peak pending %zu, bound %d", peak, CHM_SMR_BATCH);
+    chm__smr_drain(d);
+    CHECK(chm__smr_pending(d) == 0 &&
+              atomic_load_explicit(&free_count[id], memory_order_relaxed) == 1,
+          "drain left pending %zu", chm__smr_pending(d));
+    CHECK(atomic_load_explicit(&free_count[first], memory_order_relaxed) == 1, "first object");
+    printf("batch rule: 3 batches of %d reclaimed by their writer, peak pending %zu\n",
+           CHM_SMR_BATCH, peak);
+    chm__smr_domain_free(d);
 }
 
 /* ---- 6. drain speed ------------------------------------------------------------------------ */
@@ -749,47 +775,45 @@ static void test_background(void)
 #define DRAIN_TRIES 20
 #define DRAIN_FEW 5 /* retires per drained domain: a map freed after a few writes */
 
-/* Median ms of: DRAIN_FEW retires into a fresh domain, @pause_ms, then chm__smr_drain. The
- * pause makes it likely that the reclaimer, woken by the first retire, has settled into its
- * 10 ms batching delay: then only the drain's kick gets the nodes freed quickly. Checked: the
- * drain returns with nothing pending and every node freed exactly once, whatever the timing. */
+/* Median ms of: DRAIN_FEW retires into a fresh domain, @pause_ms, then chm__smr_drain (one
+ * grace period and the frees). Checked: the drain returns with nothing pending and every node
+ * freed exactly once, whatever the timing. */
 static double drain_few_ms(int pause_ms, double *max_ms)
 {
     double v[DRAIN_TRIES];
     for (int t = 0; t < DRAIN_TRIES; t++) {
-        chm_smr_domain d;
-        chm__smr_domain_init(&d);
+        chm_smr_domain *d = domain_new();
         unsigned ids[DRAIN_FEW];
         for (int k = 0; k < DRAIN_FEW; k++) {
             struct obj *o = obj_new();
             if (o == NULL)
                 die("out of ids");
             ids[k] = (unsigned)o->id;
-            chm__smr_retire(&d, &o->node, obj_free);
+            chm__smr_retire(d, &o->node, obj_free);
         }
         if (pause_ms > 0)
             sleep_ms(pause_ms);
         double t0 = now_s();
-        chm__smr_drain(&d);
+        chm__smr_drain(d);
         v[t] = (now_s() - t0) * 1e3;
-        CHECK(atomic_load_explicit(&d.pending, memory_order_relaxed) == 0, "pending %zu",
-              atomic_load_explicit(&d.pending, memory_order_relaxed));
+        CHECK(chm__smr_pending(d) == 0, "pending %zu", chm__smr_pending(d));
         for (int k = 0; k < DRAIN_FEW; k++)
             CHECK(atomic_load_explicit(&free_count[ids[k]], memory_order_relaxed) == 1,
                   "object %u freed %d times after the drain", ids[k],
                   (int)atomic_load_explicit(&free_count[ids[k]], memory_order_relaxed));
+        chm__smr_domain_free(d);
     }
     double med = median(v, DRAIN_TRIES);
     *max_ms = v[DRAIN_TRIES - 1];
     return med;
 }
 
-/* A neighbour that keeps the reclaimer busy: retires into its own domain, a few hundred
+/* A busy neighbour: retires into its own domain and reclaims its own batches, a few hundred
  * objects per millisecond (bounded, so that a sanitizer build's rounds stay short), and at most
  * BUSY_MAX in all: ids are finite, and a main thread descheduled for long on a loaded machine
  * must not leave the later phases without any. */
 #define BUSY_MAX (LATER_IDS / 4)
-static chm_smr_domain busy_dom;
+static chm_smr_domain *busy_dom;
 static atomic_ulong n_busy_retired;
 
 static void *busy_main(void *arg)
@@ -801,7 +825,8 @@ static void *busy_main(void *arg)
             struct obj *o = obj_new();
             if (o == NULL)
                 goto out;
-            chm__smr_retire(&busy_dom, &o->node, obj_free);
+            chm__smr_retire(busy_dom, &o->node, obj_free);
+            chm__smr_quiesce(); /* its own batches, on its own thread */
             n++;
         }
         sleep_ms(1);
@@ -811,10 +836,9 @@ out:
     return NULL;
 }
 
-/* chm_free of a map with a few retirements should not wait out the reclaimer's 10 ms batching
- * delay: the median over DRAIN_TRIES is tens of microseconds on an idle machine, both right
- * after the retires and 2 ms later; with a busy neighbour the drain also waits for the
- * neighbour's nodes queued in the same round. The times are printed for information only --
+/* chm_free of a map with a few retirements costs a grace period: the median over DRAIN_TRIES is
+ * microseconds on an idle machine, right after the retires, 2 ms later, and beside a busy
+ * neighbour (whose batches it never waits for). The times are printed for information only --
  * a loaded machine moves them, and performance goals live in the benchmarks. What is checked
  * is what a drain promises whatever the timing: nothing pending, every node freed once. */
 static void test_drain_speed(void)
@@ -824,22 +848,22 @@ static void test_drain_speed(void)
     double quiet = drain_few_ms(2, &max_quiet);
 
     pthread_t t;
-    chm__smr_domain_init(&busy_dom);
+    busy_dom = domain_new();
     atomic_store(&stop, false);
     start(&t, busy_main, NULL);
     sleep_ms(30); /* likely running by now; the checks do not depend on it */
     double busy = drain_few_ms(2, &max_busy);
     atomic_store(&stop, true);
     pthread_join(t, NULL);
-    chm__smr_drain(&busy_dom);
+    chm__smr_drain(busy_dom);
 
     printf("drain speed (informational, not asserted): %d retires then chm__smr_drain, median "
            "of %d: %.3f ms (max %.3f) at once, %.3f ms (max %.3f) 2 ms later; with a busy "
            "neighbour (%lu retires) %.3f ms (max %.3f)\n",
            DRAIN_FEW, DRAIN_TRIES, now, max_now, quiet, max_quiet, atomic_load(&n_busy_retired),
            busy, max_busy);
-    CHECK(atomic_load_explicit(&busy_dom.pending, memory_order_relaxed) == 0, "pending %zu",
-          atomic_load_explicit(&busy_dom.pending, memory_order_relaxed));
+    CHECK(chm__smr_pending(busy_dom) == 0, "pending %zu", chm__smr_pending(busy_dom));
+    chm__smr_domain_free(busy_dom);
 }
 
 /* ---- 7. domains retiring and draining concurrently ----------------------------------------- */
@@ -847,8 +871,8 @@ static void test_drain_speed(void)
 /* Each "map" thread repeatedly: a fresh domain, 1-300 retires (some inside read sections, some
  * as a chain whose free_fns retire into the same domain), a drain, and then every one of its
  * objects must have been freed exactly once -- while another thread retires into the shared
- * domain and other map threads drain. Round boundaries, the batching delay, drains cutting it
- * short and retires waking the reclaimer all interleave. Each map thread runs for MAP_SECONDS
+ * domain and other map threads drain. Batches taken by writers, drains and grace periods all
+ * interleave. Each map thread runs for MAP_SECONDS
  * and at least MAP_MIN_ROUNDS rounds (a loaded machine may give it little of that time); the
  * shared retires go on until both are done. */
 #define MAP_THREADS 2
@@ -866,8 +890,7 @@ static void *map_main(void *arg)
     unsigned long rounds = 0, bad = 0, objs = 0;
     double t0 = now_s();
     while (rounds < MAP_MIN_ROUNDS || now_s() - t0 < MAP_SECONDS) {
-        chm_smr_domain d;
-        chm__smr_domain_init(&d);
+        chm_smr_domain *d = domain_new();
         int n = 1 + (int)(splitmix(&rng) % MAP_MAX), got = 0;
         int chained = 0;
         for (int k = 0; k < n; k++) {
@@ -881,10 +904,10 @@ static void *map_main(void *arg)
                         die("out of memory");
                 }
                 for (int i = 0; i < 3; i++) {
-                    c[i]->dom = &d;
+                    c[i]->dom = d;
                     c[i]->next = i < 2 ? c[i + 1] : NULL;
                 }
-                chm__smr_retire(&d, &c[0]->node, chain_free);
+                chm__smr_retire(d, &c[0]->node, chain_free);
                 chained++;
                 continue;
             }
@@ -895,18 +918,19 @@ static void *map_main(void *arg)
             bool in_section = r % 4 == 1;
             if (in_section)
                 chm__smr_read_lock();
-            chm__smr_retire(&d, &o->node, obj_free);
+            chm__smr_retire(d, &o->node, obj_free);
             if (in_section)
                 chm__smr_read_unlock();
         }
         if (splitmix(&rng) % 4 == 0)
             sched_yield(); /* sometimes let a round start before the drain */
-        chm__smr_drain(&d);
-        if (atomic_load_explicit(&d.pending, memory_order_relaxed) != 0)
+        chm__smr_drain(d);
+        if (chm__smr_pending(d) != 0)
             bad++;
         for (int i = 0; i < got; i++)
             if (atomic_load_explicit(&free_count[ids[i]], memory_order_relaxed) != 1)
                 bad++;
+        chm__smr_domain_free(d);
         objs += (unsigned long)got;
         rounds++;
         if (got < n - chained)
@@ -926,8 +950,8 @@ static void test_concurrent_domains(void)
     atomic_store(&n_maps_running, MAP_THREADS);
     for (uintptr_t i = 0; i < MAP_THREADS; i++)
         start(&t[i], map_main, (void *)i);
-    /* The shared domain keeps the reclaimer's queue mixed: bursts of replacements, for as long
-     * as the map threads run (until out of ids). */
+    /* The shared domain's batches keep grace periods going: bursts of replacements, for as
+     * long as the map threads run (until out of ids). */
     unsigned long shared = 0;
     bool more = true;
     while (atomic_load(&n_maps_running) > 0) {
@@ -983,7 +1007,7 @@ int main(void)
     free_count = calloc(MAX_OBJS, sizeof *free_count);
     if (free_count == NULL)
         die("out of memory");
-    chm__smr_domain_init(&dom);
+    dom = domain_new();
     slots_fill();
 
     run_phase("torture", test_torture);
@@ -991,25 +1015,25 @@ int main(void)
     run_phase("short-lived threads", test_short_lived_threads);
     run_phase("drain", test_drain);
     run_phase("drain chains", test_drain_chains);
-    run_phase("background reclamation", test_background);
+    run_phase("batch rule", test_batch_rule);
     run_phase("drain speed", test_drain_speed);
     run_phase("concurrent domains", test_concurrent_domains);
 
     /* Every object ever created is retired once and freed once. Every domain was drained; the
      * barrier makes sure of it (what was retired anywhere before it has been freed), so the
-     * counts below are exact whatever the reclaimer's pace. */
+     * counts below are exact whatever the writers' pace. */
     atomic_store_explicit(&current_phase, "final drain", memory_order_relaxed);
     slots_retire_all();
-    chm__smr_drain(&dom);
+    chm__smr_drain(dom);
     chm__smr_barrier();
     unsigned bad_id = 0;
-    CHECK(atomic_load_explicit(&dom.pending, memory_order_relaxed) == 0, "pending %zu after drain",
-          atomic_load_explicit(&dom.pending, memory_order_relaxed));
+    CHECK(chm__smr_pending(dom) == 0, "pending %zu after drain", chm__smr_pending(dom));
     CHECK(atomic_load(&n_freed) == atomic_load(&n_created), "created %lu, freed %lu",
           atomic_load(&n_created), atomic_load(&n_freed));
     CHECK(all_freed_once(&bad_id), "object %u freed %d times", bad_id,
           (int)atomic_load(&free_count[bad_id]));
     CHECK(atomic_load(&n_double_free) == 0, "%lu objects freed twice", atomic_load(&n_double_free));
+    chm__smr_domain_free(dom);
     free(free_count);
 
     int passed = atomic_load(&checks_passed), failed = atomic_load(&checks_failed);

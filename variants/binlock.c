@@ -160,7 +160,7 @@ _Static_assert(sizeof(struct bl_node) <= 72, "a node fits an 80-byte glibc chunk
 
 struct bl_map {
     chm base;
-    chm_smr_domain domain;
+    chm_smr_domain *domain; /* read-only after create */
     unsigned ncpu;
     unsigned max_cells; /* counter cells at most: ncpu rounded up to a power of two, >= 2 */
     size_t cell_stride; /* 64 (own cache line) or 8 (chm_options.packed) */
@@ -199,7 +199,7 @@ static inline struct bl_map *as_bl(chm *m)
 
 static struct bl_map *map_of_domain(chm_smr_domain *d)
 {
-    return (struct bl_map *)(void *)((char *)d - offsetof(struct bl_map, domain));
+    return chm__smr_domain_owner(d);
 }
 
 static inline uint64_t spread(uint64_t h)
@@ -293,7 +293,7 @@ static void free_node_full(chm_smr_node *n)
 
 static inline void retire(struct bl_map *m, void *obj, void (*fn)(chm_smr_node *))
 {
-    chm__smr_retire(&m->domain, (chm_smr_node *)obj, fn);
+    chm__smr_retire(m->domain, (chm_smr_node *)obj, fn);
 }
 
 /* A node whose key and value moved to a copy, an old TreeBin, a reservation, a table: the
@@ -1151,7 +1151,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                             } else {
                                 /* Release: pairs with the acquire loads of the value. */
                                 atomic_store_explicit(&e->value, value, memory_order_release);
-                                chm__value_retire(cm, &m->domain, &rec, *prev);
+                                chm__value_retire(cm, m->domain, &rec, *prev);
                             }
                         }
                         break;
@@ -1186,7 +1186,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                         } else {
                             /* Release: as above. */
                             atomic_store_explicit(&p->n.value, value, memory_order_release);
-                            chm__value_retire(cm, &m->domain, &rec, *prev);
+                            chm__value_retire(cm, m->domain, &rec, *prev);
                         }
                     }
                 } else {
@@ -1295,7 +1295,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
                     } else {
                         /* Release: pairs with the acquire loads of the value. */
                         atomic_store_explicit(&e->value, desired, memory_order_release);
-                        chm__value_retire(cm, &m->domain, &rec, ev);
+                        chm__value_retire(cm, m->domain, &rec, ev);
                         rc = CHM_OK;
                     }
                 } else {
@@ -1817,7 +1817,7 @@ static void free_bin(struct bl_map *m, struct bl_node *e)
         x = (struct bl_node *)atomic_load_explicit(&bl_treebin_of(e)->first, memory_order_relaxed);
     while (x != NULL) {
         struct bl_node *next = atomic_load_explicit(&x->next, memory_order_relaxed);
-        x->smr.domain = &m->domain;
+        x->smr.domain = m->domain;
         free_node_full(&x->smr);
         x = next;
     }
@@ -1831,7 +1831,7 @@ static void bl_destroy(chm *cm)
     /* Not concurrent with anything (chm_free's contract): acquire loads only by habit. */
     /* Retired objects first: their callbacks read the map's header, and once they are done no
      * value_free of this map runs on another thread while the live ones are freed here. */
-    chm__smr_drain(&m->domain);
+    chm__smr_drain(m->domain);
     struct bl_table *tabs[2] = {atomic_load_explicit(&m->table, memory_order_acquire),
                                 atomic_load_explicit(&m->next_table, memory_order_acquire)};
     for (int k = 0; k < 2; k++) {
@@ -1842,6 +1842,7 @@ static void bl_destroy(chm *cm)
         chm__free(tabs[k]);
     }
     chm__free(atomic_load_explicit(&m->cells, memory_order_acquire));
+    chm__smr_domain_free(m->domain);
     chm__free(m);
 }
 
@@ -1879,13 +1880,19 @@ static chm *bl_create(const chm_backend *b, const chm_options *opt)
     }
     memset(m, 0, sizeof *m);
     chm__header_init(&m->base, &bl_ops, b, opt);
-    chm__smr_domain_init(&m->domain);
+    m->domain = chm__smr_domain_new(m);
+    if (m->domain == NULL) {
+        chm__free(m);
+        errno = ENOMEM;
+        return NULL;
+    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     m->ncpu = ncpu < 1 ? 1 : ncpu > (1L << 16) ? (1u << 16) : (unsigned)ncpu;
     m->max_cells = (unsigned)table_size_for(m->ncpu < 2 ? 2 : m->ncpu);
     m->cell_stride = opt->packed ? sizeof(int64_t) : CHM_CACHELINE;
     atomic_init(&m->size_ctl, (int64_t)n);
     if (n != 0 && init_table(m) == NULL) {
+        chm__smr_domain_free(m->domain);
         chm__free(m);
         errno = ENOMEM;
         return NULL;

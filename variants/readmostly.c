@@ -180,8 +180,7 @@ struct rm_map {
     _Atomic uintptr_t read;
     unsigned char *stripes; /* live-entry counter stripes */
     size_t stripe_mask, stripe_stride;
-    /* Written by every retire (lock-free writers too): its own line. */
-    alignas(CHM_CACHELINE) chm_smr_domain smr;
+    chm_smr_domain *smr; /* read-only after create; the domain's counters have their own line */
     /* Writers' line: everything below is guarded by mu. */
     alignas(CHM_CACHELINE) pthread_mutex_t mu;
     struct rm_index *dirty;            /* NULL when Go's dirty is nil */
@@ -189,11 +188,8 @@ struct rm_map {
     struct rm_entry *expunged;         /* entries expunged by the last dirtyLocked */
     uint64_t promotions, dirty_builds; /* statistics for the tests */
 };
-_Static_assert(offsetof(struct rm_map, smr) % CHM_CACHELINE == 0 &&
-                   offsetof(struct rm_map, smr) >= offsetof(struct rm_map, read) + 8,
-               "read's line is not written by retirers");
 _Static_assert(offsetof(struct rm_map, mu) % CHM_CACHELINE == 0 &&
-                   offsetof(struct rm_map, mu) >= offsetof(struct rm_map, smr) + CHM_CACHELINE,
+                   offsetof(struct rm_map, mu) >= offsetof(struct rm_map, smr) + sizeof(void *),
                "the writers' line holds nothing readers or retirers touch");
 
 struct rm_iter {
@@ -220,7 +216,7 @@ static struct rm_map *as_rm(chm *m)
 
 static struct rm_map *map_of_domain(chm_smr_domain *d)
 {
-    return (struct rm_map *)((char *)d - offsetof(struct rm_map, smr));
+    return chm__smr_domain_owner(d);
 }
 
 /* ---- the tagged read word --------------------------------------------------------------- */
@@ -341,7 +337,7 @@ static void retire_box(struct rm_map *m, struct rm_entry *e, struct rm_box *b, b
         fn = value_stays ? inline_box_retired_value_stays : inline_box_retired;
     else
         fn = value_stays ? heap_box_retired_value_stays : heap_box_retired;
-    chm__smr_retire(&m->smr, &b->node, fn);
+    chm__smr_retire(m->smr, &b->node, fn);
 }
 
 /* An entry no reader can reach any more: release its key, drop its own reference. */
@@ -568,7 +564,7 @@ static void promote_locked(struct rm_map *m)
     m->expunged = NULL;
     m->promotions++;
     CHM_YIELD_POINT("rm.promote.before_retire"); /* readers still probing the old index */
-    chm__smr_retire(&m->smr, &old->node, index_retired);
+    chm__smr_retire(m->smr, &old->node, index_retired);
 }
 
 /* Go's missLocked. */
@@ -1218,7 +1214,7 @@ static void entry_final(struct rm_map *m, struct rm_entry *e)
 static void rm_destroy(chm *cm)
 {
     struct rm_map *m = as_rm(cm);
-    chm__smr_drain(&m->smr); /* every retired box and index freed, callbacks done */
+    chm__smr_drain(m->smr); /* every retired box and index freed, callbacks done */
     struct rm_index *t = rd_index(atomic_load_explicit(&m->read, memory_order_relaxed));
     struct rm_index *d = m->dirty;
     size_t n = (size_t)1 << t->shift;
@@ -1238,6 +1234,7 @@ static void rm_destroy(chm *cm)
     }
     chm__free(t);
     CHM__LOCK_CALL(pthread_mutex_destroy(&m->mu));
+    chm__smr_domain_free(m->smr);
     chm__free(m->stripes);
     chm__free(m);
 }
@@ -1425,6 +1422,9 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
         goto nomem;
     memset(m, 0, sizeof *m);
     chm__header_init(&m->base, &rm_ops, b, opt);
+    m->smr = chm__smr_domain_new(m);
+    if (m->smr == NULL)
+        goto nomem_map;
     unsigned nstripes = 1;
     while (nstripes < opt->concurrency && nstripes < RM_MAX_STRIPES)
         nstripes <<= 1;
@@ -1432,7 +1432,7 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
     m->stripe_stride = opt->packed ? sizeof(atomic_long) : CHM_CACHELINE;
     m->stripes = chm__aligned_alloc(CHM_CACHELINE, nstripes * m->stripe_stride);
     if (m->stripes == NULL)
-        goto nomem_map;
+        goto nomem_domain;
     for (unsigned i = 0; i < nstripes; i++)
         atomic_init((atomic_long *)(void *)(m->stripes + i * m->stripe_stride), 0);
     struct rm_index *t = index_new(RM_MIN_SHIFT);
@@ -1451,15 +1451,17 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
         chm__free(m->dirty);
         chm__free(t);
         chm__free(m->stripes);
+        chm__smr_domain_free(m->smr);
         chm__free(m);
         errno = err;
         return NULL;
     }
-    chm__smr_domain_init(&m->smr);
     atomic_init(&m->read, rd_make(t, false));
     return &m->base;
 nomem_stripes:
     chm__free(m->stripes);
+nomem_domain:
+    chm__smr_domain_free(m->smr);
 nomem_map:
     chm__free(m);
 nomem:

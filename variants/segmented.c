@@ -114,7 +114,7 @@ _Static_assert(sizeof(struct segment) == CHM_CACHELINE, "a segment is one cache 
 
 struct seg_map {
     chm base;
-    chm_smr_domain domain;
+    chm_smr_domain *domain; /* read-only after create */
     unsigned nsegments;
     size_t initial_capacity; /* bins of a segment's first table */
     void *segments_raw;      /* the allocation; segments points 0 or 32 bytes into it */
@@ -137,7 +137,7 @@ static struct seg_map *as_seg(chm *m)
 
 static struct seg_map *map_of_domain(chm_smr_domain *d)
 {
-    return (struct seg_map *)((char *)d - offsetof(struct seg_map, domain));
+    return chm__smr_domain_owner(d);
 }
 
 static inline struct segment *segment_for(struct seg_map *m, uint64_t hash)
@@ -435,11 +435,11 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
     /* Now unreachable for new readers; readers still on the old table hold up the grace period. */
     while (cloned != NULL) {
         struct seg_node *next = (struct seg_node *)cloned->smr.domain;
-        chm__smr_retire(&m->domain, &cloned->smr,
+        chm__smr_retire(m->domain, &cloned->smr,
                         chm__smr_free_plain); /* key, value: the clone's */
         cloned = next;
     }
-    chm__smr_retire(&m->domain, &old->smr, chm__smr_free_plain);
+    chm__smr_retire(m->domain, &old->smr, chm__smr_free_plain);
 }
 
 /* ---- writes ----------------------------------------------------------------------------- */
@@ -538,7 +538,7 @@ static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_ab
                 /* Release pairs with chm_get's acquire load of the value. */
                 atomic_store_explicit(&e->value, value, memory_order_release);
                 bump(&s->modcount, 1);
-                chm__value_retire(cm, &m->domain, &rec, *prev);
+                chm__value_retire(cm, m->domain, &rec, *prev);
             }
         }
     } else if ((node = prepare_node(m, node, hash, key, value)) == NULL) {
@@ -648,7 +648,7 @@ static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
         if (old != NULL)
             *old = atomic_load_explicit(&e->value, memory_order_relaxed);
         CHM_YIELD_POINT("seg.remove.before_retire"); /* unlinked, readers still on it */
-        chm__smr_retire(&m->domain, &e->smr, free_node_full);
+        chm__smr_retire(m->domain, &e->smr, free_node_full);
         rc = CHM_OK;
     }
     unlock(s);
@@ -678,7 +678,7 @@ static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desire
             /* Release pairs with chm_get's acquire load of the value. */
             atomic_store_explicit(&e->value, desired, memory_order_release);
             bump(&s->modcount, 1);
-            chm__value_retire(cm, &m->domain, &rec, expected);
+            chm__value_retire(cm, m->domain, &rec, expected);
             rc = CHM_OK;
         }
     }
@@ -836,7 +836,7 @@ static void seg_destroy(chm *cm)
     struct seg_map *m = as_seg(cm);
     /* Retired nodes first: their callbacks read the map's header, and once they are done no
      * value_free of this map runs on another thread while the live ones are freed here. */
-    chm__smr_drain(&m->domain);
+    chm__smr_drain(m->domain);
     for (unsigned i = 0; i < m->nsegments; i++) {
         struct segment *s = &m->segments[i];
         struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
@@ -845,7 +845,7 @@ static void seg_destroy(chm *cm)
                 struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_relaxed);
                 while (e != NULL) {
                     struct seg_node *next = atomic_load_explicit(&e->next, memory_order_relaxed);
-                    e->smr.domain = &m->domain;
+                    e->smr.domain = m->domain;
                     free_node_full(&e->smr);
                     e = next;
                 }
@@ -855,6 +855,7 @@ static void seg_destroy(chm *cm)
         CHM__LOCK_CALL(pthread_mutex_destroy(&s->lock));
     }
     chm__free(m->segments_raw);
+    chm__smr_domain_free(m->domain);
     chm__free(m);
 }
 
@@ -901,8 +902,15 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
         errno = ENOMEM;
         return NULL;
     }
+    m->domain = chm__smr_domain_new(m);
+    if (m->domain == NULL) {
+        chm__free(m);
+        errno = ENOMEM;
+        return NULL;
+    }
     m->segments_raw = chm__aligned_alloc(CHM_CACHELINE, (size_t)(nseg + 1) * CHM_CACHELINE);
     if (m->segments_raw == NULL) {
+        chm__smr_domain_free(m->domain);
         chm__free(m);
         errno = ENOMEM;
         return NULL;
@@ -911,7 +919,6 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
     m->segments =
         (struct segment *)((char *)m->segments_raw + (opt->packed ? CHM_CACHELINE / 2 : 0));
     chm__header_init(&m->base, &seg_ops, b, opt);
-    chm__smr_domain_init(&m->domain);
     m->nsegments = nseg;
     m->initial_capacity = cap;
     for (unsigned i = 0; i < nseg; i++) {

@@ -110,7 +110,7 @@ struct smr_thread {
     struct smr_thread *prev, *next;
 };
 
-_Thread_local struct chm__smr_thread_hot chm__smr_hot;
+_Thread_local struct chm__smr_thread_hot chm__smr_hot __attribute__((tls_model("initial-exec")));
 static _Thread_local struct smr_thread smr_me;
 
 static struct smr_thread *smr_self(void)
@@ -175,6 +175,30 @@ static bool smr_key_created;
 static volatile bool smr_unloaded; /* the library destructor deleted smr_key */
 
 static void smr_thread_exit(void *arg);
+static void smr_unlist(struct smr_thread *t);
+static void smr_drop_flags(struct smr_thread *t);
+/* Take the threads on smr_threads other than @self out of liburcu's registry (without its
+ * mutex: the callers make sure no thread of ours is inside liburcu) and out of ours, dropping
+ * their flags. @only_quiescent: leave a thread inside a read section alone. */
+static void smr_unlink_others(struct smr_thread *self, bool only_quiescent)
+{
+    for (struct smr_thread *o = smr_threads, *next; o != NULL; o = next) {
+        next = o->next;
+        if (o == self)
+            continue;
+        if (only_quiescent && (o->reader->ctr & URCU_GP_CTR_NEST_MASK) != 0)
+            continue;
+        if (o->registered && o->reader->registered) {
+            cds_list_del(&o->reader->node);
+            o->reader->registered = 0;
+        }
+        o->registered = false;
+        if (!only_quiescent)
+            smr_drop_flags(o); /* a live thread's flags are its own to drop */
+        smr_unlist(o);
+    }
+}
+
 static void smr_atfork_prepare(void);
 static void smr_atfork_parent(void);
 static void smr_atfork_child(void);
@@ -188,13 +212,33 @@ static void smr_init(void)
         smr_fatal("smr: pthread_atfork failed");
 }
 
-/* dlclose of libchm.so (or exit): no thread-exit destructor may point into unloaded code. */
+/* dlclose of libchm.so (or exit): no thread-exit destructor may point into unloaded code, so
+ * the key goes. The threads we registered that are still alive will then exit without leaving
+ * liburcu's registry; if liburcu stays loaded (the application uses it too), their TLS nodes
+ * would stay linked there after they exit, and a thread created later on the same stack would
+ * overwrite a linked node. So they are unlinked now, as after fork: only if no thread is inside
+ * the gate (then none of ours is in liburcu's registry or grace-period code; the gate's lock,
+ * held meanwhile, keeps any from entering) and only threads outside a read section (after
+ * dlclose none can be inside one of ours; at exit a thread still running chm code re-registers
+ * on its next section, since its registered flag is cleared). Defined after the fork handlers
+ * below, which it shares code with. */
+
+
 __attribute__((destructor)) static void smr_unload(void)
 {
-    if (smr_key_created) {
-        smr_unloaded = true;
-        (void)pthread_key_delete(smr_key);
+    if (!smr_key_created)
+        return;
+    smr_unloaded = true;
+    (void)pthread_key_delete(smr_key);
+    struct smr_thread *t = smr_self();
+    pthread_mutex_lock(&smr_gate_lock);
+    if (smr_gate_active == 0 && !smr_gate_forking) {
+        smr_unlink_others(t, true);
+        if (t->registered && t->reader->registered)
+            urcu_memb_unregister_thread();
+        t->registered = false;
     }
+    pthread_mutex_unlock(&smr_gate_lock);
 }
 
 /* Arm this thread's exit destructor. No lock, no allocation (a low key index). */
@@ -321,18 +365,7 @@ static void smr_atfork_child(void)
     /* Nobody held smr_registry_lock (it is only taken inside the gate). Threads other than this
      * one are gone: out of liburcu's registry (nobody holds its mutexes either: every call into
      * them is inside the gate), out of ours, their flags dropped. */
-    for (struct smr_thread *o = smr_threads, *next; o != NULL; o = next) {
-        next = o->next;
-        if (o == t)
-            continue;
-        if (o->registered && o->reader != NULL && o->reader->registered) {
-            cds_list_del(&o->reader->node);
-            o->reader->registered = 0;
-        }
-        o->registered = false;
-        smr_drop_flags(o);
-        smr_unlist(o);
-    }
+    smr_unlink_others(t, false);
     /* Recount each domain's queue; batches in flight can only be this thread's own. */
     for (chm_smr_domain *d = smr_domains; d != NULL; d = d->reg_next) {
         size_t n = 0;

@@ -125,12 +125,14 @@ struct chm__smr_thread_hot {
     unsigned depth; /* public calls in progress on this thread */
     unsigned nflag; /* domains flagged for reclamation */
 };
-CHM_HIDDEN extern _Thread_local struct chm__smr_thread_hot chm__smr_hot;
+/* Initial-exec, like the backends' own thread-locals: 8 bytes of static TLS, no __tls_get_addr
+ * per call in libchm.so. */
+CHM_HIDDEN extern _Thread_local struct chm__smr_thread_hot chm__smr_hot
+    __attribute__((tls_model("initial-exec")));
 
 static inline struct chm__smr_thread_hot *chm__smr_enter(void)
 {
     struct chm__smr_thread_hot *t = &chm__smr_hot;
-    __asm__("" : "+r"(t)); /* one TLS address per call (see chm__smr_tls below) */
     t->depth++;
     return t;
 }

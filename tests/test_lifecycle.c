@@ -1,0 +1,621 @@
+/*
+ * test_lifecycle.c - reclamation without a library thread, through a process's life cycle, for
+ * the backends that reclaim (segmented, binlock, readmostly):
+ *
+ *   fork          a child keeps using, frees and creates maps inherited from a parent that had
+ *                 retired-but-unfreed nodes and another thread writing (and reclaiming) during
+ *                 the fork;
+ *   cancel_write  pthread_cancel of a thread whose write is running its reclamation (blocked in
+ *                 a value_free): the batch completes, the thread ends at its next cancellation
+ *                 point, the library keeps working;
+ *   cancel_free   pthread_cancel of a thread blocked inside chm_free (waiting for a batch of
+ *                 its map that another thread is freeing): chm_free completes, then the cancel;
+ *   dlclose       dlclose of libchm.so after its maps are freed, then the thread that used it
+ *                 exits, a new thread takes over its stack, and the library is loaded again;
+ *   independent   map A's value_free blocked (on a semaphore this test holds): map B's writes
+ *                 reclaim and B's chm_free returns, with none of A's callbacks done;
+ *   backlog       one and two writers replacing values with a slow value_free (20 us): what a
+ *                 map holds retired but not freed never exceeds the bound smr.h states.
+ *
+ * Each scenario runs in a child process with a timeout: a hang fails the scenario by name. No
+ * check depends on timing: the blocking scenarios wait on counters and semaphores this test
+ * controls, and the backlog is counted by the library (chm__smr_pending_peak), not read off RSS.
+ */
+#define _GNU_SOURCE
+#include "chm_internal.h"
+#include "smr.h"
+#include "testlib.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef CHM_SO_PATH
+#error "CHM_SO_PATH (the built libchm.so) must be defined by the build"
+#endif
+
+#define SCENARIO_TIMEOUT_S 150.0
+
+static const chm_backend *const reclaiming[] = {&chm_segmented, &chm_binlock, &chm_readmostly};
+#define N_RECLAIMING (sizeof reclaiming / sizeof reclaiming[0])
+
+static void sleep_us(long us)
+{
+    struct timespec ts = {us / 1000000, (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+/* A value_free that counts, and can be made to block once on a semaphore. */
+struct gate_free {
+    atomic_ulong freed;
+    atomic_int block;   /* 1: the next call blocks */
+    atomic_int entered; /* calls that reached the semaphore */
+    sem_t sem;
+    long spin_us; /* slow value_free: busy time per call */
+};
+
+static void gate_free_init(struct gate_free *g)
+{
+    memset(g, 0, sizeof *g);
+    sem_init(&g->sem, 0, 0);
+}
+
+static void gate_free_cb(uint64_t value, void *ctx)
+{
+    (void)value;
+    struct gate_free *g = ctx;
+    int one = 1;
+    if (atomic_load(&g->block) && atomic_compare_exchange_strong(&g->block, &one, 0)) {
+        atomic_fetch_add(&g->entered, 1);
+        while (sem_wait(&g->sem) != 0) { /* a cancellation point: chm must have disabled it */
+        }
+    }
+    if (g->spin_us > 0) {
+        double t0 = tl_now();
+        while (tl_now() - t0 < (double)g->spin_us * 1e-6) {
+        }
+    }
+    atomic_fetch_add(&g->freed, 1);
+}
+
+static chm *new_map(const chm_backend *b, struct gate_free *g, size_t capacity)
+{
+    chm_options o = {.value_free = gate_free_cb, .ctx = g, .capacity = capacity};
+    chm *m = chm_new(b, &o);
+    if (m == NULL)
+        FAIL("chm_new(%s) failed", chm_backend_name(b));
+    return m;
+}
+
+static void wait_for(atomic_int *v, int at_least)
+{
+    while (atomic_load(v) < at_least)
+        sleep_us(200);
+}
+
+/* ---- fork ------------------------------------------------------------------------------- */
+
+enum { FORK_KEYS = 1000, FORK_REPLACED = 500, FORK_TIMES = 6 };
+
+static chm *fork_busy_map; /* global: reachable in the child, which leaves it alone */
+static atomic_bool fork_stop;
+static atomic_ulong fork_busy_ops;
+
+static void *fork_busy_main(void *arg)
+{
+    (void)arg;
+    tl_rng rng = tl_rng_seed(7);
+    while (!atomic_load(&fork_stop)) {
+        uint64_t k = tl_below(&rng, 4096);
+        if (k & 1)
+            chm_put(fork_busy_map, k, k, NULL);
+        else
+            chm_remove(fork_busy_map, k, NULL);
+        atomic_fetch_add_explicit(&fork_busy_ops, 1, memory_order_relaxed);
+    }
+    return NULL;
+}
+
+/* In the child: use the inherited map, free it, then a new map through several reclamation
+ * batches (grace periods that would hang on a dead thread left in liburcu's registry). */
+static int fork_child(const chm_backend *b, chm *m, struct gate_free *g, unsigned long inherited_puts)
+{
+    for (uint64_t k = 0; k < FORK_KEYS; k++) {
+        uint64_t v = 0;
+        if (!CHECK_RC(chm_get(m, k, &v), CHM_OK) ||
+            !CHECK_EQ(v, k < FORK_REPLACED ? k + 1000000 : k))
+            return 1;
+    }
+    for (uint64_t k = 0; k < 100; k++)
+        CHECK_RC(chm_put(m, k, k + 2000000, NULL), CHM_EXISTS);
+    for (uint64_t k = 100; k < 200; k++)
+        CHECK_RC(chm_remove(m, k, NULL), CHM_OK);
+    chm_free(m);
+    CHECK_EQ(atomic_load(&g->freed), inherited_puts + 100); /* each value once, inherited too */
+
+    struct gate_free g2;
+    gate_free_init(&g2);
+    chm *n = new_map(b, &g2, 0);
+    if (n == NULL)
+        return 1;
+    uint64_t puts = 0;
+    for (int round = 0; round < 4 * CHM_SMR_BATCH; round++) {
+        CHECK(chm_put(n, (uint64_t)round % 64, (uint64_t)round, NULL) >= 0);
+        puts++;
+    }
+    CHECK(atomic_load(&g2.freed) >= puts - CHM_SMR_BATCH - 64); /* batches were reclaimed */
+    chm_free(n);
+    CHECK_EQ(atomic_load(&g2.freed), puts);
+    chm__smr_barrier(); /* reaches every inherited domain, the busy map's too */
+    return tl_failures() != 0;
+}
+
+static void scenario_fork(void)
+{
+    for (size_t i = 0; i < N_RECLAIMING; i++) {
+        const chm_backend *b = reclaiming[i];
+        struct gate_free g, gb;
+        gate_free_init(&g);
+        gate_free_init(&gb);
+        chm *m = new_map(b, &g, 0);
+        fork_busy_map = new_map(b, &gb, 0);
+        if (m == NULL || fork_busy_map == NULL)
+            return;
+        for (uint64_t k = 0; k < FORK_KEYS; k++)
+            CHECK_RC(chm_put(m, k, k, NULL), CHM_OK);
+        /* Replaced values retired, not freed: keep replacing until some are pending (a
+         * segmented rehash may have crossed a batch and freed the earlier ones). */
+        unsigned long puts = FORK_KEYS;
+        for (uint64_t k = 0; k < FORK_REPLACED || atomic_load(&g.freed) + FORK_KEYS >= puts; k++) {
+            CHECK_RC(chm_put(m, k % FORK_REPLACED, k % FORK_REPLACED + 1000000, NULL),
+                     CHM_EXISTS);
+            puts++;
+        }
+        unsigned long unfreed = puts - FORK_KEYS - atomic_load(&g.freed);
+
+        atomic_store(&fork_stop, false);
+        atomic_store(&fork_busy_ops, 0);
+        pthread_t busy;
+        if (pthread_create(&busy, NULL, fork_busy_main, NULL) != 0) {
+            FAIL("pthread_create");
+            return;
+        }
+        for (int f = 0; f < FORK_TIMES; f++) {
+            /* Let the busy thread run through a few batches (it reclaims every CHM_SMR_BATCH
+             * removes) so that forks land at different points of its cycle. */
+            unsigned long until = atomic_load(&fork_busy_ops) + (unsigned long)(f + 1) * 700;
+            while (atomic_load(&fork_busy_ops) < until)
+                sleep_us(100);
+            fflush(stdout);
+            pid_t pid = fork();
+            if (pid < 0) {
+                FAIL("fork: %s", strerror(errno));
+                break;
+            }
+            if (pid == 0)
+                _exit(fork_child(b, m, &g, puts)); /* _exit: the busy map stays behind */
+            int st = 0;
+            double t0 = tl_now();
+            pid_t w;
+            while ((w = waitpid(pid, &st, WNOHANG)) == 0 && tl_now() - t0 < 60)
+                sleep_us(1000);
+            if (w == 0) {
+                kill(pid, SIGKILL);
+                waitpid(pid, &st, 0);
+                FAIL("fork/%s: child %d hung (killed after 60 s)", chm_backend_name(b), f);
+                break;
+            }
+            if (!CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0))
+                FAIL("fork/%s: child %d ended with status 0x%x", chm_backend_name(b), f, st);
+        }
+        atomic_store(&fork_stop, true);
+        pthread_join(busy, NULL);
+        chm_free(fork_busy_map);
+        chm_free(m);
+        CHECK_EQ(atomic_load(&g.freed), puts);
+        tl_note("fork/%s: %d children used, freed and created maps (inherited: %lu values "
+                "retired, not freed) beside %lu busy writes",
+                chm_backend_name(b), FORK_TIMES, unfreed, atomic_load(&fork_busy_ops));
+    }
+}
+
+/* ---- cancellation ------------------------------------------------------------------------ */
+
+struct cancel_write {
+    chm *m;
+    atomic_int writes_done;
+};
+
+static void *cancel_write_main(void *arg)
+{
+    struct cancel_write *c = arg;
+    /* CHM_SMR_BATCH replacements: the last one's call reclaims the batch and blocks in the
+     * first value_free. */
+    for (int i = 0; i < CHM_SMR_BATCH; i++)
+        chm_put(c->m, 1, (uint64_t)i + 1, NULL);
+    atomic_store(&c->writes_done, 1);
+    for (;;)
+        pthread_testcancel(); /* the pending cancel acts here, after chm_put returned */
+    return NULL;
+}
+
+static void scenario_cancel_write(void)
+{
+    for (size_t i = 0; i < N_RECLAIMING; i++) {
+        const chm_backend *b = reclaiming[i];
+        struct gate_free g;
+        gate_free_init(&g);
+        struct cancel_write c = {.m = new_map(b, &g, 0)};
+        if (c.m == NULL)
+            return;
+        chm_put(c.m, 1, 0, NULL);
+        atomic_store(&g.block, 1);
+        pthread_t t;
+        pthread_create(&t, NULL, cancel_write_main, &c);
+        wait_for(&g.entered, 1); /* t is inside its reclamation, in a value_free */
+        CHECK_EQ(pthread_cancel(t), 0);
+        sleep_us(2000); /* not needed for correctness: gives a wrong cancel the time to act */
+        sem_post(&g.sem);
+        void *res = NULL;
+        pthread_join(t, &res);
+        CHECK(res == PTHREAD_CANCELED);
+        CHECK_EQ(atomic_load(&c.writes_done), 1);
+        CHECK_EQ(atomic_load(&g.freed), CHM_SMR_BATCH); /* the whole batch, each value once */
+        /* The library still works: this map, a grace period, a new map. */
+        for (int k = 0; k < 2 * CHM_SMR_BATCH; k++)
+            CHECK_RC(chm_put(c.m, 2, (uint64_t)k, NULL), k == 0 ? CHM_OK : CHM_EXISTS);
+        chm_free(c.m);
+        CHECK_EQ(atomic_load(&g.freed), 3 * CHM_SMR_BATCH + 1);
+        chm__smr_synchronize();
+    }
+}
+
+/* cancel_free: a thread runs a compute on map X whose fn writes B until B's queue crosses the
+ * batch, so when the compute returns the thread reclaims B's batch and blocks in B's
+ * value_free: B has a batch in flight and no operation on B is running. Another thread calls
+ * chm_free(B), which must wait for that batch; it is cancelled there. */
+struct cancel_free {
+    chm *x, *b;
+    atomic_int free_returned;
+};
+
+static uint64_t write_b_fn(uint64_t key, void *arg)
+{
+    struct cancel_free *c = arg;
+    chm_put(c->b, 7, key, NULL); /* the crossing retire: flags B, reclaimed after the compute */
+    return key;
+}
+
+static void *cancel_free_writer(void *arg)
+{
+    struct cancel_free *c = arg;
+    uint64_t v;
+    chm_compute_if_absent(c->x, 1, write_b_fn, c, &v);
+    return NULL;
+}
+
+static void *cancel_free_main(void *arg)
+{
+    struct cancel_free *c = arg;
+    chm_free(c->b);
+    atomic_store(&c->free_returned, 1);
+    for (;;)
+        pthread_testcancel();
+    return NULL;
+}
+
+static void scenario_cancel_free(void)
+{
+    for (size_t i = 0; i < N_RECLAIMING; i++) {
+        const chm_backend *b = reclaiming[i];
+        struct gate_free gx, gb;
+        gate_free_init(&gx);
+        gate_free_init(&gb);
+        struct cancel_free c = {.x = new_map(&chm_binlock, &gx, 0), .b = new_map(b, &gb, 0)};
+        if (c.x == NULL || c.b == NULL)
+            return;
+        chm_put(c.b, 7, 0, NULL);
+        for (int k = 0; k < CHM_SMR_BATCH - 1; k++) /* below the batch: nothing reclaimed */
+            chm_put(c.b, 7, (uint64_t)k + 1, NULL);
+        CHECK_EQ(atomic_load(&gb.freed), 0);
+        atomic_store(&gb.block, 1);
+        pthread_t w, t;
+        pthread_create(&w, NULL, cancel_free_writer, &c);
+        wait_for(&gb.entered, 1); /* w reclaims B's batch, blocked in its first value_free */
+        pthread_create(&t, NULL, cancel_free_main, &c);
+        sleep_us(5000); /* likely inside chm_free's wait by now; correct either way */
+        CHECK_EQ(pthread_cancel(t), 0);
+        sleep_us(2000);
+        CHECK_EQ(atomic_load(&c.free_returned), 0); /* it cannot finish before the batch */
+        sem_post(&gb.sem);
+        void *res = NULL;
+        pthread_join(t, &res);
+        pthread_join(w, NULL);
+        CHECK(res == PTHREAD_CANCELED);
+        CHECK_EQ(atomic_load(&c.free_returned), 1);
+        CHECK_EQ(atomic_load(&gb.freed), CHM_SMR_BATCH + 1); /* every value of B, once */
+        chm_free(c.x);
+        CHECK_EQ(atomic_load(&gx.freed), 1);
+        /* Still usable: a new map through a few batches, and chm_free. */
+        struct gate_free gn;
+        gate_free_init(&gn);
+        chm *n = new_map(b, &gn, 0);
+        for (int k = 0; n != NULL && k < 3 * CHM_SMR_BATCH; k++)
+            chm_put(n, 3, (uint64_t)k, NULL);
+        chm_free(n);
+        CHECK_EQ(atomic_load(&gn.freed), 3 * CHM_SMR_BATCH);
+    }
+}
+
+/* ---- dlclose ----------------------------------------------------------------------------- */
+
+struct so_api {
+    void *h;
+    chm *(*new_)(const chm_backend *, const chm_options *);
+    void (*free_)(chm *);
+    int (*put)(chm *, uint64_t, uint64_t, uint64_t *);
+    int (*get)(chm *, uint64_t, uint64_t *);
+    int (*remove)(chm *, uint64_t, uint64_t *);
+    const chm_backend *backend[N_RECLAIMING];
+};
+
+static bool so_open(struct so_api *a)
+{
+    memset(a, 0, sizeof *a);
+    a->h = dlopen(CHM_SO_PATH, RTLD_NOW | RTLD_LOCAL);
+    if (a->h == NULL) {
+        FAIL("dlopen(%s): %s", CHM_SO_PATH, dlerror());
+        return false;
+    }
+    *(void **)&a->new_ = dlsym(a->h, "chm_new");
+    *(void **)&a->free_ = dlsym(a->h, "chm_free");
+    *(void **)&a->put = dlsym(a->h, "chm_put");
+    *(void **)&a->get = dlsym(a->h, "chm_get");
+    *(void **)&a->remove = dlsym(a->h, "chm_remove");
+    static const char *const names[] = {"chm_segmented", "chm_binlock", "chm_readmostly"};
+    for (size_t i = 0; i < N_RECLAIMING; i++)
+        a->backend[i] = dlsym(a->h, names[i]);
+    return CHECK(a->new_ != NULL && a->free_ != NULL && a->put != NULL && a->get != NULL &&
+                 a->remove != NULL && a->backend[0] != NULL && a->backend[1] != NULL &&
+                 a->backend[2] != NULL);
+}
+
+struct so_user {
+    struct so_api *a;
+    atomic_int phase; /* 1: maps freed, waiting; 2: exit now */
+    atomic_ulong freed;
+};
+
+static void so_count_free(uint64_t value, void *ctx)
+{
+    (void)value;
+    atomic_fetch_add(&((struct so_user *)ctx)->freed, 1);
+}
+
+/* Uses every reclaiming backend of the loaded library through several batches, frees the maps,
+ * then stays alive (registered with liburcu by that library) until told to exit. */
+static void *so_user_main(void *arg)
+{
+    struct so_user *u = arg;
+    for (size_t i = 0; i < N_RECLAIMING; i++) {
+        chm_options o = {.value_free = so_count_free, .ctx = u};
+        chm *m = u->a->new_(u->a->backend[i], &o);
+        if (!CHECK(m != NULL))
+            break;
+        for (uint64_t k = 0; k < 3 * CHM_SMR_BATCH; k++) {
+            u->a->put(m, k % 100, k, NULL);
+            if (k % 3 == 0)
+                u->a->remove(m, (k + 50) % 100, NULL);
+        }
+        u->a->free_(m);
+    }
+    atomic_store(&u->phase, 1);
+    while (atomic_load(&u->phase) != 2)
+        sleep_us(500);
+    return NULL; /* exits after dlclose: no destructor of the unloaded library may run */
+}
+
+static void *static_user_main(void *arg)
+{
+    (void)arg;
+    /* A thread on the stack the exited one left (glibc's stack cache), using this program's
+     * own static copy of the library -- the same liburcu -- through grace periods. */
+    struct gate_free g;
+    gate_free_init(&g);
+    chm *m = new_map(&chm_binlock, &g, 0);
+    for (int k = 0; m != NULL && k < 3 * CHM_SMR_BATCH; k++)
+        chm_put(m, 1, (uint64_t)k, NULL);
+    chm_free(m);
+    CHECK_EQ(atomic_load(&g.freed), 3 * CHM_SMR_BATCH);
+    return NULL;
+}
+
+static void scenario_dlclose(void)
+{
+    for (int load = 0; load < 2; load++) {
+        struct so_api a;
+        if (!so_open(&a))
+            return;
+        struct so_user u = {.a = &a};
+        pthread_t t;
+        pthread_create(&t, NULL, so_user_main, &u);
+        wait_for(&u.phase, 1);
+        unsigned long freed = atomic_load(&u.freed);
+        CHECK(freed > 0);
+        CHECK_EQ(dlclose(a.h), 0);
+        void *still = dlopen(CHM_SO_PATH, RTLD_NOW | RTLD_NOLOAD);
+        tl_note("dlclose (load %d): %lu values freed; libchm.so %s after dlclose", load + 1, freed,
+                still == NULL ? "unloaded" : "still loaded (another reference)");
+        if (still != NULL)
+            dlclose(still);
+        atomic_store(&u.phase, 2);
+        pthread_join(t, NULL); /* the thread exits with the library gone */
+        pthread_t s;
+        pthread_create(&s, NULL, static_user_main, NULL);
+        pthread_join(s, NULL);
+        chm__smr_synchronize();
+    }
+}
+
+/* ---- independent maps -------------------------------------------------------------------- */
+
+struct indep {
+    chm *a;
+    atomic_int done;
+};
+
+static void *indep_writer(void *arg)
+{
+    struct indep *c = arg;
+    for (int i = 0; i < CHM_SMR_BATCH; i++) /* the last call reclaims, blocked in value_free */
+        chm_put(c->a, 1, (uint64_t)i + 1, NULL);
+    atomic_store(&c->done, 1);
+    return NULL;
+}
+
+static void scenario_independent(void)
+{
+    for (size_t i = 0; i < N_RECLAIMING; i++) {
+        const chm_backend *b = reclaiming[i];
+        struct gate_free ga, gb;
+        gate_free_init(&ga);
+        gate_free_init(&gb);
+        ga.spin_us = 20;
+        struct indep c = {.a = new_map(b, &ga, 0)};
+        chm *mb = new_map(b, &gb, 0);
+        if (c.a == NULL || mb == NULL)
+            return;
+        chm_put(c.a, 1, 0, NULL);
+        atomic_store(&ga.block, 1);
+        pthread_t w;
+        pthread_create(&w, NULL, indep_writer, &c);
+        wait_for(&ga.entered, 1); /* A's writer is in A's first value_free, blocked */
+
+        /* B's writes reclaim B's batches on this thread meanwhile (their grace periods do not
+         * wait for A's callbacks), then B's chm_free returns. */
+        uint64_t puts = 0;
+        for (int k = 0; k < 3 * CHM_SMR_BATCH + 100; k++, puts++)
+            chm_put(mb, (uint64_t)k % 32, (uint64_t)k, NULL);
+        CHECK(atomic_load(&gb.freed) >= puts - 32 - CHM_SMR_BATCH);
+        chm_free(mb);
+        CHECK_EQ(atomic_load(&gb.freed), puts);
+        /* None of A's batch was freed: B waited for none of A's callbacks. */
+        CHECK_EQ(atomic_load(&ga.freed), 0);
+        CHECK_EQ(atomic_load(&c.done), 0);
+        sem_post(&ga.sem);
+        pthread_join(w, NULL);
+        CHECK_EQ(atomic_load(&ga.freed), CHM_SMR_BATCH);
+        chm_free(c.a);
+        CHECK_EQ(atomic_load(&ga.freed), CHM_SMR_BATCH + 1);
+    }
+}
+
+/* ---- bounded backlog --------------------------------------------------------------------- */
+
+/* The most objects one put that replaces a value of a presized map retires (its value; a
+ * readmostly promotion also retires an index). */
+#define R_PER_CALL 2
+
+struct backlog {
+    chm *m;
+    int per_thread;
+};
+
+static void backlog_writer(int idx, void *arg)
+{
+    struct backlog *c = arg;
+    for (int i = 0; i < c->per_thread; i++)
+        chm_put(c->m, (uint64_t)(idx * 16 + i % 16), (uint64_t)i, NULL);
+}
+
+static void scenario_backlog(void)
+{
+    for (size_t i = 0; i < N_RECLAIMING; i++) {
+        const chm_backend *b = reclaiming[i];
+        for (int w = 1; w <= 2; w++) {
+            struct gate_free g;
+            gate_free_init(&g);
+            g.spin_us = 20;
+            struct backlog c = {.m = new_map(b, &g, 1024),
+                                .per_thread = (int)tl_scaled(4 * CHM_SMR_BATCH, 3 * CHM_SMR_BATCH)};
+            if (c.m == NULL)
+                return;
+            for (int t = 0; t < w; t++)
+                for (int k = 0; k < 16; k++)
+                    chm_put(c.m, (uint64_t)(t * 16 + k), 0, NULL);
+            (void)chm__smr_pending_peak(true);
+            tl_run_threads(w, backlog_writer, &c);
+            size_t peak = chm__smr_pending_peak(false);
+            /* smr.h, THE BOUND: W * (CHM_SMR_BATCH + W * R). */
+            size_t bound = (size_t)w * (CHM_SMR_BATCH + (size_t)w * R_PER_CALL);
+            if (!CHECK(peak <= bound))
+                FAIL("backlog/%s, %d writer(s): %zu retired-not-freed, bound %zu",
+                     chm_backend_name(b), w, peak, bound);
+            CHECK(peak >= CHM_SMR_BATCH); /* the writers did reach the batch size */
+            unsigned long puts = (unsigned long)(w * 16 + w * c.per_thread);
+            chm_free(c.m);
+            CHECK_EQ(atomic_load(&g.freed), puts);
+            tl_note("backlog/%s: %d writer(s), %d replacements each with a 20 us value_free: "
+                    "peak %zu retired-not-freed (bound %zu)",
+                    chm_backend_name(b), w, c.per_thread, peak, bound);
+        }
+    }
+}
+
+/* ---- driver ------------------------------------------------------------------------------ */
+
+static const struct scenario {
+    const char *name;
+    void (*fn)(void);
+} scenarios[] = {
+    {"fork", scenario_fork},
+    {"cancel_write", scenario_cancel_write},
+    {"cancel_free", scenario_cancel_free},
+    {"dlclose", scenario_dlclose},
+    {"independent", scenario_independent},
+    {"backlog", scenario_backlog},
+};
+
+static void run_in_child(void *arg)
+{
+    const struct scenario *s = arg;
+    tl_child c;
+    if (!CHECK(tl_child_run(s->name, NULL, SCENARIO_TIMEOUT_S, &c)))
+        return;
+    char how[64];
+    tl_child_describe(&c, how, sizeof how);
+    if (c.timed_out)
+        FAIL("scenario %s hung: killed after %.0f s; stderr: %.2000s", s->name,
+             SCENARIO_TIMEOUT_S, c.err);
+    else if (!CHECK(c.exited && c.status == 0))
+        FAIL("scenario %s ended with %s; stderr (%zu bytes): %.2000s", s->name, how, c.err_len,
+             c.err);
+    tl_child_fini(&c);
+}
+
+int main(int argc, char **argv)
+{
+    const char *child = tl_init(argc, argv);
+    if (child != NULL) {
+        for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {
+            if (strcmp(child, scenarios[i].name) == 0) {
+                scenarios[i].fn();
+                return tl_failures() != 0;
+            }
+        }
+        return 2;
+    }
+    tl_watchdog(6 * (unsigned)SCENARIO_TIMEOUT_S + 60);
+    for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
+        tl_run(scenarios[i].name, run_in_child, (void *)&scenarios[i]);
+    return tl_finish();
+}

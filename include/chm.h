@@ -34,9 +34,38 @@
  *   and the map did not insert (CHM_ECONCURRENT) is passed to value_free too, so that a function
  *   that allocates its value never leaks (see chm_compute_if_absent). Stored key
  *   copies (chm_keys_string, or any keyops with retain) are released by keyops.release under the
- *   same rule. Both callbacks may run on any thread, including the library's own
- *   reclamation thread, concurrently with other operations and with each other:
- *   they must be thread-safe. When chm_free returns, every callback for that map has run.
+ *   same rule. When chm_free returns, every callback for that map has run.
+ *
+ *   Where the callbacks run. The library has no thread of its own. On segmented, binlock and
+ *   readmostly, what leaves a map is queued on that map; a thread whose write brings the queue
+ *   to a batch (1024 objects) frees the batch itself when its outermost chm call returns --
+ *   after every lock of the library is released, outside any read-side section, never inside
+ *   a callback of another chm call -- waiting first for a grace period (microseconds, unless a
+ *   reader is inside a long section). chm_free frees the rest on its caller's thread. So a
+ *   callback runs on a thread that wrote the same map, at the end of that thread's chm call, or
+ *   in chm_free; on unsafe and rwlock, in the call that removed the value, or in chm_free.
+ *   Callbacks of one map may run on several threads at once: they must be thread-safe. They run
+ *   with pthread cancellation disabled.
+ *   What a callback may call: anything on other maps (chm_new, operations, chm_free of another
+ *   map included). Nothing on its own map: it may be running inside that map's chm_free, and a
+ *   chm_free of its own map would wait for the callback itself (chm aborts with a message).
+ *   Nor anything that waits for another thread's chm call to return.
+ *   Memory: a map holds at most about 1024 removed-but-unfreed objects per thread writing it
+ *   (src/smr.h states the bound) -- except while a thread keeps a segmented or binlock iterator
+ *   open, which defers that thread's reclamation until chm_iter_fini.
+ *
+ * Process life cycle
+ *   fork(): the child may use, create and free maps, inherited ones included (the library's
+ *   pthread_atfork handlers wait for any reclamation in progress and forget the threads that do
+ *   not exist in the child). As with any fork of a threaded process, a map that another thread
+ *   was writing at the instant of the fork may be left with a lock held in the child: do not
+ *   use it there. fork() from inside a callback or a compute function is not supported.
+ *   pthread_cancel: the library's waits (grace periods, chm_free) and the callbacks it runs
+ *   happen with cancellation disabled, so a cancelled thread leaves no lock held and no batch
+ *   half freed; a pending cancel acts at the caller's next cancellation point. A compute
+ *   function runs under the map's lock: do not let it be cancelled.
+ *   dlclose(libchm.so) once its maps are freed is safe: no thread, no thread-exit destructor
+ *   left behind.
  */
 #ifndef CHM_H
 #define CHM_H
@@ -142,7 +171,9 @@ typedef struct chm_keyops {
                                                           when it is first inserted; false = out
                                                           of memory (the call fails, CHM_ENOMEM) */
     void (*release)(uint64_t key);                  /* optional: free a stored copy once no
-                                                          thread can still read it */
+                                                          thread can still read it (where it
+                                                          runs and what it may call: see
+                                                          "Reclamation" above) */
 } chm_keyops;
 
 /* The default: integer keys, hashed with a seeded strong 64-bit mixer. */
@@ -181,7 +212,8 @@ typedef struct chm_options {
     chm_race_policy on_race; /* chm_unsafe only */
     void (*value_free)(uint64_t value, void *ctx); /* optional: called once for each value that
                                 left the map (replaced, removed, chm_free), after no thread can
-                                still read it. Must not call into the same map */
+                                still read it. Must not call into the same map; where
+                                it runs and what it may call: "Reclamation" above */
     void *ctx;                                     /* passed to value_free */
     /* --- additions to the contract (zero = default) --- */
     chm_rwlock_kind rwlock; /* chm_rwlock only: which lock */

@@ -509,7 +509,7 @@ static void wl_rehash(af *a)
  * exactly once. A double release is reported, not performed. */
 static tl_model key_copies; /* address of a live copy -> 1 */
 static long key_copy_errors;
-/* retain and release may run concurrently (the reclamation thread releases retired keys). */
+/* retain and release may run concurrently (another writer may release retired keys). */
 static pthread_mutex_t key_copies_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static bool str_eq(uint64_t x, uint64_t y)

@@ -3,8 +3,8 @@
  * sequence of operations, which run on a chm map and on a reference model (tl_model) side by
  * side; every return code, out-value and size is compared exactly, and a mismatch prints what
  * differed and aborts (libFuzzer records the input). Single-threaded and deterministic (fixed
- * hash seeds, no clock); the library's own reclaimer thread may run value_free and key release,
- * which is why their bookkeeping is locked.
+ * hash seeds, no clock); value_free and key release run on the writing thread at the end of
+ * its call or in chm_free; their bookkeeping is locked all the same.
  *
  * Checked beyond single results: iteration (fail-fast backends: CHM_ECONCURRENT exactly after a
  * structural change, sticky; otherwise, and on weakly consistent backends: no key twice, each

@@ -143,7 +143,7 @@ const chm_keyops *fz_int_keys(int quality, bool with_compare)
 
 /* ---- string keyops with counted copies ---------------------------------------------------- */
 
-/* Release may run on the library's reclaimer thread, so the bookkeeping is under a mutex. */
+/* Release may run on another writing thread, so the bookkeeping is under a mutex. */
 static pthread_mutex_t str_lock = PTHREAD_MUTEX_INITIALIZER;
 static tl_model str_live; /* pointer of a live copy -> 1 */
 static bool str_live_ready;

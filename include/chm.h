@@ -52,7 +52,9 @@
  *   Nor anything that waits for another thread's chm call to return.
  *   Memory: a map holds at most about 1024 removed-but-unfreed objects per thread writing it
  *   (src/smr.h states the bound) -- except while a thread keeps a segmented or binlock iterator
- *   open, which defers that thread's reclamation until chm_iter_fini.
+ *   open, which defers that thread's reclamation until chm_iter_fini. Such an iterator holds a
+ *   read-side section, so meanwhile a thread that frees a batch (of any map) waits for
+ *   chm_iter_fini: do not keep one open while waiting for another thread's chm call.
  *
  * Process life cycle
  *   fork(): the child may use, create and free maps, inherited ones included (the library's

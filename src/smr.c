@@ -72,13 +72,13 @@ static char smr_tsan_gp_token;
 /* ---- domains ---------------------------------------------------------------------------- */
 
 #define SMR_QUEUED_ONE ((uint64_t)1 << 32)
-#define SMR_PENDING(c) ((size_t)((c) & 0xffffffffu))
+#define SMR_PENDING(c) ((size_t)((c)&0xffffffffu))
 #define SMR_QUEUED(c) ((size_t)((c) >> 32))
 
 struct chm_smr_domain {
     /* Written by every retire. */
     alignas(CHM_CACHELINE) _Atomic(chm_smr_node *) list; /* retired, not yet taken; newest first */
-    _Atomic uint64_t count;                               /* queued << 32 | pending */
+    _Atomic uint64_t count;                              /* queued << 32 | pending */
     /* Slow paths only. */
     alignas(CHM_CACHELINE) atomic_uint refs; /* the owner's, plus one per thread flag */
     atomic_uint inflight;                    /* batches taken and not yet freed */
@@ -96,17 +96,17 @@ struct smr_freeing {
 };
 
 struct smr_thread {
-    struct chm__smr_thread_hot *hot;   /* this thread's chm__smr_hot */
-    struct urcu_reader *reader;        /* this thread's liburcu reader */
+    struct chm__smr_thread_hot *hot;           /* this thread's chm__smr_hot */
+    struct urcu_reader *reader;                /* this thread's liburcu reader */
     chm_smr_domain *flag[CHM_SMR_MAX_FLAGGED]; /* hot->nflag of them, each holding a reference */
     struct smr_freeing *freeing;
     unsigned gate_depth;
     int cancel_state;      /* saved by the outermost smr_gate_enter */
     int cancel_state_fork; /* saved by smr_atfork_prepare */
-    bool reclaiming;  /* inside chm__smr_quiesce's loop */
-    bool keyed;       /* smr_key set: the exit destructor will run */
-    bool registered;  /* registered with liburcu by chm__smr_register */
-    bool listed;      /* in smr_threads */
+    bool reclaiming;       /* inside chm__smr_quiesce's loop */
+    bool keyed;            /* smr_key set: the exit destructor will run */
+    bool registered;       /* registered with liburcu by chm__smr_register */
+    bool listed;           /* in smr_threads */
     struct smr_thread *prev, *next;
 };
 
@@ -166,7 +166,7 @@ static void smr_gate_leave(struct smr_thread *t)
 /* ---- registries (inside the gate) --------------------------------------------------------- */
 
 static pthread_mutex_t smr_registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static chm_smr_domain *smr_domains;   /* live domains, for chm__smr_barrier and fork */
+static chm_smr_domain *smr_domains;    /* live domains, for chm__smr_barrier and fork */
 static struct smr_thread *smr_threads; /* threads chm__smr_register registered */
 
 static pthread_once_t smr_once = PTHREAD_ONCE_INIT;
@@ -222,7 +222,6 @@ static void smr_init(void)
  * dlclose none can be inside one of ours; at exit a thread still running chm code re-registers
  * on its next section, since its registered flag is cleared). Defined after the fork handlers
  * below, which it shares code with. */
-
 
 __attribute__((destructor)) static void smr_unload(void)
 {

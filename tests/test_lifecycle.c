@@ -127,7 +127,8 @@ static void *fork_busy_main(void *arg)
 
 /* In the child: use the inherited map, free it, then a new map through several reclamation
  * batches (grace periods that would hang on a dead thread left in liburcu's registry). */
-static int fork_child(const chm_backend *b, chm *m, struct gate_free *g, unsigned long inherited_puts)
+static int fork_child(const chm_backend *b, chm *m, struct gate_free *g,
+                      unsigned long inherited_puts)
 {
     for (uint64_t k = 0; k < FORK_KEYS; k++) {
         uint64_t v = 0;
@@ -176,8 +177,7 @@ static void scenario_fork(void)
          * segmented rehash may have crossed a batch and freed the earlier ones). */
         unsigned long puts = FORK_KEYS;
         for (uint64_t k = 0; k < FORK_REPLACED || atomic_load(&g.freed) + FORK_KEYS >= puts; k++) {
-            CHECK_RC(chm_put(m, k % FORK_REPLACED, k % FORK_REPLACED + 1000000, NULL),
-                     CHM_EXISTS);
+            CHECK_RC(chm_put(m, k % FORK_REPLACED, k % FORK_REPLACED + 1000000, NULL), CHM_EXISTS);
             puts++;
         }
         unsigned long unfreed = puts - FORK_KEYS - atomic_load(&g.freed);
@@ -594,8 +594,8 @@ static void run_in_child(void *arg)
     char how[64];
     tl_child_describe(&c, how, sizeof how);
     if (c.timed_out)
-        FAIL("scenario %s hung: killed after %.0f s; stderr: %.2000s", s->name,
-             SCENARIO_TIMEOUT_S, c.err);
+        FAIL("scenario %s hung: killed after %.0f s; stderr: %.2000s", s->name, SCENARIO_TIMEOUT_S,
+             c.err);
     else if (!CHECK(c.exited && c.status == 0))
         FAIL("scenario %s ended with %s; stderr (%zu bytes): %.2000s", s->name, how, c.err_len,
              c.err);

@@ -435,8 +435,7 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
     /* Now unreachable for new readers; readers still on the old table hold up the grace period. */
     while (cloned != NULL) {
         struct seg_node *next = (struct seg_node *)cloned->smr.domain;
-        chm__smr_retire(m->domain, &cloned->smr,
-                        chm__smr_free_plain); /* key, value: the clone's */
+        chm__smr_retire(m->domain, &cloned->smr, chm__smr_free_plain); /* key, value: the clone's */
         cloned = next;
     }
     chm__smr_retire(m->domain, &old->smr, chm__smr_free_plain);

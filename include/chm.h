@@ -61,7 +61,9 @@
  *   pthread_atfork handlers wait for any reclamation in progress and forget the threads that do
  *   not exist in the child). As with any fork of a threaded process, a map that another thread
  *   was writing at the instant of the fork may be left with a lock held in the child: do not
- *   use it there. fork() from inside a callback or a compute function is not supported.
+ *   use it there. fork() waits for reclamation in progress on other threads, which waits for
+ *   read-side sections: do not fork() while this thread holds a segmented or binlock iterator
+ *   open, nor from inside a callback or a compute function.
  *   pthread_cancel: the library's waits (grace periods, chm_free) and the callbacks it runs
  *   happen with cancellation disabled, so a cancelled thread leaves no lock held and no batch
  *   half freed; a pending cancel acts at the caller's next cancellation point. A compute

@@ -682,9 +682,8 @@ static void test_drain_chains(void)
     } while ((chm__smr_pending(d1) != 0 || chm__smr_pending(d2) != 0) && rounds < 10 * ALT);
     CHECK(atomic_load(&n_chain_freed) - before == ALT, "%d of %d alternating nodes freed",
           atomic_load(&n_chain_freed) - before, ALT);
-    printf("drain: chain of %d in one domain in %.1f ms (informational: 100 x 10 ms if the "
-           "drain did not cut the batching delay short); alternating chain of %d in %d drain "
-           "rounds\n",
+    printf("drain: chain of %d in one domain in %.1f ms (informational: a grace period per "
+           "link); alternating chain of %d in %d drain rounds\n",
            LONG, long_ms, ALT, rounds);
     chm__smr_domain_free(d1);
     chm__smr_domain_free(d2);

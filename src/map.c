@@ -6,8 +6,10 @@
  * in the thread's nesting depth (chm__smr_enter/chm__smr_leave, smr.h): when the outermost one
  * returns -- every lock released, no callback of ours on the stack -- the thread runs the
  * reclamation its retires asked for (smr.h, THE RECLAMATION RULE). chm_get on integer keys is
- * the one exception: it runs no callback, retires nothing and holds a lock (rwlock, readmostly's
- * mutex) only around code that calls nothing, so a nested call cannot happen inside it.
+ * the one exception, to keep the read path as it was: it runs no callback and holds a lock
+ * (rwlock, readmostly's mutex) only around code that calls nothing, so no call can nest inside
+ * it; a retire it makes (readmostly's promotion) flags as any other, acted on at the end of the
+ * thread's next outermost tracked call.
  */
 #include "chm_internal.h"
 #include "smr.h"

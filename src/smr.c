@@ -84,7 +84,7 @@ struct chm_smr_domain {
     atomic_uint inflight;                    /* batches taken and not yet freed */
     atomic_bool dead;                        /* chm__smr_domain_free has begun */
     void *owner;
-    chm_smr_domain *reg_prev, *reg_next; /* smr_domains, under smr_registry_lock */
+    struct cds_list_head reg; /* in smr_domains, under smr_registry_lock */
 };
 
 /* ---- per-thread state ------------------------------------------------------------------- */
@@ -106,8 +106,8 @@ struct smr_thread {
     bool reclaiming;       /* inside chm__smr_quiesce's loop */
     bool keyed;            /* smr_key set: the exit destructor will run */
     bool registered;       /* registered with liburcu by chm__smr_register */
-    bool listed;           /* in smr_threads */
-    struct smr_thread *prev, *next;
+    bool listed;           /* in smr_threads (node) */
+    struct cds_list_head node;
 };
 
 _Thread_local struct chm__smr_thread_hot chm__smr_hot __attribute__((tls_model("initial-exec")));
@@ -166,8 +166,8 @@ static void smr_gate_leave(struct smr_thread *t)
 /* ---- registries (inside the gate) --------------------------------------------------------- */
 
 static pthread_mutex_t smr_registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static chm_smr_domain *smr_domains;    /* live domains, for chm__smr_barrier and fork */
-static struct smr_thread *smr_threads; /* threads chm__smr_register registered */
+static CDS_LIST_HEAD(smr_domains); /* live domains, for chm__smr_barrier and fork */
+static CDS_LIST_HEAD(smr_threads); /* threads chm__smr_register registered */
 
 static pthread_once_t smr_once = PTHREAD_ONCE_INIT;
 static pthread_key_t smr_key;
@@ -182,8 +182,9 @@ static void smr_drop_flags(struct smr_thread *t);
  * their flags. @only_quiescent: leave a thread inside a read section alone. */
 static void smr_unlink_others(struct smr_thread *self, bool only_quiescent)
 {
-    for (struct smr_thread *o = smr_threads, *next; o != NULL; o = next) {
-        next = o->next;
+    struct smr_thread *o, *next;
+    cds_list_for_each_entry_safe(o, next, &smr_threads, node)
+    {
         if (o == self)
             continue;
         if (only_quiescent && (o->reader->ctr & URCU_GP_CTR_NEST_MASK) != 0)
@@ -269,11 +270,7 @@ void chm__smr_register(void)
     pthread_mutex_lock(&smr_registry_lock);
     if (!t->listed) {
         t->listed = true;
-        t->prev = NULL;
-        t->next = smr_threads;
-        if (smr_threads != NULL)
-            smr_threads->prev = t;
-        smr_threads = t;
+        cds_list_add(&t->node, &smr_threads);
     }
     pthread_mutex_unlock(&smr_registry_lock);
     smr_gate_leave(t);
@@ -283,12 +280,7 @@ static void smr_unlist(struct smr_thread *t)
 {
     if (!t->listed)
         return;
-    if (t->prev != NULL)
-        t->prev->next = t->next;
-    else
-        smr_threads = t->next;
-    if (t->next != NULL)
-        t->next->prev = t->prev;
+    cds_list_del(&t->node);
     t->listed = false;
 }
 
@@ -366,7 +358,9 @@ static void smr_atfork_child(void)
      * them is inside the gate), out of ours, their flags dropped. */
     smr_unlink_others(t, false);
     /* Recount each domain's queue; batches in flight can only be this thread's own. */
-    for (chm_smr_domain *d = smr_domains; d != NULL; d = d->reg_next) {
+    chm_smr_domain *d;
+    cds_list_for_each_entry(d, &smr_domains, reg)
+    {
         size_t n = 0;
         for (chm_smr_node *x = atomic_load_explicit(&d->list, memory_order_relaxed); x != NULL;
              x = x->link)
@@ -628,11 +622,7 @@ chm_smr_domain *chm__smr_domain_new(void *owner)
     struct smr_thread *t = smr_self();
     smr_gate_enter(t);
     pthread_mutex_lock(&smr_registry_lock);
-    d->reg_prev = NULL;
-    d->reg_next = smr_domains;
-    if (smr_domains != NULL)
-        smr_domains->reg_prev = d;
-    smr_domains = d;
+    cds_list_add(&d->reg, &smr_domains);
     pthread_mutex_unlock(&smr_registry_lock);
     smr_gate_leave(t);
     return d;
@@ -648,12 +638,7 @@ void chm__smr_domain_free(chm_smr_domain *d)
     chm__smr_drain(d);
     smr_gate_enter(t);
     pthread_mutex_lock(&smr_registry_lock);
-    if (d->reg_prev != NULL)
-        d->reg_prev->reg_next = d->reg_next;
-    else
-        smr_domains = d->reg_next;
-    if (d->reg_next != NULL)
-        d->reg_next->reg_prev = d->reg_prev;
+    cds_list_del(&d->reg);
     pthread_mutex_unlock(&smr_registry_lock);
     smr_gate_leave(t);
     smr_unref(d);
@@ -688,7 +673,9 @@ void chm__smr_barrier(void)
     if (ds == NULL)
         smr_fatal("smr: chm__smr_barrier: out of memory");
     pthread_mutex_lock(&smr_registry_lock);
-    for (chm_smr_domain *d = smr_domains; d != NULL; d = d->reg_next) {
+    chm_smr_domain *d;
+    cds_list_for_each_entry(d, &smr_domains, reg)
+    {
         if (n == cap) {
             chm_smr_domain **more = realloc(ds, 2 * cap * sizeof *ds);
             if (more == NULL)

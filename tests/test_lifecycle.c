@@ -109,11 +109,12 @@ enum { FORK_KEYS = 1000, FORK_REPLACED = 500, FORK_TIMES = 6 };
 static chm *fork_busy_map; /* global: reachable in the child, which leaves it alone */
 static atomic_bool fork_stop;
 static atomic_ulong fork_busy_ops;
-/* AddressSanitizer (gcc 12's libasan) has no fork handling for its allocator: a thread inside
- * malloc at the fork leaves the allocator's lock held in the child, whose first malloc then
- * hangs, whatever chm does (seen: the child blocked in asan_malloc). Under ASan the busy thread
- * therefore parks between two chm calls while the parent forks; the plain and TSan builds
- * fork under its feet. */
+/* The sanitizer runtimes of gcc 12 are not fork-safe in a threaded process: a thread inside
+ * malloc at the fork can leave a runtime lock held in the child, whose first malloc then hangs
+ * whatever chm does (seen: children blocked in asan_malloc, and in TSan's DenseSlabAlloc
+ * refill). Under a sanitizer the busy thread therefore parks between two chm calls while the
+ * parent forks; the plain build forks under its feet. */
+#define FORK_PARK (TL_ASAN || TL_TSAN)
 static atomic_int fork_park; /* 1: park requested; 2: parked */
 
 static void *fork_busy_main(void *arg)
@@ -121,7 +122,7 @@ static void *fork_busy_main(void *arg)
     (void)arg;
     tl_rng rng = tl_rng_seed(7);
     while (!atomic_load(&fork_stop)) {
-        if (TL_ASAN && atomic_load(&fork_park) != 0) {
+        if (FORK_PARK && atomic_load(&fork_park) != 0) {
             atomic_store(&fork_park, 2);
             while (atomic_load(&fork_park) != 0 && !atomic_load(&fork_stop))
                 sleep_us(50);
@@ -208,7 +209,7 @@ static void scenario_fork(void)
             while (atomic_load(&fork_busy_ops) < until)
                 sleep_us(100);
             fflush(stdout);
-            if (TL_ASAN) {
+            if (FORK_PARK) {
                 atomic_store(&fork_park, 1);
                 while (atomic_load(&fork_park) != 2)
                     sleep_us(50);

@@ -166,6 +166,10 @@ static void smr_gate_leave(struct smr_thread *t)
 /* ---- registries (inside the gate) --------------------------------------------------------- */
 
 static pthread_mutex_t smr_registry_lock = PTHREAD_MUTEX_INITIALIZER;
+/* liburcu's cds_list_for_each_entry forms the entry of the list head itself to end its loop: a
+ * misaligned "member access" for UBSan with our 64-byte aligned domains. The loops here convert
+ * only real nodes. */
+#define smr_entry(p, type, member) ((type *)(void *)((char *)(p)-offsetof(type, member)))
 static CDS_LIST_HEAD(smr_domains); /* live domains, for chm__smr_barrier and fork */
 static CDS_LIST_HEAD(smr_threads); /* threads chm__smr_register registered */
 
@@ -182,9 +186,9 @@ static void smr_drop_flags(struct smr_thread *t);
  * their flags. @only_quiescent: leave a thread inside a read section alone. */
 static void smr_unlink_others(struct smr_thread *self, bool only_quiescent)
 {
-    struct smr_thread *o, *next;
-    cds_list_for_each_entry_safe(o, next, &smr_threads, node)
-    {
+    for (struct cds_list_head *p = smr_threads.next, *next; p != &smr_threads; p = next) {
+        next = p->next;
+        struct smr_thread *o = smr_entry(p, struct smr_thread, node);
         if (o == self)
             continue;
         if (only_quiescent && (o->reader->ctr & URCU_GP_CTR_NEST_MASK) != 0)
@@ -358,9 +362,8 @@ static void smr_atfork_child(void)
      * them is inside the gate), out of ours, their flags dropped. */
     smr_unlink_others(t, false);
     /* Recount each domain's queue; batches in flight can only be this thread's own. */
-    chm_smr_domain *d;
-    cds_list_for_each_entry(d, &smr_domains, reg)
-    {
+    for (struct cds_list_head *p = smr_domains.next; p != &smr_domains; p = p->next) {
+        chm_smr_domain *d = smr_entry(p, chm_smr_domain, reg);
         size_t n = 0;
         for (chm_smr_node *x = atomic_load_explicit(&d->list, memory_order_relaxed); x != NULL;
              x = x->link)
@@ -673,9 +676,8 @@ void chm__smr_barrier(void)
     if (ds == NULL)
         smr_fatal("smr: chm__smr_barrier: out of memory");
     pthread_mutex_lock(&smr_registry_lock);
-    chm_smr_domain *d;
-    cds_list_for_each_entry(d, &smr_domains, reg)
-    {
+    for (struct cds_list_head *p = smr_domains.next; p != &smr_domains; p = p->next) {
+        chm_smr_domain *d = smr_entry(p, chm_smr_domain, reg);
         if (n == cap) {
             chm_smr_domain **more = realloc(ds, 2 * cap * sizeof *ds);
             if (more == NULL)

@@ -190,6 +190,12 @@ static void scenario_fork(void)
          * segmented rehash may have crossed a batch and freed the earlier ones). */
         unsigned long puts = FORK_KEYS;
         for (uint64_t k = 0; k < FORK_REPLACED || atomic_load(&g.freed) + FORK_KEYS >= puts; k++) {
+            /* Another value, then the one the child expects (a put of the value a key already
+             * holds does not hand it to value_free). */
+            if (k >= FORK_REPLACED) {
+                CHECK_RC(chm_put(m, k % FORK_REPLACED, 3000000, NULL), CHM_EXISTS);
+                puts++;
+            }
             CHECK_RC(chm_put(m, k % FORK_REPLACED, k % FORK_REPLACED + 1000000, NULL), CHM_EXISTS);
             puts++;
         }
@@ -571,7 +577,7 @@ static void scenario_backlog(void)
                 return;
             for (int t = 0; t < w; t++)
                 for (int k = 0; k < 16; k++)
-                    chm_put(c.m, (uint64_t)(t * 16 + k), 0, NULL);
+                    chm_put(c.m, (uint64_t)(t * 16 + k), UINT64_MAX, NULL); /* none written */
             (void)chm__smr_pending_peak(true);
             tl_run_threads(w, backlog_writer, &c);
             size_t peak = chm__smr_pending_peak(false);

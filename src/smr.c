@@ -79,10 +79,18 @@ struct chm_smr_domain {
     /* Written by every retire. */
     alignas(CHM_CACHELINE) _Atomic(chm_smr_node *) list; /* retired, not yet taken; newest first */
     _Atomic uint64_t count;                              /* queued << 32 | pending */
+    atomic_size_t peak;                                  /* the largest pending, for tests */
     /* Slow paths only. */
     alignas(CHM_CACHELINE) atomic_uint refs; /* the owner's, plus one per thread flag */
-    atomic_uint inflight;                    /* batches taken and not yet freed */
-    atomic_bool dead;                        /* chm__smr_domain_free has begun */
+    atomic_uint inflight;                    /* batches taken and not yet freed (nor parked) */
+    /* Open iterators of the owner (chm__smr_iter_open/close), on a line of their own: iterators
+     * of one map opened and closed by many threads do not slow its writers down. */
+    alignas(CHM_CACHELINE) atomic_uint open_iters;
+    /* Batches that had their grace period while an iterator was open: not freed until the
+     * count of open iterators is seen at 0 (smr_reclaim). One chain, newest batch first, each
+     * batch oldest first; counted in pending. */
+    _Atomic(chm_smr_node *) parked;
+    atomic_bool dead; /* chm__smr_domain_free has begun */
     void *owner;
     struct cds_list_head reg; /* in smr_domains, under smr_registry_lock */
 };
@@ -419,13 +427,19 @@ static void smr_gp(void)
     smr_tsan_acquire(&smr_tsan_gp_token);
 }
 
-static void smr_note_peak(size_t pending)
+static void smr_raise(atomic_size_t *peak, size_t pending)
 {
-    size_t peak = atomic_load_explicit(&smr_peak, memory_order_relaxed);
-    while (pending > peak &&
-           !atomic_compare_exchange_weak_explicit(&smr_peak, &peak, pending, memory_order_relaxed,
-                                                  memory_order_relaxed)) {
+    size_t p = atomic_load_explicit(peak, memory_order_relaxed);
+    while (pending > p && !atomic_compare_exchange_weak_explicit(
+                              peak, &p, pending, memory_order_relaxed, memory_order_relaxed)) {
     }
+}
+
+/* @d's pending count reached @pending: raise its peak and the global one. */
+static void smr_note_peak(chm_smr_domain *d, size_t pending)
+{
+    smr_raise(&d->peak, pending);
+    smr_raise(&smr_peak, pending);
 }
 
 /* A batch of @d (@k nodes) is over: its free_fns ran. Drop the counts, wake the waiters. The
@@ -445,46 +459,116 @@ static void smr_batch_done(chm_smr_domain *d, size_t k)
     }
 }
 
-/* Take @d's whole queue, wait for a grace period, free it oldest first. The caller is outside
- * any read section, holds no backend lock, is inside the gate and holds a reference on @d. */
-static void smr_reclaim(struct smr_thread *t, chm_smr_domain *d)
+/* Run the free_fns of @chain (linked through link, in the order to free), as @d's callbacks.
+ * Returns how many ran. */
+static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_node *chain)
 {
-    /* seq_cst: inflight rises before the queue is taken, so whoever takes the queue after us
-     * and then loads inflight sees our batch until it is over (chm__smr_barrier). */
-    atomic_fetch_add_explicit(&d->inflight, 1, memory_order_seq_cst);
-    /* Acquire (seq_cst): pairs with the release CAS of each push in chm__smr_retire -- later
-     * pushes are RMWs and continue each earlier push's release sequence -- so every node's
-     * link and free_fn, the count increments, and whatever the retiring thread did before (the
-     * unlink) happen before the frees. This is the retire -> free edge TSan sees. */
-    chm_smr_node *n = atomic_exchange_explicit(&d->list, NULL, memory_order_seq_cst);
-    if (n == NULL) {
-        smr_batch_done(d, 0);
-        return;
-    }
-    /* Oldest first: reverse the chain (it is ours alone now). */
-    chm_smr_node *fifo = NULL;
-    size_t k = 0;
-    while (n != NULL) {
-        chm_smr_node *next = n->link;
-        n->link = fifo;
-        fifo = n;
-        n = next;
-        k++;
-    }
-    atomic_fetch_sub_explicit(&d->count, (uint64_t)k << 32, memory_order_relaxed);
-    CHM_YIELD_POINT("smr.reclaim.before_gp"); /* taken, grace period not yet started */
-    /* Every node was retired before the exchange, hence unlinked before this grace period
-     * began: no reader can still hold one when it ends. */
-    smr_gp();
     struct smr_freeing fr = {d, t->freeing};
     t->freeing = &fr;
-    for (n = fifo; n != NULL;) {
+    size_t k = 0;
+    for (chm_smr_node *n = chain; n != NULL; k++) {
         chm_smr_node *next = n->link; /* n is gone after free_fn */
         n->free_fn(n);
         n = next;
     }
     t->freeing = fr.prev;
-    smr_batch_done(d, k);
+    return k;
+}
+
+/* Put the chain @head .. @tail, which had its grace period, on @d's parked list. seq_cst: the
+ * release for whoever takes the list (the frees follow everything that preceded the parking),
+ * and the first half of the Dekker pair with chm__smr_iter_close (see smr_reclaim). */
+static void smr_park(chm_smr_domain *d, chm_smr_node *head, chm_smr_node *tail)
+{
+    chm_smr_node *top = atomic_load_explicit(&d->parked, memory_order_relaxed);
+    do
+        tail->link = top;
+    while (!atomic_compare_exchange_weak_explicit(&d->parked, &top, head, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+}
+
+/* Reclaim @d: if @take_queue, take its whole queue and wait for a grace period; then free the
+ * parked batches and that one, unless an iterator of the owner is open, which parks
+ * the batch instead. @drain (chm_free: no iterator may be open) frees regardless. The caller
+ * is outside any read section, holds no backend lock, is inside the gate and holds a reference
+ * on @d. */
+static void smr_reclaim(struct smr_thread *t, chm_smr_domain *d, bool take_queue, bool drain)
+{
+    /* seq_cst: inflight rises before the queue is taken, so whoever takes the queue after us
+     * and then loads inflight sees our batch until it is freed or parked (chm__smr_barrier). */
+    atomic_fetch_add_explicit(&d->inflight, 1, memory_order_seq_cst);
+    chm_smr_node *fifo = NULL, *last = NULL;
+    if (take_queue) {
+        /* Acquire (seq_cst): pairs with the release CAS of each push in chm__smr_retire --
+         * later pushes are RMWs and continue each earlier push's release sequence -- so every
+         * node's link and free_fn, the count increments, and whatever the retiring thread did
+         * before (the unlink) happen before the frees. This is the retire -> free edge TSan
+         * sees. */
+        chm_smr_node *n = atomic_exchange_explicit(&d->list, NULL, memory_order_seq_cst);
+        if (n != NULL) {
+            /* Oldest first: reverse the chain (it is ours alone now). */
+            last = n;
+            size_t k = 0;
+            while (n != NULL) {
+                chm_smr_node *next = n->link;
+                n->link = fifo;
+                fifo = n;
+                n = next;
+                k++;
+            }
+            atomic_fetch_sub_explicit(&d->count, (uint64_t)k << 32, memory_order_relaxed);
+            CHM_YIELD_POINT("smr.reclaim.before_gp"); /* taken, grace period not yet started */
+            /* Every node was retired before the exchange, hence unlinked before this grace
+             * period began: no read section can still hold one when it ends. */
+            smr_gp();
+        }
+    }
+    /* Open iterators. A segmented/binlock iterator keeps node and table pointers between its
+     * calls, outside any read section, so the grace period above does not cover it. What does:
+     * chm__smr_iter_open increments open_iters (seq_cst) before the iterator's first read
+     * section, and the load of open_iters below (seq_cst) follows the grace period. A node of
+     * the batch was unlinked before the grace period began. An iterator that could have
+     * reached it had a read section running before the grace period began (a section that
+     * begins after the unlink cannot reach the node); that section followed the iterator's
+     * increment, and the grace period waited for it to end, so the load sees the increment
+     * (and then the batch is parked) unless that iterator was closed since (then it holds
+     * nothing). An iterator whose first section began after the grace period began cannot
+     * reach any node of the batch. The parked batches need no further grace period: no read
+     * section holds them, and an iterator that does is counted until chm__smr_iter_close. */
+    size_t freed = 0;
+    while (fifo != NULL || atomic_load_explicit(&d->parked, memory_order_relaxed) != NULL) {
+        if (!drain && atomic_load_explicit(&d->open_iters, memory_order_seq_cst) != 0) {
+            if (fifo == NULL)
+                break; /* the parked batches stay, ours too */
+            smr_park(d, fifo, last);
+            fifo = NULL;
+            /* Dekker pair with chm__smr_iter_close (its seq_cst decrement, then its seq_cst
+             * load of parked): either it sees our batch parked and flags @d, or we see its
+             * decrement here and free what is parked ourselves. */
+            if (atomic_load_explicit(&d->open_iters, memory_order_seq_cst) != 0)
+                break;
+            continue;
+        }
+        /* Acquire (seq_cst): pairs with smr_park's release. */
+        chm_smr_node *old = atomic_exchange_explicit(&d->parked, NULL, memory_order_seq_cst);
+        /* A batch parked because of an iterator that opened after our load above: the load
+         * that parked it saw that iterator's increment, and it happens before this load (the
+         * exchange acquired the parking), so this load sees the increment too unless the
+         * iterator was closed since. Rare: park them again. */
+        if (old != NULL && !drain &&
+            atomic_load_explicit(&d->open_iters, memory_order_seq_cst) != 0) {
+            chm_smr_node *tail = old;
+            while (tail->link != NULL)
+                tail = tail->link;
+            smr_park(d, old, tail);
+            continue; /* our own batch, if any, goes the same way */
+        }
+        freed += smr_free_chain(t, d, old); /* parked before ours: older */
+        freed += smr_free_chain(t, d, fifo);
+        fifo = NULL;
+        break;
+    }
+    smr_batch_done(d, freed);
 }
 
 static bool smr_freeing_domain(const struct smr_thread *t, const chm_smr_domain *d)
@@ -513,7 +597,8 @@ static bool smr_drained_or_queued(chm_smr_domain *d)
     /* Acquire (seq_cst): a pending 0 heads a release sequence of the batches' decrements, so
      * every free_fn's effects are visible. */
     return SMR_PENDING(atomic_load_explicit(&d->count, memory_order_seq_cst)) == 0 ||
-           atomic_load_explicit(&d->list, memory_order_seq_cst) != NULL;
+           atomic_load_explicit(&d->list, memory_order_seq_cst) != NULL ||
+           atomic_load_explicit(&d->parked, memory_order_seq_cst) != NULL;
 }
 
 static bool smr_no_batch_in_flight(chm_smr_domain *d)
@@ -537,6 +622,24 @@ static void smr_check_may_wait(const struct smr_thread *t, const chm_smr_domain 
     }
 }
 
+/* Flag @d on this thread, holding a reference (the caller makes sure @d is alive), unless it is
+ * already flagged or the array is full (the next retire or close tries again). No lock, no
+ * wait. */
+static void smr_flag(chm_smr_domain *d)
+{
+    struct smr_thread *t = smr_self();
+    unsigned nf = t->hot->nflag;
+    for (unsigned i = 0; i < nf; i++)
+        if (t->flag[i] == d)
+            return;
+    if (nf == CHM_SMR_MAX_FLAGGED)
+        return;
+    atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
+    t->flag[nf] = d;
+    t->hot->nflag = nf + 1;
+    smr_key_arm(t); /* so that a thread exiting before acting on it drops the reference */
+}
+
 void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, void (*free_fn)(chm_smr_node *n))
 {
     n->free_fn = free_fn;
@@ -544,8 +647,8 @@ void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, void (*free_fn)(chm_smr
     /* Relaxed: the push below publishes it (release), and the taker's subtraction follows its
      * acquire of the queue. */
     uint64_t c = atomic_fetch_add_explicit(&d->count, SMR_QUEUED_ONE + 1, memory_order_relaxed);
-    if (chm_unlikely(SMR_PENDING(c) + 1 > atomic_load_explicit(&smr_peak, memory_order_relaxed)))
-        smr_note_peak(SMR_PENDING(c) + 1);
+    if (chm_unlikely(SMR_PENDING(c) + 1 > atomic_load_explicit(&d->peak, memory_order_relaxed)))
+        smr_note_peak(d, SMR_PENDING(c) + 1);
     /* Relaxed: top is only stored into n->link, never dereferenced. */
     chm_smr_node *top = atomic_load_explicit(&d->list, memory_order_relaxed);
     do {
@@ -554,21 +657,26 @@ void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, void (*free_fn)(chm_smr
         /* Release: the node's fields and the unlink before it, for the taker (smr_reclaim). */
     } while (!atomic_compare_exchange_weak_explicit(&d->list, &top, n, memory_order_release,
                                                     memory_order_relaxed));
-    if (chm_unlikely(SMR_QUEUED(c) + 1 >= CHM_SMR_BATCH)) {
-        /* Flag @d on this thread, holding a reference, unless it is already flagged or the
-         * array is full (the next retire tries again). No lock, no wait. */
-        struct smr_thread *t = smr_self();
-        unsigned nf = t->hot->nflag;
-        for (unsigned i = 0; i < nf; i++)
-            if (t->flag[i] == d)
-                return;
-        if (nf == CHM_SMR_MAX_FLAGGED)
-            return;
-        atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed); /* d is alive: we retire */
-        t->flag[nf] = d;
-        t->hot->nflag = nf + 1;
-        smr_key_arm(t); /* so that a thread exiting before acting on it drops the reference */
-    }
+    if (chm_unlikely(SMR_QUEUED(c) + 1 >= CHM_SMR_BATCH))
+        smr_flag(d);
+}
+
+void chm__smr_iter_open(chm_smr_domain *d)
+{
+    /* seq_cst, before the iterator's first read section: see smr_reclaim. */
+    atomic_fetch_add_explicit(&d->open_iters, 1, memory_order_seq_cst);
+}
+
+void chm__smr_iter_close(chm_smr_domain *d)
+{
+    /* seq_cst, after the iterator's last access: see smr_reclaim. The decrement is a release
+     * for whoever then sees 0 and frees the parked batches (TSan's iterator -> free edge). */
+    if (atomic_fetch_sub_explicit(&d->open_iters, 1, memory_order_seq_cst) != 1)
+        return;
+    /* The last open iterator: what was parked for it is freed when this thread's outermost
+     * call returns. seq_cst load: the Dekker pair with smr_reclaim's parking. */
+    if (atomic_load_explicit(&d->parked, memory_order_seq_cst) != NULL)
+        smr_flag(d);
 }
 
 void chm__smr_quiesce(void)
@@ -581,10 +689,14 @@ void chm__smr_quiesce(void)
     smr_gate_enter(t);
     while (h->nflag != 0 && !_urcu_memb_read_ongoing()) { /* a free_fn may leave a section open */
         chm_smr_domain *d = t->flag[--h->nflag];
-        /* Skip a domain whose queue another thread took meanwhile, or that chm_free drains. */
-        if (!atomic_load_explicit(&d->dead, memory_order_relaxed) &&
-            SMR_QUEUED(atomic_load_explicit(&d->count, memory_order_relaxed)) >= CHM_SMR_BATCH)
-            smr_reclaim(t, d);
+        /* Skip a domain whose queue another thread took meanwhile (unless batches are parked:
+         * the last iterator closed), or that chm_free drains. */
+        if (!atomic_load_explicit(&d->dead, memory_order_relaxed)) {
+            bool full =
+                SMR_QUEUED(atomic_load_explicit(&d->count, memory_order_relaxed)) >= CHM_SMR_BATCH;
+            if (full || atomic_load_explicit(&d->parked, memory_order_relaxed) != NULL)
+                smr_reclaim(t, d, full, false);
+        }
         smr_unref(d);
     }
     smr_gate_leave(t);
@@ -599,7 +711,8 @@ void chm__smr_drain(chm_smr_domain *d)
     smr_check_may_wait(t, d, "chm__smr_drain");
     smr_gate_enter(t);
     for (;;) {
-        smr_reclaim(t, d); /* what is queued, including what free_fns queued meanwhile */
+        /* What is queued, including what free_fns queued meanwhile, and what is parked. */
+        smr_reclaim(t, d, true, true);
         if (SMR_PENDING(atomic_load_explicit(&d->count, memory_order_seq_cst)) == 0)
             break;
         /* Batches another thread took before: wait for them (or for their free_fns' retires
@@ -619,7 +732,10 @@ chm_smr_domain *chm__smr_domain_new(void *owner)
     atomic_init(&d->list, NULL);
     atomic_init(&d->count, 0);
     atomic_init(&d->refs, 1);
+    atomic_init(&d->peak, 0);
     atomic_init(&d->inflight, 0);
+    atomic_init(&d->open_iters, 0);
+    atomic_init(&d->parked, NULL);
     atomic_init(&d->dead, false);
     d->owner = owner;
     struct smr_thread *t = smr_self();
@@ -655,6 +771,29 @@ void *chm__smr_domain_owner(const chm_smr_domain *d)
 size_t chm__smr_pending(const chm_smr_domain *d)
 {
     return SMR_PENDING(atomic_load_explicit(&((chm_smr_domain *)d)->count, memory_order_acquire));
+}
+
+size_t chm__smr_domain_peak(chm_smr_domain *d, bool reset)
+{
+    if (reset)
+        return atomic_exchange_explicit(&d->peak, 0, memory_order_relaxed);
+    return atomic_load_explicit(&d->peak, memory_order_relaxed);
+}
+
+chm_smr_domain *chm__smr_domain_of(const void *owner)
+{
+    struct smr_thread *t = smr_self();
+    chm_smr_domain *found = NULL;
+    smr_gate_enter(t); /* the registry lock is only taken inside the gate (fork) */
+    pthread_mutex_lock(&smr_registry_lock);
+    for (struct cds_list_head *p = smr_domains.next; p != &smr_domains; p = p->next) {
+        chm_smr_domain *d = smr_entry(p, chm_smr_domain, reg);
+        if (d->owner == owner)
+            found = d;
+    }
+    pthread_mutex_unlock(&smr_registry_lock);
+    smr_gate_leave(t);
+    return found;
 }
 
 size_t chm__smr_pending_peak(bool reset)
@@ -694,7 +833,7 @@ void chm__smr_barrier(void)
          * inflight before it took it, so the load after our exchange sees it until it is
          * over. Nodes retired before the call are in one or the other. */
         if (!atomic_load_explicit(&ds[i]->dead, memory_order_relaxed))
-            smr_reclaim(t, ds[i]);
+            smr_reclaim(t, ds[i], true, false);
         if (!smr_no_batch_in_flight(ds[i]))
             smr_wait(smr_no_batch_in_flight, ds[i]);
     }

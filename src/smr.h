@@ -17,15 +17,24 @@
  * flags the domain on the calling thread (a reference in a small thread-local array, no
  * waiting). Flags are acted on only by chm__smr_quiesce(), which the public entry points of
  * src/map.c call when the outermost chm call of the thread returns: nesting depth back to 0,
- * every backend lock released. chm__smr_quiesce() does nothing inside a read-side section (an
- * open segmented/binlock iterator holds one until chm_iter_fini: the flags wait for the first
- * outermost call after it) nor while the thread is already reclaiming (a callback's own chm
- * calls). Otherwise, for each flagged domain whose queue is still at CHM_SMR_BATCH or more, it
- * takes the whole queue (one exchange), waits for one grace period and runs the free_fns, with
- * cancellation disabled. So a grace period is never waited for inside a read-side section,
+ * every backend lock released. chm__smr_quiesce() does nothing inside a read-side section nor
+ * while the thread is already reclaiming (a callback's own chm calls). Otherwise, for each
+ * flagged domain whose queue is still at CHM_SMR_BATCH or more, it takes the whole queue (one
+ * exchange), waits for one grace period and runs the free_fns, with cancellation disabled --
+ * unless an iterator of the domain's map is open (below): then the batch is parked instead.
+ * So a grace period is never waited for inside a read-side section,
  * under a backend lock, or from a user callback nested in another chm call; free_fns (value_free,
  * key release) run on the writing thread after its outermost call, or in chm_free
  * (chm__smr_domain_free / chm__smr_drain) on the caller's thread.
+ *
+ * Iterators (segmented, binlock) keep node and table pointers between their calls but hold a
+ * read-side section only inside each chm_iter_init / chm_iter_next call. Instead, the map's
+ * domain counts its open iterators (chm__smr_iter_open / chm__smr_iter_close): a reclamation
+ * that finds the count non-zero after its grace period parks the batch (neither freed nor
+ * called back; smr.c, smr_reclaim, gives the ordering argument). The chm_iter_fini that
+ * brings the count to 0 flags the domain like a crossed batch, and the reclamation at the end
+ * of its outermost call frees what was parked (no further grace period: parked batches had
+ * theirs). chm_free's drain frees parked batches too (no iterator may be open then).
  *
  * THE BOUND (what a domain has retired and not yet freed, chm__smr_pending). A thread that
  * crosses CHM_SMR_BATCH reclaims the queue when its outermost call returns, so with one thread
@@ -33,11 +42,14 @@
  * call retires into it (1 for a put or remove that replaces a value or node; a resize retires
  * its old table and, in segmented, the shells of cloned nodes); with W threads writing it,
  * W * (CHM_SMR_BATCH + W * R) (each may hold one taken batch while the queue refills). It counts
- * objects, not bytes: a retired table is one object. Not bounded: a thread that writes while it
- * holds a read-side section across calls (an open segmented/binlock iterator) defers its
- * reclamation until the section ends; a thread whose outermost call retires into more than
- * CHM_SMR_MAX_FLAGGED domains that cross the batch size flags only that many (the others are
- * flagged again by their next retire).
+ * objects, not bytes: a retired table is one object. Not bounded: while an iterator of a map is
+ * open, everything retired into that map's domain and reclaimed meanwhile is parked, so its
+ * backlog grows with the writes to that map until the last of its iterators is finished. That
+ * stalls nothing else: no writer waits for an iterator (the grace periods do not wait for it,
+ * it holds no section between calls), and no other map is affected (its domain, its bound).
+ * Nor bounded: a thread whose outermost call retires into more than CHM_SMR_MAX_FLAGGED domains
+ * that cross the batch size flags only that many (the others are flagged again by their next
+ * retire).
  *
  * Maps are independent: a domain is reclaimed by its own writers and its own chm_free. A slow
  * free_fn delays the thread that runs it, and chm_free of the same map, nothing else; grace
@@ -104,19 +116,32 @@ CHM_HIDDEN void chm__smr_quiesce(void);
  * free_fns. Not inside a read section, nor from one of @d's free_fns. */
 CHM_HIDDEN void chm__smr_drain(chm_smr_domain *d);
 
+/* Iterators that keep pointers to @d's nodes between calls: chm__smr_iter_open before the
+ * iterator's first read section, chm__smr_iter_close after its last access (see "Iterators"
+ * above). The close that brings the count to 0 flags @d if batches are parked. */
+CHM_HIDDEN void chm__smr_iter_open(chm_smr_domain *d);
+CHM_HIDDEN void chm__smr_iter_close(chm_smr_domain *d);
+
 /* Wait for one grace period. Not inside a read section. */
 CHM_HIDDEN void chm__smr_synchronize(void);
 
-/* Wait until every node retired (into any live domain) before the call has been freed. For
- * tests that count the blocks a map holds: after a barrier nothing is in flight, so the count
- * depends on the map's contents alone. Same restrictions as chm__smr_drain. */
+/* Wait until every node retired (into any live domain) before the call has been freed or
+ * parked (a domain with an open iterator; parked batches of a domain without one are freed).
+ * For tests that count the blocks a map holds: after a barrier with no iterator open nothing
+ * is in flight, so the count depends on the map's contents alone. Same restrictions as
+ * chm__smr_drain. */
 CHM_HIDDEN void chm__smr_barrier(void);
 
-/* For tests: what @d has retired and not yet freed (queued, or taken and not yet freed). */
+/* For tests: what @d has retired and not yet freed (queued, taken and not yet freed, or
+ * parked). */
 CHM_HIDDEN size_t chm__smr_pending(const chm_smr_domain *d);
 /* For tests: the largest chm__smr_pending any domain reached since the last reset (@reset
  * returns the old peak and starts again from 0). Compared against THE BOUND. */
 CHM_HIDDEN size_t chm__smr_pending_peak(bool reset);
+/* For tests: the same for @d alone. */
+CHM_HIDDEN size_t chm__smr_domain_peak(chm_smr_domain *d, bool reset);
+/* For tests: the live domain whose chm__smr_domain_owner() is @owner (a map), or NULL. */
+CHM_HIDDEN chm_smr_domain *chm__smr_domain_of(const void *owner);
 
 /* ---- public-call nesting (src/map.c) --------------------------------------------------------
  * Every public entry point that may retire, take a backend lock or run a user callback brackets

@@ -217,7 +217,7 @@ void chm_iter_fini(chm_iter *it)
     base_of(it)->ops = NULL;
     struct chm__smr_thread_hot *t = chm__smr_enter();
     ops->iter_fini(it);
-    chm__smr_leave(t); /* a segmented/binlock iterator's section is over: deferred flags run */
+    chm__smr_leave(t); /* the last iterator of a map closed: what it parked is freed here */
 }
 
 /* ---- status codes ----------------------------------------------------------------------- */

@@ -1530,7 +1530,8 @@ static struct bl_iter *as_iter(chm_iter *it)
 }
 
 /* The table at it->depth, found again from base_tab: at each level the bin it->index names is a
- * forwarding node to the next level (it stays one while this read section can read it). */
+ * forwarding node to the next level (it stays one, and the tables stay valid, while the
+ * iterator is open: chm__smr_iter_open in bl_iter_init). */
 static struct bl_table *table_at_depth(struct bl_iter *it)
 {
     struct bl_table *t = it->base_tab;
@@ -1594,32 +1595,39 @@ static struct bl_node *advance(struct bl_iter *it)
 static int bl_iter_init(chm_iter *it, chm *cm)
 {
     struct bl_iter *bi = as_iter(it);
-    chm__smr_read_lock(); /* held until chm_iter_fini: nodes and tables stay valid between calls */
+    /* Counted open until chm_iter_fini, before the first read section: the tables and node
+     * kept between calls stay valid (retired meanwhile, they are parked, not freed). */
+    chm__smr_iter_open(as_bl(cm)->domain);
+    chm__smr_read_lock();
     struct bl_table *t = atomic_load_explicit(&as_bl(cm)->table, memory_order_acquire);
     bi->tab = bi->base_tab = t;
     bi->next = NULL;
     bi->index = bi->base_index = 0;
     bi->base_limit = bi->base_size = t != NULL ? t->n : 0;
     bi->depth = 0;
+    chm__smr_read_unlock();
     return CHM_OK;
 }
 
 static int bl_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
 {
+    chm__smr_read_lock(); /* this call only: between calls the open count keeps things valid */
     struct bl_node *e = advance(as_iter(it));
-    if (e == NULL)
+    if (e == NULL) {
+        chm__smr_read_unlock();
         return CHM_END;
+    }
     if (key != NULL)
         *key = e->key;
     if (value != NULL)
         *value = atomic_load_explicit(&e->value, memory_order_acquire); /* as bl_get */
+    chm__smr_read_unlock();
     return CHM_OK;
 }
 
 static void bl_iter_fini(chm_iter *it)
 {
-    (void)it;
-    chm__smr_read_unlock();
+    chm__smr_iter_close(as_bl(as_iter(it)->base.m)->domain);
 }
 
 /* ---- self-check and statistics --------------------------------------------------------------- */

@@ -41,8 +41,10 @@
  * Reclamation (src/smr.h). Everything a reader may hold is retired, not freed: removed nodes
  * (with their key copy and value, which go to release / value_free after the grace period), the
  * originals of cloned nodes (their key and value now belong to the clones), old tables, and
- * replaced values when the map has a value_free (a small record per replaced value). Iterators
- * hold one read section from chm_iter_init to chm_iter_fini.
+ * replaced values when the map has a value_free (a small record per replaced value). An iterator
+ * holds a read section inside each chm_iter_next only; between calls its table and node stay
+ * valid because it is counted open in the domain from chm_iter_init to chm_iter_fini
+ * (chm__smr_iter_open/close: what is retired meanwhile is parked, not freed).
  *
  * Layout. Each segment's hot fields (lock, table, count, modcount) fill exactly one 64-byte
  * line and segments sit in one array aligned to 64 bytes, so writers on two segments never share
@@ -734,7 +736,9 @@ static int seg_iter_init(chm_iter *it, chm *cm)
     si->bin = 0;
     si->t = NULL;
     si->node = NULL;
-    chm__smr_read_lock(); /* held until chm_iter_fini: nodes stay valid between calls */
+    /* Counted open until chm_iter_fini: the table and node kept between calls stay valid. No
+     * read section here: nothing shared is loaded yet. */
+    chm__smr_iter_open(as_seg(cm)->domain);
     return CHM_OK;
 }
 
@@ -742,10 +746,13 @@ static int seg_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
 {
     struct seg_iter *si = as_iter(it);
     struct seg_map *m = as_seg(si->base.m);
+    chm__smr_read_lock();
     while (si->node == NULL) {
         if (si->bin == 0) {
-            if (si->seg == 0)
+            if (si->seg == 0) {
+                chm__smr_read_unlock();
                 return CHM_END;
+            }
             si->seg--;
             /* Acquire pairs with the table's publication. */
             si->t = atomic_load_explicit(&m->segments[si->seg].table, memory_order_acquire);
@@ -763,13 +770,13 @@ static int seg_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
         *key = e->key;
     if (value != NULL)
         *value = atomic_load_explicit(&e->value, memory_order_acquire);
+    chm__smr_read_unlock();
     return CHM_OK;
 }
 
 static void seg_iter_fini(chm_iter *it)
 {
-    (void)it;
-    chm__smr_read_unlock();
+    chm__smr_iter_close(as_seg(as_iter(it)->base.m)->domain);
 }
 
 /* ---- self-check ------------------------------------------------------------------------- */

@@ -51,10 +51,11 @@
  *   chm_free of its own map would wait for the callback itself (chm aborts with a message).
  *   Nor anything that waits for another thread's chm call to return.
  *   Memory: a map holds at most about 1024 removed-but-unfreed objects per thread writing it
- *   (src/smr.h states the bound) -- except while a thread keeps a segmented or binlock iterator
- *   open, which defers that thread's reclamation until chm_iter_fini. Such an iterator holds a
- *   read-side section, so meanwhile a thread that frees a batch (of any map) waits for
- *   chm_iter_fini: do not keep one open while waiting for another thread's chm call.
+ *   (src/smr.h states the bound) -- except while an iterator of that segmented or binlock map
+ *   is open: everything removed from that map meanwhile is kept (neither freed nor passed to
+ *   the callbacks), so its memory grows with the writes to it until the last of its iterators
+ *   is finished; the chm_iter_fini that finishes it frees the lot when it returns. That stalls
+ *   nothing: no thread waits for an iterator, and other maps are not affected.
  *
  * Process life cycle
  *   fork(): the child may use, create and free maps, inherited ones included (the library's
@@ -62,8 +63,9 @@
  *   not exist in the child). As with any fork of a threaded process, a map that another thread
  *   was writing at the instant of the fork may be left with a lock held in the child: do not
  *   use it there. fork() waits for reclamation in progress on other threads, which waits for
- *   read-side sections: do not fork() while this thread holds a segmented or binlock iterator
- *   open, nor from inside a callback or a compute function.
+ *   read-side sections: do not fork() from inside a callback or a compute function. An
+ *   iterator that another thread had open at the fork counts as open forever in the child, so
+ *   that map keeps what is removed from it there until chm_free.
  *   pthread_cancel: the library's waits (grace periods, chm_free) and the callbacks it runs
  *   happen with cancellation disabled, so a cancelled thread leaves no lock held and no batch
  *   half freed; a pending cancel acts at the caller's next cancellation point. A compute
@@ -118,9 +120,9 @@ CHM_API extern const chm_backend chm_rwlock;
 /* Java 7's ConcurrentHashMap: `concurrency` lock-striped segments (default 16), each a chained
  * table with its own lock, count and growth. chm_get is lock-free and store-free (safe memory
  * reclamation); writes lock one segment; chm_size is exact when quiescent (unlocked passes, then
- * all segment locks). Iteration is weakly consistent and holds a read-side section from
- * chm_iter_init to chm_iter_fini: use an iterator on the thread that created it, and finish it
- * before calling chm_free on any map. chm_options.packed drops the 64-byte segment alignment. */
+ * all segment locks). Iteration is weakly consistent; an iterator holds no read-side section
+ * between calls, and while it is open the map keeps what is removed from it (see "Memory"
+ * above). chm_options.packed drops the 64-byte segment alignment. */
 CHM_API extern const chm_backend chm_segmented;
 
 /* Java 8's ConcurrentHashMap: one table of bins; an empty bin is filled by one CAS, any other
@@ -130,8 +132,8 @@ CHM_API extern const chm_backend chm_segmented;
  * red-black trees (O(log n) under hash flooding when the key ops have a compare, as the built-in
  * ones do). chm_size is a base counter plus striped counter cells, exact when quiescent;
  * chm_options.packed packs the cells without 64-byte padding. Iteration is weakly consistent
- * (no key twice even if removed and re-added meanwhile) and holds a read-side section from
- * chm_iter_init to chm_iter_fini, as for chm_segmented. */
+ * (no key twice even if removed and re-added meanwhile); while an iterator is open the map keeps
+ * what is removed from it, as for chm_segmented. */
 CHM_API extern const chm_backend chm_binlock;
 
 /* Go's classic sync.Map: an immutable read index published through one atomic pointer, and a

@@ -15,7 +15,14 @@
  *   independent   map A's value_free blocked (on a semaphore this test holds): map B's writes
  *                 reclaim and B's chm_free returns, with none of A's callbacks done;
  *   backlog       one and two writers replacing values with a slow value_free (20 us): what a
- *                 map holds retired but not freed never exceeds the bound smr.h states.
+ *                 map holds retired but not freed never exceeds the bound smr.h states;
+ *   open_iterator a thread stopped between two chm_iter_next calls of map M (segmented,
+ *                 binlock) while this thread writes 10 batches into M and into a map N: the
+ *                 writes complete, N's values are freed, M's are parked; the iteration then
+ *                 returns every key present throughout exactly once (ASan: nothing it holds
+ *                 was freed) and its chm_iter_fini frees every parked value exactly once;
+ *   forgotten_iterator  an iterator left open on M while another thread churns M and N: the
+ *                 writer completes, N stays within the bound, and the fini frees M's backlog.
  *
  * Each scenario runs in a child process with a timeout: a hang fails the scenario by name. No
  * check depends on timing: the blocking scenarios wait on counters and semaphores this test
@@ -597,6 +604,233 @@ static void scenario_backlog(void)
     }
 }
 
+/* ---- open iterators ------------------------------------------------------------------------ */
+
+static const chm_backend *const iterating[] = {&chm_segmented, &chm_binlock};
+#define N_ITERATING (sizeof iterating / sizeof iterating[0])
+
+enum { ITER_KEYS = 512, ITER_N_KEYS = 32, ITER_CHURN = 4096, ITER_STOP_AFTER = 100 };
+#define ITER_CHURN_BASE ((uint64_t)1 << 40) /* keys added and removed while the iterator waits */
+
+struct iter_ctx {
+    chm *m;
+    atomic_int stopped; /* 1: the iterator waits between two chm_iter_next calls */
+    sem_t go;
+    unsigned seen[ITER_KEYS]; /* times each stable key was returned */
+    unsigned long churn_seen, other, returned;
+};
+
+/* The walk of thread A: ITER_STOP_AFTER entries, a stop, the rest, chm_iter_fini. */
+static void iter_count(struct iter_ctx *c, uint64_t k)
+{
+    c->returned++;
+    if (k < ITER_KEYS)
+        c->seen[k]++;
+    else if (k >= ITER_CHURN_BASE && k < ITER_CHURN_BASE + ITER_CHURN)
+        c->churn_seen++;
+    else
+        c->other++;
+}
+
+static void *iter_main(void *arg)
+{
+    struct iter_ctx *c = arg;
+    chm_iter it;
+    uint64_t k, v;
+    if (!CHECK_EQ(chm_iter_init(&it, c->m), CHM_OK))
+        return NULL;
+    for (int i = 0; i < ITER_STOP_AFTER && chm_iter_next(&it, &k, &v) == CHM_OK; i++)
+        iter_count(c, k);
+    atomic_store(&c->stopped, 1);
+    while (sem_wait(&c->go) != 0) {
+    }
+    int rc;
+    while ((rc = chm_iter_next(&it, &k, &v)) == CHM_OK)
+        iter_count(c, k);
+    CHECK_EQ(rc, CHM_END);
+    chm_iter_fini(&it); /* the last iterator of M: its parked batches are freed as it returns */
+    return NULL;
+}
+
+/* Write M and N the way both iterator scenarios do: @rounds replacements of each of M's
+ * ITER_KEYS and N's ITER_N_KEYS keys (values never repeated), and every 32 rounds ITER_CHURN
+ * keys added to M and removed again (nodes and, as M grows, tables retired). Returns the values
+ * that left M. */
+static unsigned long iter_write(chm *m, chm *n, unsigned rounds, unsigned long *left_n)
+{
+    unsigned long left_m = 0;
+    *left_n = 0;
+    for (unsigned r = 1; r <= rounds; r++) {
+        for (uint64_t k = 0; k < ITER_KEYS; k++, left_m++)
+            chm_put(m, k, (uint64_t)r * ITER_KEYS + k + 1, NULL);
+        for (uint64_t k = 0; k < ITER_N_KEYS; k++, (*left_n)++)
+            chm_put(n, k, (uint64_t)r * ITER_N_KEYS + k + 1, NULL);
+        if (r % 32 != 1)
+            continue;
+        for (uint64_t k = 0; k < ITER_CHURN; k++)
+            chm_put(m, ITER_CHURN_BASE + k, k, NULL);
+        for (uint64_t k = 0; k < ITER_CHURN; k++, left_m++)
+            chm_remove(m, ITER_CHURN_BASE + k, NULL);
+    }
+    return left_m;
+}
+
+/* Both iterator scenarios' maps: M (iterated) and N, each with a counting value_free, filled
+ * with their stable keys; their domains found for the counts. */
+struct two_maps {
+    chm *m, *n;
+    struct gate_free gm, gn;
+    chm_smr_domain *dm, *dn;
+};
+
+static bool two_maps_new(struct two_maps *t, const chm_backend *b)
+{
+    gate_free_init(&t->gm);
+    gate_free_init(&t->gn);
+    t->m = new_map(b, &t->gm, 0);
+    t->n = new_map(b, &t->gn, 0);
+    if (t->m == NULL || t->n == NULL)
+        return false;
+    for (uint64_t k = 0; k < ITER_KEYS; k++)
+        chm_put(t->m, k, 0, NULL);
+    for (uint64_t k = 0; k < ITER_N_KEYS; k++)
+        chm_put(t->n, k, 0, NULL);
+    t->dm = chm__smr_domain_of(t->m);
+    t->dn = chm__smr_domain_of(t->n);
+    return CHECK(t->dm != NULL && t->dn != NULL);
+}
+
+/* Free both maps: every value that left them (@left_m, @left_n) and every stable key's value
+ * was freed exactly once. */
+static void two_maps_free(struct two_maps *t, unsigned long left_m, unsigned long left_n)
+{
+    chm_free(t->m);
+    chm_free(t->n);
+    CHECK_EQ(atomic_load(&t->gm.freed), left_m + ITER_KEYS);
+    CHECK_EQ(atomic_load(&t->gn.freed), left_n + ITER_N_KEYS);
+}
+
+static void scenario_open_iterator(void)
+{
+    for (size_t i = 0; i < N_ITERATING; i++) {
+        const chm_backend *b = iterating[i];
+        const char *name = chm_backend_name(b);
+        static struct two_maps t;
+        static struct iter_ctx c;
+        if (!two_maps_new(&t, b))
+            return;
+        struct gate_free *gm = &t.gm, *gn = &t.gn;
+        chm_smr_domain *dm = t.dm, *dn = t.dn;
+        chm *n = t.n;
+        memset(&c, 0, sizeof c);
+        sem_init(&c.go, 0, 0);
+        c.m = t.m;
+        chm__smr_barrier(); /* nothing of N pending: its frees below are exact */
+        pthread_t a;
+        pthread_create(&a, NULL, iter_main, &c);
+        wait_for(&c.stopped, 1); /* A is between two chm_iter_next calls */
+
+        /* N's values: one record each, ITER_N_KEYS * rounds = 10 batches exactly, so every one
+         * was freed when the last write returned. Before iterators stopped holding a read
+         * section between calls, the first reclamation here waited for A forever. */
+        unsigned rounds = 10 * CHM_SMR_BATCH / ITER_N_KEYS;
+        unsigned long left_n, left_m = iter_write(c.m, n, rounds, &left_n);
+        if (!CHECK_EQ(atomic_load(&gn->freed), left_n))
+            FAIL("open_iterator/%s: N freed %lu of %lu values while M's iterator was open", name,
+                 atomic_load(&gn->freed), left_n);
+        CHECK_EQ(chm__smr_pending(dn), 0);
+        /* M's are parked, none called back: A may still hold any of them. */
+        if (!CHECK_EQ(atomic_load(&gm->freed), 0))
+            FAIL("open_iterator/%s: %lu of M's values freed under its open iterator", name,
+                 atomic_load(&gm->freed));
+        size_t parked = chm__smr_pending(dm);
+        if (!CHECK(parked >= left_m))
+            FAIL("open_iterator/%s: M pending %zu < %lu values retired", name, parked, left_m);
+
+        sem_post(&c.go);
+        pthread_join(a, NULL);
+        unsigned long missing = 0, twice = 0;
+        for (unsigned k = 0; k < ITER_KEYS; k++) {
+            missing += c.seen[k] == 0;
+            twice += c.seen[k] > 1;
+        }
+        if (!CHECK(missing == 0 && twice == 0 && c.other == 0))
+            FAIL("open_iterator/%s: %lu stable keys missing, %lu returned twice, %lu unknown", name,
+                 missing, twice, c.other);
+        CHECK(c.churn_seen <= ITER_CHURN);
+        /* A's chm_iter_fini freed what was parked: what is left is M's queue, under a batch. */
+        size_t after = chm__smr_pending(dm);
+        if (!CHECK(after < CHM_SMR_BATCH))
+            FAIL("open_iterator/%s: M still holds %zu retired after the iterator's fini (%zu "
+                 "before)",
+                 name, after, parked);
+        CHECK(atomic_load(&gm->freed) + CHM_SMR_BATCH > left_m);
+        chm__smr_barrier();
+        if (!CHECK_EQ(atomic_load(&gm->freed), left_m))
+            FAIL("open_iterator/%s: M freed %lu values, %lu left it", name, atomic_load(&gm->freed),
+                 left_m);
+        tl_note("open_iterator/%s: %zu retired objects of M parked under the iterator; %lu of "
+                "N's values freed meanwhile; the iteration returned %lu entries",
+                name, parked, left_n, c.returned);
+        two_maps_free(&t, left_m, left_n);
+        sem_destroy(&c.go);
+    }
+}
+
+struct forgotten {
+    chm *m, *n;
+    unsigned rounds;
+    unsigned long left_m, left_n;
+};
+
+static void *forgotten_writer(void *arg)
+{
+    struct forgotten *f = arg;
+    f->left_m = iter_write(f->m, f->n, f->rounds, &f->left_n);
+    return NULL;
+}
+
+static void scenario_forgotten_iterator(void)
+{
+    for (size_t i = 0; i < N_ITERATING; i++) {
+        const chm_backend *b = iterating[i];
+        const char *name = chm_backend_name(b);
+        static struct two_maps t;
+        if (!two_maps_new(&t, b))
+            return;
+        struct gate_free *gm = &t.gm, *gn = &t.gn;
+        chm_smr_domain *dm = t.dm, *dn = t.dn;
+        struct forgotten f = {.m = t.m, .n = t.n};
+        chm_iter it;
+        uint64_t k, v;
+        CHECK_EQ(chm_iter_init(&it, f.m), CHM_OK);
+        for (int j = 0; j < 10; j++)
+            CHECK_EQ(chm_iter_next(&it, &k, &v), CHM_OK);
+        /* Left open while another thread churns both maps; this thread waits for it (joins):
+         * a writer that waited for the iterator would never finish. */
+        (void)chm__smr_domain_peak(dn, true);
+        f.rounds =
+            (unsigned)tl_scaled(20 * CHM_SMR_BATCH / ITER_N_KEYS, 4 * CHM_SMR_BATCH / ITER_N_KEYS);
+        pthread_t w;
+        pthread_create(&w, NULL, forgotten_writer, &f);
+        pthread_join(w, NULL);
+        size_t peak_n = chm__smr_domain_peak(dn, false);
+        size_t bound = CHM_SMR_BATCH + R_PER_CALL; /* smr.h, THE BOUND, one writer */
+        if (!CHECK(peak_n <= bound))
+            FAIL("forgotten_iterator/%s: N reached %zu retired-not-freed, bound %zu", name, peak_n,
+                 bound);
+        CHECK(atomic_load(&gn->freed) + CHM_SMR_BATCH > f.left_n);
+        size_t parked = chm__smr_pending(dm);
+        CHECK(parked >= f.left_m);
+        CHECK_EQ(atomic_load(&gm->freed), 0);
+        chm_iter_fini(&it); /* frees the backlog as it returns */
+        CHECK(chm__smr_pending(dm) < CHM_SMR_BATCH);
+        tl_note("forgotten_iterator/%s: M parked %zu retired objects; N peaked at %zu (bound %zu)",
+                name, parked, peak_n, bound);
+        two_maps_free(&t, f.left_m, f.left_n);
+    }
+}
+
 /* ---- driver ------------------------------------------------------------------------------ */
 
 static const struct scenario {
@@ -609,6 +843,8 @@ static const struct scenario {
     {"dlclose", scenario_dlclose},
     {"independent", scenario_independent},
     {"backlog", scenario_backlog},
+    {"open_iterator", scenario_open_iterator},
+    {"forgotten_iterator", scenario_forgotten_iterator},
 };
 
 static void run_in_child(void *arg)
@@ -640,7 +876,7 @@ int main(int argc, char **argv)
         }
         return 2;
     }
-    tl_watchdog(6 * (unsigned)SCENARIO_TIMEOUT_S + 60);
+    tl_watchdog(8 * (unsigned)SCENARIO_TIMEOUT_S + 60);
     for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++)
         tl_run(scenarios[i].name, run_in_child, (void *)&scenarios[i]);
     return tl_finish();

@@ -249,7 +249,7 @@ static long bl_futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct 
     return syscall(SYS_futex, (uint32_t *)addr, op, val, timeout, NULL, 0);
 }
 
-bool bl_lock_slow(bl_lock *l)
+bool chm__bl_lock_slow(bl_lock *l)
 {
     for (int i = 0; i < BL_LOCK_SPINS; i++) {
         cpu_relax();
@@ -274,7 +274,7 @@ bool bl_lock_slow(bl_lock *l)
     return true;
 }
 
-void bl_unlock_wake(bl_lock *l)
+void chm__bl_unlock_wake(bl_lock *l)
 {
     bl_futex(&l->word, FUTEX_WAKE_PRIVATE, 1, NULL);
 }
@@ -726,13 +726,13 @@ static bool split_tree(struct bl_map *m, struct bl_table *tab, struct bl_table *
             *tail = c;
         }
         if (ltree) {
-            bl_treebin_init(&m->base, ltb, bl_tnode_of(ln));
+            chm__bl_treebin_init(&m->base, ltb, bl_tnode_of(ln));
             ln = &ltb->n;
         } else if (lc != 0) {
             atomic_fetch_add_explicit(&m->st_untreeify, 1, memory_order_relaxed);
         }
         if (htree) {
-            bl_treebin_init(&m->base, htb, bl_tnode_of(hn));
+            chm__bl_treebin_init(&m->base, htb, bl_tnode_of(hn));
             hn = &htb->n;
         } else if (hc != 0) {
             atomic_fetch_add_explicit(&m->st_untreeify, 1, memory_order_relaxed);
@@ -1008,7 +1008,7 @@ static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index)
                     atomic_store_explicit(&tl->n.next, &p->n, memory_order_relaxed);
                 tl = p;
             }
-            bl_treebin_init(&m->base, tb, hd);
+            chm__bl_treebin_init(&m->base, tb, hd);
             CHM_YIELD_POINT("bl.treeify.before_publish"); /* readers still on the list */
             set_tab_at(tab, index, &tb->n); /* the last write: publishes the whole TreeBin */
             for (struct bl_node *e = b, *en; e != NULL; e = en) {
@@ -1039,7 +1039,7 @@ static inline struct bl_node *find(const chm *cm, struct bl_node *e, uint64_t h,
                 continue;
             }
             if (eh == BL_TREEBIN)
-                return bl_tree_find(cm, bl_treebin_of(e), h, key);
+                return chm__bl_tree_find(cm, bl_treebin_of(e), h, key);
             return NULL; /* ReservationNode.find */
         }
         /* Acquire: pairs with the release stores that link nodes. */
@@ -1175,7 +1175,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                 done = true;
                 bin_count = 2;
                 struct bl_treebin *tb = bl_treebin_of(f);
-                struct bl_tnode *p = bl_tree_lookup(cm, tb, h, key);
+                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
                 if (p != NULL) {
                     *prev = atomic_load_explicit(&p->n.value, memory_order_relaxed);
                     rc = CHM_EXISTS;
@@ -1194,7 +1194,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                     if (x == NULL) {
                         rc = CHM_ENOMEM;
                     } else {
-                        bl_tree_insert(cm, tb, bl_tnode_of(x));
+                        chm__bl_tree_insert(cm, tb, bl_tnode_of(x));
                         rc = CHM_OK;
                     }
                 }
@@ -1281,7 +1281,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
             } else if (f->hash == BL_TREEBIN) {
                 validated = true;
                 tb = bl_treebin_of(f);
-                struct bl_tnode *p = bl_tree_lookup(cm, tb, h, key);
+                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
                 e = p != NULL ? &p->n : NULL;
             }
             if (e != NULL) {
@@ -1308,7 +1308,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
                             atomic_store_explicit(&pred->next, nx, memory_order_release);
                         else
                             set_tab_at(t, i, nx);
-                    } else if (bl_tree_remove(tb, bl_tnode_of(e))) {
+                    } else if (chm__bl_tree_remove(tb, bl_tnode_of(e))) {
                         /* untreeify: the remaining TreeNodes are a list already. */
                         set_tab_at(t, i,
                                    (struct bl_node *)atomic_load_explicit(&tb->first,
@@ -1466,7 +1466,7 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
                 done = true;
                 bin_count = 2;
                 struct bl_treebin *tb = bl_treebin_of(f);
-                struct bl_tnode *p = bl_tree_lookup(cm, tb, h, key);
+                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
                 if (p != NULL) {
                     v = atomic_load_explicit(&p->n.value, memory_order_relaxed); /* locked */
                     rc = CHM_EXISTS;
@@ -1477,7 +1477,7 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
                     } else {
                         v = run_compute(cm, fn, key, arg);
                         atomic_store_explicit(&x->value, v, memory_order_relaxed);
-                        bl_tree_insert(cm, tb, bl_tnode_of(x)); /* publishes x (release) */
+                        chm__bl_tree_insert(cm, tb, bl_tnode_of(x)); /* publishes x (release) */
                         inserted = true;
                         rc = CHM_OK;
                     }
@@ -1579,7 +1579,7 @@ static struct bl_node *advance(struct bl_iter *it)
                 e = NULL;
                 continue;
             }
-            if (e->hash == BL_TREEBIN) /* Acquire: as in bl_tree_find */
+            if (e->hash == BL_TREEBIN) /* Acquire: as in chm__bl_tree_find */
                 e = (struct bl_node *)atomic_load_explicit(&bl_treebin_of(e)->first,
                                                            memory_order_acquire);
             else
@@ -1648,7 +1648,7 @@ static int check_bin(struct bl_map *m, struct bl_node *e, size_t idx, size_t n, 
         if (n < BL_MIN_TREEIFY_CAPACITY)
             return -12; /* a TreeBin in a table too small for one */
         size_t c;
-        int rc = bl_tree_check(cm, tb, &c);
+        int rc = chm__bl_tree_check(cm, tb, &c);
         if (rc != 0)
             return rc;
         for (struct bl_node *x =

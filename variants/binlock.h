@@ -68,8 +68,8 @@ typedef struct bl_lock {
 
 #define BL_LOCK_PATIENCE_NS 1000000 /* 1 ms */
 
-CHM_HIDDEN bool bl_lock_slow(bl_lock *l);
-CHM_HIDDEN void bl_unlock_wake(bl_lock *l);
+CHM_HIDDEN bool chm__bl_lock_slow(bl_lock *l);
+CHM_HIDDEN void chm__bl_unlock_wake(bl_lock *l);
 
 /* Lock @l; false when the holder kept it longer than the waiter's patience (nothing held). */
 static inline bool bl_lock_acquire(bl_lock *l)
@@ -80,14 +80,14 @@ static inline bool bl_lock_acquire(bl_lock *l)
     if (chm_likely(atomic_compare_exchange_strong_explicit(
             &l->word, &expected, 1, memory_order_acquire, memory_order_relaxed)))
         return true;
-    return bl_lock_slow(l);
+    return chm__bl_lock_slow(l);
 }
 
 static inline void bl_lock_release(bl_lock *l)
 {
     /* Release: pairs with the acquiring CAS / exchange of the next holder. */
     if (chm_unlikely(atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2))
-        bl_unlock_wake(l);
+        chm__bl_unlock_wake(l);
 }
 
 /* ---- nodes and tables ------------------------------------------------------------------------ */
@@ -154,26 +154,26 @@ static inline struct bl_treebin *bl_treebin_of(struct bl_node *n)
 /* ---- TreeBin (binlock_tree.c) ---------------------------------------------------------------- */
 
 /* TreeBin.find: lock-free lookup in the bin headed by @tb (inside a read section). */
-CHM_HIDDEN struct bl_node *bl_tree_find(const chm *m, struct bl_treebin *tb, uint64_t h,
-                                        uint64_t key);
+CHM_HIDDEN struct bl_node *chm__bl_tree_find(const chm *m, struct bl_treebin *tb, uint64_t h,
+                                             uint64_t key);
 
 /* findTreeNode under the bin lock (the tree is stable): the node for @key or NULL. */
-CHM_HIDDEN struct bl_tnode *bl_tree_lookup(const chm *m, struct bl_treebin *tb, uint64_t h,
-                                           uint64_t key);
+CHM_HIDDEN struct bl_tnode *chm__bl_tree_lookup(const chm *m, struct bl_treebin *tb, uint64_t h,
+                                                uint64_t key);
 
 /* new TreeBin(list): build the red-black tree over the TreeNode list @first (linked by next and
  * prev, not yet published) in the preallocated @tb. */
-CHM_HIDDEN void bl_treebin_init(const chm *m, struct bl_treebin *tb, struct bl_tnode *first);
+CHM_HIDDEN void chm__bl_treebin_init(const chm *m, struct bl_treebin *tb, struct bl_tnode *first);
 
-/* putTreeVal for a key known to be absent (bl_tree_lookup returned NULL under the same lock):
+/* putTreeVal for a key known to be absent (chm__bl_tree_lookup returned NULL under the same lock):
  * link the prepared @x (hash, key, value set) at the front of the list and into the tree. */
-CHM_HIDDEN void bl_tree_insert(const chm *m, struct bl_treebin *tb, struct bl_tnode *x);
+CHM_HIDDEN void chm__bl_tree_insert(const chm *m, struct bl_treebin *tb, struct bl_tnode *x);
 
 /* removeTreeNode: unlink @p from the list and the tree. Returns true when the bin is now too
  * small for a tree and the caller must replace it by its `first` list (untreeify). */
-CHM_HIDDEN bool bl_tree_remove(struct bl_treebin *tb, struct bl_tnode *p);
+CHM_HIDDEN bool chm__bl_tree_remove(struct bl_treebin *tb, struct bl_tnode *p);
 
 /* checkInvariants plus order and list/tree agreement; 0 or a negative code. Quiescent. */
-CHM_HIDDEN int bl_tree_check(const chm *m, struct bl_treebin *tb, size_t *count);
+CHM_HIDDEN int chm__bl_tree_check(const chm *m, struct bl_treebin *tb, size_t *count);
 
 #endif /* CHM_BINLOCK_H */

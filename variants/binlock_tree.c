@@ -310,7 +310,7 @@ static void lock_root(struct bl_treebin *tb)
 static void unlock_root(struct bl_treebin *tb)
 {
     uint32_t s = atomic_load_explicit(&tb->lock_state, memory_order_relaxed);
-    /* Release: pairs with the acquire load of lock_state in bl_tree_find; a reader that sees the
+    /* Release: pairs with the acquire load of lock_state in chm__bl_tree_find; a reader that sees the
      * even count sees the whole restructured tree. */
     atomic_store_explicit(&tb->lock_state, s + WRITER, memory_order_release);
 }
@@ -368,7 +368,7 @@ static struct bl_tnode *find_tree_node(const chm *m, struct bl_tnode *p, uint64_
     }
 }
 
-struct bl_tnode *bl_tree_lookup(const chm *m, struct bl_treebin *tb, uint64_t h, uint64_t key)
+struct bl_tnode *chm__bl_tree_lookup(const chm *m, struct bl_treebin *tb, uint64_t h, uint64_t key)
 {
     struct bl_tnode *r = atomic_load_explicit(&tb->root, memory_order_relaxed); /* bin locked */
     bool ok;
@@ -376,7 +376,7 @@ struct bl_tnode *bl_tree_lookup(const chm *m, struct bl_treebin *tb, uint64_t h,
 }
 
 /* TreeBin.find, store-free (see the header). Inside a read section. */
-struct bl_node *bl_tree_find(const chm *m, struct bl_treebin *tb, uint64_t h, uint64_t key)
+struct bl_node *chm__bl_tree_find(const chm *m, struct bl_treebin *tb, uint64_t h, uint64_t key)
 {
     /* Acquire: pairs with the release stores of first (tree insert, remove, construction). */
     struct bl_node *e = (struct bl_node *)atomic_load_explicit(&tb->first, memory_order_acquire);
@@ -408,7 +408,7 @@ struct bl_node *bl_tree_find(const chm *m, struct bl_treebin *tb, uint64_t h, ui
 
 /* ---- construction, insertion, removal (bin lock held) -------------------------------------- */
 
-void bl_treebin_init(const chm *m, struct bl_treebin *tb, struct bl_tnode *b)
+void chm__bl_treebin_init(const chm *m, struct bl_treebin *tb, struct bl_tnode *b)
 {
     /* Nothing here is published yet: relaxed stores; the caller's release store of the bin
      * publishes the whole TreeBin. */
@@ -451,8 +451,8 @@ void bl_treebin_init(const chm *m, struct bl_treebin *tb, struct bl_tnode *b)
     atomic_store_explicit(&tb->count, count, memory_order_relaxed);
 }
 
-/* putTreeVal's insertion half (the lookup half is bl_tree_lookup, done first by the caller). */
-void bl_tree_insert(const chm *m, struct bl_treebin *tb, struct bl_tnode *x)
+/* putTreeVal's insertion half (the lookup half is chm__bl_tree_lookup, done first by the caller). */
+void chm__bl_tree_insert(const chm *m, struct bl_treebin *tb, struct bl_tnode *x)
 {
     uint64_t h = x->n.hash, k = x->n.key;
     struct bl_tnode *f = atomic_load_explicit(&tb->first, memory_order_relaxed);
@@ -466,7 +466,7 @@ void bl_tree_insert(const chm *m, struct bl_treebin *tb, struct bl_tnode *x)
                           memory_order_relaxed);
     if (p == NULL) { /* first = root = x */
         x->parent = NULL;
-        /* Release: pairs with the acquire loads of first and root in bl_tree_find. */
+        /* Release: pairs with the acquire loads of first and root in chm__bl_tree_find. */
         atomic_store_explicit(&tb->first, x, memory_order_release);
         atomic_store_explicit(&tb->root, x, memory_order_release);
         return;
@@ -476,7 +476,7 @@ void bl_tree_insert(const chm *m, struct bl_treebin *tb, struct bl_tnode *x)
         struct bl_tnode *xp = p;
         if ((p = dir <= 0 ? left_of(p) : right_of(p)) == NULL) {
             x->parent = xp;
-            /* Release: pairs with bl_tree_find's acquire load of first (the list walk). */
+            /* Release: pairs with chm__bl_tree_find's acquire load of first (the list walk). */
             atomic_store_explicit(&tb->first, x, memory_order_release);
             if (f != NULL)
                 f->prev = x;
@@ -492,7 +492,7 @@ void bl_tree_insert(const chm *m, struct bl_treebin *tb, struct bl_tnode *x)
                 lock_root(tb);
                 CHM_YIELD_POINT("bl.tree.insert_restructuring"); /* lock_state odd */
                 struct bl_tnode *root = atomic_load_explicit(&tb->root, memory_order_relaxed);
-                /* Release: pairs with bl_tree_find's acquire load of root. */
+                /* Release: pairs with chm__bl_tree_find's acquire load of root. */
                 atomic_store_explicit(&tb->root, balance_insertion(root, x), memory_order_release);
                 unlock_root(tb);
             }
@@ -501,12 +501,12 @@ void bl_tree_insert(const chm *m, struct bl_treebin *tb, struct bl_tnode *x)
     }
 }
 
-bool bl_tree_remove(struct bl_treebin *tb, struct bl_tnode *p)
+bool chm__bl_tree_remove(struct bl_treebin *tb, struct bl_tnode *p)
 {
     struct bl_tnode *next = next_of(p);
     struct bl_tnode *pred = p->prev; /* unlink traversal pointers */
     struct bl_tnode *r, *rl;
-    /* Release stores: pair with the acquire loads of the list walk (bl_tree_find, iteration);
+    /* Release stores: pair with the acquire loads of the list walk (chm__bl_tree_find, iteration);
      * a reader standing on p still walks on through p's own next. */
     if (pred == NULL)
         atomic_store_explicit(&tb->first, next, memory_order_release);
@@ -586,7 +586,7 @@ bool bl_tree_remove(struct bl_treebin *tb, struct bl_tnode *p)
     }
 
     struct bl_tnode *root = p->red ? r : balance_deletion(r, replacement);
-    /* Release: pairs with bl_tree_find's acquire load of root. */
+    /* Release: pairs with chm__bl_tree_find's acquire load of root. */
     atomic_store_explicit(&tb->root, root, memory_order_release);
 
     if (p == replacement) { /* detach pointers */
@@ -636,7 +636,7 @@ static int check_subtree(const chm *m, struct bl_tnode *t, int *bh, size_t *n)
     return 0;
 }
 
-int bl_tree_check(const chm *m, struct bl_treebin *tb, size_t *count)
+int chm__bl_tree_check(const chm *m, struct bl_treebin *tb, size_t *count)
 {
     struct bl_tnode *root = atomic_load_explicit(&tb->root, memory_order_relaxed);
     if (root != NULL && (root->parent != NULL || root->red))
@@ -653,7 +653,7 @@ int bl_tree_check(const chm *m, struct bl_treebin *tb, size_t *count)
          prev = e, e = next_of(e)) {
         if (e->prev != prev)
             return -49; /* prev link */
-        if (bl_tree_lookup(m, tb, e->n.hash, e->n.key) != e)
+        if (chm__bl_tree_lookup(m, tb, e->n.hash, e->n.key) != e)
             return -50; /* a list node the tree does not find */
         in_list++;
     }

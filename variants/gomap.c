@@ -30,12 +30,12 @@
  *     its old bucket is evacuated) and marks the old bucket only once all copies succeeded; a
  *     failure re-zeroes the destinations. Overwrites and removes never fail: when growth cannot
  *     progress they act on the key where it currently lives. An insert can also be split in two
- *     (gomap_reserve, then gomap_commit or gomap_cancel) so that a compute function runs between
+ *     (chm__gomap_reserve, then chm__gomap_commit or chm__gomap_cancel) so that a compute function runs between
  *     the part that can fail and the part that cannot.
  *   - noverflow is an exact size_t compared with 2^B. Go keeps a uint16 that it increments with
  *     probability 2^-(B-15) above B = 15 and compares with 2^min(B,15): the same threshold.
  *   - No iterator ever walks an old bucket: chm_iter_init finishes any growth first
- *     (gomap_finish_growth), and a later growth needs an insert, which a fail-fast iterator
+ *     (chm__gomap_finish_growth), and a later growth needs an insert, which a fail-fast iterator
  *     reports as CHM_ECONCURRENT before touching the table again. Go keeps old arrays alive for
  *     iterators through its GC instead; here they can be freed as soon as evacuation ends.
  *   - The seed is re-randomised when the map becomes empty (Go issue 25237) only if the user did
@@ -177,7 +177,7 @@ static void set_array(gomap *g, gomap_bucket *arr, size_t nalloc)
 
 /* ---- construction ----------------------------------------------------------------------- */
 
-int gomap_init(gomap *g, const chm *owner, size_t hint)
+int chm__gomap_init(gomap *g, const chm *owner, size_t hint)
 {
     memset(g, 0, sizeof *g);
     g->owner = owner;
@@ -207,7 +207,7 @@ static void release_bucket_entries(const gomap *g, gomap_bucket *b)
             }
 }
 
-void gomap_destroy(gomap *g)
+void chm__gomap_destroy(gomap *g)
 {
     if (g->oldbuckets != NULL) {
         size_t n = noldbuckets(g);
@@ -261,7 +261,7 @@ static gomap_bucket *find_in_chain(const gomap *g, gomap_bucket *b, uint64_t key
     return NULL;
 }
 
-int gomap_get(const gomap *g, uint64_t key, uint64_t *value)
+int chm__gomap_get(const gomap *g, uint64_t key, uint64_t *value)
 {
     if (g->count == 0)
         return CHM_NOTFOUND;
@@ -388,7 +388,7 @@ static int grow_work(gomap *g, size_t bucket)
     return rc;
 }
 
-int gomap_finish_growth(gomap *g)
+int chm__gomap_finish_growth(gomap *g)
 {
     while (g->oldbuckets != NULL) {
         int rc = evacuate(g, g->nevacuate);
@@ -480,7 +480,7 @@ static uint64_t *place(gomap *g, gomap_bucket *b, int i, uint64_t stored, uint64
     return &b->vals[i];
 }
 
-int gomap_assign(gomap *g, uint64_t key, uint64_t **valp)
+int chm__gomap_assign(gomap *g, uint64_t key, uint64_t **valp)
 {
     uint64_t hash = hash_of(g, key);
     gomap_bucket *insertb, *last;
@@ -503,7 +503,7 @@ int gomap_assign(gomap *g, uint64_t key, uint64_t **valp)
     return CHM_OK;
 }
 
-int gomap_reserve(gomap *g, uint64_t key, gomap_reservation *r, uint64_t *present)
+int chm__gomap_reserve(gomap *g, uint64_t key, gomap_reservation *r, uint64_t *present)
 {
     r->hash = hash_of(g, key);
     r->spare = NULL;
@@ -524,17 +524,17 @@ int gomap_reserve(gomap *g, uint64_t key, gomap_reservation *r, uint64_t *presen
     return CHM_OK;
 }
 
-void gomap_commit(gomap *g, gomap_reservation *r, uint64_t value)
+void chm__gomap_commit(gomap *g, gomap_reservation *r, uint64_t value)
 {
-    /* The key's chain is where gomap_reserve found it: no growth started since (that needs an
+    /* The key's chain is where chm__gomap_reserve found it: no growth started since (that needs an
      * insert, which the caller rules out), and no other growth work writes into it (its old
-     * bucket was evacuated by gomap_reserve). Its first free slot, or the spare behind it. */
+     * bucket was evacuated by chm__gomap_reserve). Its first free slot, or the spare behind it. */
     gomap_bucket *b = &g->buckets[r->hash & (bucket_shift(g->B) - 1)];
     for (;;) {
         for (int i = 0; i < GOMAP_BUCKET_CNT; i++) {
             if (is_empty(b->tophash[i])) {
                 *place(g, b, i, r->stored, r->hash) = value;
-                gomap_cancel(r); /* a spare, if one was set aside, is not needed */
+                chm__gomap_cancel(r); /* a spare, if one was set aside, is not needed */
                 return;
             }
         }
@@ -547,7 +547,7 @@ void gomap_commit(gomap *g, gomap_reservation *r, uint64_t value)
     r->spare = NULL;
 }
 
-void gomap_cancel(gomap_reservation *r)
+void chm__gomap_cancel(gomap_reservation *r)
 {
     /* A preallocated spare stays in its array unused (freed with it): giving it back would need
      * to know that the array and its pool did not change meanwhile. */
@@ -583,7 +583,7 @@ static void mark_empty_rest(gomap_bucket *head, gomap_bucket *b, int i)
     }
 }
 
-int gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old_key)
+int chm__gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old_key)
 {
     if (g->count == 0)
         return CHM_NOTFOUND;
@@ -609,7 +609,7 @@ int gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old_key)
 
 /* ---- iteration -------------------------------------------------------------------------- */
 
-void gomap_iter_init(gomap_iter *it, const gomap *g, uint64_t rnd)
+void chm__gomap_iter_init(gomap_iter *it, const gomap *g, uint64_t rnd)
 {
     memset(it, 0, sizeof *it);
     it->modcount = g->modcount;
@@ -621,7 +621,7 @@ void gomap_iter_init(gomap_iter *it, const gomap *g, uint64_t rnd)
     it->offset = (uint8_t)((rnd >> 56) & (GOMAP_BUCKET_CNT - 1));
 }
 
-int gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value)
+int chm__gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value)
 {
     if (it->buckets == NULL)
         return CHM_END;
@@ -677,7 +677,7 @@ static int validate_chain(const gomap *g, const gomap_bucket *b, size_t index, s
     return 0;
 }
 
-int gomap_validate(const gomap *g)
+int chm__gomap_validate(const gomap *g)
 {
     size_t live = 0;
     if (g->oldbuckets == NULL && g->same_size_grow)
@@ -719,7 +719,7 @@ int gomap_validate(const gomap *g)
     return live == g->count ? 0 : -1;
 }
 
-const char *gomap_invariant(int code)
+const char *chm__gomap_invariant(int code)
 {
     switch (code) {
     case -1: return "count differs from the live slots";

@@ -36,7 +36,7 @@ typedef struct gomap {
     const chm *owner;  /* key operations and value_free */
 } gomap;
 
-/* Fail-fast iterator state; the caller checks modcount before calling gomap_iter_next. */
+/* Fail-fast iterator state; the caller checks modcount before calling chm__gomap_iter_next. */
 typedef struct gomap_iter {
     gomap_bucket *buckets;
     size_t mask;
@@ -49,13 +49,13 @@ typedef struct gomap_iter {
 } gomap_iter;
 
 /* Empty table sized for @hint entries (0 = allocate on first insert). CHM_OK or CHM_ENOMEM. */
-CHM_HIDDEN int gomap_init(gomap *g, const chm *owner, size_t hint);
+CHM_HIDDEN int chm__gomap_init(gomap *g, const chm *owner, size_t hint);
 
 /* Free everything; every value goes to value_free and every stored key to release. */
-CHM_HIDDEN void gomap_destroy(gomap *g);
+CHM_HIDDEN void chm__gomap_destroy(gomap *g);
 
 /* CHM_OK (*value set) or CHM_NOTFOUND. Pure read. */
-CHM_HIDDEN int gomap_get(const gomap *g, uint64_t key, uint64_t *value);
+CHM_HIDDEN int chm__gomap_get(const gomap *g, uint64_t key, uint64_t *value);
 
 /*
  * Find-or-insert (Go's mapassign). CHM_EXISTS: *valp points at the present value.
@@ -63,16 +63,16 @@ CHM_HIDDEN int gomap_get(const gomap *g, uint64_t key, uint64_t *value);
  * must set before any other call. CHM_ENOMEM: nothing changed (an overwrite of a present key
  * never fails: if growth cannot progress the key is found where it is).
  */
-CHM_HIDDEN int gomap_assign(gomap *g, uint64_t key, uint64_t **valp);
+CHM_HIDDEN int chm__gomap_assign(gomap *g, uint64_t key, uint64_t **valp);
 
 /*
  * An insert prepared before a compute function runs, so that nothing can fail after it
- * (chm_compute_if_absent on unsafe and rwlock). gomap_reserve does everything that can fail:
+ * (chm_compute_if_absent on unsafe and rwlock). chm__gomap_reserve does everything that can fail:
  * CHM_EXISTS (*present = the value), CHM_ENOMEM (content unchanged), or CHM_OK: @key is absent,
  * its stored copy is made and a spare overflow bucket is set aside if its chain is full. Then
- * exactly one of: gomap_commit (insert with @value; the table must not have changed
+ * exactly one of: chm__gomap_commit (insert with @value; the table must not have changed
  * structurally since -- modcount equal -- though overwrites and other growth work may have
- * run), or gomap_cancel (drops the spare), after which the caller releases r->stored (outside
+ * run), or chm__gomap_cancel (drops the spare), after which the caller releases r->stored (outside
  * its lock).
  */
 typedef struct gomap_reservation {
@@ -81,17 +81,17 @@ typedef struct gomap_reservation {
     gomap_bucket *spare; /* an overflow bucket for a full chain, or NULL */
     bool spare_pooled;   /* spare is one of the array's preallocated overflow buckets */
 } gomap_reservation;
-CHM_HIDDEN int gomap_reserve(gomap *g, uint64_t key, gomap_reservation *r, uint64_t *present);
-CHM_HIDDEN void gomap_commit(gomap *g, gomap_reservation *r, uint64_t value);
-CHM_HIDDEN void gomap_cancel(gomap_reservation *r);
+CHM_HIDDEN int chm__gomap_reserve(gomap *g, uint64_t key, gomap_reservation *r, uint64_t *present);
+CHM_HIDDEN void chm__gomap_commit(gomap *g, gomap_reservation *r, uint64_t value);
+CHM_HIDDEN void chm__gomap_cancel(gomap_reservation *r);
 
 /* Remove @key: CHM_OK with *old_value and *old_key (the stored copy, to release by the caller),
  * or CHM_NOTFOUND. Never fails. */
-CHM_HIDDEN int gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old_key);
+CHM_HIDDEN int chm__gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old_key);
 
 /* Finish an incremental growth now (iterators need a table that does not move).
  * CHM_OK or CHM_ENOMEM (the growth then stays partly done, content unchanged). */
-CHM_HIDDEN int gomap_finish_growth(gomap *g);
+CHM_HIDDEN int chm__gomap_finish_growth(gomap *g);
 
 static inline bool gomap_growing(const gomap *g)
 {
@@ -99,14 +99,14 @@ static inline bool gomap_growing(const gomap *g)
 }
 
 /* Start iterating; the table must not be growing. @rnd picks the random start. */
-CHM_HIDDEN void gomap_iter_init(gomap_iter *it, const gomap *g, uint64_t rnd);
+CHM_HIDDEN void chm__gomap_iter_init(gomap_iter *it, const gomap *g, uint64_t rnd);
 
 /* CHM_OK with *key and *value set, or CHM_END. Valid only while g->modcount == it->modcount. */
-CHM_HIDDEN int gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value);
+CHM_HIDDEN int chm__gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value);
 
 /* Quiescent self-check: every entry in the bucket its hash selects, counts consistent, tophash
  * states well-formed. Returns 0 when sound, else a negative code naming the first problem. */
-CHM_HIDDEN int gomap_validate(const gomap *g);
-CHM_HIDDEN const char *gomap_invariant(int code); /* a gomap_validate code in words */
+CHM_HIDDEN int chm__gomap_validate(const gomap *g);
+CHM_HIDDEN const char *chm__gomap_invariant(int code); /* a chm__gomap_validate code in words */
 
 #endif /* CHM_GOMAP_H */

@@ -35,7 +35,7 @@
  * returns CHM_ECONCURRENT and inserts nothing, as Java 9's HashMap.computeIfAbsent throws
  * ConcurrentModificationException, and hands the function's value to value_free (Java's
  * garbage collector would take it; here nobody else has it). Everything the insert needs is
- * allocated before the function runs (gomap_reserve), so no failure after it can lose its
+ * allocated before the function runs (chm__gomap_reserve), so no failure after it can lose its
  * value. Every pthread lock call's result is checked (CHM__LOCK_CALL): glibc answers a relock
  * by the writer with EDEADLK, and an unchecked one would go on to unlock the outer compute's
  * lock.
@@ -223,7 +223,7 @@ RW_INLINE int rw_get(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t 
 {
     struct rw_map *m = as_rw(cm);
     bool locked = rd_enter(L, m);
-    int rc = gomap_get(&m->g, key, value);
+    int rc = chm__gomap_get(&m->g, key, value);
     if (locked)
         L->rdunlock(m);
     return rc;
@@ -245,7 +245,7 @@ RW_INLINE int rw_assign(const struct lock_impl *L, struct rw_map *m, uint64_t ke
 {
     bool locked = wr_enter(L, m);
     uint64_t *slot;
-    int rc = gomap_assign(&m->g, key, &slot);
+    int rc = chm__gomap_assign(&m->g, key, &slot);
     if (rc == CHM_OK) {
         *slot = value;
     } else if (rc == CHM_EXISTS) {
@@ -294,15 +294,15 @@ RW_INLINE int rw_compute_if_absent(const struct lock_impl *L, chm *cm, uint64_t 
     gomap_reservation res;
     /* Everything the insert needs, before fn: on CHM_ENOMEM fn does not run, and after fn
      * nothing can fail. */
-    rc = gomap_reserve(&m->g, key, &res, &v);
+    rc = chm__gomap_reserve(&m->g, key, &res, &v);
     if (rc == CHM_OK) {
         uint64_t before = m->g.modcount;
         v = chm__reentry_run(cm, CHM__HOLD_MAP, fn, key, arg); /* nested calls: no locking */
         if (m->g.modcount != before) {
-            gomap_cancel(&res);
+            chm__gomap_cancel(&res);
             rc = CHM_ECONCURRENT; /* fn changed the map: insert nothing */
         } else {
-            gomap_commit(&m->g, &res, v);
+            chm__gomap_commit(&m->g, &res, v);
         }
     }
     if (locked)
@@ -324,7 +324,7 @@ RW_INLINE int rw_remove(const struct lock_impl *L, chm *cm, uint64_t key, uint64
     struct rw_map *m = as_rw(cm);
     bool locked = wr_enter(L, m);
     uint64_t v, k;
-    int rc = gomap_remove(&m->g, key, &v, &k);
+    int rc = chm__gomap_remove(&m->g, key, &v, &k);
     if (locked)
         L->wrunlock(m);
     if (rc == CHM_OK) {
@@ -342,13 +342,13 @@ RW_INLINE int rw_replace(const struct lock_impl *L, chm *cm, uint64_t key, uint6
     struct rw_map *m = as_rw(cm);
     bool locked = wr_enter(L, m);
     uint64_t cur;
-    int rc = gomap_get(&m->g, key, &cur);
+    int rc = chm__gomap_get(&m->g, key, &cur);
     if (rc == CHM_OK) {
         if (cur != expected) {
             rc = CHM_EXISTS;
         } else {
             uint64_t *slot;
-            (void)gomap_assign(&m->g, key, &slot); /* present: an overwrite, never fails */
+            (void)chm__gomap_assign(&m->g, key, &slot); /* present: an overwrite, never fails */
             *slot = desired;
         }
     }
@@ -380,13 +380,13 @@ RW_INLINE int rw_iter_init(const struct lock_impl *L, chm_iter *it, chm *cm)
             L->rdunlock(m);
             L->wrlock(m);
         }
-        rc = gomap_finish_growth(&m->g);
+        rc = chm__gomap_finish_growth(&m->g);
         if (rc == CHM_OK)
-            gomap_iter_init(&ri->gi, &m->g, iter_start(m));
+            chm__gomap_iter_init(&ri->gi, &m->g, iter_start(m));
         if (locked)
             L->wrunlock(m);
     } else {
-        gomap_iter_init(&ri->gi, &m->g, iter_start(m));
+        chm__gomap_iter_init(&ri->gi, &m->g, iter_start(m));
         if (locked)
             L->rdunlock(m);
     }
@@ -407,7 +407,7 @@ RW_INLINE int rw_iter_next(const struct lock_impl *L, chm_iter *it, uint64_t *ke
         ri->failed = true;
         rc = CHM_ECONCURRENT;
     } else {
-        rc = gomap_iter_next(&ri->gi, &k, &v);
+        rc = chm__gomap_iter_next(&ri->gi, &k, &v);
     }
     if (locked)
         L->rdunlock(m);
@@ -428,7 +428,7 @@ static void rw_iter_fini(chm_iter *it)
 static void rw_destroy(chm *cm)
 {
     struct rw_map *m = as_rw(cm);
-    gomap_destroy(&m->g);
+    chm__gomap_destroy(&m->g);
     if (m->base.opt.rwlock == CHM_RWLOCK_PTHREAD)
         CHM__LOCK_CALL(pthread_rwlock_destroy(&m->lock.pthread));
     chm__free(m);
@@ -436,7 +436,7 @@ static void rw_destroy(chm *cm)
 
 static int rw_validate(chm *cm)
 {
-    return gomap_validate(&as_rw(cm)->g);
+    return chm__gomap_validate(&as_rw(cm)->g);
 }
 
 /* One ops table per lock: thin wrappers that fix L, so each body inlines its lock calls. */
@@ -490,7 +490,7 @@ static int rw_validate(chm *cm)
         .iter_fini = rw_iter_fini,                                                                 \
         .destroy = rw_destroy,                                                                     \
         .validate = rw_validate,                                                                   \
-        .invariant = gomap_invariant,                                                              \
+        .invariant = chm__gomap_invariant,                                                         \
     };
 
 RW_OPS(pthread, pthread_impl)
@@ -526,7 +526,7 @@ static chm *rw_create(const chm_backend *b, const chm_options *opt)
             return NULL;
         }
     }
-    if (gomap_init(&m->g, &m->base, opt->capacity) != CHM_OK) {
+    if (chm__gomap_init(&m->g, &m->base, opt->capacity) != CHM_OK) {
         if (!use_ck)
             CHM__LOCK_CALL(pthread_rwlock_destroy(&m->lock.pthread));
         chm__free(m);

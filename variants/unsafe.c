@@ -31,7 +31,7 @@
  *     map; if it modified the map structurally the call returns CHM_ECONCURRENT and inserts
  *     nothing (Java 9's HashMap.computeIfAbsent throws ConcurrentModificationException there),
  *     handing the function's value to value_free. The insert is prepared before the function
- *     runs (gomap_reserve: the growth, the key copy, an overflow bucket), so CHM_ENOMEM means
+ *     runs (chm__gomap_reserve: the growth, the key copy, an overflow bucket), so CHM_ENOMEM means
  *     the function did not run.
  */
 #include "gomap.h"
@@ -109,7 +109,7 @@ static int unsafe_get(chm *cm, uint64_t key, uint64_t *value)
     struct unsafe_map *m = as_unsafe(cm);
     if (chm_unlikely(writer_active(m)))
         return race(m, RACE_READ);
-    return gomap_get(&m->g, key, value);
+    return chm__gomap_get(&m->g, key, value);
 }
 
 static size_t unsafe_size(chm *cm)
@@ -127,7 +127,7 @@ static int assign(struct unsafe_map *m, uint64_t key, uint64_t value, bool overw
     if (!write_begin(m))
         return race(m, RACE_WRITES);
     uint64_t *slot;
-    int rc = gomap_assign(&m->g, key, &slot);
+    int rc = chm__gomap_assign(&m->g, key, &slot);
     if (rc == CHM_OK) {
         *slot = value;
     } else if (rc == CHM_EXISTS) {
@@ -182,10 +182,10 @@ static int unsafe_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, v
     if (!write_begin(m))
         return race(m, RACE_WRITES);
     gomap_reservation res;
-    rc = gomap_reserve(&m->g, key, &res, &v);
+    rc = chm__gomap_reserve(&m->g, key, &res, &v);
     if (!write_end(m)) {
         if (rc == CHM_OK) {
-            gomap_cancel(&res);
+            chm__gomap_cancel(&res);
             chm__key_release(cm, res.stored);
         }
         return race(m, RACE_WRITES);
@@ -205,12 +205,12 @@ static int unsafe_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, v
         /* fn changed the map under us (or a racing writer holds the flag): insert nothing.
          * fn's value never entered the map and nobody else has it: it goes to value_free, like
          * a value that leaves (the caller may not even have asked for it back). */
-        gomap_cancel(&res);
+        chm__gomap_cancel(&res);
         chm__key_release(cm, res.stored);
         chm__value_free(cm, v);
         return rc == CHM_ECONCURRENT ? rc : race(m, RACE_WRITES);
     }
-    gomap_commit(&m->g, &res, v);
+    chm__gomap_commit(&m->g, &res, v);
     if (!write_end(m))
         return race(m, RACE_WRITES); /* inserted all the same */
     if (value != NULL)
@@ -224,7 +224,7 @@ static int unsafe_remove(chm *cm, uint64_t key, uint64_t *old)
     if (!write_begin(m))
         return race(m, RACE_WRITES);
     uint64_t v, k;
-    int rc = gomap_remove(&m->g, key, &v, &k);
+    int rc = chm__gomap_remove(&m->g, key, &v, &k);
     if (!write_end(m))
         return race(m, RACE_WRITES);
     if (rc == CHM_OK) {
@@ -241,15 +241,15 @@ static int unsafe_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t des
     struct unsafe_map *m = as_unsafe(cm);
     if (!write_begin(m))
         return race(m, RACE_WRITES);
-    /* A lookup, not gomap_assign: replace never inserts, so it must not grow or allocate. */
+    /* A lookup, not chm__gomap_assign: replace never inserts, so it must not grow or allocate. */
     uint64_t cur;
-    int rc = gomap_get(&m->g, key, &cur);
+    int rc = chm__gomap_get(&m->g, key, &cur);
     if (rc == CHM_OK) {
         if (cur != expected) {
             rc = CHM_EXISTS;
         } else {
             uint64_t *slot;
-            (void)gomap_assign(&m->g, key, &slot); /* present: an overwrite, never fails */
+            (void)chm__gomap_assign(&m->g, key, &slot); /* present: an overwrite, never fails */
             *slot = desired;
         }
     }
@@ -269,7 +269,7 @@ static int unsafe_iter_init(chm_iter *it, chm *cm)
     if (gomap_growing(&m->g)) { /* finishing the growth is a write */
         if (!write_begin(m))
             return race(m, RACE_ITER);
-        int rc = gomap_finish_growth(&m->g);
+        int rc = chm__gomap_finish_growth(&m->g);
         if (!write_end(m))
             return race(m, RACE_ITER);
         if (rc != CHM_OK)
@@ -278,7 +278,7 @@ static int unsafe_iter_init(chm_iter *it, chm *cm)
         return race(m, RACE_ITER);
     }
     m->iter_rnd = chm__mix64(m->iter_rnd + 1, m->base.seed);
-    gomap_iter_init(&ui->gi, &m->g, m->iter_rnd);
+    chm__gomap_iter_init(&ui->gi, &m->g, m->iter_rnd);
     ui->failed = false;
     return CHM_OK;
 }
@@ -294,7 +294,7 @@ static int unsafe_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
         return CHM_ECONCURRENT;
     }
     uint64_t k, v;
-    int rc = gomap_iter_next(&ui->gi, &k, &v);
+    int rc = chm__gomap_iter_next(&ui->gi, &k, &v);
     if (rc == CHM_OK) {
         if (key != NULL)
             *key = k;
@@ -314,13 +314,13 @@ static void unsafe_iter_fini(chm_iter *it)
 static void unsafe_destroy(chm *cm)
 {
     struct unsafe_map *m = as_unsafe(cm);
-    gomap_destroy(&m->g);
+    chm__gomap_destroy(&m->g);
     chm__free(m);
 }
 
 static int unsafe_validate(chm *cm)
 {
-    return gomap_validate(&as_unsafe(cm)->g);
+    return chm__gomap_validate(&as_unsafe(cm)->g);
 }
 
 static const struct chm_ops unsafe_ops = {
@@ -336,7 +336,7 @@ static const struct chm_ops unsafe_ops = {
     .iter_fini = unsafe_iter_fini,
     .destroy = unsafe_destroy,
     .validate = unsafe_validate,
-    .invariant = gomap_invariant,
+    .invariant = chm__gomap_invariant,
 };
 
 static chm *unsafe_create(const chm_backend *b, const chm_options *opt)
@@ -348,7 +348,7 @@ static chm *unsafe_create(const chm_backend *b, const chm_options *opt)
     }
     chm__header_init(&m->base, &unsafe_ops, b, opt);
     m->iter_rnd = m->base.seed;
-    if (gomap_init(&m->g, &m->base, opt->capacity) != CHM_OK) {
+    if (chm__gomap_init(&m->g, &m->base, opt->capacity) != CHM_OK) {
         chm__free(m);
         errno = ENOMEM;
         return NULL;

@@ -370,7 +370,9 @@ static void smr_atfork_child(void)
      * them is inside the gate), out of ours, their flags dropped. */
     smr_unlink_others(t, false);
     /* Recount each domain's queue; batches in flight can only be this thread's own. */
-    for (struct cds_list_head *p = smr_domains.next; p != &smr_domains; p = p->next) {
+    struct cds_list_head *p;
+    cds_list_for_each(p, &smr_domains)
+    {
         chm_smr_domain *d = smr_entry(p, chm_smr_domain, reg);
         size_t n = 0;
         for (chm_smr_node *x = atomic_load_explicit(&d->list, memory_order_relaxed); x != NULL;
@@ -786,7 +788,9 @@ chm_smr_domain *chm__smr_domain_of(const void *owner)
     chm_smr_domain *found = NULL;
     smr_gate_enter(t); /* the registry lock is only taken inside the gate (fork) */
     pthread_mutex_lock(&smr_registry_lock);
-    for (struct cds_list_head *p = smr_domains.next; p != &smr_domains; p = p->next) {
+    struct cds_list_head *p;
+    cds_list_for_each(p, &smr_domains)
+    {
         chm_smr_domain *d = smr_entry(p, chm_smr_domain, reg);
         if (d->owner == owner)
             found = d;
@@ -815,7 +819,9 @@ void chm__smr_barrier(void)
     if (ds == NULL)
         smr_fatal("smr: chm__smr_barrier: out of memory");
     pthread_mutex_lock(&smr_registry_lock);
-    for (struct cds_list_head *p = smr_domains.next; p != &smr_domains; p = p->next) {
+    struct cds_list_head *p;
+    cds_list_for_each(p, &smr_domains)
+    {
         chm_smr_domain *d = smr_entry(p, chm_smr_domain, reg);
         if (n == cap) {
             chm_smr_domain **more = realloc(ds, 2 * cap * sizeof *ds);

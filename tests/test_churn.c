@@ -18,7 +18,6 @@
  * backlog is not the library's to control; the block count is exact.
  */
 #include "chm_internal.h"
-#include "smr.h"
 #include "testlib.h"
 
 #include <limits.h>
@@ -44,29 +43,12 @@ static void count_free(uint64_t value, void *ctx)
     atomic_fetch_add_explicit(&((struct churn *)ctx)->freed, 1, memory_order_relaxed);
 }
 
-/* The blocks the library holds once nothing is in flight. First two rounds of a write and a
- * full iteration: they bring a map that keeps two views of its entries to one view, whatever
- * point of its cycle the churn stopped at (on readmostly the write builds a dirty map, which
- * expunges deleted entries, and the iteration promotes it, which drops them). Then the barrier
- * waits until everything retired so far is freed. Each round's scratch value reaches value_free
- * (counted in c->scratch). */
-enum { SCRATCH_KEY = UINT64_MAX, QUIESCE_ROUNDS = 2 };
-
+/* The blocks the library holds, counted the same way every time (tl_quiesced_blocks); its
+ * scratch values reach value_free and are counted in c->scratch. */
 static long quiesced_blocks(struct churn *c)
 {
-    for (int round = 0; round < QUIESCE_ROUNDS; round++) {
-        chm_iter it;
-        CHECK_RC(chm_put(c->m, SCRATCH_KEY, 0, NULL), CHM_OK);
-        CHECK_RC(chm_remove(c->m, SCRATCH_KEY, NULL), CHM_OK);
-        c->scratch++;
-        if (CHECK_RC(chm_iter_init(&it, c->m), CHM_OK)) {
-            while (chm_iter_next(&it, NULL, NULL) == CHM_OK)
-                ;
-            chm_iter_fini(&it);
-        }
-    }
-    chm__smr_barrier();
-    return chm__alloc_live();
+    c->scratch += TL_QUIESCE_ROUNDS;
+    return tl_quiesced_blocks(c->m);
 }
 
 static void churn_thread(int idx, void *arg)

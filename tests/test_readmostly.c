@@ -38,7 +38,6 @@
 #include "readmostly.h"
 #include "smr.h"
 
-#include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdio.h>
@@ -536,30 +535,6 @@ static void churn_until(struct churn *c, uint64_t until)
     tl_run_threads(2, churn_thread, c);
 }
 
-/* The blocks the library holds once nothing is in flight. Two rounds of a new key (a dirty
- * build, which expunges the deleted entries) and a full iteration (a promotion, which drops
- * them) leave one view of exactly the live entries, whatever point of its cycle the churn
- * stopped at; the barrier then waits until everything retired so far is freed. The count
- * depends on the map's contents alone, not on timing. Each round's scratch value goes to
- * value_free. */
-enum { QUIESCE_ROUNDS = 2 };
-
-static long quiesced_blocks(chm *m)
-{
-    for (int round = 0; round < QUIESCE_ROUNDS; round++) {
-        chm_iter it;
-        CHECK_RC(chm_put(m, UINT64_MAX, 0, NULL), CHM_OK);
-        CHECK_RC(chm_remove(m, UINT64_MAX, NULL), CHM_OK);
-        if (CHECK_RC(chm_iter_init(&it, m), CHM_OK)) {
-            while (chm_iter_next(&it, NULL, NULL) == CHM_OK)
-                ;
-            chm_iter_fini(&it);
-        }
-    }
-    chm__smr_barrier();
-    return chm__alloc_live();
-}
-
 static void test_churn(void *arg)
 {
     (void)arg;
@@ -582,9 +557,9 @@ static void test_churn(void *arg)
      * hundred keys would exceed the bound below (several times over in a plain build). */
     uint64_t warm = 10 * LAG, churn = warm + tl_scaled(1000000, 100000);
     churn_until(&c, warm);
-    long blocks0 = quiesced_blocks(m);
+    long blocks0 = tl_quiesced_blocks(m);
     churn_until(&c, churn);
-    long blocks1 = quiesced_blocks(m);
+    long blocks1 = tl_quiesced_blocks(m);
     uint64_t keys = c.next[0] + c.next[1];
     struct chm__rm_stats s = stats(m);
     tl_note("churn: %" PRIu64 " new keys (%" PRIu64 " after warm-up), %" PRIu64 " ops, %" PRIu64
@@ -608,8 +583,9 @@ static void test_churn(void *arg)
     chm__alloc_disarm();
     CHECK_EQ(live, 0);
     /* every value that entered left exactly once: removed, overwritten, or freed at chm_free */
-    /* + the scratch values of the two quiesced_blocks */
-    CHECK_EQ(tl_freelog_calls(&log), keys + c.overwrites[0] + c.overwrites[1] + 2 * QUIESCE_ROUNDS);
+    /* + the scratch values of the two tl_quiesced_blocks */
+    CHECK_EQ(tl_freelog_calls(&log),
+             keys + c.overwrites[0] + c.overwrites[1] + 2 * TL_QUIESCE_ROUNDS);
     tl_freelog_fini(&log);
 }
 

@@ -6,7 +6,8 @@
 #endif
 #include "testlib.h"
 
-#include "chm_internal.h" /* chm__validate */
+#include "chm_internal.h" /* chm__validate, chm__alloc_live */
+#include "smr.h"          /* chm__smr_barrier */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -748,4 +749,20 @@ const char *tl_child_describe(const tl_child *c, char *buf, size_t len)
     else
         snprintf(buf, len, "unknown");
     return buf;
+}
+
+long tl_quiesced_blocks(chm *m)
+{
+    for (int round = 0; round < TL_QUIESCE_ROUNDS; round++) {
+        chm_iter it;
+        CHECK_RC(chm_put(m, UINT64_MAX, 0, NULL), CHM_OK);
+        CHECK_RC(chm_remove(m, UINT64_MAX, NULL), CHM_OK);
+        if (CHECK_RC(chm_iter_init(&it, m), CHM_OK)) {
+            while (chm_iter_next(&it, NULL, NULL) == CHM_OK)
+                ;
+            chm_iter_fini(&it);
+        }
+    }
+    chm__smr_barrier();
+    return chm__alloc_live();
 }

@@ -183,6 +183,19 @@ void tl_freelog_fini(tl_freelog *l);
 void tl_freelog_cb(uint64_t value, void *ctx);
 unsigned long tl_freelog_calls(tl_freelog *l);
 
+/* ---- memory the library holds ------------------------------------------------------------- */
+
+/* The blocks the library holds (chm__alloc_live, counting armed) once nothing is in flight, for
+ * churn tests that bound them. First TL_QUIESCE_ROUNDS rounds of a write and a full iteration:
+ * they bring a map that keeps two views of its entries to one view, whatever point of its cycle
+ * a churn stopped at (on readmostly the write of a new key builds a dirty map, which expunges
+ * deleted entries, and the iteration promotes it, which drops them). Then a reclamation barrier
+ * waits until everything retired so far is freed. The count then depends on the map's contents
+ * alone, not on timing. Each round puts and removes the key UINT64_MAX (absent before), so one
+ * value per round reaches value_free. */
+enum { TL_QUIESCE_ROUNDS = 2 };
+long tl_quiesced_blocks(chm *m);
+
 /* ---- threads ------------------------------------------------------------------------------ */
 
 #define TL_MAX_THREADS 64

@@ -161,6 +161,32 @@ CHM_API const chm_backend *const *chm_backend_list(void);
 /* chm_backend_thread_safe - false only for chm_unsafe (and for NULL). */
 CHM_API bool chm_backend_thread_safe(const chm_backend *b);
 
+/* What a backend guarantees, as data: chm_backend_caps() returns a set of these bits. Tests,
+ * benchmarks and programs ask for a property, never for a backend's name. Bits may be added. */
+enum {
+    CHM_CAP_THREAD_SAFE = 1u << 0,       /* every operation may run concurrently */
+    CHM_CAP_FAIL_FAST_ITER = 1u << 1,    /* iteration is fail-fast (CHM_ECONCURRENT); else
+                                            weakly consistent (thread-safe backends) */
+    CHM_CAP_STORE_FREE_GET = 1u << 2,    /* chm_get takes no lock and stores nothing shared
+                                            (readmostly: for keys in its read index) */
+    CHM_CAP_TREE_BINS = 1u << 3,         /* colliding keys with a compare cost O(log n) */
+    CHM_CAP_RACE_DETECT = 1u << 4,       /* concurrent misuse detected (chm_unsafe) */
+    CHM_CAP_PADDING_SWITCH = 1u << 5,    /* chm_options.packed changes the layout */
+    CHM_CAP_RWLOCK_KINDS = 1u << 6,      /* chm_options.rwlock picks the lock */
+    CHM_CAP_COMPUTE_EXCLUSIVE = 1u << 7, /* a compute function holds the whole map: a nested
+                                            write from it runs (and fails the compute with
+                                            CHM_ECONCURRENT if structural) instead of
+                                            returning CHM_EDEADLK */
+    CHM_CAP_DEFERRED_FREE = 1u << 8,     /* values and keys that leave the map reach value_free
+                                            and release a grace period later, in batches (see
+                                            "Reclamation"); else within the removing call */
+    CHM_CAP_SEGMENTS = 1u << 9           /* chm_options.concurrency is the number of
+                                            independently locked segments */
+};
+
+/* chm_backend_caps - @b's CHM_CAP_* bits; 0 for NULL. */
+CHM_API unsigned chm_backend_caps(const chm_backend *b);
+
 /* ---------------------------------------------------------------------------------------------
  * Keys, values, options
  * ------------------------------------------------------------------------------------------- */
@@ -221,10 +247,18 @@ typedef struct chm_options {
                                 still read it. Must not call into the same map; where
                                 it runs and what it may call: "Reclamation" above */
     void *ctx;                                     /* passed to value_free */
-    /* --- additions to the contract (zero = default) --- */
-    chm_rwlock_kind rwlock; /* chm_rwlock only: which lock */
+    chm_rwlock_kind rwlock; /* chm_rwlock only: which lock (CHM_CAP_RWLOCK_KINDS) */
     bool packed;            /* lay hot per-segment / per-counter fields out without 64-byte
-                                padding, to measure false sharing; default false = padded */
+                                padding, to measure false sharing; default false = padded
+                                (backends with CHM_CAP_PADDING_SWITCH; others ignore it) */
+    size_t size;            /* how the struct grows without breaking compiled callers:
+                                0 or sizeof(chm_options) as the caller's header declared it.
+                                Fields added later go after this one; a library newer than
+                                the caller reads only the first `size` bytes (0: every field
+                                up to this one) and takes the rest as zero = default, and a
+                                library older than the caller accepts a larger size only if
+                                every byte it does not know is zero (else EINVAL), so an
+                                option it cannot honour is never silently ignored */
 } chm_options;
 
 /* ---------------------------------------------------------------------------------------------
@@ -257,7 +291,7 @@ CHM_API const char *chm_strerror(int status);
  * @opt: options, or NULL for all defaults (so is a zero-initialised struct).
  *
  * Returns the map, or NULL with errno EINVAL (bad backend, keyops without hash/equal, unknown
- * on_race or rwlock kind) or ENOMEM (out of memory, or a capacity too large to allocate).
+ * on_race or rwlock kind, a size that is not one, an option newer than the library) or ENOMEM (out of memory, or a capacity too large to allocate).
  * Thread-safe: maps are independent of each other.
  */
 CHM_API chm *chm_new(const chm_backend *b, const chm_options *opt);
@@ -343,8 +377,110 @@ typedef uint64_t chm_compute_fn(uint64_t key, void *arg);
 CHM_API int chm_compute_if_absent(chm *m, uint64_t key, chm_compute_fn *fn, void *arg,
                                   uint64_t *value);
 
+/* What a chm_compute function decides for its key. */
+typedef enum chm_compute_action {
+    CHM_COMPUTE_KEEP = 0, /* leave the key as it is (an absent key stays absent) */
+    CHM_COMPUTE_SET,      /* set the key to *value (insert it, or replace its value) */
+    CHM_COMPUTE_DELETE    /* remove the key (nothing happens if it is absent) */
+} chm_compute_action;
+
+/* An update function for chm_compute. @present: whether @key is in the map; @old: its value if
+ * present, 0 otherwise. *@value is @old on entry (0 if absent); on CHM_COMPUTE_SET it holds the
+ * value to store. Any other return is taken as CHM_COMPUTE_KEEP. */
+typedef chm_compute_action chm_update_fn(uint64_t key, bool present, uint64_t old,
+                                         uint64_t *value, void *arg);
+
+/*
+ * chm_compute - an atomic read-modify-write of one key: fn(key, present, old, &value, arg) sees
+ * the key's state and decides keep, set or delete, and its decision is applied atomically with
+ * the state it saw (among racing chm_compute calls on one key, the decisions apply one after
+ * another: two threads each adding 1 a million times end at exactly 2,000,000).
+ *   CHM_OK:       the key is present after the call; *result = its value (set or kept).
+ *   CHM_NOTFOUND: the key is absent after the call (deleted, or absent and kept); *result
+ *                 untouched.
+ *   CHM_EINVAL:   NULL map or fn; fn did not run.
+ *   CHM_ENOMEM:   fn did not run and nothing changed (every backend allocates what a SET could
+ *                 need before fn runs, so a decision is never lost to a failed allocation).
+ *   CHM_EDEADLK, CHM_ECONCURRENT, CHM_ERACE: as chm_compute_if_absent (fn's rules below); when
+ *                 the call fails after fn chose SET, fn's value goes to value_free (never lost).
+ * fn runs exactly once per call that returns CHM_OK or CHM_NOTFOUND, under the same lock and
+ * with the same nesting rules as chm_compute_if_absent's fn (there: what fn may call, what a
+ * nested call on the same map returns, CHM_COMPUTE_NESTING_MAX). The value that leaves the map
+ * (replaced by a different value, or deleted) goes to value_free; a SET of the value the key
+ * already holds is a KEEP.
+ * Linearization point: the moment the decision is applied (a KEEP: when fn's view was read).
+ * Ordering: as chm_put for a SET, chm_remove for a DELETE, chm_get for a KEEP ("Memory ordering").
+ *
+ * The originals' calls, written with it (fn's body shown):
+ *   Java compute(k, f):            *value = f(k, present, old); return SET (or DELETE for null)
+ *   Java computeIfPresent(k, f):   if (!present) return KEEP; then as compute
+ *   Java merge(k, v, f):           *value = present ? f(old, v) : v; return SET
+ *   Go Swap(k, v):                 *value = v; return SET          (old, present: the previous)
+ *   Go CompareAndSwap(k, o, n):    if (!present || old != o) return KEEP; *value = n; return SET
+ *   Go CompareAndDelete(k, o):     return present && old == o ? DELETE : KEEP
+ *   Go LoadOrStore(k, v):          if (present) return KEEP; *value = v; return SET
+ *   Go LoadAndDelete(k):           return DELETE                   (old, present: what it had)
+ *   a counter:                     *value = old + 1; return SET
+ *   a refcount drop:               if (old == 1) return DELETE; *value = old - 1; return SET
+ * (fn's arguments are the only way out for old/present: copy them into @arg.)
+ */
+CHM_API int chm_compute(chm *m, uint64_t key, chm_update_fn *fn, void *arg, uint64_t *result);
+
+/* chm_remove_if - compare-and-delete (Java's remove(key, value), Go's CompareAndDelete), the
+ * mirror of chm_replace. CHM_OK: the value was @expected and the key is removed (@expected goes
+ * to value_free). CHM_NOTFOUND: absent. CHM_EXISTS: present with another value; nothing
+ * changed. Linearizable; ordering as chm_remove on success, chm_get on failure. */
+CHM_API int chm_remove_if(chm *m, uint64_t key, uint64_t expected);
+
+/* chm_clear - remove every key. CHM_OK (CHM_EINVAL for NULL; CHM_ERACE on chm_unsafe with
+ * CHM_RACE_RETURN). Every key present for the whole call is removed and its value goes to
+ * value_free (and the stored key to release); keys put concurrently may survive. Not one atomic
+ * step on the thread-safe backends but one removal per key (Java's clear()), except chm_rwlock,
+ * which clears under its write lock. It is a structural modification for fail-fast iterators
+ * (when the map was not already empty); weakly consistent iterators keep their guarantees.
+ * Never fails for lack of memory: the map keeps its current table (as Java's clear keeps its
+ * capacity). */
+CHM_API int chm_clear(chm *m);
+
+/* A visit function: runs with the key's current value. */
+typedef void chm_visit_fn(uint64_t key, uint64_t value, void *arg);
+
+/*
+ * chm_visit - run fn(key, value, arg) with @key's value, while that value cannot reach
+ * value_free: a pointer value may be dereferenced inside fn even if another thread replaces or
+ * removes it meanwhile (it goes to value_free after fn returns). The way to use pointer values
+ * safely: take a reference inside fn (docs/choosing.md, "Pointer values").
+ * CHM_OK: fn ran once. CHM_NOTFOUND: absent, fn did not run. CHM_EINVAL: NULL map or fn.
+ * Linearizable as chm_get (the value fn sees is the key's value at one instant of the call).
+ * fn runs on the calling thread inside the map's protection: a read-side section on segmented,
+ * binlock and readmostly (while it runs, grace periods -- this map's reclamation and every other
+ * map's -- wait for it), the read lock on rwlock. So fn must be short and must not block: it may
+ * call chm_get, chm_visit and chm_size on any map, its own included (they do not lock what fn's
+ * caller holds); a write, compute or chm_clear on its own map returns CHM_EDEADLK; it must not
+ * write, compute, iterate or free other maps, take a lock another chm caller may hold, or wait
+ * for another thread (any of these may wait for a grace period or a writer that waits for fn).
+ */
+CHM_API int chm_visit(chm *m, uint64_t key, chm_visit_fn *fn, void *arg);
+
 /* chm_size - the number of entries; exact when no write is in flight (0 for NULL). */
 CHM_API size_t chm_size(chm *m);
+
+/* What an operator graphs, from chm_stats_get. Each field is read without stopping writers:
+ * exact when the map is quiescent. */
+typedef struct chm_stats {
+    size_t entries; /* as chm_size */
+    size_t buckets; /* slots (unsafe, rwlock: 8 per bucket) or bins of the current table(s)
+                       (segmented: summed over segments; readmostly: the dirty map's) */
+    size_t bytes;   /* memory the map holds now: tables, nodes, pools, boxes, stored-key copies
+                       made by chm_keys_string; what malloc rounds up is not counted */
+    size_t resizes; /* completed resizes since chm_new (table growths; readmostly: promotions
+                       are not resizes) */
+    size_t pending; /* objects retired by this map and not yet freed (0 on unsafe, rwlock) */
+} chm_stats; /* fields may be added at the end */
+
+/* chm_stats_get - fill *@st for @m. CHM_OK, or CHM_EINVAL for NULL arguments. Thread-safe on
+ * thread-safe backends (takes no lock that a writer holds long; rwlock: the read lock). */
+CHM_API int chm_stats_get(chm *m, chm_stats *st);
 
 /* ---------------------------------------------------------------------------------------------
  * Iteration

@@ -1,6 +1,7 @@
 /*
  * backends.c - the registry: every backend that is built, in the contract's order.
- * A new backend adds one line here and nothing else outside its own file.
+ * A new backend adds one line here and nothing else outside its own file: what it guarantees
+ * (struct chm_backend's caps) is how tests and benchmarks tell backends apart.
  */
 #include "chm_internal.h"
 
@@ -40,5 +41,10 @@ const char *chm_backend_name(const chm_backend *b)
 
 bool chm_backend_thread_safe(const chm_backend *b)
 {
-    return b != NULL && b->thread_safe;
+    return (chm_backend_caps(b) & CHM_CAP_THREAD_SAFE) != 0;
+}
+
+unsigned chm_backend_caps(const chm_backend *b)
+{
+    return b != NULL ? b->caps : 0;
 }

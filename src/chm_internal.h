@@ -37,6 +37,11 @@ struct chm_ops {
     int (*replace)(chm *m, uint64_t key, uint64_t expected, uint64_t desired);
     int (*compute_if_absent)(chm *m, uint64_t key, chm_compute_fn *fn, void *arg, uint64_t *value);
     size_t (*size)(chm *m);
+    int (*compute)(chm *m, uint64_t key, chm_update_fn *fn, void *arg, uint64_t *result);
+    int (*remove_if)(chm *m, uint64_t key, uint64_t expected);
+    int (*clear)(chm *m);
+    int (*visit)(chm *m, uint64_t key, chm_visit_fn *fn, void *arg);
+    void (*stats)(chm *m, chm_stats *st); /* every field filled */
     int (*iter_init)(chm_iter *it, chm *m);
     int (*iter_next)(chm_iter *it, uint64_t *key, uint64_t *value);
     void (*iter_fini)(chm_iter *it);
@@ -47,7 +52,7 @@ struct chm_ops {
 
 struct chm_backend {
     const char *name;
-    bool thread_safe;
+    unsigned caps; /* CHM_CAP_* (chm.h): what tests and benchmarks ask instead of the name */
     /* Allocate and initialise a map; `opt` is resolved (keys and concurrency filled in,
      * validated; seed 0 still means "random": chm__header_init draws it).
      * Returns NULL with errno set (ENOMEM, EINVAL). */

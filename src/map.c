@@ -40,13 +40,31 @@ static bool backend_known(const chm_backend *b)
     return false;
 }
 
+/* Copy the caller's options into @o (see chm_options.size in chm.h): the first `size` bytes of
+ * a struct that may be older (shorter) or newer (longer) than this library's. false = a newer
+ * caller set a field this library does not know. */
+static bool options_copy(chm_options *o, const chm_options *opt)
+{
+    memset(o, 0, sizeof *o);
+    if (opt == NULL)
+        return true;
+    size_t size = opt->size != 0 ? opt->size : offsetof(chm_options, size) + sizeof opt->size;
+    if (size < offsetof(chm_options, size) + sizeof opt->size)
+        return false; /* smaller than the first header that had the field: not a size */
+    memcpy(o, opt, size < sizeof *o ? size : sizeof *o);
+    for (size_t i = sizeof *o; i < size; i++)
+        if (((const unsigned char *)opt)[i] != 0)
+            return false;
+    return true;
+}
+
 chm *chm_new(const chm_backend *b, const chm_options *opt)
 {
     chm_options o;
-    if (opt != NULL)
-        o = *opt;
-    else
-        memset(&o, 0, sizeof o);
+    if (!options_copy(&o, opt)) {
+        errno = EINVAL;
+        return NULL;
+    }
     if (b == NULL || !backend_known(b)) {
         errno = EINVAL;
         return NULL;
@@ -150,6 +168,56 @@ int chm_compute_if_absent(chm *m, uint64_t key, chm_compute_fn *fn, void *arg, u
     int rc = m->ops->compute_if_absent(m, key, fn, arg, value);
     chm__smr_leave(t);
     return rc;
+}
+
+int chm_compute(chm *m, uint64_t key, chm_update_fn *fn, void *arg, uint64_t *result)
+{
+    if (chm_unlikely(m == NULL || fn == NULL))
+        return CHM_EINVAL;
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    int rc = m->ops->compute(m, key, fn, arg, result);
+    chm__smr_leave(t);
+    return rc;
+}
+
+int chm_remove_if(chm *m, uint64_t key, uint64_t expected)
+{
+    if (chm_unlikely(m == NULL))
+        return CHM_EINVAL;
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    int rc = m->ops->remove_if(m, key, expected);
+    chm__smr_leave(t);
+    return rc;
+}
+
+int chm_clear(chm *m)
+{
+    if (chm_unlikely(m == NULL))
+        return CHM_EINVAL;
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    int rc = m->ops->clear(m);
+    chm__smr_leave(t);
+    return rc;
+}
+
+int chm_visit(chm *m, uint64_t key, chm_visit_fn *fn, void *arg)
+{
+    if (chm_unlikely(m == NULL || fn == NULL))
+        return CHM_EINVAL;
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    int rc = m->ops->visit(m, key, fn, arg);
+    chm__smr_leave(t);
+    return rc;
+}
+
+int chm_stats_get(chm *m, chm_stats *st)
+{
+    if (m == NULL || st == NULL)
+        return CHM_EINVAL;
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    m->ops->stats(m, st);
+    chm__smr_leave(t);
+    return CHM_OK;
 }
 
 size_t chm_size(chm *m)

@@ -21,6 +21,10 @@
  *                   bin, the mutex): every nested write returns CHM_EDEADLK, a nested compute
  *                   included; reads take no such lock, or skip it (readmostly: the mutex is
  *                   held)
+ *   CHM__HOLD_READ  a chm_visit function runs with a value of the map protected (rwlock: the
+ *                   read lock; the others: a read-side section): every nested write returns
+ *                   CHM_EDEADLK; nested reads skip the read lock (rwlock) and take no lock
+ *                   that could wait for a writer
  *
  * The stack has a fixed depth, CHM_COMPUTE_NESTING_MAX (chm.h): a compute that would nest
  * deeper returns CHM_ENOMEM before anything happens (its function does not run).
@@ -43,7 +47,8 @@
 enum chm__hold {
     CHM__HOLD_NONE = 0, /* no compute of this thread runs in the map */
     CHM__HOLD_MAP,      /* the whole map, exclusively */
-    CHM__HOLD_PART      /* a lock or reservation inside the map */
+    CHM__HOLD_PART,     /* a lock or reservation inside the map */
+    CHM__HOLD_READ      /* a read lock or section, for a chm_visit function */
 };
 
 /* This thread's stack: entries [0, depth) are valid, the innermost last. Two arrays rather than
@@ -74,10 +79,12 @@ static inline bool chm__reentry_holds(const chm *m)
     return chm__reentry_held(m) != CHM__HOLD_NONE;
 }
 
-/* A write to @m would wait for this thread's own compute: it returns CHM_EDEADLK instead. */
+/* A write to @m would wait for what this thread's own compute or visit holds: it returns
+ * CHM_EDEADLK instead. */
 static inline bool chm__reentry_refuses_write(const chm *m)
 {
-    return chm_unlikely(chm__reentry_held(m) == CHM__HOLD_PART);
+    enum chm__hold h = chm__reentry_held(m);
+    return chm_unlikely(h == CHM__HOLD_PART || h == CHM__HOLD_READ);
 }
 
 /* May a compute start on @m? CHM_OK; CHM_EDEADLK (a write to a map this thread holds part of);
@@ -97,6 +104,19 @@ static inline int chm__reentry_check(const chm *m)
  * checked chm__reentry_check(@m) before taking it. */
 CHM_HIDDEN uint64_t chm__reentry_run(const chm *m, enum chm__hold hold, chm_compute_fn *fn,
                                      uint64_t key, void *arg);
+
+/* The same for chm_compute's update function: fn(key, present, old, value, arg) with *@value
+ * set to @old (0 when absent) first, as chm.h promises. Returns fn's decision; an action
+ * outside the enum is taken as CHM_COMPUTE_KEEP. */
+CHM_HIDDEN chm_compute_action chm__reentry_update(const chm *m, enum chm__hold hold,
+                                                  chm_update_fn *fn, uint64_t key, bool present,
+                                                  uint64_t old, uint64_t *value, void *arg);
+
+/* The same for chm_visit's function, with (@m, CHM__HOLD_READ) pushed. chm_visit needs no
+ * depth check (a visit does not nest a compute's lock): at CHM_COMPUTE_NESTING_MAX it runs fn
+ * without pushing, which only loses the CHM_EDEADLK answer for writes fn must not make. */
+CHM_HIDDEN void chm__reentry_visit(const chm *m, chm_visit_fn *fn, uint64_t key, uint64_t value,
+                                   void *arg);
 
 /* A pthread lock call that must succeed (see the top). */
 #define CHM__LOCK_CALL(call)                                                                       \

@@ -1910,6 +1910,7 @@ static chm *bl_create(const chm_backend *b, const chm_options *opt)
 
 const chm_backend chm_binlock = {
     .name = "binlock",
-    .thread_safe = true,
+    .caps = CHM_CAP_THREAD_SAFE | CHM_CAP_STORE_FREE_GET | CHM_CAP_TREE_BINS |
+            CHM_CAP_PADDING_SWITCH | CHM_CAP_DEFERRED_FREE,
     .create = bl_create,
 };

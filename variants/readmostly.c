@@ -1471,6 +1471,7 @@ nomem:
 
 const chm_backend chm_readmostly = {
     .name = "readmostly",
-    .thread_safe = true,
+    .caps = CHM_CAP_THREAD_SAFE | CHM_CAP_STORE_FREE_GET | CHM_CAP_PADDING_SWITCH |
+            CHM_CAP_DEFERRED_FREE,
     .create = rm_create,
 };

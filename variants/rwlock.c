@@ -538,6 +538,7 @@ static chm *rw_create(const chm_backend *b, const chm_options *opt)
 
 const chm_backend chm_rwlock = {
     .name = "rwlock",
-    .thread_safe = true,
+    .caps = CHM_CAP_THREAD_SAFE | CHM_CAP_FAIL_FAST_ITER | CHM_CAP_RWLOCK_KINDS |
+            CHM_CAP_COMPUTE_EXCLUSIVE,
     .create = rw_create,
 };

@@ -950,6 +950,7 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
 
 const chm_backend chm_segmented = {
     .name = "segmented",
-    .thread_safe = true,
+    .caps = CHM_CAP_THREAD_SAFE | CHM_CAP_STORE_FREE_GET | CHM_CAP_PADDING_SWITCH |
+            CHM_CAP_DEFERRED_FREE | CHM_CAP_SEGMENTS,
     .create = seg_create,
 };

@@ -358,6 +358,6 @@ static chm *unsafe_create(const chm_backend *b, const chm_options *opt)
 
 const chm_backend chm_unsafe = {
     .name = "unsafe",
-    .thread_safe = false,
+    .caps = CHM_CAP_RACE_DETECT | CHM_CAP_FAIL_FAST_ITER | CHM_CAP_COMPUTE_EXCLUSIVE,
     .create = unsafe_create,
 };

@@ -214,11 +214,6 @@ static struct rm_map *as_rm(chm *m)
     return (struct rm_map *)m;
 }
 
-static struct rm_map *map_of_domain(chm_smr_domain *d)
-{
-    return chm__smr_domain_owner(d);
-}
-
 /* ---- the tagged read word --------------------------------------------------------------- */
 
 static inline struct rm_index *rd_index(uintptr_t r)
@@ -305,26 +300,28 @@ static struct rm_box *box_of(chm_smr_node *n)
     return (struct rm_box *)((char *)n - offsetof(struct rm_box, node));
 }
 
-static void heap_box_retired_value_stays(chm_smr_node *n)
+static void heap_box_retired_value_stays(chm_smr_node *n, void *owner)
 {
+    (void)owner;
     chm__free(box_of(n));
 }
 
-static void heap_box_retired(chm_smr_node *n)
+static void heap_box_retired(chm_smr_node *n, void *owner)
 {
-    chm__value_free(&map_of_domain(n->domain)->base, box_of(n)->value);
-    heap_box_retired_value_stays(n);
+    chm__value_free(&((struct rm_map *)owner)->base, box_of(n)->value);
+    heap_box_retired_value_stays(n, owner);
 }
 
-static void inline_box_retired_value_stays(chm_smr_node *n)
+static void inline_box_retired_value_stays(chm_smr_node *n, void *owner)
 {
+    (void)owner;
     entry_unref((struct rm_entry *)((char *)box_of(n) - offsetof(struct rm_entry, first)));
 }
 
-static void inline_box_retired(chm_smr_node *n)
+static void inline_box_retired(chm_smr_node *n, void *owner)
 {
-    chm__value_free(&map_of_domain(n->domain)->base, box_of(n)->value);
-    inline_box_retired_value_stays(n);
+    chm__value_free(&((struct rm_map *)owner)->base, box_of(n)->value);
+    inline_box_retired_value_stays(n, owner);
 }
 
 /* @b left @e's p (it was installed there): free it after a grace period, and hand its value to
@@ -332,7 +329,7 @@ static void inline_box_retired(chm_smr_node *n)
  * value (a put or replace of the value the key held), and the key still returns it. */
 static void retire_box(struct rm_map *m, struct rm_entry *e, struct rm_box *b, bool value_stays)
 {
-    void (*fn)(chm_smr_node *);
+    chm_smr_free_fn *fn;
     if (b == &e->first)
         fn = value_stays ? inline_box_retired_value_stays : inline_box_retired;
     else
@@ -363,10 +360,10 @@ static void index_unref(struct rm_map *m, struct rm_index *t)
     }
 }
 
-static void index_retired(chm_smr_node *n)
+static void index_retired(chm_smr_node *n, void *owner)
 {
     struct rm_index *t = (struct rm_index *)((char *)n - offsetof(struct rm_index, node));
-    index_unref(map_of_domain(n->domain), t);
+    index_unref(owner, t);
 }
 
 /* ---- indexes ----------------------------------------------------------------------------- */

@@ -137,11 +137,6 @@ static struct seg_map *as_seg(chm *m)
     return (struct seg_map *)m;
 }
 
-static struct seg_map *map_of_domain(chm_smr_domain *d)
-{
-    return chm__smr_domain_owner(d);
-}
-
 static inline struct segment *segment_for(struct seg_map *m, uint64_t hash)
 {
     return &m->segments[(hash >> 48) & (m->nsegments - 1)];
@@ -155,10 +150,10 @@ static inline _Atomic(struct seg_node *) *bin_for(struct seg_table *t, uint64_t 
 /* ---- reclamation callbacks (run after a grace period) ----------------------------------- */
 
 /* A removed node: it owned its key copy and value. */
-static void free_node_full(chm_smr_node *n)
+static void free_node_full(chm_smr_node *n, void *owner)
 {
     struct seg_node *e = (struct seg_node *)n;
-    struct seg_map *m = map_of_domain(n->domain);
+    struct seg_map *m = owner;
     chm__key_release(&m->base, e->key);
     chm__value_free(&m->base, atomic_load_explicit(&e->value, memory_order_relaxed));
     chm__free(e);
@@ -331,13 +326,13 @@ static size_t clones_needed(struct seg_table *old, size_t newmask)
  * per clone. Prepared while the lock is held; the table cannot change until it is used. */
 struct seg_grow {
     struct seg_table *nt;  /* NULL: nothing prepared */
-    struct seg_node *pool; /* clones to be, chained through smr.domain */
+    struct seg_node *pool; /* clones to be, chained through smr.link */
 };
 
 static void grow_discard(struct seg_grow *g)
 {
     while (g->pool != NULL) {
-        struct seg_node *next = (struct seg_node *)g->pool->smr.domain;
+        struct seg_node *next = (struct seg_node *)g->pool->smr.link;
         chm__free(g->pool);
         g->pool = next;
     }
@@ -357,7 +352,7 @@ static bool grow_prepare(struct seg_table *old, struct seg_grow *g)
             grow_discard(g);
             return false;
         }
-        c->smr.domain = (chm_smr_domain *)g->pool; /* a free list until the node is used */
+        c->smr.link = (uintptr_t)g->pool; /* a free list until the node is used */
         g->pool = c;
     }
     return true;
@@ -411,7 +406,7 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
         for (struct seg_node *p = e; p != last_run;
              p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
             struct seg_node *c = pool;
-            pool = (struct seg_node *)c->smr.domain;
+            pool = (struct seg_node *)c->smr.link;
             size_t k = p->hash & nt->mask;
             c->hash = p->hash;
             c->key = p->key;
@@ -421,7 +416,7 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
                                   atomic_load_explicit(&nt->bins[k], memory_order_relaxed),
                                   memory_order_relaxed);
             atomic_store_explicit(&nt->bins[k], c, memory_order_relaxed);
-            p->smr.domain = (chm_smr_domain *)cloned;
+            p->smr.link = (uintptr_t)cloned;
             cloned = p;
         }
     }
@@ -436,7 +431,7 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
     CHM_YIELD_POINT("seg.rehash.before_retire"); /* readers still walking the old chains */
     /* Now unreachable for new readers; readers still on the old table hold up the grace period. */
     while (cloned != NULL) {
-        struct seg_node *next = (struct seg_node *)cloned->smr.domain;
+        struct seg_node *next = (struct seg_node *)cloned->smr.link;
         chm__smr_retire(m->domain, &cloned->smr, chm__smr_free_plain); /* key, value: the clone's */
         cloned = next;
     }
@@ -851,8 +846,7 @@ static void seg_destroy(chm *cm)
                 struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_relaxed);
                 while (e != NULL) {
                     struct seg_node *next = atomic_load_explicit(&e->next, memory_order_relaxed);
-                    e->smr.domain = m->domain;
-                    free_node_full(&e->smr);
+                    free_node_full(&e->smr, m);
                     e = next;
                 }
             }

@@ -93,6 +93,7 @@
  *     the same unlink and retire as remove, so counts, readers and iterators need no new case.
  *   - No null keys or values to reject: every 64-bit key and value is legal.
  */
+#include "pool.h"
 #include "reentry.h"
 #include "smr.h"
 #include "torture.h"
@@ -149,6 +150,7 @@ struct seg_map {
     void *segments_raw;      /* the allocation; segments points 0 or 32 bytes into it */
     struct segment *segments;
     struct seg_cold *cold; /* one per segment */
+    chm_pool *nodes;       /* every seg_node of the map (src/pool.h) */
 };
 
 struct seg_iter {
@@ -177,6 +179,21 @@ static inline _Atomic(struct seg_node *) *bin_for(struct seg_table *t, uint64_t 
 
 /* ---- reclamation callbacks (run after a grace period) ----------------------------------- */
 
+/* Nodes come from the map's pool: no malloc or free per write, no malloc header or rounding per
+ * node, and the memory goes back to the system with the map (src/pool.h). NULL when out of
+ * memory. */
+static struct seg_node *node_alloc(struct seg_map *m)
+{
+    return chm__pool_alloc(m->nodes);
+}
+
+/* A node no reader has seen (never linked), or NULL. */
+static void node_discard(struct seg_map *m, struct seg_node *e)
+{
+    if (e != NULL)
+        chm__pool_put(m->nodes, e);
+}
+
 /* A removed node: it owned its key copy and value. */
 static void free_node_full(chm_smr_node *n, void *owner)
 {
@@ -184,7 +201,13 @@ static void free_node_full(chm_smr_node *n, void *owner)
     struct seg_map *m = owner;
     chm__key_release(&m->base, e->key);
     chm__value_free(&m->base, atomic_load_explicit(&e->value, memory_order_relaxed));
-    chm__free(e);
+    chm__pool_put(m->nodes, e);
+}
+
+/* A node a rehash replaced by a clone: the clone owns the key copy and the value. */
+static void free_node_shell(chm_smr_node *n, void *owner)
+{
+    chm__pool_put(((struct seg_map *)owner)->nodes, n);
 }
 
 /* ---- tables and segments ---------------------------------------------------------------- */
@@ -304,7 +327,7 @@ static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, u
         if (retries < 0) {
             if (e == NULL) {
                 if (prealloc != NULL && *prealloc == NULL)
-                    *prealloc = chm__malloc(sizeof **prealloc); /* NULL: retried under lock */
+                    *prealloc = node_alloc(m); /* NULL: retried under lock */
                 retries = 0;
             } else if (e->hash == hash && chm__key_equal(&m->base, e->key, key)) {
                 retries = 0;
@@ -387,11 +410,11 @@ struct seg_grow {
     struct seg_node *pool; /* clones to be, chained through smr.link */
 };
 
-static void grow_discard(struct seg_grow *g)
+static void grow_discard(struct seg_map *m, struct seg_grow *g)
 {
     while (g->pool != NULL) {
         struct seg_node *next = (struct seg_node *)g->pool->smr.link;
-        chm__free(g->pool);
+        node_discard(m, g->pool);
         g->pool = next;
     }
     chm__free(g->nt);
@@ -399,15 +422,15 @@ static void grow_discard(struct seg_grow *g)
 }
 
 /* Allocate everything doubling @old needs into @g; false = out of memory (nothing held). */
-static bool grow_prepare(struct seg_table *old, struct seg_grow *g)
+static bool grow_prepare(struct seg_map *m, struct seg_table *old, struct seg_grow *g)
 {
     g->pool = NULL;
     if ((g->nt = new_table((old->mask + 1) * 2)) == NULL)
         return false;
     for (size_t i = clones_needed(old, g->nt->mask); i > 0; i--) {
-        struct seg_node *c = chm__malloc(sizeof *c);
+        struct seg_node *c = node_alloc(m);
         if (c == NULL) {
-            grow_discard(g);
+            grow_discard(m, g);
             return false;
         }
         c->smr.link = (uintptr_t)g->pool; /* a free list until the node is used */
@@ -490,7 +513,7 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
     /* Now unreachable for new readers; readers still on the old table hold up the grace period. */
     while (cloned != NULL) {
         struct seg_node *next = (struct seg_node *)cloned->smr.link;
-        chm__smr_retire(m->domain, &cloned->smr, chm__smr_free_plain); /* key, value: the clone's */
+        chm__smr_retire(m->domain, &cloned->smr, free_node_shell);
         cloned = next;
     }
     chm__smr_retire(m->domain, &old->smr, chm__smr_free_plain);
@@ -582,7 +605,7 @@ static int link_node(struct seg_map *m, struct segment *s, struct seg_table *t,
                      struct seg_node *node)
 {
     struct seg_grow g = {NULL, NULL};
-    if (needs_grow(s, t) && !grow_prepare(t, &g))
+    if (needs_grow(s, t) && !grow_prepare(m, t, &g))
         return CHM_ENOMEM;
     link_prepared(m, s, t, node, &g);
     return CHM_OK;
@@ -592,11 +615,11 @@ static int link_node(struct seg_map *m, struct segment *s, struct seg_table *t,
 static struct seg_node *prepare_node(struct seg_map *m, struct seg_node *node, uint64_t hash,
                                      uint64_t key, uint64_t value)
 {
-    if (node == NULL && (node = chm__malloc(sizeof *node)) == NULL)
+    if (node == NULL && (node = node_alloc(m)) == NULL)
         return NULL;
     uint64_t stored;
     if (!chm__key_retain(&m->base, key, &stored)) {
-        chm__free(node);
+        node_discard(m, node);
         return NULL;
     }
     node->hash = hash;
@@ -659,7 +682,7 @@ static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_ab
         rc = CHM_OK;
     }
     unlock(s);
-    chm__free(node); /* an unused preallocation, or the node of a failed insert */
+    node_discard(m, node); /* an unused preallocation, or the node of a failed insert */
     return rc;
 }
 
@@ -688,7 +711,7 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
     int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
     if (rc != CHM_OK)
         return rc;
-    uint64_t v, hash = chm__hash(cm, key);
+    uint64_t v = 0, hash = chm__hash(cm, key);
     if (get_hashed(m, hash, key, &v) == CHM_OK) { /* fast path, lock-free: present */
         if (value != NULL)
             *value = v;
@@ -705,7 +728,7 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
         rc = CHM_EXISTS;
     } else if ((node = prepare_node(m, node, hash, key, 0)) == NULL) {
         rc = CHM_ENOMEM; /* before fn: it does not run */
-    } else if (needs_grow(s, t) && !grow_prepare(t, &g)) {
+    } else if (needs_grow(s, t) && !grow_prepare(m, t, &g)) {
         chm__key_release(cm, node->key);
         rc = CHM_ENOMEM; /* likewise: every allocation comes before fn, so fn's value is
                             never lost to a failure after it */
@@ -719,7 +742,7 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
         rc = CHM_OK;
     }
     unlock(s);
-    chm__free(node);
+    node_discard(m, node);
     if (rc >= 0 && value != NULL)
         *value = v;
     return rc;
@@ -823,7 +846,7 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
             rc = CHM_ENOMEM;
     } else if ((node = prepare_node(m, node, hash, key, 0)) == NULL) {
         rc = CHM_ENOMEM; /* a SET would insert: no node, no fn */
-    } else if (needs_grow(s, t) && !grow_prepare(t, &g)) {
+    } else if (needs_grow(s, t) && !grow_prepare(m, t, &g)) {
         chm__key_release(cm, node->key); /* never published */
         rc = CHM_ENOMEM;
     }
@@ -851,9 +874,9 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
         }
     }
     unlock(s);
-    chm__free(node); /* an unused preallocation or prepared node */
+    node_discard(m, node); /* an unused preallocation or prepared node */
     chm__free(rec);  /* unused unless a different value was set */
-    grow_discard(&g);
+    grow_discard(m, &g);
     if (rc == CHM_OK && result != NULL)
         *result = v;
     return rc;
@@ -1033,7 +1056,7 @@ static void seg_stats(chm *cm, chm_stats *st)
     chm__smr_read_unlock();
     st->entries = entries;
     st->buckets = buckets;
-    st->bytes = bytes + entries * sizeof(struct seg_node) + keyb;
+    st->bytes = bytes + chm__pool_bytes(m->nodes) + keyb;
     st->resizes = resizes;
     st->pending = chm__smr_pending(m->domain);
 }
@@ -1182,6 +1205,7 @@ static void seg_destroy(chm *cm)
     chm__free(m->cold);
     chm__free(m->segments_raw);
     chm__smr_domain_free(m->domain);
+    chm__pool_free(m->nodes); /* after the drain: free_fns put nodes back */
     chm__free(m);
 }
 
@@ -1248,7 +1272,12 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
     }
     memset(m->segments_raw, 0, (size_t)(nseg + 1) * CHM_CACHELINE);
     m->cold = chm__calloc(nseg, sizeof *m->cold); /* zeroed: no resize, no key bytes */
-    if (m->cold == NULL) {
+    /* As many pool stripes as segments (Java's concurrencyLevel: the writers expected), so
+     * writers allocate and free nodes without sharing a line, up to the pool's 64. */
+    m->nodes = chm__pool_new(sizeof(struct seg_node), nseg);
+    if (m->cold == NULL || m->nodes == NULL) {
+        chm__pool_free(m->nodes);
+        chm__free(m->cold);
         chm__free(m->segments_raw);
         chm__smr_domain_free(m->domain);
         chm__free(m);

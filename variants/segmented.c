@@ -42,10 +42,18 @@
  *
  * Memory ordering. A node is fully written before it is published by a release store (of a bin
  * head or of a `next`), and readers acquire-load every pointer they follow, so a reader that
- * reaches a node sees its hash, key and value. The same holds for tables (release store of
+ * reaches a node sees its key and value. The same holds for tables (release store of
  * segment->table) and for values (release store; a pointer value is safe to dereference).
  * count and modcount are only written under the segment lock; they are relaxed atomics because
  * chm_size reads them without it.
+ *
+ * Node memory. Nodes come from a pool the map owns (src/pool.h: per-thread stripes of free
+ * nodes, slabs given back at chm_free), not from malloc per insert, and a node is 32 bytes:
+ * its hash shares a word with the one-word reclamation record. That is possible because
+ * lock-free code -- readers, scan_and_lock's spinning scan -- never reads a node's hash: it
+ * compares keys only. For integer keys that is the one compare the hash test would have cost;
+ * for other keys it is a keyops.equal call per node of the bin (Java tests the hash first).
+ * Under the segment lock the hash is read of linked nodes only, which nobody has retired.
  *
  * Reclamation (src/smr.h). Everything a reader may hold is retired, not freed: removed nodes
  * (with their key copy and value, which go to release / value_free after the grace period), the
@@ -92,6 +100,7 @@
  *   - chm_clear removes node by node from each bin's head (Java 7 nulls each bin in one store):
  *     the same unlink and retire as remove, so counts, readers and iterators need no new case.
  *   - No null keys or values to reject: every 64-bit key and value is legal.
+ *   - Lock-free lookups compare keys without testing the hash first (see "Node memory").
  */
 #include "pool.h"
 #include "reentry.h"
@@ -109,9 +118,14 @@
 #define MAX_SCAN_RETRIES 64                          /* Java: 64 on multi-core machines */
 #define RETRIES_BEFORE_LOCK 2
 
+/* 32 bytes, from the map's pool. The hash and the reclamation record share a word: only
+ * writers under the segment lock read the hash, and only of linked nodes, while the record is
+ * written when the node is retired, unreachable for them (see "Node memory" above). */
 struct seg_node {
-    chm_smr_node smr;
-    uint64_t hash;          /* immutable */
+    union {
+        uint64_t hash;    /* immutable while linked; read under the segment lock only */
+        chm_smr_node smr; /* once retired (or chaining prepared clones, see seg_grow) */
+    };
     uint64_t key;           /* immutable: the stored copy */
     _Atomic uint64_t value; /* release store, acquire load */
     _Atomic(struct seg_node *) next;
@@ -253,7 +267,7 @@ static struct seg_node *find(const chm *m, struct seg_table *t, uint64_t hash, u
      * a node reached here has its hash, key and value visible. */
     struct seg_node *e = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
     for (; e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire))
-        if (e->hash == hash && chm__key_equal(m, e->key, key))
+        if (chm__key_equal(m, e->key, key)) /* not the hash: a retired node reuses it */
             return e;
     return NULL;
 }
@@ -329,7 +343,7 @@ static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, u
                 if (prealloc != NULL && *prealloc == NULL)
                     *prealloc = node_alloc(m); /* NULL: retried under lock */
                 retries = 0;
-            } else if (e->hash == hash && chm__key_equal(&m->base, e->key, key)) {
+            } else if (chm__key_equal(&m->base, e->key, key)) { /* lock-free: no hash */
                 retries = 0;
             } else {
                 e = atomic_load_explicit(&e->next, memory_order_acquire);

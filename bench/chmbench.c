@@ -110,7 +110,10 @@ static bool add_trials(struct expansion *x, const bench_trial *params)
         }
         if (bench->fixed_threads)
             r->trial.threads = bench->fixed_threads(&r->trial);
-        r->skipped = bench->skip_reason ? bench->skip_reason(&r->trial) : NULL;
+        r->skipped = bench_trial_unavailable(&r->trial);
+        r->skip_reported = r->skipped != NULL;
+        if (!r->skipped && bench->skip_reason)
+            r->skipped = bench->skip_reason(&r->trial);
     }
     return true;
 }
@@ -368,6 +371,8 @@ int main(int argc, char **argv)
         describe_trial(&res->trial, what, sizeof what);
         if (res->skipped) {
             report(&progress, "# skipped %s: %s\n", what, res->skipped);
+            if (res->skip_reported) /* a missing peer: the JSON says so too */
+                finished[nfinished++] = *res;
             continue;
         }
         progress_trial_starts(&progress, what);

@@ -13,7 +13,8 @@
  *   resize.c     the `resize` workload (single shot: N inserts into a new map)
  *   memory.c     the `memory` workload (single shot: bytes per entry, glibc's mallinfo2)
  *   maps.c       the harness's map interface: the library's backends and the peers
- *   peers/       ck_ht (Concurrency Kit) and lfht (liburcu cds_lfht), never part of the library
+ *   peers/       ck_ht (Concurrency Kit), lfht (liburcu cds_lfht), and the C++ peers cuckoo
+ *                (libcuckoo) and tbb (oneTBB) behind a C shim; never part of the library
  */
 #ifndef CHMBENCH_H
 #define CHMBENCH_H
@@ -52,6 +53,10 @@ typedef struct bench_map_impl {
     bool (*put)(bench_map *m, uint64_t key, uint64_t value);  /* true: the key was new */
     bool (*remove)(bench_map *m, uint64_t key);               /* true: the key was present */
     size_t (*size)(bench_map *m);                             /* exact when quiescent */
+    /* Optional: sets the value of a key that is present, atomically, and inserts nothing when
+     * it is absent (conc-map-bench's "update"); true: it was present. NULL: bench_update falls
+     * back to get + put. */
+    bool (*update)(bench_map *m, uint64_t key, uint64_t value);
     void (*thread_exit)(bench_map *m); /* optional: a worker leaves (unregister SMR records) */
     /* Waits until memory the map retired (old tables, removed nodes) has really been freed;
      * for the memory benchmark. Called with no operation in flight on the map. */
@@ -61,6 +66,10 @@ typedef struct bench_map_impl {
     unsigned variant_concurrency;
     bool variant_packed;
     bool variant_ck_rwlock;
+    /* Non-NULL: this peer is not in this build, and why (its package or toolchain was missing
+     * at configure time). It stays listed, so every trial naming it is reported skipped with
+     * this reason instead of silently disappearing; no function pointer is set. */
+    const char *unavailable;
 } bench_map_impl;
 
 /* Every library backend of chm_backend_list() followed by the peers; NULL-terminated. */
@@ -69,8 +78,13 @@ const bench_map_impl *const *bench_map_impls(void);
  * colons: "segmented:concurrency=256", "rwlock:ck" (chm_options.rwlock = CHM_RWLOCK_CK),
  * "binlock:packed", combinable ("segmented:concurrency=1:packed"). NULL when unknown. */
 const bench_map_impl *bench_map_find(const char *name);
-/* Every backend and peer (or only the thread-safe ones), comma-separated: a parameter default. */
+/* Every backend and peer (or only the thread-safe ones), comma-separated: a parameter default.
+ * Peers missing from this build are included: trials naming them are reported skipped. */
 const char *bench_map_names(bool thread_safe_only);
+/* Why `impl` cannot run in this build (bench_map_impl.unavailable), or NULL. The environment
+ * variable CHMBENCH_HIDE_PEERS=NAME,... makes the peers it names unavailable too, so that
+ * tests/test_chmbench_peers.sh can check the skipped-peer path on a machine that has them. */
+const char *bench_map_unavailable(const bench_map_impl *impl);
 
 /* ---- shared helpers (common.c) -------------------------------------------------------------- */
 
@@ -113,6 +127,8 @@ static inline uint64_t bench_seed_rng(uint64_t *seeder)
 
 extern const bench_map_impl bench_peer_ck_ht;
 extern const bench_map_impl bench_peer_lfht;
+extern const bench_map_impl bench_peer_cuckoo;
+extern const bench_map_impl bench_peer_tbb;
 
 /* ---- benchmarks -------------------------------------------------------------------------- */
 
@@ -205,6 +221,9 @@ extern const bench_def bench_resize;
 extern const bench_def bench_memory;
 const bench_def *const *bench_defs(void);
 const bench_def *bench_def_find(const char *name);
+/* Why the trial cannot run because its `backend` parameter names a peer missing from this
+ * build (bench_map_unavailable), or NULL (also for benchmarks without a backend parameter). */
+const char *bench_trial_unavailable(const bench_trial *t);
 
 /* ---- the command line -------------------------------------------------------------------- */
 
@@ -248,6 +267,9 @@ typedef struct bench_result {
     double *secondary[BENCH_MAX_SECONDARY]; /* the same shape, one per secondary metric */
     int sample_count;
     const char *skipped; /* non-NULL: not run, why */
+    /* skipped because its backend is missing from this build: listed in the JSON too, with a
+     * "skipped" field, so a result file never silently lacks a requested peer */
+    bool skip_reported;
 } bench_result;
 
 /* Runs one fork's worth of the trial in this process; fills metrics[0] (the primary samples)

@@ -14,7 +14,7 @@ void bench_print_help(FILE *out)
         out,
         "usage: chmbench [OPTIONS] [BENCHMARK ...]\n"
         "\n"
-        "A JMH-like harness for the chm backends and the peers ck_ht and lfht.\n"
+        "A JMH-like harness for the chm backends and the peers ck_ht, lfht, cuckoo and tbb.\n"
         "BENCHMARK: mix (default), group, falseshare, resize, memory; `chmbench -l` lists them\n"
         "with their parameters, modes and units.\n"
         "\n"

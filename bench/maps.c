@@ -1,7 +1,8 @@
 /*
  * maps.c - the harness's map interface over the library's backends (every entry of
  * chm_backend_list(), so a new backend is benchmarked without touching the harness), followed
- * by the peers of bench/peers/.
+ * by the peers of bench/peers/ (ck_ht, lfht, cuckoo, tbb; a peer missing from this build stays
+ * listed with the reason, see bench_map_impl.unavailable).
  */
 #include "chmbench.h"
 
@@ -76,7 +77,7 @@ const bench_map_impl *const *bench_map_impls(void)
     if (all_impls[0])
         return all_impls;
     int n = 0;
-    for (const chm_backend *const *b = chm_backend_list(); *b && n < MAX_IMPLS - 2; b++, n++) {
+    for (const chm_backend *const *b = chm_backend_list(); *b && n < MAX_IMPLS - 4; b++, n++) {
         chm_impls[n] = (bench_map_impl){
             .name = chm_backend_name(*b),
             .thread_safe = chm_backend_thread_safe(*b),
@@ -94,6 +95,8 @@ const bench_map_impl *const *bench_map_impls(void)
     }
     all_impls[n++] = &bench_peer_ck_ht;
     all_impls[n++] = &bench_peer_lfht;
+    all_impls[n++] = &bench_peer_cuckoo;
+    all_impls[n++] = &bench_peer_tbb;
     all_impls[n] = NULL;
     return all_impls;
 }

@@ -38,7 +38,7 @@ enum {
 };
 
 static const bench_param_def mix_params[MIX_PARAM_COUNT] = {
-    [MIX_PARAM_BACKEND] = {"backend", NULL, "map: every library backend and the peers ck_ht, lfht"},
+    [MIX_PARAM_BACKEND] = {"backend", NULL, "map: every library backend and the peers"},
     [MIX_PARAM_DIST] = {"dist", "uniform", "key distribution: uniform | zipf (theta 0.99)"},
     [MIX_PARAM_KEYS] = {"keys", "1000", "prefilled keys; keys are drawn from [0, 2*keys)"},
     [MIX_PARAM_READS] = {"reads", "90", "percentage of gets; the rest are writes"},

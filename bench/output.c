@@ -9,6 +9,9 @@
  * Secondary metrics (group's per-role throughput, resize's worst insert) follow their primary
  * row as `chm.<bench>:<metric>` rows with the same parameters, and appear in JSON under
  * "secondaryMetrics" with the primary metric's fields, as JMH prints @Group methods.
+ *
+ * A trial skipped because its peer is missing from this build has no row (stderr says why) and
+ * a JSON entry with its parameters and a "skipped" reason instead of metrics.
  */
 #include "chmbench.h"
 
@@ -90,6 +93,8 @@ void bench_print_table(FILE *out, const bench_result *results, int count)
         key_width[k] = (int)strlen(keys[k]) + 2;
     for (int r = 0; r < count; r++) {
         const bench_result *res = &results[r];
+        if (res->skipped)
+            continue;
         for (int k = 0; k < nkeys; k++)
             key_width[k] =
                 max_int(key_width[k], (int)strlen(column_value(res, keys[k], buf, sizeof buf)));
@@ -116,6 +121,8 @@ void bench_print_table(FILE *out, const bench_result *results, int count)
             score_width + 2, "Score", error_width + 1, "Error", unit_width + 2, "Units");
     for (int r = 0; r < count; r++) {
         const bench_result *res = &results[r];
+        if (res->skipped) /* reported on stderr (and in the JSON), no row */
+            continue;
         for (int m = 0; m <= res->trial.bench->secondary_count; m++) {
             const double *x = metric_samples(res, m);
             row_name(res, m, buf, sizeof buf);
@@ -233,6 +240,12 @@ bool bench_write_json(const char *path, const bench_result *results, int count,
             json_string(f, t->bench->params[i].name);
             fputs(": ", f);
             json_string(f, t->param_values[i]);
+        }
+        if (res->skipped) { /* a peer missing from this build: no metrics, the reason */
+            fputs("\n        },\n        \"skipped\": ", f);
+            json_string(f, res->skipped);
+            fputs(r + 1 < count ? "\n    },\n" : "\n    }\n", f);
+            continue;
         }
         fputs("\n        },\n        \"primaryMetric\": ", f);
         json_metric(f, res, 0, "        ");

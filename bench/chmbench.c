@@ -186,11 +186,11 @@ static int run_child(const bench_options *opt)
         return 2;
     }
     const bench_def *bench = trials[0].trial.bench;
-    double *metrics[1 + BENCH_MAX_SECONDARY];
+    bench_trial_output result = {0};
     for (int k = 0; k <= bench->secondary_count; k++)
-        metrics[k] = calloc((size_t)opt->measurement_iterations, sizeof *metrics[k]);
+        result.metrics[k] = calloc((size_t)opt->measurement_iterations, sizeof *result.metrics[k]);
     char err[512] = "";
-    if (!bench_run_in_process(&trials[0].trial, metrics, err, sizeof err)) {
+    if (!bench_run_in_process(&trials[0].trial, &result, err, sizeof err)) {
         char what[512];
         describe_trial(&trials[0].trial, what, sizeof what);
         fprintf(stderr, "chmbench: FAILED %s: %s\n", what, err);
@@ -201,7 +201,10 @@ static int run_child(const bench_options *opt)
         return 2;
     for (int i = 0; i < opt->measurement_iterations; i++)
         for (int k = 0; k <= bench->secondary_count; k++)
-            fprintf(out, "%.17g%c", metrics[k][i], k < bench->secondary_count ? ' ' : '\n');
+            fprintf(out, "%.17g%c", result.metrics[k][i], k < bench->secondary_count ? ' ' : '\n');
+    for (int i = 0; i < result.counters.count; i++)
+        fprintf(out, "counter %s %llu\n", result.counters.names[i],
+                (unsigned long long)result.counters.values[i]);
     return fclose(out) == 0 ? 0 : 2;
 }
 
@@ -379,15 +382,16 @@ int main(int argc, char **argv)
         int forks = opt.forks ? opt.forks : 1;
         res->sample_count = forks * opt.measurement_iterations;
         res->samples = calloc((size_t)res->sample_count, sizeof *res->samples);
-        double *metrics[1 + BENCH_MAX_SECONDARY] = {res->samples};
+        bench_trial_output output = {.metrics = {res->samples}};
         for (int k = 0; k < res->trial.bench->secondary_count; k++)
-            metrics[1 + k] = res->secondary[k] =
+            output.metrics[1 + k] = res->secondary[k] =
                 calloc((size_t)res->sample_count, sizeof *res->secondary[k]);
         char err[512] = "";
-        if (!bench_run_trial(&res->trial, opt.forks, self_exe, metrics, err, sizeof err)) {
+        if (!bench_run_trial(&res->trial, opt.forks, self_exe, &output, err, sizeof err)) {
             report(&progress, "chmbench: FAILED %s: %s\n", what, err);
             return 1;
         }
+        res->counters = output.counters;
         finished[nfinished++] = *res;
         progress_trial_done(&progress, what, res);
     }

@@ -29,6 +29,7 @@
 #define BENCH_MAX_VALUES 32
 #define BENCH_MAX_THREAD_COUNTS 16
 #define BENCH_MAX_SECONDARY 4 /* secondary metrics of one benchmark (JMH secondaryMetrics) */
+#define BENCH_MAX_COUNTERS 8  /* counters one trial reports (JSON "opCounts") */
 
 /* ---- the map interface every backend and peer implements -------------------------------- */
 
@@ -97,6 +98,20 @@ const bench_map_impl *bench_backend_check(const char *name, char *err, size_t er
  * more, so tests/test_chmbench.sh can prove that a violation fails the run loudly. */
 bool bench_check_size(const bench_map_impl *impl, bench_map *map, size_t prefill, uint64_t inserts,
                       uint64_t removes, char *err, size_t errlen);
+
+/* Sets the value of `key` if it is present (conc-map-bench's "update"): the map's own atomic
+ * update where it has one; otherwise get, then put if found, which may re-insert a key removed
+ * in between. Returns the keys it inserted (0, or 1 in that race), for the size invariant. */
+static inline uint64_t bench_update(const bench_map_impl *impl, bench_map *m, uint64_t key,
+                                    uint64_t value)
+{
+    uint64_t old;
+    if (impl->update) {
+        impl->update(m, key, value);
+        return 0;
+    }
+    return impl->get(m, key, &old) ? impl->put(m, key, value) : 0;
+}
 
 static inline uint64_t bench_xorshift64(uint64_t *state)
 {
@@ -211,6 +226,10 @@ typedef struct bench_def {
     void (*thread_exit)(bench_workload *w, int tid);
     /* After the trial: false + message when an invariant is violated. */
     bool (*verify)(bench_workload *w, char *err, size_t errlen);
+    /* Optional, after verify: counters the workload kept over the whole trial (every phase, all
+     * threads), e.g. mix's operations per kind; names are static strings. Returns how many it
+     * filled (<= BENCH_MAX_COUNTERS); 0 = none this trial. JSON "opCounts". */
+    int (*counters)(bench_workload *w, const char **names, uint64_t *values);
     void (*teardown)(bench_workload *w);
 } bench_def;
 
@@ -260,6 +279,27 @@ double bench_percentile(const double *x, int n, double p); /* p in [0, 100], as 
 
 /* ---- results and the runner -------------------------------------------------------------- */
 
+/* A trial's counters (bench_def.counters), summed over its forks. */
+typedef struct bench_counters {
+    int count;
+    const char *names[BENCH_MAX_COUNTERS];
+    uint64_t values[BENCH_MAX_COUNTERS];
+} bench_counters;
+
+/* Adds `n` counters to `into`, matching by name (new names are appended; names must outlive
+ * `into`). */
+void bench_counters_add(bench_counters *into, int n, const char *const *names,
+                        const uint64_t *values);
+
+/* What running a trial produces. The caller allocates the arrays for all forks; the runner
+ * fills them fork by fork. */
+typedef struct bench_trial_output {
+    /* metric k (0 primary, 1 + i secondary i): measurement_iterations samples per fork,
+     * fork-major */
+    double *metrics[1 + BENCH_MAX_SECONDARY];
+    bench_counters counters; /* summed over forks */
+} bench_trial_output;
+
 typedef struct bench_result {
     bench_trial trial;
     int forks;
@@ -270,17 +310,17 @@ typedef struct bench_result {
     /* skipped because its backend is missing from this build: listed in the JSON too, with a
      * "skipped" field, so a result file never silently lacks a requested peer */
     bool skip_reported;
+    bench_counters counters;
 } bench_result;
 
-/* Runs one fork's worth of the trial in this process; fills metrics[0] (the primary samples)
- * and metrics[1 + i] (secondary metric i), measurement_iterations values each. Returns false
- * (message in err) on failure. */
-bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char *err,
+/* Runs one fork's worth of the trial in this process: fills out->metrics[k][0 ..
+ * measurement_iterations) and out->counters. Returns false (message in err) on failure. */
+bool bench_run_in_process(const bench_trial *trial, bench_trial_output *out, char *err,
                           size_t errlen);
-/* Runs the trial in `forks` fresh processes of this executable (forks == 0: in this one);
- * metrics as above, forks * measurement_iterations values each, fork-major. */
+/* Runs the trial in `forks` fresh processes of this executable (forks == 0: in this one),
+ * filling `out` for all of them (see bench_trial_output). */
 bool bench_run_trial(const bench_trial *trial, int forks, const char *self_exe,
-                     double *const *metrics, char *err, size_t errlen);
+                     bench_trial_output *out, char *err, size_t errlen);
 
 void bench_print_table(FILE *out, const bench_result *results, int count);
 bool bench_write_json(const char *path, const bench_result *results, int count,

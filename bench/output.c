@@ -256,7 +256,17 @@ bool bench_write_json(const char *path, const bench_result *results, int count,
             fputs(": ", f);
             json_metric(f, res, k, "            ");
         }
-        fputs(t->bench->secondary_count ? "\n        }\n    }" : "}\n    }", f);
+        fputs(t->bench->secondary_count ? "\n        }" : "}", f);
+        if (res->counters.count) { /* chmbench's own: e.g. mix's operations per kind */
+            fputs(",\n        \"opCounts\": {", f);
+            for (int i = 0; i < res->counters.count; i++) {
+                fputs(i ? ", " : "", f);
+                json_string(f, res->counters.names[i]);
+                fprintf(f, ": %llu", (unsigned long long)res->counters.values[i]);
+            }
+            fputc('}', f);
+        }
+        fputs("\n    }", f);
         fputs(r + 1 < count ? ",\n" : "\n", f);
     }
     fputs("]\n", f);

@@ -22,7 +22,9 @@
  *
  * Forks: the parent fork()s and exec()s this executable for each fork with the trial on the
  * command line and a pipe on a descriptor (--child-fd); the child runs the trial in-process and
- * writes one line per measurement iteration (the primary sample, then the secondary ones); the parent pools the samples of all forks (JMH pools them too).
+ * writes one line per measurement iteration (the primary sample, then the secondary ones), then
+ * record lines (its counters: "counter NAME VALUE"); the parent pools the samples of all forks
+ * (JMH pools them too) and adds up their counters.
  */
 #define _GNU_SOURCE
 #include "chmbench.h"
@@ -221,7 +223,24 @@ static int allowed_cpus(int *cpus, int max)
     return n;
 }
 
-bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char *err,
+void bench_counters_add(bench_counters *into, int n, const char *const *names,
+                        const uint64_t *values)
+{
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (j < into->count && strcmp(into->names[j], names[i]) != 0)
+            j++;
+        if (j == into->count) {
+            if (into->count == BENCH_MAX_COUNTERS)
+                continue;
+            into->names[into->count] = names[i];
+            into->values[into->count++] = 0;
+        }
+        into->values[j] += values[i];
+    }
+}
+
+bool bench_run_in_process(const bench_trial *trial, bench_trial_output *out, char *err,
                           size_t errlen)
 {
     const bench_def *bench = trial->bench;
@@ -269,7 +288,7 @@ bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char
                           warmup ? trial->warmup_seconds : trial->measurement_seconds, m);
         if (ok && !warmup)
             for (int k = 0; k <= bench->secondary_count; k++)
-                metrics[k][i - trial->warmup_iterations] = m[k];
+                out->metrics[k][i - trial->warmup_iterations] = m[k];
     }
     atomic_store_explicit(&control->quit, true, memory_order_relaxed);
     open_generation(control); /* releases the store of quit */
@@ -277,6 +296,12 @@ bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char
         pthread_join(workers[i].thread, NULL);
     if (ok && bench->verify && !bench->verify(workload, err, errlen))
         ok = false;
+    if (ok && bench->counters) {
+        const char *names[BENCH_MAX_COUNTERS];
+        uint64_t values[BENCH_MAX_COUNTERS];
+        int n = bench->counters(workload, names, values);
+        bench_counters_add(&out->counters, n, names, values);
+    }
     bench->teardown(workload);
     free(control);
     free(workers);
@@ -285,8 +310,25 @@ bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char
 
 /* ---- forks ----------------------------------------------------------------------------- */
 
+/* A record line of a child ("counter NAME VALUE"); false when malformed. Counter names are
+ * copied: they live as long as the results. */
+static bool parse_record(const char *line, bench_trial_output *out)
+{
+    char name[64];
+    unsigned long long value;
+    if (sscanf(line, "counter %63s %llu", name, &value) == 2) {
+        const char *copy = strdup(name);
+        uint64_t v = value;
+        if (!copy)
+            return false;
+        bench_counters_add(&out->counters, 1, &copy, &v);
+        return true;
+    }
+    return false;
+}
+
 static bool run_one_fork(const bench_trial *trial, int fork_index, const char *self_exe,
-                         double *const *metrics, char *err, size_t errlen)
+                         bench_trial_output *out, char *err, size_t errlen)
 {
     int fds[2];
     if (pipe(fds) != 0) {
@@ -335,19 +377,26 @@ static bool run_one_fork(const bench_trial *trial, int fork_index, const char *s
     }
     close(fds[1]);
     FILE *in = fdopen(fds[0], "r");
-    /* One line per iteration: the primary sample, then each secondary metric's. */
+    /* One line per iteration: the primary sample, then each secondary metric's; then record
+     * lines, which start with a letter (parse_record). */
     int got = 0, malformed = 0;
-    char line[1024];
-    while (in && fgets(line, sizeof line, in)) {
+    char *line = NULL;
+    size_t capacity = 0;
+    while (in && getline(&line, &capacity, in) > 0) {
+        if (line[0] >= 'a' && line[0] <= 'z') {
+            malformed += !parse_record(line, out);
+            continue;
+        }
         if (got >= trial->measurement_iterations)
             continue;
         char *p = line, *end;
         for (int k = 0; k <= trial->bench->secondary_count; k++, p = end) {
-            metrics[k][got] = strtod(p, &end);
+            out->metrics[k][got] = strtod(p, &end);
             malformed += end == p;
         }
         got++;
     }
+    free(line);
     if (in)
         fclose(in);
     else
@@ -374,16 +423,19 @@ static bool run_one_fork(const bench_trial *trial, int fork_index, const char *s
 }
 
 bool bench_run_trial(const bench_trial *trial, int forks, const char *self_exe,
-                     double *const *metrics, char *err, size_t errlen)
+                     bench_trial_output *out, char *err, size_t errlen)
 {
     if (forks == 0)
-        return bench_run_in_process(trial, metrics, err, errlen);
+        return bench_run_in_process(trial, out, err, errlen);
     for (int f = 0; f < forks; f++) {
-        double *fork_metrics[1 + BENCH_MAX_SECONDARY];
+        /* this fork's part of the arrays; its counters are added to the trial's */
+        bench_trial_output fork_out = {0};
         for (int k = 0; k <= trial->bench->secondary_count; k++)
-            fork_metrics[k] = metrics[k] + (size_t)f * trial->measurement_iterations;
-        if (!run_one_fork(trial, f, self_exe, fork_metrics, err, errlen))
+            fork_out.metrics[k] = out->metrics[k] + (size_t)f * trial->measurement_iterations;
+        if (!run_one_fork(trial, f, self_exe, &fork_out, err, errlen))
             return false;
+        bench_counters_add(&out->counters, fork_out.counters.count, fork_out.counters.names,
+                           fork_out.counters.values);
     }
     return true;
 }

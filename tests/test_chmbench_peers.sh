@@ -16,7 +16,7 @@ check "mix with cuckoo and tbb exits 0" [ "$rc" -eq 0 ]
 [ "$rc" -eq 0 ] || cat "$TMP/mix.err"
 check "each peer ran (a row) or was reported skipped with a reason (stderr), at 1 and 2 threads" \
     sh -c "for b in cuckoo tbb; do for t in 1 2; do
-        grep -Eq \"^chm\\.mix +\$b +uniform +1000 +50 +\$t +churn +thrpt +2 +[0-9.]+ +ops/us\\\$\" '$TMP/mix.txt' ||
+        grep -Eq \"^chm\\.mix +\$b +uniform +1000 +50 +\$t +none +churn +thrpt +2 +[0-9.]+ +ops/us\\\$\" '$TMP/mix.txt' ||
         grep -Eq \"^# skipped mix backend=\$b .*threads=\$t: .*not found.*install-deps\" '$TMP/mix.err' || exit 1
     done; done"
 check "JSON: every requested peer present, with a positive score or a skipped reason" \

@@ -28,6 +28,12 @@
  * presets run a loop of their own that also counts the operations of each kind (JSON
  * "opCounts"); workload=none keeps the two loops above exactly as they were.
  *
+ * -bm sample (JMH's SampleTime) runs every batch through the preset loop (for workload=none its
+ * thresholds give the same mix as the loops above) and, in the measured part of each iteration,
+ * times every 64th operation alone: the draw of its key happens before the timer starts, the
+ * map call (and the switch on its kind) inside. Its latency goes to the histogram of its kind:
+ * get, put, remove, update.
+ *
  * Every successful insert (put of a new key, or an update's fallback put that re-inserted a key)
  * and remove is counted per thread in every phase, measured or not, so after the trial
  * size == prefill + inserts - removes must hold exactly.
@@ -112,6 +118,7 @@ enum mix_kind { MIX_GET, MIX_PUT, MIX_REMOVE, MIX_UPDATE, MIX_KINDS };
 static const char *const mix_kind_names[MIX_KINDS] = {"get", "put", "remove", "update"};
 
 #define ZIPF_STREAM_LENGTH (1u << 16) /* 256 KiB of keys per thread; power of two (mask) */
+#define MIX_SAMPLE_EVERY 64           /* -bm sample: one operation in 64 timed */
 
 struct mix_thread {
     alignas(BENCH_CACHE_PAD) uint64_t rng;
@@ -133,6 +140,7 @@ struct bench_workload {
     /* The preset loop: an operation's 31 random bits below get_below pick a get, then below
      * put_below a put (insert), below remove_below a remove, the rest an update. */
     bool preset;
+    bool sample; /* -bm sample: every batch runs the preset loop (counted, same mix) */
     uint32_t get_below, put_below, remove_below;
     uint64_t key_mask; /* ~1 for ycsb (every key drawn rounded to a prefilled, even one), else ~0 */
     size_t prefill;
@@ -274,6 +282,7 @@ static bench_workload *mix_setup(const bench_trial *t, char *err, size_t errlen)
     w->grow = strcmp(t->param_values[MIX_PARAM_WRITES], "grow") == 0;
     const struct mix_preset *preset = find_preset(t->param_values[MIX_PARAM_WORKLOAD]);
     w->preset = preset != NULL;
+    w->sample = t->sample;
     set_thresholds(w, preset, reads);
     w->per_thread = aligned_alloc(BENCH_CACHE_PAD, sizeof(struct mix_thread) * (size_t)t->threads);
     w->map = w->impl->create(w->impl, &(bench_map_options){.capacity = keys});
@@ -329,50 +338,90 @@ fail:
     return NULL;
 }
 
-/* One operation of the preset loop (a thread's state in `th`, copied to locals by the caller
- * for the batch); returns its kind. Inlined: the compiler keeps the state in registers. */
-static inline enum mix_kind mix_preset_op(const struct bench_workload *w, struct mix_thread *th)
+/* One operation of the preset loop, drawn: its kind, key and random bits. */
+struct mix_op {
+    enum mix_kind kind;
+    uint64_t key, r;
+};
+
+/* Draws the next operation of a thread (its state in `th`: the caller's copy for the batch,
+ * which the compiler keeps in registers once this is inlined). */
+static inline struct mix_op mix_draw(const struct bench_workload *w, struct mix_thread *th)
 {
-    const bench_map_impl *impl = w->impl;
-    uint64_t r = bench_xorshift64(&th->rng);
-    uint32_t pick = (uint32_t)(r & 0x7fffffff);
-    uint64_t key = th->zipf_keys ? th->zipf_keys[th->zipf_position++ & (ZIPF_STREAM_LENGTH - 1)]
-                                 : ((r >> 32) * w->range) >> 32;
-    key &= w->key_mask;
-    if (pick < w->get_below) {
-        uint64_t value = 0;
-        th->sink += impl->get(w->map, key, &value) + value;
-        return MIX_GET;
+    struct mix_op op;
+    op.r = bench_xorshift64(&th->rng);
+    uint32_t pick = (uint32_t)(op.r & 0x7fffffff);
+    op.key = th->zipf_keys ? th->zipf_keys[th->zipf_position++ & (ZIPF_STREAM_LENGTH - 1)]
+                           : ((op.r >> 32) * w->range) >> 32;
+    op.key &= w->key_mask;
+    op.kind = pick < w->get_below      ? MIX_GET
+              : pick < w->put_below    ? MIX_PUT
+              : pick < w->remove_below ? MIX_REMOVE
+                                       : MIX_UPDATE;
+    if (op.kind == MIX_PUT && w->grow) { /* a key never used before, this thread's own */
+        op.key = th->next_new_key;
+        th->next_new_key += (uint64_t)w->threads;
     }
-    if (pick < w->put_below) {
-        if (w->grow) { /* a key never used before, this thread's own */
-            key = th->next_new_key;
-            th->next_new_key += (uint64_t)w->threads;
-        }
-        th->inserts += impl->put(w->map, key, key);
-        return MIX_PUT;
-    }
-    if (pick < w->remove_below) {
-        th->removes += impl->remove(w->map, key);
-        return MIX_REMOVE;
-    }
-    th->inserts += bench_update(impl, w->map, key, r); /* a fresh value: the random draw */
-    return MIX_UPDATE;
+    return op;
 }
 
-/* A preset's batch: its state on the stack for the loop, written back once. */
+/* Runs a drawn operation on the map: the part -bm sample times. */
+static inline void mix_execute(const struct bench_workload *w, struct mix_thread *th,
+                               struct mix_op op)
+{
+    const bench_map_impl *impl = w->impl;
+    uint64_t value = 0;
+    switch (op.kind) {
+    case MIX_GET: th->sink += impl->get(w->map, op.key, &value) + value; break;
+    case MIX_PUT: th->inserts += impl->put(w->map, op.key, op.key); break;
+    case MIX_REMOVE: th->removes += impl->remove(w->map, op.key); break;
+    default: /* an update writes a fresh value: the random draw */
+        th->inserts += bench_update(impl, w->map, op.key, op.r);
+        break;
+    }
+}
+
+/* A preset's batch (and, under -bm sample, every batch): its state on the stack for the loop,
+ * written back once, operations counted by kind. */
 static void mix_run_preset_batch(bench_workload *w, int tid, uint64_t count)
 {
     struct mix_thread local = w->per_thread[tid];
-    for (uint64_t i = 0; i < count; i++)
-        local.ops[mix_preset_op(w, &local)]++;
+    for (uint64_t i = 0; i < count; i++) {
+        struct mix_op op = mix_draw(w, &local);
+        mix_execute(w, &local, op);
+        local.ops[op.kind]++;
+    }
+    __asm__ __volatile__("" : : "r"(local.sink) : "memory");
+    w->per_thread[tid] = local;
+}
+
+/* -bm sample, the measured part: the same loop, every MIX_SAMPLE_EVERY-th operation timed alone
+ * (the draw stays outside the timer) into its kind's histogram. */
+static void mix_run_batch_sampled(bench_workload *w, int tid, uint64_t count, bench_sampler *s)
+{
+    struct mix_thread local = w->per_thread[tid];
+    uint32_t countdown = s->countdown;
+    for (uint64_t i = 0; i < count; i++) {
+        struct mix_op op = mix_draw(w, &local);
+        if (--countdown) {
+            mix_execute(w, &local, op);
+        } else {
+            countdown = MIX_SAMPLE_EVERY;
+            uint64_t start = bench_timer_start();
+            mix_execute(w, &local, op);
+            uint64_t stop = bench_timer_stop();
+            bench_sample(s, op.kind, start, stop);
+        }
+        local.ops[op.kind]++;
+    }
+    s->countdown = countdown;
     __asm__ __volatile__("" : : "r"(local.sink) : "memory");
     w->per_thread[tid] = local;
 }
 
 static void mix_run_batch(bench_workload *w, int tid, uint64_t count)
 {
-    if (w->preset) {
+    if (w->preset || w->sample) {
         mix_run_preset_batch(w, tid, count);
         return;
     }
@@ -445,7 +494,7 @@ static bool mix_verify(bench_workload *w, char *err, size_t errlen)
 /* A preset's operations by kind, over the whole trial: how closely the mix ran as advertised. */
 static int mix_counters(bench_workload *w, const char **names, uint64_t *values)
 {
-    if (!w->preset)
+    if (!w->preset && !w->sample)
         return 0;
     for (int k = 0; k < MIX_KINDS; k++) {
         names[k] = mix_kind_names[k];
@@ -475,6 +524,10 @@ const bench_def bench_mix = {
     .setup = mix_setup,
     .skip_reason = mix_skip_reason,
     .run_batch = mix_run_batch,
+    .sample_kinds = mix_kind_names,
+    .sample_kind_count = MIX_KINDS,
+    .sample_every = MIX_SAMPLE_EVERY,
+    .run_batch_sampled = mix_run_batch_sampled,
     .thread_exit = mix_thread_exit,
     .verify = mix_verify,
     .counters = mix_counters,

@@ -32,9 +32,12 @@
  * on x86: a store on every read) or a seqlock (readers retry, writers lock per entry), and gives
  * up Go's lock-free trySwap.
  *
- * The read index is a power-of-two array of {key, entry*} slots, linear probing, load factor at
- * most 1/4 (RM_LOAD_LOG: a miss, half of a typical mix's reads, probes ~1.4 slots instead of ~2.5
- * at 1/2), no tombstones (it is never written once published). It is the same structure as the
+ * The read index is a power-of-two array of one-word slots (an entry's address tagged with 16
+ * bits of its hash: a probe dereferences only entries whose tag matches), linear probing, load
+ * factor at most 1/2 (RM_LOAD_LOG: a miss probes ~2.5 slots, all but always on one 64-byte line
+ * of eight slots; the first design's 16-byte {key, entry*} slots at load 1/4 probed ~1.4 slots
+ * on lines of four, for 67 bytes of index per entry instead of 17), no tombstones (it is never
+ * written once published). Entries come from a pool the map owns (src/pool.h). It is the same structure as the
  * dirty map, which is mutable only while it is unpublished (it deletes by backward shift, so it
  * needs no tombstones either), so promotion is O(1) as in Go: the dirty table *becomes* the read
  * index. Indexes are 128-byte aligned and `read` packs {index address, log2(slots), amended}

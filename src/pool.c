@@ -7,11 +7,15 @@
  * stripes. A stripe holds, under a Concurrency Kit fetch-and-store spinlock:
  *   - a free list of objects, linked through each free object's first word;
  *   - the untouched tail [bump, end) of the slab it carved last.
- * An allocation pops the free list, else carves from the tail, else allocates a slab for the
- * stripe: the first holds 16 objects and each next one twice as many, up to 64 KiB, so a small
- * map costs little and a large one few malloc calls. A put pushes the object on the putting
- * thread's stripe: objects migrate between stripes with the threads that free them, which
- * balances lists when one thread inserts and another removes.
+ * An allocation pops the free list, else carves from the tail, else refills the stripe (under
+ * the pool's refill lock: another stripe's whole free list, else a new slab): the
+ * first holds 16 objects and each next one twice as many, up to 64 KiB, so a small map costs
+ * little and a large one few malloc calls. A put pushes the object on the putting thread's
+ * stripe, so objects migrate with the threads that free them: one writer may reclaim what
+ * every writer retired (src/smr.h's batches), and without the steal its list would grow while
+ * the others' stripes, empty, carved new slabs for ever (measured: 7 MB of slabs for a
+ * 1,000-key map after 4 s of churn). A steal moves a whole list in one step, so it happens
+ * once per list, not once per object.
  * Slabs are linked on the pool and given back only by chm__pool_free: a map that shrinks keeps
  * its slabs for its next growth (as its tables' bins are kept by Java's clear; what it holds is
  * in chm_stats.bytes).
@@ -72,7 +76,8 @@ struct pool_slab {
 
 struct pool_stripe {
     alignas(CHM_CACHELINE) ck_spinlock_fas_t lock;
-    void *free;                 /* free objects, linked through their first word */
+    _Atomic(void *) free;       /* free objects, linked through their first word; written under
+                                   the lock, peeked at without it (stripe_steal) */
     unsigned char *bump, *end;  /* the last slab's untouched tail */
     size_t next_slab_objs;      /* objects in this stripe's next slab */
     atomic_long in_use;         /* allocs minus puts on this stripe (a sum is exact, a part may
@@ -83,6 +88,7 @@ _Static_assert(sizeof(struct pool_stripe) == CHM_CACHELINE, "a stripe is one cac
 struct chm_pool {
     size_t objsize;
     unsigned stripe_mask;
+    ck_spinlock_fas_t refill; /* serialises refills of empty stripes (pool_refill) */
     _Atomic(struct pool_slab *) slabs;
     atomic_size_t bytes;
     struct pool_stripe stripes[];
@@ -101,6 +107,18 @@ static struct pool_stripe *stripe_of(chm_pool *p)
         pool_thread_index = i;
     }
     return &p->stripes[i & p->stripe_mask];
+}
+
+/* The free list's head. Relaxed: under the stripe lock, which orders it; stripe_steal's peek
+ * without the lock only decides whether to take the lock. */
+static inline void *free_head(struct pool_stripe *s)
+{
+    return atomic_load_explicit(&s->free, memory_order_relaxed);
+}
+
+static inline void set_free_head(struct pool_stripe *s, void *head)
+{
+    atomic_store_explicit(&s->free, head, memory_order_relaxed);
 }
 
 static void stripe_lock(struct pool_stripe *s)
@@ -131,12 +149,13 @@ chm_pool *chm__pool_new(size_t objsize, unsigned stripes)
         return NULL;
     p->objsize = objsize;
     p->stripe_mask = n - 1;
+    ck_spinlock_fas_init(&p->refill);
     atomic_init(&p->slabs, NULL);
     atomic_init(&p->bytes, sizeof(chm_pool) + n * sizeof(struct pool_stripe));
     for (unsigned i = 0; i < n; i++) {
         struct pool_stripe *s = &p->stripes[i];
         ck_spinlock_fas_init(&s->lock);
-        s->free = NULL;
+        atomic_init(&s->free, NULL);
         s->bump = s->end = NULL;
         s->next_slab_objs = POOL_FIRST_SLAB_OBJS;
         atomic_init(&s->in_use, 0);
@@ -191,20 +210,90 @@ static bool stripe_grow(chm_pool *p, struct pool_stripe *s)
     return true;
 }
 
+/* Push the free list @list on @s's (locked). O(1) when @s's list is empty, as it is unless a
+ * put came in while the list was being stolen; otherwise @list is walked to its end. */
+static void stripe_push_list(chm_pool *p, struct pool_stripe *s, void *list)
+{
+    void *mine = free_head(s);
+    if (mine != NULL) {
+        void **q = list;
+        for (;;) {
+            pool_unpoison(q, sizeof(void *));
+            void **next = *q;
+            if (next == NULL)
+                break;
+            pool_poison(q, p->objsize);
+            q = next;
+        }
+        *q = mine;
+        pool_poison(q, p->objsize);
+    }
+    set_free_head(s, list);
+}
+
+static bool stripe_has_object(const chm_pool *p, struct pool_stripe *s)
+{
+    return free_head(s) != NULL || (size_t)(s->end - s->bump) >= p->objsize;
+}
+
+/* Give the empty stripe @s objects: another stripe's whole free list, else a new slab. false
+ * when out of memory. Called with no stripe lock held; refills are serialised by p->refill, so
+ * a list being moved by one refill is never missed by another (which would carve a slab while
+ * free objects exist: unbounded growth when writers free into each other's stripes). Victims'
+ * locks are taken one at a time, never two stripe locks at once. */
+static bool pool_refill(chm_pool *p, struct pool_stripe *s)
+{
+    ck_spinlock_fas_lock(&p->refill);
+#ifdef POOL_TSAN
+    __tsan_acquire(&p->refill);
+#endif
+    bool ok = true;
+    stripe_lock(s);
+    bool done = stripe_has_object(p, s); /* a put, or a refill by a thread sharing @s */
+    stripe_unlock(s);
+    unsigned self = (unsigned)(s - p->stripes);
+    void *list = NULL;
+    for (unsigned k = 1; !done && list == NULL && k <= p->stripe_mask; k++) {
+        struct pool_stripe *v = &p->stripes[(self + k) & p->stripe_mask];
+        if (free_head(v) == NULL)
+            continue; /* racy peek; a list cannot be in flight (refills are serialised), and a
+                         put that makes it non-empty meanwhile only costs a slab */
+        stripe_lock(v);
+        list = free_head(v);
+        set_free_head(v, NULL);
+        stripe_unlock(v);
+    }
+    if (!done) {
+        stripe_lock(s);
+        if (list != NULL)
+            stripe_push_list(p, s, list);
+        else if (!stripe_has_object(p, s))
+            ok = stripe_grow(p, s);
+        stripe_unlock(s);
+    }
+#ifdef POOL_TSAN
+    __tsan_release(&p->refill);
+#endif
+    ck_spinlock_fas_unlock(&p->refill);
+    return ok;
+}
+
 void *chm__pool_alloc(chm_pool *p)
 {
     struct pool_stripe *s = stripe_of(p);
     void *o;
     stripe_lock(s);
-    if (s->free != NULL) {
-        o = s->free;
-        pool_unpoison(o, p->objsize);
-        s->free = *(void **)o;
-    } else {
-        if ((size_t)(s->end - s->bump) < p->objsize && !stripe_grow(p, s)) {
-            stripe_unlock(s);
+    while (!stripe_has_object(p, s)) {
+        stripe_unlock(s);
+        if (!pool_refill(p, s))
             return NULL;
-        }
+        stripe_lock(s); /* a thread sharing the stripe may empty it again: loop */
+    }
+    if (free_head(s) != NULL) {
+        o = free_head(s);
+        pool_unpoison(o, p->objsize);
+        set_free_head(s, *(void **)o);
+    } else {
         o = s->bump;
         s->bump += p->objsize;
         pool_unpoison(o, p->objsize);
@@ -219,9 +308,9 @@ void chm__pool_put(chm_pool *p, void *obj)
 {
     struct pool_stripe *s = stripe_of(p);
     stripe_lock(s);
-    *(void **)obj = s->free;
+    *(void **)obj = free_head(s);
     pool_poison(obj, p->objsize);
-    s->free = obj;
+    set_free_head(s, obj);
     atomic_store_explicit(&s->in_use, atomic_load_explicit(&s->in_use, memory_order_relaxed) - 1,
                           memory_order_relaxed);
     stripe_unlock(s);

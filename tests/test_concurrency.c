@@ -24,9 +24,9 @@
  *                     replaced count once
  *   compute_counters_growing  four threads increment 64 keys with chm_compute while inserting
  *                     new keys (the table grows under the computes): every counter exact
- *   remove_if_token   a token (the value of one key) passed between four threads: each
- *                     remove_if(key, token) that wins puts token + 1; exactly one win per token,
- *                     the losers get CHM_EXISTS (a newer token) or CHM_NOTFOUND
+ *   remove_if_token   a token (the value of one key) passed between four threads that all try
+ *                     remove_if(key, token): the winner puts token + 1; exactly one win per
+ *                     token, the losers get CHM_EXISTS (a newer token) or CHM_NOTFOUND
  *   clear_concurrent  chm_clear in a loop while two threads put and one gets and iterates; then
  *                     chm__validate, and value_free count == values put - values present, exact
  *   visit_pointer_values  values are malloc'd objects with a magic field, value_free poisons and
@@ -886,6 +886,7 @@ static void test_string_keys_churn(const chm_backend *b)
 struct counter {
     chm *m;
     uint64_t per_thread;
+    double deadline; /* a safety net for a very slow build: the count is exact either way */
     tl_barrier start;
     atomic_ullong fn_calls;
     uint64_t done[2];
@@ -908,6 +909,8 @@ static void counter_worker(int t, void *arg)
     struct counter *c = arg;
     tl_barrier_wait(&c->start);
     for (uint64_t n = 0; n < c->per_thread; n++) {
+        if (n % 1024 == 1023 && tl_now() > c->deadline)
+            break;
         uint64_t r = 0;
         int rc = chm_compute(c->m, 42, incr_fn, &c->fn_calls, &r);
         if (!CHECK_RC(rc, CHM_OK) || !CHECK(r >= 1))
@@ -931,10 +934,15 @@ static void test_compute_counter(const chm_backend *b)
     c.per_thread = tl_scaled(1000000, 20000);
     tl_barrier_init(&c.start, 2);
     double t0 = tl_now();
+    c.deadline = t0 + 25 * tl_budget();
     tl_run_threads(2, counter_worker, &c);
     uint64_t total = c.done[0] + c.done[1], v = 0;
     tl_note("%" PRIu64 " increments in %.2f s", total, tl_now() - t0);
-    CHECK_EQ(total, 2 * c.per_thread);
+    if (tl_now() <= c.deadline)
+        CHECK_EQ(total, 2 * c.per_thread);
+    else
+        tl_note("stopped at the safety deadline: %" PRIu64 " of %" PRIu64 " increments", total,
+                2 * c.per_thread);
     if (CHECK_RC(chm_get(c.m, 42, &v), CHM_OK))
         CHECK_EQ(v, total);
     CHECK_EQ(atomic_load(&c.fn_calls), total); /* fn ran exactly once per call */
@@ -1003,7 +1011,7 @@ static void test_compute_counters_growing(const chm_backend *b)
     if (c->m == NULL)
         goto out;
     c->ops = tl_scaled(300000, 10000);
-    c->deadline = tl_now() + 2 * tl_budget();
+    c->deadline = tl_now() + tl_budget();
     tl_barrier_init(&c->start, CK_THREADS);
     tl_run_threads(CK_THREADS, counters_worker, c);
     uint64_t fillers = 0, adds_total = 0, counted = 0;
@@ -1064,35 +1072,38 @@ struct token {
 static void token_worker(int t, void *arg)
 {
     struct token *k = arg;
+    uint64_t v = 1; /* the token this thread tries to take next */
     tl_barrier_wait(&k->start);
-    for (;;) {
-        uint64_t v = 0;
-        int rc = chm_get(k->m, TOKEN_KEY, &v);
-        if (rc == CHM_NOTFOUND) { /* between a win and the next put */
-            if (atomic_load_explicit(&k->passed, memory_order_acquire) >= k->last)
-                return;
-            continue;
-        }
-        if (!CHECK_RC(rc, CHM_OK) || !CHECK(v >= 1 && v <= k->last))
-            return;
-        if (v == k->last)
-            return; /* the last token stays */
-        rc = chm_remove_if(k->m, TOKEN_KEY, v);
+    while (v < k->last) { /* the last token stays */
+        int rc = chm_remove_if(k->m, TOKEN_KEY, v);
         if (rc == CHM_OK) {
             /* this thread holds token v: nobody else may have it, and the key is absent until
              * it passes v + 1 on */
             if (!CHECK_EQ(atomic_fetch_add(&k->wins[v], 1), 0))
                 FAIL("token %" PRIu64 " won twice", v);
-            uint64_t old = 0;
-            if (!CHECK_RC(chm_put(k->m, TOKEN_KEY, v + 1, &old), CHM_OK))
+            if (!CHECK_RC(chm_put(k->m, TOKEN_KEY, v + 1, NULL), CHM_OK))
                 return;
             atomic_fetch_add_explicit(&k->passed, 1, memory_order_release);
-            if (v % 4 == 0)
+            v++;
+            if (v % 8 == 0)
                 sched_yield(); /* hand the race to the others now and then */
         } else if (rc == CHM_EXISTS) {
-            k->lost_exists[t]++; /* the next token was in already: nothing removed */
+            /* another token is in: a later one (tokens only grow); take that one next */
+            k->lost_exists[t]++;
+            uint64_t cur = 0;
+            rc = chm_get(k->m, TOKEN_KEY, &cur);
+            if (rc == CHM_OK) {
+                if (!CHECK(cur > v))
+                    FAIL("token %" PRIu64 " after %" PRIu64 " was taken", cur, v);
+                v = cur;
+            } else if (!CHECK_RC(rc, CHM_NOTFOUND)) {
+                return;
+            }
         } else if (CHECK_RC(rc, CHM_NOTFOUND)) {
+            /* taken, not passed on yet: the next one will be v + 1 or later */
             k->lost_absent[t]++;
+            if (atomic_load_explicit(&k->passed, memory_order_acquire) > v)
+                v = atomic_load_explicit(&k->passed, memory_order_acquire);
         } else {
             return;
         }

@@ -42,6 +42,15 @@ static void list_benchmarks(void)
             printf("%s chm.%s:%s (%s)", i ? "," : "; secondary", (*b)->name,
                    (*b)->secondary[i].name, (*b)->secondary[i].unit);
         printf("%s\n", (*b)->fixed_threads ? "; -t does not apply" : "");
+        if ((*b)->sample_kind_count) {
+            printf("      -bm sample: us/op of every ");
+            if ((*b)->sample_every > 1)
+                printf("%uth ", (*b)->sample_every);
+            printf("operation, by kind:");
+            for (int k = 0; k < (*b)->sample_kind_count; k++)
+                printf(" %s", (*b)->sample_kinds[k]);
+            printf("\n");
+        }
         for (int i = 0; i < (*b)->param_count; i++) {
             const bench_param_def *p = &(*b)->params[i];
             printf("      -p %-10s %s (default %s)\n", p->name, p->help,
@@ -103,6 +112,7 @@ static bool add_trials(struct expansion *x, const bench_trial *params)
         r->trial.warmup_seconds = opt->warmup_seconds;
         r->trial.measurement_seconds = opt->measurement_seconds;
         r->trial.seed = opt->seed;
+        r->trial.sample = opt->mode && strcmp(opt->mode, "sample") == 0;
         char err[512];
         if (bench->validate && !bench->validate(&r->trial, err, sizeof err)) {
             fprintf(stderr, "chmbench: %s: %s\n", bench->name, err);
@@ -110,7 +120,10 @@ static bool add_trials(struct expansion *x, const bench_trial *params)
         }
         if (bench->fixed_threads)
             r->trial.threads = bench->fixed_threads(&r->trial);
-        r->skipped = bench->skip_reason ? bench->skip_reason(&r->trial) : NULL;
+        r->skipped = bench_trial_unavailable(&r->trial);
+        r->skip_reported = r->skipped != NULL;
+        if (!r->skipped && bench->skip_reason)
+            r->skipped = bench->skip_reason(&r->trial);
     }
     return true;
 }
@@ -149,6 +162,18 @@ static bool expand_trials(const bench_options *opt, bench_result **out, int *cou
             return false;
         }
     }
+    for (int b = 0; opt->mode && b < opt->bench_count; b++) {
+        const bench_def *bench = opt->benches[b];
+        bool sample = strcmp(opt->mode, "sample") == 0;
+        if (sample ? bench->sample_kind_count == 0 : strcmp(opt->mode, bench->mode) != 0) {
+            fprintf(stderr,
+                    "chmbench: -bm %s: benchmark '%s' runs in mode %s%s (chmbench -l shows "
+                    "which benchmarks have -bm sample)\n",
+                    opt->mode, bench->name, bench->mode,
+                    bench->sample_kind_count ? " or sample" : " only");
+            return false;
+        }
+    }
     struct expansion x = {.opt = opt, .capacity = 16};
     x.results = calloc((size_t)x.capacity, sizeof *x.results);
     for (int b = 0; b < opt->bench_count; b++) {
@@ -183,11 +208,14 @@ static int run_child(const bench_options *opt)
         return 2;
     }
     const bench_def *bench = trials[0].trial.bench;
-    double *metrics[1 + BENCH_MAX_SECONDARY];
+    bench_trial_output result = {0};
     for (int k = 0; k <= bench->secondary_count; k++)
-        metrics[k] = calloc((size_t)opt->measurement_iterations, sizeof *metrics[k]);
+        result.metrics[k] = calloc((size_t)opt->measurement_iterations, sizeof *result.metrics[k]);
+    if (trials[0].trial.sample)
+        result.latency = calloc((size_t)(opt->measurement_iterations * bench->sample_kind_count),
+                                sizeof *result.latency);
     char err[512] = "";
-    if (!bench_run_in_process(&trials[0].trial, metrics, err, sizeof err)) {
+    if (!bench_run_in_process(&trials[0].trial, &result, err, sizeof err)) {
         char what[512];
         describe_trial(&trials[0].trial, what, sizeof what);
         fprintf(stderr, "chmbench: FAILED %s: %s\n", what, err);
@@ -198,8 +226,66 @@ static int run_child(const bench_options *opt)
         return 2;
     for (int i = 0; i < opt->measurement_iterations; i++)
         for (int k = 0; k <= bench->secondary_count; k++)
-            fprintf(out, "%.17g%c", metrics[k][i], k < bench->secondary_count ? ' ' : '\n');
+            fprintf(out, "%.17g%c", result.metrics[k][i], k < bench->secondary_count ? ' ' : '\n');
+    for (int i = 0; i < result.counters.count; i++)
+        fprintf(out, "counter %s %llu\n", result.counters.names[i],
+                (unsigned long long)result.counters.values[i]);
+    if (trials[0].trial.sample) {
+        fprintf(out, "timer %.17g %.17g\n", result.timer_overhead_ns, result.timer_granularity_ns);
+        for (int i = 0; i < opt->measurement_iterations; i++)
+            for (int k = 0; k < bench->sample_kind_count; k++) {
+                fprintf(out, "latency %d %d ", i, k);
+                bench_histogram_write(out, &result.latency[i * bench->sample_kind_count + k]);
+                fputc('\n', out);
+            }
+    }
     return fclose(out) == 0 ? 0 : 2;
+}
+
+/* --self-test, -bm sample's histogram: bucket bounds, exact moments, percentiles of a known
+ * sample, and the pipe format's round trip. */
+static int histogram_self_test(void)
+{
+    static bench_histogram h, back;
+    int failed = 0;
+    /* every value lies in its bucket, whose width is at most 1/32 of it (exact below 64) */
+    bool ok = true;
+    uint64_t seeder = 7;
+    for (int i = 0; i < 100000 && ok; i++) {
+        uint64_t v = bench_splitmix64(&seeder) >> (bench_splitmix64(&seeder) % 64);
+        unsigned b = bench_histogram_index(v);
+        uint64_t top = bench_histogram_bucket_top(b);
+        uint64_t low = b ? bench_histogram_bucket_top(b - 1) + 1 : 0;
+        ok = b < BENCH_HIST_BUCKETS && low <= v && v <= top &&
+             (v < 64 ? low == top : top - low < v / 32 + 1);
+    }
+    ok = ok && bench_histogram_bucket_top(BENCH_HIST_BUCKETS - 1) == UINT64_MAX;
+    printf("%s histogram buckets: every value in its own, at most 1/32 wide\n",
+           ok ? "ok  " : "FAIL");
+    failed += !ok;
+    /* 1..1000 ns: mean 500.5 ns exactly, p50 = 500 ns and p99 = 990 ns within a bucket (3 %) */
+    bench_histogram_reset(&h);
+    for (uint64_t ns = 1; ns <= 1000; ns++)
+        bench_histogram_record(&h, ns * 1000);
+    double p50 = bench_histogram_percentile(&h, 50), p99 = bench_histogram_percentile(&h, 99);
+    ok = h.count == 1000 && fabs(bench_histogram_mean(&h) - 500500) < 1e-6 &&
+         fabs(bench_histogram_stddev(&h) - 288819.436) < 0.01 && p50 >= 500000 &&
+         p50 <= 500000 * 1.032 && p99 >= 990000 && p99 <= 990000 * 1.032 &&
+         bench_histogram_percentile(&h, 0) == 1000 && bench_histogram_percentile(&h, 100) == 1e6;
+    printf("%s histogram of 1..1000 ns: mean %.1f, sd %.3f, p50 %.0f, p99 %.0f ps\n",
+           ok ? "ok  " : "FAIL", bench_histogram_mean(&h), bench_histogram_stddev(&h), p50, p99);
+    failed += !ok;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    bench_histogram_write(mem, &h);
+    fclose(mem);
+    ok = bench_histogram_parse(text, &back) && memcmp(&h, &back, sizeof h) == 0 &&
+         !bench_histogram_parse("3 1 2 3 5 4:1", &back); /* buckets must add up to the count */
+    free(text);
+    printf("%s histogram pipe format: written and parsed back identical\n", ok ? "ok  " : "FAIL");
+    failed += !ok;
+    return failed;
 }
 
 /* --self-test: the statistics against published values (tests/test_chmbench.sh runs it). */
@@ -227,7 +313,7 @@ static int self_test(void)
     ok = isnan(bench_mean_error_999(sample, 2)) && isnan(bench_mean_error_999(sample, 1));
     printf("%s Error is NaN for N <= 2\n", ok ? "ok  " : "FAIL");
     failed += !ok;
-    return failed ? 1 : 0;
+    return failed + histogram_self_test() ? 1 : 0;
 }
 
 /* Progress on stderr. On a terminal: one line, redrawn before each trial. Elsewhere (a pipe, a
@@ -317,7 +403,7 @@ static void progress_trial_done(struct progress *p, const char *what, const benc
     if (!isnan(error))
         snprintf(error_text, sizeof error_text, " \u00b1 %.3f", error);
     report(p, "# [%d/%d] %s: %.3f%s %s (%s elapsed, ~%s left)\n", p->done, p->total, what,
-           bench_mean(res->samples, res->sample_count), error_text, res->trial.bench->unit,
+           bench_mean(res->samples, res->sample_count), error_text, bench_trial_unit(&res->trial),
            elapsed_text, left_text);
 }
 
@@ -368,27 +454,37 @@ int main(int argc, char **argv)
         describe_trial(&res->trial, what, sizeof what);
         if (res->skipped) {
             report(&progress, "# skipped %s: %s\n", what, res->skipped);
+            if (res->skip_reported) /* a missing peer: the JSON says so too */
+                finished[nfinished++] = *res;
             continue;
         }
         progress_trial_starts(&progress, what);
         int forks = opt.forks ? opt.forks : 1;
         res->sample_count = forks * opt.measurement_iterations;
         res->samples = calloc((size_t)res->sample_count, sizeof *res->samples);
-        double *metrics[1 + BENCH_MAX_SECONDARY] = {res->samples};
+        bench_trial_output output = {.metrics = {res->samples}};
+        if (res->trial.sample)
+            output.latency = res->latency =
+                calloc((size_t)(res->sample_count * res->trial.bench->sample_kind_count),
+                       sizeof *res->latency);
         for (int k = 0; k < res->trial.bench->secondary_count; k++)
-            metrics[1 + k] = res->secondary[k] =
+            output.metrics[1 + k] = res->secondary[k] =
                 calloc((size_t)res->sample_count, sizeof *res->secondary[k]);
         char err[512] = "";
-        if (!bench_run_trial(&res->trial, opt.forks, self_exe, metrics, err, sizeof err)) {
+        if (!bench_run_trial(&res->trial, opt.forks, self_exe, &output, err, sizeof err)) {
             report(&progress, "chmbench: FAILED %s: %s\n", what, err);
             return 1;
         }
+        res->counters = output.counters;
+        res->timer_overhead_ns = output.timer_overhead_ns;
+        res->timer_granularity_ns = output.timer_granularity_ns;
         finished[nfinished++] = *res;
         progress_trial_done(&progress, what, res);
     }
     if (progress.line_shown)
         fputs("\r\033[K", stderr);
     bench_print_table(stdout, finished, nfinished);
+    bench_print_sample_note(stdout, finished, nfinished);
     /* The whole table is out before anything else goes to stderr (see report). */
     if (fflush(stdout) != 0) {
         perror("chmbench: stdout");

@@ -5,6 +5,8 @@
  *   cli.c        the command line (JMH's -p -t -wi -w -i -r -f -rf -rff -l -h)
  *   runner.c     threads and JMH's synchronized iterations; forks (fork+exec, samples on a pipe)
  *   stats.c      mean, Student-t 99.9% half-width (JMH's Score and Error)
+ *   histogram.c  -bm sample: log-linear latency histograms (percentiles, moments, pipe format)
+ *   timer.c      -bm sample: the clock's rate, overhead and granularity, once per trial
  *   output.c     JMH's console table and JSON result file
  *   common.c     what several benchmarks share: parameter parsing, backend checks
  *   mix.c        the `mix` workload (read/write sweep)
@@ -13,7 +15,8 @@
  *   resize.c     the `resize` workload (single shot: N inserts into a new map)
  *   memory.c     the `memory` workload (single shot: bytes per entry, glibc's mallinfo2)
  *   maps.c       the harness's map interface: the library's backends and the peers
- *   peers/       ck_ht (Concurrency Kit) and lfht (liburcu cds_lfht), never part of the library
+ *   peers/       ck_ht (Concurrency Kit), lfht (liburcu cds_lfht), and the C++ peers cuckoo
+ *                (libcuckoo) and tbb (oneTBB) behind a C shim; never part of the library
  */
 #ifndef CHMBENCH_H
 #define CHMBENCH_H
@@ -28,6 +31,8 @@
 #define BENCH_MAX_VALUES 32
 #define BENCH_MAX_THREAD_COUNTS 16
 #define BENCH_MAX_SECONDARY 4 /* secondary metrics of one benchmark (JMH secondaryMetrics) */
+#define BENCH_MAX_COUNTERS 8  /* counters one trial reports (JSON "opCounts") */
+#define BENCH_MAX_KINDS 4     /* -bm sample: operation kinds of one benchmark */
 
 /* ---- the map interface every backend and peer implements -------------------------------- */
 
@@ -52,6 +57,10 @@ typedef struct bench_map_impl {
     bool (*put)(bench_map *m, uint64_t key, uint64_t value);  /* true: the key was new */
     bool (*remove)(bench_map *m, uint64_t key);               /* true: the key was present */
     size_t (*size)(bench_map *m);                             /* exact when quiescent */
+    /* Optional: sets the value of a key that is present, atomically, and inserts nothing when
+     * it is absent (conc-map-bench's "update"); true: it was present. NULL: bench_update falls
+     * back to get + put. */
+    bool (*update)(bench_map *m, uint64_t key, uint64_t value);
     void (*thread_exit)(bench_map *m); /* optional: a worker leaves (unregister SMR records) */
     /* Waits until memory the map retired (old tables, removed nodes) has really been freed;
      * for the memory benchmark. Called with no operation in flight on the map. */
@@ -61,6 +70,10 @@ typedef struct bench_map_impl {
     unsigned variant_concurrency;
     bool variant_packed;
     bool variant_ck_rwlock;
+    /* Non-NULL: this peer is not in this build, and why (its package or toolchain was missing
+     * at configure time). It stays listed, so every trial naming it is reported skipped with
+     * this reason instead of silently disappearing; no function pointer is set. */
+    const char *unavailable;
 } bench_map_impl;
 
 /* Every library backend of chm_backend_list() followed by the peers; NULL-terminated. */
@@ -69,8 +82,13 @@ const bench_map_impl *const *bench_map_impls(void);
  * colons: "segmented:concurrency=256", "rwlock:ck" (chm_options.rwlock = CHM_RWLOCK_CK),
  * "binlock:packed", combinable ("segmented:concurrency=1:packed"). NULL when unknown. */
 const bench_map_impl *bench_map_find(const char *name);
-/* Every backend and peer (or only the thread-safe ones), comma-separated: a parameter default. */
+/* Every backend and peer (or only the thread-safe ones), comma-separated: a parameter default.
+ * Peers missing from this build are included: trials naming them are reported skipped. */
 const char *bench_map_names(bool thread_safe_only);
+/* Why `impl` cannot run in this build (bench_map_impl.unavailable), or NULL. The environment
+ * variable CHMBENCH_HIDE_PEERS=NAME,... makes the peers it names unavailable too, so that
+ * tests/test_chmbench_peers.sh can check the skipped-peer path on a machine that has them. */
+const char *bench_map_unavailable(const bench_map_impl *impl);
 
 /* ---- shared helpers (common.c) -------------------------------------------------------------- */
 
@@ -83,6 +101,20 @@ const bench_map_impl *bench_backend_check(const char *name, char *err, size_t er
  * more, so tests/test_chmbench.sh can prove that a violation fails the run loudly. */
 bool bench_check_size(const bench_map_impl *impl, bench_map *map, size_t prefill, uint64_t inserts,
                       uint64_t removes, char *err, size_t errlen);
+
+/* Sets the value of `key` if it is present (conc-map-bench's "update"): the map's own atomic
+ * update where it has one; otherwise get, then put if found, which may re-insert a key removed
+ * in between. Returns the keys it inserted (0, or 1 in that race), for the size invariant. */
+static inline uint64_t bench_update(const bench_map_impl *impl, bench_map *m, uint64_t key,
+                                    uint64_t value)
+{
+    uint64_t old;
+    if (impl->update) {
+        impl->update(m, key, value);
+        return 0;
+    }
+    return impl->get(m, key, &old) ? impl->put(m, key, value) : 0;
+}
 
 static inline uint64_t bench_xorshift64(uint64_t *state)
 {
@@ -113,6 +145,118 @@ static inline uint64_t bench_seed_rng(uint64_t *seeder)
 
 extern const bench_map_impl bench_peer_ck_ht;
 extern const bench_map_impl bench_peer_lfht;
+extern const bench_map_impl bench_peer_cuckoo;
+extern const bench_map_impl bench_peer_tbb;
+
+/* ---- latency sampling: -bm sample, JMH's SampleTime (histogram.c, timer.c) -------------- */
+
+/* A log-linear histogram of latencies in picoseconds, HdrHistogram-like (Debian packages
+ * HdrHistogram for Java and Go only): values below 64 have a bucket each, every power of two
+ * above is split into 32 buckets, so a bucket is at most 1/32 (3 %) of its values wide, from
+ * 1 ps to 2^64 ps. Count, minimum, maximum, sum and sum of squares are kept exactly: the mean,
+ * the standard deviation, min and max are exact, the percentiles are bucket bounds. */
+#define BENCH_HIST_SUB_BITS 5
+#define BENCH_HIST_BUCKETS ((65 - BENCH_HIST_SUB_BITS) << BENCH_HIST_SUB_BITS) /* 1920 */
+
+typedef struct bench_histogram {
+    uint64_t count;
+    uint64_t min, max;       /* ps; min is UINT64_MAX while empty */
+    double sum, sum_squares; /* ps, ps^2 */
+    uint64_t buckets[BENCH_HIST_BUCKETS];
+} bench_histogram;
+
+static inline unsigned bench_histogram_index(uint64_t ps)
+{
+    unsigned msb = 63u - (unsigned)__builtin_clzll(ps | 1);
+    unsigned shift = msb > BENCH_HIST_SUB_BITS ? msb - BENCH_HIST_SUB_BITS : 0;
+    return (shift << BENCH_HIST_SUB_BITS) + (unsigned)(ps >> shift);
+}
+
+static inline void bench_histogram_record(bench_histogram *h, uint64_t ps)
+{
+    h->buckets[bench_histogram_index(ps)]++;
+    h->count++;
+    h->sum += (double)ps;
+    h->sum_squares += (double)ps * (double)ps;
+    if (ps < h->min)
+        h->min = ps;
+    if (ps > h->max)
+        h->max = ps;
+}
+
+void bench_histogram_reset(bench_histogram *h);
+void bench_histogram_merge(bench_histogram *into, const bench_histogram *from);
+/* The largest value of bucket `index` (HdrHistogram's "highest equivalent value"), in ps. */
+uint64_t bench_histogram_bucket_top(unsigned index);
+/* Exact mean and sample standard deviation (n - 1), in ps; NaN when too few values. */
+double bench_histogram_mean(const bench_histogram *h);
+double bench_histogram_stddev(const bench_histogram *h);
+/* The value at percentile p in [0, 100], in ps, as HdrHistogram's getValueAtPercentile: the
+ * top of the bucket holding the ceil(p/100 * count)-th smallest value, clamped to [min, max];
+ * p = 0 is the minimum, p = 100 the maximum. Monotone in p. NaN when empty. */
+double bench_histogram_percentile(const bench_histogram *h, double p);
+/* One line "COUNT MIN MAX SUM SUM_SQUARES INDEX:N ..." (non-empty buckets) for the fork pipe,
+ * and its parser (false when malformed). */
+void bench_histogram_write(FILE *out, const bench_histogram *h);
+bool bench_histogram_parse(const char *text, bench_histogram *h);
+
+/* The clock of sampled operations. On x86-64 the TSC, read as Intel's benchmarking note
+ * recommends: lfence; rdtsc; lfence before the operation (nothing earlier leaks into it, the
+ * operation does not start before the read) and rdtscp; lfence after it (the operation is done;
+ * nothing later starts before the read). Elsewhere CLOCK_MONOTONIC in ns. */
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#define BENCH_TIMER_NAME "rdtsc"
+static inline uint64_t bench_timer_start(void)
+{
+    _mm_lfence();
+    uint64_t t = __rdtsc();
+    _mm_lfence();
+    return t;
+}
+static inline uint64_t bench_timer_stop(void)
+{
+    unsigned aux;
+    uint64_t t = __rdtscp(&aux);
+    _mm_lfence();
+    return t;
+}
+#else
+#include <time.h>
+#define BENCH_TIMER_NAME "clock_gettime"
+static inline uint64_t bench_timer_start(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+static inline uint64_t bench_timer_stop(void)
+{
+    return bench_timer_start();
+}
+#endif
+
+/* Measured once per trial (in each fork), before its first iteration. */
+typedef struct bench_timer_calibration {
+    double ps_per_tick;    /* the TSC rate against CLOCK_MONOTONIC over 20 ms (1000 for ns ticks) */
+    double overhead_ns;    /* median of 1001 back-to-back start/stop pairs: what every timed
+                           operation's figure includes besides the operation */
+    double granularity_ns; /* median step of the clock when it moves */
+} bench_timer_calibration;
+bench_timer_calibration bench_timer_calibrate(void);
+
+/* A worker thread's sampling state, handed to a benchmark's sampled run functions. */
+typedef struct bench_sampler {
+    bench_histogram *kinds; /* one per sample kind of the benchmark (bench_def.sample_kinds) */
+    double ps_per_tick;
+    uint32_t countdown; /* the benchmark's: operations until its next timed one */
+} bench_sampler;
+
+static inline void bench_sample(bench_sampler *s, int kind, uint64_t start, uint64_t stop)
+{
+    uint64_t ticks = stop > start ? stop - start : 0; /* a migrated thread could see < */
+    bench_histogram_record(&s->kinds[kind], (uint64_t)((double)ticks * s->ps_per_tick));
+}
 
 /* ---- benchmarks -------------------------------------------------------------------------- */
 
@@ -145,7 +289,12 @@ typedef struct bench_trial {
     int warmup_iterations, measurement_iterations;
     double warmup_seconds, measurement_seconds;
     uint64_t seed;
+    bool sample; /* -bm sample: per-operation latency instead of the benchmark's own mode */
 } bench_trial;
+
+/* The trial's JMH mode ("sample" under -bm sample, else the benchmark's) and primary unit. */
+const char *bench_trial_mode(const bench_trial *t);
+const char *bench_trial_unit(const bench_trial *t);
 
 /* A workload instance: prepared once per fork, then run iteration after iteration by the
  * runner's threads. run_batch is called repeatedly between checks of the iteration's phase. */
@@ -195,6 +344,21 @@ typedef struct bench_def {
     void (*thread_exit)(bench_workload *w, int tid);
     /* After the trial: false + message when an invariant is violated. */
     bool (*verify)(bench_workload *w, char *err, size_t errlen);
+    /* -bm sample (JMH's SampleTime), optional: what the benchmark's sampled runs time. Every
+     * `sample_every`-th operation of a thread is timed alone (bench_timer_start/stop around
+     * the map call) and recorded with bench_sample into the histogram of its kind, one of
+     * sample_kinds. thrpt benchmarks set run_batch_sampled (called instead of run_batch in
+     * the measured part of each iteration), ss benchmarks run_single_sampled (instead of
+     * run_single). The iteration's sample is then the mean latency in us/op. */
+    const char *const *sample_kinds;
+    int sample_kind_count;
+    unsigned sample_every;
+    void (*run_batch_sampled)(bench_workload *w, int tid, uint64_t count, bench_sampler *s);
+    uint64_t (*run_single_sampled)(bench_workload *w, int tid, bench_sampler *s);
+    /* Optional, after verify: counters the workload kept over the whole trial (every phase, all
+     * threads), e.g. mix's operations per kind; names are static strings. Returns how many it
+     * filled (<= BENCH_MAX_COUNTERS); 0 = none this trial. JSON "opCounts". */
+    int (*counters)(bench_workload *w, const char **names, uint64_t *values);
     void (*teardown)(bench_workload *w);
 } bench_def;
 
@@ -205,6 +369,9 @@ extern const bench_def bench_resize;
 extern const bench_def bench_memory;
 const bench_def *const *bench_defs(void);
 const bench_def *bench_def_find(const char *name);
+/* Why the trial cannot run because its `backend` parameter names a peer missing from this
+ * build (bench_map_unavailable), or NULL (also for benchmarks without a backend parameter). */
+const char *bench_trial_unavailable(const bench_trial *t);
 
 /* ---- the command line -------------------------------------------------------------------- */
 
@@ -219,6 +386,7 @@ typedef struct bench_options {
     int thread_count_count;
     int warmup_iterations, measurement_iterations, forks;
     double warmup_seconds, measurement_seconds;
+    const char *mode;          /* -bm: NULL (each benchmark's own mode) or "sample" */
     const char *result_format; /* "json" or NULL */
     const char *result_file;
     bool list;
@@ -241,6 +409,32 @@ double bench_percentile(const double *x, int n, double p); /* p in [0, 100], as 
 
 /* ---- results and the runner -------------------------------------------------------------- */
 
+/* A trial's counters (bench_def.counters), summed over its forks. */
+typedef struct bench_counters {
+    int count;
+    const char *names[BENCH_MAX_COUNTERS];
+    uint64_t values[BENCH_MAX_COUNTERS];
+} bench_counters;
+
+/* Adds `n` counters to `into`, matching by name (new names are appended; names must outlive
+ * `into`). */
+void bench_counters_add(bench_counters *into, int n, const char *const *names,
+                        const uint64_t *values);
+
+/* What running a trial produces. The caller allocates the arrays for all forks; the runner
+ * fills them fork by fork. */
+typedef struct bench_trial_output {
+    /* metric k (0 primary, 1 + i secondary i): measurement_iterations samples per fork,
+     * fork-major */
+    double *metrics[1 + BENCH_MAX_SECONDARY];
+    bench_counters counters; /* summed over forks */
+    /* -bm sample: one histogram per fork, measurement iteration and sample kind, at
+     * [(fork * measurement_iterations + iteration) * sample_kind_count + kind] */
+    bench_histogram *latency;
+    double timer_overhead_ns;    /* -bm sample: the calibration's overhead, mean over forks */
+    double timer_granularity_ns; /* and its granularity */
+} bench_trial_output;
+
 typedef struct bench_result {
     bench_trial trial;
     int forks;
@@ -248,19 +442,27 @@ typedef struct bench_result {
     double *secondary[BENCH_MAX_SECONDARY]; /* the same shape, one per secondary metric */
     int sample_count;
     const char *skipped; /* non-NULL: not run, why */
+    /* skipped because its backend is missing from this build: listed in the JSON too, with a
+     * "skipped" field, so a result file never silently lacks a requested peer */
+    bool skip_reported;
+    bench_counters counters;
+    bench_histogram *latency; /* -bm sample: as bench_trial_output.latency; NULL otherwise */
+    double timer_overhead_ns, timer_granularity_ns;
 } bench_result;
 
-/* Runs one fork's worth of the trial in this process; fills metrics[0] (the primary samples)
- * and metrics[1 + i] (secondary metric i), measurement_iterations values each. Returns false
- * (message in err) on failure. */
-bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char *err,
+/* Runs one fork's worth of the trial in this process: fills out->metrics[k][0 ..
+ * measurement_iterations) and out->counters. Returns false (message in err) on failure. */
+bool bench_run_in_process(const bench_trial *trial, bench_trial_output *out, char *err,
                           size_t errlen);
-/* Runs the trial in `forks` fresh processes of this executable (forks == 0: in this one);
- * metrics as above, forks * measurement_iterations values each, fork-major. */
+/* Runs the trial in `forks` fresh processes of this executable (forks == 0: in this one),
+ * filling `out` for all of them (see bench_trial_output). */
 bool bench_run_trial(const bench_trial *trial, int forks, const char *self_exe,
-                     double *const *metrics, char *err, size_t errlen);
+                     bench_trial_output *out, char *err, size_t errlen);
 
 void bench_print_table(FILE *out, const bench_result *results, int count);
+/* Under the table, when some results are -bm sample: which operations were timed, with which
+ * clock, and the timer overhead included in every figure. */
+void bench_print_sample_note(FILE *out, const bench_result *results, int count);
 bool bench_write_json(const char *path, const bench_result *results, int count,
                       const bench_options *opt);
 

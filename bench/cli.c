@@ -14,7 +14,7 @@ void bench_print_help(FILE *out)
         out,
         "usage: chmbench [OPTIONS] [BENCHMARK ...]\n"
         "\n"
-        "A JMH-like harness for the chm backends and the peers ck_ht and lfht.\n"
+        "A JMH-like harness for the chm backends and the peers ck_ht, lfht, cuckoo and tbb.\n"
         "BENCHMARK: mix (default), group, falseshare, resize, memory; `chmbench -l` lists them\n"
         "with their parameters, modes and units.\n"
         "\n"
@@ -34,6 +34,10 @@ void bench_print_help(FILE *out)
         "  -i N                measurement iterations per fork (default 5)\n"
         "  -r SECONDS          measurement iteration length (default 1); -w and -r do not\n"
         "                      apply to the single-shot (ss) benchmarks resize and memory\n"
+        "  -bm MODE            sample: JMH's SampleTime, per-operation latency (mix, resize):\n"
+        "                      every 64th mix operation (every resize insert) timed alone,\n"
+        "                      us/op with p50/p90/p99/p99.9/max, per kind (get, put, remove,\n"
+        "                      update) too; thrpt or ss: a benchmark's own mode (the default)\n"
         "  -f N                forks: each trial runs in N fresh processes, samples pooled;\n"
         "                      0 = in this process (default 1)\n"
         "  -rf json            result format (JMH's JSON; the only one)\n"
@@ -174,6 +178,14 @@ bool bench_parse_options(int argc, char **argv, bench_options *opt)
             TAKES_VALUE();
             if (!parse_seconds(a, value, &opt->measurement_seconds))
                 return false;
+        } else if (strcmp(a, "-bm") == 0) {
+            TAKES_VALUE();
+            if (strcmp(value, "sample") != 0 && strcmp(value, "thrpt") != 0 &&
+                strcmp(value, "ss") != 0) {
+                fprintf(stderr, "chmbench: -bm takes sample, thrpt or ss, got '%s'\n", value);
+                return false;
+            }
+            opt->mode = value;
         } else if (strcmp(a, "-rf") == 0) {
             TAKES_VALUE();
             if (strcmp(value, "json") != 0) {

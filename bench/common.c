@@ -1,11 +1,12 @@
 /*
- * common.c - small pieces several benchmarks share: strict parameter parsing and the backend
- * check with its "known: ..." message.
+ * common.c - small pieces several benchmarks share: strict parameter parsing, the backend
+ * check with its "known: ..." message, the size invariant, and which backends this build lacks.
  */
 #include "chmbench.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 bool bench_parse_u64(const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
@@ -44,4 +45,37 @@ bool bench_check_size(const bench_map_impl *impl, bench_map *map, size_t prefill
              "%s: size invariant violated: size %zu != prefill %zu + inserts %llu - removes %llu",
              impl->name, size, prefill, (unsigned long long)inserts, (unsigned long long)removes);
     return false;
+}
+
+/* Whether `name` is one of the comma-separated names of `list`. */
+static bool listed(const char *name, const char *list)
+{
+    size_t len = strlen(name);
+    for (const char *p = list; p; p = strchr(p, ',')) {
+        p += *p == ',';
+        if (strncmp(p, name, len) == 0 && (p[len] == ',' || p[len] == '\0'))
+            return true;
+    }
+    return false;
+}
+
+const char *bench_map_unavailable(const bench_map_impl *impl)
+{
+    if (impl->unavailable)
+        return impl->unavailable;
+    const char *hidden = getenv("CHMBENCH_HIDE_PEERS");
+    if (hidden && !impl->chm_backend && listed(impl->name, hidden))
+        return "hidden by CHMBENCH_HIDE_PEERS (as if its package were missing at configure time)";
+    return NULL;
+}
+
+const char *bench_trial_unavailable(const bench_trial *t)
+{
+    for (int i = 0; i < t->bench->param_count; i++) {
+        if (strcmp(t->bench->params[i].name, "backend") != 0)
+            continue;
+        const bench_map_impl *impl = bench_map_find(t->param_values[i]);
+        return impl ? bench_map_unavailable(impl) : NULL;
+    }
+    return NULL;
 }

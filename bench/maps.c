@@ -1,7 +1,8 @@
 /*
  * maps.c - the harness's map interface over the library's backends (every entry of
  * chm_backend_list(), so a new backend is benchmarked without touching the harness), followed
- * by the peers of bench/peers/.
+ * by the peers of bench/peers/ (ck_ht, lfht, cuckoo, tbb; a peer missing from this build stays
+ * listed with the reason, see bench_map_impl.unavailable).
  */
 #include "chmbench.h"
 
@@ -41,6 +42,22 @@ static bool chm_adapter_put(bench_map *m, uint64_t key, uint64_t value)
     return chm_put((chm *)m, key, value, NULL) == CHM_OK;
 }
 
+/* chm has no unconditional "set if present": chm_replace is a compare-and-set on the value, so
+ * read the value and replace exactly it, again if another writer changed it in between (each
+ * step linearizable; the update takes effect at the successful chm_replace). chm_compute would
+ * do it in one call once every backend implements it. */
+static bool chm_adapter_update(bench_map *m, uint64_t key, uint64_t value)
+{
+    uint64_t seen;
+    for (;;) {
+        if (chm_get((chm *)m, key, &seen) != CHM_OK)
+            return false;
+        int rc = chm_replace((chm *)m, key, seen, value);
+        if (rc != CHM_EXISTS) /* OK, NOTFOUND (removed meanwhile), or an error */
+            return rc == CHM_OK;
+    }
+}
+
 static bool chm_adapter_remove(bench_map *m, uint64_t key)
 {
     return chm_remove((chm *)m, key, NULL) == CHM_OK;
@@ -75,7 +92,7 @@ const bench_map_impl *const *bench_map_impls(void)
     if (all_impls[0])
         return all_impls;
     int n = 0;
-    for (const chm_backend *const *b = chm_backend_list(); *b && n < MAX_IMPLS - 2; b++, n++) {
+    for (const chm_backend *const *b = chm_backend_list(); *b && n < MAX_IMPLS - 4; b++, n++) {
         chm_impls[n] = (bench_map_impl){
             .name = chm_backend_name(*b),
             .thread_safe = chm_backend_thread_safe(*b),
@@ -85,6 +102,7 @@ const bench_map_impl *const *bench_map_impls(void)
             .destroy = chm_adapter_destroy,
             .get = chm_adapter_get,
             .put = chm_adapter_put,
+            .update = chm_adapter_update,
             .remove = chm_adapter_remove,
             .size = chm_adapter_size,
             .reclaim = chm_adapter_reclaim,
@@ -93,6 +111,8 @@ const bench_map_impl *const *bench_map_impls(void)
     }
     all_impls[n++] = &bench_peer_ck_ht;
     all_impls[n++] = &bench_peer_lfht;
+    all_impls[n++] = &bench_peer_cuckoo;
+    all_impls[n++] = &bench_peer_tbb;
     all_impls[n] = NULL;
     return all_impls;
 }

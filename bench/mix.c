@@ -17,8 +17,26 @@
  * thread i taking the keys congruent to i), so the key set grows all along the trial: the case
  * Go's sync.Map is documented to be bad at. Reads keep drawing from [0, 2*keys).
  *
- * Every successful insert (put of a new key) and remove is counted per thread in every phase,
- * measured or not, so after the trial size == prefill + inserts - removes must hold exactly.
+ * workload=NAME replaces the op mix by a preset: conc-map-bench's readheavy, exchange and
+ * rapidgrow (get / insert / remove / update percentages) and YCSB's core workloads A, B, C
+ * (read / update, Zipf keys, every key drawn a present one). "insert" is a put of a key drawn
+ * as for get (a new key about half the time under churn; with writes=grow a key never used
+ * before), "remove" removes a drawn key, "update" sets the value of a drawn key only if it is
+ * present (bench_update: the map's atomic update-if-present, conc-map-bench's meaning). A preset
+ * fixes `reads` (its get percentage) and, for ycsb-*, `dist=zipf`: those parameters default to
+ * the preset's values, and a combination that contradicts them is skipped with a note. The
+ * presets run a loop of their own that also counts the operations of each kind (JSON
+ * "opCounts"); workload=none keeps the two loops above exactly as they were.
+ *
+ * -bm sample (JMH's SampleTime) runs every batch through the preset loop (for workload=none its
+ * thresholds give the same mix as the loops above) and, in the measured part of each iteration,
+ * times every 64th operation alone: the draw of its key happens before the timer starts, the
+ * map call (and the switch on its kind) inside. Its latency goes to the histogram of its kind:
+ * get, put, remove, update.
+ *
+ * Every successful insert (put of a new key, or an update's fallback put that re-inserted a key)
+ * and remove is counted per thread in every phase, measured or not, so after the trial
+ * size == prefill + inserts - removes must hold exactly.
  */
 #include "chmbench.h"
 
@@ -28,8 +46,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The workload parameter comes before dist and reads: their defaults depend on it. */
 enum {
     MIX_PARAM_BACKEND,
+    MIX_PARAM_WORKLOAD,
     MIX_PARAM_DIST,
     MIX_PARAM_KEYS,
     MIX_PARAM_READS,
@@ -37,25 +57,77 @@ enum {
     MIX_PARAM_COUNT
 };
 
-static const bench_param_def mix_params[MIX_PARAM_COUNT] = {
-    [MIX_PARAM_BACKEND] = {"backend", NULL, "map: every library backend and the peers ck_ht, lfht"},
-    [MIX_PARAM_DIST] = {"dist", "uniform", "key distribution: uniform | zipf (theta 0.99)"},
-    [MIX_PARAM_KEYS] = {"keys", "1000", "prefilled keys; keys are drawn from [0, 2*keys)"},
-    [MIX_PARAM_READS] = {"reads", "90", "percentage of gets; the rest are writes"},
-    [MIX_PARAM_WRITES] = {"writes", "churn",
-                          "churn: half puts, half removes over [0, 2*keys) (stable size) | "
-                          "grow: every write inserts a key never used before (a growing key set)"},
+/* The presets of -p workload=NAME: percentages of get, insert, remove, update (summing to 100).
+ * readheavy, exchange, rapidgrow: conc-map-bench's three workloads. ycsb-a/b/c: YCSB's core
+ * workloads A (update heavy), B (read mostly), C (read only): Zipf keys, all present. */
+struct mix_preset {
+    const char *name;
+    unsigned get, insert, remove, update;
+    const char *reads; /* `get` as the reads parameter shows it */
+    bool ycsb;         /* dist=zipf, and every key drawn is a prefilled (present) one */
 };
 
+static const struct mix_preset mix_presets[] = {
+    {"readheavy", 98, 1, 1, 0, "98", false}, {"exchange", 10, 40, 40, 10, "10", false},
+    {"rapidgrow", 5, 80, 5, 10, "5", false}, {"ycsb-a", 50, 0, 0, 50, "50", true},
+    {"ycsb-b", 95, 0, 0, 5, "95", true},     {"ycsb-c", 100, 0, 0, 0, "100", true},
+};
+#define MIX_PRESET_COUNT (sizeof mix_presets / sizeof mix_presets[0])
+
+/* The preset called `name`; NULL for "none" and unknown names. */
+static const struct mix_preset *find_preset(const char *name)
+{
+    for (size_t i = 0; i < MIX_PRESET_COUNT; i++)
+        if (strcmp(mix_presets[i].name, name) == 0)
+            return &mix_presets[i];
+    return NULL;
+}
+
+static const char *default_dist(const bench_trial *partial)
+{
+    const struct mix_preset *p = find_preset(partial->param_values[MIX_PARAM_WORKLOAD]);
+    return p && p->ycsb ? "zipf" : "uniform";
+}
+
+static const char *default_reads(const bench_trial *partial)
+{
+    const struct mix_preset *p = find_preset(partial->param_values[MIX_PARAM_WORKLOAD]);
+    return p ? p->reads : "90";
+}
+
+static const bench_param_def mix_params[MIX_PARAM_COUNT] = {
+    [MIX_PARAM_BACKEND] = {"backend", NULL, "map: every library backend and the peers"},
+    [MIX_PARAM_WORKLOAD] = {"workload", "none",
+                            "op mix preset: none (reads/writes as given) | readheavy 98/1/1/0 | "
+                            "exchange 10/40/40/10 | rapidgrow 5/80/5/10 (get/insert/remove/update "
+                            "%) | ycsb-a 50/50 | ycsb-b 95/5 | ycsb-c 100/0 (read/update %, zipf, "
+                            "present keys)"},
+    [MIX_PARAM_DIST] = {"dist", NULL, "key distribution: uniform | zipf (theta 0.99)", default_dist,
+                        "uniform; zipf for the ycsb-* workloads"},
+    [MIX_PARAM_KEYS] = {"keys", "1000", "prefilled keys; keys are drawn from [0, 2*keys)"},
+    [MIX_PARAM_READS] = {"reads", NULL, "percentage of gets; the rest are writes", default_reads,
+                         "90; a workload's get percentage"},
+    [MIX_PARAM_WRITES] = {"writes", "churn",
+                          "churn: half puts, half removes over [0, 2*keys) (stable size) | "
+                          "grow: every write (a workload's every insert) is a key never used "
+                          "before (a growing key set)"},
+};
+
+/* Operation kinds, in the order of the op counts (and of -bm sample's histograms). */
+enum mix_kind { MIX_GET, MIX_PUT, MIX_REMOVE, MIX_UPDATE, MIX_KINDS };
+static const char *const mix_kind_names[MIX_KINDS] = {"get", "put", "remove", "update"};
+
 #define ZIPF_STREAM_LENGTH (1u << 16) /* 256 KiB of keys per thread; power of two (mask) */
+#define MIX_SAMPLE_EVERY 64           /* -bm sample: one operation in 64 timed */
 
 struct mix_thread {
     alignas(BENCH_CACHE_PAD) uint64_t rng;
     const uint32_t *zipf_keys; /* NULL: uniform */
     uint32_t zipf_position;
     uint64_t inserts, removes;
-    uint64_t next_new_key; /* writes=grow: this thread's next fresh key */
-    uint64_t sink;         /* published once per batch, never per operation */
+    uint64_t next_new_key;   /* writes=grow: this thread's next fresh key */
+    uint64_t sink;           /* published once per batch, never per operation */
+    uint64_t ops[MIX_KINDS]; /* a preset's operations by kind, every phase */
 };
 _Static_assert(sizeof(struct mix_thread) % BENCH_CACHE_PAD == 0, "per-thread state is padded");
 
@@ -65,6 +137,12 @@ struct bench_workload {
     uint64_t range;          /* 2 * keys */
     uint32_t read_threshold; /* reads% of 2^31 */
     bool grow;               /* writes=grow */
+    /* The preset loop: an operation's 31 random bits below get_below pick a get, then below
+     * put_below a put (insert), below remove_below a remove, the rest an update. */
+    bool preset;
+    bool sample; /* -bm sample: every batch runs the preset loop (counted, same mix) */
+    uint32_t get_below, put_below, remove_below;
+    uint64_t key_mask; /* ~1 for ycsb (every key drawn rounded to a prefilled, even one), else ~0 */
     size_t prefill;
     int threads;
     struct mix_thread *per_thread;
@@ -96,6 +174,16 @@ static bool mix_validate(const bench_trial *t, char *err, size_t errlen)
         snprintf(err, errlen, "writes must be churn or grow, not '%s'", writes);
         return false;
     }
+    const char *workload = t->param_values[MIX_PARAM_WORKLOAD];
+    if (strcmp(workload, "none") != 0 && !find_preset(workload)) {
+        size_t used = (size_t)snprintf(err, errlen, "workload must be none");
+        for (size_t i = 0; i < MIX_PRESET_COUNT && used < errlen; i++)
+            used += (size_t)snprintf(err + used, errlen - used, "%s%s",
+                                     i + 1 < MIX_PRESET_COUNT ? ", " : " or ", mix_presets[i].name);
+        if (used < errlen)
+            snprintf(err + used, errlen - used, ", not '%s'", workload);
+        return false;
+    }
     return true;
 }
 
@@ -104,7 +192,30 @@ static const char *mix_skip_reason(const bench_trial *t)
     const bench_map_impl *impl = bench_map_find(t->param_values[MIX_PARAM_BACKEND]);
     if (impl && !impl->thread_safe && t->threads > 1)
         return "not thread-safe: runs at one thread only";
+    const struct mix_preset *p = find_preset(t->param_values[MIX_PARAM_WORKLOAD]);
+    if (p && strcmp(t->param_values[MIX_PARAM_READS], p->reads) != 0)
+        return "a workload preset fixes reads (its get percentage, the default with it)";
+    if (p && p->ycsb && strcmp(t->param_values[MIX_PARAM_DIST], "zipf") != 0)
+        return "the ycsb workloads draw zipf keys (dist=zipf, the default with them)";
     return NULL;
+}
+
+/* The op thresholds of the preset loop (and of -bm sample), from a preset or from reads and
+ * writes: churn splits the writes evenly between put and remove, grow makes them all puts. */
+static void set_thresholds(struct bench_workload *w, const struct mix_preset *p, uint64_t reads)
+{
+    const uint64_t all = 1u << 31;
+    if (p) {
+        w->get_below = (uint32_t)(all * p->get / 100);
+        w->put_below = (uint32_t)(all * (p->get + p->insert) / 100);
+        w->remove_below = (uint32_t)(all * (p->get + p->insert + p->remove) / 100);
+    } else {
+        w->get_below = (uint32_t)(all * reads / 100);
+        w->put_below =
+            w->grow ? (uint32_t)all : w->get_below + (uint32_t)((all - w->get_below) / 2);
+        w->remove_below = (uint32_t)all;
+    }
+    w->key_mask = p && p->ycsb ? ~(uint64_t)1 : ~(uint64_t)0;
 }
 
 /* Zipf(theta) ranks over [0, n) into every thread's stream, mapped through a random
@@ -169,6 +280,10 @@ static bench_workload *mix_setup(const bench_trial *t, char *err, size_t errlen)
     w->read_threshold = (uint32_t)(reads * (1u << 31) / 100);
     w->threads = t->threads;
     w->grow = strcmp(t->param_values[MIX_PARAM_WRITES], "grow") == 0;
+    const struct mix_preset *preset = find_preset(t->param_values[MIX_PARAM_WORKLOAD]);
+    w->preset = preset != NULL;
+    w->sample = t->sample;
+    set_thresholds(w, preset, reads);
     w->per_thread = aligned_alloc(BENCH_CACHE_PAD, sizeof(struct mix_thread) * (size_t)t->threads);
     w->map = w->impl->create(w->impl, &(bench_map_options){.capacity = keys});
     if (!w->per_thread || !w->map) {
@@ -223,8 +338,93 @@ fail:
     return NULL;
 }
 
+/* One operation of the preset loop, drawn: its kind, key and random bits. */
+struct mix_op {
+    enum mix_kind kind;
+    uint64_t key, r;
+};
+
+/* Draws the next operation of a thread (its state in `th`: the caller's copy for the batch,
+ * which the compiler keeps in registers once this is inlined). */
+static inline struct mix_op mix_draw(const struct bench_workload *w, struct mix_thread *th)
+{
+    struct mix_op op;
+    op.r = bench_xorshift64(&th->rng);
+    uint32_t pick = (uint32_t)(op.r & 0x7fffffff);
+    op.key = th->zipf_keys ? th->zipf_keys[th->zipf_position++ & (ZIPF_STREAM_LENGTH - 1)]
+                           : ((op.r >> 32) * w->range) >> 32;
+    op.key &= w->key_mask;
+    op.kind = pick < w->get_below      ? MIX_GET
+              : pick < w->put_below    ? MIX_PUT
+              : pick < w->remove_below ? MIX_REMOVE
+                                       : MIX_UPDATE;
+    if (op.kind == MIX_PUT && w->grow) { /* a key never used before, this thread's own */
+        op.key = th->next_new_key;
+        th->next_new_key += (uint64_t)w->threads;
+    }
+    return op;
+}
+
+/* Runs a drawn operation on the map: the part -bm sample times. */
+static inline void mix_execute(const struct bench_workload *w, struct mix_thread *th,
+                               struct mix_op op)
+{
+    const bench_map_impl *impl = w->impl;
+    uint64_t value = 0;
+    switch (op.kind) {
+    case MIX_GET: th->sink += impl->get(w->map, op.key, &value) + value; break;
+    case MIX_PUT: th->inserts += impl->put(w->map, op.key, op.key); break;
+    case MIX_REMOVE: th->removes += impl->remove(w->map, op.key); break;
+    default: /* an update writes a fresh value: the random draw */
+        th->inserts += bench_update(impl, w->map, op.key, op.r);
+        break;
+    }
+}
+
+/* A preset's batch (and, under -bm sample, every batch): its state on the stack for the loop,
+ * written back once, operations counted by kind. */
+static void mix_run_preset_batch(bench_workload *w, int tid, uint64_t count)
+{
+    struct mix_thread local = w->per_thread[tid];
+    for (uint64_t i = 0; i < count; i++) {
+        struct mix_op op = mix_draw(w, &local);
+        mix_execute(w, &local, op);
+        local.ops[op.kind]++;
+    }
+    __asm__ __volatile__("" : : "r"(local.sink) : "memory");
+    w->per_thread[tid] = local;
+}
+
+/* -bm sample, the measured part: the same loop, every MIX_SAMPLE_EVERY-th operation timed alone
+ * (the draw stays outside the timer) into its kind's histogram. */
+static void mix_run_batch_sampled(bench_workload *w, int tid, uint64_t count, bench_sampler *s)
+{
+    struct mix_thread local = w->per_thread[tid];
+    uint32_t countdown = s->countdown;
+    for (uint64_t i = 0; i < count; i++) {
+        struct mix_op op = mix_draw(w, &local);
+        if (--countdown) {
+            mix_execute(w, &local, op);
+        } else {
+            countdown = MIX_SAMPLE_EVERY;
+            uint64_t start = bench_timer_start();
+            mix_execute(w, &local, op);
+            uint64_t stop = bench_timer_stop();
+            bench_sample(s, op.kind, start, stop);
+        }
+        local.ops[op.kind]++;
+    }
+    s->countdown = countdown;
+    __asm__ __volatile__("" : : "r"(local.sink) : "memory");
+    w->per_thread[tid] = local;
+}
+
 static void mix_run_batch(bench_workload *w, int tid, uint64_t count)
 {
+    if (w->preset || w->sample) {
+        mix_run_preset_batch(w, tid, count);
+        return;
+    }
     struct mix_thread *th = &w->per_thread[tid];
     const bench_map_impl *impl = w->impl;
     bench_map *map = w->map;
@@ -291,6 +491,20 @@ static bool mix_verify(bench_workload *w, char *err, size_t errlen)
     return bench_check_size(w->impl, w->map, w->prefill, inserts, removes, err, errlen);
 }
 
+/* A preset's operations by kind, over the whole trial: how closely the mix ran as advertised. */
+static int mix_counters(bench_workload *w, const char **names, uint64_t *values)
+{
+    if (!w->preset && !w->sample)
+        return 0;
+    for (int k = 0; k < MIX_KINDS; k++) {
+        names[k] = mix_kind_names[k];
+        values[k] = 0;
+        for (int i = 0; i < w->threads; i++)
+            values[k] += w->per_thread[i].ops[k];
+    }
+    return MIX_KINDS;
+}
+
 static void mix_teardown(bench_workload *w)
 {
     w->impl->destroy(w->map);
@@ -310,7 +524,12 @@ const bench_def bench_mix = {
     .setup = mix_setup,
     .skip_reason = mix_skip_reason,
     .run_batch = mix_run_batch,
+    .sample_kinds = mix_kind_names,
+    .sample_kind_count = MIX_KINDS,
+    .sample_every = MIX_SAMPLE_EVERY,
+    .run_batch_sampled = mix_run_batch_sampled,
     .thread_exit = mix_thread_exit,
     .verify = mix_verify,
+    .counters = mix_counters,
     .teardown = mix_teardown,
 };

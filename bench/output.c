@@ -9,6 +9,14 @@
  * Secondary metrics (group's per-role throughput, resize's worst insert) follow their primary
  * row as `chm.<bench>:<metric>` rows with the same parameters, and appear in JSON under
  * "secondaryMetrics" with the primary metric's fields, as JMH prints @Group methods.
+ *
+ * A trial skipped because its peer is missing from this build has no row (stderr says why) and
+ * a JSON entry with its parameters and a "skipped" reason instead of metrics.
+ *
+ * -bm sample (JMH's SampleTime): the rows show the pooled latency of all timed operations, then
+ * one row per operation kind (`chm.mix:get`, ...), with Cnt = operations timed, Score = their
+ * mean, and columns p50 p90 p99 p99.9 max (only when some row is a sample); JSON has JMH's
+ * SampleTime fields (see json_sample_metric) and per-kind secondaryMetrics.
  */
 #include "chmbench.h"
 
@@ -24,6 +32,16 @@ static void result_name(const bench_result *r, char *buf, size_t len)
     snprintf(buf, len, "chm.%s", r->trial.bench->name);
 }
 
+const char *bench_trial_mode(const bench_trial *t)
+{
+    return t->sample ? "sample" : t->bench->mode;
+}
+
+const char *bench_trial_unit(const bench_trial *t)
+{
+    return t->sample ? "us/op" : t->bench->unit;
+}
+
 /* Metric k of a result: 0 the primary, 1 + i secondary i. */
 static const double *metric_samples(const bench_result *r, int k)
 {
@@ -32,16 +50,113 @@ static const double *metric_samples(const bench_result *r, int k)
 
 static const char *metric_unit(const bench_result *r, int k)
 {
-    return k == 0 ? r->trial.bench->unit : r->trial.bench->secondary[k - 1].unit;
+    return k == 0 ? bench_trial_unit(&r->trial) : r->trial.bench->secondary[k - 1].unit;
 }
 
-static void row_name(const bench_result *r, int k, char *buf, size_t len)
+/* ---- -bm sample: the pooled histograms of a result ---------------------------------------- */
+
+/* Kind k's histograms of every fork and iteration merged into h (k < 0: every kind). */
+static void pooled_latency(const bench_result *r, int kind, bench_histogram *h)
 {
-    if (k == 0)
-        result_name(r, buf, len);
-    else
-        snprintf(buf, len, "chm.%s:%s", r->trial.bench->name,
-                 r->trial.bench->secondary[k - 1].name);
+    const int kinds = r->trial.bench->sample_kind_count;
+    bench_histogram_reset(h);
+    for (int i = 0; i < r->sample_count; i++)
+        for (int k = 0; k < kinds; k++)
+            if (kind < 0 || k == kind)
+                bench_histogram_merge(h, &r->latency[i * kinds + k]);
+}
+
+/* The secondary metrics of a sample result: the kinds that were timed at least once. */
+static int timed_kinds(const bench_result *r, int *kinds)
+{
+    int n = 0;
+    for (int k = 0; k < r->trial.bench->sample_kind_count; k++)
+        for (int i = 0; i < r->sample_count; i++)
+            if (r->latency[i * r->trial.bench->sample_kind_count + k].count) {
+                kinds[n++] = k;
+                break;
+            }
+    return n;
+}
+
+/* JMH's SampleTime statistics of a histogram: every timed operation is a sample. */
+static double latency_error(const bench_histogram *h)
+{
+    if (h->count <= 2)
+        return NAN;
+    double n = (double)h->count;
+    return bench_student_t_quantile(0.9995, n - 1) * bench_histogram_stddev(h) / sqrt(n) / 1e6;
+}
+
+/* ---- the console table ------------------------------------------------------------------- */
+
+/* The percentile columns of sample rows: p50 p90 p99 p99.9 max. */
+static const double table_percentiles[] = {50, 90, 99, 99.9, 100};
+static const char *const table_percentile_names[] = {"p50", "p90", "p99", "p99.9", "max"};
+#define TABLE_PERCENTILES 5
+
+/* One row of the table, formatted. */
+struct table_row {
+    const bench_result *res;
+    char name[128];
+    char cnt[32];
+    char score[32];
+    char error[32];                         /* empty: none (N <= 2) */
+    char percentile[TABLE_PERCENTILES][32]; /* empty: not a sample row */
+    const char *unit;
+};
+
+/* The rows of one result: the primary, then its secondary metrics (thrpt/ss) or, for a sample
+ * result, one row per timed kind when the benchmark has several. Returns how many. */
+static int result_rows(const bench_result *res, struct table_row *rows, int max)
+{
+    int n = 0;
+    if (!res->trial.sample) {
+        for (int m = 0; m <= res->trial.bench->secondary_count && n < max; m++, n++) {
+            struct table_row *row = &rows[n];
+            memset(row, 0, sizeof *row);
+            row->res = res;
+            const double *x = metric_samples(res, m);
+            if (m == 0)
+                result_name(res, row->name, sizeof row->name);
+            else
+                snprintf(row->name, sizeof row->name, "chm.%s:%s", res->trial.bench->name,
+                         res->trial.bench->secondary[m - 1].name);
+            if (res->sample_count > 1)
+                snprintf(row->cnt, sizeof row->cnt, "%d", res->sample_count);
+            snprintf(row->score, sizeof row->score, "%.3f", bench_mean(x, res->sample_count));
+            double error = bench_mean_error_999(x, res->sample_count);
+            if (!isnan(error))
+                snprintf(row->error, sizeof row->error, "%.3f", error);
+            row->unit = metric_unit(res, m);
+        }
+        return n;
+    }
+    int kinds[BENCH_MAX_KINDS + 1] = {-1}, nkinds = 1;
+    if (res->trial.bench->sample_kind_count > 1)
+        nkinds += timed_kinds(res, kinds + 1);
+    static bench_histogram h; /* too large for the stack */
+    for (int i = 0; i < nkinds && n < max; i++, n++) {
+        struct table_row *row = &rows[n];
+        memset(row, 0, sizeof *row);
+        row->res = res;
+        pooled_latency(res, kinds[i], &h);
+        if (kinds[i] < 0)
+            result_name(res, row->name, sizeof row->name);
+        else
+            snprintf(row->name, sizeof row->name, "chm.%s:%s", res->trial.bench->name,
+                     res->trial.bench->sample_kinds[kinds[i]]);
+        snprintf(row->cnt, sizeof row->cnt, "%llu", (unsigned long long)h.count);
+        snprintf(row->score, sizeof row->score, "%.3f", bench_histogram_mean(&h) / 1e6);
+        double error = latency_error(&h);
+        if (!isnan(error))
+            snprintf(row->error, sizeof row->error, "%.3f", error);
+        for (int p = 0; p < TABLE_PERCENTILES; p++)
+            snprintf(row->percentile[p], sizeof row->percentile[p], "%.3f",
+                     bench_histogram_percentile(&h, table_percentiles[p]) / 1e6);
+        row->unit = "us/op";
+    }
+    return n;
 }
 
 /* The value of column `key` for result r ("N/A" when its benchmark has no such parameter). */
@@ -83,58 +198,100 @@ void bench_print_table(FILE *out, const bench_result *results, int count)
     }
     qsort(keys, (size_t)nkeys, sizeof keys[0], compare_strings);
 
+    /* every row first: the widths depend on all of them (JMH's rules) */
+    const int per_result =
+        1 + (BENCH_MAX_SECONDARY > BENCH_MAX_KINDS ? BENCH_MAX_SECONDARY : BENCH_MAX_KINDS);
+    struct table_row *rows = calloc((size_t)(count * per_result) + 1, sizeof *rows);
+    if (!rows)
+        return;
+    int nrows = 0;
+    bool percentiles = false;
+    for (int r = 0; r < count; r++) {
+        if (results[r].skipped) /* reported on stderr (and in the JSON), no row */
+            continue;
+        nrows += result_rows(&results[r], rows + nrows, per_result);
+        percentiles |= results[r].trial.sample;
+    }
+
     char buf[256];
     int name_width = (int)strlen("Benchmark"), key_width[MAX_COLUMNS * 4];
     int cnt_width = 3, score_width = 5, error_width = 5, unit_width = 5, mode_width = 4;
+    int pct_width[TABLE_PERCENTILES];
+    for (int p = 0; p < TABLE_PERCENTILES; p++)
+        pct_width[p] = (int)strlen(table_percentile_names[p]);
     for (int k = 0; k < nkeys; k++)
         key_width[k] = (int)strlen(keys[k]) + 2;
-    for (int r = 0; r < count; r++) {
-        const bench_result *res = &results[r];
+    for (int i = 0; i < nrows; i++) {
+        const struct table_row *row = &rows[i];
         for (int k = 0; k < nkeys; k++)
-            key_width[k] =
-                max_int(key_width[k], (int)strlen(column_value(res, keys[k], buf, sizeof buf)));
-        cnt_width = max_int(cnt_width, snprintf(buf, sizeof buf, "%d", res->sample_count));
-        mode_width = max_int(mode_width, (int)strlen(res->trial.bench->mode));
-        for (int m = 0; m <= res->trial.bench->secondary_count; m++) {
-            const double *x = metric_samples(res, m);
-            row_name(res, m, buf, sizeof buf);
-            name_width = max_int(name_width, (int)strlen(buf));
-            score_width = max_int(
-                score_width, snprintf(buf, sizeof buf, "%.3f", bench_mean(x, res->sample_count)));
-            double error = bench_mean_error_999(x, res->sample_count);
-            if (!isnan(error))
-                error_width = max_int(error_width, snprintf(buf, sizeof buf, "%.3f", error));
-            unit_width = max_int(unit_width, (int)strlen(metric_unit(res, m)));
-        }
+            key_width[k] = max_int(key_width[k],
+                                   (int)strlen(column_value(row->res, keys[k], buf, sizeof buf)));
+        name_width = max_int(name_width, (int)strlen(row->name));
+        cnt_width = max_int(cnt_width, (int)strlen(row->cnt));
+        mode_width = max_int(mode_width, (int)strlen(bench_trial_mode(&row->res->trial)));
+        score_width = max_int(score_width, (int)strlen(row->score));
+        error_width = max_int(error_width, (int)strlen(row->error));
+        for (int p = 0; p < TABLE_PERCENTILES; p++)
+            pct_width[p] = max_int(pct_width[p], (int)strlen(row->percentile[p]));
+        unit_width = max_int(unit_width, (int)strlen(row->unit));
     }
     fprintf(out, "%-*s", name_width, "Benchmark");
     for (int k = 0; k < nkeys; k++) {
         snprintf(buf, sizeof buf, "(%s)", keys[k]);
         fprintf(out, "%*s", key_width[k] + 2, buf);
     }
-    fprintf(out, "%*s%*s%*s  %*s%*s\n", mode_width + 2, "Mode", cnt_width + 2, "Cnt",
-            score_width + 2, "Score", error_width + 1, "Error", unit_width + 2, "Units");
+    fprintf(out, "%*s%*s%*s  %*s", mode_width + 2, "Mode", cnt_width + 2, "Cnt", score_width + 2,
+            "Score", error_width + 1, "Error");
+    for (int p = 0; percentiles && p < TABLE_PERCENTILES; p++)
+        fprintf(out, "%*s", pct_width[p] + 2, table_percentile_names[p]);
+    fprintf(out, "%*s\n", unit_width + 2, "Units");
+    for (int i = 0; i < nrows; i++) {
+        const struct table_row *row = &rows[i];
+        fprintf(out, "%-*s", name_width, row->name);
+        for (int k = 0; k < nkeys; k++)
+            fprintf(out, "%*s", key_width[k] + 2, column_value(row->res, keys[k], buf, sizeof buf));
+        fprintf(out, "%*s%*s%*s%s%*s", mode_width + 2, bench_trial_mode(&row->res->trial),
+                cnt_width + 2, row->cnt, score_width + 2, row->score,
+                row->error[0] ? " \u00b1" : "  ", error_width + 1, row->error);
+        for (int p = 0; percentiles && p < TABLE_PERCENTILES; p++)
+            fprintf(out, "%*s", pct_width[p] + 2, row->percentile[p]);
+        fprintf(out, "%*s\n", unit_width + 2, row->unit);
+    }
+    free(rows);
+}
+
+void bench_print_sample_note(FILE *out, const bench_result *results, int count)
+{
+    double low = INFINITY, high = -INFINITY, granularity = 0;
+    char timed[256] = "";
+    size_t used = 0;
     for (int r = 0; r < count; r++) {
         const bench_result *res = &results[r];
-        for (int m = 0; m <= res->trial.bench->secondary_count; m++) {
-            const double *x = metric_samples(res, m);
-            row_name(res, m, buf, sizeof buf);
-            fprintf(out, "%-*s", name_width, buf);
-            for (int k = 0; k < nkeys; k++)
-                fprintf(out, "%*s", key_width[k] + 2, column_value(res, keys[k], buf, sizeof buf));
-            char cnt[32] = "";
-            if (res->sample_count > 1)
-                snprintf(cnt, sizeof cnt, "%d", res->sample_count);
-            double error = bench_mean_error_999(x, res->sample_count);
-            char error_text[64] = "";
-            if (!isnan(error))
-                snprintf(error_text, sizeof error_text, "%.3f", error);
-            fprintf(out, "%*s%*s%*.3f%s%*s%*s\n", mode_width + 2, res->trial.bench->mode,
-                    cnt_width + 2, cnt, score_width + 2, bench_mean(x, res->sample_count),
-                    isnan(error) ? "  " : " \u00b1", error_width + 1, error_text, unit_width + 2,
-                    metric_unit(res, m));
-        }
+        if (res->skipped || !res->trial.sample)
+            continue;
+        low = fmin(low, res->timer_overhead_ns);
+        high = fmax(high, res->timer_overhead_ns);
+        granularity = fmax(granularity, res->timer_granularity_ns);
+        char what[64];
+        if (res->trial.bench->sample_every > 1)
+            snprintf(what, sizeof what, "every %uth %s operation", res->trial.bench->sample_every,
+                     res->trial.bench->name);
+        else
+            snprintf(what, sizeof what, "every %s operation", res->trial.bench->name);
+        if (!strstr(timed, what) && used < sizeof timed)
+            used +=
+                (size_t)snprintf(timed + used, sizeof timed - used, "%s%s", used ? ", " : "", what);
     }
+    if (low > high)
+        return;
+    fprintf(out, "# -bm sample: %s timed alone (" BENCH_TIMER_NAME "); timer overhead %.1f", timed,
+            low);
+    if (high - low >= 0.05)
+        fprintf(out, "-%.1f", high);
+    fprintf(out,
+            " ns per timed operation, included in every figure; clock granularity %.1f ns "
+            "(JSON \"sampleTimer\")\n",
+            granularity);
 }
 
 /* ---- JSON ------------------------------------------------------------------------------ */
@@ -164,6 +321,10 @@ static void json_number(FILE *f, double v)
         fprintf(f, "%.17g", v);
 }
 
+/* JMH's scorePercentiles keys. */
+static const char *const percentile_names[] = {"0.0",  "50.0",  "90.0",   "95.0",    "99.0",
+                                               "99.9", "99.99", "99.999", "99.9999", "100.0"};
+
 /* One metric object (JMH's primaryMetric / a secondaryMetrics entry), at indentation `ind`. */
 static void json_metric(FILE *f, const bench_result *res, int k, const char *ind)
 {
@@ -180,8 +341,6 @@ static void json_metric(FILE *f, const bench_result *res, int k, const char *ind
     fputs(", ", f);
     json_number(f, score + error);
     fprintf(f, "],\n%s    \"scorePercentiles\": {", ind);
-    static const char *const percentile_names[] = {"0.0",  "50.0",  "90.0",   "95.0",    "99.0",
-                                                   "99.9", "99.99", "99.999", "99.9999", "100.0"};
     for (size_t i = 0; i < sizeof percentile_names / sizeof percentile_names[0]; i++) {
         fprintf(f, "%s\"%s\": ", i ? ", " : "", percentile_names[i]);
         json_number(f, bench_percentile(x, n, strtod(percentile_names[i], NULL)));
@@ -199,6 +358,72 @@ static void json_metric(FILE *f, const bench_result *res, int k, const char *ind
             json_number(f, x[fk * per_fork + i]);
         }
         fputc(']', f);
+    }
+    fprintf(f, "]\n%s}", ind);
+}
+
+/* The top of a bucket as a value in us, clamped to what the histogram saw (rawDataHistogram). */
+static double bucket_value_us(const bench_histogram *h, unsigned index)
+{
+    uint64_t top = bench_histogram_bucket_top(index);
+    return (double)(top < h->min ? h->min : top > h->max ? h->max : top) / 1e6;
+}
+
+/* A -bm sample metric (JMH's SampleTime): kind k's histograms (k < 0: all kinds). Score = mean of
+ * every timed operation, Error from their standard deviation, scorePercentiles from the pooled
+ * histogram, rawData = each iteration's mean, rawDataHistogram = each iteration's histogram as
+ * [value, count] pairs (value: its bucket's top), per fork, as JMH writes them. */
+static void json_sample_metric(FILE *f, const bench_result *res, int kind, const char *ind)
+{
+    static bench_histogram pooled, one; /* too large for the stack */
+    const int kinds = res->trial.bench->sample_kind_count;
+    pooled_latency(res, kind, &pooled);
+    double score = bench_histogram_mean(&pooled) / 1e6, error = latency_error(&pooled);
+    fprintf(f, "{\n%s    \"score\": ", ind);
+    json_number(f, score);
+    fprintf(f, ",\n%s    \"scoreError\": ", ind);
+    json_number(f, error);
+    fprintf(f, ",\n%s    \"scoreConfidence\": [", ind);
+    json_number(f, score - error);
+    fputs(", ", f);
+    json_number(f, score + error);
+    fprintf(f, "],\n%s    \"scorePercentiles\": {", ind);
+    for (size_t i = 0; i < sizeof percentile_names / sizeof percentile_names[0]; i++) {
+        fprintf(f, "%s\"%s\": ", i ? ", " : "", percentile_names[i]);
+        json_number(f,
+                    bench_histogram_percentile(&pooled, strtod(percentile_names[i], NULL)) / 1e6);
+    }
+    fprintf(f, "},\n%s    \"scoreUnit\": \"us/op\",\n%s    \"rawData\": [", ind, ind);
+    const int per_fork = res->trial.measurement_iterations;
+    const int forks = per_fork > 0 ? res->sample_count / per_fork : 0;
+    for (int pass = 0; pass < 2; pass++) { /* rawData, then rawDataHistogram */
+        if (pass)
+            fprintf(f, "],\n%s    \"rawDataHistogram\": [", ind);
+        for (int fk = 0; fk < forks; fk++) {
+            fputs(fk ? ", [" : "[", f);
+            for (int i = 0; i < per_fork; i++) {
+                bench_histogram_reset(&one);
+                for (int k = 0; k < kinds; k++)
+                    if (kind < 0 || k == kind)
+                        bench_histogram_merge(&one, &res->latency[(fk * per_fork + i) * kinds + k]);
+                fputs(i ? ", " : "", f);
+                if (!pass) {
+                    json_number(f, bench_histogram_mean(&one) / 1e6);
+                    continue;
+                }
+                fputc('[', f);
+                bool first = true;
+                for (unsigned b = 0; b < BENCH_HIST_BUCKETS; b++)
+                    if (one.buckets[b]) {
+                        fprintf(f, "%s[", first ? "" : ", ");
+                        json_number(f, bucket_value_us(&one, b));
+                        fprintf(f, ", %llu]", (unsigned long long)one.buckets[b]);
+                        first = false;
+                    }
+                fputc(']', f);
+            }
+            fputc(']', f);
+        }
     }
     fprintf(f, "]\n%s}", ind);
 }
@@ -225,8 +450,8 @@ bool bench_write_json(const char *path, const bench_result *results, int count,
                 "        \"warmupBatchSize\": 1,\n"
                 "        \"measurementIterations\": %d,\n        \"measurementTime\": \"%g s\",\n"
                 "        \"measurementBatchSize\": 1,\n",
-                t->bench->mode, t->threads, res->forks, t->warmup_iterations, t->warmup_seconds,
-                t->measurement_iterations, t->measurement_seconds);
+                bench_trial_mode(t), t->threads, res->forks, t->warmup_iterations,
+                t->warmup_seconds, t->measurement_iterations, t->measurement_seconds);
         fputs("        \"params\": {", f);
         for (int i = 0; i < t->bench->param_count; i++) {
             fputs(i ? ",\n            " : "\n            ", f);
@@ -234,16 +459,54 @@ bool bench_write_json(const char *path, const bench_result *results, int count,
             fputs(": ", f);
             json_string(f, t->param_values[i]);
         }
-        fputs("\n        },\n        \"primaryMetric\": ", f);
-        json_metric(f, res, 0, "        ");
-        fputs(",\n        \"secondaryMetrics\": {", f);
-        for (int k = 1; k <= t->bench->secondary_count; k++) {
-            fputs(k > 1 ? ",\n            " : "\n            ", f);
-            json_string(f, t->bench->secondary[k - 1].name);
-            fputs(": ", f);
-            json_metric(f, res, k, "            ");
+        if (res->skipped) { /* a peer missing from this build: no metrics, the reason */
+            fputs("\n        },\n        \"skipped\": ", f);
+            json_string(f, res->skipped);
+            fputs(r + 1 < count ? "\n    },\n" : "\n    }\n", f);
+            continue;
         }
-        fputs(t->bench->secondary_count ? "\n        }\n    }" : "}\n    }", f);
+        fputs("\n        },\n", f);
+        if (t->sample) {
+            int kinds[BENCH_MAX_KINDS], n = timed_kinds(res, kinds);
+            fprintf(f,
+                    "        \"sampleTimer\": {\"clock\": \"" BENCH_TIMER_NAME "\", \"every\": %u, "
+                    "\"overheadNs\": ",
+                    t->bench->sample_every);
+            json_number(f, res->timer_overhead_ns);
+            fputs(", \"granularityNs\": ", f);
+            json_number(f, res->timer_granularity_ns);
+            fputs("},\n        \"primaryMetric\": ", f);
+            json_sample_metric(f, res, -1, "        ");
+            fputs(",\n        \"secondaryMetrics\": {", f);
+            for (int i = 0; i < n; i++) {
+                fputs(i ? ",\n            " : "\n            ", f);
+                json_string(f, t->bench->sample_kinds[kinds[i]]);
+                fputs(": ", f);
+                json_sample_metric(f, res, kinds[i], "            ");
+            }
+            fputs(n ? "\n        }" : "}", f);
+        } else {
+            fputs("        \"primaryMetric\": ", f);
+            json_metric(f, res, 0, "        ");
+            fputs(",\n        \"secondaryMetrics\": {", f);
+            for (int k = 1; k <= t->bench->secondary_count; k++) {
+                fputs(k > 1 ? ",\n            " : "\n            ", f);
+                json_string(f, t->bench->secondary[k - 1].name);
+                fputs(": ", f);
+                json_metric(f, res, k, "            ");
+            }
+            fputs(t->bench->secondary_count ? "\n        }" : "}", f);
+        }
+        if (res->counters.count) { /* chmbench's own: e.g. mix's operations per kind */
+            fputs(",\n        \"opCounts\": {", f);
+            for (int i = 0; i < res->counters.count; i++) {
+                fputs(i ? ", " : "", f);
+                json_string(f, res->counters.names[i]);
+                fprintf(f, ": %llu", (unsigned long long)res->counters.values[i]);
+            }
+            fputc('}', f);
+        }
+        fputs("\n    }", f);
         fputs(r + 1 < count ? ",\n" : "\n", f);
     }
     fputs("]\n", f);

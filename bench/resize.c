@@ -19,6 +19,10 @@
  * is the same for every backend, and it matters little next to the maximum, which is what the
  * secondary metric reports. On a loaded machine the maximum also catches preemptions.
  *
+ * -bm sample (JMH's SampleTime): every insert is timed alone, with the fenced pair of
+ * bench_timer_start/stop, into one histogram ("put"): the percentiles of insert latency while
+ * the map grows, the writers' tail during a resize.
+ *
  * Keys: iteration i inserts (i*N + j) * 0x9e3779b97f4a7c15 mod 2^62 for j in [0, N): multiplying
  * by an odd constant permutes [0, 2^62), so keys are distinct, scattered, below ck_ht's reserved
  * values, and fresh in every iteration. After each iteration size == N must hold exactly.
@@ -44,6 +48,7 @@ static const bench_param_def resize_params[RESIZE_PARAM_COUNT] = {
 };
 
 static const bench_metric_def resize_metrics[] = {{"worst_insert_us", "us"}};
+static const char *const resize_sample_kinds[] = {"put"};
 
 #define KEY_MULTIPLIER 0x9e3779b97f4a7c15ULL
 #define KEY_MASK ((1ULL << 62) - 1)
@@ -186,6 +191,27 @@ static uint64_t resize_run_single(bench_workload *w, int tid)
     return th->count;
 }
 
+/* -bm sample: every insert timed alone (Intel's fenced TSC pair, bench_timer_start/stop) into
+ * the "put" histogram; the pauses of the inserts that trigger, help with or wait for a resize
+ * are its tail. */
+static uint64_t resize_run_single_sampled(bench_workload *w, int tid, bench_sampler *s)
+{
+    struct resize_thread *th = &w->per_thread[tid];
+    const bench_map_impl *impl = w->impl;
+    bench_map *map = w->map;
+    uint64_t inserted = 0;
+    for (uint64_t j = th->first; j < th->first + th->count; j++) {
+        uint64_t key = (j * KEY_MULTIPLIER) & KEY_MASK;
+        uint64_t start = bench_timer_start();
+        inserted += impl->put(map, key, j);
+        uint64_t stop = bench_timer_stop();
+        bench_sample(s, 0, start, stop);
+    }
+    th->inserted = inserted;
+    th->worst_ns = 0; /* the histogram's maximum says it under -bm sample */
+    return th->count;
+}
+
 static void resize_thread_exit(bench_workload *w, int tid)
 {
     (void)tid;
@@ -232,6 +258,10 @@ const bench_def bench_resize = {
     .skip_reason = resize_skip_reason,
     .iteration_setup = resize_iteration_setup,
     .run_single = resize_run_single,
+    .sample_kinds = resize_sample_kinds,
+    .sample_kind_count = 1,
+    .sample_every = 1,
+    .run_single_sampled = resize_run_single_sampled,
     .thread_exit = resize_thread_exit,
     .iteration_result = resize_iteration_result,
     .teardown = resize_teardown,

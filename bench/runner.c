@@ -22,7 +22,15 @@
  *
  * Forks: the parent fork()s and exec()s this executable for each fork with the trial on the
  * command line and a pipe on a descriptor (--child-fd); the child runs the trial in-process and
- * writes one line per measurement iteration (the primary sample, then the secondary ones); the parent pools the samples of all forks (JMH pools them too).
+ * writes one line per measurement iteration (the primary sample, then the secondary ones), then
+ * record lines (its counters; under -bm sample its timer overhead and one histogram per
+ * measurement iteration and operation kind, see parse_record); the parent pools the samples and
+ * histograms of all forks (JMH pools them too) and adds up their counters.
+ *
+ * -bm sample (JMH's SampleTime): the timer is calibrated once per trial in each fork; in every
+ * iteration each worker records its timed operations into histograms of its own (one per
+ * operation kind), which the control thread resets before the iteration opens and merges after
+ * it closes; the iteration's sample is their mean, in us/op.
  */
 #define _GNU_SOURCE
 #include "chmbench.h"
@@ -62,6 +70,7 @@ struct worker {
     uint64_t measured_ops;
     double measured_ns;
     double start_ns, stop_ns; /* single shot */
+    bench_sampler sampler;    /* -bm sample: this thread's histograms of the iteration */
 };
 _Static_assert(sizeof(struct worker) % BENCH_CACHE_PAD == 0, "workers do not share lines");
 
@@ -109,7 +118,9 @@ static void *worker_main(void *arg)
             while (atomic_load_explicit(&c->started, memory_order_relaxed) < threads)
                 sched_yield(); /* the barrier: threads may outnumber CPUs */
             double start = now_ns();
-            uint64_t ops = bench->run_single(w->workload, w->tid);
+            uint64_t ops = w->trial->sample
+                               ? bench->run_single_sampled(w->workload, w->tid, &w->sampler)
+                               : bench->run_single(w->workload, w->tid);
             double stop = now_ns();
             if (bench->thread_exit)
                 bench->thread_exit(w->workload, w->tid); /* it leaves this iteration's map */
@@ -125,10 +136,16 @@ static void *worker_main(void *arg)
             bench->run_batch(w->workload, w->tid, OPS_BETWEEN_CHECKS); /* catch-up, uncounted */
         uint64_t ops = 0;
         double start = now_ns();
-        while (!atomic_load_explicit(&c->done, memory_order_relaxed)) {
-            bench->run_batch(w->workload, w->tid, OPS_BETWEEN_CHECKS);
-            ops += OPS_BETWEEN_CHECKS;
-        }
+        if (w->trial->sample) /* a loop of its own: the throughput loop stays as it was */
+            while (!atomic_load_explicit(&c->done, memory_order_relaxed)) {
+                bench->run_batch_sampled(w->workload, w->tid, OPS_BETWEEN_CHECKS, &w->sampler);
+                ops += OPS_BETWEEN_CHECKS;
+            }
+        else
+            while (!atomic_load_explicit(&c->done, memory_order_relaxed)) {
+                bench->run_batch(w->workload, w->tid, OPS_BETWEEN_CHECKS);
+                ops += OPS_BETWEEN_CHECKS;
+            }
         double stop = now_ns();
         w->measured_ops = ops;
         w->measured_ns = stop - start;
@@ -208,6 +225,35 @@ static bool run_single_shot(struct iteration_control *c, struct worker *workers,
     return bench->iteration_result(workload, last_stop - first_start, metrics, err, errlen);
 }
 
+/* -bm sample, before an iteration opens: empty every worker's histograms (published to the
+ * workers by open_generation's release). */
+static void reset_samplers(struct worker *workers, const bench_trial *trial)
+{
+    for (int i = 0; i < trial->threads; i++)
+        for (int k = 0; k < trial->bench->sample_kind_count; k++)
+            bench_histogram_reset(&workers[i].sampler.kinds[k]);
+}
+
+/* -bm sample, after an iteration: its histograms per kind, merged over the workers, into
+ * `kinds` (NULL for a warm-up iteration); its sample is the mean latency of all its timed
+ * operations, in us/op (JMH's rawData for SampleTime). */
+static void collect_latency(const struct worker *workers, const bench_trial *trial,
+                            bench_histogram *kinds, double *metrics)
+{
+    static bench_histogram all; /* the control thread's only: too large for its stack */
+    bench_histogram_reset(&all);
+    for (int k = 0; k < trial->bench->sample_kind_count; k++) {
+        for (int i = 0; i < trial->threads; i++) {
+            bench_histogram_merge(&all, &workers[i].sampler.kinds[k]);
+            if (kinds)
+                bench_histogram_merge(&kinds[k], &workers[i].sampler.kinds[k]);
+        }
+    }
+    for (int m = 0; m <= trial->bench->secondary_count; m++)
+        metrics[m] = 0;
+    metrics[0] = bench_histogram_mean(&all) / 1e6;
+}
+
 /* The CPUs this process may run on, so pinning respects taskset / cgroup limits. */
 static int allowed_cpus(int *cpus, int max)
 {
@@ -221,7 +267,24 @@ static int allowed_cpus(int *cpus, int max)
     return n;
 }
 
-bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char *err,
+void bench_counters_add(bench_counters *into, int n, const char *const *names,
+                        const uint64_t *values)
+{
+    for (int i = 0; i < n; i++) {
+        int j = 0;
+        while (j < into->count && strcmp(into->names[j], names[i]) != 0)
+            j++;
+        if (j == into->count) {
+            if (into->count == BENCH_MAX_COUNTERS)
+                continue;
+            into->names[into->count] = names[i];
+            into->values[into->count++] = 0;
+        }
+        into->values[j] += values[i];
+    }
+}
+
+bool bench_run_in_process(const bench_trial *trial, bench_trial_output *out, char *err,
                           size_t errlen)
 {
     const bench_def *bench = trial->bench;
@@ -240,16 +303,42 @@ bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char
     }
     memset(control, 0, sizeof *control);
     memset(workers, 0, sizeof(struct worker) * (size_t)trial->threads);
+    const int kinds = bench->sample_kind_count;
+    /* -bm sample: each worker's histograms (one per kind) on lines of their own */
+    const size_t stride = (sizeof(bench_histogram) * (size_t)kinds + BENCH_CACHE_PAD - 1) /
+                          BENCH_CACHE_PAD * BENCH_CACHE_PAD;
+    char *histograms = NULL;
+    bench_timer_calibration timer = {0};
+    if (trial->sample) {
+        timer = bench_timer_calibrate();
+        out->timer_overhead_ns = timer.overhead_ns;
+        out->timer_granularity_ns = timer.granularity_ns;
+        histograms = aligned_alloc(BENCH_CACHE_PAD, stride * (size_t)trial->threads);
+        if (!histograms) {
+            snprintf(err, errlen, "out of memory");
+            free(control);
+            free(workers);
+            bench->teardown(workload);
+            return false;
+        }
+        for (int k = 0; k < trial->measurement_iterations * kinds; k++)
+            bench_histogram_reset(&out->latency[k]);
+    }
     int cpus[256];
     int ncpus = allowed_cpus(cpus, 256);
     int created = 0;
     bool ok = true;
     for (int i = 0; i < trial->threads; i++) {
-        workers[i] = (struct worker){.tid = i,
-                                     .cpu = ncpus > 0 ? cpus[i % ncpus] : -1,
-                                     .trial = trial,
-                                     .workload = workload,
-                                     .control = control};
+        workers[i] = (struct worker){
+            .tid = i,
+            .cpu = ncpus > 0 ? cpus[i % ncpus] : -1,
+            .trial = trial,
+            .workload = workload,
+            .control = control,
+            .sampler = {.kinds = histograms ? (bench_histogram *)(histograms + stride * (size_t)i)
+                                            : NULL,
+                        .ps_per_tick = timer.ps_per_tick,
+                        .countdown = bench->sample_every}};
         if (pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]) != 0) {
             snprintf(err, errlen, "cannot create thread %d", i);
             ok = false;
@@ -262,14 +351,20 @@ bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char
     for (int i = 0; ok && i < total; i++) {
         const bool warmup = i < trial->warmup_iterations;
         double m[1 + BENCH_MAX_SECONDARY];
+        if (trial->sample)
+            reset_samplers(workers, trial);
         if (single_shot)
             ok = run_single_shot(control, workers, trial, workload, i, m, err, errlen);
         else
             run_iteration(control, workers, trial,
                           warmup ? trial->warmup_seconds : trial->measurement_seconds, m);
+        if (ok && trial->sample)
+            collect_latency(workers, trial,
+                            warmup ? NULL : out->latency + (i - trial->warmup_iterations) * kinds,
+                            m);
         if (ok && !warmup)
             for (int k = 0; k <= bench->secondary_count; k++)
-                metrics[k][i - trial->warmup_iterations] = m[k];
+                out->metrics[k][i - trial->warmup_iterations] = m[k];
     }
     atomic_store_explicit(&control->quit, true, memory_order_relaxed);
     open_generation(control); /* releases the store of quit */
@@ -277,16 +372,51 @@ bool bench_run_in_process(const bench_trial *trial, double *const *metrics, char
         pthread_join(workers[i].thread, NULL);
     if (ok && bench->verify && !bench->verify(workload, err, errlen))
         ok = false;
+    if (ok && bench->counters) {
+        const char *names[BENCH_MAX_COUNTERS];
+        uint64_t values[BENCH_MAX_COUNTERS];
+        int n = bench->counters(workload, names, values);
+        bench_counters_add(&out->counters, n, names, values);
+    }
     bench->teardown(workload);
     free(control);
     free(workers);
+    free(histograms);
     return ok;
 }
 
 /* ---- forks ----------------------------------------------------------------------------- */
 
+/* A record line of a child: "counter NAME VALUE", "timer OVERHEAD_NS GRANULARITY_NS" or
+ * "latency ITERATION
+ * KIND HISTOGRAM" (bench_histogram_write); false when malformed. Counter names are copied: they
+ * live as long as the results. */
+static bool parse_record(const char *line, const bench_trial *trial, bench_trial_output *out)
+{
+    char name[64];
+    unsigned long long value;
+    int iteration, kind, used = 0;
+    if (sscanf(line, "latency %d %d %n", &iteration, &kind, &used) == 2 && used > 0)
+        return trial->sample && out->latency && iteration >= 0 &&
+               iteration < trial->measurement_iterations && kind >= 0 &&
+               kind < trial->bench->sample_kind_count &&
+               bench_histogram_parse(
+                   line + used, &out->latency[iteration * trial->bench->sample_kind_count + kind]);
+    if (sscanf(line, "timer %lf %lf", &out->timer_overhead_ns, &out->timer_granularity_ns) == 2)
+        return true;
+    if (sscanf(line, "counter %63s %llu", name, &value) == 2) {
+        const char *copy = strdup(name);
+        uint64_t v = value;
+        if (!copy)
+            return false;
+        bench_counters_add(&out->counters, 1, &copy, &v);
+        return true;
+    }
+    return false;
+}
+
 static bool run_one_fork(const bench_trial *trial, int fork_index, const char *self_exe,
-                         double *const *metrics, char *err, size_t errlen)
+                         bench_trial_output *out, char *err, size_t errlen)
 {
     int fds[2];
     if (pipe(fds) != 0) {
@@ -312,6 +442,10 @@ static bool run_one_fork(const bench_trial *trial, int fork_index, const char *s
     ARG("%.17g", trial->measurement_seconds);
     argv[argc++] = "--seed";
     ARG("%llu", (unsigned long long)(trial->seed + 0x9e3779b97f4a7c15ULL * (uint64_t)fork_index));
+    if (trial->sample) {
+        argv[argc++] = "-bm";
+        argv[argc++] = "sample";
+    }
     for (int i = 0; i < trial->bench->param_count; i++) {
         argv[argc++] = "-p";
         ARG("%s=%s", trial->bench->params[i].name, trial->param_values[i]);
@@ -335,19 +469,26 @@ static bool run_one_fork(const bench_trial *trial, int fork_index, const char *s
     }
     close(fds[1]);
     FILE *in = fdopen(fds[0], "r");
-    /* One line per iteration: the primary sample, then each secondary metric's. */
+    /* One line per iteration: the primary sample, then each secondary metric's; then record
+     * lines, which start with a letter (parse_record). */
     int got = 0, malformed = 0;
-    char line[1024];
-    while (in && fgets(line, sizeof line, in)) {
+    char *line = NULL;
+    size_t capacity = 0;
+    while (in && getline(&line, &capacity, in) > 0) {
+        if (line[0] >= 'a' && line[0] <= 'z') {
+            malformed += !parse_record(line, trial, out);
+            continue;
+        }
         if (got >= trial->measurement_iterations)
             continue;
         char *p = line, *end;
         for (int k = 0; k <= trial->bench->secondary_count; k++, p = end) {
-            metrics[k][got] = strtod(p, &end);
+            out->metrics[k][got] = strtod(p, &end);
             malformed += end == p;
         }
         got++;
     }
+    free(line);
     if (in)
         fclose(in);
     else
@@ -374,16 +515,31 @@ static bool run_one_fork(const bench_trial *trial, int fork_index, const char *s
 }
 
 bool bench_run_trial(const bench_trial *trial, int forks, const char *self_exe,
-                     double *const *metrics, char *err, size_t errlen)
+                     bench_trial_output *out, char *err, size_t errlen)
 {
     if (forks == 0)
-        return bench_run_in_process(trial, metrics, err, errlen);
+        return bench_run_in_process(trial, out, err, errlen);
+    const size_t per_fork = (size_t)trial->measurement_iterations;
+    double overhead_ns = 0, granularity_ns = 0;
     for (int f = 0; f < forks; f++) {
-        double *fork_metrics[1 + BENCH_MAX_SECONDARY];
+        /* this fork's part of the arrays; its counters are added to the trial's */
+        bench_trial_output fork_out = {0};
         for (int k = 0; k <= trial->bench->secondary_count; k++)
-            fork_metrics[k] = metrics[k] + (size_t)f * trial->measurement_iterations;
-        if (!run_one_fork(trial, f, self_exe, fork_metrics, err, errlen))
+            fork_out.metrics[k] = out->metrics[k] + (size_t)f * per_fork;
+        if (out->latency) {
+            fork_out.latency =
+                out->latency + (size_t)f * per_fork * (size_t)trial->bench->sample_kind_count;
+            for (size_t k = 0; k < per_fork * (size_t)trial->bench->sample_kind_count; k++)
+                bench_histogram_reset(&fork_out.latency[k]); /* a fork that sends none: empty */
+        }
+        if (!run_one_fork(trial, f, self_exe, &fork_out, err, errlen))
             return false;
+        bench_counters_add(&out->counters, fork_out.counters.count, fork_out.counters.names,
+                           fork_out.counters.values);
+        overhead_ns += fork_out.timer_overhead_ns;
+        granularity_ns += fork_out.timer_granularity_ns;
     }
+    out->timer_overhead_ns = overhead_ns / forks;
+    out->timer_granularity_ns = granularity_ns / forks;
     return true;
 }

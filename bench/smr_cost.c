@@ -291,8 +291,9 @@ static double gp_us(int flavour, int n)
 /* ---- retire and drain ------------------------------------------------------------------ */
 
 static atomic_long drained;
-static void node_free(chm_smr_node *n)
+static void node_free(chm_smr_node *n, void *owner)
 {
+    (void)owner;
     atomic_fetch_add_explicit(&drained, 1, memory_order_relaxed);
     free(n);
 }

@@ -10,8 +10,9 @@
  *   chm_binlock     Java 8 ConcurrentHashMap: CAS + per-bin locks, cooperative resize
  *   chm_readmostly  Go sync.Map: lock-free read snapshot + mutex-guarded dirty map
  *
- * A backend that is not built yet is absent from chm_backend_list(), chm_backend_find() returns
- * NULL for its name, and its extern is not declared (test for it with CHM_HAVE_<NAME>).
+ * CHM_HAVE_<NAME> is defined for each backend this header declares, so a program can test at
+ * compile time for a backend that a later version adds; chm_backend_list() lists them at run
+ * time, and chm_backend_caps() says what each guarantees.
  *
  * Conventions
  *   - Every operation returns a status: CHM_OK (0) or a positive outcome code, or a negative error.
@@ -25,6 +26,42 @@
  *   concurrently with every other on any thread, with no registration call; each single-key
  *   operation is linearizable. chm_new/chm_free are the exceptions: chm_free must not race with
  *   any other call on the same map. chm_unsafe is for one thread at a time, like a Go map.
+ *
+ * Memory ordering (thread-safe backends; as liburcu's rculfhash.h states its own)
+ *   - A write that stores a value (chm_put, chm_put_if_absent and chm_replace on success,
+ *     chm_compute with CHM_COMPUTE_SET, chm_compute_if_absent's insert) is a release: what the
+ *     writing thread did before the call is visible to any thread whose read returns that
+ *     value (chm_get, chm_visit, iteration, the *old / *current / *value / *result out-values
+ *     of any call, a compute function's @old), which is an acquire. So a pointer value may be
+ *     dereferenced by the reader -- while it cannot reach value_free: see chm_visit.
+ *   - A removal (chm_remove, chm_remove_if, chm_compute's DELETE, chm_clear) that returns the
+ *     removed value acquires it, like a read; the key's absence is ordered after every store of
+ *     the key that it follows.
+ *   - An operation that fails or changes nothing (CHM_NOTFOUND, CHM_EXISTS from
+ *     chm_put_if_absent or chm_replace, a KEEP) is a read: an acquire of the value it reports,
+ *     nothing released. An error (CHM_EINVAL, CHM_ENOMEM, CHM_EDEADLK) orders nothing.
+ *   - Operations on different keys are ordered only through values, as above (no total order
+ *     across keys beyond linearizability of each key). chm_size and chm_stats_get are relaxed
+ *     sums: exact once the writes they count happen before the call (a join, a lock hand-off).
+ *   chm_unsafe needs the caller's own synchronisation between threads, like a Go map; chm_rwlock
+ *   orders everything through its lock.
+ *
+ * Callbacks: value_free, keyops.release, compute functions, visit functions
+ *   value_free and keyops.release (reclamation, below) run once per value or key copy that left
+ *   the map, on a thread of the library's choosing, with no lock of the library held; they may
+ *   use other maps freely and must not touch their own map.
+ *   A compute function (chm_compute_if_absent, chm_compute) runs exactly once per successful
+ *   call, on the caller's thread, while the caller holds the key (its lock, or a reservation
+ *   other writers of the key wait for): it should be short; it may read its own map (chm_get,
+ *   chm_visit, chm_size, iteration) and do anything to other maps (chm_free included); a write
+ *   to its own map returns CHM_EDEADLK -- or, on backends with CHM_CAP_COMPUTE_EXCLUSIVE, runs
+ *   and fails the compute with CHM_ECONCURRENT if it changed the map structurally. Details:
+ *   chm_compute_if_absent.
+ *   A visit function (chm_visit) runs on the caller's thread inside the map's read protection
+ *   (a read-side section; rwlock: the read lock), so it must be short and must not block: it may
+ *   call chm_get, chm_visit and chm_size on any map; a write to its own map returns
+ *   CHM_EDEADLK; nothing else. Details: chm_visit.
+ *   None of them may be cancelled (pthread_cancel) while it runs inside a chm call.
  *
  * Reclamation
  *   A value that leaves the map (replaced, removed, or still present at chm_free) is passed to
@@ -51,7 +88,8 @@
  *   chm_free of its own map would wait for the callback itself (chm aborts with a message).
  *   Nor anything that waits for another thread's chm call to return.
  *   Memory: a map holds at most about 1024 removed-but-unfreed objects per thread writing it
- *   (src/smr.h states the bound) -- except while an iterator of that segmented or binlock map
+ *   (src/smr.h states the bound; a chm_clear retires the whole map in one call, and its thread
+ *   frees that batch when the call returns) -- except while an iterator of that segmented or binlock map
  *   is open: everything removed from that map meanwhile is kept (neither freed nor passed to
  *   the callbacks), so its memory grows with the writes to it until the last of its iterators
  *   is finished; the chm_iter_fini that finishes it frees the lot when it returns. That stalls
@@ -274,8 +312,8 @@ enum {
     CHM_ENOMEM = -2,      /* out of memory; the map is unchanged */
     CHM_ECONCURRENT = -3, /* fail-fast iterator: the map was structurally modified */
     CHM_ERACE = -4,       /* chm_unsafe with CHM_RACE_RETURN: concurrent misuse detected */
-    CHM_EDEADLK = -5      /* (addition) the call would deadlock: a compute function called
-                               back into the map that runs it (see chm_compute_if_absent) */
+    CHM_EDEADLK = -5      /* the call would deadlock: a compute or visit function wrote to
+                               the map that runs it (see chm_compute_if_absent, chm_visit) */
 };
 
 /* chm_strerror - a static, human-readable description of @status ("unknown status" if none). */
@@ -405,7 +443,10 @@ typedef chm_compute_action chm_update_fn(uint64_t key, bool present, uint64_t ol
  *                 the call fails after fn chose SET, fn's value goes to value_free (never lost).
  * fn runs exactly once per call that returns CHM_OK or CHM_NOTFOUND, under the same lock and
  * with the same nesting rules as chm_compute_if_absent's fn (there: what fn may call, what a
- * nested call on the same map returns, CHM_COMPUTE_NESTING_MAX). The value that leaves the map
+ * nested call on the same map returns, CHM_COMPUTE_NESTING_MAX; on backends with
+ * CHM_CAP_COMPUTE_EXCLUSIVE a nested write that changes the value of the key being computed
+ * fails the compute with CHM_ECONCURRENT too, since fn decided on a value that has left the
+ * map). The value that leaves the map
  * (replaced by a different value, or deleted) goes to value_free; a SET of the value the key
  * already holds is a KEEP.
  * Linearization point: the moment the decision is applied (a KEEP: when fn's view was read).
@@ -434,12 +475,13 @@ CHM_API int chm_remove_if(chm *m, uint64_t key, uint64_t expected);
 
 /* chm_clear - remove every key. CHM_OK (CHM_EINVAL for NULL; CHM_ERACE on chm_unsafe with
  * CHM_RACE_RETURN). Every key present for the whole call is removed and its value goes to
- * value_free (and the stored key to release); keys put concurrently may survive. Not one atomic
- * step on the thread-safe backends but one removal per key (Java's clear()), except chm_rwlock,
- * which clears under its write lock. It is a structural modification for fail-fast iterators
- * (when the map was not already empty); weakly consistent iterators keep their guarantees.
- * Never fails for lack of memory: the map keeps its current table (as Java's clear keeps its
- * capacity). */
+ * value_free (and the stored key to release); keys put concurrently may survive. On segmented
+ * and binlock it is one removal per key, not one atomic step (Java's clear()); chm_rwlock clears
+ * under its write lock and chm_readmostly atomically (Go's Clear: an empty read index is
+ * published). It is a structural modification for fail-fast iterators (when the map was not
+ * already empty); weakly consistent iterators keep their guarantees. It allocates nothing, so
+ * it never fails for lack of memory; segmented, binlock, rwlock and unsafe keep their tables'
+ * capacity (as Java's clear does). */
 CHM_API int chm_clear(chm *m);
 
 /* A visit function: runs with the key's current value. */
@@ -450,7 +492,8 @@ typedef void chm_visit_fn(uint64_t key, uint64_t value, void *arg);
  * value_free: a pointer value may be dereferenced inside fn even if another thread replaces or
  * removes it meanwhile (it goes to value_free after fn returns). The way to use pointer values
  * safely: take a reference inside fn (docs/choosing.md, "Pointer values").
- * CHM_OK: fn ran once. CHM_NOTFOUND: absent, fn did not run. CHM_EINVAL: NULL map or fn.
+ * CHM_OK: fn ran once, with @key as the caller passed it (not the map's stored copy) and the
+ * value. CHM_NOTFOUND: absent, fn did not run. CHM_EINVAL: NULL map or fn.
  * Linearizable as chm_get (the value fn sees is the key's value at one instant of the call).
  * fn runs on the calling thread inside the map's protection: a read-side section on segmented,
  * binlock and readmostly (while it runs, grace periods -- this map's reclamation and every other
@@ -492,7 +535,7 @@ CHM_API int chm_stats_get(chm *m, chm_stats *st);
  * chm_iter_next, so an idle iterator never blocks a writer and a thread may write between its own
  * chm_iter_next calls. On chm_unsafe it is best effort against other threads; an iterator whose
  * next call overlaps a write reports "concurrent map iteration and map write" (on_race).
- * chm_iter_init on a map that is growing finishes the growth first (see variants/unsafe.c).
+ * chm_iter_init on a chm_unsafe map that is growing finishes the growth first.
  *
  * chm_segmented, chm_binlock, chm_readmostly: weakly consistent, like ConcurrentHashMap and
  * sync.Map.Range: never CHM_ECONCURRENT, no key twice, every key present for the whole iteration

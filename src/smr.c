@@ -76,6 +76,8 @@ static char smr_tsan_gp_token;
 #define SMR_QUEUED(c) ((size_t)((c) >> 32))
 
 struct chm_smr_domain {
+    /* Read by every retire: the free_fn of each kind (smr_kind). */
+    _Atomic(chm_smr_free_fn *) kinds[CHM_SMR_KINDS];
     /* Written by every retire. */
     alignas(CHM_CACHELINE) _Atomic(chm_smr_node *) list; /* retired, not yet taken; newest first */
     _Atomic uint64_t count;                              /* queued << 32 | pending */
@@ -94,6 +96,40 @@ struct chm_smr_domain {
     void *owner;
     struct cds_list_head reg; /* in smr_domains, under smr_registry_lock */
 };
+
+/* The queue links: the next object, and the object's kind in the low bits (chm_smr_node). */
+#define SMR_KIND_MASK ((uintptr_t)(CHM_SMR_KINDS - 1))
+_Static_assert(CHM_SMR_KINDS <= 8, "kinds fit the low bits of an 8-byte aligned pointer");
+
+static inline chm_smr_node *smr_next(const chm_smr_node *n)
+{
+    return (chm_smr_node *)(n->link & ~SMR_KIND_MASK);
+}
+
+static inline void smr_set_next(chm_smr_node *n, chm_smr_node *next)
+{
+    n->link = (uintptr_t)next | (n->link & SMR_KIND_MASK);
+}
+
+/* The kind of @fn in @d: its index in d->kinds, registering it on first use. Relaxed: a
+ * reclaimer reads kinds[] after acquiring the queue, whose pushes released it (the registering
+ * retire's among them). */
+static unsigned smr_kind(chm_smr_domain *d, chm_smr_free_fn *fn)
+{
+    for (unsigned i = 0; i < CHM_SMR_KINDS; i++) {
+        chm_smr_free_fn *k = atomic_load_explicit(&d->kinds[i], memory_order_relaxed);
+        if (k == fn)
+            return i;
+        if (k == NULL && (atomic_compare_exchange_strong_explicit(&d->kinds[i], &k, fn,
+                                                                 memory_order_relaxed,
+                                                                 memory_order_relaxed) ||
+                          k == fn))
+            return i;
+    }
+    fprintf(stderr, "chm: smr: more than %d kinds of retired objects in one domain\n",
+            CHM_SMR_KINDS);
+    abort();
+}
 
 /* ---- per-thread state ------------------------------------------------------------------- */
 
@@ -376,7 +412,7 @@ static void smr_atfork_child(void)
         chm_smr_domain *d = smr_entry(p, chm_smr_domain, reg);
         size_t n = 0;
         for (chm_smr_node *x = atomic_load_explicit(&d->list, memory_order_relaxed); x != NULL;
-             x = x->link)
+             x = smr_next(x))
             n++;
         uint64_t c = atomic_load_explicit(&d->count, memory_order_relaxed);
         size_t taken = SMR_PENDING(c) - SMR_QUEUED(c);
@@ -469,8 +505,11 @@ static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_no
     t->freeing = &fr;
     size_t k = 0;
     for (chm_smr_node *n = chain; n != NULL; k++) {
-        chm_smr_node *next = n->link; /* n is gone after free_fn */
-        n->free_fn(n);
+        chm_smr_node *next = smr_next(n); /* n is gone after free_fn */
+        /* Relaxed: the kind was registered before the retire that released n (smr_kind). */
+        chm_smr_free_fn *fn =
+            atomic_load_explicit(&d->kinds[n->link & SMR_KIND_MASK], memory_order_relaxed);
+        fn(n, d->owner);
         n = next;
     }
     t->freeing = fr.prev;
@@ -484,7 +523,7 @@ static void smr_park(chm_smr_domain *d, chm_smr_node *head, chm_smr_node *tail)
 {
     chm_smr_node *top = atomic_load_explicit(&d->parked, memory_order_relaxed);
     do
-        tail->link = top;
+        smr_set_next(tail, top);
     while (!atomic_compare_exchange_weak_explicit(&d->parked, &top, head, memory_order_seq_cst,
                                                   memory_order_relaxed));
 }
@@ -512,8 +551,8 @@ static void smr_reclaim(struct smr_thread *t, chm_smr_domain *d, bool take_queue
             last = n;
             size_t k = 0;
             while (n != NULL) {
-                chm_smr_node *next = n->link;
-                n->link = fifo;
+                chm_smr_node *next = smr_next(n);
+                smr_set_next(n, fifo);
                 fifo = n;
                 n = next;
                 k++;
@@ -560,8 +599,8 @@ static void smr_reclaim(struct smr_thread *t, chm_smr_domain *d, bool take_queue
         if (old != NULL && !drain &&
             atomic_load_explicit(&d->open_iters, memory_order_seq_cst) != 0) {
             chm_smr_node *tail = old;
-            while (tail->link != NULL)
-                tail = tail->link;
+            while (smr_next(tail) != NULL)
+                tail = smr_next(tail);
             smr_park(d, old, tail);
             continue; /* our own batch, if any, goes the same way */
         }
@@ -642,10 +681,13 @@ static void smr_flag(chm_smr_domain *d)
     smr_key_arm(t); /* so that a thread exiting before acting on it drops the reference */
 }
 
-void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, void (*free_fn)(chm_smr_node *n))
+void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_fn)
 {
-    n->free_fn = free_fn;
-    n->domain = d;
+    if (chm_unlikely(((uintptr_t)n & SMR_KIND_MASK) != 0)) {
+        fprintf(stderr, "chm: smr: retired object %p is not 8-byte aligned\n", (void *)n);
+        abort();
+    }
+    uintptr_t kind = smr_kind(d, free_fn);
     /* Relaxed: the push below publishes it (release), and the taker's subtraction follows its
      * acquire of the queue. */
     uint64_t c = atomic_fetch_add_explicit(&d->count, SMR_QUEUED_ONE + 1, memory_order_relaxed);
@@ -655,7 +697,7 @@ void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, void (*free_fn)(chm_smr
     chm_smr_node *top = atomic_load_explicit(&d->list, memory_order_relaxed);
     do {
         CHM_YIELD_POINT("smr.retire.before_push"); /* racing retirers and a taker */
-        n->link = top;
+        n->link = (uintptr_t)top | kind;
         /* Release: the node's fields and the unlink before it, for the taker (smr_reclaim). */
     } while (!atomic_compare_exchange_weak_explicit(&d->list, &top, n, memory_order_release,
                                                     memory_order_relaxed));
@@ -738,6 +780,8 @@ chm_smr_domain *chm__smr_domain_new(void *owner)
     atomic_init(&d->inflight, 0);
     atomic_init(&d->open_iters, 0);
     atomic_init(&d->parked, NULL);
+    for (unsigned i = 0; i < CHM_SMR_KINDS; i++)
+        atomic_init(&d->kinds[i], NULL);
     atomic_init(&d->dead, false);
     d->owner = owner;
     struct smr_thread *t = smr_self();
@@ -862,14 +906,13 @@ void chm__smr_synchronize(void)
 
 struct chm_value_retire {
     chm_smr_node smr;
-    const chm *map;
     uint64_t value;
 };
 
-static void value_retire_free(chm_smr_node *n)
+static void value_retire_free(chm_smr_node *n, void *owner)
 {
     struct chm_value_retire *r = (struct chm_value_retire *)n;
-    chm__value_free(r->map, r->value);
+    chm__value_free(owner, r->value);
     chm__free(r);
 }
 
@@ -885,13 +928,14 @@ void chm__value_retire(const chm *m, chm_smr_domain *d, chm_value_retire **rec, 
 {
     if (*rec == NULL)
         return;
-    (*rec)->map = m;
+    (void)m; /* the domain's owner: value_retire_free gets it */
     (*rec)->value = value;
     chm__smr_retire(d, &(*rec)->smr, value_retire_free);
     *rec = NULL;
 }
 
-void chm__smr_free_plain(chm_smr_node *n)
+void chm__smr_free_plain(chm_smr_node *n, void *owner)
 {
+    (void)owner;
     chm__free(n);
 }

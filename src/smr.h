@@ -7,8 +7,8 @@
  * register the calling thread lazily on first use (unregistered by a thread-exit destructor):
  * users never call a register function.
  *
- * Write side: an object that a concurrent reader may still hold embeds a chm_smr_node and is
- * handed to chm__smr_retire() after it was unlinked. Retire never fails and never blocks (no
+ * Write side: an object that a concurrent reader may still hold embeds a chm_smr_node (one
+ * word) and is handed to chm__smr_retire() after it was unlinked. Retire never fails and never blocks (no
  * lock, no allocation, no system call): it pushes the node on its domain's lock-free list. Each
  * map owns a domain. There is no thread of the library's own: retired objects are freed by the
  * threads that write, in batches, and by chm_free.
@@ -78,12 +78,17 @@
  * its references: a thread that flagged it holds one until it has acted on the flag). */
 typedef struct chm_smr_domain chm_smr_domain;
 
+/* The record a retired object embeds: one word, the next object in the domain's queue with the
+ * object's kind -- which of the domain's free_fns frees it -- in the low 3 bits (objects are
+ * 8-byte aligned). A free_fn gets the domain's owner (the map) as an argument, so neither the
+ * function nor the domain is stored per object: 8 bytes per node instead of 24. */
 typedef struct chm_smr_node chm_smr_node;
 struct chm_smr_node {
-    chm_smr_node *link; /* next in the domain's queue */
-    void (*free_fn)(chm_smr_node *n);
-    chm_smr_domain *domain;
+    uintptr_t link;
 };
+typedef void chm_smr_free_fn(chm_smr_node *n, void *owner);
+/* Distinct free_fns one domain may be given (its kinds, registered on first use). */
+#define CHM_SMR_KINDS 8
 
 /* A new domain whose chm__smr_domain_owner() is @owner (the map, for free_fns); NULL when out
  * of memory. */
@@ -98,11 +103,11 @@ CHM_HIDDEN void *chm__smr_domain_owner(const chm_smr_domain *d);
 CHM_HIDDEN void chm__smr_read_lock(void);
 CHM_HIDDEN void chm__smr_read_unlock(void);
 
-/* Hand @n (already unreachable for new readers) to @d: @free_fn(@n) runs after a grace period
- * (see THE RECLAMATION RULE for where). Callable inside or outside a read section, under a
- * lock. Never fails, never blocks. */
-CHM_HIDDEN void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n,
-                                void (*free_fn)(chm_smr_node *n));
+/* Hand @n (already unreachable for new readers, 8-byte aligned) to @d: @free_fn(@n, owner) runs
+ * after a grace period (see THE RECLAMATION RULE for where). At most CHM_SMR_KINDS distinct
+ * free_fns per domain (more is a library bug: abort). Callable inside or outside a read
+ * section, under a lock. Never fails, never blocks. */
+CHM_HIDDEN void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_fn);
 
 /* The end of an outermost call: run this thread's flagged reclamations if it may (not in a read
  * section, not already reclaiming, nesting depth 0). src/map.c calls it through
@@ -184,8 +189,8 @@ CHM_HIDDEN bool chm__value_retire_reserve(const chm *m, chm_value_retire **rec);
 CHM_HIDDEN void chm__value_retire(const chm *m, chm_smr_domain *d, chm_value_retire **rec,
                                   uint64_t value);
 
-/* A free_fn for retired objects that own nothing else: it frees the memory. */
-CHM_HIDDEN void chm__smr_free_plain(chm_smr_node *n);
+/* A free_fn for retired objects that own nothing else: it frees the memory (chm__free). */
+CHM_HIDDEN void chm__smr_free_plain(chm_smr_node *n, void *owner);
 
 /* ---- private: inline read-side fast path ----------------------------------------------------
  * chm__smr_read_lock() / chm__smr_read_unlock() expand to inline code: the registration check

@@ -20,6 +20,19 @@
  *                       map works; the result is installed
  *   compute_vs_put      a chm_put racing a running compute on a deleted key waits for it (the
  *                       key is RESERVED) and then replaces the computed value
+ *   compute_holds       while a chm_compute function runs on a present read key (held), a
+ *                       racing chm_get sees the old value and a chm_replace expecting another
+ *                       value fails, both lock-free; a racing chm_put waits and then replaces
+ *                       the computed value; no dirty map is built
+ *   clear_iterator      chm_clear with an open iterator and dirty-only keys: allocates nothing
+ *                       (succeeds with every allocation failing), every value goes to
+ *                       value_free once, dirty-only keys are released at once and the read
+ *                       index's when the iterator lets the old index go; the iterator walks on
+ *                       (ASan checks the accesses) and returns no cleared key
+ *   adversarial_delete  Go's BenchmarkAdversarialDelete (delete the first key an iteration
+ *                       yields, add a new key, repeat): the slots an iteration visits before
+ *                       its first key stay about slots / keys because iteration starts at a
+ *                       random slot; from slot 0 they grow to hundreds (counted, not timed)
  *   stress              4 threads, each the only writer of its keys (so its model is exact),
  *                       all reading and iterating every key, on a small key range: promotions,
  *                       dirty rebuilds, expunges, unexpunges and lock-free resurrections race;
@@ -476,6 +489,193 @@ static void test_compute_vs_put(void *arg)
     chm_free(m);
 }
 
+/* ---- chm_compute holds a present key -------------------------------------------------------- */
+
+struct hold {
+    chm *m;
+    atomic_int phase; /* 1: fn is running; 2: the racing calls were issued */
+    int get_rc, replace_rc, put_rc;
+    uint64_t got, put_old;
+};
+
+static chm_compute_action hold_fn(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                  void *arg)
+{
+    struct hold *h = arg;
+    (void)key;
+    CHECK(present);
+    CHECK_EQ(old, 70);
+    atomic_store(&h->phase, 1);
+    for (int i = 0; i < 200 && atomic_load(&h->phase) < 2; i++)
+        sleep_ms(1);
+    sleep_ms(30); /* the put is now blocked on the mutex (or about to be) */
+    *value = old + 1;
+    return CHM_COMPUTE_SET;
+}
+
+static void *racing_calls(void *arg)
+{
+    struct hold *h = arg;
+    while (atomic_load(&h->phase) < 1)
+        sched_yield();
+    /* Lock-free while the entry is held: a read sees the old value, a replace that expects
+     * another value fails at once. */
+    h->get_rc = chm_get(h->m, 7, &h->got);
+    h->replace_rc = chm_replace(h->m, 7, 1234, 1);
+    atomic_store(&h->phase, 2);
+    h->put_rc = chm_put(h->m, 7, 1, &h->put_old); /* waits for the decision */
+    return NULL;
+}
+
+static void test_compute_holds(void *arg)
+{
+    (void)arg;
+    chm *m = chm_new(rm(), NULL);
+    if (!CHECK(m != NULL))
+        return;
+    CHECK_RC(chm_put(m, 7, 70, NULL), CHM_OK);
+    promote(m); /* in the read index: chm_put's trySwap is lock-free there */
+    struct hold h;
+    memset(&h, 0, sizeof h);
+    h.m = m;
+    tl_thread t;
+    tl_spawn(&t, racing_calls, &h);
+    uint64_t v;
+    CHECK_RC(chm_compute(m, 7, hold_fn, &h, &v), CHM_OK);
+    CHECK_EQ(v, 71);
+    tl_join(&t);
+    CHECK_RC(h.get_rc, CHM_OK);
+    CHECK_EQ(h.got, 70);
+    CHECK_RC(h.replace_rc, CHM_EXISTS);
+    /* the put saw the computed value (it waited), it did not slip in before */
+    CHECK_RC(h.put_rc, CHM_EXISTS);
+    CHECK_EQ(h.put_old, 71);
+    CHECK_RC(chm_get(m, 7, &v), CHM_OK);
+    CHECK_EQ(v, 1);
+    CHECK_EQ(stats(m).promotions, 1); /* all of it without a new dirty map */
+    CHECK(!stats(m).has_dirty);
+    CHECK_RC(chm__validate(m), 0);
+    chm_free(m);
+}
+
+/* ---- chm_clear with an open iterator ------------------------------------------------------ */
+
+static void test_clear_iterator(void *arg)
+{
+    (void)arg;
+    enum { N = 64 };
+    atomic_store(&keys_retained, 0);
+    atomic_store(&keys_released, 0);
+    tl_freelog log;
+    tl_freelog_init(&log, false);
+    chm_options o;
+    memset(&o, 0, sizeof o);
+    o.keys = &counted_strings;
+    o.value_free = tl_freelog_cb;
+    o.ctx = &log;
+    chm *m = chm_new(rm(), &o);
+    if (!CHECK(m != NULL))
+        return;
+    char buf[32];
+    for (int i = 0; i < N; i++)
+        CHECK_RC(chm_put(m, skey(buf, sizeof buf, i), (uint64_t)i, NULL), CHM_OK);
+    chm_iter it;
+    CHECK_RC(chm_iter_init(&it, m), CHM_OK); /* promotes: the read index holds the N keys */
+    uint64_t k, v;
+    CHECK_RC(chm_iter_next(&it, &k, &v), CHM_OK);
+    /* dirty-only keys too */
+    for (int i = N; i < N + 8; i++)
+        CHECK_RC(chm_put(m, skey(buf, sizeof buf, i), (uint64_t)i, NULL), CHM_OK);
+    /* never fails for lack of memory: nothing to allocate */
+    chm__alloc_fail_nth(1);
+    int rc = chm_clear(m);
+    chm__alloc_disarm();
+    CHECK_RC(rc, CHM_OK);
+    CHECK_EQ(chm_size(m), 0);
+    CHECK_RC(chm_get(m, skey(buf, sizeof buf, 3), &v), CHM_NOTFOUND);
+    CHECK_RC(chm_get(m, skey(buf, sizeof buf, N + 3), &v), CHM_NOTFOUND);
+    CHECK_RC(chm__validate(m), 0);
+    /* the map works on: a cleared key comes back as a new entry */
+    CHECK_RC(chm_put(m, skey(buf, sizeof buf, 5), 500, NULL), CHM_OK);
+    CHECK_RC(chm_put(m, skey(buf, sizeof buf, 5), 501, &v), CHM_EXISTS);
+    CHECK_EQ(v, 500);
+    flush_retired(m);
+    /* the values left (N + 8, and 500, and the scratch key's overwrites); the dirty-only keys
+     * are released at once, the read index's only when the iterator lets its index go */
+    chm__smr_barrier();
+    CHECK_EQ(tl_freelog_calls(&log), N + 8 + 1 + 299);
+    CHECK_EQ(atomic_load(&keys_released), 8);
+    /* the iterator walks its old index to the end: the cleared entries are skipped, intact */
+    while ((rc = chm_iter_next(&it, &k, &v)) == CHM_OK)
+        FAIL("key %s returned after chm_clear", (const char *)(uintptr_t)k);
+    CHECK_RC(rc, CHM_END);
+    chm_iter_fini(&it);
+    CHECK(released_after_barrier(N + 8));
+    CHECK_EQ(chm_size(m), 2); /* key-5 and the scratch key */
+    CHECK_RC(chm__validate(m), 0);
+    CHECK_RC(chm_clear(m), CHM_OK);
+    CHECK_RC(chm_clear(m), CHM_OK); /* already empty */
+    CHECK_EQ(chm_size(m), 0);
+    chm_free(m);
+    CHECK_EQ(atomic_load(&keys_released), atomic_load(&keys_retained));
+    CHECK_EQ(tl_freelog_calls(&log), N + 8 + 1 + 299 + 2);
+    tl_freelog_fini(&log);
+}
+
+/* ---- adversarial delete: iteration starts at a random slot -------------------------------- */
+
+/* Go's BenchmarkAdversarialDelete: repeatedly delete the first key Range yields and store a new
+ * key. An iteration that always starts at slot 0 consumes the keys at the low slots first, so
+ * every later iteration walks a growing empty prefix before its first key (measured with a fixed
+ * start: a mean of 1,016 slots per round over the first 1,000 rounds, 1,829 over the last
+ * 1,000); starting at a slot that varies keeps the walk bounded, near slots / keys (4 here:
+ * measured 5-10 over these rounds, about 15 after 100,000 rounds -- the first key after a random
+ * slot tends to end a long gap, and removing it lengthens the gap). Counted in slots visited
+ * (chm__readmostly_iter_scanned), not timed. */
+static void test_adversarial_delete(void *arg)
+{
+    (void)arg;
+    enum { N = 1024, ROUNDS = 3000, TAIL = 1000 };
+    chm *m = chm_new(rm(), NULL);
+    if (!CHECK(m != NULL))
+        return;
+    for (uint64_t k = 0; k < N; k++)
+        CHECK_RC(chm_put(m, k, k, NULL), CHM_OK);
+    uint64_t next = N, tail = 0, head = 0, max_scanned = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        chm_iter it;
+        uint64_t k;
+        if (!CHECK_RC(chm_iter_init(&it, m), CHM_OK))
+            break;
+        int rc = chm_iter_next(&it, &k, NULL);
+        size_t scanned = chm__readmostly_iter_scanned(&it);
+        chm_iter_fini(&it);
+        if (!CHECK_RC(rc, CHM_OK))
+            break;
+        if (!CHECK_RC(chm_remove(m, k, NULL), CHM_OK) ||
+            !CHECK_RC(chm_put(m, next++, 0, NULL), CHM_OK))
+            break;
+        if (round >= ROUNDS - TAIL) {
+            tail += scanned;
+            max_scanned = scanned > max_scanned ? scanned : max_scanned;
+        } else if (round < TAIL) {
+            head += scanned;
+        }
+    }
+    chm_iter it; /* the index the last rounds walked */
+    CHECK_RC(chm_iter_init(&it, m), CHM_OK);
+    size_t slots = stats(m).read_slots;
+    chm_iter_fini(&it);
+    tl_note("adversarial_delete: %zu slots, %d keys: slots visited to the first key, mean %.1f "
+            "over the first %d rounds, %.1f over the last %d (max %" PRIu64 ")",
+            slots, N, (double)head / TAIL, TAIL, (double)tail / TAIL, TAIL, max_scanned);
+    /* about 8 measured; a fixed start gives about 1,800 */
+    CHECK(tail <= 32 * (uint64_t)TAIL);
+    CHECK_EQ(chm_size(m), N);
+    CHECK_RC(chm__validate(m), 0);
+    chm_free(m);
+}
+
 /* ---- churn: new keys all the time, memory flat ------------------------------------------ */
 
 struct churn {
@@ -753,6 +953,9 @@ int main(int argc, char **argv)
     tl_run("iterator_pins", test_iterator_pins, NULL);
     tl_run("compute_nested", test_compute_nested, NULL);
     tl_run("compute_vs_put", test_compute_vs_put, NULL);
+    tl_run("compute_holds", test_compute_holds, NULL);
+    tl_run("clear_iterator", test_clear_iterator, NULL);
+    tl_run("adversarial_delete", test_adversarial_delete, NULL);
     tl_run("stress", test_stress, NULL);
     tl_run("churn", test_churn, NULL);
     return tl_finish();

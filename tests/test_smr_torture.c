@@ -137,8 +137,9 @@ static struct obj *obj_new(void)
     return o;
 }
 
-static void obj_free(chm_smr_node *n)
+static void obj_free(chm_smr_node *n, void *owner)
 {
+    (void)owner;
     struct obj *o = (struct obj *)((char *)n - offsetof(struct obj, node));
     if (o->magic != MAGIC_LIVE)
         atomic_fetch_add_explicit(&n_double_free, 1, memory_order_relaxed);
@@ -291,7 +292,7 @@ static bool slot_replace_sync(int i)
     /* acq_rel: as in slot_replace. */
     struct obj *old = atomic_exchange_explicit(&slots[i], fresh, memory_order_acq_rel);
     chm__smr_synchronize();
-    obj_free(&old->node);
+    obj_free(&old->node, NULL);
     atomic_fetch_add_explicit(&n_sync_frees, 1, memory_order_relaxed);
     return true;
 }
@@ -537,8 +538,9 @@ struct chain {
 };
 static atomic_int n_chain_freed;
 
-static void chain_free(chm_smr_node *n)
+static void chain_free(chm_smr_node *n, void *owner)
 {
+    (void)owner;
     struct chain *c = (struct chain *)((char *)n - offsetof(struct chain, node));
     /* Retiring from a free_fn is allowed; drain must wait for it. */
     if (c->next != NULL)

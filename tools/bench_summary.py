@@ -79,6 +79,8 @@ class Scores:
     def __init__(self, results):
         self.by = {}
         for r in results:
+            if "primaryMetric" not in r:
+                continue  # a trial reported "skipped" (a peer whose package is missing): no score
             key = (r["benchmark"], r["threads"], tuple(sorted(r["params"].items())))
             self.by[key] = Measure.of(r["primaryMetric"])
 

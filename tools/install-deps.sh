@@ -22,8 +22,11 @@ llvm=${CHM_LLVM_VERSION:-14}
 # python3-munkres: matplotlib's python3-fonttools depends on "python3-scipy | python3-munkres",
 # and apt takes the first alternative unless the second is asked for: without it, scipy (and
 # boost and OpenBLAS) would come in anyway.
+# libcuckoo-dev, libtbb-dev: chmbench's C++ peers cuckoo and tbb (bench/peers/cxx_peers.h); a
+# build without them still works and reports those peers as skipped.
 packages="cmake make pkg-config gcc g++ clang libclang-rt-$llvm-dev libck-dev liburcu-dev
-libbenchmark-dev libbenchmark-tools python3 python3-matplotlib python3-munkres $*"
+libbenchmark-dev libbenchmark-tools python3 python3-matplotlib python3-munkres libcuckoo-dev
+libtbb-dev $*"
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     # shellcheck disable=SC2086  # one word per package

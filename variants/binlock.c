@@ -197,11 +197,6 @@ static inline struct bl_map *as_bl(chm *m)
     return (struct bl_map *)m;
 }
 
-static struct bl_map *map_of_domain(chm_smr_domain *d)
-{
-    return chm__smr_domain_owner(d);
-}
-
 static inline uint64_t spread(uint64_t h)
 {
     return (h ^ (h >> 32)) & BL_HASH_BITS;
@@ -282,16 +277,16 @@ void chm__bl_unlock_wake(bl_lock *l)
 /* ---- reclamation callbacks (run after a grace period) --------------------------------------- */
 
 /* A removed node: it owned its key copy and value. */
-static void free_node_full(chm_smr_node *n)
+static void free_node_full(chm_smr_node *n, void *owner)
 {
     struct bl_node *e = (struct bl_node *)n;
-    struct bl_map *m = map_of_domain(n->domain);
+    struct bl_map *m = owner;
     chm__key_release(&m->base, e->key);
     chm__value_free(&m->base, atomic_load_explicit(&e->value, memory_order_relaxed));
     chm__free(e);
 }
 
-static inline void retire(struct bl_map *m, void *obj, void (*fn)(chm_smr_node *))
+static inline void retire(struct bl_map *m, void *obj, chm_smr_free_fn *fn)
 {
     chm__smr_retire(m->domain, (chm_smr_node *)obj, fn);
 }
@@ -1825,8 +1820,7 @@ static void free_bin(struct bl_map *m, struct bl_node *e)
         x = (struct bl_node *)atomic_load_explicit(&bl_treebin_of(e)->first, memory_order_relaxed);
     while (x != NULL) {
         struct bl_node *next = atomic_load_explicit(&x->next, memory_order_relaxed);
-        x->smr.domain = m->domain;
-        free_node_full(&x->smr);
+        free_node_full(&x->smr, m);
         x = next;
     }
     if (tree)

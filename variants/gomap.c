@@ -23,6 +23,22 @@
  * its overflow buckets are freed. From B = 4, 2^(B-4) overflow buckets are preallocated behind the
  * array and handed out by bump allocation before any malloc.
  *
+ * Iteration starts at a random bucket and a random slot offset, as Go's mapiterinit; the caller
+ * supplies the random word (unsafe.c and rwlock.c draw it from a per-map sequence seeded by the
+ * hash seed, so a fixed seed iterates reproducibly).
+ *
+ * chm_compute splits like the compute-if-absent insert (chm__gomap_update_prepare / _apply): the
+ * reservation for an absent key, then fn, then the decision, which is applied only if nothing
+ * changed under fn (modcount, and a present key's value). chm_clear takes both arrays out of the
+ * map (the map is left with none and B kept), hands their entries to the callbacks, and puts the
+ * current array back zeroed: no allocation, and the caller may drop its lock around the
+ * callbacks (gomap.h). A growth in progress ends there: the map keeps the new array.
+ *
+ * For chm_stats the table counts, exactly: completed growths (resizes; same-size ones included,
+ * and one a clear cuts short), overflow buckets malloc'd apart from the arrays (heap_overflow,
+ * counted when linked), and the bytes of chm_keys_string's key copies (key_bytes; other keyops'
+ * copies have no known size). chm__gomap_validate checks both counters.
+ *
  * Deliberate differences from Go
  *   - Out-of-memory is a status, not a crash. Every allocation happens before the change it
  *     serves, so CHM_ENOMEM leaves the content unchanged: evacuation copies into the two
@@ -124,21 +140,34 @@ static bool in_array(const gomap_bucket *arr, size_t nalloc, const gomap_bucket 
     return b >= arr && b < arr + nalloc;
 }
 
-/* Free an array and the overflow buckets its chains reach that were malloc'd separately. */
-static void free_bucket_array(gomap_bucket *arr, size_t nalloc, size_t nbuckets)
+/* Free the overflow buckets @arr's chains reach that were malloc'd separately (the array itself
+ * stays); returns how many, for heap_overflow. */
+static size_t free_heap_overflow(gomap_bucket *arr, size_t nalloc, size_t nbuckets)
 {
-    if (arr == NULL)
-        return;
+    size_t n = 0;
     for (size_t i = 0; i < nbuckets; i++) {
         gomap_bucket *ovf = arr[i].overflow;
         while (ovf != NULL) {
             gomap_bucket *next = ovf->overflow;
-            if (!in_array(arr, nalloc, ovf))
+            if (!in_array(arr, nalloc, ovf)) {
                 chm__free(ovf);
+                n++;
+            }
             ovf = next;
         }
     }
+    return n;
+}
+
+/* Free an array and the overflow buckets its chains reach that were malloc'd separately;
+ * returns how many of those, for heap_overflow. */
+static size_t free_bucket_array(gomap_bucket *arr, size_t nalloc, size_t nbuckets)
+{
+    if (arr == NULL)
+        return 0;
+    size_t n = free_heap_overflow(arr, nalloc, nbuckets);
     chm__free(arr);
+    return n;
 }
 
 /* An empty overflow bucket, not linked yet: preallocated first, then malloc. NULL = no memory.
@@ -151,9 +180,13 @@ static gomap_bucket *alloc_overflow(gomap *g, bool *pooled)
     return chm__calloc(1, sizeof(gomap_bucket));
 }
 
-static void link_overflow(gomap *g, gomap_bucket *b, gomap_bucket *ovf)
+/* Counted when linked, not when allocated: a reservation's spare may be freed unlinked, by
+ * chm__gomap_cancel, which has no table to count in. */
+static void link_overflow(gomap *g, gomap_bucket *b, gomap_bucket *ovf, bool pooled)
 {
     g->noverflow++;
+    if (!pooled)
+        g->heap_overflow++;
     b->overflow = ovf;
 }
 
@@ -163,7 +196,7 @@ static gomap_bucket *new_overflow(gomap *g, gomap_bucket *b)
     bool pooled;
     gomap_bucket *ovf = alloc_overflow(g, &pooled);
     if (ovf != NULL)
-        link_overflow(g, b, ovf);
+        link_overflow(g, b, ovf, pooled);
     return ovf;
 }
 
@@ -197,13 +230,13 @@ int chm__gomap_init(gomap *g, const chm *owner, size_t hint)
     return CHM_OK;
 }
 
-static void release_bucket_entries(const gomap *g, gomap_bucket *b)
+static void release_bucket_entries(const chm *owner, gomap_bucket *b)
 {
     for (; b != NULL; b = b->overflow)
         for (int i = 0; i < GOMAP_BUCKET_CNT; i++)
             if (b->tophash[i] >= MIN_TOPHASH) {
-                chm__key_release(g->owner, b->keys[i]);
-                chm__value_free(g->owner, b->vals[i]);
+                chm__key_release(owner, b->keys[i]);
+                chm__value_free(owner, b->vals[i]);
             }
 }
 
@@ -213,12 +246,12 @@ void chm__gomap_destroy(gomap *g)
         size_t n = noldbuckets(g);
         for (size_t i = 0; i < n; i++)
             if (!evacuated(&g->oldbuckets[i]))
-                release_bucket_entries(g, &g->oldbuckets[i]);
+                release_bucket_entries(g->owner, &g->oldbuckets[i]);
         free_bucket_array(g->oldbuckets, g->old_nalloc, n);
     }
     if (g->buckets != NULL) {
         for (size_t i = 0; i < bucket_shift(g->B); i++)
-            release_bucket_entries(g, &g->buckets[i]);
+            release_bucket_entries(g->owner, &g->buckets[i]);
         free_bucket_array(g->buckets, g->nalloc, bucket_shift(g->B));
     }
     memset(g, 0, sizeof *g);
@@ -319,10 +352,11 @@ static void advance_evacuation_mark(gomap *g, size_t newbit)
     while (g->nevacuate != stop && evacuated(&g->oldbuckets[g->nevacuate]))
         g->nevacuate++;
     if (g->nevacuate == newbit) { /* growth done: nothing refers to the old array any more */
-        free_bucket_array(g->oldbuckets, g->old_nalloc, newbit);
+        g->heap_overflow -= free_bucket_array(g->oldbuckets, g->old_nalloc, newbit);
         g->oldbuckets = NULL;
         g->old_nalloc = 0;
         g->same_size_grow = false;
+        g->resizes++;
     }
 }
 
@@ -470,6 +504,15 @@ bucketloop_done:
     return CHM_OK;
 }
 
+/* The bytes a stored key copy holds, for chm_stats.bytes: known for chm_keys_string only (an
+ * arbitrary keyops.retain does not say what it allocates). */
+static size_t key_copy_bytes(const gomap *g, uint64_t stored)
+{
+    if (chm_likely(g->owner->int_keys) || g->owner->keys != &chm_keys_string)
+        return 0;
+    return strlen((const char *)(uintptr_t)stored) + 1;
+}
+
 /* Fill slot @i of @b with the stored key @stored: a new entry whose value the caller sets. */
 static uint64_t *place(gomap *g, gomap_bucket *b, int i, uint64_t stored, uint64_t hash)
 {
@@ -477,6 +520,7 @@ static uint64_t *place(gomap *g, gomap_bucket *b, int i, uint64_t stored, uint64
     b->tophash[i] = tophash(hash);
     g->count++;
     g->modcount++;
+    g->key_bytes += key_copy_bytes(g, stored);
     return &b->vals[i];
 }
 
@@ -542,7 +586,7 @@ void chm__gomap_commit(gomap *g, gomap_reservation *r, uint64_t value)
             break;
         b = b->overflow;
     }
-    link_overflow(g, b, r->spare);
+    link_overflow(g, b, r->spare, r->spare_pooled);
     *place(g, r->spare, 0, r->stored, r->hash) = value;
     r->spare = NULL;
 }
@@ -583,7 +627,16 @@ static void mark_empty_rest(gomap_bucket *head, gomap_bucket *b, int i)
     }
 }
 
-int chm__gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old_key)
+/* The next seed once the map is empty (see the top: Go issue 25237). */
+static void reseed_if_empty(gomap *g)
+{
+    if (g->count == 0 && g->reseed) /* an attacker cannot keep probing one seed forever */
+        g->seed = chm__mix64(g->seed, 0x9e3779b97f4a7c15ULL) | 1;
+}
+
+/* chm__gomap_remove and chm__gomap_remove_if: @expected NULL removes whatever value. */
+static int remove_entry(gomap *g, uint64_t key, const uint64_t *expected, uint64_t *old_value,
+                        uint64_t *old_key)
 {
     if (g->count == 0)
         return CHM_NOTFOUND;
@@ -596,15 +649,208 @@ int chm__gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old
     gomap_bucket *b = find_in_chain(g, head, key, tophash(hash), &i);
     if (b == NULL)
         return CHM_NOTFOUND;
+    if (expected != NULL && b->vals[i] != *expected)
+        return CHM_EXISTS;
     *old_value = b->vals[i];
     *old_key = b->keys[i];
     b->tophash[i] = EMPTY_ONE;
     mark_empty_rest(head, b, i);
     g->count--;
     g->modcount++;
-    if (g->count == 0 && g->reseed) /* an attacker cannot keep probing one seed forever */
-        g->seed = chm__mix64(g->seed, 0x9e3779b97f4a7c15ULL) | 1;
+    g->key_bytes -= key_copy_bytes(g, *old_key);
+    reseed_if_empty(g);
     return CHM_OK;
+}
+
+int chm__gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old_key)
+{
+    return remove_entry(g, key, NULL, old_value, old_key);
+}
+
+int chm__gomap_remove_if(gomap *g, uint64_t key, uint64_t expected, uint64_t *old_key)
+{
+    uint64_t v;
+    return remove_entry(g, key, &expected, &v, old_key);
+}
+
+/* ---- compute ------------------------------------------------------------------------------ */
+
+int chm__gomap_update_prepare(gomap *g, uint64_t key, gomap_update *u)
+{
+    /* A SET of a present key is an overwrite and a DELETE a removal, neither of which allocates:
+     * only an absent key needs what an insert needs, which is what the reservation holds. */
+    u->drop_key = u->drop_value = false;
+    int rc = chm__gomap_reserve(g, key, &u->res, &u->old);
+    if (rc == CHM_ENOMEM)
+        return rc;
+    u->present = rc == CHM_EXISTS;
+    if (!u->present)
+        u->old = 0;
+    /* Read after the reservation: a growth it started is this call's own, not fn's. */
+    u->modcount = g->modcount;
+    return CHM_OK;
+}
+
+/* Where @key's value lives now (its old bucket while not evacuated, as for a lookup), or NULL. */
+static uint64_t *value_slot(const gomap *g, uint64_t key)
+{
+    if (g->count == 0)
+        return NULL;
+    uint64_t hash = hash_of(g, key);
+    int i;
+    gomap_bucket *b = find_in_chain(g, home_bucket(g, hash), key, tophash(hash), &i);
+    return b != NULL ? &b->vals[i] : NULL;
+}
+
+int chm__gomap_update_apply(gomap *g, uint64_t key, gomap_update *u, chm_compute_action a,
+                            uint64_t v, uint64_t *after)
+{
+    u->drop_key = u->drop_value = false;
+    if (a == CHM_COMPUTE_SET && u->present && v == u->old)
+        a = CHM_COMPUTE_KEEP; /* the map's own value handed back: it stays, nothing to free */
+    /* fn's nested calls may have changed what it decided on. Structurally: the modcount. A
+     * present key's value overwritten by a nested put or replace is no structural change, but
+     * the decision was made on the value before it (and that value may have gone to value_free
+     * already), so it must not be applied either. An evacuation may have moved the entry:
+     * look it up again rather than keeping a pointer from before fn. */
+    uint64_t *slot = NULL;
+    bool changed = g->modcount != u->modcount;
+    if (!changed && u->present) {
+        slot = value_slot(g, key);
+        changed = slot == NULL || *slot != u->old;
+    }
+    if (changed) {
+        if (!u->present) {
+            chm__gomap_cancel(&u->res);
+            u->drop_key = true;
+            u->key = u->res.stored;
+        }
+        /* fn's value entered no map: value_free, or it leaks (chm_compute_if_absent's rule).
+         * Unless a nested call stored that very value for the key: then it is in the map. */
+        uint64_t now;
+        if (a == CHM_COMPUTE_SET && (chm__gomap_get(g, key, &now) != CHM_OK || now != v)) {
+            u->drop_value = true;
+            u->value = v;
+        }
+        return CHM_ECONCURRENT;
+    }
+    if (u->present) {
+        switch (a) {
+        case CHM_COMPUTE_SET: /* an overwrite: no structural change */
+            *slot = v;
+            *after = v;
+            u->drop_value = true;
+            u->value = u->old;
+            return CHM_OK;
+        case CHM_COMPUTE_DELETE:
+            (void)chm__gomap_remove(g, key, &u->value, &u->key); /* present: CHM_OK */
+            u->drop_key = u->drop_value = true;
+            return CHM_NOTFOUND;
+        default: *after = u->old; return CHM_OK;
+        }
+    }
+    if (a == CHM_COMPUTE_SET) {
+        chm__gomap_commit(g, &u->res, v);
+        *after = v;
+        return CHM_OK;
+    }
+    chm__gomap_cancel(&u->res); /* absent and kept absent: the key copy was not needed */
+    u->drop_key = true;
+    u->key = u->res.stored;
+    return CHM_NOTFOUND;
+}
+
+void chm__gomap_update_abandon(gomap_update *u, chm_compute_action a, uint64_t v)
+{
+    /* As apply's failure, except that the table is not read (a racing writer may be changing
+     * it): a SET value that is not the map's own value as fn saw it is dropped. */
+    u->drop_key = u->drop_value = false;
+    if (!u->present) {
+        chm__gomap_cancel(&u->res);
+        u->drop_key = true;
+        u->key = u->res.stored;
+    }
+    if (a == CHM_COMPUTE_SET && !(u->present && v == u->old)) {
+        u->drop_value = true;
+        u->value = v;
+    }
+}
+
+/* ---- clear ------------------------------------------------------------------------------ */
+
+bool chm__gomap_clear_detach(gomap *g, gomap_cleared *c)
+{
+    memset(c, 0, sizeof *c);
+    if (g->count == 0)
+        return false; /* nothing removed: not a structural modification */
+    c->buckets = g->buckets;
+    c->nalloc = g->nalloc;
+    c->B = g->B;
+    if (g->oldbuckets != NULL) {
+        /* A growth in progress ends here: its entries are being removed, the map keeps the new
+         * (larger) array, so it counts as completed. */
+        c->oldbuckets = g->oldbuckets;
+        c->old_nalloc = g->old_nalloc;
+        c->noldbuckets = noldbuckets(g);
+        g->resizes++;
+    }
+    g->buckets = g->oldbuckets = NULL;
+    g->nalloc = g->old_nalloc = 0;
+    g->next_overflow = g->end_overflow = NULL;
+    g->nevacuate = 0;
+    g->same_size_grow = false;
+    g->noverflow = 0;
+    g->heap_overflow = 0;
+    g->key_bytes = 0;
+    g->count = 0;
+    g->modcount++;
+    reseed_if_empty(g);
+    return true;
+}
+
+void chm__gomap_clear_release(const chm *owner, gomap_cleared *c)
+{
+    if (c->oldbuckets != NULL) {
+        for (size_t i = 0; i < c->noldbuckets; i++)
+            if (!evacuated(&c->oldbuckets[i]))
+                release_bucket_entries(owner, &c->oldbuckets[i]);
+        free_bucket_array(c->oldbuckets, c->old_nalloc, c->noldbuckets);
+        c->oldbuckets = NULL;
+    }
+    if (c->buckets != NULL) {
+        /* New buckets whose old bucket was not evacuated yet hold nothing (gomap_validate's
+         * -5), so every live entry of the array is released exactly once. */
+        size_t n = bucket_shift(c->B);
+        for (size_t i = 0; i < n; i++)
+            release_bucket_entries(owner, &c->buckets[i]);
+        (void)free_heap_overflow(c->buckets, c->nalloc, n);
+        /* Zero: every slot EMPTY_REST, no chain, the preallocated overflow buckets unused. */
+        memset(c->buckets, 0, c->nalloc * sizeof *c->buckets);
+    }
+}
+
+void chm__gomap_clear_reattach(gomap *g, gomap_cleared *c)
+{
+    if (c->buckets == NULL)
+        return;
+    /* B does not change while the map has no array; an insert since the detach made one. */
+    if (g->buckets == NULL && g->B == c->B)
+        set_array(g, c->buckets, c->nalloc);
+    else
+        chm__free(c->buckets);
+    c->buckets = NULL;
+}
+
+/* ---- stats ------------------------------------------------------------------------------ */
+
+void chm__gomap_stats(const gomap *g, chm_stats *st)
+{
+    st->entries = g->count;
+    st->buckets = g->buckets != NULL ? bucket_shift(g->B) * GOMAP_BUCKET_CNT : 0;
+    st->bytes =
+        (g->nalloc + g->old_nalloc + g->heap_overflow) * sizeof(gomap_bucket) + g->key_bytes;
+    st->resizes = g->resizes;
+    st->pending = 0;
 }
 
 /* ---- iteration -------------------------------------------------------------------------- */
@@ -650,7 +896,7 @@ int chm__gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value)
 /* ---- self-check ------------------------------------------------------------------------- */
 
 static int validate_chain(const gomap *g, const gomap_bucket *b, size_t index, size_t mask,
-                          size_t *live)
+                          size_t *live, size_t *kbytes)
 {
     bool rest = false; /* an EMPTY_REST was seen: everything after must be EMPTY_REST */
     for (; b != NULL; b = b->overflow) {
@@ -672,14 +918,25 @@ static int validate_chain(const gomap *g, const gomap_bucket *b, size_t index, s
                 return -6; /* a lookup finds another slot: duplicate key, or an EMPTY_REST
                               before it */
             (*live)++;
+            *kbytes += key_copy_bytes(g, b->keys[i]);
         }
     }
     return 0;
 }
 
+/* Overflow buckets of @arr's first @n chains that were malloc'd apart. */
+static size_t count_heap_overflow(const gomap_bucket *arr, size_t nalloc, size_t n)
+{
+    size_t c = 0;
+    for (size_t i = 0; i < n; i++)
+        for (const gomap_bucket *b = arr[i].overflow; b != NULL; b = b->overflow)
+            c += !in_array(arr, nalloc, b);
+    return c;
+}
+
 int chm__gomap_validate(const gomap *g)
 {
-    size_t live = 0;
+    size_t live = 0, kbytes = 0;
     if (g->oldbuckets == NULL && g->same_size_grow)
         return -7; /* growth state without growth */
     if (g->buckets != NULL) {
@@ -696,6 +953,11 @@ int chm__gomap_validate(const gomap *g)
                 ovf++;
         if (ovf != g->noverflow)
             return -8; /* noverflow differs from the overflow buckets in the chains */
+        size_t heap = count_heap_overflow(g->buckets, g->nalloc, n);
+        if (oldn != 0)
+            heap += count_heap_overflow(g->oldbuckets, g->old_nalloc, oldn);
+        if (heap != g->heap_overflow)
+            return -9; /* heap_overflow differs from the malloc'd overflow buckets */
         for (size_t i = 0; i < n; i++) {
             if (oldn != 0 && !evacuated(&g->oldbuckets[i & (oldn - 1)])) {
                 /* New bucket not filled yet: it must be empty. */
@@ -705,18 +967,22 @@ int chm__gomap_validate(const gomap *g)
                             return -5;
                 continue;
             }
-            int rc = validate_chain(g, &g->buckets[i], i, n - 1, &live);
+            int rc = validate_chain(g, &g->buckets[i], i, n - 1, &live, &kbytes);
             if (rc != 0)
                 return rc;
         }
         for (size_t i = 0; i < oldn; i++)
             if (!evacuated(&g->oldbuckets[i])) {
-                int rc = validate_chain(g, &g->oldbuckets[i], i, oldn - 1, &live);
+                int rc = validate_chain(g, &g->oldbuckets[i], i, oldn - 1, &live, &kbytes);
                 if (rc != 0)
                     return rc;
             }
     }
-    return live == g->count ? 0 : -1;
+    if (live != g->count)
+        return -1;
+    if (g->buckets == NULL && g->heap_overflow != 0)
+        return -9;
+    return kbytes == g->key_bytes ? 0 : -10; /* key_bytes differs from the stored copies */
 }
 
 const char *chm__gomap_invariant(int code)
@@ -730,6 +996,8 @@ const char *chm__gomap_invariant(int code)
     case -6: return "a lookup finds another slot (duplicate key)";
     case -7: return "growth state (oldbuckets, nevacuate, same_size_grow) inconsistent";
     case -8: return "noverflow differs from the overflow buckets in the chains";
+    case -9: return "heap_overflow differs from the overflow buckets malloc'd apart";
+    case -10: return "key_bytes differs from the stored key copies";
     default: return NULL;
     }
 }

@@ -31,9 +31,12 @@ typedef struct gomap {
     gomap_bucket *next_overflow, *end_overflow; /* the unused preallocated overflow buckets */
     gomap_bucket *oldbuckets;                   /* non-NULL only while growing */
     size_t old_nalloc;
-    size_t nevacuate;  /* old buckets below this index are evacuated */
-    uint64_t modcount; /* structural modifications (Java's modCount) */
-    const chm *owner;  /* key operations and value_free */
+    size_t nevacuate;     /* old buckets below this index are evacuated */
+    uint64_t modcount;    /* structural modifications (Java's modCount) */
+    size_t resizes;       /* growths completed since init (chm_stats.resizes) */
+    size_t heap_overflow; /* overflow buckets malloc'd one by one and linked into either array */
+    size_t key_bytes;     /* bytes of the stored key copies (chm_keys_string only) */
+    const chm *owner;     /* key operations and value_free */
 } gomap;
 
 /* Fail-fast iterator state; the caller checks modcount before calling chm__gomap_iter_next. */
@@ -88,6 +91,75 @@ CHM_HIDDEN void chm__gomap_cancel(gomap_reservation *r);
 /* Remove @key: CHM_OK with *old_value and *old_key (the stored copy, to release by the caller),
  * or CHM_NOTFOUND. Never fails. */
 CHM_HIDDEN int chm__gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old_key);
+
+/* Remove @key if its value is @expected: CHM_OK (*old_key: the stored copy, to release by the
+ * caller; the value removed is @expected), CHM_EXISTS (another value; nothing changed) or
+ * CHM_NOTFOUND. Never fails. */
+CHM_HIDDEN int chm__gomap_remove_if(gomap *g, uint64_t key, uint64_t expected, uint64_t *old_key);
+
+/*
+ * chm_compute on the table, split around the update function like the reservation above:
+ * chm__gomap_update_prepare does everything that can fail (the reservation a SET of an absent
+ * key needs) and reads what fn sees; the caller runs fn; then exactly one of
+ * chm__gomap_update_apply (fn's decision, under the same exclusion as prepare) or
+ * chm__gomap_update_abandon (the caller cannot apply it: chm_unsafe saw a race). Both leave in
+ * drop_key / drop_value what the caller hands to keyops.release / value_free afterwards (outside
+ * its lock): gomap_update_drop.
+ */
+typedef struct gomap_update {
+    gomap_reservation res; /* the insert a SET of an absent key commits (present false) */
+    uint64_t old;          /* the value fn sees (0 when absent) */
+    uint64_t modcount;     /* the table's modcount when fn started */
+    bool present;
+    bool drop_key, drop_value; /* set by apply / abandon */
+    uint64_t key, value;
+} gomap_update;
+
+/* CHM_OK (u->present, u->old say what fn sees) or CHM_ENOMEM (content unchanged, nothing to
+ * drop; fn must not run). */
+CHM_HIDDEN int chm__gomap_update_prepare(gomap *g, uint64_t key, gomap_update *u);
+
+/* Apply fn's decision @a (value @v for a SET). CHM_OK: present after, *after = its value.
+ * CHM_NOTFOUND: absent after. CHM_ECONCURRENT: nothing applied, because the table changed
+ * structurally while fn ran, or a present key's value is no longer the one fn saw (a nested
+ * overwrite of that key); fn's SET value is then dropped unless it is the map's own value. */
+CHM_HIDDEN int chm__gomap_update_apply(gomap *g, uint64_t key, gomap_update *u,
+                                       chm_compute_action a, uint64_t v, uint64_t *after);
+
+/* Give the prepared update up without touching the table (it may be racing). */
+CHM_HIDDEN void chm__gomap_update_abandon(gomap_update *u, chm_compute_action a, uint64_t v);
+
+static inline void gomap_update_drop(const chm *m, const gomap_update *u)
+{
+    if (u->drop_key)
+        chm__key_release(m, u->key);
+    if (u->drop_value)
+        chm__value_free(m, u->value);
+}
+
+/*
+ * chm_clear on the table, in three steps so that the callbacks run outside the caller's lock
+ * and nothing is allocated: chm__gomap_clear_detach (under the lock) takes both arrays out of
+ * the map, leaving it empty with no array (B kept, so an insert meanwhile allocates the same
+ * size) -- false if the map was already empty (nothing detached, no modification);
+ * chm__gomap_clear_release (no lock needed: the arrays are the caller's now) hands every entry
+ * to the callbacks, frees the old array and empties the current one; chm__gomap_clear_reattach
+ * (under the lock again) puts the emptied array back unless an insert has allocated another
+ * meanwhile (then it is freed).
+ */
+typedef struct gomap_cleared {
+    gomap_bucket *buckets, *oldbuckets;
+    size_t nalloc, old_nalloc, noldbuckets;
+    uint8_t B;
+} gomap_cleared;
+CHM_HIDDEN bool chm__gomap_clear_detach(gomap *g, gomap_cleared *c);
+CHM_HIDDEN void chm__gomap_clear_release(const chm *owner, gomap_cleared *c);
+CHM_HIDDEN void chm__gomap_clear_reattach(gomap *g, gomap_cleared *c);
+
+/* entries, buckets (slots of the current array: 8 per bucket, 0 before the first insert),
+ * bytes (both arrays, the overflow buckets malloc'd apart, chm_keys_string copies; the caller
+ * adds its own struct), resizes; pending = 0. */
+CHM_HIDDEN void chm__gomap_stats(const gomap *g, chm_stats *st);
 
 /* Finish an incremental growth now (iterators need a table that does not move).
  * CHM_OK or CHM_ENOMEM (the growth then stays partly done, content unchanged). */

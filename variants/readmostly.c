@@ -14,10 +14,15 @@
  *     p == a box     live: the box is an immutable {value} record
  *     p == NULL      deleted; the entry is in dirty if dirty exists
  *     p == EXPUNGED  deleted, and absent from dirty (dirty exists)
- *     p == RESERVED  (not in Go) chm_compute_if_absent is computing this key's value
+ *     p == RESERVED  (not in Go) absent, and a compute (chm_compute_if_absent, or chm_compute
+ *                    of an absent key) is deciding this key's value under mu
+ *     p == box|HELD  (not in Go) live, and a chm_compute holds it under mu: readers read the
+ *                    box's value as for an untagged box; no other thread changes p until the
+ *                    compute stores its decision (lock-free writers see the tag, take mu, wait)
  * Go's states map one to one: nil, expunged, and a pointer to an interface value. All 2^64 values
  * are legal, so a state cannot be a special value: values are boxed, and the states are NULL and
- * the addresses of two static boxes. A swap is one pointer CAS, a read is one acquire load and a
+ * the addresses of two static boxes; HELD is bit 0 of a box address (boxes are 8-aligned), so a
+ * read pays one AND (box_value). A swap is one pointer CAS, a read is one acquire load and a
  * dependent load. The cost is an allocation per store of a value into an existing entry (put on a
  * present or deleted key, replace, put_if_absent/compute on a deleted key) and a pointer hop per
  * read. Each entry embeds its first box, so an insert of a new key is one allocation and a read
@@ -39,24 +44,46 @@
  *   chm_get            Load: probe read; a hit loads p. A miss with amended takes mu, re-probes
  *                      read, probes dirty and counts a miss (missLocked).
  *   chm_put            Swap (Store is Swap without the result): on a read hit trySwap (CAS loop,
- *                      fails only on expunged); else under mu: a read hit is unexpungeLocked
- *                      (re-inserted into dirty) and swapLocked, a dirty hit swapLocked, a new key
- *                      runs dirtyLocked if not amended, flips amended and enters dirty.
- *   chm_put_if_absent  LoadOrStore: tryLoadOrStore on a read hit; else the same locked shape,
- *                      a dirty hit counting a miss.
+ *                      fails only on expunged -- and here on RESERVED or held); else under mu: a
+ *                      read hit is unexpungeLocked (re-inserted into dirty) and swapLocked, a
+ *                      dirty hit swapLocked, a new key runs dirtyLocked if not amended, flips
+ *                      amended and enters dirty.
+ *   chm_put_if_absent  LoadOrStore: tryLoadOrStore on a read hit (a held entry is present);
+ *                      else the same locked shape, a dirty hit counting a miss.
  *   chm_remove         LoadAndDelete: delete() (CAS to NULL) on a read hit; else under mu a
- *                      dirty-only key leaves dirty and counts a miss.
+ *                      dirty-only key leaves dirty and counts a miss. A held entry: under mu.
  *   chm_replace        CompareAndSwap by 64-bit equality of the boxed value: tryCompareAndSwap
- *                      on a read hit; under mu otherwise, a dirty hit counting a miss.
+ *                      on a read hit; under mu otherwise, a dirty hit counting a miss. A held
+ *                      entry fails at once on another value, waits under mu on the expected one.
+ *   chm_remove_if      CompareAndDelete: its CAS loop (box -> NULL if the value is the
+ *                      expected one) on a read hit; else under mu (a held entry too), counting a
+ *                      miss whether or not the key is in dirty, as Go; a dirty-only entry
+ *                      deleted leaves dirty at once (Go leaves it deleted in dirty).
+ *   chm_compute        Swap, CompareAndSwap, CompareAndDelete, LoadOrStore and LoadAndDelete are
+ *                      its special cases, with the function choosing: no Go counterpart. Under
+ *                      mu, the key's entry held (box -> box|HELD, NULL/EXPUNGED -> RESERVED) or a
+ *                      new entry prepared, everything a SET needs allocated, then fn once and
+ *                      the decision stored: compute_if_absent's shape (rm_compute).
+ *   chm_clear          Clear (Go 1.23): under mu, publish an empty read index (a static one:
+ *                      nothing to allocate), drop dirty, misses = 0 -- then expunge every old
+ *                      entry and retire its box, where Go lets its GC collect them (rm_clear).
+ *   chm_visit          Load, with the function run on the value inside the read section that
+ *                      made the load safe; a dirty key is looked up under mu, and the function
+ *                      runs after mu is dropped, still inside the section (rm_visit).
+ *   chm_stats_get      no Go counterpart: counters, and a walk of both tables under mu.
  *   missLocked         misses++; once misses >= dirty's size, dirty becomes the read index
  *                      (O(1)), dirty = NULL, misses = 0.
  *   dirtyLocked        a new dirty table sized for the live entries, filled with every read
  *                      entry that tryExpungeLocked (CAS NULL -> EXPUNGED) does not expunge. O(n).
  *   iteration          Range: if amended, take mu and promote dirty now; then walk the
- *                      immutable index without locks, skipping deleted and expunged entries.
+ *                      immutable index without locks, skipping deleted and expunged entries,
+ *                      from a slot that differs for every iteration (the map's seeded mixer of
+ *                      an iteration counter), wrapping around: a Go map's Range starts at a
+ *                      random position too (iter_start says what a fixed start costs).
  *   chm_compute_if_absent  LoadOrStore's shape with the value computed under mu (Go has none).
  * Everything Go does lock-free stays lock-free here: read hits of Load, Swap, LoadOrStore,
- * LoadAndDelete and CompareAndSwap, and the walk of Range.
+ * LoadAndDelete, CompareAndSwap and CompareAndDelete, and the walk of Range -- except while a
+ * chm_compute holds the entry: a writer then waits for its decision under mu.
  *
  * Note the cost Go pays and this port keeps: chm_get of a key that is not in the read index
  * while amended (a key added since the last promotion, or an absent key) takes mu, until enough
@@ -69,7 +96,11 @@
  * that return the old box's value are acq_rel; a delete (box -> NULL) is acquire, to read the
  * value it removes. The transitions that publish nothing need no release: NULL -> EXPUNGED is
  * relaxed and NULL -> RESERVED acquire only to read the box that beat it; they just decide, by
- * the total order of RMWs on p, which of a lock-free CAS and a locked expunge/reserve wins.
+ * the total order of RMWs on p, which of a lock-free CAS and a locked expunge/reserve wins. The
+ * hold (B -> B|HELD) is such a CAS, acquire to read B's value; the compute's decision is a plain
+ * store by the only thread allowed to change p: release for a new box and for the untag of a
+ * KEEP (a plain store ends the installing CAS's release sequence, so it must carry B's value on
+ * itself), relaxed for NULL. chm_clear's exchange to EXPUNGED is acquire: it retires the box.
  *
  * Reclamation (src/smr.h). Lock-free paths run inside a read section. Retired after a grace
  * period: displaced boxes (their value then goes to value_free), and replaced read indexes. An
@@ -77,8 +108,10 @@
  * when promotion replaces it with another one. Entries die in two ways:
  *   - expunged entries dropped by a promotion: they are listed at dirtyLocked time; at promotion
  *     the ones still expunged become the old index's dead list and die with that index;
- *   - a dirty-only entry removed by chm_remove: it was never in a published index, and every
- *     access to it happens under mu, so it dies at once (key released after mu is dropped).
+ *   - a dirty-only entry removed by chm_remove (chm_remove_if, a chm_compute DELETE, chm_clear):
+ *     it was never in a published index, and every access to it happens under mu, so it dies at
+ *     once (key released after mu is dropped);
+ *   - every entry of the read index at chm_clear: the index's dead list (rm_clear).
  * Iterators do not hold a read section between calls: chm_iter_init takes a reference on the
  * index (refs), each chm_iter_next opens a section of its own. So an index's dead entries must
  * outlive every index that contains them, and an entry dropped from index k may also be in
@@ -86,7 +119,9 @@
  * index itself is freed, so indexes die oldest first and an index frees its dead entries only
  * after all older ones are gone. An idle iterator therefore delays only this map's entry and
  * index frees, never the global grace periods other maps need, and a thread may free other maps
- * (chm__smr_drain) between its chm_iter_next calls.
+ * (chm__smr_drain) between its chm_iter_next calls. The chain ends at chm_clear: the index it
+ * replaces takes no reference on the static empty index, which takes none on its successor --
+ * nothing of the indexes before the clear is in any index after it (rm_clear says why).
  * An entry and its inline first box are freed together: the entry starts with refs = 2 (itself,
  * its inline box); the inline box's retire callback and the entry's death each drop one.
  *
@@ -98,11 +133,23 @@
  *
  * Re-entrancy. chm_compute_if_absent runs fn under mu, with the key RESERVED (readers and
  * deleters see it absent; writers that would store it wait for mu), so racing callers run fn
- * exactly once, and a racing chm_put waits instead of being overwritten. The thread's stack of
+ * exactly once, and a racing chm_put waits instead of being overwritten. chm_compute does the
+ * same with a present key held (readers see its value, writers wait). The thread's stack of
  * running computes (src/reentry.h) makes a nested call from fn -- or from a compute in another
- * map that fn runs -- safe: nested chm_get, chm_size and iteration work (their locked steps skip
- * locking: this thread holds mu); every nested write returns CHM_EDEADLK. CHM_ENOMEM from
- * compute means fn did not run.
+ * map that fn runs -- safe: nested chm_get, chm_visit, chm_size, chm_stats_get and iteration
+ * work (their locked steps skip locking when this thread holds mu: CHM__HOLD_PART on its stack,
+ * mu_held_here); every nested write returns CHM_EDEADLK. CHM_ENOMEM from a compute means fn did
+ * not run and nothing changed. A chm_visit function runs with CHM__HOLD_READ pushed and no mutex
+ * of the map held: its writes return CHM_EDEADLK, its reads lock as any read would.
+ *
+ * Blocking. mu is never waited for inside a read-side section: a locked path leaves the
+ * lock-free path's section first, takes mu, and opens a new section under mu if it reads boxes
+ * that lock-free writers may retire (opening a section never blocks). A compute function runs
+ * under mu and may block (it may free another map, which waits for a grace period), and a grace
+ * period waits for every section: a thread waiting for mu inside a section could deadlock with
+ * it, and would delay every map's reclamation while fn runs. The exception is a call nested in
+ * a chm_visit function, which runs inside a section by contract: a nested chm_get of a dirty key
+ * takes mu there.
  *
  * Deliberate differences from Go
  *   - Boxed values with an inline first box and a refcount (Go: a GC'd *any per Store).
@@ -117,7 +164,15 @@
  *   - misses is a plain counter under mu, exactly as Go; missLocked does nothing when not
  *     amended (Go never calls it then).
  *   - chm_options.capacity presizes the first dirty table (Go has no size hint).
- *   - RESERVED, compute_if_absent and the live counter have no Go counterpart.
+ *   - chm_clear empties the old entries (EXPUNGED, boxes retired) instead of abandoning them to
+ *     a GC, so a lock-free store racing with it is either removed by it or sent to mu (Go loses
+ *     such a store); the empty index it publishes is static, not a fresh readOnly.
+ *   - chm_remove_if takes a dirty-only entry out of dirty at once (see chm_remove above).
+ *   - Iteration starts at a slot drawn from the map's seed and an iteration counter and wraps
+ *     (Go: a random bucket and offset of its map, then its own order); with an explicit seed
+ *     the sequence of start slots is reproducible.
+ *   - RESERVED, HELD, compute_if_absent, compute, visit, stats and the live counter have no Go
+ *     counterpart.
  */
 #define _GNU_SOURCE
 #include "readmostly.h"
@@ -187,15 +242,22 @@ struct rm_map {
     size_t misses;                     /* Go's misses */
     struct rm_entry *expunged;         /* entries expunged by the last dirtyLocked */
     uint64_t promotions, dirty_builds; /* statistics for the tests */
+    uint64_t dirty_growths;            /* dirty tables grown by dirty_reserve (chm_stats) */
+    /* chm_iter_init calls so far: where each iteration starts (iter_start). Outside mu, on
+     * this line of rare writes (the statistics above): no hot path reads it. */
+    atomic_uint_fast64_t iterations;
 };
 _Static_assert(offsetof(struct rm_map, mu) % CHM_CACHELINE == 0 &&
                    offsetof(struct rm_map, mu) >= offsetof(struct rm_map, smr) + sizeof(void *),
                "the writers' line holds nothing readers or retirers touch");
+_Static_assert(offsetof(struct rm_map, iterations) >= offsetof(struct rm_map, mu) + CHM_CACHELINE,
+               "iterators do not write the writers' line");
 
 struct rm_iter {
     struct chm__iter_base base;
     struct rm_index *t; /* referenced (refs) until chm_iter_fini */
-    size_t pos, n;
+    size_t pos, n;      /* slots visited so far, of n */
+    size_t start;       /* the first slot visited (it varies: see iter_start) */
 };
 CHM_ITER_STATIC_ASSERT(struct rm_iter);
 
@@ -204,19 +266,49 @@ static struct rm_box rm_sentinels[2];
 #define EXPUNGED (&rm_sentinels[0])
 #define RESERVED (&rm_sentinels[1])
 
+/* A box (heap or inline) is 8-aligned, so bit 0 of p is free: set, it marks a live entry that a
+ * chm_compute holds (see HOW IT WORKS). The sentinels are never tagged. */
+#define RM_HELD ((uintptr_t)1)
+_Static_assert(alignof(struct rm_box) > RM_HELD, "bit 0 of a box address is free for the tag");
+
+/* The empty read index chm_clear publishes (Go's Clear stores a new &readOnly{}; allocating one
+ * could fail, and chm_clear must not). One for every map, immortal and never written: it has no
+ * entries, so nothing is expunged from it or dies with it, and the functions that would count
+ * references on it, give it a successor, retire or free it skip it (EMPTY_INDEX checks). A
+ * union, not a struct with a slot array after the index, because a struct with a flexible array
+ * member may not be a member of a struct; the union makes room for the 8 slots. */
+static alignas(RM_INDEX_ALIGN) union {
+    struct rm_index idx;
+    unsigned char
+        room[sizeof(struct rm_index) + ((size_t)1 << RM_MIN_SHIFT) * sizeof(struct rm_slot)];
+} rm_empty = {.idx = {.shift = RM_MIN_SHIFT, .refs = 1}};
+#define EMPTY_INDEX (&rm_empty.idx)
+
+/* Live: a box, tagged or not. */
 static inline bool is_box(const struct rm_box *p)
 {
     return p != NULL && (uintptr_t)p - (uintptr_t)rm_sentinels >= sizeof rm_sentinels;
 }
 
+static inline bool is_held(const struct rm_box *p)
+{
+    return ((uintptr_t)p & RM_HELD) != 0;
+}
+
+static inline struct rm_box *held(struct rm_box *p)
+{
+    return (struct rm_box *)((uintptr_t)p | RM_HELD);
+}
+
+/* The value of a live p, held or not: every reader goes through here (one AND on the path). */
+static inline uint64_t box_value(const struct rm_box *p)
+{
+    return ((const struct rm_box *)((uintptr_t)p & ~RM_HELD))->value;
+}
+
 static struct rm_map *as_rm(chm *m)
 {
     return (struct rm_map *)m;
-}
-
-static struct rm_map *map_of_domain(chm_smr_domain *d)
-{
-    return chm__smr_domain_owner(d);
 }
 
 /* ---- the tagged read word --------------------------------------------------------------- */
@@ -253,11 +345,25 @@ static void mu_unlock(struct rm_map *m)
     CHM__LOCK_CALL(pthread_mutex_unlock(&m->mu));
 }
 
+/* Whether this thread holds mu: a compute of this thread runs in @m (CHM__HOLD_PART anywhere on
+ * its stack, src/reentry.h). Not chm__reentry_holds: that answers for the innermost entry of @m
+ * only, and a chm_visit function pushes CHM__HOLD_READ, which holds no mutex (its nested calls
+ * must lock) -- while a visit nested in a compute's function still runs under that mutex. */
+static bool mu_held_here(const struct rm_map *m)
+{
+    unsigned d = chm__reentry.depth;
+    while (chm_unlikely(d-- > 0))
+        if (chm__reentry.map[d] == &m->base && chm__reentry.hold[d] == CHM__HOLD_PART)
+            return true;
+    return false;
+}
+
 /* Take mu unless this thread already holds it: a call from a compute function on this map,
- * made by the function itself or from a compute in another map (src/reentry.h). */
+ * made by the function itself, from a chm_visit function it runs, or from a compute in another
+ * map (src/reentry.h). */
 static bool lock_unless_held(struct rm_map *m)
 {
-    if (chm_unlikely(chm__reentry_holds(&m->base)))
+    if (mu_held_here(m))
         return false;
     mu_lock(m);
     return true;
@@ -305,26 +411,28 @@ static struct rm_box *box_of(chm_smr_node *n)
     return (struct rm_box *)((char *)n - offsetof(struct rm_box, node));
 }
 
-static void heap_box_retired_value_stays(chm_smr_node *n)
+static void heap_box_retired_value_stays(chm_smr_node *n, void *owner)
 {
+    (void)owner;
     chm__free(box_of(n));
 }
 
-static void heap_box_retired(chm_smr_node *n)
+static void heap_box_retired(chm_smr_node *n, void *owner)
 {
-    chm__value_free(&map_of_domain(n->domain)->base, box_of(n)->value);
-    heap_box_retired_value_stays(n);
+    chm__value_free(&((struct rm_map *)owner)->base, box_of(n)->value);
+    heap_box_retired_value_stays(n, owner);
 }
 
-static void inline_box_retired_value_stays(chm_smr_node *n)
+static void inline_box_retired_value_stays(chm_smr_node *n, void *owner)
 {
+    (void)owner;
     entry_unref((struct rm_entry *)((char *)box_of(n) - offsetof(struct rm_entry, first)));
 }
 
-static void inline_box_retired(chm_smr_node *n)
+static void inline_box_retired(chm_smr_node *n, void *owner)
 {
-    chm__value_free(&map_of_domain(n->domain)->base, box_of(n)->value);
-    inline_box_retired_value_stays(n);
+    chm__value_free(&((struct rm_map *)owner)->base, box_of(n)->value);
+    inline_box_retired_value_stays(n, owner);
 }
 
 /* @b left @e's p (it was installed there): free it after a grace period, and hand its value to
@@ -332,7 +440,7 @@ static void inline_box_retired(chm_smr_node *n)
  * value (a put or replace of the value the key held), and the key still returns it. */
 static void retire_box(struct rm_map *m, struct rm_entry *e, struct rm_box *b, bool value_stays)
 {
-    void (*fn)(chm_smr_node *);
+    chm_smr_free_fn *fn;
     if (b == &e->first)
         fn = value_stays ? inline_box_retired_value_stays : inline_box_retired;
     else
@@ -347,12 +455,23 @@ static void entry_die(struct rm_map *m, struct rm_entry *e)
     entry_unref(e);
 }
 
+/* Take a reference on a published index @t that is current, or in its grace period and held by
+ * the caller's read section (so refs >= 1 already): relaxed. The empty index is immortal. */
+static void index_ref(struct rm_index *t)
+{
+    if (t != EMPTY_INDEX)
+        atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+}
+
 /* Drop a reference on @t; the last one frees its dead entries and the index, then drops the
- * reference @t held on its successor (iteratively: a chain may be waiting). */
+ * reference @t held on its successor (iteratively: a chain may be waiting). The chain ends at
+ * the empty index (immortal, counts nothing) or at a successor of none (chm_clear's old index:
+ * nothing it holds is in a later index, see rm_clear). */
 static void index_unref(struct rm_map *m, struct rm_index *t)
 {
     /* acq_rel, as entry_unref: an iterator's reads of the index happen before its free. */
-    while (t != NULL && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
+    while (t != NULL && t != EMPTY_INDEX &&
+           atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) {
         for (struct rm_entry *e = t->dead, *next; e != NULL; e = next) {
             next = e->next_dead;
             entry_die(m, e);
@@ -363,10 +482,10 @@ static void index_unref(struct rm_map *m, struct rm_index *t)
     }
 }
 
-static void index_retired(chm_smr_node *n)
+static void index_retired(chm_smr_node *n, void *owner)
 {
     struct rm_index *t = (struct rm_index *)((char *)n - offsetof(struct rm_index, node));
-    index_unref(map_of_domain(n->domain), t);
+    index_unref(owner, t);
 }
 
 /* ---- indexes ----------------------------------------------------------------------------- */
@@ -484,6 +603,7 @@ static bool dirty_reserve(struct rm_map *m, size_t extra)
         if (d->slots[i].e != NULL)
             dirty_insert(g, d->slots[i].e);
     m->dirty = g;
+    m->dirty_growths++;
     chm__free(d);
     return true;
 }
@@ -503,9 +623,10 @@ static bool try_expunge_locked(struct rm_entry *e)
     return p == EXPUNGED;
 }
 
-/* Go's dirtyLocked (dirty is NULL): a new dirty table with every read entry not expunged, room
- * for one more. Allocates first: false = out of memory, nothing changed. */
-static bool dirty_locked(struct rm_map *m, uintptr_t r)
+/* Go's dirtyLocked, first half: the table for a dirty map copying read index @r (dirty is NULL),
+ * with room for one more entry; NULL = out of memory. Nothing changes: chm_compute allocates it
+ * before its function runs and copies into it (dirty_fill_locked) only if the function inserts. */
+static struct rm_index *dirty_alloc(struct rm_map *m, uintptr_t r)
 {
     struct rm_index *t = rd_index(r);
     /* Sized for the live entries (the deleted ones are about to be expunged), by the live
@@ -516,9 +637,14 @@ static bool dirty_locked(struct rm_map *m, uintptr_t r)
     long live = live_sum(m);
     size_t want = live > 0 ? (size_t)live + 1 : 1, all = t->count + 1;
     unsigned shift = shift_for(want), floor = shift_for_slots(all + all / 3 + 1);
-    struct rm_index *d = index_new(shift > floor ? shift : floor);
-    if (d == NULL)
-        return false;
+    return index_new(shift > floor ? shift : floor);
+}
+
+/* Go's dirtyLocked, second half: copy read index @r's entries that tryExpungeLocked does not
+ * expunge into @d (from dirty_alloc for the same @r), which becomes dirty. Allocates nothing. */
+static void dirty_fill_locked(struct rm_map *m, uintptr_t r, struct rm_index *d)
+{
+    struct rm_index *t = rd_index(r);
     for (size_t i = 0, n = (size_t)1 << t->shift; i < n; i++) {
         struct rm_entry *e = t->slots[i].e;
         if (e == NULL)
@@ -532,6 +658,16 @@ static bool dirty_locked(struct rm_map *m, uintptr_t r)
     }
     m->dirty = d;
     m->dirty_builds++;
+}
+
+/* Go's dirtyLocked (dirty is NULL): a new dirty table with every read entry not expunged, room
+ * for one more. Allocates first: false = out of memory, nothing changed. */
+static bool dirty_locked(struct rm_map *m, uintptr_t r)
+{
+    struct rm_index *d = dirty_alloc(m, r);
+    if (d == NULL)
+        return false;
+    dirty_fill_locked(m, r, d);
     return true;
 }
 
@@ -551,10 +687,14 @@ static void promote_locked(struct rm_map *m)
             dead = e;
         }
     }
-    old->dead = dead;
-    old->succ = fresh;
-    /* Current + predecessor. Relaxed: published by the release store of read below. */
-    atomic_store_explicit(&fresh->refs, 2, memory_order_relaxed);
+    if (old != EMPTY_INDEX) {
+        old->dead = dead;
+        old->succ = fresh;
+    }
+    /* Current + predecessor (none after the empty index: it holds nothing, and no entry of an
+     * index before it is in any index after it, see rm_clear). Relaxed: published by the
+     * release store of read below. */
+    atomic_store_explicit(&fresh->refs, old != EMPTY_INDEX ? 2 : 1, memory_order_relaxed);
     CHM_YIELD_POINT("rm.promote.before_publish"); /* lock-free ops on the old index */
     /* Release pairs with the acquire loads of read in every lock-free path: the slots of the
      * new index, and the entries they point to, are visible to a reader that loads it. */
@@ -564,7 +704,8 @@ static void promote_locked(struct rm_map *m)
     m->expunged = NULL;
     m->promotions++;
     CHM_YIELD_POINT("rm.promote.before_retire"); /* readers still probing the old index */
-    chm__smr_retire(m->smr, &old->node, index_retired);
+    if (old != EMPTY_INDEX)
+        chm__smr_retire(m->smr, &old->node, index_retired);
 }
 
 /* Go's missLocked. */
@@ -626,7 +767,12 @@ static int swapped_in(struct rm_map *m, struct rm_entry *e, struct rm_box *old, 
     return CHM_OK;
 }
 
-/* Go's entry.delete: CAS p from a box to NULL. */
+/* What a lock-free step returns when the entry is expunged, reserved or held: only a mu holder
+ * may change it now, so the caller takes the locked path (1 + CHM_END: no status code). */
+#define RM_RETRY (CHM_END + 1)
+
+/* Go's entry.delete: CAS p from a box to NULL. RM_RETRY: held by a chm_compute (lock-free
+ * callers only; under mu no other thread's compute holds an entry). */
 static int entry_delete(struct rm_map *m, struct rm_entry *e, uint64_t *prev)
 {
     /* Relaxed: the CAS below re-reads p; nothing is dereferenced before it succeeds. */
@@ -634,6 +780,8 @@ static int entry_delete(struct rm_map *m, struct rm_entry *e, uint64_t *prev)
     for (;;) {
         if (!is_box(p))
             return CHM_NOTFOUND; /* RESERVED is absent too: the compute has not happened */
+        if (is_held(p))
+            return RM_RETRY; /* the compute's decision comes first: wait for it under mu */
         CHM_YIELD_POINT("rm.delete.before_cas"); /* racing swaps and deletes */
         /* Acquire on success pairs with the release that installed p: p->value is visible.
          * Storing NULL publishes nothing. */
@@ -647,7 +795,9 @@ static int entry_delete(struct rm_map *m, struct rm_entry *e, uint64_t *prev)
     }
 }
 
-/* Go's tryCompareAndSwap (value equality). *boxp: a preallocated box or NULL. */
+/* Go's tryCompareAndSwap (value equality). *boxp: a preallocated box or NULL. RM_RETRY: held
+ * by a chm_compute with the expected value (another value fails at once: CHM_EXISTS is true at
+ * the load, whatever the compute decides later). */
 static int entry_cas(struct rm_map *m, struct rm_entry *e, uint64_t expected, uint64_t desired,
                      struct rm_box **boxp)
 {
@@ -656,8 +806,10 @@ static int entry_cas(struct rm_map *m, struct rm_entry *e, uint64_t expected, ui
     for (;;) {
         if (!is_box(p))
             return CHM_NOTFOUND;
-        if (p->value != expected)
+        if (box_value(p) != expected)
             return CHM_EXISTS;
+        if (is_held(p))
+            return RM_RETRY;
         if (*boxp == NULL && (*boxp = box_new(desired)) == NULL)
             return CHM_ENOMEM;
         CHM_YIELD_POINT("rm.cas.before_cas"); /* value compared, not yet swapped */
@@ -672,9 +824,33 @@ static int entry_cas(struct rm_map *m, struct rm_entry *e, uint64_t expected, ui
     }
 }
 
+/* Go's compareAndDelete loop (CompareAndDelete's lock-free half, value equality): CHM_OK
+ * (deleted), CHM_NOTFOUND, CHM_EXISTS, or RM_RETRY: held by a chm_compute with the expected
+ * value. */
+static int entry_cad(struct rm_map *m, struct rm_entry *e, uint64_t expected)
+{
+    /* Acquire pairs with the release that installed p: p->value is visible. */
+    struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+    for (;;) {
+        if (!is_box(p))
+            return CHM_NOTFOUND;
+        if (box_value(p) != expected)
+            return CHM_EXISTS;
+        if (is_held(p))
+            return RM_RETRY;
+        /* Storing NULL publishes nothing, and p->value was read above; acquire on failure reads
+         * the box that won (success acquire only because C11 wants it at least as strong). */
+        if (atomic_compare_exchange_weak_explicit(&e->p, &p, NULL, memory_order_acquire,
+                                                  memory_order_acquire)) {
+            retire_box(m, e, p, false);
+            live_add(m, -1);
+            return CHM_OK;
+        }
+    }
+}
+
 /* tryLoadOrStore on a non-expunged entry, under mu or lock-free. CHM_OK (stored), CHM_EXISTS
- * (*cur = value), CHM_ENOMEM, or 1 + CHM_END (= "expunged or reserved: take the locked path"). */
-#define RM_RETRY (CHM_END + 1)
+ * (*cur = value: a held entry is present), CHM_ENOMEM, or RM_RETRY (expunged or reserved). */
 static int entry_load_or_store(struct rm_map *m, struct rm_entry *e, uint64_t value,
                                struct rm_box **boxp, uint64_t *cur)
 {
@@ -684,7 +860,7 @@ static int entry_load_or_store(struct rm_map *m, struct rm_entry *e, uint64_t va
         if (p == EXPUNGED || p == RESERVED)
             return RM_RETRY;
         if (p != NULL) {
-            *cur = p->value;
+            *cur = box_value(p);
             return CHM_EXISTS;
         }
         if (*boxp == NULL && (*boxp = box_new(value)) == NULL)
@@ -743,10 +919,11 @@ static bool unexpunge_store_locked(struct rm_map *m, struct rm_entry *e, struct 
 
 /* ---- operations ------------------------------------------------------------------------- */
 
-static int get_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t *value)
+/* Load's locked lookup: under mu (this thread's or its compute's), inside a read section, which
+ * covers the box it reads (a lock-free writer may displace and retire it meanwhile). */
+static int lookup_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t *value)
 {
     chm *cm = &m->base;
-    bool locked = lock_unless_held(m);
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e == NULL && rd_amended(r)) {
@@ -758,10 +935,21 @@ static int get_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t *v
         /* Acquire pairs with the release that installed p (a lock-free writer may have). */
         struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
         if (is_box(p)) {
-            *value = p->value;
+            *value = box_value(p);
             rc = CHM_OK;
         }
     }
+    return rc;
+}
+
+/* Load's locked half. Called outside any read section of its own: mu is never waited for inside
+ * one (see "Blocking"); the section opens under mu, where it cannot block anything. */
+static int get_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t *value)
+{
+    bool locked = lock_unless_held(m);
+    chm__smr_read_lock();
+    int rc = lookup_locked(m, key, hash, value);
+    chm__smr_read_unlock();
     if (locked)
         mu_unlock(m);
     return rc;
@@ -784,19 +972,23 @@ static int rm_get(chm *cm, uint64_t key, uint64_t *value)
         struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
         if (is_box(p)) {
             CHM_YIELD_POINT("rm.get.box_loaded"); /* the box may be displaced and retired */
-            v = p->value;
+            v = box_value(p);
             rc = CHM_OK;
         }
-    } else if (rd_amended(r)) {
-        rc = get_locked(m, key, hash, &v);
+        chm__smr_read_unlock();
+    } else {
+        chm__smr_read_unlock(); /* before mu (see "Blocking") */
+        if (rd_amended(r))
+            rc = get_locked(m, key, hash, &v);
     }
-    chm__smr_read_unlock();
     if (rc == CHM_OK && value != NULL)
         *value = v;
     return rc;
 }
 
-/* Swap's locked half. *boxp: a preallocated box or NULL; consumed when installed. */
+/* Swap's locked half. *boxp: a preallocated box or NULL; consumed when installed. Outside any
+ * read section (see "Blocking"), and it needs none: under mu the read index is current, and the
+ * only box it reads is the one its exchange took out of p, which no other thread retires. */
 static int put_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t value,
                       struct rm_box **boxp, uint64_t *prev)
 {
@@ -847,9 +1039,10 @@ static int rm_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL) {
-        /* trySwap. Relaxed: only compared with the sentinels; the CAS re-reads p. */
+        /* trySwap. Relaxed: only compared with the sentinels and the held tag; the CAS re-reads
+         * p. */
         struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
-        if (p != EXPUNGED && p != RESERVED) {
+        if (p != EXPUNGED && p != RESERVED && !is_held(p)) {
             if ((box = box_new(value)) == NULL) {
                 rc = CHM_ENOMEM;
                 goto out;
@@ -859,7 +1052,7 @@ static int rm_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
              * value. Failure relaxed: the new p is only compared with the sentinels. */
             while (!atomic_compare_exchange_weak_explicit(&e->p, &p, box, memory_order_acq_rel,
                                                           memory_order_relaxed)) {
-                if (p == EXPUNGED || p == RESERVED)
+                if (p == EXPUNGED || p == RESERVED || is_held(p))
                     goto slow;
                 CHM_YIELD_POINT("rm.put.cas_retry");
             }
@@ -869,21 +1062,27 @@ static int rm_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
         }
     }
 slow:
+    chm__smr_read_unlock(); /* before mu (see "Blocking") */
     rc = put_locked(m, key, hash, value, &box, &prev);
+    goto done;
 out:
     chm__smr_read_unlock();
+done:
     chm__free(box); /* preallocated and not installed: never published */
     if (rc == CHM_EXISTS && old != NULL)
         *old = prev;
     return rc;
 }
 
+/* LoadOrStore's locked half, called outside any read section (see "Blocking"); the section it
+ * opens under mu covers the box entry_load_or_store reads (lock-free writers may retire it). */
 static int put_if_absent_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t value,
                                 struct rm_box **boxp, uint64_t *cur)
 {
     chm *cm = &m->base;
     int rc;
     mu_lock(m);
+    chm__smr_read_lock();
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     struct rm_entry *e = read_find(cm, r, key, hash);
     bool via_dirty = false;
@@ -907,6 +1106,7 @@ static int put_if_absent_locked(struct rm_map *m, uint64_t key, uint64_t hash, u
         if (via_dirty && rc != CHM_ENOMEM)
             miss_locked(m);
     }
+    chm__smr_read_unlock();
     mu_unlock(m);
     return rc;
 }
@@ -925,16 +1125,18 @@ static int rm_put_if_absent(chm *cm, uint64_t key, uint64_t value, uint64_t *cur
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL)
         rc = entry_load_or_store(m, e, value, &box, &cur);
+    chm__smr_read_unlock(); /* before mu (see "Blocking") */
     if (rc == RM_RETRY)
         rc = put_if_absent_locked(m, key, hash, value, &box, &cur);
-    chm__smr_read_unlock();
     chm__free(box);
     if (rc == CHM_EXISTS && current != NULL)
         *current = cur;
     return rc;
 }
 
-/* LoadAndDelete's locked half (read missed, amended). *gone: a dirty-only entry that left. */
+/* LoadAndDelete's locked half (read missed and amended, or the read entry is held by a
+ * chm_compute). *gone: a dirty-only entry that left. Outside any read section (see "Blocking"),
+ * and it needs none: entry_delete reads only the box its own CAS took out of p. */
 static int remove_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t *prev,
                          struct rm_entry **gone)
 {
@@ -972,9 +1174,9 @@ static int rm_remove(chm *cm, uint64_t key, uint64_t *old)
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL)
         rc = entry_delete(m, e, &prev);
-    else if (rd_amended(r))
+    chm__smr_read_unlock(); /* before mu (see "Blocking") */
+    if (rc == RM_RETRY || (e == NULL && rd_amended(r)))
         rc = remove_locked(m, key, hash, &prev, &gone);
-    chm__smr_read_unlock();
     if (gone != NULL)
         entry_die(m, gone); /* keyops.release outside mu */
     if (rc == CHM_OK && old != NULL)
@@ -982,12 +1184,16 @@ static int rm_remove(chm *cm, uint64_t key, uint64_t *old)
     return rc;
 }
 
+/* CompareAndSwap's locked half (read missed and amended, or the read entry is held by a
+ * chm_compute), called outside any read section (see "Blocking"); the section it opens under mu
+ * covers the box entry_cas reads. */
 static int replace_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t expected,
                           uint64_t desired, struct rm_box **boxp)
 {
     chm *cm = &m->base;
     int rc = CHM_NOTFOUND;
     mu_lock(m);
+    chm__smr_read_lock();
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL) {
@@ -998,6 +1204,7 @@ static int replace_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_
         if (rc != CHM_ENOMEM)
             miss_locked(m);
     }
+    chm__smr_read_unlock();
     mu_unlock(m);
     return rc;
 }
@@ -1016,9 +1223,9 @@ static int rm_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL)
         rc = entry_cas(m, e, expected, desired, &box);
-    else if (rd_amended(r))
+    chm__smr_read_unlock(); /* before mu (see "Blocking") */
+    if (rc == RM_RETRY || (e == NULL && rd_amended(r)))
         rc = replace_locked(m, key, hash, expected, desired, &box);
-    chm__smr_read_unlock();
     chm__free(box);
     return rc;
 }
@@ -1040,12 +1247,16 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
         /* Acquire pairs with the release that installed p: p->value is visible. */
         struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
         if (is_box(p)) {
-            v = p->value;
+            v = box_value(p);
             rc = CHM_EXISTS;
             goto out;
         }
     }
+    /* mu is never waited for inside a section (see "Blocking"); the section reopened under mu
+     * covers the box read below until fn runs. */
+    chm__smr_read_unlock();
     mu_lock(m);
+    chm__smr_read_lock();
     r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     e = read_find(cm, r, key, hash);
     bool via_dirty = false;
@@ -1062,7 +1273,7 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
         /* Acquire pairs with the release that installed p: p->value is visible. */
         struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
         if (is_box(p)) {
-            v = p->value;
+            v = box_value(p);
             rc = CHM_EXISTS;
             goto miss;
         }
@@ -1126,7 +1337,471 @@ static size_t rm_size(chm *cm)
     return n > 0 ? (size_t)n : 0;
 }
 
+/* ---- chm_compute, chm_remove_if, chm_clear, chm_visit, chm_stats_get -------------------- */
+
+/* Under mu: hold @e for chm_compute, so that no other thread changes its p until the compute
+ * stores its decision. A box B becomes B|RM_HELD (present: readers go on reading B's value;
+ * lock-free writers see the tag and take mu, where they wait); NULL becomes RESERVED (absent,
+ * as compute_if_absent's reservation); EXPUNGED re-enters dirty as RESERVED (unexpungeLocked,
+ * the one step that allocates: false = out of memory, nothing changed). *@was: B, or NULL for
+ * an absent key. */
+static bool hold_locked(struct rm_map *m, struct rm_entry *e, struct rm_box **was)
+{
+    /* Acquire pairs with the release that installed p: B's value is read once B is held. */
+    struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+    for (;;) {
+        if (p == EXPUNGED) { /* exact: only mu holders change an expunged entry */
+            if (!unexpunge_store_locked(m, e, RESERVED))
+                return false;
+            *was = NULL;
+            return true;
+        }
+        /* Neither RESERVED nor held here: only a mu holder sets those, and it stores its
+         * decision before it unlocks. */
+        struct rm_box *want = p == NULL ? RESERVED : held(p);
+        /* The total order of RMWs on p decides between this CAS and a lock-free writer's
+         * (trySwap, delete, tryCompareAndSwap, tryLoadOrStore, compareAndDelete): the loser
+         * re-reads. Acquire (success and failure) pairs with the release that installed the box
+         * held or the one that won; nothing is published (B already was). */
+        if (atomic_compare_exchange_weak_explicit(&e->p, &p, want, memory_order_acquire,
+                                                  memory_order_acquire)) {
+            *was = p;
+            return true;
+        }
+    }
+}
+
+/* chm_compute. Go has none (Swap, CompareAndSwap, CompareAndDelete, LoadOrStore and
+ * LoadAndDelete are its special cases, see chm.h); this is compute_if_absent's shape: take mu,
+ * hold the key's entry (hold_locked) or reserve a new one, allocate everything a SET can need,
+ * then run fn once -- under mu, outside any read section -- and store its decision. fn's view
+ * stays current meanwhile: a held entry changes through this thread only (lock-free writers
+ * wait for mu), and a key in neither table can only enter one under mu. Exactly once with no
+ * retry, because the only writers that do not take mu are kept out by the hold itself.
+ * Linearization point: the store of the decision (SET: the new box, DELETE: NULL); a KEEP's is
+ * the hold, where fn's view was read. No read section: under mu the tables are current, and
+ * the held box is retired by this thread only. */
+static int rm_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint64_t *result)
+{
+    struct rm_map *m = as_rm(cm);
+    int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
+    if (rc != CHM_OK)
+        return rc;
+    uint64_t hash = chm__hash(cm, key), old = 0, v = 0;
+    /* A SET's box, allocated before mu (no malloc under the lock where it can be avoided). It
+     * is also what takes a replaced value to value_free (retire_box): no other record. */
+    struct rm_box *box = box_new(0);
+    if (box == NULL)
+        return CHM_ENOMEM;
+    struct rm_entry *fresh = NULL;   /* a new entry: the key was in neither table */
+    struct rm_index *fill = NULL;    /* dirty's table for a fresh entry, not yet filled */
+    struct rm_entry *discard = NULL; /* never installed: freed after mu (entry_discard) */
+    struct rm_entry *gone = NULL;    /* a dirty-only entry deleted: dies after mu */
+    struct rm_box *was = NULL;
+    bool via_dirty = false, reserved = false;
+    mu_lock(m); /* outside any read section (see "Blocking"): fn may block */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e == NULL && m->dirty != NULL) {
+        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+        via_dirty = e != NULL;
+    }
+    if (e != NULL) {
+        if (!hold_locked(m, e, &was)) {
+            rc = CHM_ENOMEM;
+            goto unlock;
+        }
+        if (was != NULL)
+            old = was->value;
+    } else if (rd_amended(r)) {
+        /* A new key while amended: reserved in dirty now, as compute_if_absent does, because
+         * fn may iterate, which promotes dirty: the entry must be in the table that becomes
+         * the read index. Nothing else changes (amended already). */
+        rc = insert_new_locked(m, key, hash, 0, true, &fresh);
+        if (rc != CHM_OK)
+            goto unlock;
+        reserved = true;
+    } else {
+        /* A new key while not amended: no promotion can happen during fn (nothing to promote;
+         * nested writes are refused), so the tables stay as they are. Allocate the entry and
+         * dirty's room now, change the map after fn and only on a SET: a KEEP of an absent key
+         * (Java's computeIfPresent) costs no dirtyLocked copy and no amended flip. */
+        fresh = entry_new(cm, key, hash, 0, false);
+        if (fresh == NULL ||
+            (m->dirty == NULL ? (fill = dirty_alloc(m, r)) == NULL : !dirty_reserve(m, 1))) {
+            discard = fresh;
+            rc = CHM_ENOMEM;
+            goto unlock;
+        }
+    }
+    /* On the thread's compute stack: nested writes return CHM_EDEADLK, nested reads skip mu. */
+    chm_compute_action act =
+        chm__reentry_update(cm, CHM__HOLD_PART, fn, key, was != NULL, old, &v, arg);
+    if (act == CHM_COMPUTE_SET && was != NULL && v == old)
+        act = CHM_COMPUTE_KEEP; /* chm.h: a SET of the value the key holds is a KEEP */
+    rc = act == CHM_COMPUTE_SET || (act == CHM_COMPUTE_KEEP && was != NULL) ? CHM_OK : CHM_NOTFOUND;
+    if (fresh != NULL && !reserved) {
+        if (act == CHM_COMPUTE_SET) {
+            /* dirtyLocked and the amended flip, as insert_new_locked, with what was allocated
+             * before fn; r is still current (see above). The entry is unpublished until then. */
+            fresh->first.value = v;
+            if (fill != NULL) {
+                dirty_fill_locked(m, r, fill);
+                fill = NULL;
+            }
+            dirty_insert(m->dirty, fresh);
+            /* Release, as in insert_new_locked: the word names an index published before. */
+            atomic_store_explicit(&m->read, rd_make(rd_index(r), true), memory_order_release);
+            live_add(m, 1);
+        } else {
+            discard = fresh; /* never reachable */
+        }
+    } else if (fresh != NULL) {
+        if (act == CHM_COMPUTE_SET) {
+            fresh->first.value = v;
+            /* Release pairs with readers' acquire loads of p: the value is visible. Only the mu
+             * holder changes a RESERVED entry, so a store will do. */
+            atomic_store_explicit(&fresh->p, &fresh->first, memory_order_release);
+            live_add(m, 1);
+        } else if (read_find(cm, atomic_load_explicit(&m->read, memory_order_relaxed), key, hash) ==
+                   fresh) {
+            /* fn's iteration promoted dirty: the entry stays in the read index, deleted, as
+             * after a chm_remove (the next dirtyLocked expunges it, the next promotion drops
+             * it). RESERVED -> NULL publishes nothing. */
+            atomic_store_explicit(&fresh->p, NULL, memory_order_relaxed);
+            entry_unref(fresh); /* the inline box's reference: it was never installed */
+        } else {
+            dirty_remove(cm, m->dirty, key, hash); /* only ever reached under mu */
+            discard = fresh;
+        }
+    } else if (act == CHM_COMPUTE_SET) {
+        box->value = v;
+        /* Release pairs with readers' acquire loads of p: the value is visible. Only the mu
+         * holder changes a held or RESERVED entry, so a store will do. */
+        atomic_store_explicit(&e->p, box, memory_order_release);
+        box = NULL;
+        if (was != NULL)
+            retire_box(m, e, was, false); /* the value left: value_free after a grace period */
+        else
+            live_add(m, 1);
+    } else if (was != NULL && act == CHM_COMPUTE_KEEP) {
+        v = old;
+        /* Untag. Release: a reader that acquires B from this store must see B's value, and a
+         * plain store ends the release sequence of the CAS that installed B; this thread's
+         * acquire (hold_locked) saw it, so its release passes it on. */
+        atomic_store_explicit(&e->p, was, memory_order_release);
+    } else {
+        /* DELETE, or an absent key left absent: deleted. Storing NULL publishes nothing. */
+        atomic_store_explicit(&e->p, NULL, memory_order_relaxed);
+        if (was != NULL) {
+            retire_box(m, e, was, false);
+            live_add(m, -1);
+            if (read_find(cm, atomic_load_explicit(&m->read, memory_order_relaxed), key, hash) !=
+                e) {
+                /* Dirty-only (fn may have promoted it meanwhile: looked up again): it leaves
+                 * dirty and dies once mu is dropped, as in remove_locked. */
+                dirty_remove(cm, m->dirty, key, hash);
+                gone = e;
+            }
+        }
+    }
+    if (via_dirty)
+        miss_locked(m); /* the key was read under mu (LoadOrStore counts it too) */
+unlock:
+    mu_unlock(m);
+    chm__free(box);  /* a heap box that was not installed: never published */
+    chm__free(fill); /* a dirty table that was not filled: never published */
+    if (discard != NULL)
+        entry_discard(cm, discard); /* keyops.release outside mu */
+    if (gone != NULL)
+        entry_die(m, gone);
+    if (rc == CHM_OK && result != NULL)
+        *result = v;
+    return rc;
+}
+
+/* CompareAndDelete's locked half (read missed and amended, or the read entry is held by a
+ * chm_compute with the expected value), called outside any read section (see "Blocking"); the
+ * section it opens under mu covers the box entry_cad reads. As Go, a miss is counted whether or
+ * not the key is in dirty; unlike Go (which leaves the entry in dirty, deleted, until it is
+ * expunged), a dirty-only entry leaves dirty at once, as in remove_locked. */
+static int remove_if_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t expected,
+                            struct rm_entry **gone)
+{
+    chm *cm = &m->base;
+    int rc = CHM_NOTFOUND;
+    mu_lock(m);
+    chm__smr_read_lock();
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e != NULL) {
+        rc = entry_cad(m, e, expected); /* never RM_RETRY under mu */
+    } else if (rd_amended(r)) {
+        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+        if (e != NULL && (rc = entry_cad(m, e, expected)) == CHM_OK) {
+            /* Unreachable now, and only ever reached under mu: it dies when mu is dropped. */
+            dirty_remove(cm, m->dirty, key, hash);
+            *gone = e;
+        }
+        miss_locked(m);
+    }
+    chm__smr_read_unlock();
+    mu_unlock(m);
+    return rc;
+}
+
+/* chm_remove_if: Go's CompareAndDelete. Lock-free on a read hit (compareAndDelete's CAS loop);
+ * under mu for a key added since the last promotion, or one a chm_compute holds with the
+ * expected value (it waits for the decision). Linearization point: the CAS to NULL, or the load
+ * that saw the key absent or another value. */
+static int rm_remove_if(chm *cm, uint64_t key, uint64_t expected)
+{
+    struct rm_map *m = as_rm(cm);
+    if (chm__reentry_refuses_write(cm))
+        return CHM_EDEADLK;
+    uint64_t hash = chm__hash(cm, key);
+    struct rm_entry *gone = NULL;
+    int rc = CHM_NOTFOUND;
+    chm__smr_read_lock();
+    /* Acquire pairs with the release stores of read. */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e != NULL)
+        rc = entry_cad(m, e, expected);
+    chm__smr_read_unlock(); /* before mu (see "Blocking") */
+    if (rc == RM_RETRY || (e == NULL && rd_amended(r)))
+        rc = remove_if_locked(m, key, hash, expected, &gone);
+    if (gone != NULL)
+        entry_die(m, gone); /* keyops.release outside mu */
+    return rc;
+}
+
+/* chm_clear: Go 1.23's Clear. Under mu: publish the empty index (not amended), drop dirty,
+ * misses = 0 -- then, unlike Go (whose GC frees the old entries, and which loses a lock-free
+ * Store that lands in an old entry after the Clear), empty every old entry so that each value
+ * goes to value_free exactly once:
+ *   - each entry of the old read index is exchanged to EXPUNGED: a lock-free writer that still
+ *     holds it fails its CAS and takes mu (and finds the key absent); a reader sees it absent.
+ *     The box taken out is retired (value_free after a grace period), and the entry joins the
+ *     old index's dead list: it dies with that index, once every reader is out and every
+ *     iterator that holds the index (or an older one) is finished -- iterators keep walking
+ *     it, and skip the expunged entries;
+ *   - each dirty-only entry (in dirty and not expunged by the step above) loses its box the
+ *     same way and dies when mu is dropped (only ever reached under mu, as in remove_locked).
+ * Publishing first makes the clear one atomic step for every operation that starts after it
+ * (they load the empty index, or wait for mu); a lock-free operation that loaded the old index
+ * before and wins a CAS on an old entry before the exchange is ordered before the clear (it
+ * began before the publication), and what it stored is removed by the exchange.
+ * The empty index is the static EMPTY_INDEX: nothing is allocated, so chm_clear cannot fail.
+ * The old index's chain ends here (no successor reference): no entry of it or of an older
+ * index is in any later index -- every one of them leaves at the clear, new keys get new
+ * entries, and only entries of the current read index are ever unexpunged. */
+static int rm_clear(chm *cm)
+{
+    struct rm_map *m = as_rm(cm);
+    if (chm__reentry_refuses_write(cm))
+        return CHM_EDEADLK;
+    chm__smr_read_lock();
+    /* Acquire pairs with the release stores of read: the index's count is visible. */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    bool empty = !rd_amended(r) && rd_index(r)->count == 0;
+    chm__smr_read_unlock();
+    if (empty)
+        return CHM_OK; /* Go: an empty read map, not amended: nothing to do, no lock */
+    mu_lock(m);        /* outside any read section (see "Blocking") */
+    r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    struct rm_index *old = rd_index(r), *d = m->dirty;
+    if (!rd_amended(r) && old->count == 0) {
+        mu_unlock(m); /* emptied meanwhile; a dirty without amended holds nothing read lacks */
+        return CHM_OK;
+    }
+    /* Release pairs with the acquire loads of read, as every store of it. */
+    atomic_store_explicit(&m->read, rd_make(EMPTY_INDEX, false), memory_order_release);
+    long removed = 0;
+    struct rm_entry *dead = NULL, *dirty_only = NULL;
+    for (size_t i = 0, n = (size_t)1 << old->shift; i < n; i++) {
+        struct rm_entry *e = old->slots[i].e;
+        if (e == NULL)
+            continue;
+        /* Acquire pairs with the release that installed the box: its value, read by the
+         * retire callback later, is visible to this thread, whose retire passes it on. */
+        struct rm_box *p = atomic_exchange_explicit(&e->p, EXPUNGED, memory_order_acquire);
+        if (is_box(p)) { /* never held nor RESERVED: only a mu holder sets those */
+            retire_box(m, e, p, false);
+            removed++;
+        }
+        e->next_dead = dead; /* the expunged list (m->expunged) is dropped below */
+        dead = e;
+    }
+    if (d != NULL) {
+        for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++) {
+            struct rm_entry *e = d->slots[i].e;
+            /* Relaxed: a dirty-only entry's p changes under mu only. EXPUNGED: in old, done. */
+            struct rm_box *p =
+                e != NULL ? atomic_load_explicit(&e->p, memory_order_relaxed) : EXPUNGED;
+            if (p == EXPUNGED)
+                continue;
+            if (is_box(p)) {
+                retire_box(m, e, p, false);
+                removed++;
+            }
+            e->next_dead = dirty_only;
+            dirty_only = e;
+        }
+        chm__free(d); /* never published */
+    }
+    m->dirty = NULL;
+    m->misses = 0;
+    m->expunged = NULL;
+    live_add(m, -removed);
+    if (old != EMPTY_INDEX) {
+        old->dead = dead;
+        chm__smr_retire(m->smr, &old->node, index_retired);
+    }
+    mu_unlock(m);
+    for (struct rm_entry *e = dirty_only, *next; e != NULL; e = next) {
+        next = e->next_dead;
+        entry_die(m, e); /* keyops.release outside mu */
+    }
+    return CHM_OK;
+}
+
+/* chm_visit's locked half (read missed, amended): Load's locked lookup, then fn with mu
+ * already dropped, inside the read section opened under mu. The section alone keeps the value
+ * from value_free: a box displaced or deleted meanwhile, under mu or not, is retired, and its
+ * value freed only after a grace period. So fn holds no lock of the map, and its nested calls
+ * lock as any call would (a nested chm_get of a dirty key takes mu; unless an outer compute of
+ * this thread holds it: then it is still held, and they skip it). Called outside any read
+ * section of its own (see "Blocking"). */
+static int visit_locked(struct rm_map *m, uint64_t key, uint64_t hash, chm_visit_fn *fn, void *arg)
+{
+    uint64_t v = 0;
+    bool locked = lock_unless_held(m);
+    chm__smr_read_lock(); /* under mu: opening a section never blocks */
+    int rc = lookup_locked(m, key, hash, &v);
+    if (locked)
+        mu_unlock(m);
+    if (rc == CHM_OK)
+        chm__reentry_visit(&m->base, fn, key, v, arg);
+    chm__smr_read_unlock();
+    return rc;
+}
+
+/* chm_visit: Load, with fn run on the value inside the read section that made the load safe
+ * (a displaced box and its value are freed a grace period after the section ends). Lock-free and
+ * store-free for a key in the read index, as chm_get; under mu otherwise (visit_locked).
+ * Linearization point: the load of p, as chm_get. fn receives the caller's @key (the stored
+ * copy of a dirty-only key may be released as soon as another thread removes it). */
+static int rm_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
+{
+    struct rm_map *m = as_rm(cm);
+    uint64_t hash = chm__hash(cm, key);
+    chm__smr_read_lock();
+    /* Acquire pairs with the release stores of read. */
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    if (e == NULL) {
+        chm__smr_read_unlock(); /* before mu (see "Blocking") */
+        return rd_amended(r) ? visit_locked(m, key, hash, fn, arg) : CHM_NOTFOUND;
+    }
+    int rc = CHM_NOTFOUND;
+    /* Acquire pairs with the release that installed the box: its value is visible. */
+    struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+    if (is_box(p)) {
+        chm__reentry_visit(cm, fn, key, box_value(p), arg); /* CHM__HOLD_READ pushed */
+        rc = CHM_OK;
+    }
+    chm__smr_read_unlock();
+    return rc;
+}
+
+/* What an index's allocation holds (the empty index is static: nothing). */
+static size_t index_bytes(const struct rm_index *t)
+{
+    return t == EMPTY_INDEX ? 0 : sizeof *t + ((size_t)1 << t->shift) * sizeof(struct rm_slot);
+}
+
+/* What @e holds with p = @p: the entry (its inline box included), a heap box, and the stored
+ * copy of a chm_keys_string key (other keyops' copies have no size we know). */
+static size_t entry_bytes(const chm *cm, const struct rm_entry *e, const struct rm_box *p)
+{
+    size_t b = sizeof *e;
+    if (is_box(p) && ((uintptr_t)p & ~RM_HELD) != (uintptr_t)&e->first)
+        b += sizeof(struct rm_box);
+    if (cm->keys == &chm_keys_string)
+        b += strlen((const char *)(uintptr_t)e->key) + 1;
+    return b;
+}
+
+/* chm_stats_get (Go has none). entries: chm_size. buckets: the dirty map's slots while there is
+ * one (that is where new keys go), else the read index's. bytes: the map struct, its counter
+ * stripes, the read index and the dirty table (the static empty index counts 0), every entry
+ * once (with dirty: dirty's entries and the expunged read entries; without: the read index's),
+ * the heap box each live entry has once its inline box was displaced, and chm_keys_string key
+ * copies; not counted: what waits for a grace period (see pending), the SMR domain, malloc's
+ * rounding. resizes: dirty tables grown by an insert (dirty_reserve); neither dirtyLocked's
+ * copies nor promotions (an O(1) pointer swap) are resizes. pending: chm__smr_pending. Walks
+ * both tables under mu (as one dirtyLocked copy would hold it), with a read section for the
+ * boxes of read entries that lock-free writers may displace; mu is skipped when an outer
+ * compute of this thread holds it. */
+static void rm_stats(chm *cm, chm_stats *st)
+{
+    struct rm_map *m = as_rm(cm);
+    memset(st, 0, sizeof *st);
+    st->entries = rm_size(cm);
+    st->pending = chm__smr_pending(m->smr);
+    size_t bytes = sizeof *m + (m->stripe_mask + 1) * m->stripe_stride;
+    bool locked = lock_unless_held(m);
+    chm__smr_read_lock();
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    struct rm_index *t = rd_index(r), *d = m->dirty;
+    bytes += index_bytes(t);
+    for (size_t i = 0, n = (size_t)1 << t->shift; i < n; i++) {
+        struct rm_entry *e = t->slots[i].e;
+        if (e == NULL)
+            continue;
+        /* Acquire pairs with the release that installed the box (entry_bytes compares it). */
+        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+        if (d == NULL || p == EXPUNGED) /* with dirty, the others are counted there */
+            bytes += entry_bytes(cm, e, p);
+    }
+    if (d != NULL) {
+        bytes += index_bytes(d);
+        for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++) {
+            struct rm_entry *e = d->slots[i].e;
+            if (e != NULL)
+                bytes += entry_bytes(cm, e, atomic_load_explicit(&e->p, memory_order_acquire));
+        }
+    }
+    st->buckets = (size_t)1 << (d != NULL ? d->shift : t->shift);
+    st->resizes = (size_t)m->dirty_growths;
+    chm__smr_read_unlock();
+    if (locked)
+        mu_unlock(m);
+    st->bytes = bytes;
+}
+
 /* ---- iteration (Range) ------------------------------------------------------------------ */
+
+/* Where an iteration of an index of 2^@shift slots starts. Go randomises Range's order (a Go map
+ * iteration starts at a random bucket and offset); always starting at slot 0 makes Go's
+ * BenchmarkAdversarialDelete pattern (delete the first key Range yields, store a new key,
+ * repeat) degrade: the keys at the low slots are consumed and every later Range first walks
+ * the growing empty prefix (tests/test_readmostly.c, adversarial_delete, counts it). Wrapping
+ * from another slot visits every slot once all the same, so every guarantee of a walk of an
+ * immutable index holds.
+ * The start is the map's seeded mixer applied to the number of iterations begun on the map: a
+ * different, unpredictable slot for every iteration of a map with a random seed, and yet the
+ * same sequence for two maps given the same explicit seed and the same history, as the hash
+ * order itself (tests/test_flood.c, seeds, relies on that reproducibility). Not a thread-local
+ * generator: that would make the order of a map with an explicit seed depend on which thread
+ * iterated what before. Relaxed: the counter orders nothing; one RMW per chm_iter_init, on a
+ * line that no hot path reads. */
+static size_t iter_start(struct rm_map *m, unsigned shift)
+{
+    uint64_t n = atomic_fetch_add_explicit(&m->iterations, 1, memory_order_relaxed);
+    return (size_t)(chm__mix64(n, m->base.seed) >> (64 - shift)); /* shift is 3..58 */
+}
 
 static int rm_iter_init(chm_iter *it, chm *cm)
 {
@@ -1136,6 +1811,7 @@ static int rm_iter_init(chm_iter *it, chm *cm)
     /* Acquire pairs with the release stores of read. */
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
     if (rd_amended(r)) {
+        chm__smr_read_unlock(); /* before mu (see "Blocking"); under mu, r is current */
         /* Range: promote dirty first, so the index holds every key present now. */
         bool locked = lock_unless_held(m);
         r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
@@ -1143,21 +1819,27 @@ static int rm_iter_init(chm_iter *it, chm *cm)
             promote_locked(m);
             r = atomic_load_explicit(&m->read, memory_order_relaxed);
         }
-        /* Relaxed increment: the index is current (we hold mu), so refs >= 1 already. */
-        atomic_fetch_add_explicit(&rd_index(r)->refs, 1, memory_order_relaxed);
+        /* The index is current (we hold mu), so refs >= 1 already. */
+        index_ref(rd_index(r));
         if (locked)
             mu_unlock(m);
     } else {
         CHM_YIELD_POINT("rm.iter.before_ref"); /* the index may be promoted away and retired */
-        /* Relaxed increment: the index is current or in its grace period, which our read
-         * section holds open, so refs >= 1. */
-        atomic_fetch_add_explicit(&rd_index(r)->refs, 1, memory_order_relaxed);
+        /* The index is current or in its grace period, which our read section holds open, so
+         * refs >= 1. */
+        index_ref(rd_index(r));
+        chm__smr_read_unlock();
     }
-    chm__smr_read_unlock();
     ri->t = rd_index(r);
     ri->pos = 0;
     ri->n = rd_mask(r) + 1;
+    ri->start = iter_start(m, (unsigned)((r >> 1) & 63)); /* the shift travels in read */
     return CHM_OK;
+}
+
+size_t chm__readmostly_iter_scanned(const chm_iter *it)
+{
+    return ((const struct rm_iter *)(const void *)it->opaque)->pos;
 }
 
 static int rm_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
@@ -1167,7 +1849,7 @@ static int rm_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
     uint64_t k = 0, v = 0;
     chm__smr_read_lock(); /* for the boxes; the index and its entries are held by refs */
     while (ri->pos < ri->n) {
-        const struct rm_slot *s = &ri->t->slots[ri->pos++];
+        const struct rm_slot *s = &ri->t->slots[(ri->start + ri->pos++) & (ri->n - 1)];
         if (s->e == NULL)
             continue;
         /* Acquire pairs with the release that installed p: p->value is visible. */
@@ -1175,7 +1857,7 @@ static int rm_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
         if (is_box(p)) {
             CHM_YIELD_POINT("rm.iter.box_loaded"); /* the box may be displaced and retired */
             k = s->key;
-            v = p->value;
+            v = box_value(p);
             rc = CHM_OK;
             break;
         }
@@ -1232,7 +1914,8 @@ static void rm_destroy(chm *cm)
                 entry_final(m, d->slots[i].e);
         chm__free(d);
     }
-    chm__free(t);
+    if (t != EMPTY_INDEX)
+        chm__free(t);
     CHM__LOCK_CALL(pthread_mutex_destroy(&m->mu));
     chm__smr_domain_free(m->smr);
     chm__free(m->stripes);
@@ -1244,7 +1927,7 @@ static void rm_destroy(chm *cm)
 enum {
     RM_BAD_READ_TAG = -1,    /* read's shift differs from its index's */
     RM_BAD_INDEX = -2,       /* a slot unreachable from its home, a wrong hash or count */
-    RM_BAD_RESERVED = -3,    /* a RESERVED entry outside a compute */
+    RM_BAD_RESERVED = -3,    /* a RESERVED or held entry outside a compute */
     RM_BAD_EXPUNGED = -4,    /* an expunged entry while dirty is nil */
     RM_BAD_AMENDED = -5,     /* amended without dirty */
     RM_BAD_DIRTY_MISS = -6,  /* a non-expunged read entry missing from dirty */
@@ -1314,7 +1997,7 @@ static int rm_validate(chm *cm)
         if (e == NULL)
             continue;
         struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
-        if (p == RESERVED)
+        if (p == RESERVED || is_held(p))
             return RM_BAD_RESERVED;
         if (p == EXPUNGED && d == NULL)
             return RM_BAD_EXPUNGED;
@@ -1332,7 +2015,7 @@ static int rm_validate(chm *cm)
             if (e == NULL)
                 continue;
             struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
-            if (p == RESERVED)
+            if (p == RESERVED || is_held(p))
                 return RM_BAD_RESERVED;
             if (p == EXPUNGED)
                 return RM_BAD_DIRTY_EXP;
@@ -1353,7 +2036,7 @@ static const char *rm_invariant(int code)
     switch (code) {
     case RM_BAD_READ_TAG: return "read's shift differs from its index's";
     case RM_BAD_INDEX: return "a slot unreachable from its home, a wrong hash or count";
-    case RM_BAD_RESERVED: return "a RESERVED entry outside a compute";
+    case RM_BAD_RESERVED: return "a RESERVED or held entry outside a compute";
     case RM_BAD_EXPUNGED: return "an expunged entry while dirty is nil";
     case RM_BAD_AMENDED: return "amended without dirty";
     case RM_BAD_DIRTY_MISS: return "a non-expunged read entry missing from dirty";
@@ -1407,6 +2090,11 @@ static const struct chm_ops rm_ops = {
     .replace = rm_replace,
     .compute_if_absent = rm_compute_if_absent,
     .size = rm_size,
+    .compute = rm_compute,
+    .remove_if = rm_remove_if,
+    .clear = rm_clear,
+    .visit = rm_visit,
+    .stats = rm_stats,
     .iter_init = rm_iter_init,
     .iter_next = rm_iter_next,
     .iter_fini = rm_iter_fini,
@@ -1457,6 +2145,7 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
         return NULL;
     }
     atomic_init(&m->read, rd_make(t, false));
+    atomic_init(&m->iterations, 0);
     return &m->base;
 nomem_stripes:
     chm__free(m->stripes);

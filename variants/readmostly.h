@@ -30,4 +30,8 @@ struct chm__rm_stats {
  * backend. */
 CHM_HIDDEN int chm__readmostly_stats(chm *m, struct chm__rm_stats *out);
 
+/* The slots of its index that the chm_readmostly iterator @it has visited so far (after
+ * chm_iter_init: 0). A cost counter for tests: how far an iteration walks to its first key. */
+CHM_HIDDEN size_t chm__readmostly_iter_scanned(const chm_iter *it);
+
 #endif /* CHM_READMOSTLY_H */

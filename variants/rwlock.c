@@ -38,7 +38,16 @@
  * allocated before the function runs (chm__gomap_reserve), so no failure after it can lose its
  * value. Every pthread lock call's result is checked (CHM__LOCK_CALL): glibc answers a relock
  * by the writer with EDEADLK, and an unchecked one would go on to unlock the outer compute's
- * lock.
+ * lock. chm_compute works the same way (its function decides keep, set or delete; a nested
+ * write that changed the map structurally, or the key's value, makes it CHM_ECONCURRENT).
+ *
+ * chm_visit runs its function under the read lock (the value cannot be replaced and freed
+ * meanwhile), with the map recorded as HOLD_READ: a read the function makes on this map skips
+ * the lock (a second rdlock would deadlock behind a queued writer), and a write returns
+ * CHM_EDEADLK -- every write path asks the guard before it treats "this thread holds the map"
+ * as "run without locking". chm_clear detaches the table under the write lock, runs the
+ * callbacks unlocked, and re-attaches the emptied array under the lock again (gomap.h), so it
+ * never allocates. chm_stats_get reads under the read lock.
  */
 #define _GNU_SOURCE /* PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP */
 #include "gomap.h"
@@ -201,8 +210,10 @@ static const struct lock_impl ck_impl = {ck_rdlock, ck_rdunlock, ck_wrlock, ck_w
 
 #define RW_INLINE static inline __attribute__((always_inline))
 
-/* Lock unless this thread already holds the write lock (a call from a compute function, at any
- * depth of computes). */
+/* Lock unless this thread already holds the map: the write lock (HOLD_MAP: a call from a
+ * compute function, at any depth of computes) or the read lock (HOLD_READ: a call from a
+ * chm_visit function). A second rdlock by a reader would deadlock as soon as a writer queues
+ * between the two (writer preference holds the second back; ck's writer bias too). */
 RW_INLINE bool rd_enter(const struct lock_impl *L, struct rw_map *m)
 {
     if (chm_unlikely(chm__reentry_holds(&m->base)))
@@ -211,12 +222,20 @@ RW_INLINE bool rd_enter(const struct lock_impl *L, struct rw_map *m)
     return true;
 }
 
-RW_INLINE bool wr_enter(const struct lock_impl *L, struct rw_map *m)
+/* Take the write lock for a write: CHM_OK, *locked false when this thread's compute holds it
+ * already (the write runs inside it). CHM_EDEADLK when this thread holds the read lock for a
+ * visit function: the write lock would wait for the thread itself. Checked before the "held"
+ * case, which must not let a write run under a mere read lock. */
+RW_INLINE int wr_enter(const struct lock_impl *L, struct rw_map *m, bool *locked)
 {
-    if (chm_unlikely(chm__reentry_holds(&m->base)))
-        return false;
-    L->wrlock(m);
-    return true;
+    enum chm__hold h = chm__reentry_held(&m->base);
+    *locked = false;
+    if (chm_likely(h == CHM__HOLD_NONE)) {
+        L->wrlock(m);
+        *locked = true;
+        return CHM_OK;
+    }
+    return h == CHM__HOLD_MAP ? CHM_OK : CHM_EDEADLK;
 }
 
 RW_INLINE int rw_get(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t *value)
@@ -243,9 +262,12 @@ RW_INLINE size_t rw_size(const struct lock_impl *L, chm *cm)
 RW_INLINE int rw_assign(const struct lock_impl *L, struct rw_map *m, uint64_t key, uint64_t value,
                         bool overwrite, uint64_t *prev)
 {
-    bool locked = wr_enter(L, m);
+    bool locked;
+    int rc = wr_enter(L, m, &locked);
+    if (rc != CHM_OK)
+        return rc;
     uint64_t *slot;
-    int rc = chm__gomap_assign(&m->g, key, &slot);
+    rc = chm__gomap_assign(&m->g, key, &slot);
     if (rc == CHM_OK) {
         *slot = value;
     } else if (rc == CHM_EXISTS) {
@@ -289,7 +311,10 @@ RW_INLINE int rw_compute_if_absent(const struct lock_impl *L, chm *cm, uint64_t 
     int rc = chm__reentry_check(cm); /* nested too deep */
     if (rc != CHM_OK)
         return rc;
-    bool locked = wr_enter(L, m);
+    bool locked;
+    rc = wr_enter(L, m, &locked); /* never EDEADLK: chm__reentry_check said it first */
+    if (rc != CHM_OK)
+        return rc;
     uint64_t v;
     gomap_reservation res;
     /* Everything the insert needs, before fn: on CHM_ENOMEM fn does not run, and after fn
@@ -322,9 +347,12 @@ RW_INLINE int rw_compute_if_absent(const struct lock_impl *L, chm *cm, uint64_t 
 RW_INLINE int rw_remove(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t *old)
 {
     struct rw_map *m = as_rw(cm);
-    bool locked = wr_enter(L, m);
+    bool locked;
+    int rc = wr_enter(L, m, &locked);
+    if (rc != CHM_OK)
+        return rc;
     uint64_t v, k;
-    int rc = chm__gomap_remove(&m->g, key, &v, &k);
+    rc = chm__gomap_remove(&m->g, key, &v, &k);
     if (locked)
         L->wrunlock(m);
     if (rc == CHM_OK) {
@@ -340,9 +368,12 @@ RW_INLINE int rw_replace(const struct lock_impl *L, chm *cm, uint64_t key, uint6
                          uint64_t desired)
 {
     struct rw_map *m = as_rw(cm);
-    bool locked = wr_enter(L, m);
+    bool locked;
+    int rc = wr_enter(L, m, &locked);
+    if (rc != CHM_OK)
+        return rc;
     uint64_t cur;
-    int rc = chm__gomap_get(&m->g, key, &cur);
+    rc = chm__gomap_get(&m->g, key, &cur);
     if (rc == CHM_OK) {
         if (cur != expected) {
             rc = CHM_EXISTS;
@@ -357,6 +388,112 @@ RW_INLINE int rw_replace(const struct lock_impl *L, chm *cm, uint64_t key, uint6
     if (rc == CHM_OK && desired != expected) /* else the value stays: as in rw_put */
         chm__value_free(cm, expected);
     return rc;
+}
+
+RW_INLINE int rw_remove_if(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t expected)
+{
+    /* Under the write lock even when it fails: the comparison and the removal are one step. */
+    struct rw_map *m = as_rw(cm);
+    bool locked;
+    int rc = wr_enter(L, m, &locked);
+    if (rc != CHM_OK)
+        return rc;
+    uint64_t k;
+    rc = chm__gomap_remove_if(&m->g, key, expected, &k);
+    if (locked)
+        L->wrunlock(m);
+    if (rc == CHM_OK) { /* callbacks outside the lock */
+        chm__key_release(cm, k);
+        chm__value_free(cm, expected);
+    }
+    return rc;
+}
+
+RW_INLINE int rw_compute(const struct lock_impl *L, chm *cm, uint64_t key, chm_update_fn *fn,
+                         void *arg, uint64_t *result)
+{
+    /* As rw_compute_if_absent: the whole read-modify-write under the write lock, so racing
+     * computes on one key apply one after another; what a SET of an absent key needs is
+     * reserved before fn (chm__gomap_update_prepare), so CHM_ENOMEM means fn did not run and
+     * after fn nothing can fail. */
+    struct rw_map *m = as_rw(cm);
+    int rc = chm__reentry_check(cm); /* nested too deep, or from a visit function */
+    if (rc != CHM_OK)
+        return rc;
+    bool locked;
+    rc = wr_enter(L, m, &locked);
+    if (rc != CHM_OK)
+        return rc;
+    gomap_update u;
+    uint64_t after = 0;
+    rc = chm__gomap_update_prepare(&m->g, key, &u);
+    if (rc == CHM_OK) {
+        uint64_t v;
+        chm_compute_action a = /* nested calls: no locking */
+            chm__reentry_update(cm, CHM__HOLD_MAP, fn, key, u.present, u.old, &v, arg);
+        rc = chm__gomap_update_apply(&m->g, key, &u, a, v, &after);
+    }
+    if (locked)
+        L->wrunlock(m);
+    if (rc != CHM_ENOMEM)
+        gomap_update_drop(cm, &u); /* callbacks outside the lock */
+    if (rc == CHM_OK && result != NULL)
+        *result = after;
+    return rc;
+}
+
+RW_INLINE int rw_clear(const struct lock_impl *L, chm *cm)
+{
+    /* Atomic under the write lock (the detach); the callbacks and the emptying of the array run
+     * after it is dropped, so a clear of a large map stalls other threads only for the detach
+     * and the re-attach; nothing allocates, so it cannot fail (gomap.h). Nested in a compute,
+     * all of it runs inside the compute's lock, as a nested remove does. */
+    struct rw_map *m = as_rw(cm);
+    bool locked;
+    int rc = wr_enter(L, m, &locked);
+    if (rc != CHM_OK)
+        return rc;
+    gomap_cleared c;
+    bool detached = chm__gomap_clear_detach(&m->g, &c);
+    if (locked)
+        L->wrunlock(m);
+    if (!detached)
+        return CHM_OK;
+    chm__gomap_clear_release(cm, &c);
+    if (locked)
+        L->wrlock(m);
+    chm__gomap_clear_reattach(&m->g, &c);
+    if (locked)
+        L->wrunlock(m);
+    return CHM_OK;
+}
+
+RW_INLINE int rw_visit(const struct lock_impl *L, chm *cm, uint64_t key, chm_visit_fn *fn,
+                       void *arg)
+{
+    /* fn runs under the read lock, so no writer can replace or remove the value (and hand it to
+     * value_free) until fn returns. With (map, HOLD_READ) on the guard's stack its nested reads
+     * skip the lock (rd_enter) and its nested writes return CHM_EDEADLK (wr_enter). */
+    struct rw_map *m = as_rw(cm);
+    bool locked = rd_enter(L, m);
+    uint64_t v;
+    int rc = chm__gomap_get(&m->g, key, &v);
+    if (rc == CHM_OK)
+        chm__reentry_visit(cm, fn, key, v, arg);
+    if (locked)
+        L->rdunlock(m);
+    return rc;
+}
+
+RW_INLINE void rw_stats(const struct lock_impl *L, chm *cm, chm_stats *st)
+{
+    /* Under the read lock: one consistent snapshot (the fields agree with each other). */
+    struct rw_map *m = as_rw(cm);
+    bool locked = rd_enter(L, m);
+    chm__gomap_stats(&m->g, st);
+    if (locked)
+        L->rdunlock(m);
+    st->bytes += sizeof *m;
 }
 
 /* A random start for the next iterator, as Go randomises iteration order. Relaxed: iterators
@@ -469,6 +606,26 @@ static int rw_validate(chm *cm)
     {                                                                                              \
         return rw_size(&IMPL, m);                                                                  \
     }                                                                                              \
+    static int P##_compute(chm *m, uint64_t k, chm_update_fn *f, void *a, uint64_t *r)             \
+    {                                                                                              \
+        return rw_compute(&IMPL, m, k, f, a, r);                                                   \
+    }                                                                                              \
+    static int P##_remove_if(chm *m, uint64_t k, uint64_t e)                                       \
+    {                                                                                              \
+        return rw_remove_if(&IMPL, m, k, e);                                                       \
+    }                                                                                              \
+    static int P##_clear(chm *m)                                                                   \
+    {                                                                                              \
+        return rw_clear(&IMPL, m);                                                                 \
+    }                                                                                              \
+    static int P##_visit(chm *m, uint64_t k, chm_visit_fn *f, void *a)                             \
+    {                                                                                              \
+        return rw_visit(&IMPL, m, k, f, a);                                                        \
+    }                                                                                              \
+    static void P##_stats(chm *m, chm_stats *st)                                                   \
+    {                                                                                              \
+        rw_stats(&IMPL, m, st);                                                                    \
+    }                                                                                              \
     static int P##_iter_init(chm_iter *it, chm *m)                                                 \
     {                                                                                              \
         return rw_iter_init(&IMPL, it, m);                                                         \
@@ -485,6 +642,11 @@ static int rw_validate(chm *cm)
         .replace = P##_replace,                                                                    \
         .compute_if_absent = P##_compute_if_absent,                                                \
         .size = P##_size,                                                                          \
+        .compute = P##_compute,                                                                    \
+        .remove_if = P##_remove_if,                                                                \
+        .clear = P##_clear,                                                                        \
+        .visit = P##_visit,                                                                        \
+        .stats = P##_stats,                                                                        \
         .iter_init = P##_iter_init,                                                                \
         .iter_next = P##_iter_next,                                                                \
         .iter_fini = rw_iter_fini,                                                                 \

@@ -18,8 +18,15 @@
  *                              value, on a miss link a new node at the bin's head, growing the
  *                              table first when count + 1 > threshold.
  *   chm_remove, chm_replace    (Segment.remove / replace) scan_and_lock without allocating; unlink
- *                              in place. The unlinked node stays intact for readers standing on
- *                              it and is retired.
+ *   chm_remove_if              in place. The unlinked node stays intact for readers standing on
+ *                              it and is retired. remove_if is Segment.remove(key, hash, value).
+ *   chm_compute                (Java 8's compute, on a segment) lock as put does, allocate what the
+ *                              decision could need (a node and any rehash for an absent key, a
+ *                              value record for a present one), run the function under the lock,
+ *                              then apply it as put (in-place value store, or link) or remove.
+ *   chm_visit                  chm_get's lookup, then the function inside the same read section.
+ *   chm_clear (clear)          lock each segment in turn, unlink and retire every node as remove
+ *                              does; tables keep their size. One removal per key, not atomic.
  *   rehash (Segment.rehash)    under the segment lock: double the table; per bin, find lastRun,
  *                              the tail of nodes that all go to one new bin, and reuse it as is;
  *                              clone the nodes before it. Old chains are never changed, so a
@@ -27,31 +34,44 @@
  *                              The new table is published with a release store.
  *   chm_size (size)            up to three unlocked passes summing counts and modification
  *                              counts; done when two passes see the same modification sum,
- *                              otherwise lock every segment and count exactly.
+ *                              otherwise lock every segment and count exactly. chm_stats_get
+ *                              takes the unlocked passes only, and reads the tables and per-
+ *                              segment counters (rehashes, key-copy bytes) without locks.
  *   iteration (HashIterator)   segments last to first, bins last to first, over the table each
  *                              segment had when the iterator reached it: weakly consistent.
  *
  * Memory ordering. A node is fully written before it is published by a release store (of a bin
  * head or of a `next`), and readers acquire-load every pointer they follow, so a reader that
- * reaches a node sees its hash, key and value. The same holds for tables (release store of
+ * reaches a node sees its key and value. The same holds for tables (release store of
  * segment->table) and for values (release store; a pointer value is safe to dereference).
  * count and modcount are only written under the segment lock; they are relaxed atomics because
  * chm_size reads them without it.
  *
+ * Node memory. Nodes come from a pool the map owns (src/pool.h: per-thread stripes of free
+ * nodes, slabs given back at chm_free), not from malloc per insert, and a node is 32 bytes:
+ * its hash shares a word with the one-word reclamation record. That is possible because
+ * lock-free code -- readers, scan_and_lock's spinning scan -- never reads a node's hash: it
+ * compares keys only. For integer keys that is the one compare the hash test would have cost;
+ * for other keys it is a keyops.equal call per node of the bin (Java tests the hash first).
+ * Under the segment lock the hash is read of linked nodes only, which nobody has retired.
+ *
  * Reclamation (src/smr.h). Everything a reader may hold is retired, not freed: removed nodes
  * (with their key copy and value, which go to release / value_free after the grace period), the
  * originals of cloned nodes (their key and value now belong to the clones), old tables, and
- * replaced values when the map has a value_free (a small record per replaced value). An iterator
- * holds a read section inside each chm_iter_next only; between calls its table and node stay
- * valid because it is counted open in the domain from chm_iter_init to chm_iter_fini
- * (chm__smr_iter_open/close: what is retired meanwhile is parked, not freed).
+ * replaced values when the map has a value_free (a small record per replaced value). chm_clear
+ * retires every node in one call, so smr.h's R (what one call retires) is then the map's size;
+ * the thread reclaims the lot when the clear returns. An iterator holds a read section inside
+ * each chm_iter_next only; between calls its table and node stay valid because it is counted
+ * open in the domain from chm_iter_init to chm_iter_fini (chm__smr_iter_open/close: what is
+ * retired meanwhile is parked, not freed).
  *
  * Layout. Each segment's hot fields (lock, table, count, modcount) fill exactly one 64-byte
  * line and segments sit in one array aligned to 64 bytes, so writers on two segments never share
  * a line. With chm_options.packed the array starts 32 bytes into a line instead: every line then
  * holds the second half of one segment and the first half of the next, as two neighbouring heap
  * objects would (Java 7's Segments are plain objects), so the false-sharing benchmark can show
- * what the alignment buys.
+ * what the alignment buys. The counters only chm_stats_get reads (rehashes, key-copy bytes) sit
+ * in a separate array, off the hot lines.
  *
  * Deliberate differences from Java 7
  *   - Segment headers are allocated together at creation, in one array; what is created lazily
@@ -63,18 +83,26 @@
  *     spin. It is not re-entrant: see compute_if_absent below.
  *   - Allocations that a change needs happen before the change: a rehash allocates the new table
  *     and every clone it will need before touching anything, so CHM_ENOMEM leaves the map intact.
- *     compute_if_absent allocates its node and, when the insert will double the table, that
- *     table and its clones, before its function runs: on CHM_ENOMEM the function did not run,
- *     and a value it returns is always inserted.
+ *     compute_if_absent and chm_compute allocate their node and, when the insert will double the
+ *     table, that table and its clones (chm_compute: or, for a present key, the record that
+ *     hands a replaced value to value_free), before the function runs: on CHM_ENOMEM the
+ *     function did not run, and its decision always applies.
  *   - Hash: the library's seeded 64-bit mixer instead of Java's 32-bit Wang/Jenkins variant;
  *     segment = top 16 bits (masked), bin = low bits.
- *   - chm_compute_if_absent (Java 7 has none; Java 8's ConcurrentMap default is not atomic) runs
- *     the function under the segment lock, so racing callers for one key run it exactly once. If
- *     the function calls back into the same map (itself, or from a compute in another map),
- *     chm_get, chm_size (unlocked passes only) and iteration work; any write returns
- *     CHM_EDEADLK instead of deadlocking (src/reentry.h knows which maps a thread computes in).
+ *   - chm_compute_if_absent and chm_compute (Java 7 has neither; Java 8's ConcurrentMap defaults
+ *     are not atomic; chm_compute is Java 8 CHM's compute, with keep / set / delete) run the
+ *     function under the segment lock, so racing callers for one key run it exactly once and
+ *     their decisions apply one after another. If the function calls back into the same map
+ *     (itself, or from a compute in another map), chm_get, chm_visit, chm_size (unlocked passes
+ *     only) and iteration work; any write (chm_clear included) returns CHM_EDEADLK instead of
+ *     deadlocking (src/reentry.h knows which maps a thread computes or visits in). A visit
+ *     function likewise: reads work, writes get CHM_EDEADLK.
+ *   - chm_clear removes node by node from each bin's head (Java 7 nulls each bin in one store):
+ *     the same unlink and retire as remove, so counts, readers and iterators need no new case.
  *   - No null keys or values to reject: every 64-bit key and value is legal.
+ *   - Lock-free lookups compare keys without testing the hash first (see "Node memory").
  */
+#include "pool.h"
 #include "reentry.h"
 #include "smr.h"
 #include "torture.h"
@@ -90,9 +118,14 @@
 #define MAX_SCAN_RETRIES 64                          /* Java: 64 on multi-core machines */
 #define RETRIES_BEFORE_LOCK 2
 
+/* 32 bytes, from the map's pool. The hash and the reclamation record share a word: only
+ * writers under the segment lock read the hash, and only of linked nodes, while the record is
+ * written when the node is retired, unreachable for them (see "Node memory" above). */
 struct seg_node {
-    chm_smr_node smr;
-    uint64_t hash;          /* immutable */
+    union {
+        uint64_t hash;    /* immutable while linked; read under the segment lock only */
+        chm_smr_node smr; /* once retired (or chaining prepared clones, see seg_grow) */
+    };
     uint64_t key;           /* immutable: the stored copy */
     _Atomic uint64_t value; /* release store, acquire load */
     _Atomic(struct seg_node *) next;
@@ -114,6 +147,15 @@ struct segment {
 };
 _Static_assert(sizeof(struct segment) == CHM_CACHELINE, "a segment is one cache line");
 
+/* A segment's cold fields, for chm_stats_get only: kept out of the hot line (which has no room
+ * left) in an array of their own. Written under the segment's lock, rarely (a rehash; an insert
+ * or removal on a map with chm_keys_string); relaxed atomics because chm_stats_get reads them
+ * without the lock. Four segments share a line: the writes are too rare to matter. */
+struct seg_cold {
+    atomic_size_t resizes;   /* rehashes completed */
+    atomic_size_t key_bytes; /* bytes of the stored key copies that chm_keys_string made */
+};
+
 struct seg_map {
     chm base;
     chm_smr_domain *domain; /* read-only after create */
@@ -121,6 +163,8 @@ struct seg_map {
     size_t initial_capacity; /* bins of a segment's first table */
     void *segments_raw;      /* the allocation; segments points 0 or 32 bytes into it */
     struct segment *segments;
+    struct seg_cold *cold; /* one per segment */
+    chm_pool *nodes;       /* every seg_node of the map (src/pool.h) */
 };
 
 struct seg_iter {
@@ -137,11 +181,6 @@ static struct seg_map *as_seg(chm *m)
     return (struct seg_map *)m;
 }
 
-static struct seg_map *map_of_domain(chm_smr_domain *d)
-{
-    return chm__smr_domain_owner(d);
-}
-
 static inline struct segment *segment_for(struct seg_map *m, uint64_t hash)
 {
     return &m->segments[(hash >> 48) & (m->nsegments - 1)];
@@ -154,14 +193,35 @@ static inline _Atomic(struct seg_node *) *bin_for(struct seg_table *t, uint64_t 
 
 /* ---- reclamation callbacks (run after a grace period) ----------------------------------- */
 
+/* Nodes come from the map's pool: no malloc or free per write, no malloc header or rounding per
+ * node, and the memory goes back to the system with the map (src/pool.h). NULL when out of
+ * memory. */
+static struct seg_node *node_alloc(struct seg_map *m)
+{
+    return chm__pool_alloc(m->nodes);
+}
+
+/* A node no reader has seen (never linked), or NULL. */
+static void node_discard(struct seg_map *m, struct seg_node *e)
+{
+    if (e != NULL)
+        chm__pool_put(m->nodes, e);
+}
+
 /* A removed node: it owned its key copy and value. */
-static void free_node_full(chm_smr_node *n)
+static void free_node_full(chm_smr_node *n, void *owner)
 {
     struct seg_node *e = (struct seg_node *)n;
-    struct seg_map *m = map_of_domain(n->domain);
+    struct seg_map *m = owner;
     chm__key_release(&m->base, e->key);
     chm__value_free(&m->base, atomic_load_explicit(&e->value, memory_order_relaxed));
-    chm__free(e);
+    chm__pool_put(m->nodes, e);
+}
+
+/* A node a rehash replaced by a clone: the clone owns the key copy and the value. */
+static void free_node_shell(chm_smr_node *n, void *owner)
+{
+    chm__pool_put(((struct seg_map *)owner)->nodes, n);
 }
 
 /* ---- tables and segments ---------------------------------------------------------------- */
@@ -207,32 +267,47 @@ static struct seg_node *find(const chm *m, struct seg_table *t, uint64_t hash, u
      * a node reached here has its hash, key and value visible. */
     struct seg_node *e = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
     for (; e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire))
-        if (e->hash == hash && chm__key_equal(m, e->key, key))
+        if (chm__key_equal(m, e->key, key)) /* not the hash: a retired node reuses it */
             return e;
     return NULL;
+}
+
+/* The lock-free lookup of chm_get and chm_visit: the key's node, or NULL. Call inside a read
+ * section, which keeps the node (and its value, see load_value) valid until it ends. One
+ * function for both, so they share the yield points and the linearization argument. */
+static inline struct seg_node *lookup(struct seg_map *m, uint64_t hash, uint64_t key)
+{
+    struct segment *s = segment_for(m, hash);
+    /* Acquire pairs with the table's publication (ensure_table's CAS, rehash's store). */
+    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
+    if (t == NULL)
+        return NULL;
+    CHM_YIELD_POINT("seg.get.table_loaded"); /* a rehash may publish and retire t */
+    struct seg_node *e = find(&m->base, t, hash, key);
+    if (e != NULL)
+        CHM_YIELD_POINT("seg.get.before_value"); /* e may be unlinked and retired */
+    return e;
+}
+
+/* A found node's value, lock-free: the linearization point of chm_get and chm_visit. */
+static inline uint64_t load_value(struct seg_node *e)
+{
+    /* Acquire pairs with the release store of the value (store_value, prepare/link): what a
+     * pointer value points to was written before the put that stored it. */
+    return atomic_load_explicit(&e->value, memory_order_acquire);
 }
 
 /* chm_get with the hash already computed (compute_if_absent's fast path reuses it). */
 static int get_hashed(struct seg_map *m, uint64_t hash, uint64_t key, uint64_t *value)
 {
-    chm *cm = &m->base;
-    struct segment *s = segment_for(m, hash);
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
-    /* Acquire pairs with the table's publication (ensure_table's CAS, rehash's store). */
-    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
-    if (t != NULL) {
-        CHM_YIELD_POINT("seg.get.table_loaded"); /* a rehash may publish and retire t */
-        struct seg_node *e = find(cm, t, hash, key);
-        if (e != NULL) {
-            CHM_YIELD_POINT("seg.get.before_value"); /* e may be unlinked and retired */
-            /* Acquire pairs with the release store of the value: what a pointer value points
-             * to was written before the put that stored it. */
-            uint64_t v = atomic_load_explicit(&e->value, memory_order_acquire);
-            if (value != NULL)
-                *value = v;
-            rc = CHM_OK;
-        }
+    struct seg_node *e = lookup(m, hash, key);
+    if (e != NULL) {
+        uint64_t v = load_value(e);
+        if (value != NULL)
+            *value = v;
+        rc = CHM_OK;
     }
     chm__smr_read_unlock();
     return rc;
@@ -266,9 +341,9 @@ static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, u
         if (retries < 0) {
             if (e == NULL) {
                 if (prealloc != NULL && *prealloc == NULL)
-                    *prealloc = chm__malloc(sizeof **prealloc); /* NULL: retried under lock */
+                    *prealloc = node_alloc(m); /* NULL: retried under lock */
                 retries = 0;
-            } else if (e->hash == hash && chm__key_equal(&m->base, e->key, key)) {
+            } else if (chm__key_equal(&m->base, e->key, key)) { /* lock-free: no hash */
                 retries = 0;
             } else {
                 e = atomic_load_explicit(&e->next, memory_order_acquire);
@@ -301,6 +376,21 @@ static void bump(atomic_size_t *c, ptrdiff_t delta)
                           memory_order_relaxed);
 }
 
+static struct seg_cold *cold_of(struct seg_map *m, struct segment *s)
+{
+    return &m->cold[s - m->segments];
+}
+
+/* The bytes of a stored key copy that chm_stats_get counts: chm_keys_string's copies (the
+ * string and its NUL, as str_retain allocates them); 0 for every other key set, whose copies,
+ * if any, have a size the map cannot know. */
+static size_t key_bytes(const struct seg_map *m, uint64_t stored)
+{
+    if (chm_likely(m->base.int_keys) || m->base.keys != &chm_keys_string)
+        return 0;
+    return strlen((const char *)(uintptr_t)stored) + 1;
+}
+
 /* ---- rehash (Segment.rehash) ------------------------------------------------------------ */
 
 /* Count the nodes rehash must clone: those before each chain's lastRun. */
@@ -331,14 +421,14 @@ static size_t clones_needed(struct seg_table *old, size_t newmask)
  * per clone. Prepared while the lock is held; the table cannot change until it is used. */
 struct seg_grow {
     struct seg_table *nt;  /* NULL: nothing prepared */
-    struct seg_node *pool; /* clones to be, chained through smr.domain */
+    struct seg_node *pool; /* clones to be, chained through smr.link */
 };
 
-static void grow_discard(struct seg_grow *g)
+static void grow_discard(struct seg_map *m, struct seg_grow *g)
 {
     while (g->pool != NULL) {
-        struct seg_node *next = (struct seg_node *)g->pool->smr.domain;
-        chm__free(g->pool);
+        struct seg_node *next = (struct seg_node *)g->pool->smr.link;
+        node_discard(m, g->pool);
         g->pool = next;
     }
     chm__free(g->nt);
@@ -346,18 +436,18 @@ static void grow_discard(struct seg_grow *g)
 }
 
 /* Allocate everything doubling @old needs into @g; false = out of memory (nothing held). */
-static bool grow_prepare(struct seg_table *old, struct seg_grow *g)
+static bool grow_prepare(struct seg_map *m, struct seg_table *old, struct seg_grow *g)
 {
     g->pool = NULL;
     if ((g->nt = new_table((old->mask + 1) * 2)) == NULL)
         return false;
     for (size_t i = clones_needed(old, g->nt->mask); i > 0; i--) {
-        struct seg_node *c = chm__malloc(sizeof *c);
+        struct seg_node *c = node_alloc(m);
         if (c == NULL) {
-            grow_discard(g);
+            grow_discard(m, g);
             return false;
         }
-        c->smr.domain = (chm_smr_domain *)g->pool; /* a free list until the node is used */
+        c->smr.link = (uintptr_t)g->pool; /* a free list until the node is used */
         g->pool = c;
     }
     return true;
@@ -411,7 +501,7 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
         for (struct seg_node *p = e; p != last_run;
              p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
             struct seg_node *c = pool;
-            pool = (struct seg_node *)c->smr.domain;
+            pool = (struct seg_node *)c->smr.link;
             size_t k = p->hash & nt->mask;
             c->hash = p->hash;
             c->key = p->key;
@@ -421,7 +511,7 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
                                   atomic_load_explicit(&nt->bins[k], memory_order_relaxed),
                                   memory_order_relaxed);
             atomic_store_explicit(&nt->bins[k], c, memory_order_relaxed);
-            p->smr.domain = (chm_smr_domain *)cloned;
+            p->smr.link = (uintptr_t)cloned;
             cloned = p;
         }
     }
@@ -436,11 +526,12 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
     CHM_YIELD_POINT("seg.rehash.before_retire"); /* readers still walking the old chains */
     /* Now unreachable for new readers; readers still on the old table hold up the grace period. */
     while (cloned != NULL) {
-        struct seg_node *next = (struct seg_node *)cloned->smr.domain;
-        chm__smr_retire(m->domain, &cloned->smr, chm__smr_free_plain); /* key, value: the clone's */
+        struct seg_node *next = (struct seg_node *)cloned->smr.link;
+        chm__smr_retire(m->domain, &cloned->smr, free_node_shell);
         cloned = next;
     }
     chm__smr_retire(m->domain, &old->smr, chm__smr_free_plain);
+    bump(&cold_of(m, s)->resizes, 1); /* for chm_stats_get */
 }
 
 /* ---- writes ----------------------------------------------------------------------------- */
@@ -464,6 +555,62 @@ static void link_prepared(struct seg_map *m, struct segment *s, struct seg_table
     }
     bump(&s->modcount, 1);
     atomic_store_explicit(&s->count, c, memory_order_relaxed);
+    size_t kb = key_bytes(m, node->key);
+    if (kb != 0)
+        bump(&cold_of(m, s)->key_bytes, (ptrdiff_t)kb);
+}
+
+/* The node for @key in @t under the segment lock, with the link that points to it in *@link
+ * (the bin head or the predecessor's `next`), as Segment.remove walks; NULL if absent. */
+static struct seg_node *find_link(const chm *cm, struct seg_table *t, uint64_t hash, uint64_t key,
+                                  _Atomic(struct seg_node *) **link)
+{
+    _Atomic(struct seg_node *) *l = bin_for(t, hash);
+    struct seg_node *e = atomic_load_explicit(l, memory_order_relaxed); /* the lock orders it */
+    while (e != NULL && !(e->hash == hash && chm__key_equal(cm, e->key, key))) {
+        l = &e->next;
+        e = atomic_load_explicit(l, memory_order_relaxed);
+    }
+    *link = l;
+    return e;
+}
+
+/*
+ * Segment.remove's step, shared by every removal (chm_remove, chm_remove_if, a chm_compute that
+ * deletes, chm_clear): unlink @e, found at *@link in @s's current table, and retire it with its
+ * key and value (release / value_free after the grace period). Returns the value it held, read
+ * before the retire: once retired, a reclaiming thread may free the node (this thread is not in
+ * a read section). Under the lock; cannot fail.
+ */
+static uint64_t unlink_node(struct seg_map *m, struct segment *s, _Atomic(struct seg_node *) *link,
+                            struct seg_node *e)
+{
+    CHM_YIELD_POINT("seg.remove.before_unlink"); /* readers walk past e */
+    /* Release: readers that load the link and follow it acquire the successor whole. The
+     * removed node keeps its own `next`, so a reader standing on it walks on. */
+    atomic_store_explicit(link, atomic_load_explicit(&e->next, memory_order_relaxed),
+                          memory_order_release);
+    bump(&s->modcount, 1);
+    bump(&s->count, -1);
+    size_t kb = key_bytes(m, e->key);
+    if (kb != 0)
+        bump(&cold_of(m, s)->key_bytes, -(ptrdiff_t)kb);
+    uint64_t v = atomic_load_explicit(&e->value, memory_order_relaxed); /* only we write it */
+    CHM_YIELD_POINT("seg.remove.before_retire"); /* unlinked, readers still on it */
+    chm__smr_retire(m->domain, &e->smr, free_node_full);
+    return v;
+}
+
+/* Segment.put's hit, shared by chm_put, chm_replace and a chm_compute that sets a present key:
+ * store @value into @e in place. The caller hands the value it replaces to chm__value_retire
+ * (after this store: readers that load it are in sections the grace period waits for). Under
+ * the lock. */
+static void store_value(struct segment *s, struct seg_node *e, uint64_t value)
+{
+    CHM_YIELD_POINT("seg.put.before_value_store");
+    /* Release pairs with the acquire load in load_value (chm_get, chm_visit) and iteration. */
+    atomic_store_explicit(&e->value, value, memory_order_release);
+    bump(&s->modcount, 1);
 }
 
 /* link_prepared, allocating first what a doubling needs. CHM_OK, or CHM_ENOMEM (not linked,
@@ -472,7 +619,7 @@ static int link_node(struct seg_map *m, struct segment *s, struct seg_table *t,
                      struct seg_node *node)
 {
     struct seg_grow g = {NULL, NULL};
-    if (needs_grow(s, t) && !grow_prepare(t, &g))
+    if (needs_grow(s, t) && !grow_prepare(m, t, &g))
         return CHM_ENOMEM;
     link_prepared(m, s, t, node, &g);
     return CHM_OK;
@@ -482,11 +629,11 @@ static int link_node(struct seg_map *m, struct segment *s, struct seg_table *t,
 static struct seg_node *prepare_node(struct seg_map *m, struct seg_node *node, uint64_t hash,
                                      uint64_t key, uint64_t value)
 {
-    if (node == NULL && (node = chm__malloc(sizeof *node)) == NULL)
+    if (node == NULL && (node = node_alloc(m)) == NULL)
         return NULL;
     uint64_t stored;
     if (!chm__key_retain(&m->base, key, &stored)) {
-        chm__free(node);
+        node_discard(m, node);
         return NULL;
     }
     node->hash = hash;
@@ -535,10 +682,7 @@ static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_ab
             if (*prev != value && !chm__value_retire_reserve(cm, &rec)) {
                 rc = CHM_ENOMEM;
             } else {
-                CHM_YIELD_POINT("seg.put.before_value_store");
-                /* Release pairs with chm_get's acquire load of the value. */
-                atomic_store_explicit(&e->value, value, memory_order_release);
-                bump(&s->modcount, 1);
+                store_value(s, e, value);
                 chm__value_retire(cm, m->domain, &rec, *prev);
             }
         }
@@ -552,7 +696,7 @@ static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_ab
         rc = CHM_OK;
     }
     unlock(s);
-    chm__free(node); /* an unused preallocation, or the node of a failed insert */
+    node_discard(m, node); /* an unused preallocation, or the node of a failed insert */
     return rc;
 }
 
@@ -581,7 +725,7 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
     int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
     if (rc != CHM_OK)
         return rc;
-    uint64_t v, hash = chm__hash(cm, key);
+    uint64_t v = 0, hash = chm__hash(cm, key);
     if (get_hashed(m, hash, key, &v) == CHM_OK) { /* fast path, lock-free: present */
         if (value != NULL)
             *value = v;
@@ -598,7 +742,7 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
         rc = CHM_EXISTS;
     } else if ((node = prepare_node(m, node, hash, key, 0)) == NULL) {
         rc = CHM_ENOMEM; /* before fn: it does not run */
-    } else if (needs_grow(s, t) && !grow_prepare(t, &g)) {
+    } else if (needs_grow(s, t) && !grow_prepare(m, t, &g)) {
         chm__key_release(cm, node->key);
         rc = CHM_ENOMEM; /* likewise: every allocation comes before fn, so fn's value is
                             never lost to a failure after it */
@@ -612,7 +756,7 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
         rc = CHM_OK;
     }
     unlock(s);
-    chm__free(node);
+    node_discard(m, node);
     if (rc >= 0 && value != NULL)
         *value = v;
     return rc;
@@ -630,26 +774,14 @@ static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
     if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
         return CHM_NOTFOUND;
     scan_and_lock(m, s, hash, key, NULL);
-    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed);
-    _Atomic(struct seg_node *) *link = bin_for(t, hash);
-    struct seg_node *e = atomic_load_explicit(link, memory_order_relaxed);
-    while (e != NULL && !(e->hash == hash && chm__key_equal(cm, e->key, key))) {
-        link = &e->next;
-        e = atomic_load_explicit(link, memory_order_relaxed);
-    }
+    _Atomic(struct seg_node *) *link;
+    struct seg_node *e =
+        find_link(cm, atomic_load_explicit(&s->table, memory_order_relaxed), hash, key, &link);
     int rc = CHM_NOTFOUND;
     if (e != NULL) {
-        CHM_YIELD_POINT("seg.remove.before_unlink"); /* readers walk past e */
-        /* Release: readers that load the link and follow it acquire the successor whole. The
-         * removed node keeps its own `next`, so a reader standing on it walks on. */
-        atomic_store_explicit(link, atomic_load_explicit(&e->next, memory_order_relaxed),
-                              memory_order_release);
-        bump(&s->modcount, 1);
-        bump(&s->count, -1);
+        uint64_t v = unlink_node(m, s, link, e);
         if (old != NULL)
-            *old = atomic_load_explicit(&e->value, memory_order_relaxed);
-        CHM_YIELD_POINT("seg.remove.before_retire"); /* unlinked, readers still on it */
-        chm__smr_retire(m->domain, &e->smr, free_node_full);
+            *old = v;
         rc = CHM_OK;
     }
     unlock(s);
@@ -676,10 +808,8 @@ static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desire
         if (atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
             rc = CHM_EXISTS;
         } else {
-            /* Release pairs with chm_get's acquire load of the value. */
-            atomic_store_explicit(&e->value, desired, memory_order_release);
-            bump(&s->modcount, 1);
-            chm__value_retire(cm, m->domain, &rec, expected);
+            store_value(s, e, desired);
+            chm__value_retire(cm, m->domain, &rec, expected); /* no record if it stays */
             rc = CHM_OK;
         }
     }
@@ -688,14 +818,157 @@ static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desire
     return rc;
 }
 
-/* ---- size ------------------------------------------------------------------------------- */
-
-static size_t seg_size(chm *cm)
+/*
+ * chm_compute: Java 8's ConcurrentHashMap.compute on one segment (Java 7 has none). Like
+ * compute_if_absent, always under the segment lock (no lock-free fast path: every outcome
+ * depends on fn). Once the lock is held and the key looked up, everything the decision could
+ * need is allocated before fn runs -- for an absent key the node (with its key copy) and, when
+ * linking it would double the table, that table and its clones (grow_prepare); for a present
+ * key the record that hands a replaced value to value_free -- so CHM_ENOMEM means fn did not run
+ * and nothing changed, and fn's decision is never lost. A DELETE needs nothing: the node is
+ * retired with its value. fn runs with (map, CHM__HOLD_PART) pushed: a nested write to this map
+ * returns CHM_EDEADLK (this lock is not re-entrant), nested reads work. Nothing fn can do
+ * changes the segment meanwhile (its writes are refused, other threads wait for the lock), so
+ * the node found, its link and the prepared growth are still right when the decision applies.
+ * Linearization point: the store that applies the decision (the value store, the bin-head store
+ * of link_prepared or of rehash's table publication, the unlink store), or for a KEEP the read
+ * of the key's state under the lock. Unused reservations are freed after the unlock.
+ */
+static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint64_t *result)
 {
     struct seg_map *m = as_seg(cm);
-    /* Inside a compute function this thread holds a segment lock: locking all would deadlock,
-     * so it gets the unlocked estimate. */
-    bool may_lock = !chm__reentry_holds(cm);
+    int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
+    if (rc != CHM_OK)
+        return rc;
+    uint64_t hash = chm__hash(cm, key);
+    struct segment *s = segment_for(m, hash);
+    /* Before fn: without a table the key is absent and nothing has changed. */
+    if (ensure_table(m, s) == NULL)
+        return CHM_ENOMEM;
+    struct seg_node *node = NULL; /* the scan may preallocate it */
+    scan_and_lock(m, s, hash, key, &node);
+    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed); /* locked */
+    _Atomic(struct seg_node *) *link;
+    struct seg_node *e = find_link(cm, t, hash, key, &link);
+    chm_value_retire *rec = NULL;
+    struct seg_grow g = {NULL, NULL};
+    uint64_t old = 0, v = 0;
+    if (e != NULL) {
+        old = atomic_load_explicit(&e->value, memory_order_relaxed); /* only we write it */
+        /* A SET may replace old: its record now, used or not. */
+        if (!chm__value_retire_reserve(cm, &rec))
+            rc = CHM_ENOMEM;
+    } else if ((node = prepare_node(m, node, hash, key, 0)) == NULL) {
+        rc = CHM_ENOMEM; /* a SET would insert: no node, no fn */
+    } else if (needs_grow(s, t) && !grow_prepare(m, t, &g)) {
+        chm__key_release(cm, node->key); /* never published */
+        rc = CHM_ENOMEM;
+    }
+    if (rc == CHM_OK) {
+        chm_compute_action a =
+            chm__reentry_update(cm, CHM__HOLD_PART, fn, key, e != NULL, old, &v, arg);
+        if (e != NULL && a == CHM_COMPUTE_DELETE) {
+            (void)unlink_node(m, s, link, e); /* old goes to value_free with the node */
+            rc = CHM_NOTFOUND;
+        } else if (e != NULL) {
+            if (a == CHM_COMPUTE_SET && v != old) {
+                store_value(s, e, v);
+                chm__value_retire(cm, m->domain, &rec, old);
+            } else {
+                v = old; /* KEEP, or a SET of the value it holds: nothing leaves the map */
+            }
+        } else if (a == CHM_COMPUTE_SET) {
+            /* Relaxed: link_prepared's release store publishes the whole node. */
+            atomic_store_explicit(&node->value, v, memory_order_relaxed);
+            link_prepared(m, s, t, node, &g); /* consumes g */
+            node = NULL;
+        } else {
+            chm__key_release(cm, node->key); /* absent and stays so: the node was never seen */
+            rc = CHM_NOTFOUND;
+        }
+    }
+    unlock(s);
+    node_discard(m, node); /* an unused preallocation or prepared node */
+    chm__free(rec);  /* unused unless a different value was set */
+    grow_discard(m, &g);
+    if (rc == CHM_OK && result != NULL)
+        *result = v;
+    return rc;
+}
+
+/* chm_remove_if: Java 7's Segment.remove(key, hash, value), the mirror of seg_replace. The same
+ * lock-free pre-check as seg_remove (a segment without a table has never held a key: CHM_NOTFOUND,
+ * linearizable at that load); otherwise the compare and the unlink happen under the lock, which
+ * is the linearization point of every outcome. Allocates nothing: the node is retired with its
+ * value, which is @expected. */
+static int seg_remove_if(chm *cm, uint64_t key, uint64_t expected)
+{
+    struct seg_map *m = as_seg(cm);
+    if (chm__reentry_refuses_write(cm))
+        return CHM_EDEADLK;
+    uint64_t hash = chm__hash(cm, key);
+    struct segment *s = segment_for(m, hash);
+    /* Acquire pairs with the table's publication; an absent table means an absent key. */
+    if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
+        return CHM_NOTFOUND;
+    scan_and_lock(m, s, hash, key, NULL);
+    _Atomic(struct seg_node *) *link;
+    struct seg_node *e =
+        find_link(cm, atomic_load_explicit(&s->table, memory_order_relaxed), hash, key, &link);
+    int rc = CHM_NOTFOUND;
+    if (e != NULL) {
+        if (atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
+            rc = CHM_EXISTS;
+        } else {
+            (void)unlink_node(m, s, link, e);
+            rc = CHM_OK;
+        }
+    }
+    unlock(s);
+    return rc;
+}
+
+/*
+ * chm_clear: Java 7's clear(): lock each segment in turn and empty it, keeping its table (the
+ * capacity stays, nothing is allocated: never CHM_ENOMEM). Java stores null into every bin; here
+ * each node is unlinked from its bin's head and retired one at a time by unlink_node, exactly as
+ * a chm_remove would (count, modcount and stored-key bytes follow, its value and key go to
+ * value_free / release after the grace period). So the clear is one linearizable removal per
+ * key, and readers and weakly consistent iterators keep their guarantees: a reader or iterator
+ * standing on a chain walks on through the unlinked nodes' unchanged `next` pointers, which stay
+ * valid until it leaves its section (iterators: until chm_iter_fini, smr.h). Only one segment
+ * lock is held at a time, so clear never waits for a lock while holding another. A segment
+ * without a table has never held a key and is skipped. Refused (CHM_EDEADLK) from a compute or
+ * visit function of this map: it would wait for the lock its own thread holds.
+ */
+static int seg_clear(chm *cm)
+{
+    struct seg_map *m = as_seg(cm);
+    if (chm__reentry_refuses_write(cm))
+        return CHM_EDEADLK;
+    for (unsigned i = 0; i < m->nsegments; i++) {
+        struct segment *s = &m->segments[i];
+        /* Acquire pairs with the table's publication: NULL = never written, nothing to remove
+         * (a key put meanwhile is a concurrent put, which may survive). */
+        if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
+            continue;
+        CHM__LOCK_CALL(pthread_mutex_lock(&s->lock));
+        struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed); /* locked */
+        for (size_t b = 0; b <= t->mask; b++) {
+            struct seg_node *e;
+            while ((e = atomic_load_explicit(&t->bins[b], memory_order_relaxed)) != NULL)
+                (void)unlink_node(m, s, &t->bins[b], e);
+        }
+        unlock(s);
+    }
+    return CHM_OK;
+}
+
+/* ---- size ------------------------------------------------------------------------------- */
+
+/* Java 7's size(): up to three unlocked passes, then (if @may_lock) every segment lock. */
+static size_t count_entries(struct seg_map *m, bool may_lock)
+{
     size_t last = 0, size = 0;
     int retries = -1;
     bool locked = false;
@@ -720,6 +993,86 @@ static size_t seg_size(chm *cm)
         for (unsigned i = 0; i < m->nsegments; i++)
             CHM__LOCK_CALL(pthread_mutex_unlock(&m->segments[i].lock));
     return size;
+}
+
+/*
+ * chm_size. Inside a compute function this thread holds a segment lock: locking all would
+ * deadlock, so it gets the unlocked estimate. Inside a visit function (CHM__HOLD_READ: this
+ * thread is in a read section) it gets the unlocked estimate too. The library itself never
+ * waits for a grace period while it holds a segment lock (writers reclaim after their outermost
+ * call, locks released), so taking the locks in a read section would be safe on its own; but a
+ * compute function runs under a segment lock and may call anything on other maps, chm_free (a
+ * grace-period wait) included, and a visit function blocked on that lock would hold up the very
+ * grace period the lock's holder waits for. chm.h promises that what a visit function calls
+ * never locks what a writer may hold.
+ */
+static size_t seg_size(chm *cm)
+{
+    return count_entries(as_seg(cm), !chm__reentry_holds(cm));
+}
+
+/* ---- visit, stats ----------------------------------------------------------------------- */
+
+/*
+ * chm_visit: chm_get's lookup (lookup, load_value: same linearization point, the acquire load of
+ * the value), then fn with that value while the read section is still held. A value replaced or
+ * removed meanwhile reaches value_free only after a grace period that starts after the store
+ * that replaced or unlinked it (chm__value_retire, unlink_node), so it waits for this section:
+ * fn may dereference a pointer value. fn gets the caller's @key (equal to the stored one). It
+ * runs with (map, CHM__HOLD_READ) pushed: a nested write, compute or clear of this map returns
+ * CHM_EDEADLK; nested chm_get, chm_visit (nested sections) and chm_size (unlocked, see seg_size)
+ * work.
+ */
+static int seg_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
+{
+    struct seg_map *m = as_seg(cm);
+    uint64_t hash = chm__hash(cm, key);
+    int rc = CHM_NOTFOUND;
+    chm__smr_read_lock();
+    struct seg_node *e = lookup(m, hash, key);
+    if (e != NULL) {
+        chm__reentry_visit(cm, fn, key, load_value(e), arg);
+        rc = CHM_OK;
+    }
+    chm__smr_read_unlock();
+    return rc;
+}
+
+/*
+ * chm_stats_get, lock-free: no segment lock, so it never waits for a writer (entries come from
+ * chm_size's unlocked passes only). The tables are read inside a read section (a rehash may
+ * retire one). What `bytes` counts: the map struct, the segment array (with its extra line for
+ * the alignment), the cold counters, each segment's current table (header and bins), a node per
+ * entry, and the bytes of chm_keys_string's key copies (an exact running sum per segment). Not
+ * counted: the SMR domain (a small fixed struct private to smr.c), what is retired and not yet
+ * freed (old tables, nodes, value records: `pending` counts those objects), the key copies of
+ * other keyops with retain (their size is unknown), malloc's rounding. `resizes`: segment
+ * rehashes (table doublings) since chm_new; a segment's first table is not a resize.
+ */
+static void seg_stats(chm *cm, chm_stats *st)
+{
+    struct seg_map *m = as_seg(cm);
+    size_t entries = count_entries(m, false);
+    size_t buckets = 0, resizes = 0, keyb = 0;
+    size_t bytes = sizeof *m + (size_t)(m->nsegments + 1) * CHM_CACHELINE +
+                   (size_t)m->nsegments * sizeof m->cold[0];
+    chm__smr_read_lock();
+    for (unsigned i = 0; i < m->nsegments; i++) {
+        /* Acquire pairs with the table's publication: its mask is initialised. */
+        struct seg_table *t = atomic_load_explicit(&m->segments[i].table, memory_order_acquire);
+        if (t != NULL) {
+            buckets += t->mask + 1;
+            bytes += sizeof *t + (t->mask + 1) * sizeof t->bins[0];
+        }
+        resizes += atomic_load_explicit(&m->cold[i].resizes, memory_order_relaxed);
+        keyb += atomic_load_explicit(&m->cold[i].key_bytes, memory_order_relaxed);
+    }
+    chm__smr_read_unlock();
+    st->entries = entries;
+    st->buckets = buckets;
+    st->bytes = bytes + chm__pool_bytes(m->nodes) + keyb;
+    st->resizes = resizes;
+    st->pending = chm__smr_pending(m->domain);
 }
 
 /* ---- iteration (HashIterator) ----------------------------------------------------------- */
@@ -787,7 +1140,7 @@ static int seg_validate(chm *cm)
     for (unsigned i = 0; i < m->nsegments; i++) {
         struct segment *s = &m->segments[i];
         struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
-        size_t n = 0;
+        size_t n = 0, kb = 0;
         if (pthread_mutex_trylock(&s->lock) != 0)
             return -6; /* a segment lock still held */
         CHM__LOCK_CALL(pthread_mutex_unlock(&s->lock));
@@ -809,6 +1162,7 @@ static int seg_validate(chm *cm)
                     if (find(cm, t, e->hash, e->key) != e)
                         return -4; /* duplicate key in a chain */
                     n++;
+                    kb += key_bytes(m, e->key);
                 }
             }
             if (n > t->threshold && t->mask + 1 < MAX_SEGMENT_TABLE_CAPACITY)
@@ -816,6 +1170,8 @@ static int seg_validate(chm *cm)
         }
         if (n != atomic_load_explicit(&s->count, memory_order_relaxed))
             return -1; /* count disagrees with the chains */
+        if (kb != atomic_load_explicit(&m->cold[i].key_bytes, memory_order_relaxed))
+            return -9; /* key-copy bytes disagree with the chains */
     }
     return 0;
 }
@@ -831,6 +1187,7 @@ static const char *seg_invariant(int code)
     case -6: return "a segment lock still held";
     case -7: return "modcount below count";
     case -8: return "table size or threshold malformed";
+    case -9: return "a segment's stored-key byte count differs from its chains";
     default: return NULL;
     }
 }
@@ -851,8 +1208,7 @@ static void seg_destroy(chm *cm)
                 struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_relaxed);
                 while (e != NULL) {
                     struct seg_node *next = atomic_load_explicit(&e->next, memory_order_relaxed);
-                    e->smr.domain = m->domain;
-                    free_node_full(&e->smr);
+                    free_node_full(&e->smr, m);
                     e = next;
                 }
             }
@@ -860,8 +1216,10 @@ static void seg_destroy(chm *cm)
         }
         CHM__LOCK_CALL(pthread_mutex_destroy(&s->lock));
     }
+    chm__free(m->cold);
     chm__free(m->segments_raw);
     chm__smr_domain_free(m->domain);
+    chm__pool_free(m->nodes); /* after the drain: free_fns put nodes back */
     chm__free(m);
 }
 
@@ -873,6 +1231,11 @@ static const struct chm_ops seg_ops = {
     .replace = seg_replace,
     .compute_if_absent = seg_compute_if_absent,
     .size = seg_size,
+    .compute = seg_compute,
+    .remove_if = seg_remove_if,
+    .clear = seg_clear,
+    .visit = seg_visit,
+    .stats = seg_stats,
     .iter_init = seg_iter_init,
     .iter_next = seg_iter_next,
     .iter_fini = seg_iter_fini,
@@ -922,6 +1285,19 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
         return NULL;
     }
     memset(m->segments_raw, 0, (size_t)(nseg + 1) * CHM_CACHELINE);
+    m->cold = chm__calloc(nseg, sizeof *m->cold); /* zeroed: no resize, no key bytes */
+    /* As many pool stripes as segments (Java's concurrencyLevel: the writers expected), so
+     * writers allocate and free nodes without sharing a line, up to the pool's 64. */
+    m->nodes = chm__pool_new(sizeof(struct seg_node), nseg);
+    if (m->cold == NULL || m->nodes == NULL) {
+        chm__pool_free(m->nodes);
+        chm__free(m->cold);
+        chm__free(m->segments_raw);
+        chm__smr_domain_free(m->domain);
+        chm__free(m);
+        errno = ENOMEM;
+        return NULL;
+    }
     m->segments =
         (struct segment *)((char *)m->segments_raw + (opt->packed ? CHM_CACHELINE / 2 : 0));
     chm__header_init(&m->base, &seg_ops, b, opt);

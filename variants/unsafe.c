@@ -33,6 +33,15 @@
  *     handing the function's value to value_free. The insert is prepared before the function
  *     runs (chm__gomap_reserve: the growth, the key copy, an overflow bucket), so CHM_ENOMEM means
  *     the function did not run.
+ *   - chm_compute works the same way (fn sees the key's state, its decision is applied in a second
+ *     write section; a nested write that changed the map structurally, or the key's value, makes
+ *     it CHM_ECONCURRENT). chm_remove_if and chm_clear are writes; chm_clear keeps the current
+ *     array (emptied) and frees nothing it would need again. chm_visit is a read that runs its
+ *     function with the map marked HOLD_READ on the re-entrancy guard, so that a write from the
+ *     function returns CHM_EDEADLK (as on every backend) instead of freeing the value under it:
+ *     every write checks the guard first. chm_stats_get is a plain read, as chm_size.
+ *   - Iteration starts at a random bucket and slot, as Go's; the draw comes from a per-map
+ *     sequence seeded by the hash seed, so a fixed seed gives a reproducible order.
  */
 #include "gomap.h"
 #include "reentry.h"
@@ -43,8 +52,8 @@
 
 struct unsafe_map {
     chm base;
-    atomic_uchar writing; /* Go's hashWriting flag; relaxed only (see HOW IT WORKS) */
-    uint64_t iter_rnd;    /* per-map source of random iteration starts */
+    atomic_uchar writing;          /* Go's hashWriting flag; relaxed only (see HOW IT WORKS) */
+    atomic_uint_fast64_t iter_rnd; /* per-map source of random iteration starts */
     gomap g;
 };
 
@@ -117,6 +126,29 @@ static size_t unsafe_size(chm *cm)
     return as_unsafe(cm)->g.count; /* Go's len(): a plain read */
 }
 
+static int unsafe_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
+{
+    /* A read, as chm_get. Nobody else may write the map meanwhile (the contract), so the value
+     * is protected by fn's own thread alone: the guard's HOLD_READ entry makes fn's writes to
+     * this map return CHM_EDEADLK, as on every backend, instead of freeing the value under it. */
+    struct unsafe_map *m = as_unsafe(cm);
+    if (chm_unlikely(writer_active(m)))
+        return race(m, RACE_READ);
+    uint64_t v;
+    int rc = chm__gomap_get(&m->g, key, &v);
+    if (rc == CHM_OK)
+        chm__reentry_visit(cm, fn, key, v, arg);
+    return rc;
+}
+
+static void unsafe_stats(chm *cm, chm_stats *st)
+{
+    /* Plain reads, as chm_size: the stats op has no status to report a race with. */
+    struct unsafe_map *m = as_unsafe(cm);
+    chm__gomap_stats(&m->g, st);
+    st->bytes += sizeof *m;
+}
+
 /* ---- writes ----------------------------------------------------------------------------- */
 
 /* Shared by put, put_if_absent and compute_if_absent: find-or-insert under the writing flag.
@@ -124,6 +156,8 @@ static size_t unsafe_size(chm *cm)
 static int assign(struct unsafe_map *m, uint64_t key, uint64_t value, bool overwrite,
                   uint64_t *prev)
 {
+    if (chm__reentry_refuses_write(&m->base)) /* from a chm_visit function: see unsafe_visit */
+        return CHM_EDEADLK;
     if (!write_begin(m))
         return race(m, RACE_WRITES);
     uint64_t *slot;
@@ -221,6 +255,8 @@ static int unsafe_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, v
 static int unsafe_remove(chm *cm, uint64_t key, uint64_t *old)
 {
     struct unsafe_map *m = as_unsafe(cm);
+    if (chm__reentry_refuses_write(cm))
+        return CHM_EDEADLK;
     if (!write_begin(m))
         return race(m, RACE_WRITES);
     uint64_t v, k;
@@ -239,6 +275,8 @@ static int unsafe_remove(chm *cm, uint64_t key, uint64_t *old)
 static int unsafe_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired)
 {
     struct unsafe_map *m = as_unsafe(cm);
+    if (chm__reentry_refuses_write(cm))
+        return CHM_EDEADLK;
     if (!write_begin(m))
         return race(m, RACE_WRITES);
     /* A lookup, not chm__gomap_assign: replace never inserts, so it must not grow or allocate. */
@@ -260,6 +298,88 @@ static int unsafe_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t des
     return rc;
 }
 
+static int unsafe_remove_if(chm *cm, uint64_t key, uint64_t expected)
+{
+    /* A write even when it removes nothing, as unsafe_replace: the lookup and the removal are
+     * one step under the flag. */
+    struct unsafe_map *m = as_unsafe(cm);
+    if (chm__reentry_refuses_write(cm))
+        return CHM_EDEADLK;
+    if (!write_begin(m))
+        return race(m, RACE_WRITES);
+    uint64_t k;
+    int rc = chm__gomap_remove_if(&m->g, key, expected, &k);
+    bool raced = !write_end(m);
+    if (rc == CHM_OK) { /* removed even if a race is reported: its callbacks are due */
+        chm__key_release(cm, k);
+        chm__value_free(cm, expected);
+    }
+    return raced ? race(m, RACE_WRITES) : rc;
+}
+
+static int unsafe_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint64_t *result)
+{
+    /* As unsafe_compute_if_absent: two write sections around fn, which runs without the flag
+     * (so it may read the map, and its nested writes run and are detected as changes). The
+     * first does everything that can fail; the second applies fn's decision. */
+    struct unsafe_map *m = as_unsafe(cm);
+    int rc = chm__reentry_check(cm); /* nested too deep, or from a visit function */
+    if (rc != CHM_OK)
+        return rc;
+    if (!write_begin(m))
+        return race(m, RACE_WRITES);
+    gomap_update u;
+    rc = chm__gomap_update_prepare(&m->g, key, &u);
+    if (!write_end(m)) {
+        if (rc == CHM_OK) {
+            chm__gomap_update_abandon(&u, CHM_COMPUTE_KEEP, 0);
+            gomap_update_drop(cm, &u);
+        }
+        return race(m, RACE_WRITES);
+    }
+    if (rc != CHM_OK)
+        return rc; /* CHM_ENOMEM: fn does not run */
+    uint64_t v, after = 0;
+    chm_compute_action a =
+        chm__reentry_update(cm, CHM__HOLD_MAP, fn, key, u.present, u.old, &v, arg);
+    if (!write_begin(m)) {
+        /* A racing writer: apply nothing, and do not even read the table it is changing. */
+        chm__gomap_update_abandon(&u, a, v);
+        gomap_update_drop(cm, &u);
+        return race(m, RACE_WRITES);
+    }
+    rc = chm__gomap_update_apply(&m->g, key, &u, a, v, &after);
+    bool raced = !write_end(m);
+    gomap_update_drop(cm, &u); /* outside the flag, as unsafe_remove's callbacks */
+    if (raced)
+        return race(m, RACE_WRITES); /* applied all the same */
+    if (rc == CHM_OK && result != NULL)
+        *result = after;
+    return rc;
+}
+
+static int unsafe_clear(chm *cm)
+{
+    /* One write section throughout: the table is detached, its entries handed to the callbacks
+     * and the emptied array put back (gomap.h) without another thread's help, so the split that
+     * rwlock needs to run the callbacks outside its lock buys nothing here; a callback that
+     * (against the contract) reads this map meanwhile is reported as a race. Nothing allocates,
+     * so the only failure is a race, reported after the clear is done. */
+    struct unsafe_map *m = as_unsafe(cm);
+    if (chm__reentry_refuses_write(cm))
+        return CHM_EDEADLK;
+    if (!write_begin(m))
+        return race(m, RACE_WRITES);
+    gomap_cleared c;
+    if (chm__gomap_clear_detach(&m->g, &c)) {
+        chm__gomap_clear_release(cm, &c);
+        chm__gomap_clear_reattach(&m->g, &c);
+    }
+    if (!write_end(m))
+        return race(m, RACE_WRITES);
+    return CHM_OK;
+}
+
 /* ---- iteration -------------------------------------------------------------------------- */
 
 static int unsafe_iter_init(chm_iter *it, chm *cm)
@@ -277,8 +397,14 @@ static int unsafe_iter_init(chm_iter *it, chm *cm)
     } else if (writer_active(m)) {
         return race(m, RACE_ITER);
     }
-    m->iter_rnd = chm__mix64(m->iter_rnd + 1, m->base.seed);
-    chm__gomap_iter_init(&ui->gi, &m->g, m->iter_rnd);
+    /* Go's mapiterinit draws a random start bucket and slot offset; here from a per-map
+     * sequence, so that a fixed seed still gives a reproducible order. Relaxed load and store,
+     * no read-modify-write: iterators may run on several threads at once (readers may share a
+     * Go map); two that draw the same start only iterate alike. */
+    uint64_t rnd =
+        chm__mix64(atomic_load_explicit(&m->iter_rnd, memory_order_relaxed) + 1, m->base.seed);
+    atomic_store_explicit(&m->iter_rnd, rnd, memory_order_relaxed);
+    chm__gomap_iter_init(&ui->gi, &m->g, rnd);
     ui->failed = false;
     return CHM_OK;
 }
@@ -331,6 +457,11 @@ static const struct chm_ops unsafe_ops = {
     .replace = unsafe_replace,
     .compute_if_absent = unsafe_compute_if_absent,
     .size = unsafe_size,
+    .compute = unsafe_compute,
+    .remove_if = unsafe_remove_if,
+    .clear = unsafe_clear,
+    .visit = unsafe_visit,
+    .stats = unsafe_stats,
     .iter_init = unsafe_iter_init,
     .iter_next = unsafe_iter_next,
     .iter_fini = unsafe_iter_fini,
@@ -347,7 +478,7 @@ static chm *unsafe_create(const chm_backend *b, const chm_options *opt)
         return NULL;
     }
     chm__header_init(&m->base, &unsafe_ops, b, opt);
-    m->iter_rnd = m->base.seed;
+    atomic_init(&m->iter_rnd, m->base.seed);
     if (chm__gomap_init(&m->g, &m->base, opt->capacity) != CHM_OK) {
         chm__free(m);
         errno = ENOMEM;

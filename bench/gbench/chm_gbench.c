@@ -276,6 +276,11 @@ int main(int argc, char **argv)
     static const char *const arg_names[] = {"keys"};
     int nfamilies = 0;
     for (const bench_map_impl *const *impl = bench_map_impls(); *impl; impl++) {
+        const char *missing = bench_map_unavailable(*impl);
+        if (missing) { /* a peer missing from this build: said, never silently absent */
+            fprintf(stderr, "chm_gbench: skipped %s: %s\n", (*impl)->name, missing);
+            continue;
+        }
         for (int op = 0; op < OP_COUNT && nfamilies < MAX_FAMILIES; op++) {
             struct family *f = &families[nfamilies++];
             f->impl = *impl;

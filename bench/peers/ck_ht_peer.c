@@ -2,8 +2,8 @@
  * ck_ht_peer.c - Concurrency Kit's ck_ht as a harness peer, used as ck documents it:
  *
  *   - CK_HT_MODE_DIRECT: 64-bit keys and values stored in the entry, no key copies.
- *   - ck_ht is single-writer / multi-reader ("spmc"): every put and remove takes one writer lock;
- *     gets take no lock.
+ *   - ck_ht is single-writer / multi-reader ("spmc"): every put, update and remove takes one
+ *     writer lock; gets take no lock.
  *   - Readers run inside ck_epoch sections; memory ck_ht retires (the old table after a grow) is
  *     handed to the allocator's free with defer == true and then freed through ck_epoch_call after
  *     a grace period, as ck_malloc's defer flag requires. Each thread gets its own epoch record,
@@ -204,6 +204,28 @@ static bool peer_put(bench_map *m, uint64_t key, uint64_t value)
     return ok && ck_ht_entry_empty(&e);
 }
 
+/* Set if present, under the writer lock: no other writer can remove the key between the
+ * lookup and the set (ck_ht_set_spmc replaces in place; readers see the old or the new value). */
+static bool peer_update(bench_map *m, uint64_t key, uint64_t value)
+{
+    struct ck_ht_peer *p = (struct ck_ht_peer *)m;
+    (void)my_record(p);
+    ck_ht_hash_t h;
+    ck_ht_entry_t e;
+    ck_ht_hash_direct(&h, &p->table, (uintptr_t)(key + 1));
+    ck_ht_entry_key_set_direct(&e, (uintptr_t)(key + 1));
+    ck_spinlock_fas_lock(&p->writer_lock);
+    current_writer_map = p;
+    bool found = ck_ht_get_spmc(&p->table, h, &e);
+    if (found) {
+        ck_ht_entry_set_direct(&e, h, (uintptr_t)(key + 1), (uintptr_t)value);
+        found = ck_ht_set_spmc(&p->table, h, &e);
+    }
+    current_writer_map = NULL;
+    ck_spinlock_fas_unlock(&p->writer_lock);
+    return found;
+}
+
 static bool peer_remove(bench_map *m, uint64_t key)
 {
     struct ck_ht_peer *p = (struct ck_ht_peer *)m;
@@ -236,6 +258,7 @@ const bench_map_impl bench_peer_ck_ht = {
     .destroy = peer_destroy,
     .get = peer_get,
     .put = peer_put,
+    .update = peer_update,
     .remove = peer_remove,
     .size = peer_size,
     .thread_exit = peer_thread_exit,

@@ -10,7 +10,8 @@
  *   - Lookups and updates run inside rcu_read_lock (cds_lfht requires it for add/del too);
  *     nodes leave through call_rcu, so a reader never sees freed memory.
  *   - put = cds_lfht_add_replace (a new node per put; the replaced node is freed after a grace
- *     period), remove = lookup + cds_lfht_del.
+ *     period), update = lookup + cds_lfht_replace (nothing added when absent), remove = lookup
+ *     + cds_lfht_del.
  */
 #define _LGPL_SOURCE /* liburcu's inline fast paths, as its documentation recommends */
 #include "../chmbench.h"
@@ -165,6 +166,40 @@ static bool peer_put(bench_map *m, uint64_t key, uint64_t value)
     return old == NULL;
 }
 
+/* Set if present: a new node replaces the one found (cds_lfht_replace), the old one leaves
+ * through call_rcu. -ENOENT means the node found was removed or replaced meanwhile: look again
+ * (a key removed for good then ends the update, nothing inserted). */
+static bool peer_update(bench_map *m, uint64_t key, uint64_t value)
+{
+    struct lfht_peer *p = (struct lfht_peer *)m;
+    ensure_registered();
+    struct lfht_node *n = malloc(sizeof *n);
+    if (!n)
+        return false;
+    n->key = key;
+    n->value = value;
+    cds_lfht_node_init(&n->node);
+    const unsigned long hash = chm_hash_u64(key, p->seed);
+    bool updated = false;
+    urcu_memb_read_lock();
+    for (;;) {
+        struct cds_lfht_iter iter;
+        cds_lfht_lookup(p->table, hash, match_key, &key, &iter);
+        struct cds_lfht_node *old = cds_lfht_iter_get_node(&iter);
+        if (!old)
+            break;
+        if (cds_lfht_replace(p->table, &iter, hash, match_key, &key, &n->node) == 0) {
+            urcu_memb_call_rcu(&caa_container_of(old, struct lfht_node, node)->rcu, free_node);
+            updated = true;
+            break;
+        }
+    }
+    urcu_memb_read_unlock();
+    if (!updated)
+        free(n);
+    return updated;
+}
+
 static bool peer_remove(bench_map *m, uint64_t key)
 {
     struct lfht_peer *p = (struct lfht_peer *)m;
@@ -201,6 +236,7 @@ const bench_map_impl bench_peer_lfht = {
     .destroy = peer_destroy,
     .get = peer_get,
     .put = peer_put,
+    .update = peer_update,
     .remove = peer_remove,
     .size = peer_size,
     .thread_exit = peer_thread_exit,

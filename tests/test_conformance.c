@@ -2611,6 +2611,21 @@ static void test_visit(const chm_backend *b)
     CHECK_RC(chm_get(m, 777777, NULL), CHM_NOTFOUND);
     CHECK_RC(chm_put(m, 5, 56, NULL), CHM_EXISTS);
     CHECK_RC(chm_put(m, 777777, 1, NULL), CHM_OK);
+    /* string keys: fn gets the key as the caller passed it, not the map's stored copy */
+    chm_free(m);
+    m = chm_new(b, &(chm_options){.keys = &chm_keys_string});
+    if (!CHECK(m != NULL))
+        goto out;
+    char put_key[32], probe[32];
+    snprintf(put_key, sizeof put_key, "visited-key");
+    CHECK_RC(chm_put(m, (uint64_t)(uintptr_t)put_key, 42, NULL), CHM_OK);
+    scribble(put_key, sizeof put_key);
+    snprintf(probe, sizeof probe, "visited-key");
+    memset(&s, 0, sizeof s);
+    if (CHECK_RC(chm_visit(m, (uint64_t)(uintptr_t)probe, vis_fn, &s), CHM_OK)) {
+        CHECK_EQ(s.key, (uint64_t)(uintptr_t)probe);
+        CHECK_EQ(s.value, 42);
+    }
 out:
     chm_free(m);
     chm_free(other);
@@ -2663,6 +2678,7 @@ enum {
     NW_COMPUTE,
     NW_REMOVE_IF,
     NW_CLEAR,
+    NW_SAME_KEY, /* a put of the key being computed */
     NW_COUNT
 };
 
@@ -2675,7 +2691,8 @@ static const char *const nw_names[NW_COUNT] = {"none",
                                                "compute_if_absent (new key)",
                                                "compute (SET, new key)",
                                                "remove_if",
-                                               "clear"};
+                                               "clear",
+                                               "put of the key being computed"};
 
 struct ncomp {
     chm *m;
@@ -2683,15 +2700,20 @@ struct ncomp {
     int action;   /* fn's decision */
     uint64_t set; /* fn's value for SET */
     unsigned calls;
-    int get_rc, nested_rc;
-    uint64_t get_v;
+    int get_rc, nested_rc, visit_rc;
+    uint64_t get_v, visit_v;
     size_t size;
-    bool structural; /* the nested write, if it ran, changed the map structurally */
 };
 
 #define NC_KEY 50   /* the key being computed */
 #define NC_OTHER 51 /* present, another key */
 #define NC_NEW 52   /* absent */
+
+static void ncomp_visit(uint64_t key, uint64_t value, void *arg)
+{
+    (void)key;
+    *(uint64_t *)arg = value;
+}
 
 static chm_compute_action ncomp_fn(uint64_t key, bool present, uint64_t old, uint64_t *value,
                                    void *arg)
@@ -2704,6 +2726,10 @@ static chm_compute_action ncomp_fn(uint64_t key, bool present, uint64_t old, uin
     c->get_v = POISON_OUT;
     c->get_rc = chm_get(c->m, NC_OTHER, &c->get_v);
     c->size = chm_size(c->m);
+    c->visit_v = 510;
+    c->visit_rc = CHM_OK;
+    if (c->nested != NW_NONE) /* "none": a nested chm_get and chm_size only */
+        c->visit_rc = chm_visit(c->m, NC_OTHER, ncomp_visit, &c->visit_v);
     struct upd u = {.action = CHM_COMPUTE_SET, .write = true, .set_to = 0x5e7};
     switch (c->nested) {
     case NW_NEW_KEY: c->nested_rc = chm_put(c->m, NC_NEW, 1, NULL); break;
@@ -2715,17 +2741,21 @@ static chm_compute_action ncomp_fn(uint64_t key, bool present, uint64_t old, uin
     case NW_COMPUTE: c->nested_rc = chm_compute(c->m, NC_NEW, upd_fn, &u, NULL); break;
     case NW_REMOVE_IF: c->nested_rc = chm_remove_if(c->m, NC_OTHER, 510); break;
     case NW_CLEAR: c->nested_rc = chm_clear(c->m); break;
+    case NW_SAME_KEY: c->nested_rc = chm_put(c->m, NC_KEY, 0xbeef, NULL); break;
     default: break;
     }
     *value = c->set;
     return (chm_compute_action)c->action;
 }
 
-/* What the nested write returns when it runs, and whether it is structural. */
-static int nw_ran_rc(int nested, bool *structural)
+/* What the nested write returns when it runs, and whether it fails the compute: it is
+ * structural, or it changed the value of the key being computed (fn decided on a value that
+ * has left the map). */
+static int nw_ran_rc(int nested, bool key_present, bool *fails)
 {
-    *structural = nested != NW_OVERWRITE && nested != NW_REPLACE;
+    *fails = nested != NW_OVERWRITE && nested != NW_REPLACE;
     switch (nested) {
+    case NW_SAME_KEY: return key_present ? CHM_EXISTS : CHM_OK;
     case NW_NEW_KEY:
     case NW_PIA:
     case NW_CIA:
@@ -2774,7 +2804,10 @@ static void ncomp_one(const chm_backend *b, int nested, int action, bool key_pre
     bool structural = false;
     bool ran = exclusive && nested != NW_NONE;
     if (nested != NW_NONE)
-        CHECK_RC(c.nested_rc, exclusive ? nw_ran_rc(nested, &structural) : CHM_EDEADLK);
+        CHECK_RC(c.nested_rc,
+                 exclusive ? nw_ran_rc(nested, key_present, &structural) : CHM_EDEADLK);
+    if (CHECK_RC(c.visit_rc, CHM_OK)) /* so does a nested visit */
+        CHECK_EQ(c.visit_v, 510);
     /* the map after the call: the nested write (if it ran), then fn's decision (unless the
      * nested write was structural) */
     if (ran) {
@@ -2793,6 +2826,11 @@ static void ncomp_one(const chm_backend *b, int nested, int action, bool key_pre
             vf_left(&vf, 510);
             tl_model_remove(&model, NC_OTHER, NULL);
             break;
+        case NW_SAME_KEY:
+            if (key_present)
+                vf_left(&vf, 500);
+            tl_model_put(&model, NC_KEY, 0xbeef, NULL);
+            break;
         case NW_CLEAR: {
             size_t pos = 0;
             uint64_t k, v;
@@ -2810,7 +2848,7 @@ static void ncomp_one(const chm_backend *b, int nested, int action, bool key_pre
         /* the compute applies nothing, whatever fn decided; fn's SET value went to value_free
          * within the call (never lost) -- unless it is the value fn saw the key hold, which is
          * the map's (a SET of it is a KEEP): freeing that one would free a value still in the
-         * map (or, after a nested clear, free it twice) */
+         * map (or, after a nested clear or put of the key, free it twice) */
         CHECK_RC(rc, CHM_ECONCURRENT);
         CHECK_EQ(r, POISON_OUT);
         if (action == CHM_COMPUTE_SET && !(same && key_present))

@@ -20,7 +20,7 @@ GET, PUT, PUT_IF_ABSENT, REMOVE, REPLACE, COMPUTE, ITER_INIT, ITER_NEXT, ITER_FI
     OP_COUNT = range(20)
 # enum nested_kind
 NK_GET, NK_PUT, NK_PUT_IF_ABSENT, NK_REMOVE, NK_REPLACE, NK_COMPUTE, NK_SIZE, NK_ITERATE, \
-    NK_UPDATE, NK_REMOVE_IF, NK_CLEAR, NK_COUNT = range(12)
+    NK_UPDATE, NK_REMOVE_IF, NK_CLEAR, NK_VISIT, NK_COUNT = range(13)
 # enum upd_shape (chm_compute's decisions)
 UPD_SET, UPD_DELETE, UPD_KEEP, UPD_COUNTER, UPD_SAME, UPD_OUTSIDE, UPD_DROP, \
     UPD_LOAD_OR_STORE, UPD_COUNT = range(9)
@@ -163,6 +163,8 @@ def nested_update(backend, keymode, flags=0, **kw):
     for k in range(4):
         s.op(PUT, k, 10 + k)
     s.update(1, UPD_COUNTER, 0, [(NK_GET, 2, 0, 0), (NK_SIZE, 0, 0, 0)])
+    s.update(2, UPD_DROP, 0, [(NK_VISIT, 3, 0, 1), (NK_VISIT, 9, 0, 0)])
+    s.compute(20, 96, [(NK_VISIT, 20, 0, 1), (NK_VISIT, 0, 0, 1)])
     s.update(2, UPD_SET, 81, [(NK_ITERATE, 0, 0, 0)])
     s.update(3, UPD_SET, 82, [(NK_PUT, 0, 83, 0)])  # an overwrite of another key
     s.update(0, UPD_SAME, 84, [(NK_PUT, 12, 85, 0)])  # structural; fn SETs what it saw

@@ -96,6 +96,7 @@ enum nested_kind {
     NK_UPDATE,    /* chm_compute (shape from the flags), on another key than the computed one */
     NK_REMOVE_IF, /* expected = current when the flag's bit 0 is set */
     NK_CLEAR,
+    NK_VISIT, /* chm_visit (with nested reads when the flag's bit 0 is set) */
     NK_COUNT
 };
 
@@ -436,6 +437,7 @@ static void do_update(struct fz *f, uint64_t mk, int shape, uint64_t v, int n,
                       const struct nested *ops, bool null_out);
 static void do_remove_if(struct fz *f, uint64_t mk, bool use_current, uint64_t expected);
 static void do_clear(struct fz *f);
+static void do_visit(struct fz *f, uint64_t mk, uint8_t flags);
 
 static void run_nested(struct fz *f, const struct nested *op)
 {
@@ -458,6 +460,7 @@ static void run_nested(struct fz *f, const struct nested *op)
         break;
     case NK_REMOVE_IF: do_remove_if(f, op->mk, op->raw & 1, op->v); break;
     case NK_CLEAR: do_clear(f); break;
+    case NK_VISIT: do_visit(f, op->mk, op->raw & 1); break;
     default: full_iteration(f, "iteration inside a compute function"); break;
     }
 }
@@ -724,6 +727,7 @@ static void do_clear(struct fz *f)
 struct visit_ctx {
     struct fz *f;
     uint64_t mk, want;
+    uint64_t key; /* the key as passed to chm_visit, which fn must get (not the stored copy) */
     unsigned calls;
     uint8_t flags;
 };
@@ -742,6 +746,9 @@ static void visit_fn(uint64_t key, uint64_t value, void *arg)
     struct fz *f = c->f;
     c->calls++;
     check_fn_key(f, key, c->mk, "chm_visit's function");
+    if (key != c->key)
+        fz_fail("chm_visit(%s): fn got key 0x%" PRIx64 ", not the caller's 0x%" PRIx64,
+                kdesc(f, c->mk), key, c->key);
     if (value != c->want)
         fz_fail("chm_visit(%s): fn saw 0x%" PRIx64 ", the model has 0x%" PRIx64, kdesc(f, c->mk),
                 value, c->want);
@@ -777,7 +784,8 @@ static void do_visit(struct fz *f, uint64_t mk, uint8_t flags)
     uint64_t cur = 0;
     bool present = tl_model_get(&f->model, mk, &cur);
     struct visit_ctx c = {.f = f, .mk = mk, .want = cur, .flags = flags};
-    int rc = chm_visit(f->m, map_key(f, mk, f->depth), visit_fn, &c);
+    c.key = map_key(f, mk, f->depth);
+    int rc = chm_visit(f->m, c.key, visit_fn, &c);
     scribble(f, f->depth);
     scribble(f, 2);
     if (enomem(f, "chm_visit", mk, rc))

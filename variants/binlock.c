@@ -26,6 +26,22 @@
  *                              CAS while the function runs (readers see absent, writers wait on
  *                              its lock and retry); otherwise the function runs under the bin
  *                              lock. It runs at most once among racing callers.
+ *   chm_compute                (compute, computeIfPresent) the same reservation or bin lock, and
+ *                              the function always runs under it, deciding keep / set / delete;
+ *                              the node, TreeNode or value record a SET could need is allocated
+ *                              first. A delete unlinks as remove does; an absent key kept turns
+ *                              the reservation back into an empty bin.
+ *   chm_remove_if              (replaceNode with cv, i.e. remove(key, value)) remove's path, the
+ *                              node unlinked only if it holds the expected value.
+ *   chm_clear                  (clear) each non-empty bin locked in turn and set empty, its nodes
+ *                              retired, one addCount for all; a forwarded bin is followed into
+ *                              the two bins it split into (after helping the transfer), so every
+ *                              key present throughout is removed even while tables grow.
+ *   chm_visit                  (get) the function runs on the value inside the read section,
+ *                              which keeps the value from value_free meanwhile.
+ *   chm_stats_get              sumCount; the (next) table's bins; bytes derived from the sizes,
+ *                              the count and a striped byte count for what is not a plain node
+ *                              (TreeNodes, TreeBins, string key copies); committed transfers.
  *   counting (addCount)        a base counter and striped counter cells, each on its own cache
  *                              line (@Contended), used once CASes on the base start to fail;
  *                              chm_size (sumCount) adds them up, exact when quiescent.
@@ -70,10 +86,10 @@
  * four. Counter cells need atomicity only (relaxed): exactness when quiescent comes from the
  * happens-before that quiescence means.
  *
- * Reclamation (src/smr.h). Retired, not freed: removed nodes (with their key copy and value),
- * originals of nodes cloned by a transfer or treeify (their key and value moved to the copy),
- * old TreeBins, reservation nodes, old tables (after the commit), and replaced values when the
- * map has a value_free. Counter cells live until chm_free.
+ * Reclamation (src/smr.h). Retired, not freed: removed and cleared nodes (with their key copy
+ * and value), originals of nodes cloned by a transfer or treeify (their key and value moved to
+ * the copy), old TreeBins, reservation nodes, old tables (after the commit), and replaced values
+ * when the map has a value_free. Counter cells live until chm_free.
  *
  * Deliberate differences from Java 8 (OpenJDK 11 source, backends.md section 4)
  *   - New nodes go to the *head* of a list (Java appends at the tail). The bin lock then moves
@@ -113,15 +129,20 @@
  *     the count of cells in use, so no array is ever copied or retired. If that allocation
  *     fails the base counter is used (Java's final fallback).
  *   - The hash: chm's seeded 64-bit mixer, spread as (h ^ h >> 32) & 2^63-1.
- *   - chm_compute_if_absent: a call the function makes to write to the same map (any key;
- *     itself, or from a compute in another map: src/reentry.h keeps the thread's stack of
- *     them) returns CHM_EDEADLK, detected before any lock is touched (Java throws
+ *   - chm_compute_if_absent and chm_compute: a call the function makes to write to the same map
+ *     (any key; itself, or from a compute in another map: src/reentry.h keeps the thread's
+ *     stack of them) returns CHM_EDEADLK, detected before any lock is touched (Java throws
  *     IllegalStateException("Recursive update") for the same bin, and may livelock or deadlock
  *     for others during a resize). chm_get, chm_size and iteration from inside work. The
  *     function runs outside the read section (its bin is held by the lock, which keeps the
  *     head and the table alive), so it may do anything else, including waiting for
  *     reclamation. As Java 9+, put_if_absent and compute_if_absent return lock-free when the
- *     bin's head holds the key.
+ *     bin's head holds the key. chm_compute allocates before its function runs (Java
+ *     allocates the new node after it), so out of memory never loses a decision.
+ *   - chm_clear walks bins by lineage (see bl_clear) instead of restarting at index 0 of the
+ *     next table after a helpTransfer, which can miss keys of bins not yet moved.
+ *   - chm_visit has no Java counterpart: get's lookup with a callback inside the read section
+ *     (a garbage collector keeps a value alive for whoever holds it; here the section does).
  *   - Bin-lock waits are bounded (see "Bin locks"); Java's monitors wait for as long as it
  *     takes, which a garbage collector does not mind.
  *   - capacity: Java's 1 + capacity / 0.75 rounded up to a power of two; the table is created
@@ -164,17 +185,25 @@ struct bl_map {
     unsigned ncpu;
     unsigned max_cells; /* counter cells at most: ncpu rounded up to a power of two, >= 2 */
     size_t cell_stride; /* 64 (own cache line) or 8 (chm_options.packed) */
+    size_t xcell_off;   /* where the byte cells start in the cell array (see xcell_at) */
+    bool key_bytes;     /* keys are chm_keys_string: their stored copies count in xbytes */
     /* Read by every operation, written by resizes only. */
     alignas(CHM_CACHELINE) _Atomic(struct bl_table *) table;
     _Atomic(struct bl_table *) next_table;
     _Atomic int64_t size_ctl;
     /* Claimed by transfer workers (CAS). */
     alignas(CHM_CACHELINE) _Atomic int64_t transfer_index;
-    /* The base counter, CASed by every uncontended writer: its own line. */
+    /* The base counter, CASed by every uncontended writer: its own line. xbase is the base of
+     * the byte count (add_xbytes), written only by writers whose nodes are not plain (tree
+     * nodes, string keys): on the line such a writer's base CAS owns already. */
     alignas(CHM_CACHELINE) _Atomic int64_t base_count;
+    _Atomic int64_t xbase;
     /* Counter cells (see fullAddCount): max_cells int64 counters in one 64-byte-aligned array,
      * cell_stride bytes apart: 64, so each has its own line (Java: @Contended), or 8 with
-     * chm_options.packed, eight to a line, for the false-sharing benchmark. */
+     * chm_options.packed, eight to a line, for the false-sharing benchmark. The byte cells
+     * (add_xbytes) share the array: the second word of each padded cell's line, or (packed) a
+     * second run of max_cells words after the counters, so packing leaves the counters' lines
+     * as they were. */
     alignas(CHM_CACHELINE) _Atomic(unsigned char *) cells;
     _Atomic unsigned ncells;
     _Atomic int cells_busy;
@@ -304,6 +333,7 @@ static void node_init(struct bl_node *e, uint64_t hash, uint64_t key, uint64_t v
     atomic_store_explicit(&e->value, value, memory_order_relaxed);
     atomic_store_explicit(&e->next, NULL, memory_order_relaxed);
     atomic_store_explicit(&e->lock.word, 0, memory_order_relaxed);
+    e->tree = false;
 }
 
 /* A node (plain or, with @tree, a TreeNode) for a key being inserted: allocated and the key
@@ -320,6 +350,7 @@ static struct bl_node *new_node(struct bl_map *m, uint64_t hash, uint64_t key, u
         return NULL;
     }
     node_init(e, hash, stored, value);
+    e->tree = tree;
     return e;
 }
 
@@ -425,6 +456,78 @@ static int64_t sum_count(struct bl_map *m)
     return sum;
 }
 
+/* ---- bytes (chm_stats_get) -------------------------------------------------------------------
+ * What the map holds is derived, not counted, wherever it can be: the map struct, the tables,
+ * the cell array, and sizeof(struct bl_node) per entry (from the entry count). The rest --
+ * xbytes -- is what entries x sizeof(struct bl_node) misses: the larger size of TreeNodes
+ * (TNODE_EXTRA each), TreeBins, and with chm_keys_string the stored key copies (strlen + 1).
+ * It changes only where such objects come and go (tree bins, string keys), so a map of integer
+ * keys never writes it. It is striped like the count: a base word on the base counter's line
+ * and one byte cell per counter cell, written with relaxed fetch_adds (a sum needs atomicity
+ * only, as the count). */
+#define TNODE_EXTRA ((int64_t)(sizeof(struct bl_tnode) - sizeof(struct bl_node)))
+#define TREEBIN_BYTES ((int64_t)sizeof(struct bl_treebin))
+
+static inline _Atomic int64_t *xcell_at(struct bl_map *m, unsigned char *cells, unsigned i)
+{
+    return (_Atomic int64_t *)(void *)(cells + m->xcell_off + (size_t)i * m->cell_stride);
+}
+
+/* The size of the counter cell array: the counters, and the byte cells in it (see bl_map). */
+static inline size_t cells_bytes(const struct bl_map *m)
+{
+    size_t n = (size_t)m->max_cells * m->cell_stride;
+    return m->cell_stride == CHM_CACHELINE ? n : 2 * n;
+}
+
+/* What node @e takes beyond sizeof(struct bl_node) (its node kind only; its key: key_bytes). */
+static inline int64_t node_extra(const struct bl_node *e)
+{
+    return e->tree ? TNODE_EXTRA : 0;
+}
+
+/* The bytes of the stored copy of key @stored, when they are counted (chm_keys_string). */
+static inline int64_t key_bytes(const struct bl_map *m, uint64_t stored)
+{
+    return chm_unlikely(m->key_bytes) ? (int64_t)strlen((const char *)(uintptr_t)stored) + 1 : 0;
+}
+
+/* What the entry in node @e adds to xbytes. */
+static inline int64_t entry_xbytes(const struct bl_map *m, const struct bl_node *e)
+{
+    return node_extra(e) + key_bytes(m, e->key);
+}
+
+static uint32_t probe_init(void);
+
+/* Add @x to xbytes: this thread's byte cell once there are cells, else the base word. */
+static void add_xbytes(struct bl_map *m, int64_t x)
+{
+    if (x == 0)
+        return;
+    /* Acquire: pairs with the release store of cells in full_add_count (the zeroed array). */
+    unsigned char *cells = atomic_load_explicit(&m->cells, memory_order_acquire);
+    if (cells == NULL) {
+        atomic_fetch_add_explicit(&m->xbase, x, memory_order_relaxed);
+        return;
+    }
+    uint32_t h = bl_probe;
+    if (h == 0)
+        bl_probe = h = probe_init();
+    unsigned n = atomic_load_explicit(&m->ncells, memory_order_relaxed); /* >= 2 with cells */
+    atomic_fetch_add_explicit(xcell_at(m, cells, h & (n - 1)), x, memory_order_relaxed);
+}
+
+static int64_t sum_xbytes(struct bl_map *m)
+{
+    int64_t sum = atomic_load_explicit(&m->xbase, memory_order_relaxed);
+    unsigned char *cells = atomic_load_explicit(&m->cells, memory_order_acquire); /* as above */
+    if (cells != NULL) /* every byte cell: ncells may have grown since a writer read it */
+        for (unsigned i = 0; i < m->max_cells; i++)
+            sum += atomic_load_explicit(xcell_at(m, cells, i), memory_order_relaxed);
+    return sum;
+}
+
 static uint32_t probe_init(void)
 {
     static atomic_uint_fast64_t seeder;
@@ -478,7 +581,7 @@ static void full_add_count(struct bl_map *m, int64_t x, bool was_uncontended)
             /* cellsBusy held (acquire/release pair with its other holders): initialise. */
             bool init = false;
             if (atomic_load_explicit(&m->cells, memory_order_relaxed) == NULL) {
-                size_t bytes = (size_t)m->max_cells * m->cell_stride;
+                size_t bytes = cells_bytes(m);
                 unsigned char *slab = chm__aligned_alloc(CHM_CACHELINE, bytes);
                 if (slab != NULL) {
                     memset(slab, 0, bytes);
@@ -661,11 +764,15 @@ static bool split_list(struct bl_map *m, struct bl_table *tab, struct bl_table *
     set_tab_at(tab, i, &nt->fwd);
     CHM_YIELD_POINT("bl.split.before_retire"); /* readers still on the cloned originals */
     /* The cloned originals: unreachable for new readers, their links frozen. The read section
-     * this writer is in keeps them valid while the loop reads their links. */
+     * this writer is in keeps them valid while the loop reads their links. A TreeNode original
+     * (a list left by untreeify) has a plain clone: xbytes shrinks. */
+    int64_t xb = 0;
     for (struct bl_node *p = f, *pn; p != last_run; p = pn) {
         pn = atomic_load_explicit(&p->next, memory_order_relaxed);
+        xb -= node_extra(p);
         retire(m, p, free_shell);
     }
+    add_xbytes(m, xb);
     return true;
 }
 
@@ -711,6 +818,7 @@ static bool split_tree(struct bl_map *m, struct bl_table *tab, struct bl_table *
             bool lo = (e->hash & n) == 0;
             struct bl_node *c = pool_take(lo ? &lpool : &hpool);
             node_init(c, e->hash, e->key, atomic_load_explicit(&e->value, memory_order_relaxed));
+            c->tree = lo ? ltree : htree;
             struct bl_node **tail = lo ? &ltail : &htail, **head = lo ? &ln : &hn;
             if ((lo ? ltree : htree))
                 bl_tnode_of(c)->prev = bl_tnode_of(*tail);
@@ -738,11 +846,19 @@ static bool split_tree(struct bl_map *m, struct bl_table *tab, struct bl_table *
     CHM_YIELD_POINT("bl.split_tree.before_fwd"); /* as in split_list */
     set_tab_at(tab, i, &nt->fwd);                /* after both halves, as in split_list */
     if (!reuse) {
+        /* xbytes: the copies' kinds and TreeBins replace the originals' (keys moved). */
+        int64_t xb = -TREEBIN_BYTES;
         for (struct bl_node *e = first, *en; e != NULL; e = en) {
             en = atomic_load_explicit(&e->next, memory_order_relaxed);
+            xb -= node_extra(e);
             retire(m, e, free_shell);
         }
         retire(m, t, free_shell);
+        if (lc > BL_UNTREEIFY_THRESHOLD)
+            xb += (int64_t)lc * TNODE_EXTRA + TREEBIN_BYTES;
+        if (hc > BL_UNTREEIFY_THRESHOLD)
+            xb += (int64_t)hc * TNODE_EXTRA + TREEBIN_BYTES;
+        add_xbytes(m, xb);
     }
     return true;
 }
@@ -924,8 +1040,11 @@ static void resize_check(struct bl_map *m, int64_t s)
 }
 
 /* helpTransfer: a writer met the forwarding node @f in @tab; help if that resize can use it,
- * and continue in the next table. */
-static struct bl_table *help_transfer(struct bl_map *m, struct bl_table *tab, struct bl_node *f)
+ * and continue in the next table. *@did_join (if not NULL) tells whether this thread ran
+ * transfer, which may have left the read section (smr_breathe): then only @tab and the table
+ * returned are known to be alive. */
+static struct bl_table *help_transfer_joined(struct bl_map *m, struct bl_table *tab,
+                                             struct bl_node *f, bool *did_join)
 {
     struct bl_table *nt = bl_fwd_table(f);
     int64_t rs = resize_stamp(tab->n), sc;
@@ -942,11 +1061,18 @@ static struct bl_table *help_transfer(struct bl_map *m, struct bl_table *tab, st
         if (atomic_compare_exchange_strong_explicit(&m->size_ctl, &seen, joined(sc),
                                                     memory_order_seq_cst, memory_order_seq_cst)) {
             atomic_fetch_add_explicit(&m->st_join, 1, memory_order_relaxed);
+            if (did_join != NULL)
+                *did_join = true;
             transfer(m, tab, nt);
             break;
         }
     }
     return nt;
+}
+
+static struct bl_table *help_transfer(struct bl_map *m, struct bl_table *tab, struct bl_node *f)
+{
+    return help_transfer_joined(m, tab, f, NULL);
 }
 
 /* tryPresize(size), as treeifyBin uses it: grow until the table could hold @size entries. */
@@ -997,6 +1123,7 @@ static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index)
                 struct bl_tnode *p = bl_tnode_of(pool_take(&pool));
                 node_init(&p->n, e->hash, e->key,
                           atomic_load_explicit(&e->value, memory_order_relaxed));
+                p->n.tree = true;
                 if ((p->prev = tl) == NULL)
                     hd = p;
                 else
@@ -1006,10 +1133,13 @@ static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index)
             chm__bl_treebin_init(&m->base, tb, hd);
             CHM_YIELD_POINT("bl.treeify.before_publish"); /* readers still on the list */
             set_tab_at(tab, index, &tb->n); /* the last write: publishes the whole TreeBin */
+            int64_t xb = (int64_t)count * TNODE_EXTRA + TREEBIN_BYTES;
             for (struct bl_node *e = b, *en; e != NULL; e = en) {
                 en = atomic_load_explicit(&e->next, memory_order_relaxed);
+                xb -= node_extra(e);      /* a TreeNode left in the list by untreeify */
                 retire(m, e, free_shell); /* key and value moved to the TreeNodes */
             }
+            add_xbytes(m, xb);
             atomic_fetch_add_explicit(&m->st_treeify, 1, memory_order_relaxed);
         }
     }
@@ -1082,6 +1212,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
     struct bl_node *node = NULL; /* the new node, allocated once */
     chm_value_retire *rec = NULL;
     long bin_count = 0;
+    int64_t xb = 0; /* the inserted entry's xbytes */
     int rc;
     chm__smr_read_lock();
     struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
@@ -1100,6 +1231,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
             CHM_YIELD_POINT("bl.put.before_cas_empty"); /* racing inserts and transfers */
             /* casTabAt. Release: the node is whole for readers that load it (acquire); on
              * failure we reload the winner's head with tab_at (acquire). */
+            xb = entry_xbytes(m, node); /* before the CAS: ours alone until then */
             if (atomic_compare_exchange_strong_explicit(
                     bin_at(t, i), &f, node, memory_order_release, memory_order_relaxed)) {
                 node = NULL;
@@ -1158,6 +1290,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                             break;
                         }
                         atomic_store_explicit(&node->next, f, memory_order_relaxed);
+                        xb = entry_xbytes(m, node);
                         CHM_YIELD_POINT("bl.put.before_publish");
                         set_tab_at(t, i, node); /* the critical section's last write */
                         node = NULL;
@@ -1189,6 +1322,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
                     if (x == NULL) {
                         rc = CHM_ENOMEM;
                     } else {
+                        xb = entry_xbytes(m, x);
                         chm__bl_tree_insert(cm, tb, bl_tnode_of(x));
                         rc = CHM_OK;
                     }
@@ -1204,8 +1338,10 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
             break;
         }
     }
-    if (rc == CHM_OK)
+    if (rc == CHM_OK) {
         add_count(m, 1, bin_count);
+        add_xbytes(m, xb);
+    }
     chm__smr_read_unlock();
     discard_node(m, node); /* allocated for a CAS we lost to the same key */
     chm__free(rec);
@@ -1230,9 +1366,41 @@ static int bl_put_if_absent(chm *cm, uint64_t key, uint64_t value, uint64_t *cur
     return rc;
 }
 
-/* ---- replaceNode (remove, replace) ------------------------------------------------------------ */
+/* ---- replaceNode (remove, remove_if, replace) ------------------------------------------------ */
 
-static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t expected,
+/* Unlink the entry @e from bin @i of @t, whose lock the caller holds: from the list (after
+ * @pred, NULL when @e heads it), or from the TreeBin @tb, which turns back into a list if that
+ * leaves it too small (untreeify: the remaining TreeNodes are a list already). Then retire @e
+ * with its key and value. Returns the change of xbytes. Shared by remove, remove_if, compute
+ * (DELETE). */
+static int64_t unlink_node(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
+                           struct bl_node *pred, struct bl_treebin *tb)
+{
+    int64_t xb = -entry_xbytes(m, e);
+    if (tb == NULL) {
+        /* Release stores: a reader that loads the link sees the successor whole; the unlinked
+         * node keeps its own next for readers on it. */
+        struct bl_node *nx = atomic_load_explicit(&e->next, memory_order_relaxed);
+        CHM_YIELD_POINT("bl.remove.before_unlink"); /* readers walk past e */
+        if (pred != NULL)
+            atomic_store_explicit(&pred->next, nx, memory_order_release);
+        else
+            set_tab_at(t, i, nx);
+    } else if (chm__bl_tree_remove(tb, bl_tnode_of(e))) {
+        set_tab_at(t, i, (struct bl_node *)atomic_load_explicit(&tb->first, memory_order_relaxed));
+        retire(m, tb, free_shell);
+        atomic_fetch_add_explicit(&m->st_untreeify, 1, memory_order_relaxed);
+        xb -= TREEBIN_BYTES;
+    }
+    CHM_YIELD_POINT("bl.remove.before_retire"); /* unlinked, readers on it */
+    retire(m, e, free_node_full);
+    return xb;
+}
+
+/* replaceNode(key, value, cv). @remove: unlink the key's node -- only if its value is
+ * @expected when @cv (remove_if: Java's remove(key, value)); else (replace) swap @expected for
+ * @desired. */
+static int replace_node(struct bl_map *m, uint64_t key, bool remove, bool cv, uint64_t expected,
                         uint64_t desired, uint64_t *old)
 {
     chm *cm = &m->base;
@@ -1241,6 +1409,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
     uint64_t h = spread(chm__hash(cm, key));
     chm_value_retire *rec = NULL;
     bool removed = false;
+    int64_t xb = 0;
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
     struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
@@ -1293,28 +1462,12 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
                         chm__value_retire(cm, m->domain, &rec, ev);
                         rc = CHM_OK;
                     }
+                } else if (cv && ev != expected) {
+                    rc = CHM_EXISTS; /* remove_if: another value, nothing changes */
                 } else {
-                    if (tb == NULL) {
-                        /* Release stores: a reader that loads the link sees the successor
-                         * whole; the unlinked node keeps its own next for readers on it. */
-                        struct bl_node *nx = atomic_load_explicit(&e->next, memory_order_relaxed);
-                        CHM_YIELD_POINT("bl.remove.before_unlink"); /* readers walk past e */
-                        if (pred != NULL)
-                            atomic_store_explicit(&pred->next, nx, memory_order_release);
-                        else
-                            set_tab_at(t, i, nx);
-                    } else if (chm__bl_tree_remove(tb, bl_tnode_of(e))) {
-                        /* untreeify: the remaining TreeNodes are a list already. */
-                        set_tab_at(t, i,
-                                   (struct bl_node *)atomic_load_explicit(&tb->first,
-                                                                          memory_order_relaxed));
-                        retire(m, tb, free_shell);
-                        atomic_fetch_add_explicit(&m->st_untreeify, 1, memory_order_relaxed);
-                    }
                     if (old != NULL)
                         *old = ev;
-                    CHM_YIELD_POINT("bl.remove.before_retire"); /* unlinked, readers on it */
-                    retire(m, e, free_node_full);
+                    xb = unlink_node(m, t, i, e, pred, tb);
                     removed = true;
                     rc = CHM_OK;
                 }
@@ -1324,8 +1477,10 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
         if (validated)
             break;
     }
-    if (removed)
+    if (removed) {
         add_count(m, -1, -1);
+        add_xbytes(m, xb);
+    }
     chm__smr_read_unlock();
     chm__free(rec);
     return rc;
@@ -1333,12 +1488,22 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, uint64_t ex
 
 static int bl_remove(chm *cm, uint64_t key, uint64_t *old)
 {
-    return replace_node(as_bl(cm), key, true, 0, 0, old);
+    return replace_node(as_bl(cm), key, true, false, 0, 0, old);
+}
+
+/* chm_remove_if: Java's remove(key, value), i.e. replaceNode(key, null, value): under the bin
+ * lock, unlink the node only if it holds @expected. The node goes as in chm_remove (@expected
+ * to value_free a grace period later, with the key). Linearizes at the unlink's store on
+ * success; a failure, where chm_get would: the acquire load of an empty bin, or the value read
+ * under the bin lock (whose acquire orders it after the store that wrote the value). */
+static int bl_remove_if(chm *cm, uint64_t key, uint64_t expected)
+{
+    return replace_node(as_bl(cm), key, true, true, expected, 0, NULL);
 }
 
 static int bl_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired)
 {
-    return replace_node(as_bl(cm), key, false, expected, desired, NULL);
+    return replace_node(as_bl(cm), key, false, false, expected, desired, NULL);
 }
 
 /* ---- computeIfAbsent -------------------------------------------------------------------------- */
@@ -1367,6 +1532,7 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
     struct bl_node *node = NULL, *res = NULL; /* the new node; the ReservationNode */
     uint64_t v = 0;
     long bin_count = 0;
+    int64_t xb = 0; /* the inserted entry's xbytes */
     bool inserted = false;
     chm__smr_read_lock();
     struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
@@ -1398,6 +1564,7 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
                                                         memory_order_relaxed)) {
                 v = run_compute(cm, fn, key, arg);
                 atomic_store_explicit(&node->value, v, memory_order_relaxed);
+                xb = entry_xbytes(m, node);
                 CHM_YIELD_POINT("bl.compute.reserved"); /* readers see the reservation */
                 set_tab_at(t, i, node);                 /* publishes the node and its value */
                 node = NULL;
@@ -1449,6 +1616,7 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
                         v = run_compute(cm, fn, key, arg);
                         atomic_store_explicit(&node->value, v, memory_order_relaxed);
                         atomic_store_explicit(&node->next, f, memory_order_relaxed);
+                        xb = entry_xbytes(m, node);
                         set_tab_at(t, i, node); /* the critical section's last write */
                         node = NULL;
                         inserted = true;
@@ -1472,6 +1640,7 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
                     } else {
                         v = run_compute(cm, fn, key, arg);
                         atomic_store_explicit(&x->value, v, memory_order_relaxed);
+                        xb = entry_xbytes(m, x);
                         chm__bl_tree_insert(cm, tb, bl_tnode_of(x)); /* publishes x (release) */
                         inserted = true;
                         rc = CHM_OK;
@@ -1486,14 +1655,428 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
             break;
         }
     }
-    if (inserted)
+    if (inserted) {
         add_count(m, 1, bin_count);
+        add_xbytes(m, xb);
+    }
     chm__smr_read_unlock();
     discard_node(m, node);
     chm__free(res); /* never published */
     if (rc >= 0 && value != NULL)
         *value = v;
     return rc;
+}
+
+/* ---- compute (Java 8's compute and computeIfPresent) ------------------------------------------ */
+
+/* Run chm_compute's function as run_compute runs compute_if_absent's: on the thread's compute
+ * stack (nested writes to this map return CHM_EDEADLK), outside the read section while the
+ * caller holds the bin's lock or its reservation -- which keeps the bin's nodes, the head and
+ * the table alive, since unlinking, treeifying, moving a bin and committing a transfer all take
+ * that lock. */
+static chm_compute_action run_update(const chm *cm, chm_update_fn *fn, uint64_t key, bool present,
+                                     uint64_t old, uint64_t *value, void *arg)
+{
+    chm__smr_read_unlock();
+    chm_compute_action a =
+        chm__reentry_update(cm, CHM__HOLD_PART, fn, key, present, old, value, arg);
+    chm__smr_read_lock();
+    return a;
+}
+
+/* Apply the decision @a on the present entry @e (value @old) of bin @i of @t, locked by the
+ * caller (@pred, @tb: as unlink_node). SET of another value: the value is swapped and @old
+ * retired through the reserved *@rec; SET of @old itself or KEEP: nothing changes and *@v is
+ * @old; DELETE: unlinked and retired as chm_remove does (*@delta -1). Returns CHM_OK (present
+ * after) or CHM_NOTFOUND (deleted). */
+static int apply_present(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
+                         struct bl_node *pred, struct bl_treebin *tb, uint64_t old,
+                         chm_compute_action a, uint64_t *v, chm_value_retire **rec, int64_t *xb,
+                         int *delta)
+{
+    if (a == CHM_COMPUTE_DELETE) {
+        *xb = unlink_node(m, t, i, e, pred, tb);
+        *delta = -1;
+        return CHM_NOTFOUND;
+    }
+    if (a == CHM_COMPUTE_SET && *v != old) {
+        /* Release: pairs with the acquire loads of the value (as put). This store is the
+         * compute's linearization point. */
+        atomic_store_explicit(&e->value, *v, memory_order_release);
+        chm__value_retire(&m->base, m->domain, rec, old);
+    } else {
+        *v = old; /* KEEP, or a SET of the value it holds: a KEEP (no value_free) */
+    }
+    return CHM_OK;
+}
+
+/*
+ * compute: Java 8's compute, with the function deciding keep / set / delete (computeIfPresent is
+ * a function that keeps an absent key). As compute_if_absent: an empty bin is reserved by CAS
+ * with a locked ReservationNode while the function runs (readers see the key absent; writers
+ * wait on its lock); any other bin is locked at its head, and the function runs under that
+ * lock. The function always runs, once, holding the bin -- so racing computes of one key apply
+ * one after another -- and outside the read section (run_update).
+ *
+ * Allocation before the function: whatever its SET could need, once the bin's state is known
+ * under the lock -- a node for an absent key (a TreeNode in a TreeBin; with the reservation, the
+ * node is allocated before the CAS) and, for a present key on a map with value_free, the value's
+ * retire record. So CHM_ENOMEM always means the function did not run and nothing changed;
+ * unused reservations are freed at the end. What can fail after it (a resize's table, counter
+ * cells, treeify) is absorbed, as in put.
+ *
+ * Linearization point: the store that publishes the decision -- the new head or tree link (an
+ * insert), the value store (a SET of another value), the unlink store (DELETE) -- or, for a KEEP
+ * (a SET of the same value, a DELETE of an absent key), the moment the function's view was read:
+ * the bin lock's acquisition, or the reservation's CAS into the empty bin.
+ */
+static int bl_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint64_t *result)
+{
+    struct bl_map *m = as_bl(cm);
+    int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
+    if (rc != CHM_OK)
+        return rc;
+    uint64_t h = spread(chm__hash(cm, key));
+    /* Reservations, each allocated once and kept across retries: the plain node, the TreeNode,
+     * the ReservationNode, the value's retire record. */
+    struct bl_node *node = NULL, *tnode = NULL, *res = NULL;
+    chm_value_retire *rec = NULL;
+    uint64_t v = 0;
+    long bin_count = 0;
+    int delta = 0;  /* the entry count's change */
+    int64_t xb = 0; /* xbytes' change */
+    chm__smr_read_lock();
+    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
+    for (;;) {
+        if (t == NULL && (t = init_table(m)) == NULL) {
+            rc = CHM_ENOMEM;
+            break;
+        }
+        size_t i = h & (t->n - 1);
+        struct bl_node *f = tab_at(t, i);
+        if (f == NULL) {
+            /* Both allocations first: after the CAS nothing may fail (as compute_if_absent). */
+            if (res == NULL) {
+                if ((res = chm__malloc(sizeof *res)) == NULL) {
+                    rc = CHM_ENOMEM;
+                    break;
+                }
+                node_init(res, BL_RESERVED, 0, 0);
+            }
+            if (node == NULL && (node = new_node(m, h, key, 0, false)) == NULL) {
+                rc = CHM_ENOMEM;
+                break;
+            }
+            (void)bl_lock_acquire(&res->lock); /* unpublished: uncontended, cannot fail */
+            /* Release: as compute_if_absent's reservation. */
+            if (atomic_compare_exchange_strong_explicit(bin_at(t, i), &f, res, memory_order_release,
+                                                        memory_order_relaxed)) {
+                if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+                    atomic_store_explicit(&node->value, v, memory_order_relaxed);
+                    xb = entry_xbytes(m, node);
+                    set_tab_at(t, i, node); /* publishes the node and its value */
+                    node = NULL;
+                    delta = 1;
+                    rc = CHM_OK;
+                } else {
+                    set_tab_at(t, i, NULL); /* the bin is empty again (Java: setTabAt null) */
+                    rc = CHM_NOTFOUND;
+                }
+                bl_lock_release(&res->lock); /* waiters see a new head and retry */
+                retire(m, res, free_shell);
+                res = NULL;
+                bin_count = 1;
+                break;
+            }
+            bl_lock_release(&res->lock);
+            continue;
+        }
+        uint64_t fh = f->hash;
+        if (fh == BL_MOVED) {
+            t = help_transfer(m, t, f);
+            continue;
+        }
+        bool done = false;
+        if (!bl_lock_acquire(&f->lock)) {
+            smr_breathe(); /* t and f may be gone now: start over from the table */
+            t = atomic_load_explicit(&m->table, memory_order_acquire);
+            continue;
+        }
+        /* Relaxed: as in transfer. */
+        if (atomic_load_explicit(bin_at(t, i), memory_order_relaxed) == f) {
+            if (!bl_special(fh)) {
+                done = true;
+                bin_count = 1;
+                for (struct bl_node *e = f, *pred = NULL;; ++bin_count) {
+                    if (e->hash == h && chm__key_equal(cm, e->key, key)) {
+                        uint64_t old = atomic_load_explicit(&e->value, memory_order_relaxed);
+                        if (!chm__value_retire_reserve(cm, &rec)) {
+                            rc = CHM_ENOMEM; /* before the function: it does not run */
+                            break;
+                        }
+                        chm_compute_action a = run_update(cm, fn, key, true, old, &v, arg);
+                        rc = apply_present(m, t, i, e, pred, NULL, old, a, &v, &rec, &xb, &delta);
+                        break;
+                    }
+                    struct bl_node *nx = atomic_load_explicit(&e->next, memory_order_relaxed);
+                    if (nx == NULL) { /* absent: a new node would head the bin */
+                        if (node == NULL && (node = new_node(m, h, key, 0, false)) == NULL) {
+                            rc = CHM_ENOMEM;
+                            break;
+                        }
+                        if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+                            atomic_store_explicit(&node->value, v, memory_order_relaxed);
+                            atomic_store_explicit(&node->next, f, memory_order_relaxed);
+                            xb = entry_xbytes(m, node);
+                            set_tab_at(t, i, node); /* the critical section's last write */
+                            node = NULL;
+                            delta = 1;
+                            rc = CHM_OK;
+                        } else {
+                            rc = CHM_NOTFOUND;
+                        }
+                        break;
+                    }
+                    pred = e;
+                    e = nx;
+                }
+            } else if (fh == BL_TREEBIN) {
+                done = true;
+                bin_count = 2;
+                struct bl_treebin *tb = bl_treebin_of(f);
+                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
+                if (p != NULL) {
+                    uint64_t old = atomic_load_explicit(&p->n.value, memory_order_relaxed);
+                    if (!chm__value_retire_reserve(cm, &rec)) {
+                        rc = CHM_ENOMEM;
+                    } else {
+                        chm_compute_action a = run_update(cm, fn, key, true, old, &v, arg);
+                        rc = apply_present(m, t, i, &p->n, NULL, tb, old, a, &v, &rec, &xb, &delta);
+                    }
+                } else if (tnode == NULL && (tnode = new_node(m, h, key, 0, true)) == NULL) {
+                    rc = CHM_ENOMEM;
+                } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+                    atomic_store_explicit(&tnode->value, v, memory_order_relaxed);
+                    xb = entry_xbytes(m, tnode);
+                    chm__bl_tree_insert(cm, tb, bl_tnode_of(tnode)); /* publishes (release) */
+                    tnode = NULL;
+                    delta = 1;
+                    rc = CHM_OK;
+                } else {
+                    rc = CHM_NOTFOUND;
+                }
+            }
+            /* else a ReservationNode: its compute finished before we got its lock; retry. */
+        }
+        bl_lock_release(&f->lock);
+        if (done) {
+            if (bin_count >= BL_TREEIFY_THRESHOLD && rc >= 0) /* as put_val (Java) */
+                treeify_bin(m, t, i);
+            break;
+        }
+    }
+    if (delta != 0) {
+        add_count(m, delta, delta > 0 ? bin_count : -1); /* addCount: may start a resize */
+        add_xbytes(m, xb);
+    }
+    chm__smr_read_unlock();
+    discard_node(m, node); /* reservations the decision did not use */
+    discard_node(m, tnode);
+    chm__free(res);
+    chm__free(rec);
+    if (rc == CHM_OK && result != NULL)
+        *result = v;
+    return rc;
+}
+
+/* ---- clear ------------------------------------------------------------------------------------ */
+
+struct clear_tally {
+    int64_t removed; /* entries unlinked */
+    int64_t xb;      /* xbytes' change */
+    bool may_help;   /* help a transfer at the next forwarding node (once per lineage) */
+};
+
+/*
+ * Empty bin @i of @t: lock its head, re-check it, set the bin to NULL and retire every node
+ * (with its key and value: free_node_full) and a TreeBin. A forwarded bin is emptied in the
+ * next table: the two bins it split into, complete there once the forwarding node is seen
+ * (recursively, through later resizes). Returns false when this thread left its read section
+ * meanwhile -- a bin lock's holder outlasted the wait's patience (smr_breathe), or it joined a
+ * transfer, which may breathe -- so that every table pointer its callers hold may be stale:
+ * the caller starts the bin's lineage again from the current table.
+ */
+static bool clear_bin(struct bl_map *m, struct bl_table *t, size_t i, struct clear_tally *c)
+{
+    for (;;) {
+        struct bl_node *f = tab_at(t, i);
+        if (f == NULL)
+            return true;
+        if (f->hash == BL_MOVED) {
+            struct bl_table *nt = bl_fwd_table(f);
+            bool joined = false;
+            if (c->may_help) {
+                c->may_help = false;
+                (void)help_transfer_joined(m, t, f, &joined);
+                if (joined)
+                    return false;
+            }
+            /* Both halves were in nt before the forwarding node was published (release, read
+             * by tab_at's acquire); nt, reached in this read section, stays valid in it. */
+            return clear_bin(m, nt, i, c) && clear_bin(m, nt, i + t->n, c);
+        }
+        if (!bl_lock_acquire(&f->lock)) {
+            smr_breathe(); /* as in put_val: t and f may be gone now */
+            return false;
+        }
+        bool cleared = false;
+        /* Relaxed: as in transfer. A ReservationNode is never still the head once its lock is
+         * ours (see transfer); were it, the bin would be retried. */
+        if (atomic_load_explicit(bin_at(t, i), memory_order_relaxed) == f &&
+            f->hash != BL_RESERVED) {
+            struct bl_node *e = f;
+            if (f->hash == BL_TREEBIN)
+                e = (struct bl_node *)atomic_load_explicit(&bl_treebin_of(f)->first,
+                                                           memory_order_relaxed);
+            /* Release (set_tab_at): the empty bin. Readers already on the nodes walk on through
+             * their frozen links (retired, not freed: they are in read sections); writers
+             * waiting on f's lock find another head and retry. */
+            set_tab_at(t, i, NULL);
+            for (struct bl_node *en; e != NULL; e = en) {
+                en = atomic_load_explicit(&e->next, memory_order_relaxed);
+                c->removed++;
+                c->xb -= entry_xbytes(m, e);
+                retire(m, e, free_node_full);
+            }
+            if (f->hash == BL_TREEBIN) {
+                c->xb -= TREEBIN_BYTES;
+                retire(m, f, free_shell);
+            }
+            cleared = true;
+        }
+        bl_lock_release(&f->lock);
+        if (cleared)
+            return true;
+    }
+}
+
+/*
+ * clear: Java 8's clear() -- lock each non-empty bin in turn, empty it, one addCount for all --
+ * with two changes for the contract's "every key present for the whole call is removed":
+ *   - Java restarts from index 0 of the next table after helping a transfer, and so misses the
+ *     keys of bins not yet moved (they arrive in bins it has passed). Here the walk goes by
+ *     *lineage*: bins of the first table read, n0 of them, in order; lineage b is every bin of
+ *     the current table whose index is b modulo n0 (tables only double, so a key with hash h
+ *     is always in lineage h mod n0), and a forwarded bin is followed into the two bins it
+ *     split into (clear_bin), which the transfer completed before forwarding it.
+ *   - a wait that leaves the read section (a bin lock held by a long compute function, or
+ *     joining a transfer: see clear_bin) makes every table pointer stale: the lineage starts
+ *     again from the current table. A lineage joins a transfer at most once (Java helps at
+ *     every forwarding node; here a paused transfer that cannot allocate would bring it back
+ *     forever).
+ * Keys put meanwhile may survive (in a bin already emptied). Never allocates; the table stays.
+ * Each bin's NULL store is the linearization point of its keys' removal.
+ */
+static int bl_clear(chm *cm)
+{
+    struct bl_map *m = as_bl(cm);
+    if (chm__reentry_refuses_write(cm))
+        return CHM_EDEADLK; /* from a compute or visit function on this map */
+    struct clear_tally c = {0, 0, true};
+    chm__smr_read_lock();
+    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
+    size_t n0 = t != NULL ? t->n : 0;
+    for (size_t b = 0; b < n0;) {
+        bool ok = true;
+        for (size_t j = b; ok && j < t->n; j += n0)
+            ok = clear_bin(m, t, j, &c);
+        if (ok) {
+            b++;
+            c.may_help = true;
+        }
+        /* Acquire: as bl_get. The current table: a multiple of n0 bins. */
+        t = atomic_load_explicit(&m->table, memory_order_acquire);
+    }
+    if (c.removed != 0) {
+        add_count(m, -c.removed, -1);
+        add_xbytes(m, c.xb);
+    }
+    chm__smr_read_unlock();
+    return CHM_OK;
+}
+
+/* ---- visit ------------------------------------------------------------------------------------ */
+
+/* visit: chm_get with the function run on the value inside the read section, so that a value
+ * replaced or removed meanwhile reaches value_free only after the function returns: its retire
+ * record (or node) is retired after the store that replaced (or unlinked) it, which follows our
+ * load, so its grace period waits for this section. Nothing is locked: the function may call
+ * chm_get, chm_visit and chm_size of this map (they only nest the section); a write returns
+ * CHM_EDEADLK (CHM__HOLD_READ on the thread's stack: a writer may wait for a grace period).
+ * Linearizes at the value's acquire load, as chm_get. */
+static int bl_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
+{
+    struct bl_map *m = as_bl(cm);
+    uint64_t h = spread(chm__hash(cm, key));
+    int rc = CHM_NOTFOUND;
+    chm__smr_read_lock();
+    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
+    if (t != NULL) {
+        struct bl_node *e = find(cm, tab_at(t, h & (t->n - 1)), h, key);
+        if (e != NULL) {
+            /* Acquire: as bl_get; what a pointer value points to is visible to fn. */
+            uint64_t v = atomic_load_explicit(&e->value, memory_order_acquire);
+            chm__reentry_visit(cm, fn, key, v, arg);
+            rc = CHM_OK;
+        }
+    }
+    chm__smr_read_unlock();
+    return rc;
+}
+
+/* ---- stats ------------------------------------------------------------------------------------ */
+
+static size_t table_bytes(const struct bl_table *t)
+{
+    return t != NULL ? sizeof *t + t->n * sizeof t->bins[0] : 0;
+}
+
+/*
+ * stats: read without stopping writers (relaxed counters, one read section for the tables).
+ *   entries  sumCount, as chm_size;
+ *   buckets  the bins of nextTable during a transfer (running or paused), else of the table;
+ *   bytes    the map struct, the table and nextTable, the counter cell array, entries x
+ *            sizeof(struct bl_node), and xbytes: the extra size of TreeNodes, the TreeBins, and
+ *            with chm_keys_string the stored key copies (strlen + 1). Not counted: the SMR
+ *            domain (smr.c's), objects retired and not yet freed (see pending), a compute's
+ *            ReservationNode, key copies made by other keyops' retain (their size is unknown),
+ *            and what malloc rounds up. Exact when quiescent;
+ *   resizes  transfers committed since chm_new (a pause is not one);
+ *   pending  chm__smr_pending of the map's domain.
+ */
+static void bl_stats(chm *cm, chm_stats *st)
+{
+    struct bl_map *m = as_bl(cm);
+    int64_t n = sum_count(m);
+    size_t entries = n < 0 ? 0 : (size_t)n; /* transiently negative while counts race */
+    int64_t xb = sum_xbytes(m);
+    chm__smr_read_lock();
+    /* Acquire: pair with the publications of the tables (initTable, commit: release; the
+     * resize start's seq_cst store of nextTable); their sizes are read in this section. */
+    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire);
+    struct bl_table *nt = atomic_load_explicit(&m->next_table, memory_order_acquire);
+    size_t bytes = sizeof *m + table_bytes(t) + table_bytes(nt);
+    st->buckets = nt != NULL ? nt->n : t != NULL ? t->n : 0;
+    chm__smr_read_unlock();
+    if (atomic_load_explicit(&m->cells, memory_order_acquire) != NULL) /* as sum_count */
+        bytes += cells_bytes(m);
+    bytes += entries * sizeof(struct bl_node);
+    if (xb > 0)
+        bytes += (size_t)xb;
+    st->entries = entries;
+    st->bytes = bytes;
+    st->resizes = (size_t)atomic_load_explicit(&m->st_resize, memory_order_relaxed);
+    st->pending = chm__smr_pending(m->domain);
 }
 
 /* ---- size ------------------------------------------------------------------------------------- */
@@ -1627,9 +2210,13 @@ static void bl_iter_fini(chm_iter *it)
 
 /* ---- self-check and statistics --------------------------------------------------------------- */
 
-/* Check the bin @e that sits at index @idx of a table of @n bins; add its entries to *count. */
-static int check_bin(struct bl_map *m, struct bl_node *e, size_t idx, size_t n, size_t *count,
-                     size_t *longest, size_t *trees, size_t *tree_nodes)
+struct walk {
+    size_t count, longest, trees, tree_nodes;
+    int64_t xbytes; /* what xbytes should be (see add_xbytes) */
+};
+
+/* Check the bin @e that sits at index @idx of a table of @n bins; add it to *@w. */
+static int check_bin(struct bl_map *m, struct bl_node *e, size_t idx, size_t n, struct walk *w)
 {
     chm *cm = &m->base;
     if (e == NULL)
@@ -1653,10 +2240,14 @@ static int check_bin(struct bl_map *m, struct bl_node *e, size_t idx, size_t n, 
                 return -2; /* stale hash */
             if ((x->hash & (n - 1)) != idx)
                 return -3; /* node in the wrong bin */
+            if (!x->tree)
+                return -17; /* a plain node in a TreeBin */
+            w->xbytes += entry_xbytes(m, x);
         }
-        *count += c;
-        (*trees)++;
-        *tree_nodes += c;
+        w->xbytes += TREEBIN_BYTES;
+        w->count += c;
+        w->trees++;
+        w->tree_nodes += c;
         return 0;
     }
     if (bl_special(e->hash))
@@ -1672,17 +2263,14 @@ static int check_bin(struct bl_map *m, struct bl_node *e, size_t idx, size_t n, 
             return -3;
         if (find(cm, e, x->hash, x->key) != x)
             return -5; /* duplicate key in a list */
+        w->xbytes += entry_xbytes(m, x);
         len++;
     }
-    *count += len;
-    if (len > *longest)
-        *longest = len;
+    w->count += len;
+    if (len > w->longest)
+        w->longest = len;
     return 0;
 }
-
-struct walk {
-    size_t count, longest, trees, tree_nodes;
-};
 
 /* Walk every entry of a quiescent map: the table, and the next table of a paused resize. */
 static int walk_map(struct bl_map *m, struct walk *w)
@@ -1700,16 +2288,13 @@ static int walk_map(struct bl_map *m, struct walk *w)
         if (e != NULL && e->hash == BL_MOVED) {
             if (nt == NULL || e != &nt->fwd)
                 return -9; /* forwarding node to a table that is not the next one */
-            if ((rc = check_bin(m, tab_at(nt, i), i, nt->n, &w->count, &w->longest, &w->trees,
-                                &w->tree_nodes)) != 0 ||
-                (rc = check_bin(m, tab_at(nt, i + t->n), i + t->n, nt->n, &w->count, &w->longest,
-                                &w->trees, &w->tree_nodes)) != 0)
+            if ((rc = check_bin(m, tab_at(nt, i), i, nt->n, w)) != 0 ||
+                (rc = check_bin(m, tab_at(nt, i + t->n), i + t->n, nt->n, w)) != 0)
                 return rc;
         } else {
             if (nt != NULL && (tab_at(nt, i) != NULL || tab_at(nt, i + t->n) != NULL))
                 return -13; /* next table filled for a bin that did not move */
-            if ((rc = check_bin(m, e, i, t->n, &w->count, &w->longest, &w->trees,
-                                &w->tree_nodes)) != 0)
+            if ((rc = check_bin(m, e, i, t->n, w)) != 0)
                 return rc;
         }
     }
@@ -1740,6 +2325,8 @@ static int bl_validate(chm *cm)
         return rc;
     if ((int64_t)w.count != sum_count(m))
         return -1; /* the counters disagree with the bins */
+    if (w.xbytes != sum_xbytes(m))
+        return -18; /* the byte count (xbytes) disagrees with the bins */
     unsigned nc = atomic_load_explicit(&m->ncells, memory_order_relaxed);
     if (atomic_load_explicit(&m->cells, memory_order_acquire) != NULL &&
         (nc < 2 || nc > m->max_cells || (nc & (nc - 1)) != 0))
@@ -1768,6 +2355,8 @@ static const char *bl_invariant(int code)
     case -14: return "strides left to claim with no resize";
     case -15: return "sizeCtl is not the table's threshold";
     case -16: return "counter cells malformed or cellsBusy held";
+    case -17: return "a plain node in a TreeBin";
+    case -18: return "the byte count (xbytes) disagrees with the bins";
     case -40: return "tree: parent link";
     case -41: return "tree: left child link or hash order";
     case -42: return "tree: right child link or hash order";
@@ -1856,6 +2445,11 @@ static const struct chm_ops bl_ops = {
     .replace = bl_replace,
     .compute_if_absent = bl_compute_if_absent,
     .size = bl_size,
+    .compute = bl_compute,
+    .remove_if = bl_remove_if,
+    .clear = bl_clear,
+    .visit = bl_visit,
+    .stats = bl_stats,
     .iter_init = bl_iter_init,
     .iter_next = bl_iter_next,
     .iter_fini = bl_iter_fini,
@@ -1892,6 +2486,9 @@ static chm *bl_create(const chm_backend *b, const chm_options *opt)
     m->ncpu = ncpu < 1 ? 1 : ncpu > (1L << 16) ? (1u << 16) : (unsigned)ncpu;
     m->max_cells = (unsigned)table_size_for(m->ncpu < 2 ? 2 : m->ncpu);
     m->cell_stride = opt->packed ? sizeof(int64_t) : CHM_CACHELINE;
+    /* The byte cells: the second word of a padded cell's line, or after the packed counters. */
+    m->xcell_off = opt->packed ? (size_t)m->max_cells * sizeof(int64_t) : sizeof(int64_t);
+    m->key_bytes = opt->keys == &chm_keys_string;
     atomic_init(&m->size_ctl, (int64_t)n);
     if (n != 0 && init_table(m) == NULL) {
         chm__smr_domain_free(m->domain);

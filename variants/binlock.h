@@ -101,6 +101,8 @@ struct bl_node {
     _Atomic uint64_t value;         /* release store under the bin lock, acquire load */
     _Atomic(struct bl_node *) next; /* release store under the bin lock, acquire load */
     bl_lock lock;                   /* the bin lock while this node heads its bin */
+    bool tree; /* immutable: allocated as a struct bl_tnode (sizes for chm_stats_get; a TreeNode
+                  stays one in a list after untreeify or a transfer's lastRun); in padding */
 };
 
 /* Java's TreeNode: a Node (so the `first/next` list is an ordinary list of nodes) plus the

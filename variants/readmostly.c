@@ -32,9 +32,12 @@
  * on x86: a store on every read) or a seqlock (readers retry, writers lock per entry), and gives
  * up Go's lock-free trySwap.
  *
- * The read index is a power-of-two array of {key, entry*} slots, linear probing, load factor at
- * most 1/4 (RM_LOAD_LOG: a miss, half of a typical mix's reads, probes ~1.4 slots instead of ~2.5
- * at 1/2), no tombstones (it is never written once published). It is the same structure as the
+ * The read index is a power-of-two array of one-word slots (an entry's address tagged with 16
+ * bits of its hash: a probe dereferences only entries whose tag matches), linear probing, load
+ * factor at most 1/2 (RM_LOAD_LOG: a miss probes ~2.5 slots, all but always on one 64-byte line
+ * of eight slots; the first design's 16-byte {key, entry*} slots at load 1/4 probed ~1.4 slots
+ * on lines of four, for 67 bytes of index per entry instead of 17), no tombstones (it is never
+ * written once published). Entries come from a pool the map owns (src/pool.h). It is the same structure as the
  * dirty map, which is mutable only while it is unpublished (it deletes by backward shift, so it
  * needs no tombstones either), so promotion is O(1) as in Go: the dirty table *becomes* the read
  * index. Indexes are 128-byte aligned and `read` packs {index address, log2(slots), amended}
@@ -177,6 +180,7 @@
 #define _GNU_SOURCE
 #include "readmostly.h"
 #include "reentry.h"
+#include "pool.h"
 #include "smr.h"
 #include "torture.h"
 
@@ -189,7 +193,7 @@
 #define RM_MIN_SHIFT 3     /* 8 slots */
 #define RM_MAX_SHIFT 58
 #ifndef RM_LOAD_LOG
-#define RM_LOAD_LOG 2 /* a table of 2^s slots holds at most 2^(s - RM_LOAD_LOG) entries */
+#define RM_LOAD_LOG 1 /* a table of 2^s slots holds at most 2^(s - RM_LOAD_LOG) entries */
 #endif
 #define RM_MAX_STRIPES 64
 
@@ -209,11 +213,33 @@ struct rm_entry {
 _Static_assert(offsetof(struct rm_entry, first.value) == 8,
                "p and the inline value share one 16-byte chunk (one line)");
 
+/* A slot is one word: the entry's address in the low 48 bits and the top 16 bits of its hash
+ * above them (0 = empty). A probe compares the 16-bit tag and dereferences the entry only when
+ * it matches (1 in 65,536 for a slot of another key), so an 8-byte slot filters as well as the
+ * (key, entry) pair of 16 bytes did, at half the memory. x86-64 and AArch64 user addresses fit
+ * 48 bits (entry_new checks). */
 struct rm_slot {
-    uint64_t key;       /* the entry's stored key, compared without a dereference */
-    struct rm_entry *e; /* NULL = empty */
+    uintptr_t w;
 };
-_Static_assert(sizeof(struct rm_slot) == 16, "four slots per line");
+_Static_assert(sizeof(struct rm_slot) == 8, "eight slots per line");
+#define RM_SLOT_PTR_BITS 48
+#define RM_SLOT_PTR_MASK (((uintptr_t)1 << RM_SLOT_PTR_BITS) - 1)
+
+static inline bool slot_empty(const struct rm_slot *s)
+{
+    return s->w == 0;
+}
+
+static inline struct rm_entry *slot_entry(const struct rm_slot *s)
+{
+    return (struct rm_entry *)(s->w & RM_SLOT_PTR_MASK);
+}
+
+/* Whether the slot may hold the entry of a key hashing to @hash (its tag matches). */
+static inline bool slot_tag_matches(const struct rm_slot *s, uint64_t hash)
+{
+    return ((s->w ^ (uintptr_t)hash) >> RM_SLOT_PTR_BITS) == 0;
+}
 
 /* The read index / dirty table. Readers use only slots[] (the shift travels in `read`), so the
  * header's line is cold for them; the slots start on their own line. */
@@ -229,6 +255,11 @@ struct rm_index {
 };
 _Static_assert(offsetof(struct rm_index, slots) % CHM_CACHELINE == 0, "slots on their own line");
 
+static inline void slot_set(struct rm_slot *s, const struct rm_entry *e)
+{
+    s->w = (uintptr_t)e | ((uintptr_t)e->hash & ~RM_SLOT_PTR_MASK);
+}
+
 struct rm_map {
     chm base;
     /* Loaded by every operation; stored only by promotion and the amended flip (rare). */
@@ -236,6 +267,7 @@ struct rm_map {
     unsigned char *stripes; /* live-entry counter stripes */
     size_t stripe_mask, stripe_stride;
     chm_smr_domain *smr; /* read-only after create; the domain's counters have their own line */
+    chm_pool *entries;   /* every rm_entry of the map (src/pool.h); read-only after create */
     /* Writers' line: everything below is guarded by mu. */
     alignas(CHM_CACHELINE) pthread_mutex_t mu;
     struct rm_index *dirty;            /* NULL when Go's dirty is nil */
@@ -398,12 +430,12 @@ static long live_sum(struct rm_map *m)
 
 /* ---- reclamation callbacks -------------------------------------------------------------- */
 
-static void entry_unref(struct rm_entry *e)
+static void entry_unref(struct rm_map *m, struct rm_entry *e)
 {
     /* acq_rel: the last owner's free happens after the other owner's accesses (release on the
      * first drop, acquire on the last). */
     if (atomic_fetch_sub_explicit(&e->refs, 1, memory_order_acq_rel) == 1)
-        chm__free(e);
+        chm__pool_put(m->entries, e);
 }
 
 static struct rm_box *box_of(chm_smr_node *n)
@@ -426,7 +458,7 @@ static void heap_box_retired(chm_smr_node *n, void *owner)
 static void inline_box_retired_value_stays(chm_smr_node *n, void *owner)
 {
     (void)owner;
-    entry_unref((struct rm_entry *)((char *)box_of(n) - offsetof(struct rm_entry, first)));
+    entry_unref(owner, (struct rm_entry *)((char *)box_of(n) - offsetof(struct rm_entry, first)));
 }
 
 static void inline_box_retired(chm_smr_node *n, void *owner)
@@ -452,7 +484,7 @@ static void retire_box(struct rm_map *m, struct rm_entry *e, struct rm_box *b, b
 static void entry_die(struct rm_map *m, struct rm_entry *e)
 {
     chm__key_release(&m->base, e->key);
-    entry_unref(e);
+    entry_unref(m, e);
 }
 
 /* Take a reference on a published index @t that is current, or in its grace period and held by
@@ -529,11 +561,13 @@ static inline struct rm_entry *idx_find(const chm *m, const struct rm_index *t, 
 {
     const struct rm_slot *s = t->slots;
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
-        struct rm_entry *e = s[i].e;
-        if (e == NULL)
+        if (slot_empty(&s[i]))
             return NULL;
-        if (chm__key_equal(m, s[i].key, key))
-            return e;
+        if (slot_tag_matches(&s[i], hash)) {
+            struct rm_entry *e = slot_entry(&s[i]);
+            if (chm__key_equal(m, e->key, key))
+                return e;
+        }
     }
 }
 
@@ -551,10 +585,9 @@ static inline size_t idx_mask(const struct rm_index *t)
 static void dirty_insert(struct rm_index *t, struct rm_entry *e)
 {
     size_t mask = idx_mask(t), i = e->hash & mask;
-    while (t->slots[i].e != NULL)
+    while (!slot_empty(&t->slots[i]))
         i = (i + 1) & mask;
-    t->slots[i].key = e->key;
-    t->slots[i].e = e;
+    slot_set(&t->slots[i], e);
     t->count++;
 }
 
@@ -562,19 +595,20 @@ static struct rm_entry *dirty_remove(const chm *m, struct rm_index *t, uint64_t 
 {
     size_t mask = idx_mask(t), i = hash & mask;
     for (;; i = (i + 1) & mask) {
-        if (t->slots[i].e == NULL)
+        if (slot_empty(&t->slots[i]))
             return NULL;
-        if (chm__key_equal(m, t->slots[i].key, key))
+        if (slot_tag_matches(&t->slots[i], hash) &&
+            chm__key_equal(m, slot_entry(&t->slots[i])->key, key))
             break;
     }
-    struct rm_entry *e = t->slots[i].e;
+    struct rm_entry *e = slot_entry(&t->slots[i]);
     /* Backward shift: move later members of the cluster whose home is not in (i, j] into the
      * hole, so every entry stays reachable from its home without tombstones. */
     for (size_t j = i;;) {
         j = (j + 1) & mask;
-        struct rm_entry *x = t->slots[j].e;
-        if (x == NULL)
+        if (slot_empty(&t->slots[j]))
             break;
+        struct rm_entry *x = slot_entry(&t->slots[j]);
         size_t home = x->hash & mask;
         bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!stays) {
@@ -582,8 +616,7 @@ static struct rm_entry *dirty_remove(const chm *m, struct rm_index *t, uint64_t 
             i = j;
         }
     }
-    t->slots[i].e = NULL;
-    t->slots[i].key = 0;
+    t->slots[i].w = 0;
     t->count--;
     return e;
 }
@@ -600,8 +633,8 @@ static bool dirty_reserve(struct rm_map *m, size_t extra)
     if (g == NULL)
         return false;
     for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++)
-        if (d->slots[i].e != NULL)
-            dirty_insert(g, d->slots[i].e);
+        if (!slot_empty(&d->slots[i]))
+            dirty_insert(g, slot_entry(&d->slots[i]));
     m->dirty = g;
     m->dirty_growths++;
     chm__free(d);
@@ -646,7 +679,7 @@ static void dirty_fill_locked(struct rm_map *m, uintptr_t r, struct rm_index *d)
 {
     struct rm_index *t = rd_index(r);
     for (size_t i = 0, n = (size_t)1 << t->shift; i < n; i++) {
-        struct rm_entry *e = t->slots[i].e;
+        struct rm_entry *e = slot_entry(&t->slots[i]);
         if (e == NULL)
             continue;
         if (try_expunge_locked(e)) {
@@ -724,11 +757,19 @@ static void miss_locked(struct rm_map *m)
 static struct rm_entry *entry_new(chm *m, uint64_t key, uint64_t hash, uint64_t value,
                                   bool reserved)
 {
-    struct rm_entry *e = chm__malloc(sizeof *e);
+    struct rm_map *rm = as_rm(m);
+    /* From the map's pool: no malloc per new key, no malloc header (src/pool.h). */
+    struct rm_entry *e = chm__pool_alloc(rm->entries);
     if (e == NULL)
         return NULL;
+    if (chm_unlikely(((uintptr_t)e & ~RM_SLOT_PTR_MASK) != 0)) {
+        /* Above 2^48: a slot cannot hold it (no Linux allocator returns such addresses unless
+         * asked for them with mmap hints). Fail as out of memory rather than corrupt. */
+        chm__pool_put(rm->entries, e);
+        return NULL;
+    }
     if (!chm__key_retain(m, key, &e->key)) {
-        chm__free(e);
+        chm__pool_put(rm->entries, e);
         return NULL;
     }
     e->hash = hash;
@@ -743,7 +784,7 @@ static struct rm_entry *entry_new(chm *m, uint64_t key, uint64_t hash, uint64_t 
 static void entry_discard(chm *m, struct rm_entry *e)
 {
     chm__key_release(m, e->key);
-    chm__free(e);
+    chm__pool_put(as_rm(m)->entries, e);
 }
 
 static struct rm_box *box_new(uint64_t value)
@@ -1469,7 +1510,7 @@ static int rm_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
              * after a chm_remove (the next dirtyLocked expunges it, the next promotion drops
              * it). RESERVED -> NULL publishes nothing. */
             atomic_store_explicit(&fresh->p, NULL, memory_order_relaxed);
-            entry_unref(fresh); /* the inline box's reference: it was never installed */
+            entry_unref(m, fresh); /* the inline box's reference: it was never installed */
         } else {
             dirty_remove(cm, m->dirty, key, hash); /* only ever reached under mu */
             discard = fresh;
@@ -1620,7 +1661,7 @@ static int rm_clear(chm *cm)
     long removed = 0;
     struct rm_entry *dead = NULL, *dirty_only = NULL;
     for (size_t i = 0, n = (size_t)1 << old->shift; i < n; i++) {
-        struct rm_entry *e = old->slots[i].e;
+        struct rm_entry *e = slot_entry(&old->slots[i]);
         if (e == NULL)
             continue;
         /* Acquire pairs with the release that installed the box: its value, read by the
@@ -1635,7 +1676,7 @@ static int rm_clear(chm *cm)
     }
     if (d != NULL) {
         for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++) {
-            struct rm_entry *e = d->slots[i].e;
+            struct rm_entry *e = slot_entry(&d->slots[i]);
             /* Relaxed: a dirty-only entry's p changes under mu only. EXPUNGED: in old, done. */
             struct rm_box *p =
                 e != NULL ? atomic_load_explicit(&e->p, memory_order_relaxed) : EXPUNGED;
@@ -1725,7 +1766,7 @@ static size_t index_bytes(const struct rm_index *t)
  * copy of a chm_keys_string key (other keyops' copies have no size we know). */
 static size_t entry_bytes(const chm *cm, const struct rm_entry *e, const struct rm_box *p)
 {
-    size_t b = sizeof *e;
+    size_t b = 0; /* the entry itself is in the pool's bytes */
     if (is_box(p) && ((uintptr_t)p & ~RM_HELD) != (uintptr_t)&e->first)
         b += sizeof(struct rm_box);
     if (cm->keys == &chm_keys_string)
@@ -1735,9 +1776,10 @@ static size_t entry_bytes(const chm *cm, const struct rm_entry *e, const struct 
 
 /* chm_stats_get (Go has none). entries: chm_size. buckets: the dirty map's slots while there is
  * one (that is where new keys go), else the read index's. bytes: the map struct, its counter
- * stripes, the read index and the dirty table (the static empty index counts 0), every entry
- * once (with dirty: dirty's entries and the expunged read entries; without: the read index's),
- * the heap box each live entry has once its inline box was displaced, and chm_keys_string key
+ * stripes, the read index and the dirty table (the static empty index counts 0), the entry
+ * pool's slabs (live, free and retired entries alike), and for every entry once (with dirty:
+ * dirty's entries and the expunged read entries; without: the read index's) the heap box it
+ * has once its inline box was displaced, and chm_keys_string key
  * copies; not counted: what waits for a grace period (see pending), the SMR domain, malloc's
  * rounding. resizes: dirty tables grown by an insert (dirty_reserve); neither dirtyLocked's
  * copies nor promotions (an O(1) pointer swap) are resizes. pending: chm__smr_pending. Walks
@@ -1750,14 +1792,15 @@ static void rm_stats(chm *cm, chm_stats *st)
     memset(st, 0, sizeof *st);
     st->entries = rm_size(cm);
     st->pending = chm__smr_pending(m->smr);
-    size_t bytes = sizeof *m + (m->stripe_mask + 1) * m->stripe_stride;
+    size_t bytes = sizeof *m + (m->stripe_mask + 1) * m->stripe_stride +
+                   chm__pool_bytes(m->entries);
     bool locked = lock_unless_held(m);
     chm__smr_read_lock();
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     struct rm_index *t = rd_index(r), *d = m->dirty;
     bytes += index_bytes(t);
     for (size_t i = 0, n = (size_t)1 << t->shift; i < n; i++) {
-        struct rm_entry *e = t->slots[i].e;
+        struct rm_entry *e = slot_entry(&t->slots[i]);
         if (e == NULL)
             continue;
         /* Acquire pairs with the release that installed the box (entry_bytes compares it). */
@@ -1768,7 +1811,7 @@ static void rm_stats(chm *cm, chm_stats *st)
     if (d != NULL) {
         bytes += index_bytes(d);
         for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++) {
-            struct rm_entry *e = d->slots[i].e;
+            struct rm_entry *e = slot_entry(&d->slots[i]);
             if (e != NULL)
                 bytes += entry_bytes(cm, e, atomic_load_explicit(&e->p, memory_order_acquire));
         }
@@ -1850,13 +1893,14 @@ static int rm_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
     chm__smr_read_lock(); /* for the boxes; the index and its entries are held by refs */
     while (ri->pos < ri->n) {
         const struct rm_slot *s = &ri->t->slots[(ri->start + ri->pos++) & (ri->n - 1)];
-        if (s->e == NULL)
+        if (slot_empty(s))
             continue;
+        struct rm_entry *e = slot_entry(s);
         /* Acquire pairs with the release that installed p: p->value is visible. */
-        struct rm_box *p = atomic_load_explicit(&s->e->p, memory_order_acquire);
+        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
         if (is_box(p)) {
             CHM_YIELD_POINT("rm.iter.box_loaded"); /* the box may be displaced and retired */
-            k = s->key;
+            k = e->key;
             v = box_value(p);
             rc = CHM_OK;
             break;
@@ -1890,7 +1934,7 @@ static void entry_final(struct rm_map *m, struct rm_entry *e)
             chm__free(p);
     }
     chm__key_release(&m->base, e->key);
-    chm__free(e); /* its inline box, if ever displaced, was reclaimed by the drain */
+    chm__pool_put(m->entries, e); /* its inline box, if displaced, was reclaimed by the drain */
 }
 
 static void rm_destroy(chm *cm)
@@ -1903,21 +1947,22 @@ static void rm_destroy(chm *cm)
     /* Every entry once: dirty's, plus the read entries dirty lacks (the expunged ones); without
      * dirty, every read entry. */
     for (size_t i = 0; i < n; i++) {
-        struct rm_entry *e = t->slots[i].e;
+        struct rm_entry *e = slot_entry(&t->slots[i]);
         if (e != NULL &&
             (d == NULL || atomic_load_explicit(&e->p, memory_order_relaxed) == EXPUNGED))
             entry_final(m, e);
     }
     if (d != NULL) {
         for (size_t i = 0, nd = (size_t)1 << d->shift; i < nd; i++)
-            if (d->slots[i].e != NULL)
-                entry_final(m, d->slots[i].e);
+            if (!slot_empty(&d->slots[i]))
+                entry_final(m, slot_entry(&d->slots[i]));
         chm__free(d);
     }
     if (t != EMPTY_INDEX)
         chm__free(t);
     CHM__LOCK_CALL(pthread_mutex_destroy(&m->mu));
     chm__smr_domain_free(m->smr);
+    chm__pool_free(m->entries); /* after the drain: free_fns put entries back */
     chm__free(m->stripes);
     chm__free(m);
 }
@@ -1950,13 +1995,14 @@ static int index_check(chm *cm, const struct rm_index *t)
         return RM_BAD_LOAD;
     for (size_t i = 0; i <= mask; i++) {
         const struct rm_slot *s = &t->slots[i];
-        if (s->e == NULL)
+        if (slot_empty(s))
             continue;
         used++;
-        if (s->key != s->e->key || s->e->hash != chm__hash(cm, s->e->key))
+        struct rm_entry *e = slot_entry(s);
+        if (!slot_tag_matches(s, e->hash) || e->hash != chm__hash(cm, e->key))
             return RM_BAD_INDEX;
         /* the first slot with this key, probing from its home, is this one */
-        if (idx_find(cm, t, mask, s->key, s->e->hash) != s->e)
+        if (idx_find(cm, t, mask, e->key, e->hash) != e)
             return RM_BAD_INDEX;
     }
     return used == t->count ? 0 : RM_BAD_INDEX;
@@ -1993,7 +2039,7 @@ static int rm_validate(chm *cm)
     }
     long live = 0;
     for (size_t i = 0, n = (size_t)1 << t->shift; i < n; i++) {
-        struct rm_entry *e = t->slots[i].e;
+        struct rm_entry *e = slot_entry(&t->slots[i]);
         if (e == NULL)
             continue;
         struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
@@ -2011,7 +2057,7 @@ static int rm_validate(chm *cm)
     }
     if (d != NULL) {
         for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++) {
-            struct rm_entry *e = d->slots[i].e;
+            struct rm_entry *e = slot_entry(&d->slots[i]);
             if (e == NULL)
                 continue;
             struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
@@ -2065,7 +2111,7 @@ int chm__readmostly_stats(chm *cm, struct chm__rm_stats *out)
     out->has_dirty = m->dirty != NULL;
     out->read_slots = (size_t)1 << t->shift;
     for (size_t i = 0; i < out->read_slots; i++) {
-        struct rm_entry *e = t->slots[i].e;
+        struct rm_entry *e = slot_entry(&t->slots[i]);
         if (e == NULL)
             continue;
         out->read_entries++;
@@ -2123,6 +2169,9 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
         goto nomem_domain;
     for (unsigned i = 0; i < nstripes; i++)
         atomic_init((atomic_long *)(void *)(m->stripes + i * m->stripe_stride), 0);
+    m->entries = chm__pool_new(sizeof(struct rm_entry), nstripes);
+    if (m->entries == NULL)
+        goto nomem_stripes;
     struct rm_index *t = index_new(RM_MIN_SHIFT);
     if (t == NULL)
         goto nomem_stripes;
@@ -2138,6 +2187,7 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
     if (err != 0) {
         chm__free(m->dirty);
         chm__free(t);
+        chm__pool_free(m->entries);
         chm__free(m->stripes);
         chm__smr_domain_free(m->smr);
         chm__free(m);
@@ -2148,6 +2198,7 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
     atomic_init(&m->iterations, 0);
     return &m->base;
 nomem_stripes:
+    chm__pool_free(m->entries);
     chm__free(m->stripes);
 nomem_domain:
     chm__smr_domain_free(m->smr);

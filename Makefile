@@ -39,7 +39,8 @@
 # Variables: CC, CXX (`make test CC=clang`), PREFIX, BUILD_TYPE, JOBS, CMAKE_FLAGS (extra -D
 # options for every configuration), CTEST_FLAGS, BENCH_ARGS (more chmbench options for every
 # benchmark of make bench, given last so they override, e.g. BENCH_ARGS='-f 3 -i 10'),
-# BENCHMARKS (default "mix falseshare memory"), RESULTS (default results), PYTHON (/usr/bin/python3),
+# BENCHMARKS (default "mix falseshare memory"; BENCHMARKS=churn runs the churn benchmark instead:
+# one 60 s run per backend, about 3 minutes), RESULTS (default results), PYTHON (/usr/bin/python3),
 # BENCH_BUILD (make bench's build directory, default build-release),
 # FUZZ_CC (default clang), FUZZ_TIME (default 0: no limit), FUZZ_ARGS (more libFuzzer flags).
 
@@ -217,6 +218,8 @@ BENCH_MIX := -p backend=unsafe,rwlock,segmented,binlock,readmostly,ck_ht,lfht \
   -p reads=100,99,90,50 -p keys=1000,1000000 -p dist=uniform -t 1,2
 BENCH_FALSESHARE := -t 2 -p subject=counters,segmented,binlock,readmostly
 BENCH_MEMORY := -wi 0 -i 1 -p presize=yes
+# churn is not in the default BENCHMARKS: one run of 60 s per backend (-wi/-i do not apply)
+BENCH_CHURN := -p backend=segmented,binlock,readmostly -t 2
 
 bench: deps
 	@$(call fresh_if_new_compiler,$(BENCH_BUILD))
@@ -230,6 +233,7 @@ bench: deps
 	    mix) args="$(BENCH_MIX)";; \
 	    falseshare) args="$(BENCH_FALSESHARE)";; \
 	    memory) args="$(BENCH_MEMORY)";; \
+	    churn) args="$(BENCH_CHURN)";; \
 	    *) args=;; \
 	  esac; \
 	  out=$(RESULTS)/$$b-$$ts.json; \

@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const bench_def *const all_benches[] = {&bench_mix,    &bench_group,  &bench_falseshare,
-                                               &bench_resize, &bench_memory, NULL};
+static const bench_def *const all_benches[] = {
+    &bench_mix, &bench_group, &bench_falseshare, &bench_resize, &bench_memory, &bench_churn, NULL};
 
 const bench_def *const *bench_defs(void)
 {
@@ -41,7 +41,10 @@ static void list_benchmarks(void)
         for (int i = 0; i < (*b)->secondary_count; i++)
             printf("%s chm.%s:%s (%s)", i ? "," : "; secondary", (*b)->name,
                    (*b)->secondary[i].name, (*b)->secondary[i].unit);
-        printf("%s\n", (*b)->fixed_threads ? "; -t does not apply" : "");
+        printf("%s", (*b)->fixed_threads ? "; -t does not apply" : "");
+        if ((*b)->default_threads)
+            printf("; -t default %d", (*b)->default_threads);
+        printf("%s\n", (*b)->one_run ? "; one run per fork (-wi, -i do not apply)" : "");
         if ((*b)->sample_kind_count) {
             printf("      -bm sample: us/op of every ");
             if ((*b)->sample_every > 1)
@@ -100,15 +103,20 @@ static bool add_trials(struct expansion *x, const bench_trial *params)
     const bench_options *opt = x->opt;
     const bench_def *bench = params->bench;
     int thread_counts = bench->fixed_threads ? 1 : opt->thread_count_count;
+    const int *thread_count = opt->thread_counts;
+    if (!opt->threads_given && bench->default_threads) {
+        thread_counts = 1;
+        thread_count = &bench->default_threads;
+    }
     for (int t = 0; t < thread_counts; t++) {
         if (x->count == x->capacity)
             x->results = realloc(x->results, sizeof *x->results * (size_t)(x->capacity *= 2));
         bench_result *r = &x->results[x->count++];
         *r = (bench_result){.forks = opt->forks};
         r->trial = *params;
-        r->trial.threads = opt->thread_counts[t];
-        r->trial.warmup_iterations = opt->warmup_iterations;
-        r->trial.measurement_iterations = opt->measurement_iterations;
+        r->trial.threads = thread_count[t];
+        r->trial.warmup_iterations = bench->one_run ? 0 : opt->warmup_iterations;
+        r->trial.measurement_iterations = bench->one_run ? 1 : opt->measurement_iterations;
         r->trial.warmup_seconds = opt->warmup_seconds;
         r->trial.measurement_seconds = opt->measurement_seconds;
         r->trial.seed = opt->seed;
@@ -208,12 +216,16 @@ static int run_child(const bench_options *opt)
         return 2;
     }
     const bench_def *bench = trials[0].trial.bench;
+    const int iterations = trials[0].trial.measurement_iterations; /* -i, unless one_run */
     bench_trial_output result = {0};
     for (int k = 0; k <= bench->secondary_count; k++)
-        result.metrics[k] = calloc((size_t)opt->measurement_iterations, sizeof *result.metrics[k]);
+        result.metrics[k] = calloc((size_t)iterations, sizeof *result.metrics[k]);
     if (trials[0].trial.sample)
-        result.latency = calloc((size_t)(opt->measurement_iterations * bench->sample_kind_count),
-                                sizeof *result.latency);
+        result.latency =
+            calloc((size_t)(iterations * bench->sample_kind_count), sizeof *result.latency);
+    bench_series series = {.columns = bench->series_column_count};
+    if (bench->series_column_count)
+        result.series = &series;
     char err[512] = "";
     if (!bench_run_in_process(&trials[0].trial, &result, err, sizeof err)) {
         char what[512];
@@ -224,15 +236,21 @@ static int run_child(const bench_options *opt)
     FILE *out = fdopen(opt->child_fd, "w");
     if (!out)
         return 2;
-    for (int i = 0; i < opt->measurement_iterations; i++)
+    for (int i = 0; i < iterations; i++)
         for (int k = 0; k <= bench->secondary_count; k++)
             fprintf(out, "%.17g%c", result.metrics[k][i], k < bench->secondary_count ? ' ' : '\n');
     for (int i = 0; i < result.counters.count; i++)
         fprintf(out, "counter %s %llu\n", result.counters.names[i],
                 (unsigned long long)result.counters.values[i]);
+    for (int r = 0; r < series.rows; r++) {
+        fputs("series", out);
+        for (int c = 0; c < series.columns; c++)
+            fprintf(out, " %.17g", series.values[r * series.columns + c]);
+        fputc('\n', out);
+    }
     if (trials[0].trial.sample) {
         fprintf(out, "timer %.17g %.17g\n", result.timer_overhead_ns, result.timer_granularity_ns);
-        for (int i = 0; i < opt->measurement_iterations; i++)
+        for (int i = 0; i < iterations; i++)
             for (int k = 0; k < bench->sample_kind_count; k++) {
                 fprintf(out, "latency %d %d ", i, k);
                 bench_histogram_write(out, &result.latency[i * bench->sample_kind_count + k]);
@@ -460,7 +478,7 @@ int main(int argc, char **argv)
         }
         progress_trial_starts(&progress, what);
         int forks = opt.forks ? opt.forks : 1;
-        res->sample_count = forks * opt.measurement_iterations;
+        res->sample_count = forks * res->trial.measurement_iterations;
         res->samples = calloc((size_t)res->sample_count, sizeof *res->samples);
         bench_trial_output output = {.metrics = {res->samples}};
         if (res->trial.sample)
@@ -470,6 +488,12 @@ int main(int argc, char **argv)
         for (int k = 0; k < res->trial.bench->secondary_count; k++)
             output.metrics[1 + k] = res->secondary[k] =
                 calloc((size_t)res->sample_count, sizeof *res->secondary[k]);
+        if (res->trial.bench->series_column_count) {
+            output.series = res->series = calloc((size_t)forks, sizeof *res->series);
+            res->series_count = forks;
+            for (int f = 0; f < forks; f++)
+                res->series[f].columns = res->trial.bench->series_column_count;
+        }
         char err[512] = "";
         if (!bench_run_trial(&res->trial, opt.forks, self_exe, &output, err, sizeof err)) {
             report(&progress, "chmbench: FAILED %s: %s\n", what, err);

@@ -14,6 +14,8 @@
  *   falseshare.c the `falseshare` workload (JMH sample 22; packed vs padded backends)
  *   resize.c     the `resize` workload (single shot: N inserts into a new map)
  *   memory.c     the `memory` workload (single shot: bytes per entry, glibc's mallinfo2)
+ *   churn.c      the `churn` workload (one long run: keys inserted and removed forever; retired
+ *                memory and RSS over time, a time series)
  *   maps.c       the harness's map interface: the library's backends and the peers
  *   peers/       ck_ht (Concurrency Kit), lfht (liburcu cds_lfht), and the C++ peers cuckoo
  *                (libcuckoo) and tbb (oneTBB) behind a C shim; never part of the library
@@ -30,9 +32,10 @@
 #define BENCH_MAX_PARAMS 8
 #define BENCH_MAX_VALUES 32
 #define BENCH_MAX_THREAD_COUNTS 16
-#define BENCH_MAX_SECONDARY 4 /* secondary metrics of one benchmark (JMH secondaryMetrics) */
+#define BENCH_MAX_SECONDARY 8 /* secondary metrics of one benchmark (JMH secondaryMetrics) */
 #define BENCH_MAX_COUNTERS 8  /* counters one trial reports (JSON "opCounts") */
 #define BENCH_MAX_KINDS 4     /* -bm sample: operation kinds of one benchmark */
+#define BENCH_MAX_SERIES 8    /* columns of a benchmark's time series (JSON "timeSeries") */
 
 /* ---- the map interface every backend and peer implements -------------------------------- */
 
@@ -258,6 +261,19 @@ static inline void bench_sample(bench_sampler *s, int kind, uint64_t start, uint
     bench_histogram_record(&s->kinds[kind], (uint64_t)((double)ticks * s->ps_per_tick));
 }
 
+/* ---- time series (JSON "timeSeries") ------------------------------------------------------- */
+
+/* What a benchmark recorded over the run of one fork (churn: memory every 100 ms): rows of
+ * bench_def.series_column_count numbers, one row per sample, row-major. */
+typedef struct bench_series {
+    int rows, capacity; /* capacity: rows allocated */
+    int columns;
+    double *values;
+} bench_series;
+
+/* Appends one row of s->columns values; false when out of memory. */
+bool bench_series_append(bench_series *s, const double *row);
+
 /* ---- benchmarks -------------------------------------------------------------------------- */
 
 struct bench_trial;
@@ -359,6 +375,17 @@ typedef struct bench_def {
      * threads), e.g. mix's operations per kind; names are static strings. Returns how many it
      * filled (<= BENCH_MAX_COUNTERS); 0 = none this trial. JSON "opCounts". */
     int (*counters)(bench_workload *w, const char **names, uint64_t *values);
+    /* Optional, after verify: the time series the workload recorded over the trial, `rows`
+     * rows of series_column_count values (row-major, owned by the workload) in *values;
+     * returns rows. Column names: series_columns. JSON "timeSeries", one object per fork. */
+    const char *const *series_columns;
+    int series_column_count;
+    int (*series)(bench_workload *w, const double **values);
+    /* The thread count when -t is not given; 0 = 1 (churn: its 2 writers). */
+    int default_threads;
+    /* ss only: the trial is one measurement iteration per fork and no warm-up, whatever -wi
+     * and -i say (churn: one long run whose first half is its own warm-up). */
+    bool one_run;
     void (*teardown)(bench_workload *w);
 } bench_def;
 
@@ -367,6 +394,7 @@ extern const bench_def bench_falseshare;
 extern const bench_def bench_group;
 extern const bench_def bench_resize;
 extern const bench_def bench_memory;
+extern const bench_def bench_churn;
 const bench_def *const *bench_defs(void);
 const bench_def *bench_def_find(const char *name);
 /* Why the trial cannot run because its `backend` parameter names a peer missing from this
@@ -384,6 +412,7 @@ typedef struct bench_options {
     int param_count;
     int thread_counts[BENCH_MAX_THREAD_COUNTS];
     int thread_count_count;
+    bool threads_given; /* -t was on the command line (else bench_def.default_threads) */
     int warmup_iterations, measurement_iterations, forks;
     double warmup_seconds, measurement_seconds;
     const char *mode;          /* -bm: NULL (each benchmark's own mode) or "sample" */
@@ -433,6 +462,8 @@ typedef struct bench_trial_output {
     bench_histogram *latency;
     double timer_overhead_ns;    /* -bm sample: the calibration's overhead, mean over forks */
     double timer_granularity_ns; /* and its granularity */
+    /* bench_def.series: one per fork (one in-process), filled fork by fork; NULL otherwise */
+    bench_series *series;
 } bench_trial_output;
 
 typedef struct bench_result {
@@ -448,6 +479,8 @@ typedef struct bench_result {
     bench_counters counters;
     bench_histogram *latency; /* -bm sample: as bench_trial_output.latency; NULL otherwise */
     double timer_overhead_ns, timer_granularity_ns;
+    bench_series *series; /* as bench_trial_output.series, series_count of them; or NULL */
+    int series_count;
 } bench_result;
 
 /* Runs one fork's worth of the trial in this process: fills out->metrics[k][0 ..

@@ -15,8 +15,8 @@ void bench_print_help(FILE *out)
         "usage: chmbench [OPTIONS] [BENCHMARK ...]\n"
         "\n"
         "A JMH-like harness for the chm backends and the peers ck_ht, lfht, cuckoo and tbb.\n"
-        "BENCHMARK: mix (default), group, falseshare, resize, memory; `chmbench -l` lists them\n"
-        "with their parameters, modes and units.\n"
+        "BENCHMARK: mix (default), group, falseshare, resize, memory, churn; `chmbench -l`\n"
+        "lists them with their parameters, modes and units.\n"
         "\n"
         "  -p NAME=V1,V2,...   parameter sweep (cartesian product of all -p), e.g.\n"
         "                        -p backend=unsafe,rwlock,segmented,binlock,readmostly,ck_ht,lfht\n"
@@ -27,13 +27,14 @@ void bench_print_help(FILE *out)
         "                        -p writes=churn,grow (mix: stable or growing key set)\n"
         "                      a library backend may carry fixed options after colons:\n"
         "                        segmented:concurrency=256  rwlock:ck  binlock:packed\n"
-        "  -t LIST             thread counts, e.g. -t 1,2 (default 1). Not for group, whose\n"
-        "                      threads are readers + writers; memory runs at -t 1 only\n"
+        "  -t LIST             thread counts, e.g. -t 1,2 (default 1; churn: 2). Not for group,\n"
+        "                      whose threads are readers + writers; memory runs at -t 1 only\n"
         "  -wi N               warm-up iterations per fork (default 1)\n"
         "  -w SECONDS          warm-up iteration length: 1, 0.5, 500ms, 1s (default 1)\n"
         "  -i N                measurement iterations per fork (default 5)\n"
         "  -r SECONDS          measurement iteration length (default 1); -w and -r do not\n"
-        "                      apply to the single-shot (ss) benchmarks resize and memory\n"
+        "                      apply to the single-shot (ss) benchmarks resize, memory and\n"
+        "                      churn; churn is one run of -p duration per fork (no -wi, -i)\n"
         "  -bm MODE            sample: JMH's SampleTime, per-operation latency (mix, resize):\n"
         "                      every 64th mix operation (every resize insert) timed alone,\n"
         "                      us/op with p50/p90/p99/p99.9/max, per kind (get, put, remove,\n"
@@ -158,6 +159,7 @@ bool bench_parse_options(int argc, char **argv, bench_options *opt)
             TAKES_VALUE();
             if (!parse_thread_list(value, opt))
                 return false;
+            opt->threads_given = true;
         } else if (strcmp(a, "-wi") == 0) {
             TAKES_VALUE();
             if (!parse_int(a, value, 0, 1000000, &opt->warmup_iterations))

@@ -13,6 +13,9 @@
  * A trial skipped because its peer is missing from this build has no row (stderr says why) and
  * a JSON entry with its parameters and a "skipped" reason instead of metrics.
  *
+ * A benchmark that records a time series (churn) adds "timeSeries" to its JSON: a list with one
+ * object per fork, {"COLUMN": [values, one per sample], ...}; the table does not show it.
+ *
  * -bm sample (JMH's SampleTime): the rows show the pooled latency of all timed operations, then
  * one row per operation kind (`chm.mix:get`, ...), with Cnt = operations timed, Score = their
  * mean, and columns p50 p90 p99 p99.9 max (only when some row is a sample); JSON has JMH's
@@ -428,6 +431,28 @@ static void json_sample_metric(FILE *f, const bench_result *res, int kind, const
     fprintf(f, "]\n%s}", ind);
 }
 
+/* "timeSeries": [{"t": [...], "ops": [...], ...}, ...]: each fork's series, column by column. */
+static void json_series(FILE *f, const bench_result *res)
+{
+    fputs(",\n        \"timeSeries\": [", f);
+    for (int fk = 0; fk < res->series_count; fk++) {
+        const bench_series *s = &res->series[fk];
+        fputs(fk ? ", {" : "{", f);
+        for (int c = 0; c < s->columns; c++) {
+            fputs(c ? ",\n            " : "\n            ", f);
+            json_string(f, res->trial.bench->series_columns[c]);
+            fputs(": [", f);
+            for (int r = 0; r < s->rows; r++) {
+                fputs(r ? ", " : "", f);
+                json_number(f, s->values[(size_t)r * (size_t)s->columns + (size_t)c]);
+            }
+            fputc(']', f);
+        }
+        fputs("\n        }", f);
+    }
+    fputc(']', f);
+}
+
 bool bench_write_json(const char *path, const bench_result *results, int count,
                       const bench_options *opt)
 {
@@ -506,6 +531,8 @@ bool bench_write_json(const char *path, const bench_result *results, int count,
             }
             fputc('}', f);
         }
+        if (res->series) /* chmbench's own: e.g. churn's memory over time, per fork */
+            json_series(f, res);
         fputs("\n    }", f);
         fputs(r + 1 < count ? ",\n" : "\n", f);
     }

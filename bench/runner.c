@@ -23,9 +23,10 @@
  * Forks: the parent fork()s and exec()s this executable for each fork with the trial on the
  * command line and a pipe on a descriptor (--child-fd); the child runs the trial in-process and
  * writes one line per measurement iteration (the primary sample, then the secondary ones), then
- * record lines (its counters; under -bm sample its timer overhead and one histogram per
- * measurement iteration and operation kind, see parse_record); the parent pools the samples and
- * histograms of all forks (JMH pools them too) and adds up their counters.
+ * record lines (its counters; its time series, a line per row; under -bm sample its timer
+ * overhead and one histogram per measurement iteration and operation kind, see parse_record);
+ * the parent pools the samples and histograms of all forks (JMH pools them too), adds up their
+ * counters and keeps each fork's time series.
  *
  * -bm sample (JMH's SampleTime): the timer is calibrated once per trial in each fork; in every
  * iteration each worker records its timed operations into histograms of its own (one per
@@ -284,6 +285,21 @@ void bench_counters_add(bench_counters *into, int n, const char *const *names,
     }
 }
 
+bool bench_series_append(bench_series *s, const double *row)
+{
+    if (s->rows == s->capacity) {
+        int capacity = s->capacity ? 2 * s->capacity : 64;
+        double *values = realloc(s->values, sizeof *values * (size_t)capacity * (size_t)s->columns);
+        if (!values)
+            return false;
+        s->values = values;
+        s->capacity = capacity;
+    }
+    memcpy(s->values + (size_t)s->rows * (size_t)s->columns, row, sizeof *row * (size_t)s->columns);
+    s->rows++;
+    return true;
+}
+
 bool bench_run_in_process(const bench_trial *trial, bench_trial_output *out, char *err,
                           size_t errlen)
 {
@@ -378,6 +394,16 @@ bool bench_run_in_process(const bench_trial *trial, bench_trial_output *out, cha
         int n = bench->counters(workload, names, values);
         bench_counters_add(&out->counters, n, names, values);
     }
+    if (ok && bench->series && out->series) {
+        const double *values;
+        int rows = bench->series(workload, &values);
+        for (int r = 0; ok && r < rows; r++)
+            if (!bench_series_append(out->series,
+                                     values + (size_t)r * (size_t)out->series->columns)) {
+                snprintf(err, errlen, "out of memory");
+                ok = false;
+            }
+    }
     bench->teardown(workload);
     free(control);
     free(workers);
@@ -387,15 +413,28 @@ bool bench_run_in_process(const bench_trial *trial, bench_trial_output *out, cha
 
 /* ---- forks ----------------------------------------------------------------------------- */
 
-/* A record line of a child: "counter NAME VALUE", "timer OVERHEAD_NS GRANULARITY_NS" or
- * "latency ITERATION
- * KIND HISTOGRAM" (bench_histogram_write); false when malformed. Counter names are copied: they
- * live as long as the results. */
+/* A record line of a child: "counter NAME VALUE", "series V1 V2 ..." (one row of its time series),
+ * "timer OVERHEAD_NS GRANULARITY_NS" or "latency ITERATION KIND HISTOGRAM"
+ * (bench_histogram_write); false when malformed. Counter names are copied: they live as long as
+ * the results. */
 static bool parse_record(const char *line, const bench_trial *trial, bench_trial_output *out)
 {
     char name[64];
     unsigned long long value;
     int iteration, kind, used = 0;
+    if (strncmp(line, "series ", 7) == 0) {
+        double row[BENCH_MAX_SERIES];
+        const char *p = line + 7;
+        char *end;
+        if (!out->series || out->series->columns > BENCH_MAX_SERIES)
+            return false;
+        for (int c = 0; c < out->series->columns; c++, p = end) {
+            row[c] = strtod(p, &end);
+            if (end == p)
+                return false;
+        }
+        return bench_series_append(out->series, row);
+    }
     if (sscanf(line, "latency %d %d %n", &iteration, &kind, &used) == 2 && used > 0)
         return trial->sample && out->latency && iteration >= 0 &&
                iteration < trial->measurement_iterations && kind >= 0 &&
@@ -526,6 +565,8 @@ bool bench_run_trial(const bench_trial *trial, int forks, const char *self_exe,
         bench_trial_output fork_out = {0};
         for (int k = 0; k <= trial->bench->secondary_count; k++)
             fork_out.metrics[k] = out->metrics[k] + (size_t)f * per_fork;
+        if (out->series)
+            fork_out.series = out->series + f;
         if (out->latency) {
             fork_out.latency =
                 out->latency + (size_t)f * per_fork * (size_t)trial->bench->sample_kind_count;

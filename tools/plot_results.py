@@ -13,6 +13,10 @@ present (<P> and <S> are the prefix and suffix, empty by default; <S> goes befor
   chm.memory      <P>memory.png         B/entry per backend, one panel per (keys, presize)
   chm.resize      <P>resize.png         inserts/us per backend, bars per presize, per keys
   chm.group       <P>group.png          total, reader and writer ops/us per backend
+  chm.churn       <P>churn[-<vf>][-keys<k>][-t<t>].png  pending objects, the map's bytes and
+                                        RSS over time, one line per backend, one figure per
+                                        (value_free, keys, threads); the caption gives what the
+                                        second half added (flat after warm-up: about nothing)
   anything else   <P><name>.png         one bar per result, labelled by its parameters
 
 How to read them:
@@ -418,6 +422,93 @@ def plot_group(results, outdir, prefix, written):
     save(fig, outdir, prefix + "group.png", written)
 
 
+def second_half(series, duration):
+    """What one run's series did after its warm-up (the samples at t >= duration / 2): the
+    peak of pending, and the growth of bytes and RSS from the first such sample to the last."""
+    t = series.get("t") or []
+    late = [i for i, x in enumerate(t) if number(x) >= duration / 2]
+    if not late:
+        return None
+
+    def growth(col):
+        v = [number(x) for x in series.get(col) or []]
+        return v[late[-1]] - v[late[0]] if len(v) == len(t) else math.nan
+
+    pending = [number(series["pending"][i]) for i in late] if "pending" in series else []
+    return {"pending_peak": max(pending, default=math.nan),
+            "pending_peak_all": max((number(x) for x in series.get("pending") or []),
+                                    default=math.nan),
+            "bytes": growth("bytes"), "rss_kb": growth("rss_kb"),
+            "rss_at_half_kb": number((series.get("rss_kb") or [math.nan] * len(t))[late[0]])}
+
+
+CHURN_PANELS = (  # (column, y label, scale) from top to bottom
+    ("pending", "removed, not yet freed (objects)", 1.0),
+    ("bytes", "held by the map (MB, chm_stats bytes)", 1e-6),
+    ("rss_kb", "process RSS (MB)", 1.024e-3),
+)
+
+
+def plot_churn(results, outdir, prefix, written):
+    """One figure per (value_free, keys, threads): pending, bytes and RSS over time, one line
+    per backend (every fork drawn, in the backend's colour), the warm-up half shaded, and a
+    caption with what the second half added."""
+    results = [r for r in results if r.get("timeSeries")]
+    if not results:
+        return
+
+    def combo_of(r):
+        return (r["params"].get("value_free", "-"), r["params"].get("keys", "-"), r["threads"])
+
+    combos = ordered(combo_of(r) for r in results)
+    varies = [len({c[i] for c in combos}) > 1 for i in range(3)]
+    for combo in combos:
+        vf, keys, threads = combo
+        rs = [r for r in results if combo_of(r) == combo]
+        backends = backend_order(rs)
+        duration = max(number(r["params"].get("duration", "nan")) for r in rs)
+        if not math.isfinite(duration):
+            duration = max(number(x) for r in rs for s in r["timeSeries"] for x in s["t"])
+        fig, axes = plt.subplots(len(CHURN_PANELS), 1, figsize=(9.0, 9.0), sharex=True)
+        fig.suptitle(f"chm.churn: keys inserted and removed forever (keys={keys}, "
+                     f"{threads} writer thread{'s' if threads != 1 else ''}, value_free={vf})")
+        caption = []
+        for b in backends:
+            runs = [s for r in rs if r["params"].get("backend") == b for s in r["timeSeries"]]
+            for ax, (col, label, scale) in zip(axes, CHURN_PANELS):
+                for s in runs:
+                    if col in s:
+                        ax.plot([number(x) for x in s["t"]], [number(x) * scale for x in s[col]],
+                                color=colour(b), linestyle=line_style(b), linewidth=1.2)
+            halves = [h for h in (second_half(s, duration) for s in runs) if h]
+            if halves:  # the worst fork
+                h = max(halves, key=lambda h: h["rss_kb"] if math.isfinite(h["rss_kb"]) else 0)
+                rss_pct = 100 * h["rss_kb"] / h["rss_at_half_kb"] if h["rss_at_half_kb"] else math.nan
+                caption.append(
+                    f"{b}: pending peak {h['pending_peak']:.0f} after warm-up "
+                    f"({h['pending_peak_all']:.0f} over the run); second half: bytes "
+                    f"{h['bytes'] / 1024:+.0f} KiB, RSS {h['rss_kb']:+.0f} KiB ({rss_pct:+.1f}%)")
+        for ax, (col, label, scale) in zip(axes, CHURN_PANELS):
+            ax.axvspan(0, duration / 2, color=NEUTRAL, alpha=0.3, linewidth=0)
+            ax.set_ylabel(label)
+            ax.set_ylim(bottom=0)
+            ax.set_xlim(0, duration * 1.02)
+            ax.grid(alpha=0.3)
+        axes[0].set_title("shaded: the first half, a warm-up; flat afterwards = what is retired "
+                          "is freed as fast", fontsize="small")
+        axes[-1].set_xlabel("time since the writers started (s)")
+        fig.legend(handles=[Line2D([], [], color=colour(b), linestyle=line_style(b), label=b)
+                            for b in backends],
+                   title="backend", loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.text(0.01, 0.0, "Flatness (second half = after warm-up):\n" + "\n".join(caption),
+                 ha="left", va="top", fontsize="small")
+        name = "churn"
+        for part, vary in zip((vf, f"keys{keys}", f"t{threads}"), varies):
+            if vary:
+                name += f"-{part}"
+        save(fig, outdir, prefix + name + ".png", written)
+
+
 def plot_generic(bench, results, outdir, prefix, written):
     labels = []
     for r in results:
@@ -471,6 +562,8 @@ def main(argv=None):
                             "inserts/µs, all threads together", "resize.png")
         elif bench == "chm.group":
             plot_group(rs, args.outdir, args.prefix, written)
+        elif bench == "chm.churn" and any(r.get("timeSeries") for r in rs):
+            plot_churn(rs, args.outdir, args.prefix, written)
         else:
             plot_generic(bench, rs, args.outdir, args.prefix, written)
     for path in written:

@@ -151,6 +151,7 @@
  *     three-argument constructor).
  */
 #include "binlock.h"
+#include "pool.h"
 #include "reentry.h"
 #include "torture.h"
 
@@ -182,6 +183,7 @@ _Static_assert(sizeof(struct bl_node) <= 72, "a node fits an 80-byte glibc chunk
 struct bl_map {
     chm base;
     chm_smr_domain *domain; /* read-only after create */
+    chm_pool *nodes;        /* plain nodes (node_mem_alloc); read-only after create */
     unsigned ncpu;
     unsigned max_cells; /* counter cells at most: ncpu rounded up to a power of two, >= 2 */
     size_t cell_stride; /* 64 (own cache line) or 8 (chm_options.packed) */
@@ -305,6 +307,27 @@ void chm__bl_unlock_wake(bl_lock *l)
 
 /* ---- reclamation callbacks (run after a grace period) --------------------------------------- */
 
+/* Node memory: plain nodes come from the map's pool (src/pool.h: no malloc or free per write,
+ * no malloc header, slabs back to the system at chm_free); TreeNodes, needed only by bins of
+ * 8+ colliding keys, from malloc. A node's `tree` flag, set when its memory is allocated and
+ * never changed, says which. NULL when out of memory. */
+static struct bl_node *node_mem_alloc(struct bl_map *m, bool tree)
+{
+    struct bl_node *e =
+        tree ? chm__malloc(sizeof(struct bl_tnode)) : chm__pool_alloc(m->nodes);
+    if (e != NULL)
+        e->tree = tree;
+    return e;
+}
+
+static void node_mem_free(struct bl_map *m, struct bl_node *e)
+{
+    if (e->tree)
+        chm__free(e);
+    else
+        chm__pool_put(m->nodes, e);
+}
+
 /* A removed node: it owned its key copy and value. */
 static void free_node_full(chm_smr_node *n, void *owner)
 {
@@ -312,7 +335,14 @@ static void free_node_full(chm_smr_node *n, void *owner)
     struct bl_map *m = owner;
     chm__key_release(&m->base, e->key);
     chm__value_free(&m->base, atomic_load_explicit(&e->value, memory_order_relaxed));
-    chm__free(e);
+    node_mem_free(m, e);
+}
+
+/* A node whose key and value moved to a copy (a transfer's clone, a TreeNode): its memory is all
+ * it owns. */
+static void free_node_shell(chm_smr_node *n, void *owner)
+{
+    node_mem_free(owner, (struct bl_node *)n);
 }
 
 static inline void retire(struct bl_map *m, void *obj, chm_smr_free_fn *fn)
@@ -320,8 +350,7 @@ static inline void retire(struct bl_map *m, void *obj, chm_smr_free_fn *fn)
     chm__smr_retire(m->domain, (chm_smr_node *)obj, fn);
 }
 
-/* A node whose key and value moved to a copy, an old TreeBin, a reservation, a table: the
- * memory is all they own. */
+/* An old TreeBin, a reservation, a table: malloc'ed, the memory is all they own. */
 #define free_shell chm__smr_free_plain
 
 /* ---- nodes and tables --------------------------------------------------------------------- */
@@ -341,12 +370,12 @@ static void node_init(struct bl_node *e, uint64_t hash, uint64_t key, uint64_t v
 static struct bl_node *new_node(struct bl_map *m, uint64_t hash, uint64_t key, uint64_t value,
                                 bool tree)
 {
-    struct bl_node *e = chm__malloc(tree ? sizeof(struct bl_tnode) : sizeof(struct bl_node));
+    struct bl_node *e = node_mem_alloc(m, tree);
     if (e == NULL)
         return NULL;
     uint64_t stored;
     if (!chm__key_retain(&m->base, key, &stored)) {
-        chm__free(e);
+        node_mem_free(m, e);
         return NULL;
     }
     node_init(e, hash, stored, value);
@@ -359,7 +388,7 @@ static void discard_node(struct bl_map *m, struct bl_node *e)
 {
     if (e != NULL) {
         chm__key_release(&m->base, e->key);
-        chm__free(e);
+        node_mem_free(m, e);
     }
 }
 
@@ -668,24 +697,24 @@ static bool may_join(struct bl_map *m, int64_t sc, int64_t rs)
            atomic_load_explicit(&m->transfer_index, memory_order_seq_cst) > 0;
 }
 
-static void free_pool(struct bl_node *pool)
+static void free_pool(struct bl_map *m, struct bl_node *pool)
 {
     while (pool != NULL) {
         struct bl_node *next = atomic_load_explicit(&pool->next, memory_order_relaxed);
-        chm__free(pool);
+        node_mem_free(m, pool);
         pool = next;
     }
 }
 
-/* A chain of @count unpublished nodes of @size bytes, linked through next; false (nothing
- * allocated) when out of memory. */
-static bool alloc_pool(struct bl_node **pool, size_t count, size_t size)
+/* A chain of @count unpublished nodes (TreeNodes with @tree), linked through next; false
+ * (nothing allocated) when out of memory. */
+static bool alloc_pool(struct bl_map *m, struct bl_node **pool, size_t count, bool tree)
 {
     *pool = NULL;
     for (size_t k = 0; k < count; k++) {
-        struct bl_node *e = chm__malloc(size);
+        struct bl_node *e = node_mem_alloc(m, tree);
         if (e == NULL) {
-            free_pool(*pool);
+            free_pool(m, *pool);
             *pool = NULL;
             return false;
         }
@@ -740,7 +769,7 @@ static bool split_list(struct bl_map *m, struct bl_table *tab, struct bl_table *
         }
     }
     struct bl_node *pool;
-    if (!alloc_pool(&pool, before, sizeof(struct bl_node)))
+    if (!alloc_pool(m, &pool, before, false))
         return false;
     struct bl_node *ln = run_bit == 0 ? last_run : NULL;
     struct bl_node *hn = run_bit == 0 ? NULL : last_run;
@@ -770,7 +799,7 @@ static bool split_list(struct bl_map *m, struct bl_table *tab, struct bl_table *
     for (struct bl_node *p = f, *pn; p != last_run; p = pn) {
         pn = atomic_load_explicit(&p->next, memory_order_relaxed);
         xb -= node_extra(p);
-        retire(m, p, free_shell);
+        retire(m, p, free_node_shell);
     }
     add_xbytes(m, xb);
     return true;
@@ -801,13 +830,13 @@ static bool split_tree(struct bl_map *m, struct bl_table *tab, struct bl_table *
         bool ltree = lc > BL_UNTREEIFY_THRESHOLD, htree = hc > BL_UNTREEIFY_THRESHOLD;
         struct bl_node *lpool, *hpool;
         struct bl_treebin *ltb = NULL, *htb = NULL;
-        if (!alloc_pool(&lpool, lc, ltree ? sizeof(struct bl_tnode) : sizeof(struct bl_node)))
+        if (!alloc_pool(m, &lpool, lc, ltree))
             return false;
-        if (!alloc_pool(&hpool, hc, htree ? sizeof(struct bl_tnode) : sizeof(struct bl_node)) ||
+        if (!alloc_pool(m, &hpool, hc, htree) ||
             (ltree && (ltb = chm__malloc(sizeof *ltb)) == NULL) ||
             (htree && (htb = chm__malloc(sizeof *htb)) == NULL)) {
-            free_pool(lpool);
-            free_pool(hpool);
+            free_pool(m, lpool);
+            free_pool(m, hpool);
             chm__free(ltb);
             return false;
         }
@@ -851,7 +880,7 @@ static bool split_tree(struct bl_map *m, struct bl_table *tab, struct bl_table *
         for (struct bl_node *e = first, *en; e != NULL; e = en) {
             en = atomic_load_explicit(&e->next, memory_order_relaxed);
             xb -= node_extra(e);
-            retire(m, e, free_shell);
+            retire(m, e, free_node_shell);
         }
         retire(m, t, free_shell);
         if (lc > BL_UNTREEIFY_THRESHOLD)
@@ -1112,9 +1141,9 @@ static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index)
             count++;
         struct bl_node *pool;
         struct bl_treebin *tb = NULL;
-        if (alloc_pool(&pool, count, sizeof(struct bl_tnode))) {
+        if (alloc_pool(m, &pool, count, true)) {
             if ((tb = chm__malloc(sizeof *tb)) == NULL)
-                free_pool(pool);
+                free_pool(m, pool);
         }
         if (tb != NULL) { /* else: no memory, the bin stays a list */
             struct bl_tnode *hd = NULL, *tl = NULL;
@@ -1137,7 +1166,7 @@ static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index)
             for (struct bl_node *e = b, *en; e != NULL; e = en) {
                 en = atomic_load_explicit(&e->next, memory_order_relaxed);
                 xb -= node_extra(e);      /* a TreeNode left in the list by untreeify */
-                retire(m, e, free_shell); /* key and value moved to the TreeNodes */
+                retire(m, e, free_node_shell); /* key and value moved to the TreeNodes */
             }
             add_xbytes(m, xb);
             atomic_fetch_add_explicit(&m->st_treeify, 1, memory_order_relaxed);
@@ -2050,7 +2079,8 @@ static size_t table_bytes(const struct bl_table *t)
  *            with chm_keys_string the stored key copies (strlen + 1). Not counted: the SMR
  *            domain (smr.c's), objects retired and not yet freed (see pending), a compute's
  *            ReservationNode, key copies made by other keyops' retain (their size is unknown),
- *            and what malloc rounds up. Exact when quiescent;
+ *            what malloc rounds up, and the node pool's free nodes (its slabs keep what the
+ *            map once held: bytes counts the live entries' nodes). Exact when quiescent;
  *   resizes  transfers committed since chm_new (a pause is not one);
  *   pending  chm__smr_pending of the map's domain.
  */
@@ -2434,6 +2464,7 @@ static void bl_destroy(chm *cm)
     }
     chm__free(atomic_load_explicit(&m->cells, memory_order_acquire));
     chm__smr_domain_free(m->domain);
+    chm__pool_free(m->nodes); /* after the drain: free_fns put nodes back */
     chm__free(m);
 }
 
@@ -2477,7 +2508,11 @@ static chm *bl_create(const chm_backend *b, const chm_options *opt)
     memset(m, 0, sizeof *m);
     chm__header_init(&m->base, &bl_ops, b, opt);
     m->domain = chm__smr_domain_new(m);
-    if (m->domain == NULL) {
+    /* One pool stripe per expected writer (chm_options.concurrency), up to the pool's 64. */
+    m->nodes = chm__pool_new(sizeof(struct bl_node), opt->concurrency);
+    if (m->domain == NULL || m->nodes == NULL) {
+        chm__pool_free(m->nodes);
+        chm__smr_domain_free(m->domain);
         chm__free(m);
         errno = ENOMEM;
         return NULL;
@@ -2492,6 +2527,7 @@ static chm *bl_create(const chm_backend *b, const chm_options *opt)
     atomic_init(&m->size_ctl, (int64_t)n);
     if (n != 0 && init_table(m) == NULL) {
         chm__smr_domain_free(m->domain);
+        chm__pool_free(m->nodes);
         chm__free(m);
         errno = ENOMEM;
         return NULL;

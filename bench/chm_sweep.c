@@ -204,14 +204,19 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Every backend built, plus rwlock with its second lock. */
+    /* Every backend built, plus the second lock of each that has a choice of two
+     * (CHM_CAP_RWLOCK_KINDS), labelled "<name>-ck". */
     struct config variants[16];
     int nvariants = 0;
     for (const chm_backend *const *b = chm_backend_list(); *b != NULL; b++) {
         variants[nvariants++] = (struct config){.backend = *b, .label = chm_backend_name(*b)};
-        if (strcmp(chm_backend_name(*b), "rwlock") == 0)
+        if (chm_backend_caps(*b) & CHM_CAP_RWLOCK_KINDS) {
+            static char ck_labels[16][40]; /* one per entry of variants */
+            char *label = ck_labels[nvariants];
+            snprintf(label, sizeof ck_labels[0], "%s-ck", chm_backend_name(*b));
             variants[nvariants++] =
-                (struct config){.backend = *b, .label = "rwlock-ck", .lock = CHM_RWLOCK_CK};
+                (struct config){.backend = *b, .label = label, .lock = CHM_RWLOCK_CK};
+        }
     }
 
     int total = 0, done = 0;

@@ -80,12 +80,11 @@ static void chm_adapter_reclaim(bench_map *m)
 static bench_map_impl chm_impls[MAX_IMPLS];
 static const bench_map_impl *all_impls[MAX_IMPLS + 1];
 
-static bool has_padding_switch(const char *name)
+static bool has_padding_switch(const chm_backend *b)
 {
-    /* include/chm.h: chm_options.packed drops the 64-byte padding of segmented's segments,
-     * binlock's counter cells and readmostly's live-count stripes. */
-    return strcmp(name, "segmented") == 0 || strcmp(name, "binlock") == 0 ||
-           strcmp(name, "readmostly") == 0;
+    /* include/chm.h: chm_options.packed drops the 64-byte padding of hot per-segment /
+     * per-counter fields on the backends that have the switch. */
+    return (chm_backend_caps(b) & CHM_CAP_PADDING_SWITCH) != 0;
 }
 
 const bench_map_impl *const *bench_map_impls(void)
@@ -98,7 +97,7 @@ const bench_map_impl *const *bench_map_impls(void)
             .name = chm_backend_name(*b),
             .thread_safe = chm_backend_thread_safe(*b),
             .chm_backend = *b,
-            .has_padding_switch = has_padding_switch(chm_backend_name(*b)),
+            .has_padding_switch = has_padding_switch(*b),
             .create = chm_adapter_create,
             .destroy = chm_adapter_destroy,
             .get = chm_adapter_get,
@@ -123,7 +122,8 @@ static bool apply_variant_option(bench_map_impl *v, const char *option)
 {
     if (strcmp(option, "packed") == 0)
         v->variant_packed = true;
-    else if (strcmp(option, "ck") == 0 && strcmp(chm_backend_name(v->chm_backend), "rwlock") == 0)
+    else if (strcmp(option, "ck") == 0 &&
+             (chm_backend_caps((const chm_backend *)v->chm_backend) & CHM_CAP_RWLOCK_KINDS) != 0)
         v->variant_ck_rwlock = true;
     else if (strncmp(option, "concurrency=", 12) == 0) {
         uint64_t c;

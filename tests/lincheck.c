@@ -51,6 +51,37 @@ bool lc_apply(const lc_op *op, lc_reg *r)
         if (op->rc != CHM_OK)
             return false;
         break;
+    case LC_REMOVE_IF:
+        if (!r->present)
+            return op->rc == CHM_NOTFOUND;
+        if (r->value != op->expected)
+            return op->rc == CHM_EXISTS;
+        if (op->rc != CHM_OK)
+            return false;
+        r->present = false;
+        r->value = 0;
+        return true;
+    case LC_COMPUTE: {
+        /* the function saw the state at the linearization point, and decided from it */
+        if ((bool)op->seen != r->present || (r->present && op->expected != r->value))
+            return false;
+        uint64_t v;
+        int action = lc_compute_decide(r->present, r->value, op->arg, &v);
+        if (action == 0) /* keep */
+            return r->present ? op->rc == CHM_OK && op->out == r->value : op->rc == CHM_NOTFOUND;
+        if (action == 2) { /* delete */
+            if (op->rc != CHM_NOTFOUND)
+                return false;
+            r->present = false;
+            r->value = 0;
+            return true;
+        }
+        if (op->rc != CHM_OK || op->out != v)
+            return false;
+        r->present = true;
+        r->value = v;
+        return true;
+    }
     default: return false;
     }
     /* every case that breaks out installs arg */
@@ -213,7 +244,7 @@ lc_verdict lc_check_key(const lc_op *ops, size_t n, lc_reg init, uint64_t budget
     if (n >= UINT32_MAX / 2 - 2)
         return LC_INVALID_INPUT;
     for (size_t i = 0; i < n; i++)
-        if (ops[i].call >= ops[i].ret || ops[i].kind > LC_COMPUTE_IF_ABSENT)
+        if (ops[i].call >= ops[i].ret || ops[i].kind >= LC_KIND_COUNT)
             return LC_INVALID_INPUT;
     if (!init.present)
         init.value = 0;
@@ -400,9 +431,10 @@ const char *lc_verdict_name(lc_verdict v)
 
 const char *lc_kind_name(int kind)
 {
-    static const char *const names[] = {"get",    "put",     "put_if_absent",
-                                        "remove", "replace", "compute_if_absent"};
-    return kind >= 0 && kind <= LC_COMPUTE_IF_ABSENT ? names[kind] : "?";
+    static const char *const names[] = {"get",     "put",      "put_if_absent",
+                                        "remove",  "replace",  "compute_if_absent",
+                                        "compute", "remove_if"};
+    return kind >= 0 && kind < LC_KIND_COUNT ? names[kind] : "?";
 }
 
 static const char *rc_name(int rc)
@@ -424,13 +456,21 @@ static void print_op(FILE *f, const lc_op *o)
     case LC_PUT_IF_ABSENT:
     case LC_COMPUTE_IF_ABSENT: fprintf(f, "%#" PRIx64, o->arg); break;
     case LC_REPLACE: fprintf(f, "%#" PRIx64 " -> %#" PRIx64, o->expected, o->arg); break;
+    case LC_REMOVE_IF: fprintf(f, "%#" PRIx64, o->expected); break;
+    case LC_COMPUTE:
+        if (o->seen)
+            fprintf(f, "fn saw %#" PRIx64, o->expected);
+        else
+            fprintf(f, "fn saw absent; %#" PRIx64 " if absent", o->arg);
+        break;
     default: break;
     }
     fprintf(f, ") = %s", rc_name(o->rc));
     bool has_out = (o->kind == LC_GET && o->rc == CHM_OK) ||
                    ((o->kind == LC_PUT || o->kind == LC_PUT_IF_ABSENT) && o->rc == CHM_EXISTS) ||
                    (o->kind == LC_REMOVE && o->rc == CHM_OK) ||
-                   (o->kind == LC_COMPUTE_IF_ABSENT && (o->rc == CHM_OK || o->rc == CHM_EXISTS));
+                   (o->kind == LC_COMPUTE_IF_ABSENT && (o->rc == CHM_OK || o->rc == CHM_EXISTS)) ||
+                   (o->kind == LC_COMPUTE && o->rc == CHM_OK);
     if (has_out)
         fprintf(f, ", %#" PRIx64, o->out);
     fputc('\n', f);

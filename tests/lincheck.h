@@ -26,26 +26,49 @@
 
 /* Operation kinds; the status codes and out-values follow include/chm.h exactly. */
 typedef enum lc_kind {
-    LC_GET,              /* CHM_OK out=value | CHM_NOTFOUND */
-    LC_PUT,              /* CHM_OK (was absent) | CHM_EXISTS out=previous; then holds arg */
-    LC_PUT_IF_ABSENT,    /* CHM_OK (inserted arg) | CHM_EXISTS out=present value, unchanged */
-    LC_REMOVE,           /* CHM_OK out=removed value | CHM_NOTFOUND */
-    LC_REPLACE,          /* CHM_OK (value was expected, now arg) | CHM_NOTFOUND | CHM_EXISTS */
-    LC_COMPUTE_IF_ABSENT /* CHM_OK out=arg (fn's result, inserted) | CHM_EXISTS out=present */
+    LC_GET,               /* CHM_OK out=value | CHM_NOTFOUND */
+    LC_PUT,               /* CHM_OK (was absent) | CHM_EXISTS out=previous; then holds arg */
+    LC_PUT_IF_ABSENT,     /* CHM_OK (inserted arg) | CHM_EXISTS out=present value, unchanged */
+    LC_REMOVE,            /* CHM_OK out=removed value | CHM_NOTFOUND */
+    LC_REPLACE,           /* CHM_OK (value was expected, now arg) | CHM_NOTFOUND | CHM_EXISTS */
+    LC_COMPUTE_IF_ABSENT, /* CHM_OK out=arg (fn's result, inserted) | CHM_EXISTS out=present */
+    LC_COMPUTE,           /* chm_compute with lc_compute_decide as its function, which saw
+                             (seen, expected) = (present, old): CHM_OK out=the value after |
+                             CHM_NOTFOUND (absent after) */
+    LC_REMOVE_IF,         /* CHM_OK (value was expected, removed) | CHM_NOTFOUND | CHM_EXISTS */
+    LC_KIND_COUNT
 } lc_kind;
+
+/* What the update function of LC_COMPUTE operations decides (an increment-or-delete, a function
+ * of what it sees only, so the sequential spec knows it): for an absent key, insert @arg (the
+ * operation's own value) unless arg % 8 == 0 (keep it absent); for a present one holding @old,
+ * delete it when old % 4 == 0, keep it when old % 4 == 1, else store old + 1. Returns the
+ * chm_compute_action; *v = the value to store on CHM_COMPUTE_SET. */
+static inline int lc_compute_decide(bool present, uint64_t old, uint64_t arg, uint64_t *v)
+{
+    if (!present) {
+        *v = arg;
+        return arg % 8 == 0 ? 0 /* KEEP */ : 1 /* SET */;
+    }
+    *v = old + 1;
+    return old % 4 == 0 ? 2 /* DELETE */ : old % 4 == 1 ? 0 /* KEEP */ : 1 /* SET */;
+}
 
 typedef struct lc_op {
     uint64_t call;     /* timestamp taken before the invocation */
     uint64_t ret;      /* timestamp taken after the response; call < ret */
     uint64_t key;      /* the key operated on */
     uint64_t arg;      /* value written: put, put_if_absent, replace's desired, the result the
-                          compute function returns for this operation */
-    uint64_t expected; /* replace only */
+                          compute function returns for this operation (compute_if_absent; for
+                          compute: the value it inserts into an absent key) */
+    uint64_t expected; /* replace, remove_if: the expected value; compute: the old value its
+                          function saw (when seen) */
     uint64_t out;      /* value returned through the out-parameter (ignored where the status
                           says none was returned) */
     int32_t rc;        /* the status returned */
     uint16_t thread;   /* reports only */
     uint8_t kind;      /* lc_kind */
+    uint8_t seen;      /* compute: its function saw the key present */
 } lc_op;
 
 /* The register: one key's state. value is 0 whenever present is false. */

@@ -14,15 +14,16 @@
  *     done then), which checks that chm_free copes with every intermediate state;
  *   - value_free is called exactly once per value that left (a multiset comparison), never for the
  *     value of a failed insert;
- *   - a compute_if_absent that returns CHM_ENOMEM did not run its function; with a function that
- *     mallocs its value, every such value is in the map, was returned, or went to value_free
- *     (none is left over after chm_free);
+ *   - a compute_if_absent or compute that returns CHM_ENOMEM did not run its function; with a
+ *     function that mallocs its value, every such value is in the map, was returned, or went to
+ *     value_free (none is left over after chm_free); chm_clear never returns CHM_ENOMEM;
  *   - after chm_free, chm__alloc_live() == 0 (and LeakSanitizer sees no leak in the ASan build).
  * Workloads: growth from capacity 0, string keys, put_if_absent, compute_if_absent (also with an
  * allocating function, in one segment), a random mix, iterations, colliding keys (integer and
  * string, without compare), a presized map, colliding keys with a compare (binlock TreeBins:
  * treeify, splits by resizes, untreeify), readmostly's promotions and dirty rebuilds, and one
- * segment rehashing through every doubling.
+ * segment rehashing through every doubling; chm_compute (integer and string keys; with an
+ * allocating function and chm_clear, in one segment) and chm_remove_if.
  *
  * Allocation sites: the hook also records each call site reached (chm_internal.h passes
  * "file:line"). alloc_sites/<backend> prints "allocation sites reached: N, failed at least
@@ -40,7 +41,17 @@
 
 /* ---- one run ------------------------------------------------------------------------------- */
 
-enum op { OP_PUT, OP_PIA, OP_CIA, OP_REMOVE, OP_REPLACE, OP_GET };
+enum op {
+    OP_PUT,
+    OP_PIA,
+    OP_CIA,
+    OP_REMOVE,
+    OP_REPLACE,
+    OP_GET,
+    OP_UPDATE,
+    OP_REMOVE_IF,
+    OP_CLEAR
+};
 
 typedef struct af {
     const chm_backend *b;
@@ -192,6 +203,42 @@ static void free_alloc_value(uint64_t value, void *ctx)
     free((void *)(uintptr_t)value);
 }
 
+/* chm_compute's function: absent -> SET a fresh value; present -> by key index: DELETE
+ * (i % 3 == 0), KEEP (i % 3 == 1) or SET a fresh value. The fresh value is a malloc'd box
+ * (fn_allocs) or the attempt's own value. Records the calls and what fn saw. */
+struct upd_arg {
+    uint64_t idx;
+    uint64_t fresh; /* the value to SET when it is not allocated: unique per attempt */
+    bool allocs;
+    uint64_t calls;
+    bool present;
+    uint64_t old, set;
+};
+
+static chm_compute_action update_fn(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                    void *arg)
+{
+    struct upd_arg *u = arg;
+    u->present = present;
+    u->old = old;
+    if (present && u->idx % 3 == 0) {
+        u->calls++;
+        return CHM_COMPUTE_DELETE;
+    }
+    if (present && u->idx % 3 == 1) {
+        u->calls++;
+        return CHM_COMPUTE_KEEP;
+    }
+    if (u->allocs) {
+        u->set = compute_alloc_value(key, &u->calls);
+    } else {
+        u->calls++;
+        u->set = u->fresh;
+    }
+    *value = u->set;
+    return CHM_COMPUTE_SET;
+}
+
 /* One operation on key index i, checked against the model; retried once after CHM_ENOMEM. */
 static bool af_op(af *a, enum op op, uint64_t i)
 {
@@ -199,12 +246,14 @@ static bool af_op(af *a, enum op op, uint64_t i)
         return false;
     uint64_t cur;
     bool present = tl_model_get(&a->model, i, &cur);
-    static const char *const names[] = {"put",    "put_if_absent", "compute_if_absent",
-                                        "remove", "replace",       "get"};
+    static const char *const names[] = {"put",     "put_if_absent", "compute_if_absent",
+                                        "remove",  "replace",       "get",
+                                        "compute", "remove_if",     "clear"};
     for (int attempt = 0; attempt < 2; attempt++) {
         uint64_t v = ++a->vctr * 0x100000001b3ULL, out = 0x5a5a5a5a5a5a5a5aULL;
         uint64_t calls = 0;
         uint64_t key = af_key(a, i);
+        struct upd_arg ua = {.idx = i, .fresh = v, .allocs = a->fn_allocs};
         int rc;
         switch (op) {
         case OP_PUT: rc = chm_put(a->m, key, v, &out); break;
@@ -216,14 +265,24 @@ static bool af_op(af *a, enum op op, uint64_t i)
             break;
         case OP_REMOVE: rc = chm_remove(a->m, key, &out); break;
         case OP_REPLACE: rc = chm_replace(a->m, key, cur, v); break;
+        case OP_UPDATE: rc = chm_compute(a->m, key, update_fn, &ua, &out); break;
+        case OP_REMOVE_IF: rc = chm_remove_if(a->m, key, present ? cur : v); break;
+        case OP_CLEAR: rc = chm_clear(a->m); break;
         default: rc = chm_get(a->m, key, &out); break;
         }
         af_scribble(a);
+        if (op == OP_CLEAR && rc == CHM_ENOMEM) {
+            FAIL("chm_clear returned CHM_ENOMEM (it never fails for lack of memory)");
+            a->broken = true;
+            return false;
+        }
         if (rc == CHM_ENOMEM) {
             /* Every backend allocates before the function runs (chm.h), so that its value is
              * never lost to a failure after it. */
             if (op == OP_CIA && !CHECK_EQ(calls, 0))
                 FAIL("compute_if_absent returned CHM_ENOMEM after its function ran");
+            if (op == OP_UPDATE && !CHECK_EQ(ua.calls, 0))
+                FAIL("compute returned CHM_ENOMEM after its function ran");
             if (!af_enomem(a, attempt, names[op], i))
                 return false;
             continue;
@@ -272,6 +331,41 @@ static bool af_op(af *a, enum op op, uint64_t i)
                 tl_model_put(&a->model, i, v, NULL);
             }
             break;
+        case OP_UPDATE:
+            CHECK_EQ(ua.calls, 1);
+            CHECK_EQ(ua.present, present);
+            CHECK_EQ(ua.old, present ? cur : 0);
+            if (present && i % 3 == 0) { /* deleted */
+                CHECK_RC(rc, CHM_NOTFOUND);
+                af_left(a, cur);
+                tl_model_remove(&a->model, i, NULL);
+            } else if (present && i % 3 == 1) { /* kept */
+                if (CHECK_RC(rc, CHM_OK))
+                    CHECK_EQ(out, cur);
+            } else { /* set to a fresh value */
+                if (CHECK_RC(rc, CHM_OK))
+                    CHECK_EQ(out, ua.set);
+                if (present)
+                    af_left(a, cur);
+                tl_model_put(&a->model, i, ua.set, NULL);
+            }
+            break;
+        case OP_REMOVE_IF:
+            CHECK_RC(rc, present ? CHM_OK : CHM_NOTFOUND);
+            if (present) {
+                af_left(a, cur);
+                tl_model_remove(&a->model, i, NULL);
+            }
+            break;
+        case OP_CLEAR: {
+            CHECK_RC(rc, CHM_OK);
+            size_t pos = 0;
+            uint64_t k, val;
+            while (tl_model_slot(&a->model, &pos, &k, &val))
+                af_left(a, val);
+            tl_model_clear(&a->model);
+            break;
+        }
         default:
             if (CHECK_RC(rc, present ? CHM_OK : CHM_NOTFOUND) && present)
                 CHECK_EQ(out, cur);
@@ -366,6 +460,42 @@ static void wl_compute_alloc(af *a)
         if (!af_op(a, OP_CIA, (i * 13) % 300))
             return;
         if (i % 7 == 6 && !af_op(a, OP_REMOVE, (i * 5) % 300))
+            return;
+    }
+}
+
+/* chm_compute over a growing key range: inserts (SET on absent keys, each one through a
+ * growth), overwrites, deletes and keeps, with remove_if between; the decisions are the
+ * function's (update_fn). A CHM_ENOMEM must come before fn ran, and leave the map unchanged. */
+static void wl_update(af *a)
+{
+    for (uint64_t i = 0; i < 700; i++) {
+        if (!af_op(a, OP_UPDATE, (i * 13) % 450))
+            return;
+        if (i % 11 == 10 && !af_op(a, OP_REMOVE_IF, (i * 7) % 450))
+            return;
+    }
+}
+
+/* The same over fewer string keys (each insert also copies its key before fn runs). */
+static void wl_update_strings(af *a)
+{
+    for (uint64_t i = 0; i < 300; i++) {
+        if (!af_op(a, OP_UPDATE, (i * 13) % 200))
+            return;
+        if (i % 11 == 10 && !af_op(a, OP_REMOVE_IF, (i * 7) % 200))
+            return;
+    }
+}
+
+/* The same with a function that mallocs its values (value_free frees them), in one segment,
+ * with a chm_clear now and then (which never fails for lack of memory): no value is lost. */
+static void wl_update_clear(af *a)
+{
+    for (uint64_t i = 0; i < 500; i++) {
+        if (!af_op(a, OP_UPDATE, (i * 13) % 300))
+            return;
+        if (i % 150 == 149 && !af_op(a, OP_CLEAR, 0))
             return;
     }
 }
@@ -573,6 +703,9 @@ static const struct workload workloads[] = {
     {"trees", wl_trees, false, &keys_split_cmp, 0, true, 0, false},
     {"promote", wl_promote, false, NULL, 0, true, 0, false},
     {"rehash_one_segment", wl_rehash, false, NULL, 0, true, 1, false},
+    {"compute", wl_update, false, NULL, 0, true, 0, false},
+    {"compute_strings", wl_update_strings, true, NULL, 0, true, 0, false},
+    {"compute_allocating_clear", wl_update_clear, false, NULL, 0, true, 1, true},
 };
 
 /* One run with the k-th allocation failing. Returns true if the k-th allocation happened. */

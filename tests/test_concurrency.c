@@ -19,15 +19,34 @@
  *                     CHM_ECONCURRENT), and the final content is exact
  *   string_keys_churn string keys put / removed / read from four threads through buffers that
  *                     are overwritten after each call; size and iteration consistent at the end
+ *   compute_counter   two threads chm_compute +1 on one key a million times each (scaled): the
+ *                     key ends at exactly their sum, fn ran once per call, value_free saw every
+ *                     replaced count once
+ *   compute_counters_growing  four threads increment 64 keys with chm_compute while inserting
+ *                     new keys (the table grows under the computes): every counter exact
+ *   remove_if_token   a token (the value of one key) passed between four threads that all try
+ *                     remove_if(key, token): the winner puts token + 1; exactly one win per
+ *                     token, the losers get CHM_EXISTS (a newer token) or CHM_NOTFOUND
+ *   clear_concurrent  chm_clear in a loop while two threads put and one gets and iterates; then
+ *                     chm__validate, and value_free count == values put - values present, exact
+ *   visit_pointer_values  values are malloc'd objects with a magic field, value_free poisons and
+ *                     frees them; two threads replace and remove (put, remove, remove_if,
+ *                     compute) while two chm_visit them and check the magic (ASan / TSan report
+ *                     any visit of a freed object)
  *
  * The rwlock backend runs twice, once per lock kind. Operation counts scale with tl_scale() so the
  * ThreadSanitizer build stays well under a minute.
  */
 #include "testlib.h"
 
+#include "chm_internal.h" /* chm__validate */
+#include "smr.h"          /* chm__smr_barrier: deferred frees done */
+
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static chm_rwlock_kind g_kind; /* the rwlock kind of the current pass (ignored by the others) */
 
@@ -862,6 +881,575 @@ static void test_string_keys_churn(const chm_backend *b)
     chm_free(c.m);
 }
 
+/* ---- chm_compute: increments on one key -------------------------------------------------- */
+
+struct counter {
+    chm *m;
+    uint64_t per_thread;
+    double deadline; /* a safety net for a very slow build: the count is exact either way */
+    tl_barrier start;
+    atomic_ullong fn_calls;
+    uint64_t done[2];
+};
+
+static chm_compute_action incr_fn(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                  void *arg)
+{
+    (void)key;
+    atomic_ullong *calls = arg;
+    atomic_fetch_add_explicit(calls, 1, memory_order_relaxed);
+    if (!present && old != 0)
+        return CHM_COMPUTE_KEEP; /* *value must be 0 for an absent key: shows as a lost count */
+    *value = old + 1;
+    return CHM_COMPUTE_SET;
+}
+
+static void counter_worker(int t, void *arg)
+{
+    struct counter *c = arg;
+    tl_barrier_wait(&c->start);
+    for (uint64_t n = 0; n < c->per_thread; n++) {
+        if (n % 1024 == 1023 && tl_now() > c->deadline)
+            break;
+        uint64_t r = 0;
+        int rc = chm_compute(c->m, 42, incr_fn, &c->fn_calls, &r);
+        if (!CHECK_RC(rc, CHM_OK) || !CHECK(r >= 1))
+            return;
+        c->done[t]++;
+    }
+}
+
+/* Two threads add 1 a million times each (scaled): the decisions apply one after another, so
+ * the key ends at exactly their sum; every replaced count left the map once (value_free saw
+ * 1 .. total-1, then total at chm_free). */
+static void test_compute_counter(const chm_backend *b)
+{
+    tl_freelog log;
+    tl_freelog_init(&log, false);
+    struct counter c;
+    memset(&c, 0, sizeof c);
+    c.m = new_map(b, 0, &log);
+    if (c.m == NULL)
+        goto out;
+    c.per_thread = tl_scaled(1000000, 20000);
+    tl_barrier_init(&c.start, 2);
+    double t0 = tl_now();
+    c.deadline = t0 + 25 * tl_budget();
+    tl_run_threads(2, counter_worker, &c);
+    uint64_t total = c.done[0] + c.done[1], v = 0;
+    tl_note("%" PRIu64 " increments in %.2f s", total, tl_now() - t0);
+    if (tl_now() <= c.deadline)
+        CHECK_EQ(total, 2 * c.per_thread);
+    else
+        tl_note("stopped at the safety deadline: %" PRIu64 " of %" PRIu64 " increments", total,
+                2 * c.per_thread);
+    if (CHECK_RC(chm_get(c.m, 42, &v), CHM_OK))
+        CHECK_EQ(v, total);
+    CHECK_EQ(atomic_load(&c.fn_calls), total); /* fn ran exactly once per call */
+    CHECK_EQ(chm_size(c.m), 1);
+    CHECK_EQ((uint64_t)(int64_t)chm__validate(c.m), 0);
+    chm_free(c.m);
+    CHECK_EQ(tl_freelog_calls(&log), total);
+    CHECK_EQ(atomic_load(&log.sum), total * (total + 1) / 2);
+out:
+    tl_freelog_fini(&log);
+}
+
+/* ---- chm_compute on 64 keys while the table grows ---------------------------------------- */
+
+#define CK_KEYS 64
+#define CK_THREADS 4
+
+struct counters {
+    chm *m;
+    uint64_t ops;
+    double deadline;
+    tl_barrier start;
+    uint64_t adds[CK_THREADS][CK_KEYS];
+    uint64_t fillers[CK_THREADS];
+};
+
+static uint64_t ck_filler(int t, uint64_t i)
+{
+    return ((uint64_t)(t + 1) << 40 | i) * 0x9e3779b97f4a7c15ULL | 1;
+}
+
+static void counters_worker(int t, void *arg)
+{
+    struct counters *c = arg;
+    tl_rng r = tl_rng_seed(7000 + (uint64_t)t);
+    atomic_ullong calls = 0;
+    tl_barrier_wait(&c->start);
+    for (uint64_t n = 0; n < c->ops; n++) {
+        if (n % 256 == 255 && tl_now() > c->deadline)
+            break;
+        if (tl_below(&r, 4) == 0) {
+            /* a new key: the table grows under the computes */
+            uint64_t k = ck_filler(t, c->fillers[t]);
+            if (!CHECK_RC(chm_put(c->m, k, k, NULL), CHM_OK))
+                return;
+            c->fillers[t]++;
+            continue;
+        }
+        uint64_t k = tl_below(&r, CK_KEYS) * 2; /* even: never a filler key */
+        if (!CHECK_RC(chm_compute(c->m, k, incr_fn, &calls, NULL), CHM_OK))
+            return;
+        c->adds[t][k / 2]++;
+    }
+    uint64_t adds = 0;
+    for (int i = 0; i < CK_KEYS; i++)
+        adds += c->adds[t][i];
+    CHECK_EQ(atomic_load(&calls), adds); /* fn ran once per call */
+}
+
+static void test_compute_counters_growing(const chm_backend *b)
+{
+    tl_freelog log;
+    tl_freelog_init(&log, false);
+    struct counters *c = calloc(1, sizeof *c);
+    c->m = new_map(b, 0, &log);
+    if (c->m == NULL)
+        goto out;
+    c->ops = tl_scaled(300000, 10000);
+    c->deadline = tl_now() + tl_budget();
+    tl_barrier_init(&c->start, CK_THREADS);
+    tl_run_threads(CK_THREADS, counters_worker, c);
+    uint64_t fillers = 0, adds_total = 0, counted = 0;
+    for (int t = 0; t < CK_THREADS; t++)
+        fillers += c->fillers[t];
+    for (uint64_t k = 0; k < CK_KEYS; k++) {
+        uint64_t want = 0, v = 0;
+        for (int t = 0; t < CK_THREADS; t++)
+            want += c->adds[t][k];
+        adds_total += want;
+        counted += want > 0;
+        int rc = chm_get(c->m, k * 2, &v);
+        if (want == 0) {
+            CHECK_RC(rc, CHM_NOTFOUND);
+        } else if (!CHECK_RC(rc, CHM_OK) || !CHECK_EQ(v, want)) {
+            FAIL("counter %" PRIu64 ": %" PRIu64 " increments, value %" PRIu64, k, want, v);
+            break;
+        }
+    }
+    chm_stats st;
+    CHECK_RC(chm_stats_get(c->m, &st), CHM_OK);
+    tl_note("%" PRIu64 " increments on %d keys, %" PRIu64 " keys inserted meanwhile, %zu resizes",
+            adds_total, CK_KEYS, fillers, st.resizes);
+    CHECK(fillers > 1000);
+    CHECK(st.resizes > 0);
+    CHECK_EQ(chm_size(c->m), fillers + counted);
+    CHECK_EQ(st.entries, chm_size(c->m));
+    CHECK_EQ((uint64_t)(int64_t)chm__validate(c->m), 0);
+    for (int t = 0; t < CK_THREADS; t++) /* every filler key is there, untouched */
+        for (uint64_t i = 0; i < c->fillers[t]; i += 97) {
+            uint64_t k = ck_filler(t, i), v = 0;
+            if (!CHECK_RC(chm_get(c->m, k, &v), CHM_OK) || !CHECK_EQ(v, k))
+                break;
+        }
+    chm_free(c->m);
+    /* every count that was replaced left once (all but the first of each key), and what was
+     * in the map at chm_free */
+    CHECK_EQ(tl_freelog_calls(&log), (adds_total - counted) + (fillers + counted));
+out:
+    free(c);
+    tl_freelog_fini(&log);
+}
+
+/* ---- chm_remove_if against chm_put: a token passed between threads ---------------------- */
+
+#define TOKEN_THREADS 4
+#define TOKEN_KEY 0x70c3
+
+struct token {
+    chm *m;
+    uint64_t last; /* tokens 1 .. last at most */
+    double deadline;
+    atomic_int stop; /* the time budget ran out: no thread takes another token */
+    tl_barrier start;
+    atomic_uchar *wins; /* per token */
+    atomic_ullong passed;
+    uint64_t lost_exists[TOKEN_THREADS], lost_absent[TOKEN_THREADS];
+};
+
+static void token_worker(int t, void *arg)
+{
+    struct token *k = arg;
+    uint64_t v = 1; /* the token this thread tries to take next */
+    tl_barrier_wait(&k->start);
+    for (uint64_t n = 0; v < k->last; n++) { /* the last token stays */
+        if (n % 256 == 255 && tl_now() > k->deadline)
+            atomic_store(&k->stop, 1);
+        if (atomic_load_explicit(&k->stop, memory_order_relaxed))
+            return;
+        int rc = chm_remove_if(k->m, TOKEN_KEY, v);
+        if (rc == CHM_OK) {
+            /* this thread holds token v: nobody else may have it, and the key is absent until
+             * it passes v + 1 on */
+            if (!CHECK_EQ(atomic_fetch_add(&k->wins[v], 1), 0))
+                FAIL("token %" PRIu64 " won twice", v);
+            if (!CHECK_RC(chm_put(k->m, TOKEN_KEY, v + 1, NULL), CHM_OK))
+                return;
+            atomic_fetch_add_explicit(&k->passed, 1, memory_order_release);
+            v++;
+            if (v % 8 == 0)
+                sched_yield(); /* hand the race to the others now and then */
+        } else if (rc == CHM_EXISTS) {
+            /* another token is in: a later one (tokens only grow); take that one next */
+            k->lost_exists[t]++;
+            uint64_t cur = 0;
+            rc = chm_get(k->m, TOKEN_KEY, &cur);
+            if (rc == CHM_OK) {
+                if (!CHECK(cur > v))
+                    FAIL("token %" PRIu64 " after %" PRIu64 " was taken", cur, v);
+                v = cur;
+            } else if (!CHECK_RC(rc, CHM_NOTFOUND)) {
+                return;
+            }
+        } else if (CHECK_RC(rc, CHM_NOTFOUND)) {
+            /* taken, not passed on yet: the next one will be v + 1 or later */
+            if (k->lost_absent[t]++ % 16 == 15)
+                sched_yield(); /* let the winner put the next one */
+            if (atomic_load_explicit(&k->passed, memory_order_acquire) > v)
+                v = atomic_load_explicit(&k->passed, memory_order_acquire);
+        } else {
+            return;
+        }
+    }
+}
+
+static void test_remove_if_token(const chm_backend *b)
+{
+    tl_freelog log;
+    tl_freelog_init(&log, false);
+    struct token k;
+    memset(&k, 0, sizeof k);
+    k.m = new_map(b, 0, &log);
+    if (k.m == NULL)
+        goto out;
+    k.last = tl_scaled(100000, 3000);
+    k.wins = calloc(k.last + 1, sizeof *k.wins);
+    atomic_init(&k.passed, 1);
+    CHECK_RC(chm_put(k.m, TOKEN_KEY, 1, NULL), CHM_OK);
+    k.deadline = tl_now() + 2 * tl_budget();
+    tl_barrier_init(&k.start, TOKEN_THREADS);
+    tl_run_threads(TOKEN_THREADS, token_worker, &k);
+    /* the key holds the last token passed on (a winner always passes its token on) */
+    uint64_t last = 0, exists = 0, absent = 0;
+    if (!CHECK_RC(chm_get(k.m, TOKEN_KEY, &last), CHM_OK) || !CHECK(last >= 1 && last <= k.last))
+        goto done;
+    if (!atomic_load(&k.stop))
+        CHECK_EQ(last, k.last);
+    CHECK_EQ(atomic_load(&k.passed), last);
+    for (uint64_t i = 1; i <= k.last; i++)
+        if (!CHECK_EQ(atomic_load(&k.wins[i]), i < last ? 1 : 0)) {
+            FAIL("token %" PRIu64 " won %u times (the last is %" PRIu64 ")", i,
+                 (unsigned)atomic_load(&k.wins[i]), last);
+            break;
+        }
+    for (int t = 0; t < TOKEN_THREADS; t++) {
+        exists += k.lost_exists[t];
+        absent += k.lost_absent[t];
+    }
+    tl_note("%" PRIu64 " tokens passed%s; lost remove_if: %" PRIu64 " to a newer token, %" PRIu64
+            " to an absent key",
+            last - 1, atomic_load(&k.stop) ? " (time budget)" : "", exists, absent);
+    CHECK_EQ(chm_size(k.m), 1);
+    chm__smr_barrier();
+    CHECK_EQ(tl_freelog_calls(&log), last - 1); /* each won token left once */
+    chm_free(k.m);
+    k.m = NULL;
+    CHECK_EQ(tl_freelog_calls(&log), last);
+    CHECK_EQ(atomic_load(&log.sum), last * (last + 1) / 2);
+done:
+    chm_free(k.m);
+    free(k.wins);
+out:
+    tl_freelog_fini(&log);
+}
+
+/* ---- chm_clear against puts, gets and iterations ----------------------------------------- */
+
+#define CLR_RANGE 2048
+
+struct clr {
+    chm *m;
+    uint64_t per_putter;
+    double deadline;
+    atomic_int putters_left;
+    tl_barrier start;
+    uint64_t puts[2], put_sum[2], put_xor[2];
+    uint64_t clears, iterations, econcurrent;
+};
+
+/* value: the key in the top bits, a per-thread sequence number below */
+static uint64_t clr_value(uint64_t key, int t, uint64_t n)
+{
+    return key << 32 | (uint64_t)t << 31 | (n & 0x7fffffff);
+}
+
+static void clr_worker(int t, void *arg)
+{
+    struct clr *c = arg;
+    tl_barrier_wait(&c->start);
+    if (t < 2) { /* putters */
+        tl_rng r = tl_rng_seed(9100 + (uint64_t)t);
+        for (uint64_t n = 0; n < c->per_putter; n++) {
+            if (n % 256 == 255 && tl_now() > c->deadline)
+                break;
+            uint64_t k = tl_below(&r, CLR_RANGE), v = clr_value(k, t, n), old = 0;
+            int rc = chm_put(c->m, k, v, &old);
+            if (!CHECK(rc == CHM_OK || rc == CHM_EXISTS))
+                break;
+            if (rc == CHM_EXISTS && !CHECK_EQ(old >> 32, k))
+                break;
+            c->puts[t]++;
+            c->put_sum[t] += v;
+            c->put_xor[t] ^= tl_mix(v);
+        }
+        atomic_fetch_sub_explicit(&c->putters_left, 1, memory_order_release);
+        return;
+    }
+    if (t == 2) { /* the clearer */
+        while (atomic_load_explicit(&c->putters_left, memory_order_acquire) > 0) {
+            if (!CHECK_RC(chm_clear(c->m), CHM_OK))
+                return;
+            c->clears++;
+            usleep(500);
+        }
+        return;
+    }
+    /* gets and iterations: every value found is one put for its key */
+    tl_rng r = tl_rng_seed(9200);
+    tl_model seen;
+    tl_model_init(&seen);
+    while (atomic_load_explicit(&c->putters_left, memory_order_acquire) > 0) {
+        for (int i = 0; i < 64; i++) {
+            uint64_t k = tl_below(&r, CLR_RANGE), v = 0;
+            int rc = chm_get(c->m, k, &v);
+            if (rc == CHM_OK ? !CHECK_EQ(v >> 32, k) : !CHECK_RC(rc, CHM_NOTFOUND))
+                goto done;
+        }
+        chm_iter it;
+        if (!CHECK_RC(chm_iter_init(&it, c->m), CHM_OK))
+            break;
+        tl_model_clear(&seen);
+        uint64_t k, v;
+        int rc;
+        while ((rc = chm_iter_next(&it, &k, &v)) == CHM_OK)
+            if (!CHECK(k < CLR_RANGE && v >> 32 == k) || !CHECK(tl_model_put(&seen, k, v, NULL)))
+                break;
+        chm_iter_fini(&it);
+        if (rc == CHM_END)
+            c->iterations++;
+        else if (rc == CHM_ECONCURRENT && tl_fail_fast(chm_map_backend(c->m)))
+            c->econcurrent++;
+        else if (!CHECK_RC(rc, CHM_END))
+            break;
+    }
+done:
+    tl_model_fini(&seen);
+}
+
+static void test_clear_concurrent(const chm_backend *b)
+{
+    tl_freelog log;
+    tl_freelog_init(&log, false);
+    struct clr c;
+    memset(&c, 0, sizeof c);
+    c.m = new_map(b, 0, &log);
+    if (c.m == NULL)
+        goto out;
+    c.per_putter = tl_scaled(300000, 10000);
+    c.deadline = tl_now() + tl_budget();
+    atomic_init(&c.putters_left, 2);
+    tl_barrier_init(&c.start, 4);
+    tl_run_threads(4, clr_worker, &c);
+    uint64_t puts = c.puts[0] + c.puts[1], sum = c.put_sum[0] + c.put_sum[1];
+    uint64_t xr = c.put_xor[0] ^ c.put_xor[1];
+    tl_note("%" PRIu64 " puts, %" PRIu64 " clears, %" PRIu64 " iterations (%" PRIu64
+            " ended by CHM_ECONCURRENT)",
+            puts, c.clears, c.iterations, c.econcurrent);
+    CHECK(c.clears > 0);
+    CHECK_EQ((uint64_t)(int64_t)chm__validate(c.m), 0);
+    /* what is left: size, iteration and gets agree; every value is one put for its key */
+    tl_model rest;
+    tl_model_init(&rest);
+    CHECK_RC(tl_collect(c.m, &rest), CHM_END);
+    size_t size = chm_size(c.m);
+    CHECK_EQ(tl_model_size(&rest), size);
+    uint64_t rest_sum = 0, rest_xor = 0;
+    size_t pos = 0;
+    uint64_t k, v;
+    while (tl_model_slot(&rest, &pos, &k, &v)) {
+        uint64_t got = 0;
+        CHECK(k < CLR_RANGE && v >> 32 == k);
+        if (CHECK_RC(chm_get(c.m, k, &got), CHM_OK))
+            CHECK_EQ(got, v);
+        rest_sum += v;
+        rest_xor ^= tl_mix(v);
+    }
+    /* every value put entered the map; the ones not there any more left it exactly once */
+    chm__smr_barrier();
+    CHECK_EQ(tl_freelog_calls(&log), puts - size);
+    CHECK_EQ(atomic_load(&log.sum), sum - rest_sum);
+    CHECK_EQ(atomic_load(&log.xor_mix), xr ^ rest_xor);
+    /* the map works on: one more clear empties it */
+    CHECK_RC(chm_clear(c.m), CHM_OK);
+    CHECK_EQ(chm_size(c.m), 0);
+    chm_free(c.m);
+    CHECK_EQ(tl_freelog_calls(&log), puts);
+    CHECK_EQ(atomic_load(&log.sum), sum);
+    tl_model_fini(&rest);
+out:
+    tl_freelog_fini(&log);
+}
+
+/* ---- chm_visit on pointer values while they are replaced and removed --------------------- */
+
+#define OBJ_MAGIC 0x0b1ec7a11fe5a11dULL
+#define OBJ_DEAD 0xdeadde4ddeadde4dULL
+#define VIS_RANGE 256
+
+struct obj {
+    uint64_t magic;
+    uint64_t key;
+    uint64_t payload[6];
+};
+
+static atomic_long obj_live;
+
+static uint64_t obj_new(uint64_t key)
+{
+    struct obj *o = malloc(sizeof *o);
+    if (o == NULL)
+        abort();
+    o->magic = OBJ_MAGIC;
+    o->key = key;
+    for (int i = 0; i < 6; i++)
+        o->payload[i] = key ^ (uint64_t)i;
+    atomic_fetch_add_explicit(&obj_live, 1, memory_order_relaxed);
+    return (uint64_t)(uintptr_t)o;
+}
+
+/* value_free: poison, then free (a visit that still ran on it sees the poison, or ASan reports
+ * the use after free) */
+static void obj_free(uint64_t value, void *ctx)
+{
+    (void)ctx;
+    struct obj *o = (struct obj *)(uintptr_t)value;
+    if (o->magic != OBJ_MAGIC)
+        FAIL("value_free of object %p twice (magic 0x%" PRIx64 ")", (void *)o, o->magic);
+    atomic_store_explicit((_Atomic uint64_t *)&o->magic, OBJ_DEAD, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&obj_live, 1, memory_order_relaxed);
+    free(o);
+}
+
+struct vis_run {
+    chm *m;
+    uint64_t ops;
+    double deadline;
+    atomic_int writers_left;
+    tl_barrier start;
+    uint64_t visits[2], found[2];
+};
+
+static void obj_check(uint64_t key, uint64_t value, void *arg)
+{
+    uint64_t *sum = arg;
+    const struct obj *o = (const struct obj *)(uintptr_t)value;
+    uint64_t magic = atomic_load_explicit((_Atomic uint64_t *)&o->magic, memory_order_relaxed);
+    if (!CHECK_EQ(magic, OBJ_MAGIC) || !CHECK_EQ(o->key, key))
+        FAIL("visit of key %" PRIu64 ": object %p is not live", key, (void *)o);
+    for (int i = 0; i < 6; i++)
+        *sum += o->payload[i];
+}
+
+static chm_compute_action obj_replace(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                      void *arg)
+{
+    (void)arg;
+    (void)old;
+    if (present && (key & 1))
+        return CHM_COMPUTE_DELETE;
+    *value = obj_new(key);
+    return CHM_COMPUTE_SET;
+}
+
+static void vis_worker(int t, void *arg)
+{
+    struct vis_run *v = arg;
+    tl_rng r = tl_rng_seed(9300 + (uint64_t)t);
+    tl_barrier_wait(&v->start);
+    if (t < 2) { /* writers: replace and remove, by every write that can */
+        for (uint64_t n = 0; n < v->ops; n++) {
+            if (n % 256 == 255 && tl_now() > v->deadline)
+                break;
+            uint64_t k = tl_below(&r, VIS_RANGE), cur = 0;
+            int rc;
+            switch (tl_below(&r, 4)) {
+            case 0: {
+                uint64_t o = obj_new(k);
+                rc = chm_put(v->m, k, o, NULL);
+                CHECK(rc == CHM_OK || rc == CHM_EXISTS);
+                break;
+            }
+            case 1: chm_remove(v->m, k, NULL); break;
+            case 2:
+                if (chm_get(v->m, k, &cur) == CHM_OK) /* cur may be freed by now: compare only */
+                    chm_remove_if(v->m, k, cur);
+                break;
+            default:
+                rc = chm_compute(v->m, k, obj_replace, NULL, NULL);
+                CHECK(rc == CHM_OK || rc == CHM_NOTFOUND);
+                break;
+            }
+        }
+        atomic_fetch_sub_explicit(&v->writers_left, 1, memory_order_release);
+        return;
+    }
+    /* visitors */
+    uint64_t sum = 0;
+    int i = t - 2;
+    while (atomic_load_explicit(&v->writers_left, memory_order_acquire) > 0) {
+        uint64_t k = tl_below(&r, VIS_RANGE);
+        int rc = chm_visit(v->m, k, obj_check, &sum);
+        v->visits[i]++;
+        if (rc == CHM_OK)
+            v->found[i]++;
+        else if (!CHECK_RC(rc, CHM_NOTFOUND))
+            break;
+    }
+    (void)sum;
+}
+
+static void test_visit_pointer_values(const chm_backend *b)
+{
+    atomic_store(&obj_live, 0);
+    chm_options o;
+    memset(&o, 0, sizeof o);
+    o.rwlock = g_kind;
+    o.value_free = obj_free;
+    struct vis_run v;
+    memset(&v, 0, sizeof v);
+    v.m = chm_new(b, &o);
+    if (!CHECK(v.m != NULL))
+        return;
+    for (uint64_t k = 0; k < VIS_RANGE; k++)
+        CHECK_RC(chm_put(v.m, k, obj_new(k), NULL), CHM_OK);
+    v.ops = tl_scaled(300000, 10000);
+    v.deadline = tl_now() + tl_budget();
+    atomic_init(&v.writers_left, 2);
+    tl_barrier_init(&v.start, 4);
+    tl_run_threads(4, vis_worker, &v);
+    tl_note("%" PRIu64 " visits (%" PRIu64 " found the key)", v.visits[0] + v.visits[1],
+            v.found[0] + v.found[1]);
+    CHECK(v.found[0] + v.found[1] > 0);
+    chm__smr_barrier();
+    CHECK_EQ(atomic_load(&obj_live), (long)chm_size(v.m)); /* the map's objects only */
+    chm_free(v.m);
+    CHECK_EQ(atomic_load(&obj_live), 0);
+}
+
 /* ------------------------------------------------------------------------------------------- */
 
 static const struct {
@@ -876,6 +1464,11 @@ static const struct {
     {"overwrite_storm", test_overwrite_storm},
     {"iterate_while_growing", test_iterate_while_growing},
     {"string_keys_churn", test_string_keys_churn},
+    {"compute_counter", test_compute_counter},
+    {"compute_counters_growing", test_compute_counters_growing},
+    {"remove_if_token", test_remove_if_token},
+    {"clear_concurrent", test_clear_concurrent},
+    {"visit_pointer_values", test_visit_pointer_values},
 };
 
 struct call {
@@ -898,8 +1491,9 @@ int main(int argc, char **argv)
         if (!chm_backend_thread_safe(*p))
             continue;
         backends++;
-        /* rwlock: once per lock kind; the others ignore the field */
-        int kinds = strcmp(chm_backend_name(*p), "rwlock") == 0 ? 2 : 1;
+        /* once per lock kind where chm_options.rwlock picks one (CHM_CAP_RWLOCK_KINDS); the
+         * others ignore the field */
+        int kinds = tl_lock_kinds(*p);
         for (int kind = 0; kind < kinds; kind++) {
             g_kind = kind == 0 ? CHM_RWLOCK_PTHREAD : CHM_RWLOCK_CK;
             for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {

@@ -10,9 +10,17 @@
  *   - string keys (the caller's buffer is overwritten after every call), colliding keyops,
  *     NULL / zeroed options, NULL out-pointers, invalid arguments, the backend registry,
  *     chm_strerror, huge capacities, iteration order with a fixed seed, compute_if_absent
+ *   - chm_compute (every decision, exactly; the originals' calls -- Java compute,
+ *     computeIfPresent, merge; Go Swap, CompareAndSwap, CompareAndDelete, LoadOrStore,
+ *     LoadAndDelete -- as update functions; nested calls; cross-map nesting), chm_remove_if,
+ *     chm_clear, chm_visit, chm_stats_get, chm_options.size, and chm_backend_caps checked
+ *     against behaviour. Expectations follow the caps (CHM_CAP_COMPUTE_EXCLUSIVE,
+ *     CHM_CAP_FAIL_FAST_ITER, CHM_CAP_DEFERRED_FREE, ...), never a backend's name.
  */
 #define _GNU_SOURCE /* syscall(SYS_gettid) */
 #include "testlib.h"
+
+#include "smr.h" /* chm__smr_barrier: deferred frees done (tests link the static library) */
 
 #include <errno.h>
 #include <sched.h>
@@ -161,6 +169,108 @@ static void vf_fini(struct vf_expect *e)
     tl_model_fini(&e->left);
 }
 
+/* ---- chm_compute with an update function told what to decide (used by the random operations
+ * below and by the chm_compute tests) ---------------------------------------------------- */
+
+#define POISON_OUT 0x5e7e5e7e5e7e5e7eULL /* an out-value no call below ever produces */
+
+static bool has_cap(const chm_backend *b, unsigned cap)
+{
+    return (chm_backend_caps(b) & cap) != 0;
+}
+
+/* Values leave a map within the removing call unless the backend defers them
+ * (CHM_CAP_DEFERRED_FREE): then the frees so far are exact, else at most the expected ones. */
+static bool vf_check_now(const chm_backend *b, struct vf_expect *e, tl_freelog *log)
+{
+    if (has_cap(b, CHM_CAP_DEFERRED_FREE))
+        return CHECK(tl_freelog_calls(log) <= e->total);
+    return CHECK_EQ(tl_freelog_calls(log), e->total);
+}
+
+/* After chm_free: every value that left (@e) plus what the model still holds, each exactly as
+ * often as it left, and nothing else. */
+static void vf_free_and_check(chm *m, tl_model *model, struct vf_expect *e, tl_freelog *log)
+{
+    size_t pos = 0;
+    uint64_t k, v;
+    while (tl_model_slot(model, &pos, &k, &v))
+        vf_left(e, v);
+    chm_free(m);
+    vf_check_final(e, log);
+}
+
+/* ---- an update function that does what it is told and records what it saw ------------------ */
+
+struct upd {
+    int action; /* returned as is (may lie outside the enum) */
+    bool write; /* store set_to into *value before returning (whatever the action) */
+    uint64_t set_to;
+    unsigned calls; /* what fn saw, last call */
+    uint64_t key, old, entry;
+    bool present;
+};
+
+static chm_compute_action upd_fn(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                 void *arg)
+{
+    struct upd *u = arg;
+    u->calls++;
+    u->key = key;
+    u->present = present;
+    u->old = old;
+    u->entry = *value;
+    if (u->write)
+        *value = u->set_to;
+    return (chm_compute_action)u->action;
+}
+
+/* chm_compute(m, key, upd_fn) deciding @action (storing @v into *value first), checked against
+ * the model: status, *result, fn ran once and saw (key, present, old) with *value == old (0 if
+ * absent) on entry; an action outside the enum is a KEEP; a SET of the value the key holds is
+ * a KEEP; the values that leave go to @vf. */
+static void upd_model(chm *m, tl_model *model, struct vf_expect *vf, uint64_t key, int action,
+                      uint64_t v, bool null_result)
+{
+    uint64_t cur = 0, r = POISON_OUT;
+    bool present = tl_model_get(model, key, &cur);
+    struct upd u = {.action = action, .write = true, .set_to = v};
+    int rc = chm_compute(m, key, upd_fn, &u, null_result ? NULL : &r);
+    long before = tl_failures();
+    CHECK_EQ(u.calls, 1);
+    CHECK_EQ(u.key, key);
+    CHECK_EQ(u.present, present);
+    CHECK_EQ(u.old, present ? cur : 0);
+    CHECK_EQ(u.entry, present ? cur : 0);
+    if (action == CHM_COMPUTE_SET) {
+        if (CHECK_RC(rc, CHM_OK) && !null_result)
+            CHECK_EQ(r, v);
+        if (present && cur != v)
+            vf_left(vf, cur);
+        tl_model_put(model, key, v, NULL);
+    } else if (action == CHM_COMPUTE_DELETE) {
+        CHECK_RC(rc, CHM_NOTFOUND);
+        CHECK_EQ(r, POISON_OUT); /* untouched */
+        if (present) {
+            vf_left(vf, cur);
+            tl_model_remove(model, key, NULL);
+        }
+    } else { /* KEEP, or outside the enum */
+        if (CHECK_RC(rc, present ? CHM_OK : CHM_NOTFOUND) && present && !null_result)
+            CHECK_EQ(r, cur);
+        if (!present || null_result)
+            CHECK_EQ(r, POISON_OUT);
+    }
+    uint64_t got = POISON_OUT;
+    bool now = tl_model_get(model, key, &cur);
+    if (CHECK_RC(chm_get(m, key, &got), now ? CHM_OK : CHM_NOTFOUND) && now)
+        CHECK_EQ(got, cur);
+    CHECK_EQ(chm_size(m), tl_model_size(model));
+    if (tl_failures() != before)
+        FAIL("chm_compute(key 0x%" PRIx64 ", action %d, value 0x%" PRIx64 ") on a key %s", key,
+             action, v, present ? "present" : "absent");
+}
+
 /* ---- model-based random operations -------------------------------------------------------- */
 
 struct random_cfg {
@@ -229,7 +339,7 @@ static bool random_step(chm *m, tl_model *model, struct vf_expect *vf, tl_freelo
                 vf_left(vf, cur);
             tl_model_put(model, key, desired, NULL);
         }
-    } else if (op < 93) {
+    } else if (op < 86) {
         struct compute_arg a = {0, ~key, random_value(r)};
         rc = chm_compute_if_absent(m, key, compute_fn, &a, null_out ? NULL : &out);
         if (present) {
@@ -243,6 +353,31 @@ static bool random_step(chm *m, tl_model *model, struct vf_expect *vf, tl_freelo
             CHECK_EQ(a.key_seen, key);
             tl_model_put(model, key, a.result, NULL);
         }
+    } else if (op < 93) {
+        /* chm_compute: SET (a fresh value, or the one the key holds), DELETE, KEEP, or an
+         * action outside the enum (a KEEP) */
+        static const int actions[] = {CHM_COMPUTE_SET,    CHM_COMPUTE_SET,  CHM_COMPUTE_SET,
+                                      CHM_COMPUTE_DELETE, CHM_COMPUTE_KEEP, 7};
+        int action = actions[tl_below(r, 6)];
+        uint64_t v = present && tl_below(r, 4) == 0 ? cur : random_value(r);
+        upd_model(m, model, vf, key, action, v, null_out);
+    } else if (op < 97) {
+        uint64_t expected = present && tl_below(r, 10) < 6 ? cur : random_value(r);
+        rc = chm_remove_if(m, key, expected);
+        int want = !present ? CHM_NOTFOUND : cur == expected ? CHM_OK : CHM_EXISTS;
+        CHECK_RC(rc, want);
+        if (want == CHM_OK) {
+            vf_left(vf, cur);
+            tl_model_remove(model, key, NULL);
+        }
+    } else if (op == 97 && tl_below(r, 8) == 0) {
+        /* now and then everything goes */
+        CHECK_RC(chm_clear(m), CHM_OK);
+        size_t pos = 0;
+        uint64_t k, v;
+        while (tl_model_slot(model, &pos, &k, &v))
+            vf_left(vf, v);
+        tl_model_clear(model);
     } else if (tl_model_size(model) <= 600) {
         tl_map_equals_model(m, model); /* big maps: every iter_every steps only */
     }
@@ -997,7 +1132,8 @@ static size_t iteration_order(chm *m, uint64_t *keys, size_t max)
 
 /* With a fixed seed, two maps fed the same operations iterate in the same order: true of the
  * backends on Go's table (the random iteration start is drawn from the map's seed), asserted
- * for them only; other backends are not required to be deterministic. */
+ * for them only; other backends are not required to be deterministic. No capability names
+ * "Go's table"; the fail-fast backends (CHM_CAP_FAIL_FAST_ITER) are the ones built on it. */
 static void test_fixed_seed_order(const chm_backend *b)
 {
     if (!tl_fail_fast(b)) {
@@ -1260,7 +1396,7 @@ static void test_compute_value_not_lost(const chm_backend *b)
         return;
     uint64_t v = 0x5e771e;
     int rc = chm_compute_if_absent(l.m, 10, lost_fn, &l, &v);
-    if (tl_fail_fast(b)) {
+    if (tl_compute_exclusive(b)) {
         CHECK_RC(l.nested_rc, CHM_OK);
         CHECK_RC(rc, CHM_ECONCURRENT);
         CHECK_EQ(v, 0x5e771e); /* not set */
@@ -1327,7 +1463,7 @@ enum { XK_COMPUTED = 1, XK_PRESENT = 2, XK_OTHER = 3, XK_INNER = 4, XK_B = 5 };
 
 struct xmap {
     chm *a, *b;
-    bool fail_fast; /* nested writes run (unsafe, rwlock) instead of CHM_EDEADLK */
+    bool fail_fast; /* CHM_CAP_COMPUTE_EXCLUSIVE: nested writes run instead of CHM_EDEADLK */
     tl_model model; /* A as it must be */
     unsigned outer_calls, inner_calls;
     int b_rc;
@@ -1418,7 +1554,7 @@ static void xmap_single(const chm_backend *b, chm_rwlock_kind kind)
     o.rwlock = kind; /* ignored by the other backends */
     x.a = chm_new(b, &o);
     x.b = chm_new(b, &o);
-    x.fail_fast = tl_fail_fast(b);
+    x.fail_fast = tl_compute_exclusive(b);
     tl_model_init(&x.model);
     if (!CHECK(x.a != NULL && x.b != NULL))
         goto out;
@@ -1547,7 +1683,7 @@ static void xmap_threads(const chm_backend *b)
     if (CHECK_RC(chm_compute_if_absent(x.a, XK_COMPUTED, xthread_outer, &x, &v), CHM_OK))
         CHECK_EQ(v, XV_A);
     tl_join(&t);
-    CHECK_RC(x.nested_rc, tl_fail_fast(b) ? CHM_EXISTS : CHM_EDEADLK);
+    CHECK_RC(x.nested_rc, tl_compute_exclusive(b) ? CHM_EXISTS : CHM_EDEADLK);
     CHECK_RC(x.b_rc, CHM_OK);
     if (!CHECK(!x.landed_early))
         FAIL("another thread's write to A landed while A's compute was running");
@@ -1607,12 +1743,15 @@ out:
         chm_free(n.maps[i]);
 }
 
-/* Child: "xmap:<index in chm_backend_list()>:<rwlock kind>". Exit status 0 when every check
+static void ucross_single(const chm_backend *b, chm_rwlock_kind kind);
+
+/* Child: "xmap:<index in chm_backend_list()>:<rwlock kind>" ("ucross:...": chm_compute's). Exit status 0 when every check
  * passed (failures are printed on stdout as usual). */
 static int xmap_child(const char *arg)
 {
     unsigned idx, kind;
-    if (sscanf(arg, "xmap:%u:%u", &idx, &kind) != 2)
+    bool update = strncmp(arg, "ucross:", 7) == 0;
+    if (sscanf(arg, update ? "ucross:%u:%u" : "xmap:%u:%u", &idx, &kind) != 2)
         return 2;
     const chm_backend *const *list = chm_backend_list();
     for (unsigned i = 0; i < idx; i++)
@@ -1621,20 +1760,24 @@ static int xmap_child(const char *arg)
     const chm_backend *b = list[idx];
     if (b == NULL)
         return 2;
+    if (update) {
+        ucross_single(b, (chm_rwlock_kind)kind);
+        return tl_failures() == 0 ? 0 : 1;
+    }
     xmap_single(b, (chm_rwlock_kind)kind);
     if (kind == CHM_RWLOCK_PTHREAD && tl_thread_safe(b))
         xmap_threads(b);
     return tl_failures() == 0 ? 0 : 1;
 }
 
-static void test_nested_cross_map(const chm_backend *b)
+static void nested_cross_map(const chm_backend *b, const char *what)
 {
     unsigned idx = 0;
     for (const chm_backend *const *p = chm_backend_list(); *p != b; p++)
         idx++;
     for (unsigned kind = CHM_RWLOCK_PTHREAD; kind <= CHM_RWLOCK_CK; kind++) {
         char arg[32];
-        snprintf(arg, sizeof arg, "xmap:%u:%u", idx, kind);
+        snprintf(arg, sizeof arg, "%s:%u:%u", what, idx, kind);
         tl_child c;
         if (!CHECK(tl_child_run(arg, NULL, 30, &c)))
             return;
@@ -1643,6 +1786,1885 @@ static void test_nested_cross_map(const chm_backend *b)
             FAIL("child %s (rwlock kind %u) ended with %s; stderr: %.2000s", arg, kind,
                  tl_child_describe(&c, how, sizeof how), c.err);
         tl_child_fini(&c);
+    }
+}
+
+static void test_nested_cross_map(const chm_backend *b)
+{
+    nested_cross_map(b, "xmap");
+}
+
+/* The same with chm_compute (ucross_single). */
+static void test_compute_cross_map(const chm_backend *b)
+{
+    nested_cross_map(b, "ucross");
+}
+
+/* =============================================================================================
+ * chm_compute, chm_remove_if, chm_clear, chm_visit, chm_stats_get, chm_backend_caps and
+ * chm_options.size (issue 14). Written against what the backends guarantee (chm_backend_caps),
+ * never their names.
+ * ========================================================================================== */
+
+static void test_compute_actions(const chm_backend *b)
+{
+    tl_freelog log;
+    tl_freelog_init(&log, true);
+    struct vf_expect vf;
+    vf_init(&vf);
+    tl_model model;
+    tl_model_init(&model);
+    chm *m = new_with_value_free(b, NULL, tl_freelog_cb, &log);
+    if (!CHECK(m != NULL))
+        goto out;
+    static const struct {
+        uint64_t key, a, b;
+    } cases[] = {
+        {1, 100, 101},
+        {0, 0, UINT64_MAX},
+        {UINT64_MAX, UINT64_MAX, 0},
+        {(uint64_t)1 << 63, 7, 8},
+    };
+    static const int outside[] = {3, -1, 0x7fffffff, (int)0x80000000u};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint64_t k = cases[i].key, a = cases[i].a, bv = cases[i].b;
+        /* absent: KEEP, DELETE, outside the enum leave it absent; SET inserts */
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_KEEP, 0x1111, false);
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_DELETE, 0x2222, false);
+        for (size_t j = 0; j < sizeof outside / sizeof outside[0]; j++)
+            upd_model(m, &model, &vf, k, outside[j], 0x3333 + j, false);
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_SET, a, false);
+        vf_check_now(b, &vf, &log);
+        /* present: KEEP and outside the enum keep the value (what fn stored is ignored) */
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_KEEP, 0x4444, false);
+        for (size_t j = 0; j < sizeof outside / sizeof outside[0]; j++)
+            upd_model(m, &model, &vf, k, outside[j], 0x5555 + j, false);
+        /* a SET of the value the key holds: nothing leaves */
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_SET, a, false);
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_SET, a, true);
+        vf_check_now(b, &vf, &log);
+        /* a SET of another value: the old one leaves, once */
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_SET, bv, false);
+        vf_check_now(b, &vf, &log);
+        /* DELETE: the value leaves, the key is absent, *result untouched */
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_DELETE, 0x6666, false);
+        vf_check_now(b, &vf, &log);
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_DELETE, 0x6667, false);
+        /* again, with NULL result pointers */
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_SET, a, true);
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_KEEP, 0x7777, true);
+        upd_model(m, &model, &vf, k, CHM_COMPUTE_SET, bv, true);
+        vf_check_now(b, &vf, &log);
+        if (tl_failures() != 0)
+            break;
+    }
+    tl_map_equals_model(m, &model);
+    /* a NULL fn (present and absent key) and a NULL map: CHM_EINVAL, fn never runs */
+    struct upd u = {.action = CHM_COMPUTE_SET, .write = true, .set_to = 9};
+    uint64_t r = POISON_OUT;
+    CHECK_RC(chm_compute(m, 1, NULL, &u, &r), CHM_EINVAL);
+    CHECK_RC(chm_compute(m, 12345, NULL, &u, &r), CHM_EINVAL);
+    CHECK_RC(chm_compute(m, 12345, NULL, NULL, NULL), CHM_EINVAL);
+    CHECK_RC(chm_compute(NULL, 1, upd_fn, &u, &r), CHM_EINVAL);
+    CHECK_EQ(u.calls, 0);
+    CHECK_EQ(r, POISON_OUT);
+    tl_map_equals_model(m, &model);
+    vf_check_now(b, &vf, &log);
+    vf_free_and_check(m, &model, &vf, &log);
+out:
+    tl_model_fini(&model);
+    vf_fini(&vf);
+    tl_freelog_fini(&log);
+}
+
+/* ---- the originals' calls, written as update functions (chm.h's table) --------------------- */
+
+struct orig {
+    uint64_t v, o, n; /* the call's arguments */
+    unsigned calls;   /* fn ran */
+    bool present;     /* what fn saw: the only way out for old/present */
+    uint64_t old;
+    unsigned f_calls; /* Java's remapping function ran */
+};
+
+static void orig_saw(struct orig *a, bool present, uint64_t old)
+{
+    a->calls++;
+    a->present = present;
+    a->old = old;
+}
+
+/* Java's remapping function f(k, old): null (false) for old == 5, else old * 10 + k; 1 for
+ * an absent key. */
+static bool java_f(struct orig *a, uint64_t key, bool present, uint64_t old, uint64_t *out)
+{
+    a->f_calls++;
+    if (present && old == 5)
+        return false;
+    *out = present ? old * 10 + key : 1;
+    return true;
+}
+
+/* Java compute(k, f): *value = f(k, old); SET, or DELETE for null. */
+static chm_compute_action java_compute(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                       void *arg)
+{
+    struct orig *a = arg;
+    orig_saw(a, present, old);
+    uint64_t out;
+    if (!java_f(a, key, present, old, &out))
+        return CHM_COMPUTE_DELETE;
+    *value = out;
+    return CHM_COMPUTE_SET;
+}
+
+/* Java computeIfPresent(k, f): nothing for an absent key, else as compute. */
+static chm_compute_action java_compute_if_present(uint64_t key, bool present, uint64_t old,
+                                                  uint64_t *value, void *arg)
+{
+    struct orig *a = arg;
+    orig_saw(a, present, old);
+    if (!present)
+        return CHM_COMPUTE_KEEP;
+    uint64_t out;
+    if (!java_f(a, key, present, old, &out))
+        return CHM_COMPUTE_DELETE;
+    *value = out;
+    return CHM_COMPUTE_SET;
+}
+
+/* Java merge(k, v, f) with f = addition. */
+static chm_compute_action java_merge(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                     void *arg)
+{
+    struct orig *a = arg;
+    (void)key;
+    orig_saw(a, present, old);
+    *value = present ? old + a->v : a->v;
+    return CHM_COMPUTE_SET;
+}
+
+/* Go Swap(k, v): previous, loaded = old, present. */
+static chm_compute_action go_swap(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                  void *arg)
+{
+    struct orig *a = arg;
+    (void)key;
+    orig_saw(a, present, old);
+    *value = a->v;
+    return CHM_COMPUTE_SET;
+}
+
+/* Go CompareAndSwap(k, o, n). */
+static chm_compute_action go_cas(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                 void *arg)
+{
+    struct orig *a = arg;
+    (void)key;
+    orig_saw(a, present, old);
+    if (!present || old != a->o)
+        return CHM_COMPUTE_KEEP;
+    *value = a->n;
+    return CHM_COMPUTE_SET;
+}
+
+/* Go CompareAndDelete(k, o). */
+static chm_compute_action go_cad(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                 void *arg)
+{
+    struct orig *a = arg;
+    (void)key;
+    (void)value;
+    orig_saw(a, present, old);
+    return present && old == a->o ? CHM_COMPUTE_DELETE : CHM_COMPUTE_KEEP;
+}
+
+/* Go LoadOrStore(k, v): actual = *result, loaded = present. */
+static chm_compute_action go_load_or_store(uint64_t key, bool present, uint64_t old,
+                                           uint64_t *value, void *arg)
+{
+    struct orig *a = arg;
+    (void)key;
+    orig_saw(a, present, old);
+    if (present)
+        return CHM_COMPUTE_KEEP;
+    *value = a->v;
+    return CHM_COMPUTE_SET;
+}
+
+/* Go LoadAndDelete(k): value, loaded = old, present. */
+static chm_compute_action go_load_and_delete(uint64_t key, bool present, uint64_t old,
+                                             uint64_t *value, void *arg)
+{
+    struct orig *a = arg;
+    (void)key;
+    (void)value;
+    orig_saw(a, present, old);
+    return CHM_COMPUTE_DELETE;
+}
+
+/* A counter: old + 1. */
+static chm_compute_action counter_fn(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                     void *arg)
+{
+    (void)key;
+    (void)present;
+    if (arg != NULL)
+        orig_saw(arg, present, old);
+    *value = old + 1;
+    return CHM_COMPUTE_SET;
+}
+
+/* A refcount drop: the key goes with its last reference (an absent key stays absent). */
+static chm_compute_action refcount_drop(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                        void *arg)
+{
+    struct orig *a = arg;
+    (void)key;
+    orig_saw(a, present, old);
+    if (!present)
+        return CHM_COMPUTE_KEEP;
+    if (old == 1)
+        return CHM_COMPUTE_DELETE;
+    *value = old - 1;
+    return CHM_COMPUTE_SET;
+}
+
+/* One call of an original: rc and result checked, fn ran once and saw (present, old) as the
+ * model says; the model and the expected frees follow the map. */
+struct orig_env {
+    chm *m;
+    tl_model model;
+    struct vf_expect vf;
+    const char *what;
+};
+
+static void orig_call(struct orig_env *e, chm_update_fn *fn, struct orig *a, uint64_t key,
+                      int want_rc, uint64_t want_result)
+{
+    uint64_t cur = 0, r = POISON_OUT;
+    bool present = tl_model_get(&e->model, key, &cur);
+    a->calls = 0;
+    a->f_calls = 0;
+    a->present = !present;
+    a->old = ~cur;
+    int rc = chm_compute(e->m, key, fn, a, &r);
+    long before = tl_failures();
+    CHECK_EQ(a->calls, 1);
+    CHECK_EQ(a->present, present);
+    CHECK_EQ(a->old, present ? cur : 0);
+    if (CHECK_RC(rc, want_rc))
+        CHECK_EQ(r, want_rc == CHM_OK ? want_result : POISON_OUT);
+    if (want_rc == CHM_OK) {
+        if (present && cur != want_result)
+            vf_left(&e->vf, cur);
+        tl_model_put(&e->model, key, want_result, NULL);
+    } else if (present) {
+        vf_left(&e->vf, cur);
+        tl_model_remove(&e->model, key, NULL);
+    }
+    uint64_t got = POISON_OUT;
+    bool now = tl_model_get(&e->model, key, &cur);
+    if (CHECK_RC(chm_get(e->m, key, &got), now ? CHM_OK : CHM_NOTFOUND) && now)
+        CHECK_EQ(got, cur);
+    if (tl_failures() != before)
+        FAIL("%s on key %" PRIu64 " (%s before)", e->what, key, present ? "present" : "absent");
+}
+
+static void orig_put(struct orig_env *e, uint64_t key, uint64_t v)
+{
+    uint64_t cur;
+    bool present = tl_model_get(&e->model, key, &cur);
+    CHECK_RC(chm_put(e->m, key, v, NULL), present ? CHM_EXISTS : CHM_OK);
+    if (present && cur != v)
+        vf_left(&e->vf, cur);
+    tl_model_put(&e->model, key, v, NULL);
+}
+
+static void test_compute_originals(const chm_backend *b)
+{
+    tl_freelog log;
+    tl_freelog_init(&log, true);
+    struct orig_env e;
+    memset(&e, 0, sizeof e);
+    vf_init(&e.vf);
+    tl_model_init(&e.model);
+    e.m = new_with_value_free(b, NULL, tl_freelog_cb, &log);
+    if (!CHECK(e.m != NULL))
+        goto out;
+    struct orig a;
+    memset(&a, 0, sizeof a);
+
+    e.what = "Java compute";
+    orig_call(&e, java_compute, &a, 7, CHM_OK, 1); /* absent: f(k, null) = 1 */
+    CHECK_EQ(a.f_calls, 1);
+    orig_call(&e, java_compute, &a, 7, CHM_OK, 17); /* 1 * 10 + 7 */
+    orig_put(&e, 7, 5);
+    orig_call(&e, java_compute, &a, 7, CHM_NOTFOUND, 0); /* f returns null: removed */
+    CHECK_EQ(a.f_calls, 1);
+    orig_call(&e, java_compute, &a, 7, CHM_OK, 1);
+
+    e.what = "Java computeIfPresent";
+    orig_call(&e, java_compute_if_present, &a, 8, CHM_NOTFOUND, 0);
+    CHECK_EQ(a.f_calls, 0); /* f is not called for an absent key */
+    orig_put(&e, 8, 3);
+    orig_call(&e, java_compute_if_present, &a, 8, CHM_OK, 38);
+    CHECK_EQ(a.f_calls, 1);
+    orig_put(&e, 8, 5);
+    orig_call(&e, java_compute_if_present, &a, 8, CHM_NOTFOUND, 0);
+    orig_call(&e, java_compute_if_present, &a, 8, CHM_NOTFOUND, 0);
+
+    e.what = "Java merge";
+    a.v = 4;
+    orig_call(&e, java_merge, &a, 9, CHM_OK, 4);
+    a.v = 6;
+    orig_call(&e, java_merge, &a, 9, CHM_OK, 10);
+    a.v = 0; /* merging 0: the same value, nothing leaves */
+    orig_call(&e, java_merge, &a, 9, CHM_OK, 10);
+
+    e.what = "Go Swap";
+    a.v = 20;
+    orig_call(&e, go_swap, &a, 10, CHM_OK, 20);
+    CHECK(!a.present); /* loaded = false */
+    a.v = 21;
+    orig_call(&e, go_swap, &a, 10, CHM_OK, 21);
+    CHECK(a.present && a.old == 20);            /* previous = 20, loaded */
+    orig_call(&e, go_swap, &a, 10, CHM_OK, 21); /* swapping in the value it holds */
+    CHECK_EQ(a.old, 21);
+
+    e.what = "Go CompareAndSwap";
+    a.o = 1;
+    a.n = 2;
+    orig_call(&e, go_cas, &a, 11, CHM_NOTFOUND, 0); /* absent: swapped = false */
+    orig_put(&e, 11, 1);
+    a.o = 9;
+    orig_call(&e, go_cas, &a, 11, CHM_OK, 1); /* another value: unchanged */
+    a.o = 1;
+    orig_call(&e, go_cas, &a, 11, CHM_OK, 2); /* swapped */
+    a.o = 2;
+    orig_call(&e, go_cas, &a, 11, CHM_OK, 2); /* old == new: nothing leaves */
+
+    e.what = "Go CompareAndDelete";
+    a.o = 1;
+    orig_call(&e, go_cad, &a, 12, CHM_NOTFOUND, 0);
+    orig_put(&e, 12, 1);
+    a.o = 9;
+    orig_call(&e, go_cad, &a, 12, CHM_OK, 1); /* deleted = false, the key stays */
+    a.o = 1;
+    orig_call(&e, go_cad, &a, 12, CHM_NOTFOUND, 0); /* deleted */
+    orig_call(&e, go_cad, &a, 12, CHM_NOTFOUND, 0);
+
+    e.what = "Go LoadOrStore";
+    a.v = 50;
+    orig_call(&e, go_load_or_store, &a, 13, CHM_OK, 50); /* stored: actual = 50, loaded false */
+    CHECK(!a.present);
+    a.v = 51;
+    orig_call(&e, go_load_or_store, &a, 13, CHM_OK, 50); /* loaded: actual = 50; 51 not stored */
+    CHECK(a.present && a.old == 50);
+
+    e.what = "Go LoadAndDelete";
+    orig_call(&e, go_load_and_delete, &a, 14, CHM_NOTFOUND, 0);
+    CHECK(!a.present); /* loaded = false */
+    orig_put(&e, 14, 70);
+    orig_call(&e, go_load_and_delete, &a, 14, CHM_NOTFOUND, 0);
+    CHECK(a.present && a.old == 70); /* value = 70, loaded */
+
+    e.what = "a counter";
+    for (uint64_t i = 1; i <= 1000 && tl_failures() == 0; i++)
+        orig_call(&e, counter_fn, &a, 15, CHM_OK, i);
+
+    e.what = "a refcount drop";
+    orig_put(&e, 16, 3);
+    orig_call(&e, refcount_drop, &a, 16, CHM_OK, 2);
+    orig_call(&e, refcount_drop, &a, 16, CHM_OK, 1);
+    orig_call(&e, refcount_drop, &a, 16, CHM_NOTFOUND, 0); /* the last reference */
+    orig_call(&e, refcount_drop, &a, 16, CHM_NOTFOUND, 0);
+
+    tl_map_equals_model(e.m, &e.model);
+    vf_check_now(b, &e.vf, &log);
+    vf_free_and_check(e.m, &e.model, &e.vf, &log);
+out:
+    tl_model_fini(&e.model);
+    vf_fini(&e.vf);
+    tl_freelog_fini(&log);
+}
+
+/* A compute whose function mallocs its value and keeps a pointer (a cache of objects): every
+ * value either is in the map or reached value_free (box_free); none leaks (LeakSanitizer), none
+ * is freed twice (ASan), none is freed while the map holds it. */
+static chm_compute_action box_update(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                     void *arg)
+{
+    atomic_long *live = arg;
+    if (present && (key % 3) == 0)
+        return CHM_COMPUTE_DELETE;
+    if (present && (key % 3) == 1) {
+        /* the old box must still be readable: it leaves after fn returns */
+        CHECK_EQ(*(const uint64_t *)(uintptr_t)old, key);
+        return CHM_COMPUTE_KEEP;
+    }
+    *value = box_new(live, key);
+    return CHM_COMPUTE_SET;
+}
+
+static void test_compute_boxes(const chm_backend *b)
+{
+    atomic_long live = 0;
+    chm *m = new_with_value_free(b, NULL, box_free, &live);
+    if (!CHECK(m != NULL))
+        return;
+    for (int round = 0; round < 4; round++) {
+        for (uint64_t k = 0; k < 300; k++) {
+            uint64_t r = 0;
+            int rc = chm_compute(m, k, box_update, &live, &r);
+            if (rc == CHM_OK)
+                CHECK_EQ(*(const uint64_t *)(uintptr_t)r, k);
+            else
+                CHECK_RC(rc, CHM_NOTFOUND);
+        }
+    }
+    size_t n = chm_size(m);
+    chm__smr_barrier(); /* deferred frees done: the boxes alive are the map's */
+    CHECK_EQ(atomic_load(&live), (long)n);
+    chm_free(m);
+    CHECK_EQ(atomic_load(&live), 0);
+}
+
+/* ---- chm_remove_if ------------------------------------------------------------------------- */
+
+static void test_remove_if(const chm_backend *b)
+{
+    tl_freelog log;
+    tl_freelog_init(&log, true);
+    struct vf_expect vf;
+    vf_init(&vf);
+    tl_model model;
+    tl_model_init(&model);
+    chm *m = new_with_value_free(b, NULL, tl_freelog_cb, &log);
+    if (!CHECK(m != NULL))
+        goto out;
+    CHECK_RC(chm_remove_if(NULL, 1, 1), CHM_EINVAL);
+    static const uint64_t keys[] = {1, 0, UINT64_MAX, 42};
+    static const uint64_t vals[] = {10, 0, UINT64_MAX, 42};
+    for (size_t i = 0; i < 4; i++) {
+        uint64_t k = keys[i], v = vals[i], got = 0;
+        CHECK_RC(chm_remove_if(m, k, v), CHM_NOTFOUND); /* absent */
+        CHECK_RC(chm_put(m, k, v, NULL), CHM_OK);
+        tl_model_put(&model, k, v, NULL);
+        CHECK_RC(chm_remove_if(m, k, v + 1), CHM_EXISTS); /* another value: nothing changes */
+        CHECK_RC(chm_remove_if(m, k, ~v), CHM_EXISTS);
+        if (CHECK_RC(chm_get(m, k, &got), CHM_OK))
+            CHECK_EQ(got, v);
+        vf_check_now(b, &vf, &log);
+        CHECK_RC(chm_remove_if(m, k, v), CHM_OK); /* removed: v leaves, once */
+        vf_left(&vf, v);
+        tl_model_remove(&model, k, NULL);
+        CHECK_RC(chm_get(m, k, NULL), CHM_NOTFOUND);
+        CHECK_RC(chm_remove_if(m, k, v), CHM_NOTFOUND);
+        vf_check_now(b, &vf, &log);
+        CHECK_EQ(chm_size(m), tl_model_size(&model));
+    }
+    /* many keys, every other one removed by value, in a grown table */
+    for (uint64_t k = 100; k < 2100; k++) {
+        CHECK_RC(chm_put(m, k, k * 3, NULL), CHM_OK);
+        tl_model_put(&model, k, k * 3, NULL);
+    }
+    for (uint64_t k = 100; k < 2100; k += 2) {
+        CHECK_RC(chm_remove_if(m, k, k * 3 + 1), CHM_EXISTS);
+        if (CHECK_RC(chm_remove_if(m, k, k * 3), CHM_OK)) {
+            vf_left(&vf, k * 3);
+            tl_model_remove(&model, k, NULL);
+        }
+    }
+    tl_map_equals_model(m, &model);
+    vf_check_now(b, &vf, &log);
+    vf_free_and_check(m, &model, &vf, &log);
+out:
+    tl_model_fini(&model);
+    vf_fini(&vf);
+    tl_freelog_fini(&log);
+}
+
+/* ---- chm_clear ----------------------------------------------------------------------------- */
+
+/* String keys whose stored copies are counted: every copy made by retain must reach release
+ * once (chm_clear releases the keys it removes). */
+static atomic_long skey_retained, skey_released;
+
+static uint64_t skey_hash(uint64_t key, uint64_t seed)
+{
+    const char *s = (const char *)(uintptr_t)key;
+    return chm_hash_bytes(s, strlen(s), seed);
+}
+static bool skey_equal(uint64_t a, uint64_t b)
+{
+    return strcmp((const char *)(uintptr_t)a, (const char *)(uintptr_t)b) == 0;
+}
+static bool skey_retain(uint64_t key, uint64_t *stored)
+{
+    char *copy = strdup((const char *)(uintptr_t)key);
+    if (copy == NULL)
+        return false;
+    atomic_fetch_add(&skey_retained, 1);
+    *stored = (uint64_t)(uintptr_t)copy;
+    return true;
+}
+static void skey_release(uint64_t key)
+{
+    atomic_fetch_add(&skey_released, 1);
+    free((void *)(uintptr_t)key);
+}
+static const chm_keyops keys_counted_string = {
+    .hash = skey_hash, .equal = skey_equal, .retain = skey_retain, .release = skey_release};
+
+static void test_clear(const chm_backend *b)
+{
+    tl_freelog log;
+    tl_freelog_init(&log, true);
+    struct vf_expect vf;
+    vf_init(&vf);
+    tl_model model;
+    tl_model_init(&model);
+    chm *m = new_with_value_free(b, NULL, tl_freelog_cb, &log);
+    if (!CHECK(m != NULL))
+        goto out;
+    CHECK_RC(chm_clear(NULL), CHM_EINVAL);
+    /* an empty map */
+    CHECK_RC(chm_clear(m), CHM_OK);
+    CHECK_EQ(chm_size(m), 0);
+    CHECK_EQ(tl_freelog_calls(&log), 0);
+    for (int round = 0; round < 3 && tl_failures() == 0; round++) {
+        uint64_t n = round == 1 ? 5000 : 700;
+        for (uint64_t i = 0; i < n; i++) {
+            uint64_t k = (i + 1 + (uint64_t)round * 100000) * 0x9e3779b97f4a7c15ULL;
+            uint64_t v = tl_mix(k + (uint64_t)round);
+            CHECK_RC(chm_put(m, k, v, NULL), CHM_OK);
+            tl_model_put(&model, k, v, NULL);
+        }
+        CHECK_RC(chm_put(m, 0, 0, NULL), CHM_OK); /* key 0, value 0 */
+        tl_model_put(&model, 0, 0, NULL);
+        tl_map_equals_model(m, &model);
+        chm_stats before;
+        CHECK_RC(chm_stats_get(m, &before), CHM_OK);
+        CHECK_RC(chm_clear(m), CHM_OK);
+        size_t pos = 0;
+        uint64_t k, v;
+        while (tl_model_slot(&model, &pos, &k, &v))
+            vf_left(&vf, v);
+        /* every key is gone: size, gets, iteration */
+        CHECK_EQ(chm_size(m), 0);
+        pos = 0;
+        while (tl_model_slot(&model, &pos, &k, &v))
+            if (!CHECK_RC(chm_get(m, k, NULL), CHM_NOTFOUND))
+                break;
+        tl_model_clear(&model);
+        tl_map_equals_model(m, &model);
+        vf_check_now(b, &vf, &log);
+        chm__smr_barrier(); /* deferred frees done: every value freed once by now */
+        CHECK_EQ(tl_freelog_calls(&log), vf.total);
+        chm_stats after;
+        CHECK_RC(chm_stats_get(m, &after), CHM_OK);
+        CHECK_EQ(after.entries, 0);
+        /* a second clear finds nothing */
+        CHECK_RC(chm_clear(m), CHM_OK);
+        chm__smr_barrier();
+        CHECK_EQ(tl_freelog_calls(&log), vf.total);
+    }
+    /* usable afterwards, by every operation */
+    CHECK_RC(chm_put(m, 5, 50, NULL), CHM_OK);
+    CHECK_RC(chm_put_if_absent(m, 6, 60, NULL), CHM_OK);
+    CHECK_RC(chm_replace(m, 5, 50, 51), CHM_OK);
+    vf_left(&vf, 50);
+    CHECK_RC(chm_remove_if(m, 6, 60), CHM_OK);
+    vf_left(&vf, 60);
+    tl_model_put(&model, 5, 51, NULL);
+    tl_map_equals_model(m, &model);
+    vf_free_and_check(m, &model, &vf, &log);
+out:
+    tl_model_fini(&model);
+    vf_fini(&vf);
+    tl_freelog_fini(&log);
+}
+
+/* chm_clear releases stored keys: counted copies exactly, and chm_keys_string's copies show in
+ * chm_stats.bytes. */
+static void test_clear_string_keys(const chm_backend *b)
+{
+    enum { N = 2000 };
+    atomic_store(&skey_retained, 0);
+    atomic_store(&skey_released, 0);
+    tl_freelog log;
+    tl_freelog_init(&log, false);
+    chm *m = new_with_value_free(b, &keys_counted_string, tl_freelog_cb, &log);
+    if (!CHECK(m != NULL))
+        goto out;
+    char buf[64];
+    uint64_t kb = (uint64_t)(uintptr_t)buf;
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            snprintf(buf, sizeof buf, "counted-key-%d-%d", round, i);
+            CHECK_RC(chm_put(m, kb, (uint64_t)i, NULL), CHM_OK);
+            scribble(buf, sizeof buf);
+        }
+        CHECK_EQ(atomic_load(&skey_retained), (long)N * (round + 1));
+        CHECK_RC(chm_clear(m), CHM_OK);
+        CHECK_EQ(chm_size(m), 0);
+        snprintf(buf, sizeof buf, "counted-key-%d-%d", round, 7);
+        CHECK_RC(chm_get(m, kb, NULL), CHM_NOTFOUND);
+        chm__smr_barrier();
+        if (!CHECK_EQ(atomic_load(&skey_released), atomic_load(&skey_retained)))
+            FAIL("round %d: chm_clear left %ld of %ld stored keys unreleased", round,
+                 atomic_load(&skey_retained) - atomic_load(&skey_released),
+                 atomic_load(&skey_retained));
+        CHECK_EQ(tl_freelog_calls(&log), (unsigned long)N * (round + 1));
+    }
+    snprintf(buf, sizeof buf, "after");
+    CHECK_RC(chm_put(m, kb, 1, NULL), CHM_OK);
+    chm_free(m);
+    CHECK_EQ(atomic_load(&skey_released), atomic_load(&skey_retained)); /* none twice */
+
+    /* chm_keys_string: the copies are counted in bytes; clear gives them back */
+    m = chm_new(b, &(chm_options){.keys = &chm_keys_string});
+    if (!CHECK(m != NULL))
+        goto out;
+    chm_stats empty, full, cleared;
+    CHECK_RC(chm_stats_get(m, &empty), CHM_OK);
+    char longkey[200];
+    for (int i = 0; i < N; i++) {
+        snprintf(longkey, sizeof longkey, "%0150d", i); /* 151 bytes with its NUL */
+        CHECK_RC(chm_put(m, (uint64_t)(uintptr_t)longkey, (uint64_t)i, NULL), CHM_OK);
+    }
+    CHECK_RC(chm_stats_get(m, &full), CHM_OK);
+    CHECK(full.bytes >= empty.bytes + (size_t)N * 151);
+    CHECK_RC(chm_clear(m), CHM_OK);
+    chm__smr_barrier();
+    CHECK_RC(chm_stats_get(m, &cleared), CHM_OK);
+    if (!CHECK(cleared.bytes + (size_t)N * 151 <= full.bytes))
+        FAIL("chm_keys_string: %zu bytes with %d keys, %zu after chm_clear (the key copies are "
+             "%d bytes)",
+             full.bytes, N, cleared.bytes, N * 151);
+    chm_free(m);
+out:
+    tl_freelog_fini(&log);
+}
+
+/* chm_clear is a structural modification for a fail-fast iterator when the map was not empty,
+ * and not when it was; weakly consistent iterators go on. */
+static void test_clear_iterator(const chm_backend *b)
+{
+    chm *m = chm_new(b, NULL);
+    if (!CHECK(m != NULL))
+        return;
+    chm_iter it;
+    uint64_t k, v;
+    /* an empty map: clear changes nothing */
+    CHECK_RC(chm_iter_init(&it, m), CHM_OK);
+    CHECK_RC(chm_clear(m), CHM_OK);
+    CHECK_RC(chm_iter_next(&it, &k, &v), CHM_END);
+    chm_iter_fini(&it);
+    /* a map with entries */
+    for (uint64_t i = 0; i < 100; i++)
+        CHECK_RC(chm_put(m, i, i + 1, NULL), CHM_OK);
+    CHECK_RC(chm_iter_init(&it, m), CHM_OK);
+    int rc = chm_iter_next(&it, &k, &v);
+    if (CHECK_RC(rc, CHM_OK))
+        CHECK_EQ(v, k + 1);
+    CHECK_RC(chm_clear(m), CHM_OK);
+    if (tl_fail_fast(b)) {
+        CHECK_RC(chm_iter_next(&it, &k, &v), CHM_ECONCURRENT);
+        CHECK_RC(chm_iter_next(&it, &k, &v), CHM_ECONCURRENT); /* sticky */
+    } else {
+        /* weakly consistent: whatever it still returns is a (key, value) it held, once */
+        tl_model seen;
+        tl_model_init(&seen);
+        tl_model_put(&seen, k, v, NULL);
+        while ((rc = chm_iter_next(&it, &k, &v)) == CHM_OK) {
+            if (!CHECK(k < 100 && v == k + 1 && tl_model_put(&seen, k, v, NULL)))
+                break;
+        }
+        CHECK_RC(rc, CHM_END);
+        tl_model_fini(&seen);
+    }
+    chm_iter_fini(&it);
+    CHECK_EQ(chm_size(m), 0);
+    /* an iterator opened after the clear sees an empty map */
+    CHECK_RC(chm_iter_init(&it, m), CHM_OK);
+    CHECK_RC(chm_iter_next(&it, &k, &v), CHM_END);
+    chm_iter_fini(&it);
+    chm_free(m);
+}
+
+/* ---- chm_visit ----------------------------------------------------------------------------- */
+
+struct vis {
+    chm *m, *other;
+    unsigned calls;
+    uint64_t key, value;
+    /* nested calls from inside fn */
+    bool nest;
+    int get_rc, visit_rc, other_rc, inner_calls;
+    uint64_t get_v;
+    size_t size;
+    int write_rc[9];
+};
+
+static void vis_inner(uint64_t key, uint64_t value, void *arg)
+{
+    struct vis *s = arg;
+    (void)key;
+    (void)value;
+    s->inner_calls++;
+}
+
+static uint64_t vis_const(uint64_t key, void *arg)
+{
+    (void)arg;
+    return key;
+}
+
+static void vis_fn(uint64_t key, uint64_t value, void *arg)
+{
+    struct vis *s = arg;
+    s->calls++;
+    s->key = key;
+    s->value = value;
+    if (!s->nest)
+        return;
+    /* reads on its own map work (they do not wait for what fn's caller holds) */
+    s->get_v = POISON_OUT;
+    s->get_rc = chm_get(s->m, key, &s->get_v);
+    s->visit_rc = chm_visit(s->m, key, vis_inner, s);
+    s->size = chm_size(s->m);
+    s->other_rc = chm_get(s->other, 1, NULL);
+    /* every write on its own map is refused */
+    struct upd u = {.action = CHM_COMPUTE_SET, .write = true, .set_to = 99};
+    s->write_rc[0] = chm_put(s->m, key, 1, NULL);
+    s->write_rc[1] = chm_put(s->m, 777777, 1, NULL);
+    s->write_rc[2] = chm_put_if_absent(s->m, 777777, 1, NULL);
+    s->write_rc[3] = chm_remove(s->m, key, NULL);
+    s->write_rc[4] = chm_replace(s->m, key, value, value + 1);
+    s->write_rc[5] = chm_compute_if_absent(s->m, 777777, vis_const, NULL, NULL);
+    s->write_rc[6] = chm_compute(s->m, key, upd_fn, &u, NULL);
+    s->write_rc[7] = chm_remove_if(s->m, key, value);
+    s->write_rc[8] = chm_clear(s->m);
+    CHECK_EQ(u.calls, 0);
+}
+
+static void test_visit(const chm_backend *b)
+{
+    chm *m = chm_new(b, NULL), *other = chm_new(b, NULL);
+    if (!CHECK(m != NULL && other != NULL))
+        goto out;
+    struct vis s;
+    memset(&s, 0, sizeof s);
+    s.m = m;
+    s.other = other;
+    CHECK_RC(chm_visit(NULL, 1, vis_fn, &s), CHM_EINVAL);
+    CHECK_RC(chm_visit(m, 1, NULL, &s), CHM_EINVAL);
+    CHECK_RC(chm_visit(m, 1, vis_fn, &s), CHM_NOTFOUND); /* absent: fn does not run */
+    CHECK_EQ(s.calls, 0);
+    CHECK_RC(chm_put(m, 1, 11, NULL), CHM_OK);
+    CHECK_RC(chm_visit(m, 1, NULL, &s), CHM_EINVAL);
+    CHECK_EQ(s.calls, 0);
+    static const uint64_t keys[] = {1, 0, UINT64_MAX, 1234567};
+    static const uint64_t vals[] = {11, 0, UINT64_MAX, 7};
+    for (size_t i = 0; i < 4; i++) {
+        chm_put(m, keys[i], vals[i], NULL);
+        s.calls = 0;
+        if (CHECK_RC(chm_visit(m, keys[i], vis_fn, &s), CHM_OK)) {
+            CHECK_EQ(s.calls, 1);
+            CHECK_EQ(s.key, keys[i]);
+            CHECK_EQ(s.value, vals[i]);
+        }
+    }
+    /* the value seen follows overwrites; a removed key is not visited */
+    CHECK_RC(chm_put(m, 1, 12, NULL), CHM_EXISTS);
+    s.calls = 0;
+    CHECK_RC(chm_visit(m, 1, vis_fn, &s), CHM_OK);
+    CHECK_EQ(s.value, 12);
+    CHECK_RC(chm_remove(m, 1, NULL), CHM_OK);
+    CHECK_RC(chm_visit(m, 1, vis_fn, &s), CHM_NOTFOUND);
+    CHECK_EQ(s.calls, 1);
+    /* nested calls from the visit function */
+    CHECK_RC(chm_put(m, 5, 55, NULL), CHM_OK);
+    CHECK_RC(chm_put(other, 1, 2, NULL), CHM_OK);
+    size_t size = chm_size(m);
+    s.nest = true;
+    s.calls = 0;
+    if (CHECK_RC(chm_visit(m, 5, vis_fn, &s), CHM_OK)) {
+        CHECK_EQ(s.calls, 1);
+        if (CHECK_RC(s.get_rc, CHM_OK))
+            CHECK_EQ(s.get_v, 55);
+        CHECK_RC(s.visit_rc, CHM_OK);
+        CHECK_EQ(s.inner_calls, 1);
+        CHECK_EQ(s.size, size);
+        CHECK_RC(s.other_rc, CHM_OK);
+        for (int i = 0; i < 9; i++)
+            if (!CHECK_RC(s.write_rc[i], CHM_EDEADLK))
+                FAIL("nested write %d from a visit function on its own map", i);
+    }
+    /* nothing changed, and writes work again once fn returned */
+    uint64_t v = 0;
+    CHECK_EQ(chm_size(m), size);
+    if (CHECK_RC(chm_get(m, 5, &v), CHM_OK))
+        CHECK_EQ(v, 55);
+    CHECK_RC(chm_get(m, 777777, NULL), CHM_NOTFOUND);
+    CHECK_RC(chm_put(m, 5, 56, NULL), CHM_EXISTS);
+    CHECK_RC(chm_put(m, 777777, 1, NULL), CHM_OK);
+    /* string keys: fn gets the key as the caller passed it, not the map's stored copy */
+    chm_free(m);
+    m = chm_new(b, &(chm_options){.keys = &chm_keys_string});
+    if (!CHECK(m != NULL))
+        goto out;
+    char put_key[32], probe[32];
+    snprintf(put_key, sizeof put_key, "visited-key");
+    CHECK_RC(chm_put(m, (uint64_t)(uintptr_t)put_key, 42, NULL), CHM_OK);
+    scribble(put_key, sizeof put_key);
+    snprintf(probe, sizeof probe, "visited-key");
+    memset(&s, 0, sizeof s);
+    if (CHECK_RC(chm_visit(m, (uint64_t)(uintptr_t)probe, vis_fn, &s), CHM_OK)) {
+        CHECK_EQ(s.key, (uint64_t)(uintptr_t)probe);
+        CHECK_EQ(s.value, 42);
+    }
+out:
+    chm_free(m);
+    chm_free(other);
+}
+
+/* A visit function dereferences a pointer value (a malloc'd box; value_free frees it). */
+static void vis_box(uint64_t key, uint64_t value, void *arg)
+{
+    uint64_t *sum = arg;
+    const uint64_t *box = (const uint64_t *)(uintptr_t)value;
+    CHECK_EQ(*box, 0xb0c5 + key);
+    *sum += *box;
+}
+
+static void test_visit_pointer(const chm_backend *b)
+{
+    atomic_long live = 0;
+    chm *m = new_with_value_free(b, NULL, box_free, &live);
+    if (!CHECK(m != NULL))
+        return;
+    uint64_t sum = 0, want = 0;
+    for (uint64_t k = 0; k < 200; k++)
+        CHECK_RC(chm_put(m, k, box_new(&live, 0xb0c5 + k), NULL), CHM_OK);
+    for (int round = 0; round < 3; round++)
+        for (uint64_t k = 0; k < 200; k++) {
+            if (round == 1 && k % 2 == 0) /* a new box for the same key: the old one leaves */
+                CHECK_RC(chm_put(m, k, box_new(&live, 0xb0c5 + k), NULL), CHM_EXISTS);
+            CHECK_RC(chm_visit(m, k, vis_box, &sum), CHM_OK);
+            want += 0xb0c5 + k;
+        }
+    CHECK_EQ(sum, want);
+    chm_free(m);
+    CHECK_EQ(atomic_load(&live), 0);
+}
+
+/* ---- nested calls from a chm_compute function, one map -------------------------------------
+ * Reads and chm_size work on every backend. A write to the same map: CHM_EDEADLK, unless the
+ * backend's compute holds the whole map (CHM_CAP_COMPUTE_EXCLUSIVE): then it runs, and if it
+ * changed the map structurally the compute applies nothing and returns CHM_ECONCURRENT, fn's
+ * SET value having gone to value_free (never lost). */
+
+enum {
+    NW_NONE,
+    NW_NEW_KEY,
+    NW_OVERWRITE,
+    NW_REMOVE,
+    NW_PIA,
+    NW_REPLACE,
+    NW_CIA,
+    NW_COMPUTE,
+    NW_REMOVE_IF,
+    NW_CLEAR,
+    NW_SAME_KEY, /* a put of the key being computed */
+    NW_COUNT
+};
+
+static const char *const nw_names[NW_COUNT] = {"none",
+                                               "put (new key)",
+                                               "put (overwrite)",
+                                               "remove",
+                                               "put_if_absent (new key)",
+                                               "replace",
+                                               "compute_if_absent (new key)",
+                                               "compute (SET, new key)",
+                                               "remove_if",
+                                               "clear",
+                                               "put of the key being computed"};
+
+struct ncomp {
+    chm *m;
+    int nested;   /* NW_* */
+    int action;   /* fn's decision */
+    uint64_t set; /* fn's value for SET */
+    unsigned calls;
+    int get_rc, nested_rc, visit_rc;
+    uint64_t get_v, visit_v;
+    size_t size;
+};
+
+#define NC_KEY 50   /* the key being computed */
+#define NC_OTHER 51 /* present, another key */
+#define NC_NEW 52   /* absent */
+
+static void ncomp_visit(uint64_t key, uint64_t value, void *arg)
+{
+    (void)key;
+    *(uint64_t *)arg = value;
+}
+
+static chm_compute_action ncomp_fn(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                   void *arg)
+{
+    struct ncomp *c = arg;
+    (void)key;
+    (void)present;
+    (void)old;
+    c->calls++;
+    c->get_v = POISON_OUT;
+    c->get_rc = chm_get(c->m, NC_OTHER, &c->get_v);
+    c->size = chm_size(c->m);
+    c->visit_v = 510;
+    c->visit_rc = CHM_OK;
+    if (c->nested != NW_NONE) /* "none": a nested chm_get and chm_size only */
+        c->visit_rc = chm_visit(c->m, NC_OTHER, ncomp_visit, &c->visit_v);
+    struct upd u = {.action = CHM_COMPUTE_SET, .write = true, .set_to = 0x5e7};
+    switch (c->nested) {
+    case NW_NEW_KEY: c->nested_rc = chm_put(c->m, NC_NEW, 1, NULL); break;
+    case NW_OVERWRITE: c->nested_rc = chm_put(c->m, NC_OTHER, 0x0be, NULL); break;
+    case NW_REMOVE: c->nested_rc = chm_remove(c->m, NC_OTHER, NULL); break;
+    case NW_PIA: c->nested_rc = chm_put_if_absent(c->m, NC_NEW, 2, NULL); break;
+    case NW_REPLACE: c->nested_rc = chm_replace(c->m, NC_OTHER, 510, 0x0be); break;
+    case NW_CIA: c->nested_rc = chm_compute_if_absent(c->m, NC_NEW, vis_const, NULL, NULL); break;
+    case NW_COMPUTE: c->nested_rc = chm_compute(c->m, NC_NEW, upd_fn, &u, NULL); break;
+    case NW_REMOVE_IF: c->nested_rc = chm_remove_if(c->m, NC_OTHER, 510); break;
+    case NW_CLEAR: c->nested_rc = chm_clear(c->m); break;
+    case NW_SAME_KEY: c->nested_rc = chm_put(c->m, NC_KEY, 0xbeef, NULL); break;
+    default: break;
+    }
+    *value = c->set;
+    return (chm_compute_action)c->action;
+}
+
+/* What the nested write returns when it runs, and whether it fails the compute: it is
+ * structural, or it changed the value of the key being computed (fn decided on a value that
+ * has left the map). */
+static int nw_ran_rc(int nested, bool key_present, bool *fails)
+{
+    *fails = nested != NW_OVERWRITE && nested != NW_REPLACE;
+    switch (nested) {
+    case NW_SAME_KEY: return key_present ? CHM_EXISTS : CHM_OK;
+    case NW_NEW_KEY:
+    case NW_PIA:
+    case NW_CIA:
+    case NW_COMPUTE:
+    case NW_REMOVE:
+    case NW_REMOVE_IF:
+    case NW_REPLACE:
+    case NW_CLEAR: return CHM_OK;
+    default: return CHM_EXISTS; /* overwrite */
+    }
+}
+
+/* One nested case: fn (deciding @action; with @same, a SET stores the value fn saw the key
+ * hold) makes the nested call @nested. The map and every value_free are checked exactly. */
+static void ncomp_one(const chm_backend *b, int nested, int action, bool key_present, bool same)
+{
+    tl_freelog log;
+    tl_freelog_init(&log, true);
+    struct vf_expect vf;
+    vf_init(&vf);
+    tl_model model;
+    tl_model_init(&model);
+    struct ncomp c;
+    memset(&c, 0, sizeof c);
+    c.m = new_with_value_free(b, NULL, tl_freelog_cb, &log);
+    if (!CHECK(c.m != NULL))
+        goto out;
+    c.nested = nested;
+    c.action = action;
+    c.set = same && key_present ? 500 : 0xf00d;
+    CHECK_RC(chm_put(c.m, NC_OTHER, 510, NULL), CHM_OK);
+    tl_model_put(&model, NC_OTHER, 510, NULL);
+    if (key_present) {
+        CHECK_RC(chm_put(c.m, NC_KEY, 500, NULL), CHM_OK);
+        tl_model_put(&model, NC_KEY, 500, NULL);
+    }
+    size_t size0 = chm_size(c.m);
+    uint64_t r = POISON_OUT;
+    int rc = chm_compute(c.m, NC_KEY, ncomp_fn, &c, &r);
+    long before = tl_failures();
+    CHECK_EQ(c.calls, 1);
+    if (CHECK_RC(c.get_rc, CHM_OK)) /* a nested read works everywhere */
+        CHECK_EQ(c.get_v, 510);
+    CHECK_EQ(c.size, size0);
+    bool exclusive = tl_compute_exclusive(b);
+    bool structural = false;
+    bool ran = exclusive && nested != NW_NONE;
+    if (nested != NW_NONE)
+        CHECK_RC(c.nested_rc,
+                 exclusive ? nw_ran_rc(nested, key_present, &structural) : CHM_EDEADLK);
+    if (CHECK_RC(c.visit_rc, CHM_OK)) /* so does a nested visit */
+        CHECK_EQ(c.visit_v, 510);
+    /* the map after the call: the nested write (if it ran), then fn's decision (unless the
+     * nested write was structural) */
+    if (ran) {
+        switch (nested) {
+        case NW_NEW_KEY: tl_model_put(&model, NC_NEW, 1, NULL); break;
+        case NW_PIA: tl_model_put(&model, NC_NEW, 2, NULL); break;
+        case NW_CIA: tl_model_put(&model, NC_NEW, NC_NEW, NULL); break;
+        case NW_COMPUTE: tl_model_put(&model, NC_NEW, 0x5e7, NULL); break;
+        case NW_OVERWRITE:
+        case NW_REPLACE:
+            vf_left(&vf, 510);
+            tl_model_put(&model, NC_OTHER, 0x0be, NULL);
+            break;
+        case NW_REMOVE:
+        case NW_REMOVE_IF:
+            vf_left(&vf, 510);
+            tl_model_remove(&model, NC_OTHER, NULL);
+            break;
+        case NW_SAME_KEY:
+            if (key_present)
+                vf_left(&vf, 500);
+            tl_model_put(&model, NC_KEY, 0xbeef, NULL);
+            break;
+        case NW_CLEAR: {
+            size_t pos = 0;
+            uint64_t k, v;
+            while (tl_model_slot(&model, &pos, &k, &v))
+                vf_left(&vf, v);
+            tl_model_clear(&model);
+            break;
+        }
+        default: break;
+        }
+    }
+    uint64_t cur = 0;
+    bool present = tl_model_get(&model, NC_KEY, &cur);
+    if (ran && structural) {
+        /* the compute applies nothing, whatever fn decided; fn's SET value went to value_free
+         * within the call (never lost) -- unless it is the value fn saw the key hold, which is
+         * the map's (a SET of it is a KEEP): freeing that one would free a value still in the
+         * map (or, after a nested clear or put of the key, free it twice) */
+        CHECK_RC(rc, CHM_ECONCURRENT);
+        CHECK_EQ(r, POISON_OUT);
+        if (action == CHM_COMPUTE_SET && !(same && key_present))
+            vf_left(&vf, 0xf00d);
+        chm__smr_barrier();
+        CHECK_EQ(freed_count(&log, 0xf00d), action == CHM_COMPUTE_SET && !same ? 1 : 0);
+    } else if (action == CHM_COMPUTE_SET) {
+        if (CHECK_RC(rc, CHM_OK))
+            CHECK_EQ(r, c.set);
+        if (present && cur != c.set)
+            vf_left(&vf, cur);
+        tl_model_put(&model, NC_KEY, c.set, NULL);
+    } else if (action == CHM_COMPUTE_DELETE) {
+        CHECK_RC(rc, CHM_NOTFOUND);
+        CHECK_EQ(r, POISON_OUT);
+        if (present) {
+            vf_left(&vf, cur);
+            tl_model_remove(&model, NC_KEY, NULL);
+        }
+    } else {
+        if (CHECK_RC(rc, present ? CHM_OK : CHM_NOTFOUND) && present)
+            CHECK_EQ(r, cur);
+    }
+    tl_map_equals_model(c.m, &model);
+    /* a fresh compute on the map works: the nesting state was unwound */
+    struct upd u = {.action = CHM_COMPUTE_SET, .write = true, .set_to = 0xaf7e};
+    if (CHECK_RC(chm_compute(c.m, NC_NEW + 1, upd_fn, &u, NULL), CHM_OK))
+        tl_model_put(&model, NC_NEW + 1, 0xaf7e, NULL);
+    vf_check_now(b, &vf, &log);
+    vf_free_and_check(c.m, &model, &vf, &log);
+    if (tl_failures() != before)
+        FAIL("nested %s from a compute deciding %d%s on a key %s", nw_names[nested], action,
+             same ? " (the value it saw)" : "", key_present ? "present" : "absent");
+out:
+    tl_model_fini(&model);
+    vf_fini(&vf);
+    tl_freelog_fini(&log);
+}
+
+static void test_compute_nested(const chm_backend *b)
+{
+    for (int nested = 0; nested < NW_COUNT; nested++)
+        for (int action = CHM_COMPUTE_KEEP; action <= CHM_COMPUTE_DELETE; action++)
+            for (int present = 0; present < 2; present++)
+                for (int same = 0; same < 2; same++) {
+                    if (same && (action != CHM_COMPUTE_SET || !present))
+                        continue;
+                    ncomp_one(b, nested, action, present, same);
+                    if (tl_failures() != 0)
+                        return;
+                }
+}
+
+/* chm_compute nests CHM_COMPUTE_NESTING_MAX deep (each in its own map, mixed with
+ * compute_if_absent); one more returns CHM_ENOMEM before its function runs. */
+struct unest {
+    chm *maps[CHM_COMPUTE_NESTING_MAX + 1];
+    int rc[CHM_COMPUTE_NESTING_MAX + 1];
+    int depth;
+    unsigned calls;
+};
+
+static chm_compute_action unest_fn(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                   void *arg)
+{
+    struct unest *n = arg;
+    (void)present;
+    (void)old;
+    n->calls++;
+    int d = ++n->depth;
+    if (d <= CHM_COMPUTE_NESTING_MAX)
+        n->rc[d] = chm_compute(n->maps[d], key, unest_fn, n, NULL);
+    n->depth--;
+    *value = key + (uint64_t)d;
+    return CHM_COMPUTE_SET;
+}
+
+static void test_compute_nesting_bound(const chm_backend *b)
+{
+    struct unest n;
+    memset(&n, 0, sizeof n);
+    for (int i = 0; i <= CHM_COMPUTE_NESTING_MAX; i++)
+        if (!CHECK((n.maps[i] = chm_new(b, NULL)) != NULL))
+            goto out;
+    n.rc[0] = chm_compute(n.maps[0], 7, unest_fn, &n, NULL);
+    CHECK_EQ(n.calls, CHM_COMPUTE_NESTING_MAX);
+    for (int i = 0; i < CHM_COMPUTE_NESTING_MAX; i++) {
+        uint64_t v = 0;
+        CHECK_RC(n.rc[i], CHM_OK);
+        if (CHECK_RC(chm_get(n.maps[i], 7, &v), CHM_OK))
+            CHECK_EQ(v, 7 + (uint64_t)i + 1);
+    }
+    CHECK_RC(n.rc[CHM_COMPUTE_NESTING_MAX], CHM_ENOMEM);
+    CHECK_EQ(chm_size(n.maps[CHM_COMPUTE_NESTING_MAX]), 0);
+out:
+    for (int i = 0; i <= CHM_COMPUTE_NESTING_MAX; i++)
+        chm_free(n.maps[i]);
+}
+
+/* ---- compute(A) -> fn -> compute(B) -> fn -> a call on A, with chm_compute ------------------
+ * As xmap for compute_if_absent: the inner function runs in B, but this thread still holds A's
+ * compute. Reads of A work; writes follow A's rule (CHM_EDEADLK, or run on
+ * CHM_CAP_COMPUTE_EXCLUSIVE backends, and then A's compute fails with CHM_ECONCURRENT and its
+ * SET value goes to value_free). In a child process, once per rwlock kind. */
+
+struct ucross {
+    chm *a, *b;
+    bool exclusive;
+    tl_model model; /* A as it must be */
+    unsigned outer_calls, inner_calls;
+    int b_rc;
+    uint64_t b_value;
+    tl_freelog log;
+};
+
+static chm_compute_action ucross_inner(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                       void *arg)
+{
+    struct ucross *x = arg;
+    x->inner_calls++;
+    CHECK_EQ(key, XK_B);
+    CHECK(!present);
+    CHECK_EQ(old, 0);
+    uint64_t v = 0;
+    if (CHECK_RC(chm_get(x->a, XK_PRESENT, &v), CHM_OK))
+        CHECK_EQ(v, 20);
+    CHECK_EQ(chm_size(x->a), tl_model_size(&x->model));
+    int want_ran;
+#define UCROSS_WRITE(what, call, ran_rc, apply)                                                    \
+    do {                                                                                           \
+        want_ran = (ran_rc);                                                                       \
+        if (CHECK_RC((call), x->exclusive ? want_ran : CHM_EDEADLK)) {                             \
+            if (x->exclusive) {                                                                    \
+                apply;                                                                             \
+            }                                                                                      \
+        } else {                                                                                   \
+            FAIL("nested %s on A from inside compute(B) inside compute(A)", what);                 \
+        }                                                                                          \
+    } while (0)
+    struct upd u = {.action = CHM_COMPUTE_SET, .write = true, .set_to = 0xc0};
+    UCROSS_WRITE("put of the key being computed", chm_put(x->a, XK_COMPUTED, 10, NULL), CHM_OK,
+                 tl_model_put(&x->model, XK_COMPUTED, 10, NULL));
+    UCROSS_WRITE("put", chm_put(x->a, XK_PRESENT, 21, NULL), CHM_EXISTS,
+                 tl_model_put(&x->model, XK_PRESENT, 21, NULL));
+    UCROSS_WRITE("put_if_absent", chm_put_if_absent(x->a, XK_OTHER, 30, NULL), CHM_OK,
+                 tl_model_put(&x->model, XK_OTHER, 30, NULL));
+    UCROSS_WRITE("compute", chm_compute(x->a, XK_INNER, upd_fn, &u, NULL), CHM_OK,
+                 tl_model_put(&x->model, XK_INNER, 0xc0, NULL));
+    UCROSS_WRITE("remove_if", chm_remove_if(x->a, XK_OTHER, 30), CHM_OK,
+                 tl_model_remove(&x->model, XK_OTHER, NULL));
+    UCROSS_WRITE("remove", chm_remove(x->a, XK_PRESENT, NULL), CHM_OK,
+                 tl_model_remove(&x->model, XK_PRESENT, NULL));
+#undef UCROSS_WRITE
+    CHECK_EQ(u.calls, x->exclusive ? 1 : 0);
+    xmap_equals_model(x->a, &x->model);
+    *value = XV_B;
+    return CHM_COMPUTE_SET;
+}
+
+static chm_compute_action ucross_outer(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                       void *arg)
+{
+    struct ucross *x = arg;
+    (void)present;
+    (void)old;
+    x->outer_calls++;
+    CHECK_EQ(key, XK_COMPUTED);
+    x->b_rc = chm_compute(x->b, XK_B, ucross_inner, x, &x->b_value);
+    *value = XV_A;
+    return CHM_COMPUTE_SET;
+}
+
+static void ucross_single(const chm_backend *b, chm_rwlock_kind kind)
+{
+    struct ucross x;
+    memset(&x, 0, sizeof x);
+    tl_freelog_init(&x.log, true);
+    chm_options o;
+    memset(&o, 0, sizeof o);
+    o.rwlock = kind;
+    o.value_free = tl_freelog_cb;
+    o.ctx = &x.log;
+    x.a = chm_new(b, &o);
+    x.b = chm_new(b, &o);
+    x.exclusive = tl_compute_exclusive(b);
+    tl_model_init(&x.model);
+    if (!CHECK(x.a != NULL && x.b != NULL))
+        goto out;
+    CHECK_RC(chm_put(x.a, XK_PRESENT, 20, NULL), CHM_OK);
+    tl_model_put(&x.model, XK_PRESENT, 20, NULL);
+    uint64_t v = POISON_OUT;
+    int rc = chm_compute(x.a, XK_COMPUTED, ucross_outer, &x, &v);
+    CHECK_EQ(x.outer_calls, 1);
+    CHECK_EQ(x.inner_calls, 1);
+    if (CHECK_RC(x.b_rc, CHM_OK)) /* B's compute is not affected */
+        CHECK_EQ(x.b_value, XV_B);
+    if (x.exclusive) {
+        CHECK_RC(rc, CHM_ECONCURRENT);
+        CHECK_EQ(v, POISON_OUT);
+        chm__smr_barrier();
+        CHECK_EQ(freed_count(&x.log, XV_A), 1); /* fn's value was not lost */
+    } else if (CHECK_RC(rc, CHM_OK)) {
+        CHECK_EQ(v, XV_A);
+        tl_model_put(&x.model, XK_COMPUTED, XV_A, NULL);
+    }
+    tl_map_equals_model(x.a, &x.model);
+    if (CHECK_RC(chm_get(x.b, XK_B, &v), CHM_OK))
+        CHECK_EQ(v, XV_B);
+    CHECK_RC(chm_put(x.a, 99, 1, NULL), CHM_OK);
+    CHECK_RC(chm_put(x.b, 99, 1, NULL), CHM_OK);
+out:
+    tl_model_fini(&x.model);
+    chm_free(x.a);
+    chm_free(x.b);
+    tl_freelog_fini(&x.log);
+}
+
+/* ---- chm_stats_get ------------------------------------------------------------------------- */
+
+static chm_stats stats_of(chm *m)
+{
+    chm_stats st;
+    memset(&st, 0xa5, sizeof st);
+    CHECK_RC(chm_stats_get(m, &st), CHM_OK);
+    return st;
+}
+
+/* What holds on every backend after inserts into an empty map: entries == chm_size; the table
+ * grew (resizes > 0) and has a bucket per entry at least -- a slot per entry where buckets
+ * counts slots (the Go-table backends), bins at load factor <= 1 on the chained ones (and
+ * readmostly's dirty map, which holds every key while only inserts ran: no read promoted it);
+ * bytes grew by 16 per entry at least (a key and a value); after a reclamation barrier nothing
+ * is pending. Weaker where it must be: after removes and reads only the slot count bounds the
+ * entries (a chained table may hold more entries than bins, and readmostly's dirty map may have
+ * been promoted away: its buckets may be 0). */
+static void test_stats(const chm_backend *b)
+{
+    enum { N = 100000 };
+    chm_stats st;
+    CHECK_RC(chm_stats_get(NULL, &st), CHM_EINVAL);
+    chm *m = chm_new(b, NULL);
+    if (!CHECK(m != NULL))
+        return;
+    CHECK_RC(chm_stats_get(m, NULL), CHM_EINVAL);
+    chm_stats s0 = stats_of(m);
+    CHECK_EQ(s0.entries, 0);
+    CHECK_EQ(s0.resizes, 0); /* chm_new completes no resize */
+    CHECK_EQ(s0.pending, 0);
+    CHECK(s0.bytes > 0); /* the map itself */
+    for (uint64_t i = 0; i < N; i++) {
+        if (!CHECK_RC(chm_put(m, i * 0x9e3779b97f4a7c15ULL, i, NULL), CHM_OK))
+            break;
+        if (i == 100 || i == 5000) {
+            chm_stats s = stats_of(m);
+            CHECK_EQ(s.entries, i + 1);
+            CHECK_EQ(s.entries, chm_size(m));
+            CHECK(s.buckets >= s.entries);
+        }
+    }
+    chm_stats s1 = stats_of(m);
+    CHECK_EQ(s1.entries, N);
+    CHECK_EQ(s1.entries, chm_size(m));
+    CHECK(s1.resizes > 0);
+    if (!CHECK(s1.buckets >= s1.entries))
+        FAIL("%zu buckets for %zu entries", s1.buckets, s1.entries);
+    if (!CHECK(s1.bytes >= s0.bytes + (size_t)N * 16))
+        FAIL("bytes %zu at 0 entries, %zu at %d", s0.bytes, s1.bytes, N);
+    /* removes: pending objects appear only where frees are deferred */
+    for (uint64_t i = 0; i < N; i += 2)
+        CHECK_RC(chm_remove(m, i * 0x9e3779b97f4a7c15ULL, NULL), CHM_OK);
+    for (uint64_t i = 0; i < 1000; i++) /* reads (readmostly: misses may promote dirty) */
+        chm_get(m, i * 0x9e3779b97f4a7c15ULL, NULL);
+    chm_stats s2 = stats_of(m);
+    CHECK_EQ(s2.entries, N / 2);
+    CHECK_EQ(s2.entries, chm_size(m));
+    CHECK(s2.resizes >= s1.resizes); /* completed resizes never go back */
+    if (!has_cap(b, CHM_CAP_DEFERRED_FREE))
+        CHECK_EQ(s2.pending, 0);
+    if (tl_fail_fast(b)) /* slots: one entry each */
+        CHECK(s2.buckets >= s2.entries);
+    chm__smr_barrier();
+    chm_stats s3 = stats_of(m);
+    CHECK_EQ(s3.pending, 0);
+    CHECK(s3.bytes <= s2.bytes); /* what was pending is freed */
+    CHECK_EQ(s3.entries, N / 2);
+    chm_free(m);
+}
+
+/* A removed value waits in pending until it is freed (CHM_CAP_DEFERRED_FREE), or is freed
+ * within the removing call. */
+static void test_stats_pending(const chm_backend *b)
+{
+    tl_freelog log;
+    tl_freelog_init(&log, false);
+    chm *m = new_with_value_free(b, NULL, tl_freelog_cb, &log);
+    if (!CHECK(m != NULL))
+        goto out;
+    for (uint64_t i = 0; i < 10; i++)
+        CHECK_RC(chm_put(m, i, i, NULL), CHM_OK);
+    chm__smr_barrier();
+    CHECK_EQ(stats_of(m).pending, 0);
+    CHECK_RC(chm_remove(m, 3, NULL), CHM_OK);
+    chm_stats s = stats_of(m);
+    if (has_cap(b, CHM_CAP_DEFERRED_FREE)) {
+        CHECK(s.pending >= 1); /* one object, far from a batch */
+        CHECK_EQ(tl_freelog_calls(&log), 0);
+    } else {
+        CHECK_EQ(s.pending, 0);
+        CHECK_EQ(tl_freelog_calls(&log), 1); /* within the removing call */
+    }
+    chm__smr_barrier();
+    CHECK_EQ(stats_of(m).pending, 0);
+    CHECK_EQ(tl_freelog_calls(&log), 1);
+    chm_free(m);
+out:
+    tl_freelog_fini(&log);
+}
+
+/* ---- chm_backend_caps: the bits against behaviour ------------------------------------------ */
+
+static void test_caps_registry(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(chm_backend_caps(NULL), 0);
+    for (const chm_backend *const *p = chm_backend_list(); *p != NULL; p++) {
+        unsigned c = chm_backend_caps(*p);
+        bool ts = (c & CHM_CAP_THREAD_SAFE) != 0;
+        CHECK_EQ(ts, chm_backend_thread_safe(*p));
+        /* misuse is detected exactly where it is possible */
+        CHECK_EQ((c & CHM_CAP_RACE_DETECT) != 0, !ts);
+        /* a backend that is not thread-safe has only fail-fast iteration (weak consistency is
+         * a guarantee under concurrency) */
+        if (!ts)
+            CHECK((c & CHM_CAP_FAIL_FAST_ITER) != 0);
+        /* a store-free chm_get is a property of concurrent reads */
+        if (c & CHM_CAP_STORE_FREE_GET)
+            CHECK(ts);
+        /* a read that takes no lock needs frees deferred past it */
+        if (c & CHM_CAP_STORE_FREE_GET)
+            CHECK(c & CHM_CAP_DEFERRED_FREE);
+        /* every backend is thread-safe or detects its misuse */
+        CHECK(c & (CHM_CAP_THREAD_SAFE | CHM_CAP_RACE_DETECT));
+        /* the same answer every time */
+        CHECK_EQ(chm_backend_caps(*p), c);
+    }
+}
+
+/* Iteration: a structural modification during it gives CHM_ECONCURRENT exactly when the
+ * backend is fail-fast; otherwise the iteration goes on, weakly consistent (no key twice, every
+ * key present throughout returned). Non-structural changes (an overwrite, a remove of an absent
+ * key, a failed remove_if, a compute that keeps or overwrites) never fail it. */
+static void iter_modify(const chm_backend *b, int how)
+{
+    chm *m = chm_new(b, NULL);
+    if (!CHECK(m != NULL))
+        return;
+    for (uint64_t i = 0; i < 64; i++)
+        CHECK_RC(chm_put(m, i, i, NULL), CHM_OK);
+    chm_iter it;
+    uint64_t k, v;
+    CHECK_RC(chm_iter_init(&it, m), CHM_OK);
+    CHECK_RC(chm_iter_next(&it, &k, &v), CHM_OK);
+    tl_model seen;
+    tl_model_init(&seen);
+    tl_model_put(&seen, k, v, NULL);
+    bool structural = true;
+    uint64_t touched = 1000; /* the key the change touched (keys < 64 other than it: present
+                                throughout) */
+    struct upd u = {.action = CHM_COMPUTE_SET, .write = true, .set_to = 77};
+    switch (how) {
+    case 0: CHECK_RC(chm_put(m, 1000, 1, NULL), CHM_OK); break;
+    case 1:
+        touched = (k + 1) % 64;
+        CHECK_RC(chm_remove(m, touched, NULL), CHM_OK);
+        break;
+    case 2:
+        touched = (k + 1) % 64;
+        CHECK_RC(chm_remove_if(m, touched, touched), CHM_OK);
+        break;
+    case 3: CHECK_RC(chm_compute(m, 1000, upd_fn, &u, NULL), CHM_OK); break;
+    case 4:
+        touched = (k + 1) % 64;
+        u.action = CHM_COMPUTE_DELETE;
+        CHECK_RC(chm_compute(m, touched, upd_fn, &u, NULL), CHM_NOTFOUND);
+        break;
+    case 5: /* growth */
+        for (uint64_t i = 1000; i < 3000; i++)
+            CHECK_RC(chm_put(m, i, i, NULL), CHM_OK);
+        break;
+    /* not structural */
+    case 6:
+        structural = false;
+        CHECK_RC(chm_put(m, (k + 1) % 64, 5, NULL), CHM_EXISTS);
+        break;
+    case 7:
+        structural = false;
+        CHECK_RC(chm_remove(m, 5000, NULL), CHM_NOTFOUND);
+        break;
+    case 8:
+        structural = false;
+        CHECK_RC(chm_remove_if(m, (k + 1) % 64, 999), CHM_EXISTS);
+        break;
+    case 9:
+        structural = false;
+        CHECK_RC(chm_compute(m, (k + 1) % 64, upd_fn, &u, NULL), CHM_OK);
+        break;
+    case 10:
+        structural = false;
+        u.action = CHM_COMPUTE_KEEP;
+        CHECK_RC(chm_compute(m, 5000, upd_fn, &u, NULL), CHM_NOTFOUND);
+        break;
+    default:
+        structural = false;
+        u.action = CHM_COMPUTE_DELETE;
+        CHECK_RC(chm_compute(m, 5000, upd_fn, &u, NULL), CHM_NOTFOUND);
+        break;
+    }
+    int rc;
+    while ((rc = chm_iter_next(&it, &k, &v)) == CHM_OK)
+        if (!CHECK(tl_model_put(&seen, k, v, NULL))) /* no key twice */
+            break;
+    if (structural && tl_fail_fast(b)) {
+        if (!CHECK_RC(rc, CHM_ECONCURRENT))
+            FAIL("change %d during a fail-fast iteration", how);
+    } else {
+        if (!CHECK_RC(rc, CHM_END))
+            FAIL("change %d during an iteration (%s)", how,
+                 tl_fail_fast(b) ? "not structural" : "weakly consistent");
+        for (uint64_t i = 0; i < 64; i++)
+            if (i != touched && !CHECK(tl_model_get(&seen, i, NULL)))
+                FAIL("change %d: key %" PRIu64 ", present throughout, not returned", how, i);
+    }
+    chm_iter_fini(&it);
+    tl_model_fini(&seen);
+    chm_free(m);
+}
+
+static void test_caps_iteration(const chm_backend *b)
+{
+    for (int how = 0; how < 12 && tl_failures() == 0; how++)
+        iter_modify(b, how);
+}
+
+/* Nested writes from a compute function: run iff CHM_CAP_COMPUTE_EXCLUSIVE. */
+static void test_caps_compute_exclusive(const chm_backend *b)
+{
+    ncomp_one(b, NW_OVERWRITE, CHM_COMPUTE_SET, true, false);
+    struct ncomp c;
+    memset(&c, 0, sizeof c);
+    c.m = chm_new(b, NULL);
+    if (!CHECK(c.m != NULL))
+        return;
+    c.nested = NW_NEW_KEY;
+    c.action = CHM_COMPUTE_KEEP;
+    chm_compute(c.m, NC_KEY, ncomp_fn, &c, NULL);
+    CHECK_RC(c.nested_rc, tl_compute_exclusive(b) ? CHM_OK : CHM_EDEADLK);
+    CHECK_EQ(chm_get(c.m, NC_NEW, NULL) == CHM_OK, tl_compute_exclusive(b));
+    chm_free(c.m);
+}
+
+/* Colliding keys with a compare: O(log n) comparisons per lookup iff CHM_CAP_TREE_BINS, else a
+ * linear search through the collisions (counted through the key operations, not timed). */
+static _Thread_local unsigned long tb_cmps;
+
+static uint64_t tb_hash(uint64_t key, uint64_t seed)
+{
+    (void)key;
+    (void)seed;
+    return 0x7777777777777777ULL;
+}
+static bool tb_equal(uint64_t a, uint64_t b)
+{
+    tb_cmps++;
+    return a == b;
+}
+static int tb_compare(uint64_t a, uint64_t b)
+{
+    tb_cmps++;
+    return (a > b) - (a < b);
+}
+static const chm_keyops keys_tb = {.hash = tb_hash, .equal = tb_equal, .compare = tb_compare};
+
+static void test_caps_tree_bins(const chm_backend *b)
+{
+    enum { N = 1024 };
+    chm *m = chm_new(b, &(chm_options){.keys = &keys_tb});
+    if (!CHECK(m != NULL))
+        return;
+    for (uint64_t i = 0; i < N; i++)
+        CHECK_RC(chm_put(m, i * 7919, i, NULL), CHM_OK);
+    tb_cmps = 0;
+    for (uint64_t i = 0; i < N; i++) {
+        uint64_t v = 0;
+        if (CHECK_RC(chm_get(m, i * 7919, &v), CHM_OK))
+            CHECK_EQ(v, i);
+    }
+    double per_get = (double)tb_cmps / N;
+    tl_note("%s: %.1f key comparisons per chm_get among %d colliding keys", chm_backend_name(b),
+            per_get, N);
+    if (has_cap(b, CHM_CAP_TREE_BINS))
+        CHECK(per_get <= 4 * 10 + 4); /* 4 log2(N) */
+    else
+        CHECK(per_get >= N / 8);
+    chm_free(m);
+}
+
+/* chm_options.packed: backends without CHM_CAP_PADDING_SWITCH ignore it (the same layout, the
+ * same bytes); with it, packing never takes more memory. */
+static void test_caps_padding(const chm_backend *b)
+{
+    size_t bytes[2];
+    for (int packed = 0; packed < 2; packed++) {
+        chm *m = chm_new(b, &(chm_options){.packed = packed, .seed = 0x9ac4ed});
+        if (!CHECK(m != NULL))
+            return;
+        for (uint64_t i = 0; i < 3000; i++)
+            chm_put(m, i, i, NULL);
+        for (uint64_t i = 0; i < 3000; i += 3)
+            chm_remove(m, i, NULL);
+        chm__smr_barrier();
+        bytes[packed] = stats_of(m).bytes;
+        chm_free(m);
+    }
+    tl_note("%s: %zu bytes padded, %zu packed", chm_backend_name(b), bytes[0], bytes[1]);
+    if (has_cap(b, CHM_CAP_PADDING_SWITCH))
+        CHECK(bytes[1] <= bytes[0]);
+    else
+        CHECK_EQ(bytes[1], bytes[0]);
+}
+
+/* Blocking, observed from outside: threads started inside a compute function call into the map
+ * while the function holds what the compute holds; each either returns (it did not wait), sleeps
+ * in the kernel (a blocking lock, or a spin that gave up), or stays runnable (a spinning lock).
+ * Thread states come from /proc (thread_sleeps above). */
+struct blk {
+    chm *m;
+    bool is_get; /* chm_get, else chm_put */
+    uint64_t key;
+    atomic_int tid, started, done;
+    int rc;
+};
+
+static void *blk_thread(void *arg)
+{
+    struct blk *t = arg;
+    atomic_store(&t->tid, (int)syscall(SYS_gettid));
+    atomic_store(&t->started, 1);
+    if (t->is_get)
+        t->rc = chm_get(t->m, t->key, NULL);
+    else
+        t->rc = chm_put(t->m, t->key, 0xb1, NULL);
+    atomic_store(&t->done, 1);
+    return NULL;
+}
+
+enum blk_seen { BLK_RETURNED, BLK_SLEPT, BLK_SPUN, BLK_STUCK };
+
+enum blk_mode {
+    BLK_WANT_RETURN, /* wait (30 s at most) until one of the threads returned */
+    BLK_WATCH        /* classify each: returned, slept, or spun for BLK_SPIN_S */
+};
+#define BLK_SPIN_S 0.4
+#define BLK_MAX 16
+
+struct blk_fn {
+    int n;
+    enum blk_mode mode;
+    struct blk t[BLK_MAX];
+    tl_thread th[BLK_MAX];
+    enum blk_seen seen[BLK_MAX];
+    bool any_returned;
+};
+
+static enum blk_seen blk_watch(struct blk *t)
+{
+    while (atomic_load(&t->started) == 0 || atomic_load(&t->tid) == 0)
+        sched_yield();
+    double t0 = tl_now();
+    bool runnable_throughout = true;
+    for (;;) {
+        if (atomic_load(&t->done))
+            return BLK_RETURNED;
+        if (thread_sleeps(atomic_load(&t->tid)))
+            return BLK_SLEPT;
+        double now = tl_now();
+        if (runnable_throughout && now > t0 + BLK_SPIN_S)
+            return BLK_SPUN;
+        if (now > t0 + 30)
+            return BLK_STUCK;
+        usleep(500);
+    }
+}
+
+static chm_compute_action blk_fn(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                 void *arg)
+{
+    struct blk_fn *f = arg;
+    (void)key;
+    (void)present;
+    (void)old;
+    for (int i = 0; i < f->n; i++)
+        tl_spawn(&f->th[i], blk_thread, &f->t[i]);
+    if (f->mode == BLK_WANT_RETURN) {
+        double until = tl_now() + 30;
+        while (!f->any_returned && tl_now() < until) {
+            for (int i = 0; i < f->n; i++)
+                if (atomic_load(&f->t[i].done))
+                    f->any_returned = true;
+            usleep(500);
+        }
+    } else {
+        for (int i = 0; i < f->n; i++) {
+            f->seen[i] = blk_watch(&f->t[i]);
+            f->any_returned |= f->seen[i] == BLK_RETURNED;
+        }
+    }
+    *value = 0xc0;
+    return CHM_COMPUTE_SET;
+}
+
+/* Run n threads' calls against @m while a chm_compute of key 1 runs; joins them after. */
+static int blk_run(chm *m, struct blk_fn *f)
+{
+    for (int i = 0; i < f->n; i++)
+        f->t[i].m = m;
+    int rc = chm_compute(m, 1, blk_fn, f, NULL);
+    for (int i = 0; i < f->n; i++)
+        tl_join(&f->th[i]);
+    return rc;
+}
+
+static chm *blk_map(const chm_backend *b, chm_rwlock_kind kind, unsigned concurrency)
+{
+    chm *m = chm_new(b, &(chm_options){.rwlock = kind, .concurrency = concurrency});
+    if (!CHECK(m != NULL))
+        return NULL;
+    for (uint64_t i = 0; i < 100; i++)
+        chm_put(m, i, i, NULL);
+    tl_model seen; /* an iteration: readmostly's read index then holds every key */
+    tl_model_init(&seen);
+    tl_collect(m, &seen);
+    tl_model_fini(&seen);
+    return m;
+}
+
+static const char *blk_name(enum blk_seen s)
+{
+    static const char *const n[] = {"returned", "slept", "spun", "stuck"};
+    return n[s];
+}
+
+/* CHM_CAP_STORE_FREE_GET: a chm_get of the key being computed does not wait for the compute
+ * (it takes no lock); without it (a lock around reads) it does. */
+static void test_caps_store_free_get(const chm_backend *b)
+{
+    chm *m = blk_map(b, CHM_RWLOCK_PTHREAD, 0);
+    if (m == NULL)
+        return;
+    struct blk_fn f;
+    memset(&f, 0, sizeof f);
+    f.n = 1;
+    f.t[0].is_get = true;
+    f.t[0].key = 1;
+    f.mode = BLK_WATCH;
+    CHECK_RC(blk_run(m, &f), CHM_OK);
+    tl_note("%s: a chm_get during a compute of its key %s", chm_backend_name(b),
+            blk_name(f.seen[0]));
+    if (has_cap(b, CHM_CAP_STORE_FREE_GET)) {
+        /* it returns while fn runs (not asleep, not spinning on a lock) */
+        if (f.seen[0] != BLK_RETURNED) {
+            memset(&f, 0, sizeof f);
+            f.n = 1;
+            f.t[0].is_get = true;
+            f.t[0].key = 1;
+            f.mode = BLK_WANT_RETURN; /* a sleep seen may have been the scheduler's */
+            CHECK_RC(blk_run(m, &f), CHM_OK);
+            CHECK(f.any_returned);
+        }
+    } else {
+        CHECK(f.seen[0] != BLK_RETURNED);
+    }
+    CHECK_RC(f.t[0].rc, CHM_OK);
+    chm_free(m);
+}
+
+/* CHM_CAP_RWLOCK_KINDS: chm_options.rwlock picks the lock: a writer waiting for a compute of
+ * its key sleeps with CHM_RWLOCK_PTHREAD and spins with CHM_RWLOCK_CK. Without the bit the
+ * field is ignored: the writer waits the same way with either value. It waits in every case
+ * (a put of the key being computed cannot complete before the compute). */
+static void test_caps_rwlock_kinds(const chm_backend *b)
+{
+    enum blk_seen seen[2];
+    for (int kind = 0; kind < 2; kind++) {
+        chm *m = blk_map(b, kind == 0 ? CHM_RWLOCK_PTHREAD : CHM_RWLOCK_CK, 0);
+        if (m == NULL)
+            return;
+        struct blk_fn f;
+        memset(&f, 0, sizeof f);
+        f.n = 1;
+        f.t[0].key = 1;
+        f.mode = BLK_WATCH;
+        CHECK_RC(blk_run(m, &f), CHM_OK);
+        seen[kind] = f.seen[0];
+        CHECK_RC(f.t[0].rc, CHM_EXISTS);
+        uint64_t v = 0;
+        if (CHECK_RC(chm_get(m, 1, &v), CHM_OK)) /* the put came after the compute */
+            CHECK_EQ(v, 0xb1);
+        chm_free(m);
+    }
+    tl_note("%s: a writer waiting for a compute: %s (pthread), %s (ck)", chm_backend_name(b),
+            blk_name(seen[0]), blk_name(seen[1]));
+    CHECK(seen[0] != BLK_RETURNED && seen[1] != BLK_RETURNED && seen[0] != BLK_STUCK &&
+          seen[1] != BLK_STUCK);
+    if (has_cap(b, CHM_CAP_RWLOCK_KINDS)) {
+        CHECK_EQ(seen[0], BLK_SLEPT);
+        CHECK_EQ(seen[1], BLK_SPUN);
+    } else {
+        CHECK_EQ(seen[1], seen[0]);
+    }
+}
+
+/* CHM_CAP_SEGMENTS: chm_options.concurrency is the number of independently locked segments.
+ * With one segment, a put of another new key waits for a compute; with 256, some of 16 new
+ * keys land in another segment than the computed key and go through. */
+static void test_caps_segments(const chm_backend *b)
+{
+    if (!has_cap(b, CHM_CAP_SEGMENTS)) {
+        tl_note("%s: no segments", chm_backend_name(b));
+        return;
+    }
+    chm *m = blk_map(b, CHM_RWLOCK_PTHREAD, 1);
+    if (m == NULL)
+        return;
+    struct blk_fn f;
+    memset(&f, 0, sizeof f);
+    f.n = 1;
+    f.t[0].key = 5000;
+    f.mode = BLK_WATCH;
+    CHECK_RC(blk_run(m, &f), CHM_OK);
+    CHECK(f.seen[0] == BLK_SLEPT || f.seen[0] == BLK_SPUN);
+    CHECK_RC(f.t[0].rc, CHM_OK);
+    chm_free(m);
+    m = blk_map(b, CHM_RWLOCK_PTHREAD, 256);
+    if (m == NULL)
+        return;
+    memset(&f, 0, sizeof f);
+    f.n = BLK_MAX;
+    for (int i = 0; i < BLK_MAX; i++)
+        f.t[i].key = 6000 + (uint64_t)i;
+    f.mode = BLK_WANT_RETURN;
+    CHECK_RC(blk_run(m, &f), CHM_OK);
+    CHECK(f.any_returned);
+    CHECK_EQ(chm_size(m), 100 + BLK_MAX);
+    chm_free(m);
+}
+
+/* ---- chm_options.size ---------------------------------------------------------------------- */
+
+static void test_options_size(const chm_backend *b)
+{
+    struct {
+        chm_options o;
+        unsigned char tail[16];
+    } big;
+    uint64_t acc[2] = {0, 0};
+    chm *m;
+    /* NULL, a zeroed struct (size 0), size = sizeof: all work */
+    m = chm_new(b, NULL);
+    if (CHECK(m != NULL)) {
+        short_workout(m);
+        chm_free(m);
+    }
+    for (int variant = 0; variant < 3; variant++) {
+        memset(&big, 0, sizeof big);
+        big.o.value_free = ctx_cb; /* honoured: the field is within size */
+        big.o.ctx = acc;
+        if (variant == 1)
+            big.o.size = sizeof(chm_options);
+        if (variant == 2) { /* a newer caller whose extra field is zero (= default) */
+            big.o.size = sizeof(chm_options) + 8;
+            big.tail[8] = 0xff; /* beyond size: never read */
+        }
+        acc[0] = acc[1] = 0;
+        errno = 0;
+        m = chm_new(b, &big.o);
+        if (!CHECK(m != NULL)) {
+            FAIL("size variant %d: errno %d", variant, errno);
+            continue;
+        }
+        short_workout(m);
+        chm_free(m);
+        CHECK_EQ(acc[0], 1000);
+    }
+    /* a newer caller that set a field this library does not know: refused */
+    for (size_t i = 0; i < 8; i++) {
+        memset(&big, 0, sizeof big);
+        big.o.size = sizeof(chm_options) + 8;
+        big.tail[i] = (unsigned char)(1u << (i % 8));
+        errno = 0;
+        m = chm_new(b, &big.o);
+        if (!CHECK(m == NULL))
+            chm_free(m);
+        CHECK_EQ(errno, EINVAL);
+    }
+    /* sizes that are not one */
+    static const size_t bad[] = {1, 4, 8, sizeof(chm_options) / 2, sizeof(chm_options) - 1};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        memset(&big, 0, sizeof big);
+        big.o.size = bad[i];
+        errno = 0;
+        m = chm_new(b, &big.o);
+        if (!CHECK(m == NULL)) {
+            FAIL("chm_options.size = %zu accepted", bad[i]);
+            chm_free(m);
+        }
+        CHECK_EQ(errno, EINVAL);
     }
 }
 
@@ -1674,5 +3696,29 @@ int main(int argc, char **argv)
     tl_each_backend("string_keys", test_string_keys, NULL);
     tl_each_backend("huge_capacity", test_huge_capacity, NULL);
     tl_each_backend("fixed_seed_order", test_fixed_seed_order, NULL);
+    /* issue 14: the new calls, caps and chm_options.size */
+    tl_run("caps_registry", test_caps_registry, NULL);
+    tl_each_backend("options_size", test_options_size, NULL);
+    tl_each_backend("compute_actions", test_compute_actions, NULL);
+    tl_each_backend("compute_originals", test_compute_originals, NULL);
+    tl_each_backend("compute_boxes", test_compute_boxes, NULL);
+    tl_each_backend("compute_nested", test_compute_nested, NULL);
+    tl_each_backend("compute_nesting_bound", test_compute_nesting_bound, NULL);
+    tl_each_backend("compute_cross_map", test_compute_cross_map, NULL);
+    tl_each_backend("remove_if", test_remove_if, NULL);
+    tl_each_backend("clear", test_clear, NULL);
+    tl_each_backend("clear_string_keys", test_clear_string_keys, NULL);
+    tl_each_backend("clear_iterator", test_clear_iterator, NULL);
+    tl_each_backend("visit", test_visit, NULL);
+    tl_each_backend("visit_pointer", test_visit_pointer, NULL);
+    tl_each_backend("stats", test_stats, NULL);
+    tl_each_backend("stats_pending", test_stats_pending, NULL);
+    tl_each_backend("caps_iteration", test_caps_iteration, NULL);
+    tl_each_backend("caps_compute_exclusive", test_caps_compute_exclusive, NULL);
+    tl_each_backend("caps_tree_bins", test_caps_tree_bins, NULL);
+    tl_each_backend("caps_padding", test_caps_padding, NULL);
+    tl_each_backend("caps_store_free_get", test_caps_store_free_get, tl_thread_safe);
+    tl_each_backend("caps_rwlock_kinds", test_caps_rwlock_kinds, tl_thread_safe);
+    tl_each_backend("caps_segments", test_caps_segments, tl_thread_safe);
     return tl_finish();
 }

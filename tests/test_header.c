@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <stdalign.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "testlib.h"
@@ -28,6 +29,19 @@ _Static_assert(CHM_EINVAL == -1, "CHM_EINVAL");
 _Static_assert(CHM_ENOMEM == -2, "CHM_ENOMEM");
 _Static_assert(CHM_ECONCURRENT == -3, "CHM_ECONCURRENT");
 _Static_assert(CHM_ERACE == -4, "CHM_ERACE");
+_Static_assert(CHM_EDEADLK == -5, "CHM_EDEADLK");
+_Static_assert(CHM_COMPUTE_KEEP == 0, "CHM_COMPUTE_KEEP is 0 (a zeroed action keeps)");
+_Static_assert(CHM_COMPUTE_SET != CHM_COMPUTE_KEEP && CHM_COMPUTE_DELETE != CHM_COMPUTE_KEEP &&
+                   CHM_COMPUTE_SET != CHM_COMPUTE_DELETE,
+               "chm_compute_action");
+/* the capability bits: ten distinct single bits */
+#define CAP_ALL                                                                                    \
+    (CHM_CAP_THREAD_SAFE | CHM_CAP_FAIL_FAST_ITER | CHM_CAP_STORE_FREE_GET | CHM_CAP_TREE_BINS |   \
+     CHM_CAP_RACE_DETECT | CHM_CAP_PADDING_SWITCH | CHM_CAP_RWLOCK_KINDS |                         \
+     CHM_CAP_COMPUTE_EXCLUSIVE | CHM_CAP_DEFERRED_FREE | CHM_CAP_SEGMENTS)
+_Static_assert(__builtin_popcount(CAP_ALL) == 10, "CHM_CAP_* bits are distinct single bits");
+_Static_assert(offsetof(chm_options, size) + sizeof(size_t) <= sizeof(chm_options),
+               "chm_options.size");
 _Static_assert(CHM_RACE_ABORT == 0, "CHM_RACE_ABORT is the default");
 _Static_assert(CHM_RACE_RETURN != CHM_RACE_ABORT, "CHM_RACE_RETURN");
 _Static_assert(CHM_COMPUTE_NESTING_MAX >= 2, "computes nest across maps");
@@ -55,6 +69,12 @@ static size_t (*const p_size)(chm *) = chm_size;
 static int (*const p_iter_init)(chm_iter *, chm *) = chm_iter_init;
 static int (*const p_iter_next)(chm_iter *, uint64_t *, uint64_t *) = chm_iter_next;
 static void (*const p_iter_fini)(chm_iter *) = chm_iter_fini;
+static int (*const p_compute)(chm *, uint64_t, chm_update_fn *, void *, uint64_t *) = chm_compute;
+static int (*const p_remove_if)(chm *, uint64_t, uint64_t) = chm_remove_if;
+static int (*const p_clear)(chm *) = chm_clear;
+static int (*const p_visit)(chm *, uint64_t, chm_visit_fn *, void *) = chm_visit;
+static int (*const p_stats)(chm *, chm_stats *) = chm_stats_get;
+static unsigned (*const p_caps)(const chm_backend *) = chm_backend_caps;
 /* additions to the contract declared by the header */
 static const chm_backend *(*const p_map_backend)(const chm *) = chm_map_backend;
 static uint64_t (*const p_hash_u64)(uint64_t, uint64_t) = chm_hash_u64;
@@ -118,6 +138,22 @@ static uint64_t my_compute(uint64_t key, void *arg)
     return key + *(uint64_t *)arg;
 }
 
+static chm_compute_action my_update(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                    void *arg)
+{
+    (void)key;
+    (void)arg;
+    if (present && old == 13)
+        return CHM_COMPUTE_DELETE;
+    *value = old + 1;
+    return CHM_COMPUTE_SET;
+}
+
+static void my_visit(uint64_t key, uint64_t value, void *arg)
+{
+    *(uint64_t *)arg = key + value;
+}
+
 static void test_names_exist(void *arg)
 {
     (void)arg;
@@ -131,6 +167,11 @@ static void test_names_exist(void *arg)
           p_iter_fini == chm_iter_fini);
     CHECK(p_map_backend == chm_map_backend && p_hash_u64 == chm_hash_u64 &&
           p_hash_bytes == chm_hash_bytes);
+    CHECK(p_compute == chm_compute && p_remove_if == chm_remove_if && p_clear == chm_clear &&
+          p_visit == chm_visit && p_stats == chm_stats_get && p_caps == chm_backend_caps);
+    /* chm_stats has the contract's fields */
+    chm_stats st = {.entries = 1, .buckets = 2, .bytes = 3, .resizes = 4, .pending = 5};
+    CHECK_EQ(st.entries + st.buckets + st.bytes + st.resizes + st.pending, 15);
     CHECK(p_keys_u64->hash != NULL && p_keys_u64->equal != NULL);
     CHECK(p_keys_string->hash != NULL && p_keys_string->equal != NULL);
 
@@ -197,6 +238,15 @@ static void test_use_every_function(void *arg)
         CHECK_RC(chm_compute_if_absent(m, 2, my_compute, &add, &v), CHM_OK);
         CHECK_EQ(v, 102);
         CHECK_EQ(chm_size(m), 2);
+        CHECK_RC(chm_compute(m, 3, my_update, NULL, &v), CHM_OK); /* 0 + 1, inserted */
+        CHECK_EQ(v, 1);
+        CHECK_RC(chm_remove_if(m, 3, 1), CHM_OK); /* frees 1 */
+        CHECK_RC(chm_visit(m, 2, my_visit, &v), CHM_OK);
+        CHECK_EQ(v, 104);
+        chm_stats st;
+        CHECK_RC(chm_stats_get(m, &st), CHM_OK);
+        CHECK_EQ(st.entries, 2);
+        CHECK(((chm_backend_caps(b) & CHM_CAP_THREAD_SAFE) != 0) == chm_backend_thread_safe(b));
         chm_iter it;
         CHECK_RC(chm_iter_init(&it, m), CHM_OK);
         uint64_t k, sum = 0;
@@ -208,8 +258,14 @@ static void test_use_every_function(void *arg)
         CHECK_EQ(sum, 1 + 13 + 2 + 102);
         CHECK_RC(chm_remove(m, 1, &v), CHM_OK);
         CHECK_EQ(v, 13);
+        CHECK_RC(chm_clear(m), CHM_OK); /* frees 102 */
+        CHECK_EQ(chm_size(m), 0);
+        o.size = sizeof o;
         chm_free(m);
-        CHECK_EQ(frees, 4); /* 10 and 11 replaced, 13 removed, 102 at chm_free */
+        m = chm_new(b, &o); /* options with their size */
+        if (CHECK(m != NULL))
+            chm_free(m);
+        CHECK_EQ(frees, 5); /* 10 and 11 replaced, 1 and 13 removed, 102 cleared */
     }
     CHECK(strcmp(chm_strerror(CHM_OK), chm_strerror(CHM_ENOMEM)) != 0);
     CHECK(chm_hash_u64(1, 2) == chm_hash_u64(1, 2));

@@ -58,6 +58,25 @@ static_assert(std::is_same<chm_compute_fn, uint64_t(uint64_t, void *)>::value, "
 static_assert(std::is_same<decltype(&chm_compute_if_absent),
                            int (*)(chm *, uint64_t, chm_compute_fn *, void *, uint64_t *)>::value,
               "chm_compute_if_absent");
+static_assert(std::is_same<chm_update_fn,
+                           chm_compute_action(uint64_t, bool, uint64_t, uint64_t *, void *)>::value,
+              "chm_update_fn");
+static_assert(std::is_same<decltype(&chm_compute),
+                           int (*)(chm *, uint64_t, chm_update_fn *, void *, uint64_t *)>::value,
+              "chm_compute");
+static_assert(std::is_same<decltype(&chm_remove_if), int (*)(chm *, uint64_t, uint64_t)>::value,
+              "chm_remove_if");
+static_assert(std::is_same<decltype(&chm_clear), int (*)(chm *)>::value, "chm_clear");
+static_assert(std::is_same<chm_visit_fn, void(uint64_t, uint64_t, void *)>::value, "chm_visit_fn");
+static_assert(
+    std::is_same<decltype(&chm_visit), int (*)(chm *, uint64_t, chm_visit_fn *, void *)>::value,
+    "chm_visit");
+static_assert(std::is_same<decltype(&chm_stats_get), int (*)(chm *, chm_stats *)>::value,
+              "chm_stats_get");
+static_assert(std::is_same<decltype(&chm_backend_caps), unsigned (*)(const chm_backend *)>::value,
+              "chm_backend_caps");
+static_assert(std::is_standard_layout<chm_stats>::value, "chm_stats is a C struct");
+static_assert(CHM_EDEADLK == -5 && CHM_COMPUTE_KEEP == 0, "codes of issue 14");
 static_assert(std::is_same<decltype(&chm_size), size_t (*)(chm *)>::value, "chm_size");
 static_assert(std::is_same<decltype(&chm_iter_init), int (*)(chm_iter *, chm *)>::value,
               "chm_iter_init");

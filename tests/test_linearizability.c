@@ -31,7 +31,9 @@
  *   checker_limits       the step budget gives LC_BUDGET (not a pass), bad input is refused,
  *                        a multi-key history is blamed on the right key
  *   history/<backend>    threads (2 and 4, oversubscribing the 2 cores) run random get, put,
- *                        put_if_absent, remove, replace and compute_if_absent on 4 or 16 keys,
+ *                        put_if_absent, remove, replace, compute_if_absent, compute (an
+ *                        increment-or-delete whose decision is a function of what it sees,
+ *                        lc_compute_decide, recorded with its view) and remove_if on 4 or 16 keys,
  *                        with a value unique to each operation (so every read names its write),
  *                        plus unchecked "filler" inserts and removes of other keys that make the
  *                        table grow concurrently. Two configurations use the built-in integer
@@ -52,7 +54,7 @@
  *                        saw last instead of reading the map
  *
  * Each compute_if_absent also checks that its function ran exactly once when it returned CHM_OK
- * and never when it returned CHM_EXISTS. The rwlock backend runs every backend sub-test twice,
+ * and never when it returned CHM_EXISTS; each compute that its function ran exactly once. The rwlock backend runs every backend sub-test twice,
  * once per lock kind; with ck_rwlock, whose waiters spin, the yielding configurations use the
  * built-in keys (a lock holder that yields would leave the others spinning for time slices).
  */
@@ -111,6 +113,23 @@ static uint64_t g_seed = 0x11ea7ab1e5eedULL;
 #define REP(c, r, exp, des, rc_)                                                                   \
     {                                                                                              \
         .call = (c), .ret = (r), .kind = LC_REPLACE, .expected = (exp), .arg = (des), .rc = (rc_)  \
+    }
+#define RIF(c, r, exp, rc_)                                                                        \
+    {                                                                                              \
+        .call = (c), .ret = (r), .kind = LC_REMOVE_IF, .expected = (exp), .rc = (rc_)              \
+    }
+/* chm_compute whose function saw the key present with `old` (CMP) or absent (CMPA, inserting
+ * `v` unless it decides to keep it absent); lc_compute_decide: A (0xaa) and B (0xbb) are
+ * incremented, C (0xcc) deleted, X (0x99) kept. */
+#define CMP(c, r, old, rc_, out_)                                                                  \
+    {                                                                                              \
+        .call = (c), .ret = (r), .kind = LC_COMPUTE, .seen = 1, .expected = (old), .rc = (rc_),    \
+        .out = (out_)                                                                              \
+    }
+#define CMPA(c, r, v, rc_, out_)                                                                   \
+    {                                                                                              \
+        .call = (c), .ret = (r), .kind = LC_COMPUTE, .seen = 0, .arg = (v), .rc = (rc_),           \
+        .out = (out_)                                                                              \
     }
 
 #define OK CHM_OK
@@ -183,6 +202,34 @@ static const struct hcase bad_cases[] = {
      HOLDS(X),
      2,
      {PUT(1, 4, A, EX, B), PUT(2, 5, B, EX, A)}},
+    {"lost update: two overlapping computes saw the same value",
+     HOLDS(A),
+     2,
+     {CMP(1, 4, A, OK, A + 1), CMP(2, 5, A, OK, A + 1)}},
+    {"a compute's result is not what its function decided from its view",
+     HOLDS(A),
+     1,
+     {CMP(1, 2, A, OK, A + 5)}},
+    {"a compute's function saw the key absent while it was present",
+     HOLDS(X),
+     1,
+     {CMPA(1, 2, B, OK, B)}},
+    {"a compute's function saw a value the key never held", HOLDS(X), 1, {CMP(1, 2, B, OK, B + 1)}},
+    {"a compute deleted, yet the key is read later",
+     HOLDS(C),
+     2,
+     {CMP(1, 2, C, NF, 0), GET(3, 4, OK, C)}},
+    {"a compute kept the value but reports NOTFOUND", HOLDS(X), 1, {CMP(1, 2, X, NF, 0)}},
+    {"two remove_if of one value both succeed",
+     ABSENT,
+     3,
+     {PUT(1, 2, A, OK, 0), RIF(3, 6, A, OK), RIF(4, 7, A, OK)}},
+    {"remove_if EXISTS although the value matched", HOLDS(X), 1, {RIF(1, 2, X, EX)}},
+    {"remove_if OK on an absent key", ABSENT, 1, {RIF(1, 2, X, OK)}},
+    {"remove_if OK against an overwritten value",
+     HOLDS(X),
+     2,
+     {PUT(1, 2, A, EX, X), RIF(3, 4, X, OK)}},
 };
 
 static const struct hcase good_cases[] = {
@@ -226,6 +273,23 @@ static const struct hcase good_cases[] = {
      ABSENT,
      3,
      {REP(1, 2, A, B, NF), PUT(3, 4, A, OK, 0), REP(5, 6, A, B, OK)}},
+    {"overlapping computes apply one after the other (the second saw the first's value)",
+     HOLDS(A),
+     3,
+     {CMP(1, 5, A + 1, OK, A + 2), CMP(2, 6, A, OK, A + 1), GET(7, 8, OK, A + 2)}},
+    {"a compute on an absent key inserts, then an increment and a delete",
+     ABSENT,
+     4,
+     {CMPA(1, 2, B, OK, B), CMP(3, 4, B, OK, B + 1), PUT(5, 6, C, EX, B + 1), CMP(7, 8, C, NF, 0)}},
+    {"a compute that keeps a present value", HOLDS(X), 2, {CMP(1, 4, X, OK, X), GET(2, 3, OK, X)}},
+    {"remove_if loses to an overlapping put",
+     HOLDS(X),
+     3,
+     {PUT(1, 5, A, EX, X), RIF(2, 6, X, EX), GET(7, 8, OK, A)}},
+    {"remove_if wins, then an overlapping put inserts",
+     HOLDS(X),
+     3,
+     {RIF(1, 5, X, OK), PUT(2, 6, A, OK, 0), GET(7, 8, OK, A)}},
 };
 
 static void run_cases(const struct hcase *cases, size_t ncases, lc_verdict want)
@@ -272,7 +336,24 @@ static bool has_out(int kind, int rc)
     case LC_PUT_IF_ABSENT: return rc == CHM_EXISTS;
     case LC_REMOVE: return rc == CHM_OK;
     case LC_COMPUTE_IF_ABSENT: return rc == CHM_OK || rc == CHM_EXISTS;
+    case LC_COMPUTE: return rc == CHM_OK;
     default: return false;
+    }
+}
+
+/* The compute function's rule, written again from lincheck.h's description (not calling it):
+ * absent: insert arg unless arg % 8 == 0; present: old % 4 == 0 delete, == 1 keep, else
+ * old + 1. 0 keep, 1 set (*v), 2 delete. */
+static int ref_decide(bool present, uint64_t old, uint64_t arg, uint64_t *v)
+{
+    if (!present) {
+        *v = arg;
+        return (arg & 7) != 0 ? 1 : 0;
+    }
+    switch (old & 3) {
+    case 0: return 2;
+    case 1: return 0;
+    default: *v = old + 1; return 1;
     }
 }
 
@@ -297,6 +378,26 @@ static void ref_exec(lc_op *o, bool *present, uint64_t *value)
             *present = true;
             *value = o->arg;
         }
+    } else if (o->kind == LC_REMOVE_IF) {
+        o->rc = !*present ? CHM_NOTFOUND : *value == o->expected ? CHM_OK : CHM_EXISTS;
+        if (o->rc == CHM_OK) {
+            *present = false;
+            *value = 0;
+        }
+    } else if (o->kind == LC_COMPUTE) {
+        o->seen = *present;
+        o->expected = *present ? *value : 0;
+        uint64_t v = 0;
+        int action = ref_decide(*present, *value, o->arg, &v);
+        if (action == 1) {
+            *present = true;
+            *value = v;
+        } else if (action == 2) {
+            *present = false;
+            *value = 0;
+        }
+        o->rc = *present ? CHM_OK : CHM_NOTFOUND;
+        o->out = *present ? *value : 0;
     } else { /* replace */
         o->rc = !*present ? CHM_NOTFOUND : *value == o->expected ? CHM_OK : CHM_EXISTS;
         if (o->rc == CHM_OK)
@@ -312,6 +413,9 @@ static bool ref_matches(const lc_op *o, bool *present, uint64_t *value)
     ref_exec(&want, &p, &v);
     if (want.rc != o->rc || (has_out(o->kind, o->rc) && want.out != o->out))
         return false;
+    if (o->kind == LC_COMPUTE &&
+        (want.seen != o->seen || (o->seen && want.expected != o->expected)))
+        return false; /* the function's view is part of what the operation returned */
     *present = p;
     *value = v;
     return true;
@@ -349,9 +453,9 @@ static void random_history(tl_rng *r, lc_op *ops, size_t n, uint64_t nvalues, ui
     for (size_t i = 0; i < n; i++) {
         lc_op *o = &ops[i];
         memset(o, 0, sizeof *o);
-        o->kind = (uint8_t)tl_below(r, 6);
+        o->kind = (uint8_t)tl_below(r, LC_KIND_COUNT);
         o->arg = unique_values ? 1000 + i : 1 + tl_below(r, nvalues);
-        if (o->kind == LC_REPLACE)
+        if (o->kind == LC_REPLACE || o->kind == LC_REMOVE_IF)
             o->expected = tl_below(r, 3) == 0 || !present ? 1 + tl_below(r, nvalues) : value;
         ref_exec(o, &present, &value);
         uint64_t point = 100 * (i + 1);
@@ -598,7 +702,7 @@ static const chm_keyops yielding_keys = {yk_hash, yk_equal, yk_compare, NULL, NU
  * anyway. */
 static bool can_yield(const chm_backend *b, chm_rwlock_kind kind)
 {
-    return kind != CHM_RWLOCK_CK || strcmp(chm_backend_name(b), "rwlock") != 0;
+    return kind != CHM_RWLOCK_CK || !tl_has_cap(b, CHM_CAP_RWLOCK_KINDS);
 }
 
 struct cia_arg {
@@ -616,6 +720,33 @@ static uint64_t cia_fn(uint64_t key, void *arg)
     if (a->yielding)
         maybe_yield(4);
     return value_of(a->t, key, a->seq);
+}
+
+/* The update function of chm_compute operations: lc_compute_decide on what it sees, which it
+ * records for the checker (the function's view is part of the operation's result). */
+struct upd_arg {
+    uint64_t arg;
+    bool yielding;
+    unsigned calls;
+    bool present;
+    uint64_t old;
+};
+
+static chm_compute_action lin_update(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                     void *arg)
+{
+    struct upd_arg *a = arg;
+    (void)key;
+    a->calls++;
+    a->present = present;
+    a->old = old;
+    if (a->yielding)
+        maybe_yield(4);
+    uint64_t v = 0;
+    int action = lc_compute_decide(present, old, a->arg, &v);
+    if (action == CHM_COMPUTE_SET)
+        *value = v;
+    return (chm_compute_action)action;
 }
 
 /* Unchecked traffic on other keys so that the table grows (and segments, bins and read indexes
@@ -660,13 +791,16 @@ static void round_ops(struct run *r, int t)
         op->thread = (uint16_t)t;
         op->arg = v;
         dice = tl_below(&w->rng, 100);
-        op->kind = dice < 30   ? LC_GET
-                   : dice < 44 ? LC_PUT
-                   : dice < 58 ? LC_PUT_IF_ABSENT
-                   : dice < 72 ? LC_REMOVE
-                   : dice < 88 ? LC_REPLACE
-                               : LC_COMPUTE_IF_ABSENT;
-        if (op->kind == LC_REPLACE) /* mostly a value the key may still hold */
+        op->kind = dice < 26   ? LC_GET
+                   : dice < 38 ? LC_PUT
+                   : dice < 50 ? LC_PUT_IF_ABSENT
+                   : dice < 61 ? LC_REMOVE
+                   : dice < 72 ? LC_REPLACE
+                   : dice < 80 ? LC_COMPUTE_IF_ABSENT
+                   : dice < 92 ? LC_COMPUTE
+                               : LC_REMOVE_IF;
+        if (op->kind == LC_REPLACE || op->kind == LC_REMOVE_IF) /* mostly a value the key may
+                                                                   still hold */
             op->expected =
                 w->have_seen[k] && tl_below(&w->rng, 4) != 0 ? w->seen[k] : BOGUS_TAG | seq;
         if (op->kind == LC_GET || op->kind == LC_REMOVE)
@@ -674,6 +808,7 @@ static void round_ops(struct run *r, int t)
         bool stale = r->broken == BROKEN_STALE_GET && op->kind == LC_GET && w->have_seen[k] &&
                      tl_below(&w->rng, 2) == 0;
         struct cia_arg ca = {t, seq, r->yielding, 0};
+        struct upd_arg ua = {v, r->yielding, 0, false, 0};
         int rc = CHM_EINVAL;
 
         op->call = atomic_fetch_add_explicit(&r->ticket, 1, memory_order_acquire);
@@ -696,6 +831,8 @@ static void round_ops(struct run *r, int t)
         case LC_COMPUTE_IF_ABSENT:
             rc = chm_compute_if_absent(r->m, k, cia_fn, &ca, &op->out);
             break;
+        case LC_COMPUTE: rc = chm_compute(r->m, k, lin_update, &ua, &op->out); break;
+        case LC_REMOVE_IF: rc = chm_remove_if(r->m, k, op->expected); break;
         }
         op->ret = atomic_fetch_add_explicit(&r->ticket, 1, memory_order_release);
         op->rc = rc;
@@ -703,10 +840,20 @@ static void round_ops(struct run *r, int t)
         /* fn runs exactly once for the caller that inserts, never for one that finds the key */
         if (op->kind == LC_COMPUTE_IF_ABSENT && !CHECK_EQ(ca.calls, rc == CHM_OK ? 1 : 0))
             FAIL("compute_if_absent returned %s after fn ran %u times", tl_rc_name(rc), ca.calls);
+        /* chm_compute: fn ran exactly once per call (CHM_OK or CHM_NOTFOUND); its view goes
+         * into the history */
+        if (op->kind == LC_COMPUTE) {
+            if (!CHECK_EQ(ua.calls, 1))
+                FAIL("compute returned %s after fn ran %u times", tl_rc_name(rc), ua.calls);
+            op->seen = ua.present;
+            op->expected = ua.old;
+            if (rc == CHM_NOTFOUND)
+                op->out = 0;
+        }
 
         /* remember what the key holds now, as far as this thread knows (replace's expected) */
         bool holds = has_out(op->kind, rc) && op->kind != LC_REMOVE;
-        uint64_t now = op->out;
+        uint64_t now = op->out; /* compute: the value after */
         if ((op->kind == LC_PUT) || (op->kind == LC_PUT_IF_ABSENT && rc == CHM_OK) ||
             (op->kind == LC_REPLACE && rc == CHM_OK)) {
             holds = true;
@@ -715,7 +862,8 @@ static void round_ops(struct run *r, int t)
         if (holds) {
             w->have_seen[k] = true;
             w->seen[k] = now;
-        } else if (op->kind == LC_REMOVE || rc == CHM_NOTFOUND) {
+        } else if (op->kind == LC_REMOVE || rc == CHM_NOTFOUND ||
+                   (op->kind == LC_REMOVE_IF && rc == CHM_OK)) {
             w->have_seen[k] = false;
         }
     }
@@ -1049,7 +1197,7 @@ int main(int argc, char **argv)
         if (only != NULL && *only != '\0' && strcmp(only, chm_backend_name(*b)) != 0)
             continue;
         backends++;
-        int kinds = strcmp(chm_backend_name(*b), "rwlock") == 0 ? 2 : 1;
+        int kinds = tl_lock_kinds(*b); /* CHM_CAP_RWLOCK_KINDS: once per lock kind */
         for (int kind = 0; kind < kinds; kind++) {
             struct pass ps = {*b, kind == 0 ? CHM_RWLOCK_PTHREAD : CHM_RWLOCK_CK, ""};
             snprintf(ps.label, sizeof ps.label, "%s%s", chm_backend_name(*b),

@@ -59,9 +59,13 @@
 static unsigned long opt_episodes = 2000;
 static unsigned long opt_burst = 256;
 
+/* The backend that detects concurrent misuse (CHM_CAP_RACE_DETECT), from the list. */
 static const chm_backend *unsafe_backend(void)
 {
-    return chm_backend_find("unsafe");
+    for (const chm_backend *const *p = chm_backend_list(); *p != NULL; p++)
+        if (tl_is_unsafe(*p))
+            return *p;
+    return NULL;
 }
 
 /* ---- the two racers ---------------------------------------------------------------------------- */

@@ -205,21 +205,34 @@ int tl_finish(void)
     return g_failed == 0 && g_passed > 0 ? 0 : 1;
 }
 
+bool tl_has_cap(const chm_backend *b, unsigned cap)
+{
+    return (chm_backend_caps(b) & cap) == cap && b != NULL;
+}
+
 bool tl_is_unsafe(const chm_backend *b)
 {
-    const char *n = chm_backend_name(b);
-    return n != NULL && strcmp(n, "unsafe") == 0;
+    return tl_has_cap(b, CHM_CAP_RACE_DETECT);
 }
 
 bool tl_fail_fast(const chm_backend *b)
 {
-    const char *n = chm_backend_name(b);
-    return n != NULL && (strcmp(n, "unsafe") == 0 || strcmp(n, "rwlock") == 0);
+    return tl_has_cap(b, CHM_CAP_FAIL_FAST_ITER);
 }
 
 bool tl_thread_safe(const chm_backend *b)
 {
     return chm_backend_thread_safe(b);
+}
+
+bool tl_compute_exclusive(const chm_backend *b)
+{
+    return tl_has_cap(b, CHM_CAP_COMPUTE_EXCLUSIVE);
+}
+
+int tl_lock_kinds(const chm_backend *b)
+{
+    return tl_has_cap(b, CHM_CAP_RWLOCK_KINDS) ? 2 : 1;
 }
 
 /* ---- reference model ---------------------------------------------------------------------- */

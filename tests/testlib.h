@@ -91,10 +91,16 @@ long tl_failures(void);
 /* Print "N passed, M failed" and return the process exit status. */
 int tl_finish(void);
 
-/* Backend predicates. */
-bool tl_fail_fast(const chm_backend *b);   /* name is "unsafe" or "rwlock" */
-bool tl_thread_safe(const chm_backend *b); /* chm_backend_thread_safe */
-bool tl_is_unsafe(const chm_backend *b);   /* name is "unsafe" */
+/* Backend predicates: what a backend guarantees (chm_backend_caps), never its name. */
+bool tl_has_cap(const chm_backend *b, unsigned cap); /* every bit of cap is set */
+bool tl_fail_fast(const chm_backend *b);             /* CHM_CAP_FAIL_FAST_ITER */
+bool tl_thread_safe(const chm_backend *b);           /* chm_backend_thread_safe */
+bool tl_is_unsafe(const chm_backend *b); /* CHM_CAP_RACE_DETECT (concurrent misuse detected) */
+bool tl_compute_exclusive(const chm_backend *b); /* CHM_CAP_COMPUTE_EXCLUSIVE: a nested write
+                                                    from a compute function runs */
+/* How many chm_options.rwlock kinds make a difference: 2 with CHM_CAP_RWLOCK_KINDS, else 1
+ * (suites that run a backend once per lock kind loop over CHM_RWLOCK_PTHREAD, CHM_RWLOCK_CK). */
+int tl_lock_kinds(const chm_backend *b);
 
 /* Print a line to stdout, prefixed so it is visible in ctest -V output. */
 void tl_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -16,10 +16,14 @@ import sys
 
 # enum op in fuzz_chm.c
 GET, PUT, PUT_IF_ABSENT, REMOVE, REPLACE, COMPUTE, ITER_INIT, ITER_NEXT, ITER_FINI, CHECK, \
-    BULK_PUT, BULK_REMOVE, REMOVE_ALL, FAIL_ALLOC, OP_COUNT = range(15)
+    BULK_PUT, BULK_REMOVE, REMOVE_ALL, FAIL_ALLOC, UPDATE, REMOVE_IF, CLEAR, VISIT, STATS, \
+    OP_COUNT = range(20)
 # enum nested_kind
 NK_GET, NK_PUT, NK_PUT_IF_ABSENT, NK_REMOVE, NK_REPLACE, NK_COMPUTE, NK_SIZE, NK_ITERATE, \
-    NK_COUNT = range(9)
+    NK_UPDATE, NK_REMOVE_IF, NK_CLEAR, NK_VISIT, NK_COUNT = range(13)
+# enum upd_shape (chm_compute's decisions)
+UPD_SET, UPD_DELETE, UPD_KEEP, UPD_COUNTER, UPD_SAME, UPD_OUTSIDE, UPD_DROP, \
+    UPD_LOAD_OR_STORE, UPD_COUNT = range(9)
 # key modes (h1 bits 0-1) and flags
 KM_INT, KM_INT_CUSTOM, KM_STR_COUNTED, KM_STR_BUILTIN = range(4)
 F_COMPARE, F_NO_VALUE_FREE, F_PACKED, F_RACE_RETURN, F_RWLOCK_CK = 4, 8, 16, 32, 64
@@ -50,6 +54,13 @@ class Seed:
 
     def compute(self, key, value, nested=()):
         self.b.extend([COMPUTE, key, value, len(nested)])
+        for kind, k, v, flag in nested:
+            self.b.extend([kind + NK_COUNT * flag, k, v])
+        return self
+
+    def update(self, key, shape, value, nested=(), null_out=False):
+        """chm_compute: the function decides by shape; nested calls as for compute()."""
+        self.b.extend([UPDATE + (OP_COUNT if null_out else 0), key, shape, value, len(nested)])
         for kind, k, v, flag in nested:
             self.b.extend([kind + NK_COUNT * flag, k, v])
         return self
@@ -123,6 +134,50 @@ def nested(backend, keymode, flags=0, **kw):
     return s
 
 
+def newops(backend, keymode, flags=0, **kw):
+    """chm_compute with every decision shape on present and absent keys, remove_if, clear
+    (empty and not, with iterators open), visit with nested reads and a refused write, stats."""
+    s = Seed(backend, keymode, flags, **kw)
+    for k in range(8):
+        s.op(PUT, k, 20 + k)
+    for shape in range(UPD_COUNT):
+        s.update(shape, shape, 40 + shape)  # key `shape`: present
+        s.update(10 + shape, shape, 50 + shape)  # absent
+        s.update(shape, shape, 60 + shape, null_out=True)
+    for _ in range(5):
+        s.update(1, UPD_COUNTER, 0)
+    s.op(REMOVE_IF, 2, 1, 0).op(REMOVE_IF, 3, 0, 77).op(REMOVE_IF, 13, 1, 0)
+    s.op(VISIT, 4, 0).op(VISIT, 4, 1).op(VISIT, 4, 2).op(VISIT, 14, 3).op(STATS)
+    s.op(ITER_INIT, 0).op(ITER_NEXT, 0, 2).op(CLEAR).op(ITER_NEXT, 0, UNTIL_END).op(ITER_FINI, 0)
+    s.op(STATS).op(CLEAR).op(ITER_INIT, 1).op(CLEAR).op(ITER_NEXT, 1, UNTIL_END)
+    s.bulk(BULK_PUT, 0, 64 | 6).op(STATS).op(CLEAR).op(CHECK).op(STATS)
+    s.update(5, UPD_SET, 90).op(CHECK)
+    return s
+
+
+def nested_update(backend, keymode, flags=0, **kw):
+    """chm_compute functions calling back into the map: reads, iteration, writes of other keys
+    (run on exclusive backends, where a structural one fails the compute; refused elsewhere),
+    remove_if, clear, and computes nested in computes."""
+    s = Seed(backend, keymode, flags, **kw)
+    for k in range(4):
+        s.op(PUT, k, 10 + k)
+    s.update(1, UPD_COUNTER, 0, [(NK_GET, 2, 0, 0), (NK_SIZE, 0, 0, 0)])
+    s.update(2, UPD_DROP, 0, [(NK_VISIT, 3, 0, 1), (NK_VISIT, 9, 0, 0)])
+    s.compute(20, 96, [(NK_VISIT, 20, 0, 1), (NK_VISIT, 0, 0, 1)])
+    s.update(2, UPD_SET, 81, [(NK_ITERATE, 0, 0, 0)])
+    s.update(3, UPD_SET, 82, [(NK_PUT, 0, 83, 0)])  # an overwrite of another key
+    s.update(0, UPD_SAME, 84, [(NK_PUT, 12, 85, 0)])  # structural; fn SETs what it saw
+    s.update(8, UPD_SET, 86, [(NK_REMOVE, 1, 0, 0)])
+    s.update(9, UPD_DELETE, 87, [(NK_UPDATE, 2, 88, UPD_COUNTER * 2)])
+    s.update(2, UPD_KEEP, 89, [(NK_REMOVE_IF, 3, 0, 1), (NK_COMPUTE, 15, 90, 0)])
+    s.update(3, UPD_SET, 91, [(NK_CLEAR, 0, 0, 0)])
+    s.compute(16, 92, [(NK_UPDATE, 17, 93, 0), (NK_CLEAR, 0, 0, 0)])
+    s.op(ITER_INIT, 0).update(18, UPD_SET, 94, [(NK_PUT, 19, 95, 0)]).op(ITER_NEXT, 0, UNTIL_END)
+    s.op(CHECK).op(STATS)
+    return s
+
+
 def alloc_fail(backend, keymode, flags=0, **kw):
     """Injected allocation failures on inserts, overwrites, removes, computes, growth and
     iterator creation: CHM_ENOMEM must leave the map unchanged."""
@@ -136,6 +191,12 @@ def alloc_fail(backend, keymode, flags=0, **kw):
     s.op(FAIL_ALLOC, 2).bulk(BULK_PUT, 0, 64 | 2)
     s.op(FAIL_ALLOC, 0).op(ITER_INIT, 0).op(ITER_NEXT, 0, UNTIL_END)
     s.op(FAIL_ALLOC, 1).op(PUT_IF_ABSENT, 31, 2).op(FAIL_ALLOC, 1).op(REPLACE, 31, 1, 0, 3)
+    for n in range(4):  # chm_compute: CHM_ENOMEM before fn, or done
+        s.op(FAIL_ALLOC, n).update(32 + n, UPD_SET, 70 + n)
+        s.op(FAIL_ALLOC, n).update(32 + n, UPD_COUNTER, 0)
+        s.op(FAIL_ALLOC, n).update(32 + n, UPD_DELETE, 0)
+    s.op(FAIL_ALLOC, 0).op(REMOVE_IF, 31, 1, 0)
+    s.op(FAIL_ALLOC, 0).op(CLEAR)  # never fails for lack of memory
     s.op(CHECK)
     return s
 
@@ -166,6 +227,10 @@ def seeds():
                                               concurrency_cls=3)))
         out.append((f"b{b}-nested-int", nested(b, KM_INT, F_RWLOCK_CK | F_RACE_RETURN)))
         out.append((f"b{b}-nested-str", nested(b, KM_STR_COUNTED, F_COMPARE, quality=H_TOP)))
+        out.append((f"b{b}-newops-int", newops(b, KM_INT, 0, layout=3)))
+        out.append((f"b{b}-newops-str", newops(b, KM_STR_COUNTED, F_COMPARE, quality=H_LOW)))
+        out.append((f"b{b}-nestedupdate-int", nested_update(b, KM_INT, F_RWLOCK_CK)))
+        out.append((f"b{b}-nestedupdate-str", nested_update(b, KM_STR_BUILTIN, 0)))
         out.append((f"b{b}-allocfail-int", alloc_fail(b, KM_INT, 0, capacity_cls=0)))
         out.append((f"b{b}-allocfail-str", alloc_fail(b, KM_STR_COUNTED, 0)))
         out.append((f"b{b}-random", randomized(b, rnd.randrange(4), rnd.randrange(128), rnd,

@@ -9,7 +9,10 @@
  * Checked beyond single results: iteration (fail-fast backends: CHM_ECONCURRENT exactly after a
  * structural change, sticky; otherwise, and on weakly consistent backends: no key twice, each
  * value one its key held since chm_iter_init, every key present throughout returned), compute
- * functions calling back into the map (per-backend rules of chm.h), injected allocation failures
+ * functions calling back into the map (the rules of chm.h, by CHM_CAP_COMPUTE_EXCLUSIVE:
+ * nested writes run, a structural one failing the compute, or return CHM_EDEADLK), chm_compute's
+ * decisions and its function's view, chm_remove_if, chm_clear (never CHM_ENOMEM), chm_visit and
+ * its nested calls, chm_stats_get against the model, injected allocation failures
  * (CHM_ENOMEM leaves the map unchanged), chm__validate, and at the end that every value went to
  * value_free and every stored string key copy to release exactly once.
  *
@@ -56,7 +59,28 @@ enum op {
     OP_REMOVE_ALL,    /* - */
     OP_FAIL_ALLOC,    /* n: the next operation's (n & 15) + 1-th allocation fails (bit 7 and
                          counted string keys: its key retain fails instead) */
+    OP_UPDATE,        /* key shape value n, then n % 3 nested operations: chm_compute whose
+                         function decides by shape (enum upd_shape) from what it sees */
+    OP_REMOVE_IF,     /* key flag value (flag bit 0 and key present: expected = current) */
+    OP_CLEAR,         /* - */
+    OP_VISIT,         /* key flags (bit 0: nested reads from fn; bit 1: a nested write, which
+                         must be refused) */
+    OP_STATS,         /* -: chm_stats_get against the model */
     OP_COUNT
+};
+
+/* What a chm_compute function decides (the shape byte modulo UPD_COUNT), from (present, old)
+ * and the operation's value v. */
+enum upd_shape {
+    UPD_SET,           /* SET v */
+    UPD_DELETE,        /* DELETE */
+    UPD_KEEP,          /* KEEP (after storing junk into *value) */
+    UPD_COUNTER,       /* SET old + 1 */
+    UPD_SAME,          /* SET old if present (a KEEP), else v */
+    UPD_OUTSIDE,       /* an action outside the enum (a KEEP), after storing junk */
+    UPD_DROP,          /* absent: SET v; present: odd old DELETE, else SET old - 1 */
+    UPD_LOAD_OR_STORE, /* present: KEEP; absent: SET v */
+    UPD_COUNT
 };
 
 /* What a compute function does inside the map (the kind byte modulo NK_COUNT). */
@@ -69,6 +93,10 @@ enum nested_kind {
     NK_COMPUTE,
     NK_SIZE,
     NK_ITERATE,
+    NK_UPDATE,    /* chm_compute (shape from the flags), on another key than the computed one */
+    NK_REMOVE_IF, /* expected = current when the flag's bit 0 is set */
+    NK_CLEAR,
+    NK_VISIT, /* chm_visit (with nested reads when the flag's bit 0 is set) */
     NK_COUNT
 };
 
@@ -95,7 +123,9 @@ struct slot {
 struct fz {
     fz_reader in;
     const chm_backend *b;
-    bool fail_fast; /* unsafe, rwlock */
+    bool fail_fast; /* CHM_CAP_FAIL_FAST_ITER: iteration is fail-fast */
+    bool exclusive; /* CHM_CAP_COMPUTE_EXCLUSIVE: nested writes from a compute run */
+    bool deferred;  /* CHM_CAP_DEFERRED_FREE */
     int keymode, style, quality;
     chm *m;
     tl_model model; /* model key (integer key, or string key id) -> value */
@@ -264,10 +294,11 @@ static void want_val(struct fz *f, const char *what, uint64_t mk, uint64_t got, 
                 got, want);
 }
 
-/* Nested writes from a compute function: fail-fast backends run them; the others refuse. */
+/* Nested writes from a compute function: backends whose compute holds the whole map
+ * (CHM_CAP_COMPUTE_EXCLUSIVE) run them; the others refuse. */
 static bool nested_write_refused(struct fz *f, const char *what, uint64_t mk, int rc)
 {
-    if (f->depth == 0 || f->fail_fast)
+    if (f->depth == 0 || f->exclusive)
         return false;
     want_rc(f, what, mk, rc, CHM_EDEADLK);
     return true;
@@ -402,6 +433,11 @@ struct compute_ctx {
 static void full_iteration(struct fz *f, const char *what);
 static void do_compute(struct fz *f, uint64_t mk, uint64_t result, int n, const struct nested *ops,
                        bool null_out);
+static void do_update(struct fz *f, uint64_t mk, int shape, uint64_t v, int n,
+                      const struct nested *ops, bool null_out);
+static void do_remove_if(struct fz *f, uint64_t mk, bool use_current, uint64_t expected);
+static void do_clear(struct fz *f);
+static void do_visit(struct fz *f, uint64_t mk, uint8_t flags);
 
 static void run_nested(struct fz *f, const struct nested *op)
 {
@@ -419,6 +455,12 @@ static void run_nested(struct fz *f, const struct nested *op)
                     tl_model_size(&f->model));
         break;
     }
+    case NK_UPDATE:
+        do_update(f, op->mk, (op->raw >> 1) % UPD_COUNT, op->v, 0, NULL, op->raw & 1);
+        break;
+    case NK_REMOVE_IF: do_remove_if(f, op->mk, op->raw & 1, op->v); break;
+    case NK_CLEAR: do_clear(f); break;
+    case NK_VISIT: do_visit(f, op->mk, op->raw & 1); break;
     default: full_iteration(f, "iteration inside a compute function"); break;
     }
 }
@@ -483,7 +525,7 @@ static void do_compute(struct fz *f, uint64_t mk, uint64_t result, int n, const 
     if (c.calls != 1)
         fz_fail("chm_compute_if_absent(%s): absent key, fn ran %u times", kdesc(f, mk), c.calls);
     if (f->structural_epoch != epoch) {
-        /* only fail-fast backends let fn change the map; then nothing is inserted, and fn's
+        /* only exclusive computes let fn change the map; then nothing is inserted, and fn's
          * value goes to value_free */
         want_rc(f, "chm_compute_if_absent (fn changed the map)", mk, rc, CHM_ECONCURRENT);
         value_left(f, result);
@@ -493,6 +535,281 @@ static void do_compute(struct fz *f, uint64_t mk, uint64_t result, int n, const 
     if (!null_out)
         want_val(f, "chm_compute_if_absent", mk, out, result);
     model_set(f, mk, result);
+}
+
+/* ---- chm_compute, chm_remove_if, chm_clear, chm_visit, chm_stats_get ---------------------- */
+
+/* The decision of shape @shape from (present, old) and the operation's value @v: the action
+ * (outside the enum for UPD_OUTSIDE) and *set, the value a SET stores. */
+static int upd_decide(int shape, bool present, uint64_t old, uint64_t v, uint64_t *set)
+{
+    *set = v;
+    switch (shape) {
+    case UPD_SET: return CHM_COMPUTE_SET;
+    case UPD_DELETE: return CHM_COMPUTE_DELETE;
+    case UPD_KEEP: *set = v ^ 0x5a5a; return CHM_COMPUTE_KEEP;
+    case UPD_COUNTER: *set = old + 1; return CHM_COMPUTE_SET;
+    case UPD_SAME: *set = present ? old : v; return CHM_COMPUTE_SET;
+    case UPD_OUTSIDE: *set = v ^ 0xa5a5; return 3 + (int)(v & 0xff);
+    case UPD_DROP:
+        if (!present)
+            return CHM_COMPUTE_SET;
+        *set = old - 1;
+        return (old & 1) ? CHM_COMPUTE_DELETE : CHM_COMPUTE_SET;
+    default: return present ? CHM_COMPUTE_KEEP : CHM_COMPUTE_SET;
+    }
+}
+
+struct update_ctx {
+    struct fz *f;
+    uint64_t mk, v;
+    int shape;
+    unsigned calls;
+    bool want_present; /* the model's view when the call started */
+    uint64_t want_old;
+    int action;
+    uint64_t set;
+    int n;
+    struct nested ops[2];
+};
+
+static void check_fn_key(struct fz *f, uint64_t key, uint64_t mk, const char *what)
+{
+    if (str_mode(f)) {
+        char want[96];
+        key_string(mk, want, sizeof want);
+        if (strcmp((const char *)(uintptr_t)key, want) != 0)
+            fz_fail("%s called with key \"%.80s\", want %s", what, (const char *)(uintptr_t)key,
+                    kdesc(f, mk));
+    } else if (key != mk) {
+        fz_fail("%s called with key 0x%" PRIx64 ", want %s", what, key, kdesc(f, mk));
+    }
+}
+
+static chm_compute_action update_fn(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                    void *arg)
+{
+    struct update_ctx *c = arg;
+    struct fz *f = c->f;
+    c->calls++;
+    check_fn_key(f, key, c->mk, "chm_compute's function");
+    if (present != c->want_present || old != (c->want_present ? c->want_old : 0))
+        fz_fail("chm_compute(%s): fn saw %s 0x%" PRIx64 ", the model has %s 0x%" PRIx64,
+                kdesc(f, c->mk), present ? "present" : "absent", old,
+                c->want_present ? "present" : "absent", c->want_old);
+    if (*value != old)
+        fz_fail("chm_compute(%s): *value is 0x%" PRIx64 " on entry, old is 0x%" PRIx64,
+                kdesc(f, c->mk), *value, old);
+    if (c->n > 0) {
+        f->depth++;
+        for (int i = 0; i < c->n; i++) {
+            /* calls on the key being computed are left out: what they see or do then is not
+             * specified (a reader may see it absent, as on readmostly) */
+            struct nested op = c->ops[i];
+            if (op.mk == c->mk)
+                op.kind = NK_SIZE;
+            run_nested(f, &op);
+        }
+        f->depth--;
+    }
+    c->action = upd_decide(c->shape, present, old, c->v, &c->set);
+    *value = c->set;
+    return (chm_compute_action)c->action;
+}
+
+static void do_update(struct fz *f, uint64_t mk, int shape, uint64_t v, int n,
+                      const struct nested *ops, bool null_out)
+{
+    uint64_t cur = 0, out = POISON;
+    bool present = tl_model_get(&f->model, mk, &cur);
+    struct update_ctx c = {
+        .f = f, .mk = mk, .v = v, .shape = shape, .n = n, .want_present = present, .want_old = cur};
+    if (n > 0)
+        memcpy(c.ops, ops, (size_t)n * sizeof *ops);
+    uint64_t epoch = f->structural_epoch;
+    int depth = f->depth;
+    int rc = chm_compute(f->m, map_key(f, mk, depth), update_fn, &c, null_out ? NULL : &out);
+    scribble(f, depth);
+    if (nested_write_refused(f, "chm_compute", mk, rc)) {
+        if (c.calls != 0)
+            fz_fail("chm_compute(%s) refused as a nested write, yet fn ran", kdesc(f, mk));
+        return;
+    }
+    if (c.calls > 1)
+        fz_fail("chm_compute(%s): fn ran %u times", kdesc(f, mk), c.calls);
+    if (enomem(f, "chm_compute", mk, rc)) {
+        if (c.calls != 0) /* every backend allocates what a SET needs before fn (chm.h) */
+            fz_fail("chm_compute(%s): CHM_ENOMEM after fn ran", kdesc(f, mk));
+        return;
+    }
+    if (c.calls != 1)
+        fz_fail("chm_compute(%s): returned %s, fn ran %u times", kdesc(f, mk), tl_rc_name(rc),
+                c.calls);
+    if (f->structural_epoch != epoch) {
+        /* fn's nested writes changed the map (exclusive computes only): nothing is applied,
+         * and a SET value goes to value_free -- unless it is the value fn saw the key hold (a
+         * SET of that value is a KEEP: it is the map's, not fn's) */
+        want_rc(f, "chm_compute (fn changed the map)", mk, rc, CHM_ECONCURRENT);
+        if (!null_out)
+            want_val(f, "chm_compute (fn changed the map): *result untouched", mk, out, POISON);
+        if (c.action == CHM_COMPUTE_SET && !(c.want_present && c.set == c.want_old))
+            value_left(f, c.set);
+        return;
+    }
+    present = tl_model_get(&f->model, mk, &cur); /* nested writes left this key alone */
+    if (c.action == CHM_COMPUTE_SET) {
+        want_rc(f, "chm_compute (SET)", mk, rc, CHM_OK);
+        if (!null_out)
+            want_val(f, "chm_compute (SET)", mk, out, c.set);
+        if (present && cur != c.set) /* a SET of the value it holds is a KEEP */
+            value_left(f, cur);
+        model_set(f, mk, c.set);
+    } else if (c.action == CHM_COMPUTE_DELETE) {
+        want_rc(f, "chm_compute (DELETE)", mk, rc, CHM_NOTFOUND);
+        if (!null_out)
+            want_val(f, "chm_compute (DELETE): *result untouched", mk, out, POISON);
+        if (present) {
+            value_left(f, cur);
+            model_del(f, mk);
+        }
+    } else { /* KEEP, or outside the enum */
+        want_rc(f, "chm_compute (KEEP)", mk, rc, present ? CHM_OK : CHM_NOTFOUND);
+        if (!null_out)
+            want_val(f, "chm_compute (KEEP)", mk, out, present ? cur : POISON);
+    }
+}
+
+static void do_remove_if(struct fz *f, uint64_t mk, bool use_current, uint64_t expected)
+{
+    uint64_t cur;
+    bool present = tl_model_get(&f->model, mk, &cur);
+    if (present && use_current)
+        expected = cur;
+    int rc = chm_remove_if(f->m, map_key(f, mk, f->depth), expected);
+    scribble(f, f->depth);
+    if (nested_write_refused(f, "chm_remove_if", mk, rc) || enomem(f, "chm_remove_if", mk, rc))
+        return;
+    int want = !present ? CHM_NOTFOUND : cur == expected ? CHM_OK : CHM_EXISTS;
+    want_rc(f, "chm_remove_if", mk, rc, want);
+    if (want == CHM_OK) {
+        value_left(f, cur);
+        model_del(f, mk);
+    }
+}
+
+/* chm_clear never fails for lack of memory, injected failures included. */
+static void do_clear(struct fz *f)
+{
+    int rc = chm_clear(f->m);
+    if (f->depth > 0 && !f->exclusive) {
+        if (rc != CHM_EDEADLK)
+            fz_fail("chm_clear inside a compute function returned %s, want CHM_EDEADLK",
+                    tl_rc_name(rc));
+        return;
+    }
+    if (rc != CHM_OK)
+        fz_fail("chm_clear returned %s%s", tl_rc_name(rc),
+                f->armed ? " (an allocation failure was injected)" : "");
+    size_t n = tl_model_size(&f->model), pos = 0, i = 0;
+    uint64_t *keys = malloc((n + 1) * sizeof *keys), mk, v;
+    if (keys == NULL)
+        abort();
+    while (tl_model_slot(&f->model, &pos, &mk, &v)) {
+        keys[i++] = mk;
+        value_left(f, v);
+    }
+    for (size_t j = 0; j < i; j++)
+        model_del(f, keys[j]);
+    free(keys);
+    f->budget -= (long)n;
+}
+
+struct visit_ctx {
+    struct fz *f;
+    uint64_t mk, want;
+    uint64_t key; /* the key as passed to chm_visit, which fn must get (not the stored copy) */
+    unsigned calls;
+    uint8_t flags;
+};
+
+static void visit_inner(uint64_t key, uint64_t value, void *arg)
+{
+    unsigned *calls = arg;
+    (void)key;
+    (void)value;
+    ++*calls;
+}
+
+static void visit_fn(uint64_t key, uint64_t value, void *arg)
+{
+    struct visit_ctx *c = arg;
+    struct fz *f = c->f;
+    c->calls++;
+    check_fn_key(f, key, c->mk, "chm_visit's function");
+    if (key != c->key)
+        fz_fail("chm_visit(%s): fn got key 0x%" PRIx64 ", not the caller's 0x%" PRIx64,
+                kdesc(f, c->mk), key, c->key);
+    if (value != c->want)
+        fz_fail("chm_visit(%s): fn saw 0x%" PRIx64 ", the model has 0x%" PRIx64, kdesc(f, c->mk),
+                value, c->want);
+    if (c->flags & 1) { /* reads of the same map work from a visit function */
+        uint64_t got = POISON;
+        int rc = chm_get(f->m, map_key(f, c->mk, 2), &got);
+        if (rc != CHM_OK || got != c->want)
+            fz_fail("chm_get inside chm_visit(%s): %s 0x%" PRIx64, kdesc(f, c->mk), tl_rc_name(rc),
+                    got);
+        unsigned inner = 0;
+        rc = chm_visit(f->m, map_key(f, c->mk, 2), visit_inner, &inner);
+        if (rc != CHM_OK || inner != 1)
+            fz_fail("chm_visit inside chm_visit(%s): %s, fn ran %u times", kdesc(f, c->mk),
+                    tl_rc_name(rc), inner);
+        if (chm_size(f->m) != tl_model_size(&f->model))
+            fz_fail("chm_size inside chm_visit: %zu, the model has %zu", chm_size(f->m),
+                    tl_model_size(&f->model));
+    }
+    if (c->flags & 2) { /* a write to the same map: refused on every backend */
+        int rc = chm_put(f->m, map_key(f, c->mk, 2), c->want ^ 1, NULL);
+        if (rc != CHM_EDEADLK)
+            fz_fail("chm_put inside chm_visit(%s) returned %s, want CHM_EDEADLK", kdesc(f, c->mk),
+                    tl_rc_name(rc));
+        rc = chm_clear(f->m);
+        if (rc != CHM_EDEADLK)
+            fz_fail("chm_clear inside chm_visit(%s) returned %s, want CHM_EDEADLK", kdesc(f, c->mk),
+                    tl_rc_name(rc));
+    }
+}
+
+static void do_visit(struct fz *f, uint64_t mk, uint8_t flags)
+{
+    uint64_t cur = 0;
+    bool present = tl_model_get(&f->model, mk, &cur);
+    struct visit_ctx c = {.f = f, .mk = mk, .want = cur, .flags = flags};
+    c.key = map_key(f, mk, f->depth);
+    int rc = chm_visit(f->m, c.key, visit_fn, &c);
+    scribble(f, f->depth);
+    scribble(f, 2);
+    if (enomem(f, "chm_visit", mk, rc))
+        return;
+    want_rc(f, "chm_visit", mk, rc, present ? CHM_OK : CHM_NOTFOUND);
+    if (c.calls != (present ? 1u : 0u))
+        fz_fail("chm_visit(%s): fn ran %u times on a key %s", kdesc(f, mk), c.calls,
+                present ? "present" : "absent");
+}
+
+static void do_stats(struct fz *f)
+{
+    chm_stats st;
+    int rc = chm_stats_get(f->m, &st);
+    if (rc != CHM_OK)
+        fz_fail("chm_stats_get returned %s", tl_rc_name(rc));
+    if (st.entries != tl_model_size(&f->model))
+        fz_fail("chm_stats.entries %zu, the model has %zu", st.entries, tl_model_size(&f->model));
+    if (!f->deferred && st.pending != 0)
+        fz_fail("chm_stats.pending %zu on a backend that frees within the call", st.pending);
+    if (f->fail_fast && st.buckets < st.entries) /* slots: one entry each */
+        fz_fail("chm_stats: %zu slots for %zu entries", st.buckets, st.entries);
+    if (st.entries > 0 && st.bytes < st.entries * 16)
+        fz_fail("chm_stats: %zu bytes for %zu entries", st.bytes, st.entries);
 }
 
 /* ---- iteration ----------------------------------------------------------------------------- */
@@ -651,9 +968,10 @@ static void remove_all(struct fz *f)
 /* ---- one input ----------------------------------------------------------------------------- */
 
 static const char *const op_names[OP_COUNT] = {
-    "get",      "put",         "put_if_absent", "remove",     "replace",
-    "compute",  "iter_init",   "iter_next",     "iter_fini",  "check",
-    "bulk_put", "bulk_remove", "remove_all",    "fail_alloc",
+    "get",       "put",         "put_if_absent", "remove",     "replace",
+    "compute",   "iter_init",   "iter_next",     "iter_fini",  "check",
+    "bulk_put",  "bulk_remove", "remove_all",    "fail_alloc", "update",
+    "remove_if", "clear",       "visit",         "stats",
 };
 
 static void run_op(struct fz *f, uint8_t opb)
@@ -735,6 +1053,35 @@ static void run_op(struct fz *f, uint8_t opb)
         break;
     }
     case OP_REMOVE_ALL: remove_all(f); break;
+    case OP_UPDATE: {
+        uint64_t mk = read_mkey(f);
+        int shape = fz_u8(&f->in) % UPD_COUNT;
+        uint64_t v = read_value(f);
+        int n = fz_u8(&f->in) % 3;
+        struct nested ops[2];
+        for (int i = 0; i < n; i++) {
+            ops[i].raw = fz_u8(&f->in);
+            ops[i].kind = ops[i].raw % NK_COUNT;
+            ops[i].raw /= NK_COUNT;
+            ops[i].mk = read_mkey(f);
+            ops[i].v = read_value(f);
+        }
+        do_update(f, mk, shape, v, f->armed ? 0 : n, ops, null_out);
+        break;
+    }
+    case OP_REMOVE_IF: {
+        uint64_t mk = read_mkey(f);
+        bool use_current = fz_u8(&f->in) & 1;
+        do_remove_if(f, mk, use_current, read_value(f));
+        break;
+    }
+    case OP_CLEAR: do_clear(f); break;
+    case OP_VISIT: {
+        uint64_t mk = read_mkey(f);
+        do_visit(f, mk, fz_u8(&f->in));
+        break;
+    }
+    case OP_STATS: do_stats(f); break;
     default: break; /* OP_FAIL_ALLOC: handled by the caller */
     }
 }
@@ -774,7 +1121,10 @@ static chm *open_map(struct fz *f)
 
     f->b = list[h0 % nb];
     fz_ctx_backend = chm_backend_name(f->b);
-    f->fail_fast = !chm_backend_thread_safe(f->b) || strcmp(fz_ctx_backend, "rwlock") == 0;
+    unsigned caps = chm_backend_caps(f->b);
+    f->fail_fast = (caps & CHM_CAP_FAIL_FAST_ITER) != 0;
+    f->exclusive = (caps & CHM_CAP_COMPUTE_EXCLUSIVE) != 0;
+    f->deferred = (caps & CHM_CAP_DEFERRED_FREE) != 0;
     f->keymode = h1 & 3;
     f->style = h2 & 3;
     f->quality = (h2 >> 2) & 3;

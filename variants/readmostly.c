@@ -1514,6 +1514,12 @@ static int rm_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
         } else {
             dirty_remove(cm, m->dirty, key, hash); /* only ever reached under mu */
             discard = fresh;
+            /* fn's own reads may have counted misses while the reservation made dirty one
+             * larger: with it gone, Go's rule (promote once misses reach len(dirty)) may be
+             * due now. */
+            if (rd_amended(atomic_load_explicit(&m->read, memory_order_relaxed)) &&
+                m->misses >= m->dirty->count)
+                promote_locked(m);
         }
     } else if (act == CHM_COMPUTE_SET) {
         box->value = v;

@@ -14,9 +14,10 @@ void bench_print_help(FILE *out)
         out,
         "usage: chmbench [OPTIONS] [BENCHMARK ...]\n"
         "\n"
-        "A JMH-like harness for the chm backends and the peers ck_ht, lfht, cuckoo and tbb.\n"
-        "BENCHMARK: mix (default), group, falseshare, resize, memory; `chmbench -l` lists them\n"
-        "with their parameters, modes and units.\n"
+        "A JMH-like harness for the chm backends, the peers ck_ht, lfht, cuckoo and tbb, and\n"
+        "(in mix) the originals java:chm, java:sync, java:rwlock, go:syncmap, go:rwmutex, go:map.\n"
+        "BENCHMARK: mix (default), group, falseshare, resize, memory; `chmbench -l`\n"
+        "lists them with their parameters, modes and units.\n"
         "\n"
         "  -p NAME=V1,V2,...   parameter sweep (cartesian product of all -p), e.g.\n"
         "                        -p backend=unsafe,rwlock,segmented,binlock,readmostly,ck_ht,lfht\n"
@@ -43,6 +44,8 @@ void bench_print_help(FILE *out)
         "  -rf json            result format (JMH's JSON; the only one)\n"
         "  -rff FILE           write the results to FILE (implies -rf json)\n"
         "  --seed N            base seed of the key generators (default 1)\n"
+        "  --dump-keys N       print the first N operations threads 0 and 1 draw in the one\n"
+        "                      trial given (mix; an original's child prints its own), run nothing\n"
         "  -l                  list the benchmarks and their parameters\n"
         "  -h                  this help\n"
         "\n"
@@ -202,6 +205,12 @@ bool bench_parse_options(int argc, char **argv, bench_options *opt)
             opt->seed = strtoull(value, &end, 10);
             if (!*value || *end) {
                 fprintf(stderr, "chmbench: --seed needs an integer, got '%s'\n", value);
+                return false;
+            }
+        } else if (strcmp(a, "--dump-keys") == 0) {
+            TAKES_VALUE();
+            if (!bench_parse_u64(value, 1, UINT64_C(1) << 32, &opt->dump_keys)) {
+                fprintf(stderr, "chmbench: --dump-keys needs a count of draws, got '%s'\n", value);
                 return false;
             }
         } else if (strcmp(a, "--child-fd") == 0) { /* internal: a fork of the parent */

@@ -280,7 +280,7 @@ static bool build_go(char *err, size_t errlen)
     snprintf(gocache, sizeof gocache, "GOCACHE=%s/gocache", build_dir());
     char *env[] = {"GO111MODULE=off", "GOFLAGS=", "CGO_ENABLED=0", gopath, gocache, NULL};
     fprintf(stderr, "# chmbench: building %s into %s (go build, first use)\n", src, final);
-    char *argv[] = {go, "build", "-trimpath", "-o", tmp, ".", NULL};
+    char *argv[] = {go, "build", "-o", tmp, ".", NULL};
     if (!run_tool(argv, src, env, err, errlen))
         return false;
     if (rename(tmp, final) != 0) {

@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static const bench_def *const all_benches[] = {&bench_mix,    &bench_group,  &bench_falseshare,
-                                               &bench_resize, &bench_memory, NULL};
+static const bench_def *const all_benches[] = {
+    &bench_mix, &bench_group, &bench_falseshare, &bench_resize, &bench_memory, &bench_gosync, NULL};
 
 const bench_def *const *bench_defs(void)
 {

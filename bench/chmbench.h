@@ -14,6 +14,7 @@
  *   falseshare.c the `falseshare` workload (JMH sample 22; packed vs padded backends)
  *   resize.c     the `resize` workload (single shot: N inserts into a new map)
  *   memory.c     the `memory` workload (single shot: bytes per entry, glibc's mallinfo2)
+ *   gosync.c     the `gosync` benchmark: Go's src/sync/map_bench_test.go suite on chm (ns/op)
  *   maps.c       the harness's map interface: the library's backends and the peers
  *   peers/       ck_ht (Concurrency Kit), lfht (liburcu cds_lfht), and the C++ peers cuckoo
  *                (libcuckoo) and tbb (oneTBB) behind a C shim; never part of the library
@@ -403,6 +404,7 @@ extern const bench_def bench_falseshare;
 extern const bench_def bench_group;
 extern const bench_def bench_resize;
 extern const bench_def bench_memory;
+extern const bench_def bench_gosync;
 const bench_def *const *bench_defs(void);
 const bench_def *bench_def_find(const char *name);
 /* Why the trial cannot run because its `backend` parameter names a peer missing from this

@@ -197,7 +197,10 @@ const char *bench_original_unavailable(const bench_map_impl *impl)
 static bool make_dirs(const char *dir, char *err, size_t errlen)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/", dir);
+    if (snprintf(path, sizeof path, "%s/", dir) >= (int)sizeof path) {
+        snprintf(err, errlen, "directory name too long: %s", dir);
+        return false;
+    }
     for (char *p = path + 1; (p = strchr(p, '/')) != NULL; p++) {
         *p = '\0';
         if (mkdir(path, 0777) != 0 && errno != EEXIST) {

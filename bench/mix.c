@@ -37,6 +37,11 @@
  * Every successful insert (put of a new key, or an update's fallback put that re-inserted a key)
  * and remove is counted per thread in every phase, measured or not, so after the trial
  * size == prefill + inserts - removes must hold exactly.
+ *
+ * An original (java:chm, go:syncmap, ...: bench/originals/) runs each fork of its trial in a
+ * child process that reproduces these loops and key streams exactly (mix_run_original hands it
+ * the loop and thresholds; mix_seed_threads' seeding is ported); --dump-keys prints what the
+ * loops draw (mix_dump_keys), so tests compare C, Java and Go draw for draw.
  */
 #include "chmbench.h"
 #include "originals/originals.h"

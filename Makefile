@@ -18,6 +18,13 @@
 #                  5 minutes on 2 cores; the JMH tables on stdout, results/<benchmark>-<time>.json
 #                  and PNG charts (tools/plot_results.py) in results/, with <name>-latest links.
 #                  chm_sweep (the quick sweep) and chm_gbench (Google Benchmark) are built too.
+#   make compare   Release build in build-release/, then the default comparison with the originals
+#                  (docs/harness.md, "make compare"): mix over the five backends, the Java and Go
+#                  originals (java:chm, java:sync, java:rwlock, go:syncmap, go:rwmutex, go:map)
+#                  and the peers (cuckoo, tbb, ck_ht, lfht) in one chmbench run (reads
+#                  100,99,90,50 x keys 1000,1000000 x threads 1,2), about 12 minutes on 2 cores,
+#                  progress on stderr; the JMH table on stdout, results/compare-<time>.json, its
+#                  charts (compare-mix-<time>.png) and goals table, with compare-*-latest links.
 #   make findings  rerun every measurement of docs/findings.md (tools/findings.sh, about 15
 #                  minutes on 2 cores, on an idle machine): tables, JSON and charts regenerated
 #                  in FINDINGS_OUT (default docs/findings/)
@@ -38,7 +45,8 @@
 #
 # Variables: CC, CXX (`make test CC=clang`), PREFIX, BUILD_TYPE, JOBS, CMAKE_FLAGS (extra -D
 # options for every configuration), CTEST_FLAGS, BENCH_ARGS (more chmbench options for every
-# benchmark of make bench, given last so they override, e.g. BENCH_ARGS='-f 3 -i 10'),
+# benchmark of make bench and for make compare, given last so they override, e.g.
+# BENCH_ARGS='-f 3 -i 10'),
 # BENCHMARKS (default "mix falseshare memory"; BENCHMARKS=churn runs the churn benchmark instead:
 # one 60 s run per backend, about 3 minutes), RESULTS (default results), PYTHON (/usr/bin/python3),
 # BENCH_BUILD (make bench's build directory, default build-release),
@@ -97,7 +105,7 @@ FORMAT_DIRS := include src variants tests bench
 FORMAT_FILES = $(shell find $(FORMAT_DIRS) -type f \( -name '*.c' -o -name '*.h' -o -name '*.cc' \
                  -o -name '*.cpp' -o -name '*.hpp' \) 2>/dev/null | sort)
 
-.PHONY: all deps build test stress bench findings fuzz install format format-check clean
+.PHONY: all deps build test stress bench compare findings fuzz install format format-check clean
 
 all: build
 
@@ -252,6 +260,37 @@ bench: deps
 	echo; echo "results (the *-latest.* links point at this run):"; \
 	for f in "$${files[@]}" $$pngs $(RESULTS)/summary-$$ts.md; do echo "  $$f"; done; \
 	echo "Google Benchmark view: $(BENCH_BUILD)/bench/gbench/chm_gbench (--help; docs/harness.md)"
+
+# make compare: the five backends against every original and peer, mix only, in one chmbench run
+# (224 trials: go:map and unsafe run at one thread). A warm-up of 1 s lets the JVM's C2 compile
+# the originals' loops before measuring (docs/harness.md, "The originals": how that was
+# checked); 5 x 0.3 s measured. About 3.2 s per trial with the forks, JVM starts and 10^6-key
+# prefills: about 12 minutes here. For numbers to publish, on an idle machine:
+# make compare BENCH_ARGS='-f 3 -wi 3 -w 1 -i 5 -r 1' (about an hour).
+COMPARE_RUN := -f 1 -wi 1 -w 1 -i 5 -r 0.3
+COMPARE_ORIGINALS := java:chm,java:sync,java:rwlock,go:syncmap,go:rwmutex,go:map
+COMPARE_BACKENDS := unsafe,rwlock,segmented,binlock,readmostly,$(COMPARE_ORIGINALS),cuckoo,tbb,ck_ht,lfht
+COMPARE_MIX := -p backend=$(COMPARE_BACKENDS) -p reads=100,99,90,50 -p keys=1000,1000000 \
+  -p dist=uniform -t 1,2
+
+compare: deps
+	@$(call fresh_if_new_compiler,$(BENCH_BUILD))
+	$(call configure,$(BENCH_BUILD),$(RELEASE_FLAGS))
+	$(BUILD) $(BENCH_BUILD) -j$(JOBS)
+	@exe=$(BENCH_BUILD)/bench/chmbench; ts=$$(date +%Y%m%d-%H%M%S); mkdir -p $(RESULTS); \
+	out=$(RESULTS)/compare-$$ts.json; \
+	echo; echo "==== $$exe $(COMPARE_RUN) $(COMPARE_MIX) $(BENCH_ARGS) -rf json -rff $$out mix"; \
+	echo "# about 12 minutes with the default settings; a progress line per trial follows"; \
+	$$exe $(COMPARE_RUN) $(COMPARE_MIX) $(BENCH_ARGS) -rf json -rff $$out mix; \
+	ln -sfn compare-$$ts.json $(RESULTS)/compare-latest.json; \
+	echo; echo "==== $(PYTHON) tools/plot_results.py -o $(RESULTS) --prefix compare- --suffix=-$$ts $$out"; \
+	pngs=$$($(PYTHON) tools/plot_results.py -o $(RESULTS) --prefix compare- --suffix=-$$ts "$$out"); \
+	for p in $$pngs; do n=$$(basename "$$p"); ln -sfn "$$n" "$(RESULTS)/$${n%-$$ts.png}-latest.png"; done; \
+	echo; echo "==== performance goals (docs/benchmarks.md), as ratios of this run's Scores"; \
+	$(PYTHON) tools/bench_summary.py "$$out" | tee $(RESULTS)/compare-summary-$$ts.md; \
+	ln -sfn compare-summary-$$ts.md $(RESULTS)/compare-summary-latest.md; \
+	echo; echo "results (the compare-*-latest.* links point at this run):"; \
+	for f in "$$out" $$pngs $(RESULTS)/compare-summary-$$ts.md; do echo "  $$f"; done
 
 FINDINGS_OUT ?= docs/findings
 findings: deps

@@ -17,7 +17,8 @@
 #include <unistd.h>
 
 static const bench_def *const all_benches[] = {
-    &bench_mix, &bench_group, &bench_falseshare, &bench_resize, &bench_memory, &bench_churn, NULL};
+    &bench_mix,    &bench_group, &bench_falseshare, &bench_resize,
+    &bench_memory, &bench_churn, &bench_gosync,     NULL};
 
 const bench_def *const *bench_defs(void)
 {
@@ -30,6 +31,13 @@ const bench_def *bench_def_find(const char *name)
         if (strcmp((*b)->name, name) == 0)
             return *b;
     return NULL;
+}
+
+/* A `backend` parameter's default: every backend and peer, and the originals (java:chm ...)
+ * where the benchmark can run them. */
+static const char *default_backends(const bench_def *bench)
+{
+    return bench->run_original ? bench_map_names_with_originals() : bench_map_names(false);
 }
 
 static void list_benchmarks(void)
@@ -59,7 +67,7 @@ static void list_benchmarks(void)
             printf("      -p %-10s %s (default %s)\n", p->name, p->help,
                    p->default_fn       ? p->default_doc
                    : p->default_values ? p->default_values
-                                       : bench_map_names(false));
+                                       : default_backends(*b));
         }
     }
 }
@@ -78,7 +86,7 @@ static int param_values(const bench_options *opt, const bench_param_def *def,
 {
     const char *list = def->default_fn       ? def->default_fn(partial)
                        : def->default_values ? def->default_values
-                                             : bench_map_names(false);
+                                             : default_backends(partial->bench);
     for (int i = 0; i < opt->param_count; i++)
         if (strcmp(opt->param_names[i], def->name) == 0)
             list = opt->param_lists[i];
@@ -130,6 +138,9 @@ static bool add_trials(struct expansion *x, const bench_trial *params)
             r->trial.threads = bench->fixed_threads(&r->trial);
         r->skipped = bench_trial_unavailable(&r->trial);
         r->skip_reported = r->skipped != NULL;
+        const bench_map_impl *backend = bench_trial_backend(&r->trial);
+        if (!r->skipped && backend && backend->original && !bench->run_original)
+            r->skipped = "an original (a Java or Go map in a child process) runs in mix only";
         if (!r->skipped && bench->skip_reason)
             r->skipped = bench->skip_reason(&r->trial);
     }
@@ -258,6 +269,34 @@ static int run_child(const bench_options *opt)
             }
     }
     return fclose(out) == 0 ? 0 : 2;
+}
+
+/* --dump-keys N: the first N operations threads 0 and 1 of the one trial on the command line
+ * draw ("THREAD KIND KEY" lines on stdout), run nowhere; for an original, its child's draws.
+ * tests/test_chmbench_originals.sh compares them across C, Java and Go. */
+static int dump_keys(const bench_options *opt)
+{
+    bench_result *trials;
+    int count;
+    if (!expand_trials(opt, &trials, &count))
+        return 2;
+    if (count != 1 || !trials[0].trial.bench->dump_keys) {
+        fprintf(stderr, "chmbench: --dump-keys needs one trial (one value per -p, one -t) of a "
+                        "benchmark that has it (mix)\n");
+        return 2;
+    }
+    const bench_trial *t = &trials[0].trial;
+    const char *unavailable = bench_trial_unavailable(t);
+    if (unavailable) {
+        fprintf(stderr, "chmbench: --dump-keys: skipped: %s\n", unavailable);
+        return 3;
+    }
+    char err[512] = "";
+    if (!t->bench->dump_keys(t, opt->dump_keys, stdout, err, sizeof err)) {
+        fprintf(stderr, "chmbench: --dump-keys: %s\n", err);
+        return 1;
+    }
+    return fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* --self-test, -bm sample's histogram: bucket bounds, exact moments, percentiles of a known
@@ -438,6 +477,8 @@ int main(int argc, char **argv)
     }
     if (opt.child_fd >= 0)
         return run_child(&opt);
+    if (opt.dump_keys)
+        return dump_keys(&opt);
     /* Each table row leaves in one write(2) of less than PIPE_BUF bytes, so a reader that merges
      * stdout and stderr from separate pipes (CI logs, subprocess readers) never sees half a row. */
     setvbuf(stdout, NULL, _IOLBF, 0);

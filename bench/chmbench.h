@@ -16,9 +16,12 @@
  *   memory.c     the `memory` workload (single shot: bytes per entry, glibc's mallinfo2)
  *   churn.c      the `churn` workload (one long run: keys inserted and removed forever; retired
  *                memory and RSS over time, a time series)
+ *   gosync.c     the `gosync` benchmark: Go's src/sync/map_bench_test.go suite on chm (ns/op)
  *   maps.c       the harness's map interface: the library's backends and the peers
  *   peers/       ck_ht (Concurrency Kit), lfht (liburcu cds_lfht), and the C++ peers cuckoo
  *                (libcuckoo) and tbb (oneTBB) behind a C shim; never part of the library
+ *   originals/   the Java and Go originals (java:chm, go:syncmap, ...): each trial runs in a
+ *                child process in the map's own language (originals.h)
  */
 #ifndef CHMBENCH_H
 #define CHMBENCH_H
@@ -36,6 +39,10 @@
 #define BENCH_MAX_COUNTERS 8  /* counters one trial reports (JSON "opCounts") */
 #define BENCH_MAX_KINDS 4     /* -bm sample: operation kinds of one benchmark */
 #define BENCH_MAX_SERIES 8    /* columns of a benchmark's time series (JSON "timeSeries") */
+
+struct bench_trial;        /* one trial's settings (below) */
+struct bench_trial_output; /* what running a trial produces (below) */
+struct bench_original;     /* a Java or Go original (originals/originals.h) */
 
 /* ---- the map interface every backend and peer implements -------------------------------- */
 
@@ -77,6 +84,10 @@ typedef struct bench_map_impl {
      * at configure time). It stays listed, so every trial naming it is reported skipped with
      * this reason instead of silently disappearing; no function pointer is set. */
     const char *unavailable;
+    /* Non-NULL: an original (a Java or Go map, bench/originals/): no function pointer is set;
+     * a benchmark with run_original runs each fork of its trial in a child process of that
+     * language, the others skip it. */
+    const struct bench_original *original;
 } bench_map_impl;
 
 /* Every library backend of chm_backend_list() followed by the peers; NULL-terminated. */
@@ -86,12 +97,18 @@ const bench_map_impl *const *bench_map_impls(void);
  * "binlock:packed", combinable ("segmented:concurrency=1:packed"). NULL when unknown. */
 const bench_map_impl *bench_map_find(const char *name);
 /* Every backend and peer (or only the thread-safe ones), comma-separated: a parameter default.
- * Peers missing from this build are included: trials naming them are reported skipped. */
+ * Peers missing from this build are included: trials naming them are reported skipped. The
+ * originals are not (only the benchmarks with run_original can run them): */
 const char *bench_map_names(bool thread_safe_only);
+/* the same list followed by the originals: the default of those benchmarks (mix). */
+const char *bench_map_names_with_originals(void);
 /* Why `impl` cannot run in this build (bench_map_impl.unavailable), or NULL. The environment
  * variable CHMBENCH_HIDE_PEERS=NAME,... makes the peers it names unavailable too, so that
  * tests/test_chmbench_peers.sh can check the skipped-peer path on a machine that has them. */
 const char *bench_map_unavailable(const bench_map_impl *impl);
+/* The backend or peer the trial's `backend` parameter names, or NULL (unknown, or no such
+ * parameter). */
+const bench_map_impl *bench_trial_backend(const struct bench_trial *t);
 
 /* ---- shared helpers (common.c) -------------------------------------------------------------- */
 
@@ -150,6 +167,10 @@ extern const bench_map_impl bench_peer_ck_ht;
 extern const bench_map_impl bench_peer_lfht;
 extern const bench_map_impl bench_peer_cuckoo;
 extern const bench_map_impl bench_peer_tbb;
+/* the originals (bench/originals/originals.c), in the order of bench_map_impls() */
+extern const bench_map_impl bench_original_java_chm, bench_original_java_sync,
+    bench_original_java_rwlock, bench_original_go_syncmap, bench_original_go_rwmutex,
+    bench_original_go_map;
 
 /* ---- latency sampling: -bm sample, JMH's SampleTime (histogram.c, timer.c) -------------- */
 
@@ -341,9 +362,11 @@ typedef struct bench_def {
     /* thrpt only: which secondary metric thread `tid` counts towards (its per-thread throughput
      * summed as for the primary), or -1. NULL: none. */
     int (*thread_role)(const struct bench_trial *trial, int tid);
-    /* ss only (see above). run_single returns the operations the thread did. iteration_result
-     * fills metrics[0] (primary) and metrics[1 + i] (secondary i); false + message when an
-     * invariant is violated, which fails the run. */
+    /* ss (see above); thrpt optional: called by the control thread before every iteration
+     * (warm-up or measured), untimed, while the workers wait (gosync: a new map per iteration,
+     * as Go runs every benchmark round on a new map). run_single returns the operations the
+     * thread did. iteration_result fills metrics[0] (primary) and metrics[1 + i] (secondary
+     * i); false + message when an invariant is violated, which fails the run. */
     bool (*iteration_setup)(bench_workload *w, int iteration, char *err, size_t errlen);
     uint64_t (*run_single)(bench_workload *w, int tid);
     bool (*iteration_result)(bench_workload *w, double elapsed_ns, double *metrics, char *err,
@@ -387,6 +410,20 @@ typedef struct bench_def {
      * and -i say (churn: one long run whose first half is its own warm-up). */
     bool one_run;
     void (*teardown)(bench_workload *w);
+    /* thrpt, optional: the sample is the time per operation, 1000 / (ops/us summed over the
+     * threads) in ns/op -- wall time over all threads' operations, what `go test -bench` reports
+     * for a RunParallel benchmark (JMH's avgt would multiply it by the thread count). */
+    bool time_per_op;
+    /* Optional: runs one fork of a trial whose backend is an original (bench_map_impl.original)
+     * in the original's child process, filling `out` as bench_run_in_process does. NULL: the
+     * benchmark cannot run originals; their trials are skipped with a note. */
+    bool (*run_original)(const struct bench_trial *trial, struct bench_trial_output *out, char *err,
+                         size_t errlen);
+    /* Optional (--dump-keys N, for tests): prints the first n operations that threads 0 and 1
+     * (those below the trial's thread count) draw with the trial's seed, one "THREAD KIND KEY"
+     * line each, without running anything; an original's child prints its own. */
+    bool (*dump_keys)(const struct bench_trial *trial, uint64_t n, FILE *out, char *err,
+                      size_t errlen);
 } bench_def;
 
 extern const bench_def bench_mix;
@@ -395,6 +432,7 @@ extern const bench_def bench_group;
 extern const bench_def bench_resize;
 extern const bench_def bench_memory;
 extern const bench_def bench_churn;
+extern const bench_def bench_gosync;
 const bench_def *const *bench_defs(void);
 const bench_def *bench_def_find(const char *name);
 /* Why the trial cannot run because its `backend` parameter names a peer missing from this
@@ -404,7 +442,7 @@ const char *bench_trial_unavailable(const bench_trial *t);
 /* ---- the command line -------------------------------------------------------------------- */
 
 typedef struct bench_options {
-    const bench_def *benches[8];
+    const bench_def *benches[16];
     int bench_count;
     /* -p NAME=V1,V2: raw strings, matched to each benchmark's params at expansion time */
     const char *param_names[BENCH_MAX_PARAMS];
@@ -422,6 +460,7 @@ typedef struct bench_options {
     uint64_t seed;
     /* internal: a forked child runs one trial and writes samples to this descriptor */
     int child_fd;
+    uint64_t dump_keys; /* --dump-keys N: print the trial's first N draws per thread, run nothing */
 } bench_options;
 
 /* Parses argv; on error prints a message to stderr and returns false. -h prints help, exits 0. */

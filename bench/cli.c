@@ -14,8 +14,9 @@ void bench_print_help(FILE *out)
         out,
         "usage: chmbench [OPTIONS] [BENCHMARK ...]\n"
         "\n"
-        "A JMH-like harness for the chm backends and the peers ck_ht, lfht, cuckoo and tbb.\n"
-        "BENCHMARK: mix (default), group, falseshare, resize, memory, churn; `chmbench -l`\n"
+        "A JMH-like harness for the chm backends, the peers ck_ht, lfht, cuckoo and tbb, and\n"
+        "(in mix) the originals java:chm, java:sync, java:rwlock, go:syncmap, go:rwmutex, go:map.\n"
+        "BENCHMARK: mix (default), group, falseshare, resize, memory, churn, gosync; `chmbench -l`\n"
         "lists them with their parameters, modes and units.\n"
         "\n"
         "  -p NAME=V1,V2,...   parameter sweep (cartesian product of all -p), e.g.\n"
@@ -25,6 +26,7 @@ void bench_print_help(FILE *out)
         "                        -p readers=1,3 -p writers=1 (group)  -p presize=no,yes (resize)\n"
         "                        -p subject=counters,binlock -p layout=packed,padded (falseshare)\n"
         "                        -p writes=churn,grow (mix: stable or growing key set)\n"
+        "                        -p case=LoadMostlyHits,Range (gosync: Go's sync.Map suite)\n"
         "                      a library backend may carry fixed options after colons:\n"
         "                        segmented:concurrency=256  rwlock:ck  binlock:packed\n"
         "  -t LIST             thread counts, e.g. -t 1,2 (default 1; churn: 2). Not for group,\n"
@@ -44,6 +46,8 @@ void bench_print_help(FILE *out)
         "  -rf json            result format (JMH's JSON; the only one)\n"
         "  -rff FILE           write the results to FILE (implies -rf json)\n"
         "  --seed N            base seed of the key generators (default 1)\n"
+        "  --dump-keys N       print the first N operations threads 0 and 1 draw in the one\n"
+        "                      trial given (mix; an original's child prints its own), run nothing\n"
         "  -l                  list the benchmarks and their parameters\n"
         "  -h                  this help\n"
         "\n"
@@ -52,7 +56,9 @@ void bench_print_help(FILE *out)
         "(operations run but are not counted until every thread has started and after the first\n"
         "has stopped). ss (resize, memory): JMH's SingleShotTime, each iteration does one fixed\n"
         "piece of work (resize: N inserts into a new map, scored in inserts/us; memory: bytes\n"
-        "per entry of a filled map). Secondary metrics (group's per-role throughput, resize's\n"
+        "per entry of a filled map). avgt (gosync): time-bound as thrpt, scored in ns/op as\n"
+        "`go test -bench` does (wall time over all threads' operations). Secondary metrics "
+        "(group's per-role throughput, resize's\n"
         "worst single insert) are printed as `chm.BENCH:METRIC` rows and written to JSON's\n"
         "secondaryMetrics. Score = mean over forks x iterations; Error = 99.9%% Student-t\n"
         "half-width t(0.9995, N-1) * s / sqrt(N), blank when N <= 2, as JMH.\n"
@@ -204,6 +210,12 @@ bool bench_parse_options(int argc, char **argv, bench_options *opt)
             opt->seed = strtoull(value, &end, 10);
             if (!*value || *end) {
                 fprintf(stderr, "chmbench: --seed needs an integer, got '%s'\n", value);
+                return false;
+            }
+        } else if (strcmp(a, "--dump-keys") == 0) {
+            TAKES_VALUE();
+            if (!bench_parse_u64(value, 1, UINT64_C(1) << 32, &opt->dump_keys)) {
+                fprintf(stderr, "chmbench: --dump-keys needs a count of draws, got '%s'\n", value);
                 return false;
             }
         } else if (strcmp(a, "--child-fd") == 0) { /* internal: a fork of the parent */

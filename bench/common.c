@@ -3,6 +3,7 @@
  * check with its "known: ..." message, the size invariant, and which backends this build lacks.
  */
 #include "chmbench.h"
+#include "originals/originals.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,16 +67,19 @@ const char *bench_map_unavailable(const bench_map_impl *impl)
     const char *hidden = getenv("CHMBENCH_HIDE_PEERS");
     if (hidden && !impl->chm_backend && listed(impl->name, hidden))
         return "hidden by CHMBENCH_HIDE_PEERS (as if its package were missing at configure time)";
+    return impl->original ? bench_original_unavailable(impl) : NULL;
+}
+
+const bench_map_impl *bench_trial_backend(const bench_trial *t)
+{
+    for (int i = 0; i < t->bench->param_count; i++)
+        if (strcmp(t->bench->params[i].name, "backend") == 0)
+            return bench_map_find(t->param_values[i]);
     return NULL;
 }
 
 const char *bench_trial_unavailable(const bench_trial *t)
 {
-    for (int i = 0; i < t->bench->param_count; i++) {
-        if (strcmp(t->bench->params[i].name, "backend") != 0)
-            continue;
-        const bench_map_impl *impl = bench_map_find(t->param_values[i]);
-        return impl ? bench_map_unavailable(impl) : NULL;
-    }
-    return NULL;
+    const bench_map_impl *impl = bench_trial_backend(t);
+    return impl ? bench_map_unavailable(impl) : NULL;
 }

@@ -2,7 +2,8 @@
  * maps.c - the harness's map interface over the library's backends (every entry of
  * chm_backend_list(), so a new backend is benchmarked without touching the harness), followed
  * by the peers of bench/peers/ (ck_ht, lfht, cuckoo, tbb; a peer missing from this build stays
- * listed with the reason, see bench_map_impl.unavailable).
+ * listed with the reason, see bench_map_impl.unavailable) and the Java and Go originals of
+ * bench/originals/ (java:chm ... go:map, whose trials run in child processes).
  */
 #include "chmbench.h"
 
@@ -76,7 +77,16 @@ static void chm_adapter_reclaim(bench_map *m)
     chm__smr_barrier();
 }
 
-#define MAX_IMPLS 24
+/* The peers and originals after the library's backends, in this order. */
+static const bench_map_impl *const others[] = {
+    &bench_peer_ck_ht,           &bench_peer_lfht,
+    &bench_peer_cuckoo,          &bench_peer_tbb,
+    &bench_original_java_chm,    &bench_original_java_sync,
+    &bench_original_java_rwlock, &bench_original_go_syncmap,
+    &bench_original_go_rwmutex,  &bench_original_go_map,
+};
+#define OTHER_COUNT (int)(sizeof others / sizeof others[0])
+#define MAX_IMPLS 32
 static bench_map_impl chm_impls[MAX_IMPLS];
 static const bench_map_impl *all_impls[MAX_IMPLS + 1];
 
@@ -92,7 +102,8 @@ const bench_map_impl *const *bench_map_impls(void)
     if (all_impls[0])
         return all_impls;
     int n = 0;
-    for (const chm_backend *const *b = chm_backend_list(); *b && n < MAX_IMPLS - 4; b++, n++) {
+    for (const chm_backend *const *b = chm_backend_list(); *b && n < MAX_IMPLS - OTHER_COUNT;
+         b++, n++) {
         chm_impls[n] = (bench_map_impl){
             .name = chm_backend_name(*b),
             .thread_safe = chm_backend_thread_safe(*b),
@@ -109,10 +120,8 @@ const bench_map_impl *const *bench_map_impls(void)
         };
         all_impls[n] = &chm_impls[n];
     }
-    all_impls[n++] = &bench_peer_ck_ht;
-    all_impls[n++] = &bench_peer_lfht;
-    all_impls[n++] = &bench_peer_cuckoo;
-    all_impls[n++] = &bench_peer_tbb;
+    for (int i = 0; i < OTHER_COUNT; i++)
+        all_impls[n++] = others[i];
     all_impls[n] = NULL;
     return all_impls;
 }
@@ -183,17 +192,28 @@ const bench_map_impl *bench_map_find(const char *name)
     return strchr(name, ':') ? find_variant(name) : NULL;
 }
 
+/* Names joined by commas: thread_safe_only drops unsafe and go:map, originals adds them. */
+static const char *names_list(char *names, size_t size, bool thread_safe_only, bool originals)
+{
+    if (!names[0])
+        for (const bench_map_impl *const *i = bench_map_impls(); *i; i++) {
+            if ((thread_safe_only && !(*i)->thread_safe) || (!originals && (*i)->original))
+                continue;
+            if (names[0])
+                strncat(names, ",", size - strlen(names) - 1);
+            strncat(names, (*i)->name, size - strlen(names) - 1);
+        }
+    return names;
+}
+
 const char *bench_map_names(bool thread_safe_only)
 {
     static char lists[2][512]; /* [thread_safe_only]: built once, read by every trial */
-    char *names = lists[thread_safe_only];
-    if (!names[0])
-        for (const bench_map_impl *const *i = bench_map_impls(); *i; i++) {
-            if (thread_safe_only && !(*i)->thread_safe)
-                continue;
-            if (names[0])
-                strncat(names, ",", sizeof lists[0] - strlen(names) - 1);
-            strncat(names, (*i)->name, sizeof lists[0] - strlen(names) - 1);
-        }
-    return names;
+    return names_list(lists[thread_safe_only], sizeof lists[0], thread_safe_only, false);
+}
+
+const char *bench_map_names_with_originals(void)
+{
+    static char list[512];
+    return names_list(list, sizeof list, false, true);
 }

@@ -37,8 +37,14 @@
  * Every successful insert (put of a new key, or an update's fallback put that re-inserted a key)
  * and remove is counted per thread in every phase, measured or not, so after the trial
  * size == prefill + inserts - removes must hold exactly.
+ *
+ * An original (java:chm, go:syncmap, ...: bench/originals/) runs each fork of its trial in a
+ * child process that reproduces these loops and key streams exactly (mix_run_original hands it
+ * the loop and thresholds; mix_seed_threads' seeding is ported); --dump-keys prints what the
+ * loops draw (mix_dump_keys), so tests compare C, Java and Go draw for draw.
  */
 #include "chmbench.h"
+#include "originals/originals.h"
 
 #include <math.h>
 #include <stdalign.h>
@@ -192,6 +198,9 @@ static const char *mix_skip_reason(const bench_trial *t)
     const bench_map_impl *impl = bench_map_find(t->param_values[MIX_PARAM_BACKEND]);
     if (impl && !impl->thread_safe && t->threads > 1)
         return "not thread-safe: runs at one thread only";
+    if (impl && impl->original && t->sample)
+        return "-bm sample times single operations inside chmbench: not an original's, which "
+               "run in its own process";
     const struct mix_preset *p = find_preset(t->param_values[MIX_PARAM_WORKLOAD]);
     if (p && strcmp(t->param_values[MIX_PARAM_READS], p->reads) != 0)
         return "a workload preset fixes reads (its get percentage, the default with it)";
@@ -263,19 +272,12 @@ static bool fill_zipf_streams(struct bench_workload *w, uint64_t seed)
     return true;
 }
 
-static bench_workload *mix_setup(const bench_trial *t, char *err, size_t errlen)
+/* The workload's draw parameters from a validated trial: key range, loop, thresholds. */
+static void mix_configure(struct bench_workload *w, const bench_trial *t)
 {
-    if (!mix_validate(t, err, errlen))
-        return NULL;
-    struct bench_workload *w = calloc(1, sizeof *w);
-    if (!w) {
-        snprintf(err, errlen, "out of memory");
-        return NULL;
-    }
-    uint64_t keys = 0, reads = 0; /* validated above */
+    uint64_t keys = 0, reads = 0; /* validated */
     bench_parse_u64(t->param_values[MIX_PARAM_KEYS], 1, 1u << 30, &keys);
     bench_parse_u64(t->param_values[MIX_PARAM_READS], 0, 100, &reads);
-    w->impl = bench_map_find(t->param_values[MIX_PARAM_BACKEND]);
     w->range = 2 * keys;
     w->read_threshold = (uint32_t)(reads * (1u << 31) / 100);
     w->threads = t->threads;
@@ -284,19 +286,20 @@ static bench_workload *mix_setup(const bench_trial *t, char *err, size_t errlen)
     w->preset = preset != NULL;
     w->sample = t->sample;
     set_thresholds(w, preset, reads);
+}
+
+/* Every thread's key stream, seeded from the trial's seed: the Zipf streams first (their own
+ * generator), then one splitmix64 seeder gives each thread its xorshift state and, with Zipf
+ * keys, its starting offset in its stream. The originals' children do exactly the same. */
+static bool mix_seed_threads(struct bench_workload *w, const bench_trial *t)
+{
     w->per_thread = aligned_alloc(BENCH_CACHE_PAD, sizeof(struct mix_thread) * (size_t)t->threads);
-    w->map = w->impl->create(w->impl, &(bench_map_options){.capacity = keys});
-    if (!w->per_thread || !w->map) {
-        snprintf(err, errlen, "%s: cannot create a map of %llu keys", w->impl->name,
-                 (unsigned long long)keys);
-        goto fail;
-    }
+    if (!w->per_thread)
+        return false;
     memset(w->per_thread, 0, sizeof(struct mix_thread) * (size_t)t->threads);
     bool zipf = strcmp(t->param_values[MIX_PARAM_DIST], "zipf") == 0;
-    if (zipf && !fill_zipf_streams(w, t->seed)) {
-        snprintf(err, errlen, "out of memory for the Zipf key streams");
-        goto fail;
-    }
+    if (zipf && !fill_zipf_streams(w, t->seed))
+        return false;
     uint64_t seeder = t->seed;
     for (int i = 0; i < t->threads; i++) {
         struct mix_thread *th = &w->per_thread[i];
@@ -307,6 +310,40 @@ static bench_workload *mix_setup(const bench_trial *t, char *err, size_t errlen)
             th->zipf_keys = w->zipf_keys + (size_t)i * ZIPF_STREAM_LENGTH;
             th->zipf_position = (uint32_t)bench_splitmix64(&seeder);
         }
+    }
+    return true;
+}
+
+static void mix_free(struct bench_workload *w)
+{
+    if (w->map)
+        w->impl->destroy(w->map);
+    free(w->per_thread);
+    free(w->zipf_keys);
+    free(w);
+}
+
+static bench_workload *mix_setup(const bench_trial *t, char *err, size_t errlen)
+{
+    if (!mix_validate(t, err, errlen))
+        return NULL;
+    struct bench_workload *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    mix_configure(w, t);
+    const uint64_t keys = w->range / 2;
+    w->impl = bench_map_find(t->param_values[MIX_PARAM_BACKEND]);
+    w->map = w->impl->create(w->impl, &(bench_map_options){.capacity = keys});
+    if (!w->map) {
+        snprintf(err, errlen, "%s: cannot create a map of %llu keys", w->impl->name,
+                 (unsigned long long)keys);
+        goto fail;
+    }
+    if (!mix_seed_threads(w, t)) {
+        snprintf(err, errlen, "out of memory for the threads' key streams");
+        goto fail;
     }
     for (uint64_t k = 0; k < w->range; k += 2)
         w->prefill += w->impl->put(w->map, k, k);
@@ -330,11 +367,7 @@ static bench_workload *mix_setup(const bench_trial *t, char *err, size_t errlen)
     }
     return w;
 fail:
-    if (w->map)
-        w->impl->destroy(w->map);
-    free(w->per_thread);
-    free(w->zipf_keys);
-    free(w);
+    mix_free(w);
     return NULL;
 }
 
@@ -507,10 +540,119 @@ static int mix_counters(bench_workload *w, const char **names, uint64_t *values)
 
 static void mix_teardown(bench_workload *w)
 {
-    w->impl->destroy(w->map);
-    free(w->per_thread);
-    free(w->zipf_keys);
-    free(w);
+    mix_free(w);
+}
+
+/* ---- the originals (bench/originals/): the trial as their child process draws it --------- */
+
+_Static_assert(MIX_KINDS == BENCH_ORIGINAL_KINDS, "the children count mix's kinds");
+
+static bench_original_mix mix_original_params(const struct bench_workload *w, const bench_trial *t)
+{
+    return (bench_original_mix){
+        .preset = w->preset || w->sample,
+        .grow = w->grow,
+        .keys = w->range / 2,
+        .range = w->range,
+        .get_below = w->preset || w->sample ? w->get_below : w->read_threshold,
+        .put_below = w->put_below,
+        .remove_below = w->remove_below,
+        .even_keys = w->key_mask != ~(uint64_t)0,
+        .zipf = strcmp(t->param_values[MIX_PARAM_DIST], "zipf") == 0,
+        .count_kinds = w->preset || w->sample,
+    };
+}
+
+/* One fork of a trial on an original: its child runs it; the per-kind counts it reports become
+ * opCounts as mix_counters would make them. */
+static bool mix_run_original(const bench_trial *t, bench_trial_output *out, char *err,
+                             size_t errlen)
+{
+    if (!mix_validate(t, err, errlen))
+        return false;
+    struct bench_workload w = {0};
+    mix_configure(&w, t);
+    bench_original_mix params = mix_original_params(&w, t);
+    uint64_t kinds[MIX_KINDS] = {0};
+    if (!bench_original_run_mix(bench_map_find(t->param_values[MIX_PARAM_BACKEND]), t, &params,
+                                out->metrics[0], kinds, err, errlen))
+        return false;
+    if (params.count_kinds)
+        bench_counters_add(&out->counters, MIX_KINDS, mix_kind_names, kinds);
+    return true;
+}
+
+/* ---- --dump-keys: what the threads draw, through a map that prints every call ------------- */
+
+static FILE *dump_out;
+static int dump_thread;
+
+static bool dump_get(bench_map *m, uint64_t key, uint64_t *value)
+{
+    (void)m;
+    *value = 0;
+    fprintf(dump_out, "%d get %llu\n", dump_thread, (unsigned long long)key);
+    return false;
+}
+
+static bool dump_put(bench_map *m, uint64_t key, uint64_t value)
+{
+    (void)m, (void)value;
+    fprintf(dump_out, "%d put %llu\n", dump_thread, (unsigned long long)key);
+    return true;
+}
+
+static bool dump_remove(bench_map *m, uint64_t key)
+{
+    (void)m;
+    fprintf(dump_out, "%d remove %llu\n", dump_thread, (unsigned long long)key);
+    return false;
+}
+
+static bool dump_update(bench_map *m, uint64_t key, uint64_t value)
+{
+    (void)m, (void)value;
+    fprintf(dump_out, "%d update %llu\n", dump_thread, (unsigned long long)key);
+    return false;
+}
+
+static const bench_map_impl dump_recorder = {
+    .name = "dump",
+    .thread_safe = true,
+    .get = dump_get,
+    .put = dump_put,
+    .remove = dump_remove,
+    .update = dump_update,
+};
+
+/* The first n draws of threads 0 and 1, made by the loops that run the trial (mix_run_batch,
+ * one operation per call) on the recorder; an original's child does the same with its own. */
+static bool mix_dump_keys(const bench_trial *t, uint64_t n, FILE *out, char *err, size_t errlen)
+{
+    if (!mix_validate(t, err, errlen))
+        return false;
+    struct bench_workload *w = calloc(1, sizeof *w);
+    if (!w) {
+        snprintf(err, errlen, "out of memory");
+        return false;
+    }
+    mix_configure(w, t);
+    const bench_map_impl *impl = bench_map_find(t->param_values[MIX_PARAM_BACKEND]);
+    bool ok;
+    if (impl->original) {
+        bench_original_mix params = mix_original_params(w, t);
+        ok = bench_original_dump_keys(impl, t, &params, n, out, err, errlen);
+    } else if ((ok = mix_seed_threads(w, t))) {
+        w->impl = &dump_recorder;
+        dump_out = out;
+        for (dump_thread = 0; dump_thread < t->threads && dump_thread < 2; dump_thread++)
+            for (uint64_t i = 0; i < n; i++)
+                mix_run_batch(w, dump_thread, 1);
+    } else {
+        snprintf(err, errlen, "out of memory for the threads' key streams");
+    }
+    mix_free(w);
+    return ok;
 }
 
 const bench_def bench_mix = {
@@ -532,4 +674,6 @@ const bench_def bench_mix = {
     .verify = mix_verify,
     .counters = mix_counters,
     .teardown = mix_teardown,
+    .run_original = mix_run_original,
+    .dump_keys = mix_dump_keys,
 };

@@ -28,6 +28,12 @@
  * the parent pools the samples and histograms of all forks (JMH pools them too), adds up their
  * counters and keeps each fork's time series.
  *
+ * A time-bound benchmark may prepare every iteration (iteration_setup, untimed, before it opens:
+ * gosync's new map per iteration) and may score time per operation instead of throughput
+ * (time_per_op: 1000 / the summed ops/us, in ns/op, as `go test -bench` reports RunParallel).
+ * A trial whose backend is an original (a Java or Go map) runs in that map's own process:
+ * bench_run_in_process hands it to the benchmark's run_original (bench/originals/).
+ *
  * -bm sample (JMH's SampleTime): the timer is calibrated once per trial in each fork; in every
  * iteration each worker records its timed operations into histograms of its own (one per
  * operation kind), which the control thread resets before the iteration opens and merges after
@@ -38,6 +44,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
@@ -304,6 +311,9 @@ bool bench_run_in_process(const bench_trial *trial, bench_trial_output *out, cha
                           size_t errlen)
 {
     const bench_def *bench = trial->bench;
+    const bench_map_impl *backend = bench_trial_backend(trial);
+    if (backend && backend->original) /* a Java or Go map: its own process runs the fork */
+        return bench->run_original(trial, out, err, errlen);
     bench_workload *workload = bench->setup(trial, err, errlen);
     if (!workload)
         return false;
@@ -371,9 +381,11 @@ bool bench_run_in_process(const bench_trial *trial, bench_trial_output *out, cha
             reset_samplers(workers, trial);
         if (single_shot)
             ok = run_single_shot(control, workers, trial, workload, i, m, err, errlen);
-        else
+        else if (!bench->iteration_setup || (ok = bench->iteration_setup(workload, i, err, errlen)))
             run_iteration(control, workers, trial,
                           warmup ? trial->warmup_seconds : trial->measurement_seconds, m);
+        if (ok && bench->time_per_op) /* ns/op over all threads, as go test -bench */
+            m[0] = m[0] > 0 ? 1e3 / m[0] : INFINITY;
         if (ok && trial->sample)
             collect_latency(workers, trial,
                             warmup ? NULL : out->latency + (i - trial->warmup_iterations) * kinds,

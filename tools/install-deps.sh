@@ -24,9 +24,13 @@ llvm=${CHM_LLVM_VERSION:-14}
 # boost and OpenBLAS) would come in anyway.
 # libcuckoo-dev, libtbb-dev: chmbench's C++ peers cuckoo and tbb (bench/peers/cxx_peers.h); a
 # build without them still works and reports those peers as skipped.
+# openjdk-17-jdk-headless, golang-go (Go 1.19): chmbench's Java and Go originals (java:chm, ...,
+# go:syncmap, ...; bench/originals/) and tools/go_sync_bench.py. The JDK comes with this
+# machine's image; Go installs in about 8 s. Without them those trials are reported skipped and
+# their tests skip.
 packages="cmake make pkg-config gcc g++ clang libclang-rt-$llvm-dev libck-dev liburcu-dev
 libbenchmark-dev libbenchmark-tools python3 python3-matplotlib python3-munkres libcuckoo-dev
-libtbb-dev $*"
+libtbb-dev openjdk-17-jdk-headless golang-go $*"
 
 if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
     # shellcheck disable=SC2086  # one word per package

@@ -488,6 +488,8 @@ def plot_churn(results, outdir, prefix, written):
                     f"{b}: pending peak {h['pending_peak']:.0f} after warm-up "
                     f"({h['pending_peak_all']:.0f} over the run); second half: bytes "
                     f"{h['bytes'] / 1024:+.0f} KiB, RSS {h['rss_kb']:+.0f} KiB ({rss_pct:+.1f}%)")
+            else:  # a run so short or so starved that no sample fell in its second half
+                caption.append(f"{b}: pending peak n/a (no sample in the second half)")
         for ax, (col, label, scale) in zip(axes, CHURN_PANELS):
             ax.axvspan(0, duration / 2, color=NEUTRAL, alpha=0.3, linewidth=0)
             ax.set_ylabel(label)

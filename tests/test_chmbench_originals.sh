@@ -1,0 +1,174 @@
+#!/bin/sh
+# test_chmbench_originals.sh CHMBENCH - the Java and Go originals in chmbench's mix, tiny
+# settings (about 15 s): each original runs a mix trial (1 and 2 threads; go:map at 1 only) with
+# the size invariant checked in its child after the trial, presets with opCounts, the same seed
+# giving the same key stream in C, Java and Go (--dump-keys), an injected size error failing the
+# run, a missing toolchain reported skipped with the reason (stderr and JSON), the first-use
+# build, and the benchmarks that cannot run originals skipping them.
+# A language whose toolchain is absent here has its checks skipped with a message; with neither,
+# the script exits 77 (ctest: skipped). Prints "N passed, M failed"; exit 0 only when nothing
+# failed.
+BENCH=${1:?usage: test_chmbench_originals.sh path/to/chmbench}
+. "$(dirname "$0")/checklib.sh"
+RUN="-wi 0 -i 2 -r 0.05 -f 1"
+
+# Which originals can run here: chmbench itself says so (--dump-keys exits 3 with the reason).
+available() {
+    "$BENCH" --dump-keys 1 -p backend="$1" >/dev/null 2>"$TMP/avail.err"
+    rc=$?
+    [ $rc -eq 3 ] && sed 's/^/# /' "$TMP/avail.err"
+    return $rc
+}
+java=no go=no
+available java:chm && java=yes
+available go:syncmap && go=yes
+echo "# originals runnable here: java $java, go $go"
+if [ $java = no ] && [ $go = no ]; then
+    echo "# neither java nor go: every originals check skipped (tools/install-deps.sh installs both)"
+    exit 77
+fi
+originals=
+[ $java = yes ] && originals="java:chm,java:sync,java:rwlock"
+[ $go = yes ] && originals="${originals:+$originals,}go:syncmap,go:rwmutex,go:map"
+
+# 1. a tiny churn trial per original at 1 and 2 threads, next to a C backend (size invariant
+#    checked by each child after the trial: a violation would fail the run)
+"$BENCH" $RUN -t 1,2 -p backend="binlock,$originals" -p keys=1000 -p reads=50 \
+    -rff "$TMP/mix.json" >"$TMP/mix.txt" 2>"$TMP/mix.err"
+rc=$?
+check "mix with the originals exits 0 (every child's size invariant held)" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || cat "$TMP/mix.err"
+check "a table row per original and thread count; go:map skipped at 2 threads with the reason" \
+    sh -c "for b in \$(echo '$originals' | tr , ' '); do for t in 1 2; do
+        if [ \$b = go:map ] && [ \$t = 2 ]; then
+            grep -q '^# skipped mix backend=go:map .*threads=2: not thread-safe' '$TMP/mix.err' || exit 1
+        else
+            grep -Eq \"^chm\\.mix +\$b +uniform +1000 +50 +\$t +none +churn +thrpt +2 +[0-9.]+ +ops/us\\\$\" '$TMP/mix.txt' || exit 1
+        fi
+    done; done"
+check "JSON: each original's trial with a positive ops/us score and 2 samples" \
+    python3 - "$TMP/mix.json" "$originals" <<'PY'
+import json, sys
+rs = json.load(open(sys.argv[1]))
+wanted = {(b, t) for b in sys.argv[2].split(",") for t in (1, 2)} - {("go:map", 2)}
+got = {(r["params"]["backend"], r["threads"]): r for r in rs}
+assert wanted <= set(got), sorted(wanted - set(got))
+for key in wanted:
+    m = got[key]["primaryMetric"]
+    assert m["score"] > 0 and m["scoreUnit"] == "ops/us" and len(m["rawData"][0]) == 2, (key, m)
+PY
+
+# 2. presets (update included) and writes=grow at 2 threads, and zipf keys at 10^5 keys:
+#    the children's preset loop, opCounts, size checks
+"$BENCH" -wi 0 -i 1 -r 0.05 -f 1 -t 2 -p backend="$originals" -p keys=200 \
+    -p workload=exchange,ycsb-a -rff "$TMP/preset.json" >"$TMP/preset.txt" 2>"$TMP/preset.err"
+rc=$?
+check "exchange and ycsb-a at 2 threads on the originals: exit 0 (size invariant held)" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || cat "$TMP/preset.err"
+check "presets: opCounts within a percentage point of the advertised mix" \
+    python3 - "$TMP/preset.json" <<'PY'
+import json, sys
+mixes = {"exchange": (10, 40, 40, 10), "ycsb-a": (50, 0, 0, 50)}
+rs = [r for r in json.load(open(sys.argv[1])) if "primaryMetric" in r]
+assert rs
+for r in rs:
+    c = r["opCounts"]
+    n = sum(c.values())
+    got = [100 * c[k] / n for k in ("get", "put", "remove", "update")]
+    want = mixes[r["params"]["workload"]]
+    assert all(abs(g - w) < 1 for g, w in zip(got, want)), (r["params"], got)
+PY
+"$BENCH" -wi 0 -i 1 -r 0.05 -f 1 -t 2 -p backend="$originals" -p keys=100000 -p dist=zipf \
+    -p writes=grow -p reads=50 >"$TMP/grow.txt" 2>"$TMP/grow.err"
+rc=$?
+check "writes=grow with zipf keys at 10^5 keys, 2 threads: exit 0" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || cat "$TMP/grow.err"
+
+# 3. the same seed, the same operations and keys in C, Java and Go: the first 70000 draws of
+#    threads 0 and 1 (past a whole 65536-key Zipf stream), for each of mix's loops
+same_stream() { # same_stream NAME ARGS...: --dump-keys of binlock and every original agree
+    name=$1
+    shift
+    "$BENCH" --dump-keys 70000 -t 2 -p backend=binlock "$@" >"$TMP/c.keys" 2>"$TMP/c.err" ||
+        { bad "$name: C's dump"; cat "$TMP/c.err"; return; }
+    for b in $(echo "$originals" | tr , ' '); do
+        [ $b = go:map ] && continue # one thread only; go:rwmutex has the same program
+        "$BENCH" --dump-keys 70000 -t 2 -p backend=$b "$@" >"$TMP/o.keys" 2>"$TMP/o.err" &&
+            cmp -s "$TMP/c.keys" "$TMP/o.keys" ||
+            { bad "$name: $b's draws differ from C's"; cmp "$TMP/c.keys" "$TMP/o.keys"; cat "$TMP/o.err"; return; }
+    done
+    [ "$(wc -l <"$TMP/c.keys")" -eq 140000 ] || { bad "$name: 140000 draws"; return; }
+    ok "$name: C, Java and Go draw the same 2 x 70000 operations"
+}
+same_stream "uniform churn, seed 1" -p keys=1000 -p reads=90
+same_stream "zipf churn at 10^6 keys, seed 7" --seed 7 -p keys=1000000 -p dist=zipf
+same_stream "zipf grow loop, seed 3" --seed 3 -p keys=1000 -p dist=zipf -p writes=grow -p reads=50
+same_stream "preset exchange with writes=grow" -p keys=1000 -p workload=exchange -p writes=grow
+same_stream "preset ycsb-b (zipf, even keys)" --seed 11 -p keys=5000 -p workload=ycsb-b
+"$BENCH" --dump-keys 1000 -t 2 --seed 2 -p backend=binlock >"$TMP/s2.keys"
+"$BENCH" --dump-keys 1000 -t 2 --seed 1 -p backend=binlock >"$TMP/s1.keys"
+check "another seed, other draws" sh -c "! cmp -s '$TMP/s1.keys' '$TMP/s2.keys'"
+check "--dump-keys with two trials: exit 2 and a message" sh -c "
+    '$BENCH' --dump-keys 5 -t 1,2 -p backend=binlock >/dev/null 2>'$TMP/d.err'; [ \$? -eq 2 ] &&
+    grep -q 'needs one trial' '$TMP/d.err'"
+
+# 4. a size-invariant violation in a child fails the run, with the child's message
+for b in $( [ $java = yes ] && echo java:chm; [ $go = yes ] && echo go:rwmutex); do
+    CHMBENCH_INJECT_SIZE_ERROR=1 "$BENCH" -wi 0 -i 1 -r 0.02 -f 1 -p backend=$b -p keys=10 \
+        >/dev/null 2>"$TMP/v.err"
+    vrc=$?
+    check "$b: an injected size error fails the run (exit 1, the child's check named)" \
+        sh -c "[ $vrc -eq 1 ] && grep -q 'FAILED mix backend=$b .*$b: size invariant violated' '$TMP/v.err'"
+done
+
+# 5. a missing toolchain: skipped with the reason on stderr and in the JSON, never absent (an
+#    empty build directory and no java or go on PATH)
+mkdir "$TMP/empty"
+CHMBENCH_ORIGINALS_DIR="$TMP/empty" PATH=/nonexistent "$BENCH" $RUN \
+    -p backend=java:chm,binlock,go:syncmap -p keys=100 -rff "$TMP/missing.json" \
+    >"$TMP/missing.txt" 2>"$TMP/missing.err"
+check "no toolchain: exit 0, binlock ran" sh -c "[ $? -eq 0 ] && grep -Eq '^chm\.mix +binlock ' '$TMP/missing.txt'"
+check "no toolchain: a '# skipped' line naming the Debian package for each, no row" sh -c "
+    grep -q '^# skipped mix backend=java:chm .*java. is not on PATH (Debian: openjdk-17-jdk-headless' '$TMP/missing.err' &&
+    grep -q '^# skipped mix backend=go:syncmap .*go. is not on PATH (Debian: golang-go' '$TMP/missing.err' &&
+    ! grep -Eq '^chm\.mix +(java|go):' '$TMP/missing.txt'"
+check "no toolchain: JSON lists them in sweep order with \"skipped\" and no metrics" \
+    python3 - "$TMP/missing.json" <<'PY'
+import json, sys
+rs = json.load(open(sys.argv[1]))
+assert [r["params"]["backend"] for r in rs] == ["java:chm", "binlock", "go:syncmap"], rs
+for r in (rs[0], rs[2]):
+    assert "install-deps" in r["skipped"] and "primaryMetric" not in r, r
+assert "skipped" not in rs[1]
+PY
+CHMBENCH_HIDE_PEERS=java:sync "$BENCH" $RUN -p backend=java:sync -p keys=100 >/dev/null \
+    2>"$TMP/hidden.err"
+check "CHMBENCH_HIDE_PEERS hides an original too" \
+    grep -q '^# skipped mix backend=java:sync .*hidden by CHMBENCH_HIDE_PEERS' "$TMP/hidden.err"
+
+# 6. the first-use build: an empty build directory, the toolchains on PATH
+first="$TMP/first"
+CHMBENCH_ORIGINALS_DIR="$first" "$BENCH" $RUN -p backend="$originals" -p keys=100 \
+    >"$TMP/first.txt" 2>"$TMP/first.err"
+rc=$?
+check "first use: the programs are built into the empty directory and run" sh -c "
+    [ $rc -eq 0 ] &&
+    { [ $java = no ] || { [ -f '$first/java/MapBench.class' ] && grep -q '^# chmbench: compiling .*javac, first use' '$TMP/first.err'; }; } &&
+    { [ $go = no ] || { [ -x '$first/go/mapbench' ] && grep -q '^# chmbench: building .*go build, first use' '$TMP/first.err'; }; }"
+[ "$rc" -eq 0 ] || cat "$TMP/first.err"
+
+# 7. only mix runs originals: elsewhere they are skipped with a note, and left out of defaults
+one=${originals%%,*}
+"$BENCH" -wi 0 -i 1 -f 1 -p backend=$one,binlock -p keys=1000 resize \
+    >"$TMP/resize.txt" 2>"$TMP/resize.err"
+check "resize names an original: skipped with 'runs in mix only', binlock runs" sh -c "
+    [ $? -eq 0 ] && grep -q '^# skipped resize backend=$one .*runs in mix only' '$TMP/resize.err' &&
+    grep -Eq '^chm\.resize +binlock ' '$TMP/resize.txt'"
+check "-l: the originals are mix's default backends, not resize's or memory's" sh -c "
+    '$BENCH' -l | grep -- '-p backend' | head -1 | grep -q 'tbb,java:chm,java:sync,java:rwlock,go:syncmap,go:rwmutex,go:map)' &&
+    ! '$BENCH' -l | sed -n '/^  resize/,\$p' | grep -q 'java:chm'"
+"$BENCH" -bm sample $RUN -p backend=$one -p keys=100 >/dev/null 2>"$TMP/sample.err"
+check "-bm sample: an original is skipped with the reason" \
+    grep -q "^# skipped mix backend=$one .*-bm sample times single operations" "$TMP/sample.err"
+
+checklib_finish

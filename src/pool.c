@@ -28,41 +28,17 @@
  * Sanitizers: under AddressSanitizer a free object is poisoned (its link word too, once
  * written), so a use after chm__pool_put is reported as it would be after free(); under
  * ThreadSanitizer the spinlock, whose atomics are inline assembly TSan cannot see, says what it
- * orders with __tsan_acquire/__tsan_release.
+ * orders with chm__tsan_acquire/chm__tsan_release (src/sanitizers.h).
  */
 #include "pool.h"
+#include "sanitizers.h"
 
 #include <ck_spinlock.h>
 #include <stdalign.h>
 #include <string.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define POOL_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define POOL_ASAN 1
-#endif
-#endif
-#ifdef POOL_ASAN
-#include <sanitizer/asan_interface.h>
-#define pool_poison(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
-#define pool_unpoison(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
-#else
-#define pool_poison(p, n) ((void)(p), (void)(n))
-#define pool_unpoison(p, n) ((void)(p), (void)(n))
-#endif
-
-#if defined(__SANITIZE_THREAD__)
-#define POOL_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define POOL_TSAN 1
-#endif
-#endif
-#ifdef POOL_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#endif
+#define pool_poison(p, n) chm__asan_poison((p), (n))
+#define pool_unpoison(p, n) chm__asan_unpoison((p), (n))
 
 #define POOL_MAX_STRIPES 64
 #define POOL_FIRST_SLAB_OBJS 16
@@ -124,16 +100,12 @@ static inline void set_free_head(struct pool_stripe *s, void *head)
 static void stripe_lock(struct pool_stripe *s)
 {
     ck_spinlock_fas_lock(&s->lock);
-#ifdef POOL_TSAN
-    __tsan_acquire(&s->lock); /* pairs with the release in stripe_unlock */
-#endif
+    chm__tsan_acquire(&s->lock); /* pairs with the release in stripe_unlock */
 }
 
 static void stripe_unlock(struct pool_stripe *s)
 {
-#ifdef POOL_TSAN
-    __tsan_release(&s->lock);
-#endif
+    chm__tsan_release(&s->lock);
     ck_spinlock_fas_unlock(&s->lock);
 }
 
@@ -244,9 +216,7 @@ static bool stripe_has_object(const chm_pool *p, struct pool_stripe *s)
 static bool pool_refill(chm_pool *p, struct pool_stripe *s)
 {
     ck_spinlock_fas_lock(&p->refill);
-#ifdef POOL_TSAN
-    __tsan_acquire(&p->refill);
-#endif
+    chm__tsan_acquire(&p->refill);
     bool ok = true;
     stripe_lock(s);
     bool done = stripe_has_object(p, s); /* a put, or a refill by a thread sharing @s */
@@ -271,9 +241,7 @@ static bool pool_refill(chm_pool *p, struct pool_stripe *s)
             ok = stripe_grow(p, s);
         stripe_unlock(s);
     }
-#ifdef POOL_TSAN
-    __tsan_release(&p->refill);
-#endif
+    chm__tsan_release(&p->refill);
     ck_spinlock_fas_unlock(&p->refill);
     return ok;
 }

@@ -33,7 +33,7 @@
  *
  * ThreadSanitizer: liburcu 0.13 is not instrumented, so TSan cannot see that a grace period
  * orders every earlier read section before a free. Under -fsanitize=thread the layer says so
- * with a __tsan_release/__tsan_acquire pair (CHM__SMR_TSAN, detected in smr.h). Everything
+ * with a __tsan_release/__tsan_acquire pair (CHM__TSAN, src/sanitizers.h). Everything
  * else -- the retiring thread's writes before the reclaiming thread's free -- goes through C11
  * atomics that TSan sees.
  */
@@ -52,9 +52,7 @@
 
 #include <urcu/list.h>
 
-#ifdef CHM__SMR_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
+#ifdef CHM__TSAN
 
 /* The happens-before edge a grace period implies, made visible to TSan: every reader releases
  * this token when it leaves a section, and whoever frees after a grace period (smr_gp)
@@ -62,8 +60,8 @@ void __tsan_release(void *addr);
  * before it -- which, after a grace period, includes every section that could still hold the
  * object. */
 static char smr_tsan_gp_token;
-#define smr_tsan_release(p) __tsan_release(p)
-#define smr_tsan_acquire(p) __tsan_acquire(p)
+#define smr_tsan_release(p) chm__tsan_release(p)
+#define smr_tsan_acquire(p) chm__tsan_acquire(p)
 #else
 #define smr_tsan_release(p) ((void)0)
 #define smr_tsan_acquire(p) ((void)0)
@@ -429,7 +427,7 @@ static void smr_atfork_child(void)
  * library (see smr.h). The parentheses keep smr.h's macros from expanding. */
 void(chm__smr_read_lock)(void)
 {
-#ifdef CHM__SMR_TSAN
+#ifdef CHM__TSAN
     (void)chm__smr_self(); /* registers if needed */
     urcu_memb_read_lock();
 #else
@@ -442,7 +440,7 @@ void(chm__smr_read_unlock)(void)
     /* Pairs with the smr_tsan_acquire of the token in smr_gp: everything this section read
      * happens before a free that follows a grace period. */
     smr_tsan_release(&smr_tsan_gp_token);
-#ifdef CHM__SMR_TSAN
+#ifdef CHM__TSAN
     urcu_memb_read_unlock();
 #else
     chm__smr_read_unlock_inline();

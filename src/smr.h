@@ -210,13 +210,7 @@ CHM_HIDDEN void chm__smr_free_plain(chm_smr_node *n, void *owner);
  * Under ThreadSanitizer the macros are not defined: the unlock's wake-up check races benignly
  * on liburcu's global futex word, which TSan would report; smr.c then calls liburcu's
  * uninstrumented out-of-line wrappers and adds the TSan annotations. */
-#if defined(__SANITIZE_THREAD__)
-#define CHM__SMR_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CHM__SMR_TSAN 1
-#endif
-#endif
+#include "sanitizers.h" /* CHM__TSAN */
 
 #include <urcu/static/urcu-memb.h> /* urcu_memb_reader (TLS), urcu_memb_gp, the protocol */
 
@@ -243,7 +237,7 @@ static inline struct urcu_reader *chm__smr_self(void)
     return r;
 }
 
-#ifndef CHM__SMR_TSAN
+#ifndef CHM__TSAN
 static inline void chm__smr_read_lock_inline(void)
 {
     struct urcu_reader *r = chm__smr_self();

@@ -30,25 +30,15 @@ extern "C" {
 
 /* ---- sanitizer detection ------------------------------------------------------------------ */
 
-#if defined(__SANITIZE_THREAD__)
+#include "sanitizers.h" /* src/: CHM__TSAN, CHM__ASAN, detected once for library and tests */
+#ifdef CHM__TSAN
 #define TL_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TL_TSAN 1
-#endif
-#endif
-#ifndef TL_TSAN
+#else
 #define TL_TSAN 0
 #endif
-
-#if defined(__SANITIZE_ADDRESS__)
+#ifdef CHM__ASAN
 #define TL_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define TL_ASAN 1
-#endif
-#endif
-#ifndef TL_ASAN
+#else
 #define TL_ASAN 0
 #endif
 

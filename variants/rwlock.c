@@ -52,6 +52,7 @@
 #define _GNU_SOURCE /* PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP */
 #include "gomap.h"
 #include "reentry.h"
+#include "sanitizers.h"
 
 #include <ck_rwlock.h>
 #include <errno.h>
@@ -59,17 +60,6 @@
 #include <stddef.h>
 #include <string.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define CHM_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define CHM_TSAN 1
-#endif
-#endif
-#ifdef CHM_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-#endif
 
 struct rw_map {
     chm base;
@@ -177,29 +167,21 @@ static void pt_wrunlock(struct rw_map *m)
 static void ck_rdlock(struct rw_map *m)
 {
     ck_rwlock_read_lock(&m->lock.ck);
-#ifdef CHM_TSAN
-    __tsan_acquire(&m->lock.ck);
-#endif
+    chm__tsan_acquire(&m->lock.ck);
 }
 static void ck_rdunlock(struct rw_map *m)
 {
-#ifdef CHM_TSAN
-    __tsan_release(&m->lock.ck);
-#endif
+    chm__tsan_release(&m->lock.ck);
     ck_rwlock_read_unlock(&m->lock.ck);
 }
 static void ck_wrlock(struct rw_map *m)
 {
     ck_rwlock_write_lock(&m->lock.ck);
-#ifdef CHM_TSAN
-    __tsan_acquire(&m->lock.ck);
-#endif
+    chm__tsan_acquire(&m->lock.ck);
 }
 static void ck_wrunlock(struct rw_map *m)
 {
-#ifdef CHM_TSAN
-    __tsan_release(&m->lock.ck);
-#endif
+    chm__tsan_release(&m->lock.ck);
     ck_rwlock_write_unlock(&m->lock.ck);
 }
 

@@ -8,7 +8,7 @@
  * noexcept on the C++ side and catches what the library can throw: no C++ exception ever
  * unwinds into a C frame. A call that caught one reports it as a status and leaves the map as
  * it was (both libraries give the strong guarantee for these operations), so the harness's
- * size invariant still holds. The C adapters (cuckoo_peer.c, tbb_peer.c) turn these maps into
+ * size invariant still holds. The C adapters (cxx_peer_adapters.c) turn these maps into
  * harness peers.
  */
 #ifndef CXX_PEERS_H

@@ -18,10 +18,11 @@
  *                              are); a TreeBin is searched without blocking (TreeBin.find); a
  *                              reservation means absent. No lock, no store.
  *   chm_put, put_if_absent     (putVal) an empty bin is filled by one CAS, no lock. Otherwise
- *                              lock the bin's first node, re-check it is still the head, then
- *                              update in place, insert, or delegate to the TreeBin
- *                              (putTreeVal). put_if_absent first checks the head lock-free
- *                              (Java 9+). A bin that held >= 8 nodes is treeified afterwards.
+ *                              lock the bin's first node, re-check it is still the head (every
+ *                              writer's prologue: lock_bin), then update in place, insert, or
+ *                              delegate to the TreeBin (putTreeVal). put_if_absent first checks
+ *                              the head lock-free (Java 9+). A bin that held >= 8 nodes is
+ *                              treeified afterwards.
  *   chm_remove, chm_replace    (replaceNode) lock the head, unlink or swap the value; a TreeBin
  *                              that becomes too small turns back into a list (untreeify).
  *   compute_if_absent          (computeIfAbsent) an empty bin gets a locked ReservationNode by
@@ -146,16 +147,63 @@
 #include <errno.h>
 #include <unistd.h>
 
-/* ---- the helpers, defined after the operations ----------------------------------------------- */
+#define BL_INLINE static inline __attribute__((always_inline))
+
+/* ---- the writers' prologue ----------------------------------------------------------------------
+ * put_val, replace_node, compute_if_absent and compute start alike: find the key's bin, help a
+ * transfer it has moved in, lock its head and re-check it. lock_bin does that (defined with the
+ * helpers, after the operations); an empty bin it leaves to the writer, which fills it its own
+ * way: a CAS of its node (put), a reservation (reserve_bin: the computes), or not at all
+ * (remove). Here is its interface: what a writer asks for, and what it gets. */
+
+#define BIN_CREATE 1u    /* no table yet: create it (initTable); else no table is an empty bin */
+#define BIN_PEEK_HEAD 2u /* an unlocked head that holds the key answers (Java 9+'s shortcut) */
+
+/* Which writer asks: each keeps its own yield sites (torture build, src/torture.h). */
+enum writer { WRITER_PUT, WRITER_REMOVE, WRITER_COMPUTE_IF_ABSENT, WRITER_COMPUTE };
+
+enum bin_found {
+    BIN_LOCKED,       /* b->f heads bin b->i of b->t, is a list or a TreeBin, and is locked */
+    BIN_EMPTY,        /* bin b->i of b->t is empty (without BIN_CREATE, b->t may be NULL) */
+    BIN_HEAD_HAS_KEY, /* BIN_PEEK_HEAD: the head b->f, not locked, holds the key */
+    BIN_NO_MEMORY,    /* BIN_CREATE: the table could not be created */
+};
+
+/* A writer's bin, as lock_bin found it. Its address goes only to the always-inline helpers:
+ * a struct whose address escapes into a real call lives on the stack, and the writers' hot
+ * paths would load its fields from there (out-of-line helpers take t and i). */
+struct bin {
+    struct bl_table *t; /* its table (the caller starts lock_bin from current_table) */
+    size_t i;           /* its index in t */
+    struct bl_node *f;  /* its head (BIN_LOCKED: locked by this thread) */
+};
+
+BL_INLINE enum bin_found lock_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+                                  unsigned how, enum writer who);
+BL_INLINE void unlock_bin(struct bl_map *m, struct bin *b, long bin_count, int rc);
+BL_INLINE struct bl_node *list_lookup(const chm *cm, struct bl_node *f, uint64_t h, uint64_t key,
+                                      long *count, struct bl_node **pred);
+BL_INLINE void push_head(struct bin *b, struct bl_node *node);
+
+/* compute's and compute_if_absent's way into an empty bin (reserve_bin). */
+enum reserved { RESERVED, RESERVE_LOST, RESERVE_NO_MEMORY };
+BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+                                    struct bl_node **res, struct bl_node **node, enum writer who);
+BL_INLINE void unreserve_bin(struct bl_map *m, struct bin *b, struct bl_node *res,
+                             struct bl_node *head);
+
+/* ---- the other helpers, also defined after the operations --------------------------------------- */
 
 static inline struct bl_node *find(const chm *cm, struct bl_node *e, uint64_t h, uint64_t key);
+BL_INLINE int put_present(struct bl_map *m, struct bl_node *e, uint64_t value, bool only_if_absent,
+                          uint64_t *prev, chm_value_retire **rec);
 static int64_t unlink_node(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
                            struct bl_node *pred, struct bl_treebin *tb);
 static uint64_t run_compute(const chm *cm, chm_compute_fn *fn, uint64_t key, void *arg);
-static int apply_present(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
-                         struct bl_node *pred, struct bl_treebin *tb, uint64_t old,
-                         chm_compute_action a, uint64_t *v, chm_value_retire **rec, int64_t *xb,
-                         int *delta);
+static int compute_present(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
+                           struct bl_node *pred, struct bl_treebin *tb, uint64_t key,
+                           chm_update_fn *fn, void *arg, uint64_t *v, chm_value_retire **rec,
+                           int64_t *xb, int *delta);
 static chm_compute_action run_update(const chm *cm, chm_update_fn *fn, uint64_t key, bool present,
                                      uint64_t old, uint64_t *value, void *arg);
 static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index);
@@ -207,123 +255,59 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
     int64_t xb = 0; /* the inserted entry's xbytes */
     int rc;
     chm__smr_read_lock();
-    struct bl_table *t = current_table(m);
+    struct bin b = {.t = current_table(m)};
     for (;;) {
-        if (t == NULL && (t = chm__bl_init_table(m)) == NULL) {
+        enum bin_found found = lock_bin(
+            m, &b, h, key, only_if_absent ? BIN_CREATE | BIN_PEEK_HEAD : BIN_CREATE, WRITER_PUT);
+        if (found == BIN_NO_MEMORY) {
             rc = CHM_ENOMEM;
-            break;
-        }
-        size_t i = h & (t->n - 1);
-        struct bl_node *f = tab_at(t, i);
-        if (f == NULL) {
+        } else if (found == BIN_HEAD_HAS_KEY) {
+            *prev = load_value(b.f);
+            rc = CHM_EXISTS;
+        } else if (found == BIN_EMPTY) {
             if (node == NULL && (node = chm__bl_new_node(m, h, key, value, false)) == NULL) {
                 rc = CHM_ENOMEM;
                 break;
             }
             CHM_YIELD_POINT("bl.put.before_cas_empty"); /* racing inserts and transfers */
             xb = entry_xbytes(m, node);                 /* before the CAS: ours alone until then */
-            if (cas_tab_at(t, i, NULL, node)) {
-                node = NULL;
-                bin_count = 0;
-                rc = CHM_OK;
-                break;
-            }
-            continue;
-        }
-        uint64_t fh = f->hash;
-        if (fh == BL_MOVED) {
-            t = chm__bl_help_transfer(m, t, f, NULL);
-            continue;
-        }
-        if (only_if_absent && fh == h && chm__key_equal(cm, f->key, key)) {
-            /* Lock-free: the head holds the key (Java 9+). */
-            *prev = load_value(f);
-            rc = CHM_EXISTS;
-            break;
-        }
-        bool done = false;
-        CHM_YIELD_POINT("bl.put.before_lock"); /* head read, the bin may move or change */
-        if (!bl_lock_acquire(&f->lock)) {
-            smr_breathe(); /* t and f may be gone now: start over from the table */
-            t = current_table(m);
-            continue;
-        }
-        CHM_YIELD_POINT("bl.put.locked"); /* locked, head not yet re-checked */
-        if (still_head(t, i, f)) {
-            if (!bl_special(fh)) {
-                done = true;
-                bin_count = 1;
-                for (struct bl_node *e = f;; ++bin_count) {
-                    if (e->hash == h && chm__key_equal(cm, e->key, key)) {
-                        /* Relaxed: values change only under this lock. */
-                        *prev = locked_value(e);
-                        rc = CHM_EXISTS;
-                        if (!only_if_absent) {
-                            /* No record when the value stays: replaced by itself, it has not
-                             * left the map. */
-                            if (*prev != value && !chm__value_retire_reserve(cm, &rec)) {
-                                rc = CHM_ENOMEM;
-                            } else {
-                                set_value(e, value);
-                                chm__value_retire(cm, m->domain, &rec, *prev);
-                            }
-                        }
-                        break;
-                    }
-                    struct bl_node *nx = locked_next(e);
-                    if (nx == NULL) { /* absent: the new node heads the bin */
-                        if (node == NULL &&
-                            (node = chm__bl_new_node(m, h, key, value, false)) == NULL) {
-                            rc = CHM_ENOMEM;
-                            break;
-                        }
-                        init_next(node, f);
-                        xb = entry_xbytes(m, node);
-                        CHM_YIELD_POINT("bl.put.before_publish");
-                        set_tab_at(t, i, node); /* the critical section's last write */
-                        node = NULL;
-                        rc = CHM_OK;
-                        break;
-                    }
-                    e = nx;
-                }
-            } else if (fh == BL_TREEBIN) {
-                done = true;
-                bin_count = 2;
-                struct bl_treebin *tb = bl_treebin_of(f);
-                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-                if (p != NULL) {
-                    *prev = locked_value(&p->n);
-                    rc = CHM_EXISTS;
-                    if (!only_if_absent) {
-                        /* No record when the value stays (as above). */
-                        if (*prev != value && !chm__value_retire_reserve(cm, &rec)) {
-                            rc = CHM_ENOMEM;
-                        } else {
-                            set_value(&p->n, value);
-                            chm__value_retire(cm, m->domain, &rec, *prev);
-                        }
-                    }
+            if (!cas_tab_at(b.t, b.i, NULL, node))
+                continue; /* another head came first: look at the bin again */
+            node = NULL;
+            rc = CHM_OK;
+        } else if (b.f->hash == BL_TREEBIN) {
+            bin_count = 2;
+            struct bl_treebin *tb = bl_treebin_of(b.f);
+            struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
+            if (p != NULL) {
+                rc = put_present(m, &p->n, value, only_if_absent, prev, &rec);
+            } else {
+                struct bl_node *x = chm__bl_new_node(m, h, key, value, true);
+                if (x == NULL) {
+                    rc = CHM_ENOMEM;
                 } else {
-                    struct bl_node *x = chm__bl_new_node(m, h, key, value, true);
-                    if (x == NULL) {
-                        rc = CHM_ENOMEM;
-                    } else {
-                        xb = entry_xbytes(m, x);
-                        chm__bl_tree_insert(cm, tb, bl_tnode_of(x));
-                        rc = CHM_OK;
-                    }
+                    xb = entry_xbytes(m, x);
+                    chm__bl_tree_insert(cm, tb, bl_tnode_of(x));
+                    rc = CHM_OK;
                 }
             }
-            /* else a ReservationNode: its compute finished before we got its lock, and the
-             * bin has a new head; retry. */
+            unlock_bin(m, &b, bin_count, rc);
+        } else {
+            struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, NULL);
+            if (e != NULL) {
+                rc = put_present(m, e, value, only_if_absent, prev, &rec);
+            } else if (node == NULL && (node = chm__bl_new_node(m, h, key, value, false)) == NULL) {
+                rc = CHM_ENOMEM;
+            } else {
+                xb = entry_xbytes(m, node);
+                CHM_YIELD_POINT("bl.put.before_publish");
+                push_head(&b, node);
+                node = NULL;
+                rc = CHM_OK;
+            }
+            unlock_bin(m, &b, bin_count, rc);
         }
-        bl_lock_release(&f->lock);
-        if (done) {
-            if (bin_count >= BL_TREEIFY_THRESHOLD && rc >= 0)
-                treeify_bin(m, t, i);
-            break;
-        }
+        break;
     }
     if (rc == CHM_OK) {
         chm__bl_add_count(m, 1, bin_count);
@@ -370,67 +354,42 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, bool cv, ui
     int64_t xb = 0;
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
-    struct bl_table *t = current_table(m);
-    for (;;) {
-        if (t == NULL)
-            break;
-        size_t i = h & (t->n - 1);
-        struct bl_node *f = tab_at(t, i);
-        if (f == NULL)
-            break;
-        if (f->hash == BL_MOVED) {
-            t = chm__bl_help_transfer(m, t, f, NULL);
-            continue;
+    struct bin b = {.t = current_table(m)};
+    if (lock_bin(m, &b, h, key, 0, WRITER_REMOVE) == BIN_LOCKED) {
+        struct bl_node *e, *pred = NULL;
+        struct bl_treebin *tb = NULL;
+        if (b.f->hash == BL_TREEBIN) {
+            tb = bl_treebin_of(b.f);
+            struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
+            e = p != NULL ? &p->n : NULL;
+        } else {
+            long walked;
+            e = list_lookup(cm, b.f, h, key, &walked, &pred);
         }
-        bool validated = false;
-        CHM_YIELD_POINT("bl.remove.before_lock"); /* head read, the bin may move or change */
-        if (!bl_lock_acquire(&f->lock)) {
-            smr_breathe(); /* as in put_val: t and f may be gone now */
-            t = current_table(m);
-            continue;
-        }
-        CHM_YIELD_POINT("bl.remove.locked"); /* locked, head not yet re-checked */
-        if (still_head(t, i, f)) {
-            struct bl_node *e = NULL, *pred = NULL;
-            struct bl_treebin *tb = NULL;
-            if (!bl_special(f->hash)) {
-                validated = true;
-                for (e = f; e != NULL; pred = e, e = locked_next(e))
-                    if (e->hash == h && chm__key_equal(cm, e->key, key))
-                        break;
-            } else if (f->hash == BL_TREEBIN) {
-                validated = true;
-                tb = bl_treebin_of(f);
-                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-                e = p != NULL ? &p->n : NULL;
-            }
-            if (e != NULL) {
-                uint64_t ev = locked_value(e); /* locked */
-                if (!remove) {
-                    /* No record when desired == expected: the value stays (as in put_val). */
-                    if (ev != expected) {
-                        rc = CHM_EXISTS;
-                    } else if (desired != ev && !chm__value_retire_reserve(cm, &rec)) {
-                        rc = CHM_ENOMEM;
-                    } else {
-                        set_value(e, desired);
-                        chm__value_retire(cm, m->domain, &rec, ev);
-                        rc = CHM_OK;
-                    }
-                } else if (cv && ev != expected) {
-                    rc = CHM_EXISTS; /* remove_if: another value, nothing changes */
+        if (e != NULL) {
+            uint64_t ev = locked_value(e);
+            if (!remove) {
+                /* No record when desired == expected: the value stays (as in put_present). */
+                if (ev != expected) {
+                    rc = CHM_EXISTS;
+                } else if (desired != ev && !chm__value_retire_reserve(cm, &rec)) {
+                    rc = CHM_ENOMEM;
                 } else {
-                    if (old != NULL)
-                        *old = ev;
-                    xb = unlink_node(m, t, i, e, pred, tb);
-                    removed = true;
+                    set_value(e, desired);
+                    chm__value_retire(cm, m->domain, &rec, ev);
                     rc = CHM_OK;
                 }
+            } else if (cv && ev != expected) {
+                rc = CHM_EXISTS; /* remove_if: another value, nothing changes */
+            } else {
+                if (old != NULL)
+                    *old = ev;
+                xb = unlink_node(m, b.t, b.i, e, pred, tb);
+                removed = true;
+                rc = CHM_OK;
             }
         }
-        bl_lock_release(&f->lock);
-        if (validated)
-            break;
+        unlock_bin(m, &b, 0, rc);
     }
     if (removed) {
         chm__bl_add_count(m, -1, -1);
@@ -477,124 +436,72 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
     int64_t xb = 0; /* the inserted entry's xbytes */
     bool inserted = false;
     chm__smr_read_lock();
-    struct bl_table *t = current_table(m);
+    struct bin b = {.t = current_table(m)};
     for (;;) {
-        if (t == NULL && (t = chm__bl_init_table(m)) == NULL) {
+        enum bin_found found =
+            lock_bin(m, &b, h, key, BIN_CREATE | BIN_PEEK_HEAD, WRITER_COMPUTE_IF_ABSENT);
+        if (found == BIN_NO_MEMORY) {
             rc = CHM_ENOMEM;
-            break;
-        }
-        size_t i = h & (t->n - 1);
-        struct bl_node *f = tab_at(t, i);
-        if (f == NULL) {
-            /* Both allocations first: after the CAS nothing may fail. */
-            if (res == NULL) {
-                if ((res = chm__malloc(sizeof *res)) == NULL) {
-                    rc = CHM_ENOMEM;
-                    break;
-                }
-                node_init(res, BL_RESERVED, 0, 0);
-            }
-            if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
+        } else if (found == BIN_HEAD_HAS_KEY) {
+            v = load_value(b.f);
+            rc = CHM_EXISTS;
+        } else if (found == BIN_EMPTY) {
+            enum reserved r = reserve_bin(m, &b, h, key, &res, &node, WRITER_COMPUTE_IF_ABSENT);
+            if (r == RESERVE_LOST)
+                continue;
+            if (r == RESERVE_NO_MEMORY) {
                 rc = CHM_ENOMEM;
                 break;
             }
-            (void)bl_lock_acquire(&res->lock); /* unpublished: uncontended, cannot fail */
-            CHM_YIELD_POINT("bl.compute.before_reserve"); /* racing inserts and transfers */
-            /* Readers and writers that load the reservation see it whole (cas_tab_at's
-             * release; writers then wait on its lock). */
-            if (cas_tab_at(t, i, NULL, res)) {
+            v = run_compute(cm, fn, key, arg);
+            init_value(node, v);
+            xb = entry_xbytes(m, node);
+            CHM_YIELD_POINT("bl.compute.reserved"); /* readers see the reservation */
+            unreserve_bin(m, &b, res, node);        /* publishes the node and its value */
+            node = res = NULL;
+            bin_count = 1;
+            inserted = true;
+            rc = CHM_OK;
+        } else if (b.f->hash == BL_TREEBIN) {
+            bin_count = 2;
+            struct bl_treebin *tb = bl_treebin_of(b.f);
+            struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
+            if (p != NULL) {
+                v = locked_value(&p->n);
+                rc = CHM_EXISTS;
+            } else {
+                struct bl_node *x = chm__bl_new_node(m, h, key, 0, true);
+                if (x == NULL) {
+                    rc = CHM_ENOMEM; /* before the function: it does not run */
+                } else {
+                    v = run_compute(cm, fn, key, arg);
+                    init_value(x, v);
+                    xb = entry_xbytes(m, x);
+                    chm__bl_tree_insert(cm, tb, bl_tnode_of(x)); /* publishes x (release) */
+                    inserted = true;
+                    rc = CHM_OK;
+                }
+            }
+            unlock_bin(m, &b, bin_count, rc);
+        } else {
+            struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, NULL);
+            if (e != NULL) {
+                v = locked_value(e);
+                rc = CHM_EXISTS;
+            } else if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
+                rc = CHM_ENOMEM; /* before the function: it does not run */
+            } else {
                 v = run_compute(cm, fn, key, arg);
                 init_value(node, v);
                 xb = entry_xbytes(m, node);
-                CHM_YIELD_POINT("bl.compute.reserved"); /* readers see the reservation */
-                set_tab_at(t, i, node);                 /* publishes the node and its value */
+                push_head(&b, node);
                 node = NULL;
-                bl_lock_release(&res->lock); /* waiters see a new head and retry */
-                retire(m, res, bl_free_shell);
-                res = NULL;
-                bin_count = 1;
                 inserted = true;
                 rc = CHM_OK;
-                break;
             }
-            bl_lock_release(&res->lock);
-            continue;
+            unlock_bin(m, &b, bin_count, rc);
         }
-        uint64_t fh = f->hash;
-        if (fh == BL_MOVED) {
-            t = chm__bl_help_transfer(m, t, f, NULL);
-            continue;
-        }
-        if (fh == h && chm__key_equal(cm, f->key, key)) {
-            /* Lock-free: the head holds the key (Java 9+). */
-            v = load_value(f);
-            rc = CHM_EXISTS;
-            break;
-        }
-        bool done = false;
-        if (!bl_lock_acquire(&f->lock)) {
-            smr_breathe(); /* t and f may be gone now: start over from the table */
-            t = current_table(m);
-            continue;
-        }
-        if (still_head(t, i, f)) {
-            if (!bl_special(fh)) {
-                done = true;
-                bin_count = 1;
-                for (struct bl_node *e = f;; ++bin_count) {
-                    if (e->hash == h && chm__key_equal(cm, e->key, key)) {
-                        v = locked_value(e); /* locked */
-                        rc = CHM_EXISTS;
-                        break;
-                    }
-                    struct bl_node *nx = locked_next(e);
-                    if (nx == NULL) {
-                        if (node == NULL &&
-                            (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
-                            rc = CHM_ENOMEM; /* before the function: it does not run */
-                            break;
-                        }
-                        v = run_compute(cm, fn, key, arg);
-                        init_value(node, v);
-                        init_next(node, f);
-                        xb = entry_xbytes(m, node);
-                        set_tab_at(t, i, node); /* the critical section's last write */
-                        node = NULL;
-                        inserted = true;
-                        rc = CHM_OK;
-                        break;
-                    }
-                    e = nx;
-                }
-            } else if (fh == BL_TREEBIN) {
-                done = true;
-                bin_count = 2;
-                struct bl_treebin *tb = bl_treebin_of(f);
-                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-                if (p != NULL) {
-                    v = locked_value(&p->n); /* locked */
-                    rc = CHM_EXISTS;
-                } else {
-                    struct bl_node *x = chm__bl_new_node(m, h, key, 0, true);
-                    if (x == NULL) {
-                        rc = CHM_ENOMEM;
-                    } else {
-                        v = run_compute(cm, fn, key, arg);
-                        init_value(x, v);
-                        xb = entry_xbytes(m, x);
-                        chm__bl_tree_insert(cm, tb, bl_tnode_of(x)); /* publishes x (release) */
-                        inserted = true;
-                        rc = CHM_OK;
-                    }
-                }
-            }
-        }
-        bl_lock_release(&f->lock);
-        if (done) {
-            if (bin_count >= BL_TREEIFY_THRESHOLD && rc >= 0)
-                treeify_bin(m, t, i);
-            break;
-        }
+        break;
     }
     if (inserted) {
         chm__bl_add_count(m, 1, bin_count);
@@ -646,136 +553,76 @@ static int bl_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
     int delta = 0;  /* the entry count's change */
     int64_t xb = 0; /* xbytes' change */
     chm__smr_read_lock();
-    struct bl_table *t = current_table(m);
+    struct bin b = {.t = current_table(m)};
     for (;;) {
-        if (t == NULL && (t = chm__bl_init_table(m)) == NULL) {
+        enum bin_found found = lock_bin(m, &b, h, key, BIN_CREATE, WRITER_COMPUTE);
+        if (found == BIN_NO_MEMORY) {
             rc = CHM_ENOMEM;
-            break;
-        }
-        size_t i = h & (t->n - 1);
-        struct bl_node *f = tab_at(t, i);
-        if (f == NULL) {
-            /* Both allocations first: after the CAS nothing may fail (as compute_if_absent). */
-            if (res == NULL) {
-                if ((res = chm__malloc(sizeof *res)) == NULL) {
-                    rc = CHM_ENOMEM;
-                    break;
-                }
-                node_init(res, BL_RESERVED, 0, 0);
-            }
-            if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
+        } else if (found == BIN_EMPTY) {
+            enum reserved r = reserve_bin(m, &b, h, key, &res, &node, WRITER_COMPUTE);
+            if (r == RESERVE_LOST)
+                continue;
+            if (r == RESERVE_NO_MEMORY) {
                 rc = CHM_ENOMEM;
                 break;
             }
-            (void)bl_lock_acquire(&res->lock); /* unpublished: uncontended, cannot fail */
-            if (cas_tab_at(t, i, NULL, res)) {
-                if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
-                    init_value(node, v);
-                    xb = entry_xbytes(m, node);
-                    set_tab_at(t, i, node); /* publishes the node and its value */
-                    node = NULL;
-                    delta = 1;
-                    rc = CHM_OK;
-                } else {
-                    set_tab_at(t, i, NULL); /* the bin is empty again (Java: setTabAt null) */
-                    rc = CHM_NOTFOUND;
-                }
-                bl_lock_release(&res->lock); /* waiters see a new head and retry */
-                retire(m, res, bl_free_shell);
-                res = NULL;
-                bin_count = 1;
-                break;
+            if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+                init_value(node, v);
+                xb = entry_xbytes(m, node);
+                unreserve_bin(m, &b, res, node); /* publishes the node and its value */
+                node = NULL;
+                delta = 1;
+                rc = CHM_OK;
+            } else {
+                unreserve_bin(m, &b, res, NULL); /* the bin is empty again (Java: setTabAt null) */
+                rc = CHM_NOTFOUND;
             }
-            bl_lock_release(&res->lock);
-            continue;
-        }
-        uint64_t fh = f->hash;
-        if (fh == BL_MOVED) {
-            t = chm__bl_help_transfer(m, t, f, NULL);
-            continue;
-        }
-        bool done = false;
-        if (!bl_lock_acquire(&f->lock)) {
-            smr_breathe(); /* t and f may be gone now: start over from the table */
-            t = current_table(m);
-            continue;
-        }
-        if (still_head(t, i, f)) {
-            if (!bl_special(fh)) {
-                done = true;
-                bin_count = 1;
-                for (struct bl_node *e = f, *pred = NULL;; ++bin_count) {
-                    if (e->hash == h && chm__key_equal(cm, e->key, key)) {
-                        uint64_t old = locked_value(e);
-                        if (!chm__value_retire_reserve(cm, &rec)) {
-                            rc = CHM_ENOMEM; /* before the function: it does not run */
-                            break;
-                        }
-                        chm_compute_action a = run_update(cm, fn, key, true, old, &v, arg);
-                        rc = apply_present(m, t, i, e, pred, NULL, old, a, &v, &rec, &xb, &delta);
-                        break;
-                    }
-                    struct bl_node *nx = locked_next(e);
-                    if (nx == NULL) { /* absent: a new node would head the bin */
-                        if (node == NULL &&
-                            (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
-                            rc = CHM_ENOMEM;
-                            break;
-                        }
-                        if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
-                            init_value(node, v);
-                            init_next(node, f);
-                            xb = entry_xbytes(m, node);
-                            set_tab_at(t, i, node); /* the critical section's last write */
-                            node = NULL;
-                            delta = 1;
-                            rc = CHM_OK;
-                        } else {
-                            rc = CHM_NOTFOUND;
-                        }
-                        break;
-                    }
-                    pred = e;
-                    e = nx;
-                }
-            } else if (fh == BL_TREEBIN) {
-                done = true;
-                bin_count = 2;
-                struct bl_treebin *tb = bl_treebin_of(f);
-                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-                if (p != NULL) {
-                    uint64_t old = locked_value(&p->n);
-                    if (!chm__value_retire_reserve(cm, &rec)) {
-                        rc = CHM_ENOMEM;
-                    } else {
-                        chm_compute_action a = run_update(cm, fn, key, true, old, &v, arg);
-                        rc = apply_present(m, t, i, &p->n, NULL, tb, old, a, &v, &rec, &xb, &delta);
-                    }
-                } else if (tnode == NULL &&
-                           (tnode = chm__bl_new_node(m, h, key, 0, true)) == NULL) {
-                    rc = CHM_ENOMEM;
-                } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
-                    init_value(tnode, v);
-                    xb = entry_xbytes(m, tnode);
-                    chm__bl_tree_insert(cm, tb, bl_tnode_of(tnode)); /* publishes (release) */
-                    tnode = NULL;
-                    delta = 1;
-                    rc = CHM_OK;
-                } else {
-                    rc = CHM_NOTFOUND;
-                }
+            res = NULL;
+            bin_count = 1;
+        } else if (b.f->hash == BL_TREEBIN) {
+            bin_count = 2;
+            struct bl_treebin *tb = bl_treebin_of(b.f);
+            struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
+            if (p != NULL) {
+                rc = compute_present(m, b.t, b.i, &p->n, NULL, tb, key, fn, arg, &v, &rec, &xb,
+                                     &delta);
+            } else if (tnode == NULL && (tnode = chm__bl_new_node(m, h, key, 0, true)) == NULL) {
+                rc = CHM_ENOMEM;
+            } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+                init_value(tnode, v);
+                xb = entry_xbytes(m, tnode);
+                chm__bl_tree_insert(cm, tb, bl_tnode_of(tnode)); /* publishes (release) */
+                tnode = NULL;
+                delta = 1;
+                rc = CHM_OK;
+            } else {
+                rc = CHM_NOTFOUND;
             }
-            /* else a ReservationNode: its compute finished before we got its lock; retry. */
+            unlock_bin(m, &b, bin_count, rc);
+        } else {
+            struct bl_node *pred = NULL;
+            struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, &pred);
+            if (e != NULL) {
+                rc = compute_present(m, b.t, b.i, e, pred, NULL, key, fn, arg, &v, &rec, &xb,
+                                     &delta);
+            } else if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
+                rc = CHM_ENOMEM;
+            } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+                init_value(node, v);
+                xb = entry_xbytes(m, node);
+                push_head(&b, node);
+                node = NULL;
+                delta = 1;
+                rc = CHM_OK;
+            } else {
+                rc = CHM_NOTFOUND;
+            }
+            unlock_bin(m, &b, bin_count, rc); /* treeifies after an insert, as put_val (Java) */
         }
-        bl_lock_release(&f->lock);
-        if (done) {
-            if (bin_count >= BL_TREEIFY_THRESHOLD && rc >= 0) /* as put_val (Java) */
-                treeify_bin(m, t, i);
-            break;
-        }
+        break;
     }
     if (delta != 0) {
-        chm__bl_add_count(m, delta, delta > 0 ? bin_count : -1); /* addCount: may start a resize */
+        chm__bl_add_count(m, delta, delta > 0 ? bin_count : -1); /* addCount: may resize */
         add_xbytes(m, xb);
     }
     chm__smr_read_unlock();
@@ -1099,6 +946,158 @@ static inline struct bl_node *find(const chm *cm, struct bl_node *e, uint64_t h,
     return NULL;
 }
 
+/* ---- the writers' prologue: find the bin, lock its head ----------------------------------------
+ * Java's `for (Node<K,V>[] tab = table;;)` loop of putVal, replaceNode, computeIfAbsent and
+ * compute, up to `synchronized (f) { if (tabAt(tab, i) == f)`, in one place. An empty bin is
+ * the caller's to fill, as each fills it differently: put by a CAS of its node (cas_tab_at),
+ * compute and compute_if_absent by a reservation (reserve_bin); remove finds nothing there. */
+
+/*
+ * Find the bin of hash @h from b->t and lock its head. A table that is not there yet is created
+ * (@how BIN_CREATE) or reads as an empty bin; a forwarding node sends the writer into the next
+ * table after helping its transfer (helpTransfer); with BIN_PEEK_HEAD, an unlocked head that
+ * holds @key is returned as it is. Otherwise the head is locked and re-checked (still_head):
+ * another head -- or a reservation whose compute finished before we got its lock -- means
+ * another try. A lock wait that runs out of patience leaves the read section for a moment
+ * (smr_breathe) and starts over from the current table. Inside a read section.
+ */
+BL_INLINE enum bin_found lock_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+                                  unsigned how, enum writer who)
+{
+    for (;;) {
+        if (b->t == NULL) {
+            if (!(how & BIN_CREATE)) {
+                b->f = NULL;
+                return BIN_EMPTY;
+            }
+            if ((b->t = chm__bl_init_table(m)) == NULL)
+                return BIN_NO_MEMORY;
+        }
+        b->i = h & (b->t->n - 1);
+        struct bl_node *f = b->f = tab_at(b->t, b->i);
+        if (f == NULL)
+            return BIN_EMPTY;
+        uint64_t fh = f->hash;
+        if (fh == BL_MOVED) {
+            b->t = chm__bl_help_transfer(m, b->t, f, NULL);
+            continue;
+        }
+        if ((how & BIN_PEEK_HEAD) && fh == h && chm__key_equal(&m->base, f->key, key))
+            return BIN_HEAD_HAS_KEY; /* lock-free: the head holds the key (Java 9+) */
+        if (who == WRITER_PUT)
+            CHM_YIELD_POINT("bl.put.before_lock"); /* head read, the bin may move or change */
+        else if (who == WRITER_REMOVE)
+            CHM_YIELD_POINT("bl.remove.before_lock"); /* as put's */
+        if (!bl_lock_acquire(&f->lock)) {
+            smr_breathe(); /* b->t and f may be gone now: start over from the table */
+            b->t = current_table(m);
+            continue;
+        }
+        if (who == WRITER_PUT)
+            CHM_YIELD_POINT("bl.put.locked"); /* locked, head not yet re-checked */
+        else if (who == WRITER_REMOVE)
+            CHM_YIELD_POINT("bl.remove.locked"); /* as put's */
+        if (still_head(b->t, b->i, f) && fh != BL_RESERVED)
+            return BIN_LOCKED;
+        bl_lock_release(&f->lock);
+    }
+}
+
+/* The end of a writer's critical section on the bin lock_bin locked: unlock, then, after a
+ * write that succeeded (@rc >= 0), treeify a list that held BL_TREEIFY_THRESHOLD nodes or more
+ * (@bin_count, Java's binCount; a TreeBin counts 2). */
+BL_INLINE void unlock_bin(struct bl_map *m, struct bin *b, long bin_count, int rc)
+{
+    bl_lock_release(&b->f->lock);
+    if (bin_count >= BL_TREEIFY_THRESHOLD && rc >= 0)
+        treeify_bin(m, b->t, b->i);
+}
+
+/* In the locked list bin headed by @f: the node of (@h, @key), or NULL. *@count: the nodes
+ * looked at (Java's binCount: the found node's position from 1, or the list's length); *@pred
+ * (if not NULL): the node before the one found (NULL when it is the head). */
+BL_INLINE struct bl_node *list_lookup(const chm *cm, struct bl_node *f, uint64_t h, uint64_t key,
+                                      long *count, struct bl_node **pred)
+{
+    struct bl_node *p = NULL;
+    long c = 1;
+    for (struct bl_node *e = f;; ++c) {
+        if (e->hash == h && chm__key_equal(cm, e->key, key)) {
+            *count = c;
+            if (pred != NULL)
+                *pred = p;
+            return e;
+        }
+        struct bl_node *nx = locked_next(e);
+        if (nx == NULL) {
+            *count = c;
+            return NULL;
+        }
+        p = e;
+        e = nx;
+    }
+}
+
+/* Insert the prepared @node at the head of the locked list bin: the critical section's last
+ * write (the new head takes the bin lock's role over; see HOW IT WORKS). */
+BL_INLINE void push_head(struct bin *b, struct bl_node *node)
+{
+    init_next(node, b->f);
+    set_tab_at(b->t, b->i, node);
+}
+
+/* put's write to the present entry @e of a locked bin: *@prev is its value; a put (not
+ * @only_if_absent) stores @value, the old value retired through *@rec when the map has a
+ * value_free -- no record when the value stays: replaced by itself, it has not left the map. */
+BL_INLINE int put_present(struct bl_map *m, struct bl_node *e, uint64_t value, bool only_if_absent,
+                          uint64_t *prev, chm_value_retire **rec)
+{
+    *prev = locked_value(e);
+    if (only_if_absent)
+        return CHM_EXISTS;
+    if (*prev != value && !chm__value_retire_reserve(&m->base, rec))
+        return CHM_ENOMEM;
+    set_value(e, value);
+    chm__value_retire(&m->base, m->domain, rec, *prev);
+    return CHM_EXISTS;
+}
+
+/* compute's and compute_if_absent's way into the empty bin @b: a locked ReservationNode CASed in
+ * while the function runs (readers see the key absent; writers wait on its lock, then find a
+ * new head and retry). Both allocations come first -- the reservation and the node the
+ * function's value would go in, kept in *@res and *@node across retries -- as after the CAS
+ * nothing may fail. RESERVED: the bin holds *@res, locked by this thread; RESERVE_LOST: another
+ * head came first (look at the bin again); RESERVE_NO_MEMORY: nothing changed. */
+BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+                                    struct bl_node **res, struct bl_node **node, enum writer who)
+{
+    if (*res == NULL) {
+        if ((*res = chm__malloc(sizeof **res)) == NULL)
+            return RESERVE_NO_MEMORY;
+        node_init(*res, BL_RESERVED, 0, 0);
+    }
+    if (*node == NULL && (*node = chm__bl_new_node(m, h, key, 0, false)) == NULL)
+        return RESERVE_NO_MEMORY;
+    (void)bl_lock_acquire(&(*res)->lock); /* unpublished: uncontended, cannot fail */
+    if (who == WRITER_COMPUTE_IF_ABSENT)
+        CHM_YIELD_POINT("bl.compute.before_reserve"); /* racing inserts and transfers */
+    if (cas_tab_at(b->t, b->i, NULL, *res))
+        return RESERVED;
+    bl_lock_release(&(*res)->lock);
+    return RESERVE_LOST;
+}
+
+/* End the reservation @res of bin @b: the bin gets @head (the new node, or NULL: empty again),
+ * then the writers waiting on the reservation's lock wake to a new head and retry; the
+ * reservation is retired (readers may still be on it). */
+BL_INLINE void unreserve_bin(struct bl_map *m, struct bin *b, struct bl_node *res,
+                             struct bl_node *head)
+{
+    set_tab_at(b->t, b->i, head);
+    bl_lock_release(&res->lock);
+    retire(m, res, bl_free_shell);
+}
+
 /* Unlink the entry @e from bin @i of @t, whose lock the caller holds: from the list (after
  * @pred, NULL when @e heads it), or from the TreeBin @tb, which turns back into a list if that
  * leaves it too small (untreeify: the remaining TreeNodes are a list already). Then retire @e
@@ -1154,16 +1153,22 @@ static chm_compute_action run_update(const chm *cm, chm_update_fn *fn, uint64_t 
     return a;
 }
 
-/* Apply the decision @a on the present entry @e (value @old) of bin @i of @t, locked by the
- * caller (@pred, @tb: as unlink_node). SET of another value: the value is swapped and @old
- * retired through the reserved *@rec; SET of @old itself or KEEP: nothing changes and *@v is
- * @old; DELETE: unlinked and retired as chm_remove does (*@delta -1). Returns CHM_OK (present
- * after) or CHM_NOTFOUND (deleted). */
-static int apply_present(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
-                         struct bl_node *pred, struct bl_treebin *tb, uint64_t old,
-                         chm_compute_action a, uint64_t *v, chm_value_retire **rec, int64_t *xb,
-                         int *delta)
+/* compute on the present entry @e of bin @i of @t (locked; @pred, @tb: as unlink_node): the value's
+ * retire record is reserved first (CHM_ENOMEM: the function does not run), then the function
+ * decides. SET of another value: the value is swapped and the old one retired through *@rec;
+ * SET of the old value itself or KEEP: nothing changes and *@v is the old value; DELETE:
+ * unlinked and retired as chm_remove does (*@delta -1, *@xb). Returns CHM_OK (present after) or
+ * CHM_NOTFOUND (deleted). */
+static int compute_present(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
+                           struct bl_node *pred, struct bl_treebin *tb, uint64_t key,
+                           chm_update_fn *fn, void *arg, uint64_t *v, chm_value_retire **rec,
+                           int64_t *xb, int *delta)
 {
+    chm *cm = &m->base;
+    uint64_t old = locked_value(e);
+    if (!chm__value_retire_reserve(cm, rec))
+        return CHM_ENOMEM; /* before the function: it does not run */
+    chm_compute_action a = run_update(cm, fn, key, true, old, v, arg);
     if (a == CHM_COMPUTE_DELETE) {
         *xb = unlink_node(m, t, i, e, pred, tb);
         *delta = -1;
@@ -1172,7 +1177,7 @@ static int apply_present(struct bl_map *m, struct bl_table *t, size_t i, struct 
     if (a == CHM_COMPUTE_SET && *v != old) {
         /* This store is the compute's linearization point. */
         set_value(e, *v);
-        chm__value_retire(&m->base, m->domain, rec, old);
+        chm__value_retire(cm, m->domain, rec, old);
     } else {
         *v = old; /* KEEP, or a SET of the value it holds: a KEEP (no value_free) */
     }
@@ -1265,7 +1270,7 @@ static bool clear_bin(struct bl_map *m, struct bl_table *t, size_t i, struct cle
             return clear_bin(m, nt, i, c) && clear_bin(m, nt, i + t->n, c);
         }
         if (!bl_lock_acquire(&f->lock)) {
-            smr_breathe(); /* as in put_val: t and f may be gone now */
+            smr_breathe(); /* as in lock_bin: t and f may be gone now */
             return false;
         }
         bool cleared = false;

@@ -1,5 +1,7 @@
 /*
- * binlock.c - chm_binlock: Java 8's ConcurrentHashMap in C.
+ * binlock.c - chm_binlock: Java 8's ConcurrentHashMap in C. This file: the design, then the
+ * operations, then the helpers only they use. The machinery lives in binlock_*.c (binlock.h
+ * lists the files and holds what they share).
  *
  * HOW IT WORKS
  *
@@ -16,10 +18,11 @@
  *                              are); a TreeBin is searched without blocking (TreeBin.find); a
  *                              reservation means absent. No lock, no store.
  *   chm_put, put_if_absent     (putVal) an empty bin is filled by one CAS, no lock. Otherwise
- *                              lock the bin's first node, re-check it is still the head, then
- *                              update in place, insert, or delegate to the TreeBin
- *                              (putTreeVal). put_if_absent first checks the head lock-free
- *                              (Java 9+). A bin that held >= 8 nodes is treeified afterwards.
+ *                              lock the bin's first node, re-check it is still the head (every
+ *                              writer's prologue: lock_bin), then update in place, insert, or
+ *                              delegate to the TreeBin (putTreeVal). put_if_absent first checks
+ *                              the head lock-free (Java 9+). A bin that held >= 8 nodes is
+ *                              treeified afterwards.
  *   chm_remove, chm_replace    (replaceNode) lock the head, unlink or swap the value; a TreeBin
  *                              that becomes too small turns back into a list (untreeify).
  *   compute_if_absent          (computeIfAbsent) an empty bin gets a locked ReservationNode by
@@ -42,22 +45,18 @@
  *   chm_stats_get              sumCount; the (next) table's bins; bytes derived from the sizes,
  *                              the count and a striped byte count for what is not a plain node
  *                              (TreeNodes, TreeBins, string key copies); committed transfers.
- *   counting (addCount)        a base counter and striped counter cells, each on its own cache
- *                              line (@Contended), used once CASes on the base start to fail;
- *                              chm_size (sumCount) adds them up, exact when quiescent.
- *   resize (transfer)          a writer whose addCount finds size >= sizeCtl starts a resize:
- *                              allocates the doubled nextTable, then threads claim strides of
- *                              bins (>= 16) from transferIndex, high to low. Each bin is split
- *                              into a low and a high list, reusing its tail of nodes that all go
- *                              the same way (lastRun) and cloning the nodes before it; the old
- *                              bin then gets the forwarding node. Every writer that meets a
- *                              forwarding node joins (helpTransfer); the last one to finish
- *                              re-sweeps the old table and commits. sizeCtl counts the workers
- *                              under the corrected resize stamp (backends.md 4.4).
+ *   counting (addCount)        a base counter and striped counter cells (LongAdder), each on its
+ *                              own cache line; chm_size (sumCount) adds them up, exact when
+ *                              quiescent. binlock_count.c.
+ *   resize (transfer)          a writer whose addCount finds size >= sizeCtl starts a resize;
+ *                              threads claim strides of bins and move them to the doubled
+ *                              nextTable, leaving forwarding nodes; every writer that meets one
+ *                              joins (helpTransfer); the last one re-sweeps and commits.
+ *                              binlock_resize.c.
  *   tree bins (treeifyBin)     a list bin that held 8 nodes becomes a TreeBin (a table under 64
  *                              bins grows instead, tryPresize); removals that leave the tree
  *                              too small, and transfer halves of <= 6 nodes, turn back into
- *                              lists (untreeify). See binlock_tree.c.
+ *                              lists (untreeify). binlock_tree.c.
  *   iteration (Traverser)      bins in order; at a forwarding node it visits the two bins the
  *                              bin split into in the next table (recursively), so a key present
  *                              throughout is returned exactly once even while tables change.
@@ -66,57 +65,49 @@
  * mutex (binlock.h) used while it heads a bin. A waiting writer may find, once it has the lock,
  * that the node was unlinked meanwhile (it re-checks the head and retries), so the lock must
  * still exist: writers enter the read section before loading the bin head and leave it only
- * after unlocking, and unlinked nodes are retired, never freed directly (backends.md 6.1, "Key C
- * subtlety"). Why a futex mutex: pthread_mutex_t is 40 bytes per node; Concurrency Kit's
- * spinlocks (ck_spinlock_fas, 4 bytes) never sleep, and on two cores a writer that spins while
- * the holder is preempted -- or runs a compute function -- burns its whole time slice. The
- * futex mutex takes one CAS uncontended, spins 100 pauses, then sleeps; its atomics are C11, so
- * ThreadSanitizer sees its acquire/release edges without annotations. A waiter sleeps at most
- * about 1 ms at a time: if the holder is still inside (it runs a compute function), the waiter
- * leaves its read section for a moment and starts over (smr_breathe). Without that, a compute
- * function that waits for a grace period (chm_free of another map) would deadlock against a
- * writer waiting for its bin, and a long one would stall all reclamation.
+ * after unlocking, and unlinked nodes are retired, never freed directly (binlock_node.c) -- the
+ * subtlety Java's garbage collector hides. Why a futex mutex: pthread_mutex_t is 40 bytes per
+ * node; Concurrency Kit's spinlocks (ck_spinlock_fas, 4 bytes) never sleep, and on two cores a
+ * writer that spins while the holder is preempted -- or runs a compute function -- burns its
+ * whole time slice. The futex mutex takes one CAS uncontended, spins 100 pauses, then sleeps;
+ * its atomics are C11, so ThreadSanitizer sees its acquire/release edges without annotations. A
+ * waiter sleeps at most about 1 ms at a time: if the holder is still inside (it runs a compute
+ * function), the waiter leaves its read section for a moment and starts over (smr_breathe).
+ * Without that, a compute function that waits for a grace period (chm_free of another map)
+ * would deadlock against a writer waiting for its bin (tests/test_binlock.c, compute_drain,
+ * hangs with unbounded waits), and a long one would stall all reclamation.
  *
  * Memory ordering. A node is fully written before a release store (or release CAS) makes it
  * reachable (a bin head, a next, a tree link), and every pointer a reader follows is loaded with
  * acquire; values are stored with release and loaded with acquire. Writers re-read links under
  * the bin lock with relaxed loads: the lock's acquire already orders them after the previous
- * holder's writes. The table, nextTable, sizeCtl and transferIndex handshake of a resize is
- * seq_cst, as Java's volatiles (backends.md 6.1): its arguments rely on a single order of those
- * four. Counter cells need atomicity only (relaxed): exactness when quiescent comes from the
- * happens-before that quiescence means.
+ * holder's writes. Each of these orderings is one named accessor in binlock.h (tab_at,
+ * set_tab_at, cas_tab_at, still_head, load_value, set_value, ...), which says what it pairs
+ * with. The resize handshake is seq_cst (binlock_resize.c); counters are relaxed
+ * (binlock_count.c).
  *
- * Reclamation (src/smr.h). Retired, not freed: removed and cleared nodes (with their key copy
- * and value), originals of nodes cloned by a transfer or treeify (their key and value moved to
- * the copy), old TreeBins, reservation nodes, old tables (after the commit), and replaced values
- * when the map has a value_free. Counter cells live until chm_free.
+ * Reclamation: what is retired, and by which callback, is listed in binlock_node.c.
  *
- * Deliberate differences from Java 8 (OpenJDK 11 source, backends.md section 4)
+ * Deliberate differences from Java 8 (read against OpenJDK 11's java.util.concurrent.
+ * ConcurrentHashMap)
  *   - New nodes go to the *head* of a list (Java appends at the tail). The bin lock then moves
  *     to the new node, which is safe because publishing the new head is the last write of every
- *     critical section. In exchange a traversal only follows links to nodes that were in the
- *     bin when it read the head, so no key is returned twice even if it is removed and put
- *     again during the iteration (the contract's guarantee; Java's Traverser can return such a
- *     key twice).
+ *     critical section (a writer waiting on the old head re-checks and retries). In exchange a
+ *     traversal only follows links to nodes that were in the bin when it read the head, so no
+ *     key is returned twice even if it is removed and put again during the iteration (the
+ *     contract's guarantee; Java's Traverser can return such a key twice; tests/test_binlock.c,
+ *     iteration_readd).
  *   - Out of memory is a status, and a transfer never fails midway. A writer allocates its node
  *     before the CAS or link that publishes it; a value record (value_free) before the store
- *     that replaces the value. A resize allocates nextTable before any bin moves (on failure
- *     sizeCtl goes back to the threshold and the insert that triggered it still succeeds: Java
- *     keeps inserting into an over-threshold table too). Splitting a bin needs clones: they are
- *     counted and allocated under the bin lock before anything changes; if that fails the
- *     worker leaves the bin in the old table and moves on, and the finisher's re-sweep retries
- *     it. If the re-sweep fails too, the finisher *pauses* the resize instead of committing:
- *     it reopens transferIndex at that bin and sets the worker count to 0 (a sizeCtl state Java
- *     does not have: stamp + 0); the map stays fully usable across the two tables, and the next
- *     writer that meets a forwarding node or passes the threshold check resumes it (joining a
- *     paused resize sets the count to 2, "one worker", as a start does). Treeify allocates all
- *     TreeNodes and the TreeBin first and simply skips treeifying if it cannot; untreeify
- *     allocates nothing: the TreeNodes already form a plain list through next and become the
- *     bin's list as they are.
- *   - sizeCtl and transferIndex are 64-bit: the resize stamp is numberOfLeadingZeros64(n) |
- *     2^31 in the upper 32 bits, the worker count in the lower 32 (RESIZE_STAMP_BITS = 32); the
- *     stamp is compared explicitly before joining, and shifted before adding (the correction
- *     later JDKs made, backends.md 4.4). Maximum table: 2^40 bins.
+ *     that replaces the value. A resize allocates nextTable before any bin moves, and the clones
+ *     of a bin before it moves; what cannot be allocated is retried later, and a resize that
+ *     cannot finish *pauses* (a sizeCtl state Java does not have) with the map fully usable
+ *     across its two tables: binlock_resize.c, "Out of memory" (tests/test_binlock.c,
+ *     resize_pause). Treeify allocates all TreeNodes and the TreeBin first and simply skips
+ *     treeifying if it cannot; untreeify allocates nothing: the TreeNodes already form a plain
+ *     list through next and become the bin's list as they are.
+ *   - sizeCtl and transferIndex are 64-bit, with a 32-bit resize stamp compared and shifted as
+ *     later JDKs correct it: binlock_resize.c, "sizeCtl". Maximum table: 2^40 bins (Java 2^30).
  *   - TreeBin readers store nothing: lockState is a sequence count instead of a reader count,
  *     and a writer never waits for readers (binlock_tree.c). Order inside a tree: hash, then
  *     keyops.compare (integer keys numerically), then the stored key words as a tie-break.
@@ -124,18 +115,17 @@
  *     next table, twice its size, and a forwarded bin stays forwarded while the old table can
  *     be read, so the table at depth d is found again from the iteration's first table and the
  *     current index; iteration allocates nothing and fits in chm_iter.
- *   - Counter cells: one array of the final size (the number of CPUs rounded up to a power of
- *     two, at least 2) is allocated at the first contention; "doubling the array" is doubling
- *     the count of cells in use, so no array is ever copied or retired. If that allocation
- *     fails the base counter is used (Java's final fallback).
- *   - The hash: chm's seeded 64-bit mixer, spread as (h ^ h >> 32) & 2^63-1.
+ *   - Counter cells: one array of the final size, allocated at the first contention, never
+ *     copied (binlock_count.c).
+ *   - The hash: chm's seeded 64-bit mixer, spread as (h ^ h >> 32) & 2^63-1 (Java: hashCode()
+ *     spread to 31 bits).
  *   - chm_compute_if_absent and chm_compute: a call the function makes to write to the same map
  *     (any key; itself, or from a compute in another map: src/reentry.h keeps the thread's
  *     stack of them) returns CHM_EDEADLK, detected before any lock is touched (Java throws
  *     IllegalStateException("Recursive update") for the same bin, and may livelock or deadlock
- *     for others during a resize). chm_get, chm_size and iteration from inside work. The
- *     function runs outside the read section (its bin is held by the lock, which keeps the
- *     head and the table alive), so it may do anything else, including waiting for
+ *     for others during a resize, JDK-8062841). chm_get, chm_size and iteration from inside
+ *     work. The function runs outside the read section (its bin is held by the lock, which keeps
+ *     the head and the table alive), so it may do anything else, including waiting for
  *     reclamation. As Java 9+, put_if_absent and compute_if_absent return lock-free when the
  *     bin's head holds the key. chm_compute allocates before its function runs (Java
  *     allocates the new node after it), so out of memory never loses a decision.
@@ -151,1056 +141,80 @@
  *     three-argument constructor).
  */
 #include "binlock.h"
-#include "pool.h"
 #include "reentry.h"
 #include "torture.h"
 
 #include <errno.h>
-#include <linux/futex.h>
-#include <sched.h>
-#include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
-#define BL_DEFAULT_CAPACITY 16
-#define BL_MAX_CAPACITY ((size_t)1 << 40)
-#define BL_MIN_TRANSFER_STRIDE 16
-#define BL_RESIZE_STAMP_SHIFT 32
-#define BL_LOW_MASK 0xffffffffLL /* sizeCtl's worker-count half during a resize */
-#define BL_MAX_RESIZERS 0xffffffffLL
-#define BL_LOCK_SPINS 100
+#define BL_INLINE static inline __attribute__((always_inline))
 
-_Static_assert(sizeof(size_t) == 8, "binlock assumes a 64-bit size_t");
-_Static_assert(sizeof(struct bl_node) <= 72, "a node fits an 80-byte glibc chunk");
+/* ---- the writers' prologue ----------------------------------------------------------------------
+ * put_val, replace_node, compute_if_absent and compute start alike: find the key's bin, help a
+ * transfer it has moved in, lock its head and re-check it. lock_bin does that (defined with the
+ * helpers, after the operations); an empty bin it leaves to the writer, which fills it its own
+ * way: a CAS of its node (put), a reservation (reserve_bin: the computes), or not at all
+ * (remove). Here is its interface: what a writer asks for, and what it gets. */
 
-/* ---- the map ----------------------------------------------------------------------------------
- * Layout: the fields every operation reads (table, sizeCtl) share a line that only resizes
- * write; transferIndex, the base counter and the cell array pointer each have their own line,
- * so a writer's CAS on one never invalidates the others (Java 8 packs them all into the map
- * object and pads only the cells, @Contended). */
+#define BIN_CREATE 1u    /* no table yet: create it (initTable); else no table is an empty bin */
+#define BIN_PEEK_HEAD 2u /* an unlocked head that holds the key answers (Java 9+'s shortcut) */
 
-struct bl_map {
-    chm base;
-    chm_smr_domain *domain; /* read-only after create */
-    chm_pool *nodes;        /* plain nodes (node_mem_alloc); read-only after create */
-    unsigned ncpu;
-    unsigned max_cells; /* counter cells at most: ncpu rounded up to a power of two, >= 2 */
-    size_t cell_stride; /* 64 (own cache line) or 8 (chm_options.packed) */
-    size_t xcell_off;   /* where the byte cells start in the cell array (see xcell_at) */
-    bool key_bytes;     /* keys are chm_keys_string: their stored copies count in xbytes */
-    /* Read by every operation, written by resizes only. */
-    alignas(CHM_CACHELINE) _Atomic(struct bl_table *) table;
-    _Atomic(struct bl_table *) next_table;
-    _Atomic int64_t size_ctl;
-    /* Claimed by transfer workers (CAS). */
-    alignas(CHM_CACHELINE) _Atomic int64_t transfer_index;
-    /* The base counter, CASed by every uncontended writer: its own line. xbase is the base of
-     * the byte count (add_xbytes), written only by writers whose nodes are not plain (tree
-     * nodes, string keys): on the line such a writer's base CAS owns already. */
-    alignas(CHM_CACHELINE) _Atomic int64_t base_count;
-    _Atomic int64_t xbase;
-    /* Counter cells (see fullAddCount): max_cells int64 counters in one 64-byte-aligned array,
-     * cell_stride bytes apart: 64, so each has its own line (Java: @Contended), or 8 with
-     * chm_options.packed, eight to a line, for the false-sharing benchmark. The byte cells
-     * (add_xbytes) share the array: the second word of each padded cell's line, or (packed) a
-     * second run of max_cells words after the counters, so packing leaves the counters' lines
-     * as they were. */
-    alignas(CHM_CACHELINE) _Atomic(unsigned char *) cells;
-    _Atomic unsigned ncells;
-    _Atomic int cells_busy;
-    /* Statistics (rare events only). */
-    alignas(CHM_CACHELINE) _Atomic uint64_t st_treeify;
-    _Atomic uint64_t st_untreeify, st_resize, st_join, st_pause;
+/* Which writer asks: each keeps its own yield sites (torture build, src/torture.h). */
+enum writer { WRITER_PUT, WRITER_REMOVE, WRITER_COMPUTE_IF_ABSENT, WRITER_COMPUTE };
+
+enum bin_found {
+    BIN_LOCKED,       /* b->f heads bin b->i of b->t, is a list or a TreeBin, and is locked */
+    BIN_EMPTY,        /* bin b->i of b->t is empty (without BIN_CREATE, b->t may be NULL) */
+    BIN_HEAD_HAS_KEY, /* BIN_PEEK_HEAD: the head b->f, not locked, holds the key */
+    BIN_NO_MEMORY,    /* BIN_CREATE: the table could not be created */
 };
-_Static_assert(offsetof(struct bl_map, table) % CHM_CACHELINE == 0 &&
-                   offsetof(struct bl_map, transfer_index) % CHM_CACHELINE == 0 &&
-                   offsetof(struct bl_map, base_count) % CHM_CACHELINE == 0 &&
-                   offsetof(struct bl_map, cells) % CHM_CACHELINE == 0 &&
-                   offsetof(struct bl_map, size_ctl) < offsetof(struct bl_map, transfer_index),
-               "hot map fields on their own cache lines");
 
-/* ThreadLocalRandom.getProbe(): this thread's counter-cell hash; 0 = not initialised. */
-static _Thread_local uint32_t bl_probe __attribute__((tls_model("initial-exec")));
-
-static inline struct bl_map *as_bl(chm *m)
-{
-    return (struct bl_map *)m;
-}
-
-static inline uint64_t spread(uint64_t h)
-{
-    return (h ^ (h >> 32)) & BL_HASH_BITS;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-/* A bin lock wait ran out of patience (its holder runs a compute function): leave the read
- * section for a moment so grace periods can complete -- the holder may itself be waiting for
- * one -- and re-enter. Every pointer loaded before is stale afterwards, except what the caller
- * owns or what a resize it is registered in keeps alive (its two tables). */
-static inline void smr_breathe(void)
-{
-    chm__smr_read_unlock();
-    chm__smr_read_lock();
-}
-
-static inline _Atomic(struct bl_node *) *bin_at(struct bl_table *t, size_t i)
-{
-    return &t->bins[i];
-}
-
-/* tabAt: acquire pairs with the release stores and CASes that publish a bin head. */
-static inline struct bl_node *tab_at(struct bl_table *t, size_t i)
-{
-    return atomic_load_explicit(&t->bins[i], memory_order_acquire);
-}
-
-/* setTabAt: release, so a reader that loads the new head sees it (and what it links to) whole.
- * Always called under the bin lock. */
-static inline void set_tab_at(struct bl_table *t, size_t i, struct bl_node *v)
-{
-    atomic_store_explicit(&t->bins[i], v, memory_order_release);
-}
-
-/* ---- the bin lock (binlock.h) ----------------------------------------------------------------- */
-
-static long bl_futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *timeout)
-{
-    return syscall(SYS_futex, (uint32_t *)addr, op, val, timeout, NULL, 0);
-}
-
-bool chm__bl_lock_slow(bl_lock *l)
-{
-    for (int i = 0; i < BL_LOCK_SPINS; i++) {
-        cpu_relax();
-        uint32_t c = atomic_load_explicit(&l->word, memory_order_relaxed);
-        if (c == 0) {
-            /* Acquire: as bl_lock_acquire. */
-            if (atomic_compare_exchange_weak_explicit(&l->word, &c, 1, memory_order_acquire,
-                                                      memory_order_relaxed))
-                return true;
-        } else if (c == 2) {
-            break; /* others already sleep: join them rather than spin */
-        }
-    }
-    /* Announce a sleeper (2) and sleep until the exchange finds the lock free. Acquire: pairs
-     * with the release exchange of bl_lock_release. A sleep that times out ends the wait: the
-     * caller steps out of its read section and starts over (binlock.h). */
-    static const struct timespec patience = {0, BL_LOCK_PATIENCE_NS};
-    while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0) {
-        if (bl_futex(&l->word, FUTEX_WAIT_PRIVATE, 2, &patience) != 0 && errno == ETIMEDOUT)
-            return atomic_exchange_explicit(&l->word, 2, memory_order_acquire) == 0;
-    }
-    return true;
-}
-
-void chm__bl_unlock_wake(bl_lock *l)
-{
-    bl_futex(&l->word, FUTEX_WAKE_PRIVATE, 1, NULL);
-}
-
-/* ---- reclamation callbacks (run after a grace period) --------------------------------------- */
-
-/* Node memory: plain nodes come from the map's pool (src/pool.h: no malloc or free per write,
- * no malloc header, slabs back to the system at chm_free); TreeNodes, needed only by bins of
- * 8+ colliding keys, from malloc. A node's `tree` flag, set when its memory is allocated and
- * never changed, says which. NULL when out of memory. */
-static struct bl_node *node_mem_alloc(struct bl_map *m, bool tree)
-{
-    struct bl_node *e =
-        tree ? chm__malloc(sizeof(struct bl_tnode)) : chm__pool_alloc(m->nodes);
-    if (e != NULL)
-        e->tree = tree;
-    return e;
-}
-
-static void node_mem_free(struct bl_map *m, struct bl_node *e)
-{
-    if (e->tree)
-        chm__free(e);
-    else
-        chm__pool_put(m->nodes, e);
-}
-
-/* A removed node: it owned its key copy and value. */
-static void free_node_full(chm_smr_node *n, void *owner)
-{
-    struct bl_node *e = (struct bl_node *)n;
-    struct bl_map *m = owner;
-    chm__key_release(&m->base, e->key);
-    chm__value_free(&m->base, atomic_load_explicit(&e->value, memory_order_relaxed));
-    node_mem_free(m, e);
-}
-
-/* A node whose key and value moved to a copy (a transfer's clone, a TreeNode): its memory is all
- * it owns. */
-static void free_node_shell(chm_smr_node *n, void *owner)
-{
-    node_mem_free(owner, (struct bl_node *)n);
-}
-
-static inline void retire(struct bl_map *m, void *obj, chm_smr_free_fn *fn)
-{
-    chm__smr_retire(m->domain, (chm_smr_node *)obj, fn);
-}
-
-/* An old TreeBin, a reservation, a table: malloc'ed, the memory is all they own. */
-#define free_shell chm__smr_free_plain
-
-/* ---- nodes and tables --------------------------------------------------------------------- */
-
-static void node_init(struct bl_node *e, uint64_t hash, uint64_t key, uint64_t value)
-{
-    e->hash = hash;
-    e->key = key;
-    atomic_store_explicit(&e->value, value, memory_order_relaxed);
-    atomic_store_explicit(&e->next, NULL, memory_order_relaxed);
-    atomic_store_explicit(&e->lock.word, 0, memory_order_relaxed);
-    e->tree = false;
-}
-
-/* A node (plain or, with @tree, a TreeNode) for a key being inserted: allocated and the key
- * copy made. NULL when out of memory. Published later by a release store. */
-static struct bl_node *new_node(struct bl_map *m, uint64_t hash, uint64_t key, uint64_t value,
-                                bool tree)
-{
-    struct bl_node *e = node_mem_alloc(m, tree);
-    if (e == NULL)
-        return NULL;
-    uint64_t stored;
-    if (!chm__key_retain(&m->base, key, &stored)) {
-        node_mem_free(m, e);
-        return NULL;
-    }
-    node_init(e, hash, stored, value);
-    e->tree = tree;
-    return e;
-}
-
-/* Undo new_node for a node that was never published. */
-static void discard_node(struct bl_map *m, struct bl_node *e)
-{
-    if (e != NULL) {
-        chm__key_release(&m->base, e->key);
-        node_mem_free(m, e);
-    }
-}
-
-static struct bl_table *new_table(size_t n)
-{
-    if (n > BL_MAX_CAPACITY)
-        return NULL;
-    struct bl_table *t = chm__calloc(1, sizeof *t + n * sizeof t->bins[0]);
-    if (t == NULL)
-        return NULL;
-    t->n = n;
-    node_init(&t->fwd, BL_MOVED, 0, 0);
-    return t;
-}
-
-static size_t table_size_for(size_t c)
-{
-    size_t n = 1;
-    while (n < c)
-        n <<= 1;
-    return n;
-}
-
-/* resizeStamp(n) << RESIZE_STAMP_SHIFT: negative, unique per table size. */
-static inline int64_t resize_stamp(size_t n)
-{
-    uint64_t rs = (uint64_t)__builtin_clzll(n) | (1ULL << 31);
-    return (int64_t)(rs << BL_RESIZE_STAMP_SHIFT);
-}
-
-/* ---- initTable -------------------------------------------------------------------------------- */
-
-static struct bl_table *init_table(struct bl_map *m)
-{
-    struct bl_table *t;
-    /* Acquire: pairs with the release store of table below (and the commit's store). */
-    while ((t = atomic_load_explicit(&m->table, memory_order_acquire)) == NULL) {
-        int64_t sc = atomic_load_explicit(&m->size_ctl, memory_order_seq_cst);
-        if (sc < 0) {
-            sched_yield(); /* lost the initialisation race: Thread.yield() */
-            continue;
-        }
-        /* seq_cst, as every sizeCtl transition: -1 excludes other initialisers. */
-        CHM_YIELD_POINT("bl.init.before_cas");
-        if (atomic_compare_exchange_strong_explicit(&m->size_ctl, &sc, -1, memory_order_seq_cst,
-                                                    memory_order_seq_cst)) {
-            t = atomic_load_explicit(&m->table, memory_order_acquire);
-            if (t == NULL) {
-                size_t n = sc > 0 ? (size_t)sc : BL_DEFAULT_CAPACITY;
-                if ((t = new_table(n)) == NULL) {
-                    /* seq_cst: back from -1, so a waiting initialiser may try in turn. */
-                    atomic_store_explicit(&m->size_ctl, sc, memory_order_seq_cst);
-                    return NULL;
-                }
-                CHM_YIELD_POINT("bl.init.before_publish"); /* others spin on sizeCtl -1 */
-                /* Release (seq_cst): pairs with the acquire loads of table; the zeroed bins and
-                 * the forwarding node are visible to whoever sees the table. */
-                atomic_store_explicit(&m->table, t, memory_order_seq_cst);
-                sc = (int64_t)(n - (n >> 2));
-            }
-            atomic_store_explicit(&m->size_ctl, sc, memory_order_seq_cst);
-            return t;
-        }
-    }
-    return t;
-}
-
-/* ---- counting (addCount, fullAddCount, sumCount) --------------------------------------------- */
-
-static inline _Atomic int64_t *cell_at(struct bl_map *m, unsigned char *cells, unsigned i)
-{
-    return (_Atomic int64_t *)(void *)(cells + (size_t)i * m->cell_stride);
-}
-
-/* Relaxed everywhere in the counters: a count needs atomicity only. chm_size is exact once the
- * caller happens after every write (quiescent), and the resize check is a heuristic. */
-static inline bool cas_add(_Atomic int64_t *c, int64_t x)
-{
-    int64_t v = atomic_load_explicit(c, memory_order_relaxed);
-    return atomic_compare_exchange_strong_explicit(c, &v, v + x, memory_order_relaxed,
-                                                   memory_order_relaxed);
-}
-
-static int64_t sum_count(struct bl_map *m)
-{
-    int64_t sum = atomic_load_explicit(&m->base_count, memory_order_relaxed);
-    /* Acquire: pairs with the release store of cells in full_add_count (the zeroed array). */
-    unsigned char *cells = atomic_load_explicit(&m->cells, memory_order_acquire);
-    if (cells != NULL) {
-        unsigned n = atomic_load_explicit(&m->ncells, memory_order_relaxed);
-        for (unsigned i = 0; i < n; i++)
-            sum += atomic_load_explicit(cell_at(m, cells, i), memory_order_relaxed);
-    }
-    return sum;
-}
-
-/* ---- bytes (chm_stats_get) -------------------------------------------------------------------
- * What the map holds is derived, not counted, wherever it can be: the map struct, the tables,
- * the cell array, and sizeof(struct bl_node) per entry (from the entry count). The rest --
- * xbytes -- is what entries x sizeof(struct bl_node) misses: the larger size of TreeNodes
- * (TNODE_EXTRA each), TreeBins, and with chm_keys_string the stored key copies (strlen + 1).
- * It changes only where such objects come and go (tree bins, string keys), so a map of integer
- * keys never writes it. It is striped like the count: a base word on the base counter's line
- * and one byte cell per counter cell, written with relaxed fetch_adds (a sum needs atomicity
- * only, as the count). */
-#define TNODE_EXTRA ((int64_t)(sizeof(struct bl_tnode) - sizeof(struct bl_node)))
-#define TREEBIN_BYTES ((int64_t)sizeof(struct bl_treebin))
-
-static inline _Atomic int64_t *xcell_at(struct bl_map *m, unsigned char *cells, unsigned i)
-{
-    return (_Atomic int64_t *)(void *)(cells + m->xcell_off + (size_t)i * m->cell_stride);
-}
-
-/* The size of the counter cell array: the counters, and the byte cells in it (see bl_map). */
-static inline size_t cells_bytes(const struct bl_map *m)
-{
-    size_t n = (size_t)m->max_cells * m->cell_stride;
-    return m->cell_stride == CHM_CACHELINE ? n : 2 * n;
-}
-
-/* What node @e takes beyond sizeof(struct bl_node) (its node kind only; its key: key_bytes). */
-static inline int64_t node_extra(const struct bl_node *e)
-{
-    return e->tree ? TNODE_EXTRA : 0;
-}
-
-/* The bytes of the stored copy of key @stored, when they are counted (chm_keys_string). */
-static inline int64_t key_bytes(const struct bl_map *m, uint64_t stored)
-{
-    return chm_unlikely(m->key_bytes) ? (int64_t)strlen((const char *)(uintptr_t)stored) + 1 : 0;
-}
-
-/* What the entry in node @e adds to xbytes. */
-static inline int64_t entry_xbytes(const struct bl_map *m, const struct bl_node *e)
-{
-    return node_extra(e) + key_bytes(m, e->key);
-}
-
-static uint32_t probe_init(void);
-
-/* Add @x to xbytes: this thread's byte cell once there are cells, else the base word. */
-static void add_xbytes(struct bl_map *m, int64_t x)
-{
-    if (x == 0)
-        return;
-    /* Acquire: pairs with the release store of cells in full_add_count (the zeroed array). */
-    unsigned char *cells = atomic_load_explicit(&m->cells, memory_order_acquire);
-    if (cells == NULL) {
-        atomic_fetch_add_explicit(&m->xbase, x, memory_order_relaxed);
-        return;
-    }
-    uint32_t h = bl_probe;
-    if (h == 0)
-        bl_probe = h = probe_init();
-    unsigned n = atomic_load_explicit(&m->ncells, memory_order_relaxed); /* >= 2 with cells */
-    atomic_fetch_add_explicit(xcell_at(m, cells, h & (n - 1)), x, memory_order_relaxed);
-}
-
-static int64_t sum_xbytes(struct bl_map *m)
-{
-    int64_t sum = atomic_load_explicit(&m->xbase, memory_order_relaxed);
-    unsigned char *cells = atomic_load_explicit(&m->cells, memory_order_acquire); /* as above */
-    if (cells != NULL) /* every byte cell: ncells may have grown since a writer read it */
-        for (unsigned i = 0; i < m->max_cells; i++)
-            sum += atomic_load_explicit(xcell_at(m, cells, i), memory_order_relaxed);
-    return sum;
-}
-
-static uint32_t probe_init(void)
-{
-    static atomic_uint_fast64_t seeder;
-    uint64_t x = atomic_fetch_add_explicit(&seeder, 0x9e3779b97f4a7c15ULL, memory_order_relaxed);
-    uint32_t h = (uint32_t)(chm__mix64(x, (uint64_t)(uintptr_t)&bl_probe) >> 32);
-    return h != 0 ? h : 1;
-}
-
-static inline uint32_t advance_probe(uint32_t h) /* ThreadLocalRandom.advanceProbe: xorshift */
-{
-    h ^= h << 13;
-    h ^= h >> 17;
-    h ^= h << 5;
-    return h;
-}
-
-/* fullAddCount: the LongAdder loop, on a cell array allocated once at its final size. */
-static void full_add_count(struct bl_map *m, int64_t x, bool was_uncontended)
-{
-    uint32_t h = bl_probe;
-    if (h == 0) {
-        h = probe_init();
-        was_uncontended = true;
-    }
-    bool collide = false;
-    for (;;) {
-        /* Acquire: pairs with the release store of cells below. */
-        unsigned char *cells = atomic_load_explicit(&m->cells, memory_order_acquire);
-        unsigned n = cells != NULL ? atomic_load_explicit(&m->ncells, memory_order_relaxed) : 0;
-        if (n > 0) {
-            _Atomic int64_t *a = cell_at(m, cells, h & (n - 1));
-            if (!was_uncontended) {
-                was_uncontended = true; /* CAS already known to fail: rehash first */
-            } else if (cas_add(a, x)) {
-                break;
-            } else if (n >= m->max_cells) {
-                collide = false; /* at max size */
-            } else if (!collide) {
-                collide = true;
-            } else {
-                /* Expand: use twice as many cells (Java copies the array under cellsBusy). */
-                atomic_compare_exchange_strong_explicit(&m->ncells, &n, n << 1,
-                                                        memory_order_relaxed, memory_order_relaxed);
-                collide = false;
-                continue;
-            }
-            h = advance_probe(h);
-        } else if (cells == NULL &&
-                   atomic_load_explicit(&m->cells_busy, memory_order_relaxed) == 0 &&
-                   atomic_exchange_explicit(&m->cells_busy, 1, memory_order_acquire) == 0) {
-            /* cellsBusy held (acquire/release pair with its other holders): initialise. */
-            bool init = false;
-            if (atomic_load_explicit(&m->cells, memory_order_relaxed) == NULL) {
-                size_t bytes = cells_bytes(m);
-                unsigned char *slab = chm__aligned_alloc(CHM_CACHELINE, bytes);
-                if (slab != NULL) {
-                    memset(slab, 0, bytes);
-                    atomic_store_explicit(cell_at(m, slab, h & 1), x, memory_order_relaxed);
-                    atomic_store_explicit(&m->ncells, 2, memory_order_relaxed);
-                    /* Release: pairs with the acquire loads of cells; the zeroed cells, x
-                     * and ncells are visible to whoever sees the array. */
-                    atomic_store_explicit(&m->cells, slab, memory_order_release);
-                    init = true;
-                }
-            }
-            /* Release: pairs with the acquire exchange of the next holder. */
-            atomic_store_explicit(&m->cells_busy, 0, memory_order_release);
-            if (init)
-                break;
-            if (cas_add(&m->base_count, x)) /* no memory for cells: the base it is */
-                break;
-        } else if (cas_add(&m->base_count, x)) {
-            break; /* fall back on using base */
-        }
-    }
-    bl_probe = h;
-}
-
-static void resize_check(struct bl_map *m, int64_t s);
-
-/* addCount(x, check): count, then (check >= 0) see whether the table must grow. Inside a read
- * section (a resize walks the bins). */
-static void add_count(struct bl_map *m, int64_t x, long check)
-{
-    unsigned char *cells = atomic_load_explicit(&m->cells, memory_order_acquire); /* as above */
-    int64_t s = 0;
-    int64_t b = atomic_load_explicit(&m->base_count, memory_order_relaxed);
-    CHM_YIELD_POINT("bl.count.before_cas"); /* base read, CAS pending: contention, cells */
-    if (cells != NULL ||
-        !atomic_compare_exchange_strong_explicit(&m->base_count, &b, b + x, memory_order_relaxed,
-                                                 memory_order_relaxed)) {
-        bool uncontended = true;
-        unsigned n;
-        uint32_t h = bl_probe;
-        if (cells == NULL || (n = atomic_load_explicit(&m->ncells, memory_order_relaxed)) == 0 ||
-            h == 0 || !(uncontended = cas_add(cell_at(m, cells, h & (n - 1)), x))) {
-            full_add_count(m, x, uncontended);
-            return;
-        }
-        if (check <= 1)
-            return;
-        s = sum_count(m);
-    } else {
-        s = b + x;
-    }
-    if (check >= 0)
-        resize_check(m, s);
-}
-
-/* ---- transfer, helpTransfer, tryPresize --------------------------------------------------- */
-
-static inline int64_t sc_workers(int64_t sc)
-{
-    return sc & BL_LOW_MASK;
-}
-
-static inline bool same_stamp(int64_t sc, int64_t rs)
-{
-    return (sc & ~BL_LOW_MASK) == rs;
-}
-
-/* The sizeCtl a thread installs to join resize @sc: one more worker, or, for a paused resize
- * (no worker), the "one worker" value a start sets. */
-static inline int64_t joined(int64_t sc)
-{
-    return sc_workers(sc) == 0 ? sc + 2 : sc + 1;
-}
-
-/* May a thread join the resize whose sizeCtl is @sc (negative), of a table with stamp @rs?
- * Not if it is another resize, finishing (1: the finisher re-sweeps alone), full, or has no
- * stride left to hand out. */
-static bool may_join(struct bl_map *m, int64_t sc, int64_t rs)
-{
-    int64_t w = sc_workers(sc);
-    /* seq_cst, after the caller's load of sizeCtl: a resize started (or paused) before that
-     * load has its transferIndex stored before it (start_resize, the pause). */
-    return same_stamp(sc, rs) && w != 1 && w != BL_MAX_RESIZERS &&
-           atomic_load_explicit(&m->transfer_index, memory_order_seq_cst) > 0;
-}
-
-static void free_pool(struct bl_map *m, struct bl_node *pool)
-{
-    while (pool != NULL) {
-        struct bl_node *next = atomic_load_explicit(&pool->next, memory_order_relaxed);
-        node_mem_free(m, pool);
-        pool = next;
-    }
-}
-
-/* A chain of @count unpublished nodes (TreeNodes with @tree), linked through next; false
- * (nothing allocated) when out of memory. */
-static bool alloc_pool(struct bl_map *m, struct bl_node **pool, size_t count, bool tree)
-{
-    *pool = NULL;
-    for (size_t k = 0; k < count; k++) {
-        struct bl_node *e = node_mem_alloc(m, tree);
-        if (e == NULL) {
-            free_pool(m, *pool);
-            *pool = NULL;
-            return false;
-        }
-        atomic_store_explicit(&e->next, *pool, memory_order_relaxed);
-        *pool = e;
-    }
-    return true;
-}
-
-static struct bl_node *pool_take(struct bl_node **pool)
-{
-    struct bl_node *e = *pool;
-    *pool = atomic_load_explicit(&e->next, memory_order_relaxed);
-    return e;
-}
-
-/* chm__binlock_fail_splits: splits still to fail (a test hook; relaxed, read only when a bin is
- * split, so a transfer pays one load per bin). */
-static atomic_uint bl_fail_splits;
-
-void chm__binlock_fail_splits(unsigned n)
-{
-    atomic_store_explicit(&bl_fail_splits, n, memory_order_relaxed);
-}
-
-static bool split_should_fail(void)
-{
-    unsigned n = atomic_load_explicit(&bl_fail_splits, memory_order_relaxed);
-    while (n != 0 && !atomic_compare_exchange_weak_explicit(
-                         &bl_fail_splits, &n, n - 1, memory_order_relaxed, memory_order_relaxed))
-        ;
-    return n != 0;
-}
-
-/* The list split of transfer for the locked list bin @f at @i: lastRun reused, the nodes
- * before it cloned (prepended, so their order reverses, as Java). The clones are allocated
- * first: false, with nothing changed, when that fails. */
-static bool split_list(struct bl_map *m, struct bl_table *tab, struct bl_table *nt, size_t i,
-                       struct bl_node *f)
-{
-    size_t n = tab->n;
-    uint64_t run_bit = f->hash & n;
-    struct bl_node *last_run = f;
-    size_t before = 0, k = 1; /* nodes before last_run; index of p */
-    for (struct bl_node *p = atomic_load_explicit(&f->next, memory_order_relaxed); p != NULL;
-         p = atomic_load_explicit(&p->next, memory_order_relaxed), k++) {
-        uint64_t b = p->hash & n;
-        if (b != run_bit) {
-            run_bit = b;
-            last_run = p;
-            before = k;
-        }
-    }
-    struct bl_node *pool;
-    if (!alloc_pool(m, &pool, before, false))
-        return false;
-    struct bl_node *ln = run_bit == 0 ? last_run : NULL;
-    struct bl_node *hn = run_bit == 0 ? NULL : last_run;
-    for (struct bl_node *p = f; p != last_run;
-         p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
-        struct bl_node *c = pool_take(&pool);
-        node_init(c, p->hash, p->key, atomic_load_explicit(&p->value, memory_order_relaxed));
-        if ((p->hash & n) == 0) {
-            atomic_store_explicit(&c->next, ln, memory_order_relaxed);
-            ln = c;
-        } else {
-            atomic_store_explicit(&c->next, hn, memory_order_relaxed);
-            hn = c;
-        }
-    }
-    set_tab_at(nt, i, ln);
-    set_tab_at(nt, i + n, hn);
-    CHM_YIELD_POINT("bl.split.before_fwd"); /* halves in nt, old bin still live */
-    /* After the two stores above (release order): a reader that sees the forwarding node finds
-     * both halves in the next table. */
-    set_tab_at(tab, i, &nt->fwd);
-    CHM_YIELD_POINT("bl.split.before_retire"); /* readers still on the cloned originals */
-    /* The cloned originals: unreachable for new readers, their links frozen. The read section
-     * this writer is in keeps them valid while the loop reads their links. A TreeNode original
-     * (a list left by untreeify) has a plain clone: xbytes shrinks. */
-    int64_t xb = 0;
-    for (struct bl_node *p = f, *pn; p != last_run; p = pn) {
-        pn = atomic_load_explicit(&p->next, memory_order_relaxed);
-        xb -= node_extra(p);
-        retire(m, p, free_node_shell);
-    }
-    add_xbytes(m, xb);
-    return true;
-}
-
-/* The TreeBin split of transfer for the locked TreeBin @t at @i: each half becomes a list if it
- * has <= 6 nodes, else a new TreeBin; a half that takes every node keeps @t as it is. Every
- * node and TreeBin needed is allocated first: false, with nothing changed, when that fails. */
-static bool split_tree(struct bl_map *m, struct bl_table *tab, struct bl_table *nt, size_t i,
-                       struct bl_treebin *t)
-{
-    size_t n = tab->n, lc = 0, hc = 0;
-    struct bl_node *first = (struct bl_node *)atomic_load_explicit(&t->first, memory_order_relaxed);
-    for (struct bl_node *e = first; e != NULL;
-         e = atomic_load_explicit(&e->next, memory_order_relaxed)) {
-        if ((e->hash & n) == 0)
-            lc++;
-        else
-            hc++;
-    }
-    struct bl_node *ln = NULL, *hn = NULL;
-    bool reuse =
-        (hc == 0 && lc > BL_UNTREEIFY_THRESHOLD) || (lc == 0 && hc > BL_UNTREEIFY_THRESHOLD);
-    if (reuse) {
-        ln = lc != 0 ? &t->n : NULL;
-        hn = hc != 0 ? &t->n : NULL;
-    } else {
-        bool ltree = lc > BL_UNTREEIFY_THRESHOLD, htree = hc > BL_UNTREEIFY_THRESHOLD;
-        struct bl_node *lpool, *hpool;
-        struct bl_treebin *ltb = NULL, *htb = NULL;
-        if (!alloc_pool(m, &lpool, lc, ltree))
-            return false;
-        if (!alloc_pool(m, &hpool, hc, htree) ||
-            (ltree && (ltb = chm__malloc(sizeof *ltb)) == NULL) ||
-            (htree && (htb = chm__malloc(sizeof *htb)) == NULL)) {
-            free_pool(m, lpool);
-            free_pool(m, hpool);
-            chm__free(ltb);
-            return false;
-        }
-        /* Copy in list order (Java: loTail/hiTail appends). */
-        struct bl_node *ltail = NULL, *htail = NULL;
-        for (struct bl_node *e = first; e != NULL;
-             e = atomic_load_explicit(&e->next, memory_order_relaxed)) {
-            bool lo = (e->hash & n) == 0;
-            struct bl_node *c = pool_take(lo ? &lpool : &hpool);
-            node_init(c, e->hash, e->key, atomic_load_explicit(&e->value, memory_order_relaxed));
-            c->tree = lo ? ltree : htree;
-            struct bl_node **tail = lo ? &ltail : &htail, **head = lo ? &ln : &hn;
-            if ((lo ? ltree : htree))
-                bl_tnode_of(c)->prev = bl_tnode_of(*tail);
-            if (*tail == NULL)
-                *head = c;
-            else
-                atomic_store_explicit(&(*tail)->next, c, memory_order_relaxed);
-            *tail = c;
-        }
-        if (ltree) {
-            chm__bl_treebin_init(&m->base, ltb, bl_tnode_of(ln));
-            ln = &ltb->n;
-        } else if (lc != 0) {
-            atomic_fetch_add_explicit(&m->st_untreeify, 1, memory_order_relaxed);
-        }
-        if (htree) {
-            chm__bl_treebin_init(&m->base, htb, bl_tnode_of(hn));
-            hn = &htb->n;
-        } else if (hc != 0) {
-            atomic_fetch_add_explicit(&m->st_untreeify, 1, memory_order_relaxed);
-        }
-    }
-    set_tab_at(nt, i, ln);
-    set_tab_at(nt, i + n, hn);
-    CHM_YIELD_POINT("bl.split_tree.before_fwd"); /* as in split_list */
-    set_tab_at(tab, i, &nt->fwd);                /* after both halves, as in split_list */
-    if (!reuse) {
-        /* xbytes: the copies' kinds and TreeBins replace the originals' (keys moved). */
-        int64_t xb = -TREEBIN_BYTES;
-        for (struct bl_node *e = first, *en; e != NULL; e = en) {
-            en = atomic_load_explicit(&e->next, memory_order_relaxed);
-            xb -= node_extra(e);
-            retire(m, e, free_node_shell);
-        }
-        retire(m, t, free_shell);
-        if (lc > BL_UNTREEIFY_THRESHOLD)
-            xb += (int64_t)lc * TNODE_EXTRA + TREEBIN_BYTES;
-        if (hc > BL_UNTREEIFY_THRESHOLD)
-            xb += (int64_t)hc * TNODE_EXTRA + TREEBIN_BYTES;
-        add_xbytes(m, xb);
-    }
-    return true;
-}
-
-/*
- * transfer(tab, nextTab): move bins of @tab to @nt, cooperatively. The caller has registered as
- * a worker in sizeCtl. Returns false when this call paused the resize (out of memory in the
- * finisher's re-sweep), true otherwise. Inside a read section.
- */
-static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt)
-{
-    const int64_t n = (int64_t)tab->n;
-    int64_t stride = m->ncpu > 1 ? (n >> 3) / m->ncpu : n;
-    if (stride < BL_MIN_TRANSFER_STRIDE)
-        stride = BL_MIN_TRANSFER_STRIDE; /* subdivide range */
-    const int64_t rs = resize_stamp(tab->n);
-    bool advance = true, finishing = false; /* finishing: re-sweep before committing nt */
-    int64_t i = 0, bound = 0;
-    for (;;) {
-        while (advance) {
-            int64_t next_index, next_bound;
-            if (--i >= bound || finishing) {
-                advance = false;
-            } else if ((next_index = /* seq_cst: with the CAS below */
-                        atomic_load_explicit(&m->transfer_index, memory_order_seq_cst)) <= 0) {
-                i = -1;
-                advance = false;
-            } else {
-                next_bound = next_index > stride ? next_index - stride : 0;
-                CHM_YIELD_POINT("bl.transfer.before_claim"); /* racing claimers */
-                /* seq_cst: claims a stride [next_bound, next_index) exactly once. */
-                if (atomic_compare_exchange_strong_explicit(&m->transfer_index, &next_index,
-                                                            next_bound, memory_order_seq_cst,
-                                                            memory_order_seq_cst)) {
-                    bound = next_bound;
-                    i = next_index - 1;
-                    advance = false;
-                }
-            }
-        }
-        if (i < 0 || i >= n) {
-            if (finishing) { /* commit */
-                /* seq_cst, Java's volatile writes in this order: a thread that sees the new
-                 * sizeCtl sees nextTable cleared and the new table. table's store also pairs
-                 * with the acquire loads of table (release). */
-                atomic_store_explicit(&m->next_table, NULL, memory_order_seq_cst);
-                CHM_YIELD_POINT("bl.commit.next_cleared"); /* nextTable NULL, old table current */
-                atomic_store_explicit(&m->table, nt, memory_order_seq_cst);
-                CHM_YIELD_POINT("bl.commit.table_set"); /* new table, sizeCtl still resizing */
-                atomic_store_explicit(&m->size_ctl, 2 * n - n / 2, memory_order_seq_cst);
-                atomic_fetch_add_explicit(&m->st_resize, 1, memory_order_relaxed);
-                retire(m, tab, free_shell);
-                return true;
-            }
-            /* seq_cst load and CAS: leave the worker count; the one that brings it to 1 is the
-             * last, and its re-sweep sees every bin the others moved. */
-            int64_t sc = atomic_load_explicit(&m->size_ctl, memory_order_seq_cst);
-            CHM_YIELD_POINT("bl.transfer.before_leave"); /* joiners and leavers race on sizeCtl */
-            if (atomic_compare_exchange_strong_explicit(
-                    &m->size_ctl, &sc, sc - 1, memory_order_seq_cst, memory_order_seq_cst)) {
-                if (sc - 2 != rs)
-                    return true;
-                finishing = advance = true;
-                i = n; /* recheck before commit */
-            }
-            continue;
-        }
-        struct bl_node *f = tab_at(tab, (size_t)i);
-        CHM_YIELD_POINT("bl.transfer.bin_loaded"); /* head read, not yet locked or CASed */
-        if (f == NULL) {
-            /* Release: pairs with tabAt's acquire; nt (published through nextTable) is whole
-             * for whoever follows this forwarding node. */
-            advance = atomic_compare_exchange_strong_explicit(
-                bin_at(tab, (size_t)i), &f, &nt->fwd, memory_order_release, memory_order_relaxed);
-        } else if (f->hash == BL_MOVED) {
-            advance = true; /* already processed */
-        } else if (!bl_lock_acquire(&f->lock)) {
-            /* Out of patience: breathe and retry bin i. tab and nt stay valid: this thread is a
-             * registered worker, so the resize cannot commit meanwhile. */
-            smr_breathe();
-        } else {
-            CHM_YIELD_POINT("bl.transfer.locked"); /* locked, head not yet re-checked */
-            /* Relaxed: the bin lock's acquire orders this after the last change of the head by a
-             * holder of f's lock; any other value means f is no longer the head. */
-            if (atomic_load_explicit(bin_at(tab, (size_t)i), memory_order_relaxed) == f) {
-                /* (A ReservationNode is never still the head once its lock is ours: its
-                 * compute replaced it before unlocking. Were it, the bin would be retried.) */
-                bool ok = true;
-                if (f->hash != BL_RESERVED && chm_unlikely(split_should_fail()))
-                    ok = false;
-                else if (!bl_special(f->hash))
-                    ok = split_list(m, tab, nt, (size_t)i, f);
-                else if (f->hash == BL_TREEBIN)
-                    ok = split_tree(m, tab, nt, (size_t)i, bl_treebin_of(f));
-                if (f->hash == BL_RESERVED) {
-                    /* retry the bin */
-                } else if (ok || !finishing) {
-                    advance = true; /* a bin that failed is left to the re-sweep */
-                } else {
-                    /* The re-sweep cannot allocate: pause. Bins [0, i] go back to the pool of
-                     * strides, and the worker count to 0 (seq_cst: a joiner that sees 0 sees
-                     * the reopened transferIndex). Only the finisher writes sizeCtl in state 1,
-                     * so plain stores suffice. */
-                    atomic_store_explicit(&m->transfer_index, i + 1, memory_order_seq_cst);
-                    atomic_store_explicit(&m->size_ctl, rs, memory_order_seq_cst);
-                    atomic_fetch_add_explicit(&m->st_pause, 1, memory_order_relaxed);
-                    bl_lock_release(&f->lock);
-                    return false;
-                }
-            }
-            bl_lock_release(&f->lock);
-        }
-    }
-}
-
-/* Join the resize of @tab that sizeCtl @sc (negative) describes; the caller read next_table
- * as @nt. Returns false when this thread's transfer paused it. */
-static bool join_resize(struct bl_map *m, struct bl_table *tab, struct bl_table *nt, int64_t sc)
-{
-    CHM_YIELD_POINT("bl.join.before_cas"); /* the resize may commit or pause meanwhile */
-    /* seq_cst: one more worker only if sizeCtl is still what was checked. */
-    if (!atomic_compare_exchange_strong_explicit(&m->size_ctl, &sc, joined(sc),
-                                                 memory_order_seq_cst, memory_order_seq_cst))
-        return true;
-    atomic_fetch_add_explicit(&m->st_join, 1, memory_order_relaxed);
-    return transfer(m, tab, nt);
-}
-
-/* Start a resize of @tab whose threshold sizeCtl @sc was seen. 1: done (or someone else
- * started); -1: no memory for the next table (sizeCtl restored) or the transfer paused. */
-static int start_resize(struct bl_map *m, struct bl_table *tab, int64_t sc)
-{
-    int64_t rs = resize_stamp(tab->n);
-    /* seq_cst: from threshold to "resizing, one worker". */
-    if (!atomic_compare_exchange_strong_explicit(&m->size_ctl, &sc, rs + 2, memory_order_seq_cst,
-                                                 memory_order_seq_cst))
-        return 1;
-    CHM_YIELD_POINT("bl.resize.started"); /* sizeCtl says resizing, no nextTable yet */
-    struct bl_table *nt = new_table(tab->n << 1);
-    if (nt == NULL) {
-        /* Nobody can have joined: nextTable is NULL. Back to the threshold (Java: MAX_VALUE,
-         * i.e. never again; here the next insert past the threshold tries again). */
-        atomic_store_explicit(&m->size_ctl, sc, memory_order_seq_cst);
-        return -1;
-    }
-    /* seq_cst, in Java's order: nextTable, then transferIndex; a joiner reads them in the
-     * opposite order after sizeCtl. */
-    atomic_store_explicit(&m->next_table, nt, memory_order_seq_cst);
-    CHM_YIELD_POINT("bl.resize.next_published"); /* nextTable set, transferIndex still 0 */
-    atomic_store_explicit(&m->transfer_index, (int64_t)tab->n, memory_order_seq_cst);
-    return transfer(m, tab, nt) ? 1 : -1;
-}
-
-/* The resize check of addCount: while the count is past sizeCtl, join or start resizes. */
-static void resize_check(struct bl_map *m, int64_t s)
-{
-    struct bl_table *tab;
-    int64_t sc;
-    /* sizeCtl, then table, then (resizing) transferIndex and nextTable: seq_cst loads in the
-     * reverse of the order a commit stores them (nextTable, table, sizeCtl) and a start stores
-     * them (sizeCtl, nextTable, transferIndex), so a stamp seen here comes with its tables.
-     * table's load is also an acquire (the table is followed). */
-    while (s >= (sc = atomic_load_explicit(&m->size_ctl, memory_order_seq_cst)) &&
-           (tab = atomic_load_explicit(&m->table, memory_order_acquire)) != NULL &&
-           tab->n < BL_MAX_CAPACITY) {
-        int64_t rs = resize_stamp(tab->n);
-        if (sc < 0) {
-            struct bl_table *nt;
-            if (!may_join(m, sc, rs) ||
-                (nt = atomic_load_explicit(&m->next_table, memory_order_seq_cst)) == NULL)
-                break;
-            if (!join_resize(m, tab, nt, sc))
-                break;
-        } else if (start_resize(m, tab, sc) < 0) {
-            break; /* out of memory: keep inserting into this table */
-        }
-        s = sum_count(m);
-    }
-}
-
-/* helpTransfer: a writer met the forwarding node @f in @tab; help if that resize can use it,
- * and continue in the next table. *@did_join (if not NULL) tells whether this thread ran
- * transfer, which may have left the read section (smr_breathe): then only @tab and the table
- * returned are known to be alive. */
-static struct bl_table *help_transfer_joined(struct bl_map *m, struct bl_table *tab,
-                                             struct bl_node *f, bool *did_join)
-{
-    struct bl_table *nt = bl_fwd_table(f);
-    int64_t rs = resize_stamp(tab->n), sc;
-    /* seq_cst loads: Java's volatile reads of nextTable, table and sizeCtl; the resize is still
-     * the one @f belongs to if nextTable and table still match (checked before each CAS). */
-    while (nt == atomic_load_explicit(&m->next_table, memory_order_seq_cst) &&
-           tab == atomic_load_explicit(&m->table, memory_order_seq_cst) &&
-           (sc = atomic_load_explicit(&m->size_ctl, memory_order_seq_cst)) < 0) {
-        if (!may_join(m, sc, rs))
-            break;
-        int64_t seen = sc;
-        CHM_YIELD_POINT("bl.help.before_join");
-        /* seq_cst: as join_resize. */
-        if (atomic_compare_exchange_strong_explicit(&m->size_ctl, &seen, joined(sc),
-                                                    memory_order_seq_cst, memory_order_seq_cst)) {
-            atomic_fetch_add_explicit(&m->st_join, 1, memory_order_relaxed);
-            if (did_join != NULL)
-                *did_join = true;
-            transfer(m, tab, nt);
-            break;
-        }
-    }
-    return nt;
-}
-
-static struct bl_table *help_transfer(struct bl_map *m, struct bl_table *tab, struct bl_node *f)
-{
-    return help_transfer_joined(m, tab, f, NULL);
-}
-
-/* tryPresize(size), as treeifyBin uses it: grow until the table could hold @size entries. */
-static void try_presize(struct bl_map *m, size_t size)
-{
-    size_t c =
-        size >= (BL_MAX_CAPACITY >> 1) ? BL_MAX_CAPACITY : table_size_for(size + (size >> 1) + 1);
-    int64_t sc;
-    /* seq_cst / acquire: as resize_check. */
-    while ((sc = atomic_load_explicit(&m->size_ctl, memory_order_seq_cst)) >= 0) {
-        struct bl_table *tab = atomic_load_explicit(&m->table, memory_order_acquire);
-        if (tab == NULL || (int64_t)c <= sc || tab->n >= BL_MAX_CAPACITY)
-            break;
-        if (start_resize(m, tab, sc) < 0)
-            break;
-    }
-}
-
-/* ---- treeifyBin ------------------------------------------------------------------------------- */
-
-static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index)
-{
-    if (tab->n < BL_MIN_TREEIFY_CAPACITY) {
-        try_presize(m, tab->n << 1);
-        return;
-    }
-    struct bl_node *b = tab_at(tab, index);
-    if (b == NULL || bl_special(b->hash))
-        return;
-    if (!bl_lock_acquire(&b->lock))
-        return; /* the bin is busy for long: treeify another time */
-    /* Relaxed: as in transfer (the lock orders it). */
-    if (atomic_load_explicit(bin_at(tab, index), memory_order_relaxed) == b) {
-        size_t count = 0;
-        for (struct bl_node *e = b; e != NULL;
-             e = atomic_load_explicit(&e->next, memory_order_relaxed))
-            count++;
-        struct bl_node *pool;
-        struct bl_treebin *tb = NULL;
-        if (alloc_pool(m, &pool, count, true)) {
-            if ((tb = chm__malloc(sizeof *tb)) == NULL)
-                free_pool(m, pool);
-        }
-        if (tb != NULL) { /* else: no memory, the bin stays a list */
-            struct bl_tnode *hd = NULL, *tl = NULL;
-            for (struct bl_node *e = b; e != NULL;
-                 e = atomic_load_explicit(&e->next, memory_order_relaxed)) {
-                struct bl_tnode *p = bl_tnode_of(pool_take(&pool));
-                node_init(&p->n, e->hash, e->key,
-                          atomic_load_explicit(&e->value, memory_order_relaxed));
-                p->n.tree = true;
-                if ((p->prev = tl) == NULL)
-                    hd = p;
-                else
-                    atomic_store_explicit(&tl->n.next, &p->n, memory_order_relaxed);
-                tl = p;
-            }
-            chm__bl_treebin_init(&m->base, tb, hd);
-            CHM_YIELD_POINT("bl.treeify.before_publish"); /* readers still on the list */
-            set_tab_at(tab, index, &tb->n); /* the last write: publishes the whole TreeBin */
-            int64_t xb = (int64_t)count * TNODE_EXTRA + TREEBIN_BYTES;
-            for (struct bl_node *e = b, *en; e != NULL; e = en) {
-                en = atomic_load_explicit(&e->next, memory_order_relaxed);
-                xb -= node_extra(e);      /* a TreeNode left in the list by untreeify */
-                retire(m, e, free_node_shell); /* key and value moved to the TreeNodes */
-            }
-            add_xbytes(m, xb);
-            atomic_fetch_add_explicit(&m->st_treeify, 1, memory_order_relaxed);
-        }
-    }
-    bl_lock_release(&b->lock);
-}
-
-/* ---- lookup ----------------------------------------------------------------------------------- */
-
-/* Node.find from a bin head @e, following forwarding nodes. Inside a read section. */
-static inline struct bl_node *find(const chm *cm, struct bl_node *e, uint64_t h, uint64_t key)
-{
-    while (e != NULL) {
-        uint64_t eh = e->hash;
-        if (eh == h) {
-            if (chm__key_equal(cm, e->key, key))
-                return e;
-        } else if (chm_unlikely(bl_special(eh))) { /* special nodes only ever head a bin */
-            if (eh == BL_MOVED) {                  /* ForwardingNode.find: into the next table */
-                struct bl_table *nt = bl_fwd_table(e);
-                CHM_YIELD_POINT("bl.find.forwarded"); /* the next table may commit meanwhile */
-                e = tab_at(nt, h & (nt->n - 1));
-                continue;
-            }
-            if (eh == BL_TREEBIN)
-                return chm__bl_tree_find(cm, bl_treebin_of(e), h, key);
-            return NULL; /* ReservationNode.find */
-        }
-        /* Acquire: pairs with the release stores that link nodes. */
-        e = atomic_load_explicit(&e->next, memory_order_acquire);
-    }
-    return NULL;
-}
+/* A writer's bin, as lock_bin found it. Its address goes only to the always-inline helpers:
+ * a struct whose address escapes into a real call lives on the stack, and the writers' hot
+ * paths would load its fields from there (out-of-line helpers take t and i). */
+struct bin {
+    struct bl_table *t; /* its table (the caller starts lock_bin from current_table) */
+    size_t i;           /* its index in t */
+    struct bl_node *f;  /* its head (BIN_LOCKED: locked by this thread) */
+};
+
+BL_INLINE enum bin_found lock_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+                                  unsigned how, enum writer who);
+BL_INLINE void unlock_bin(struct bl_map *m, struct bin *b, long bin_count, int rc);
+BL_INLINE struct bl_node *list_lookup(const chm *cm, struct bl_node *f, uint64_t h, uint64_t key,
+                                      long *count, struct bl_node **pred);
+BL_INLINE void push_head(struct bin *b, struct bl_node *node);
+
+/* compute's and compute_if_absent's way into an empty bin (reserve_bin). */
+enum reserved { RESERVED, RESERVE_LOST, RESERVE_NO_MEMORY };
+BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+                                    struct bl_node **res, struct bl_node **node, enum writer who);
+BL_INLINE void unreserve_bin(struct bl_map *m, struct bin *b, struct bl_node *res,
+                             struct bl_node *head);
+
+/* ---- the other helpers, also defined after the operations --------------------------------------- */
+
+static inline struct bl_node *find(const chm *cm, struct bl_node *e, uint64_t h, uint64_t key);
+BL_INLINE int put_present(struct bl_map *m, struct bl_node *e, uint64_t value, bool only_if_absent,
+                          uint64_t *prev, chm_value_retire **rec);
+static int64_t unlink_node(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
+                           struct bl_node *pred, struct bl_treebin *tb);
+static uint64_t run_compute(const chm *cm, chm_compute_fn *fn, uint64_t key, void *arg);
+static int compute_present(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
+                           struct bl_node *pred, struct bl_treebin *tb, uint64_t key,
+                           chm_update_fn *fn, void *arg, uint64_t *v, chm_value_retire **rec,
+                           int64_t *xb, int *delta);
+static chm_compute_action run_update(const chm *cm, chm_update_fn *fn, uint64_t key, bool present,
+                                     uint64_t old, uint64_t *value, void *arg);
+static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index);
+struct clear_tally;
+static bool clear_bin(struct bl_map *m, struct bl_table *t, size_t i, struct clear_tally *c);
+struct bl_iter;
+static struct bl_iter *as_iter(chm_iter *it);
+static struct bl_node *advance(struct bl_iter *it);
+static void free_bin(struct bl_map *m, struct bl_node *e);
+
+/* ---- get -------------------------------------------------------------------------------------- */
 
 static int bl_get(chm *cm, uint64_t key, uint64_t *value)
 {
@@ -1208,8 +222,7 @@ static int bl_get(chm *cm, uint64_t key, uint64_t *value)
     uint64_t h = spread(chm__hash(cm, key));
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
-    /* Acquire: pairs with the table's publication (initTable, commit). */
-    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire);
+    struct bl_table *t = current_table(m);
     if (t != NULL) {
         CHM_YIELD_POINT("bl.get.table_loaded"); /* the table may be replaced and retired */
         struct bl_node *f = tab_at(t, h & (t->n - 1));
@@ -1217,9 +230,7 @@ static int bl_get(chm *cm, uint64_t key, uint64_t *value)
         struct bl_node *e = find(cm, f, h, key);
         if (e != NULL) {
             CHM_YIELD_POINT("bl.get.before_value"); /* the node may be removed and retired */
-            /* Acquire: pairs with the release store of the value; what a pointer value points
-             * to was written before the put that stored it. */
-            uint64_t v = atomic_load_explicit(&e->value, memory_order_acquire);
+            uint64_t v = load_value(e);
             if (value != NULL)
                 *value = v;
             rc = CHM_OK;
@@ -1229,7 +240,7 @@ static int bl_get(chm *cm, uint64_t key, uint64_t *value)
     return rc;
 }
 
-/* ---- putVal ----------------------------------------------------------------------------------- */
+/* ---- put, put_if_absent (putVal) -------------------------------------------------------------- */
 
 static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_absent,
                    uint64_t *prev)
@@ -1244,131 +255,62 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
     int64_t xb = 0; /* the inserted entry's xbytes */
     int rc;
     chm__smr_read_lock();
-    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
+    struct bin b = {.t = current_table(m)};
     for (;;) {
-        if (t == NULL && (t = init_table(m)) == NULL) {
+        enum bin_found found = lock_bin(
+            m, &b, h, key, only_if_absent ? BIN_CREATE | BIN_PEEK_HEAD : BIN_CREATE, WRITER_PUT);
+        if (found == BIN_NO_MEMORY) {
             rc = CHM_ENOMEM;
-            break;
-        }
-        size_t i = h & (t->n - 1);
-        struct bl_node *f = tab_at(t, i);
-        if (f == NULL) {
-            if (node == NULL && (node = new_node(m, h, key, value, false)) == NULL) {
+        } else if (found == BIN_HEAD_HAS_KEY) {
+            *prev = load_value(b.f);
+            rc = CHM_EXISTS;
+        } else if (found == BIN_EMPTY) {
+            if (node == NULL && (node = chm__bl_new_node(m, h, key, value, false)) == NULL) {
                 rc = CHM_ENOMEM;
                 break;
             }
             CHM_YIELD_POINT("bl.put.before_cas_empty"); /* racing inserts and transfers */
-            /* casTabAt. Release: the node is whole for readers that load it (acquire); on
-             * failure we reload the winner's head with tab_at (acquire). */
-            xb = entry_xbytes(m, node); /* before the CAS: ours alone until then */
-            if (atomic_compare_exchange_strong_explicit(
-                    bin_at(t, i), &f, node, memory_order_release, memory_order_relaxed)) {
-                node = NULL;
-                bin_count = 0;
-                rc = CHM_OK;
-                break;
-            }
-            continue;
-        }
-        uint64_t fh = f->hash;
-        if (fh == BL_MOVED) {
-            t = help_transfer(m, t, f);
-            continue;
-        }
-        if (only_if_absent && fh == h && chm__key_equal(cm, f->key, key)) {
-            /* Lock-free: the head holds the key (Java 9+). Acquire: as bl_get. */
-            *prev = atomic_load_explicit(&f->value, memory_order_acquire);
-            rc = CHM_EXISTS;
-            break;
-        }
-        bool done = false;
-        CHM_YIELD_POINT("bl.put.before_lock"); /* head read, the bin may move or change */
-        if (!bl_lock_acquire(&f->lock)) {
-            smr_breathe(); /* t and f may be gone now: start over from the table */
-            t = atomic_load_explicit(&m->table, memory_order_acquire);
-            continue;
-        }
-        CHM_YIELD_POINT("bl.put.locked"); /* locked, head not yet re-checked */
-        /* Relaxed: as in transfer. */
-        if (atomic_load_explicit(bin_at(t, i), memory_order_relaxed) == f) {
-            if (!bl_special(fh)) {
-                done = true;
-                bin_count = 1;
-                for (struct bl_node *e = f;; ++bin_count) {
-                    if (e->hash == h && chm__key_equal(cm, e->key, key)) {
-                        /* Relaxed: values change only under this lock. */
-                        *prev = atomic_load_explicit(&e->value, memory_order_relaxed);
-                        rc = CHM_EXISTS;
-                        if (!only_if_absent) {
-                            /* No record when the value stays: replaced by itself, it has not
-                             * left the map. */
-                            if (*prev != value && !chm__value_retire_reserve(cm, &rec)) {
-                                rc = CHM_ENOMEM;
-                            } else {
-                                /* Release: pairs with the acquire loads of the value. */
-                                atomic_store_explicit(&e->value, value, memory_order_release);
-                                chm__value_retire(cm, m->domain, &rec, *prev);
-                            }
-                        }
-                        break;
-                    }
-                    struct bl_node *nx = atomic_load_explicit(&e->next, memory_order_relaxed);
-                    if (nx == NULL) { /* absent: the new node heads the bin */
-                        if (node == NULL && (node = new_node(m, h, key, value, false)) == NULL) {
-                            rc = CHM_ENOMEM;
-                            break;
-                        }
-                        atomic_store_explicit(&node->next, f, memory_order_relaxed);
-                        xb = entry_xbytes(m, node);
-                        CHM_YIELD_POINT("bl.put.before_publish");
-                        set_tab_at(t, i, node); /* the critical section's last write */
-                        node = NULL;
-                        rc = CHM_OK;
-                        break;
-                    }
-                    e = nx;
-                }
-            } else if (fh == BL_TREEBIN) {
-                done = true;
-                bin_count = 2;
-                struct bl_treebin *tb = bl_treebin_of(f);
-                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-                if (p != NULL) {
-                    *prev = atomic_load_explicit(&p->n.value, memory_order_relaxed);
-                    rc = CHM_EXISTS;
-                    if (!only_if_absent) {
-                        /* No record when the value stays (as above). */
-                        if (*prev != value && !chm__value_retire_reserve(cm, &rec)) {
-                            rc = CHM_ENOMEM;
-                        } else {
-                            /* Release: as above. */
-                            atomic_store_explicit(&p->n.value, value, memory_order_release);
-                            chm__value_retire(cm, m->domain, &rec, *prev);
-                        }
-                    }
+            xb = entry_xbytes(m, node);                 /* before the CAS: ours alone until then */
+            if (!cas_tab_at(b.t, b.i, NULL, node))
+                continue; /* another head came first: look at the bin again */
+            node = NULL;
+            rc = CHM_OK;
+        } else if (b.f->hash == BL_TREEBIN) {
+            bin_count = 2;
+            struct bl_treebin *tb = bl_treebin_of(b.f);
+            struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
+            if (p != NULL) {
+                rc = put_present(m, &p->n, value, only_if_absent, prev, &rec);
+            } else {
+                struct bl_node *x = chm__bl_new_node(m, h, key, value, true);
+                if (x == NULL) {
+                    rc = CHM_ENOMEM;
                 } else {
-                    struct bl_node *x = new_node(m, h, key, value, true);
-                    if (x == NULL) {
-                        rc = CHM_ENOMEM;
-                    } else {
-                        xb = entry_xbytes(m, x);
-                        chm__bl_tree_insert(cm, tb, bl_tnode_of(x));
-                        rc = CHM_OK;
-                    }
+                    xb = entry_xbytes(m, x);
+                    chm__bl_tree_insert(cm, tb, bl_tnode_of(x));
+                    rc = CHM_OK;
                 }
             }
-            /* else a ReservationNode: its compute finished before we got its lock, and the
-             * bin has a new head; retry. */
+            unlock_bin(m, &b, bin_count, rc);
+        } else {
+            struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, NULL);
+            if (e != NULL) {
+                rc = put_present(m, e, value, only_if_absent, prev, &rec);
+            } else if (node == NULL && (node = chm__bl_new_node(m, h, key, value, false)) == NULL) {
+                rc = CHM_ENOMEM;
+            } else {
+                xb = entry_xbytes(m, node);
+                CHM_YIELD_POINT("bl.put.before_publish");
+                push_head(&b, node);
+                node = NULL;
+                rc = CHM_OK;
+            }
+            unlock_bin(m, &b, bin_count, rc);
         }
-        bl_lock_release(&f->lock);
-        if (done) {
-            if (bin_count >= BL_TREEIFY_THRESHOLD && rc >= 0)
-                treeify_bin(m, t, i);
-            break;
-        }
+        break;
     }
     if (rc == CHM_OK) {
-        add_count(m, 1, bin_count);
+        chm__bl_add_count(m, 1, bin_count);
         add_xbytes(m, xb);
     }
     chm__smr_read_unlock();
@@ -1395,36 +337,7 @@ static int bl_put_if_absent(chm *cm, uint64_t key, uint64_t value, uint64_t *cur
     return rc;
 }
 
-/* ---- replaceNode (remove, remove_if, replace) ------------------------------------------------ */
-
-/* Unlink the entry @e from bin @i of @t, whose lock the caller holds: from the list (after
- * @pred, NULL when @e heads it), or from the TreeBin @tb, which turns back into a list if that
- * leaves it too small (untreeify: the remaining TreeNodes are a list already). Then retire @e
- * with its key and value. Returns the change of xbytes. Shared by remove, remove_if, compute
- * (DELETE). */
-static int64_t unlink_node(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
-                           struct bl_node *pred, struct bl_treebin *tb)
-{
-    int64_t xb = -entry_xbytes(m, e);
-    if (tb == NULL) {
-        /* Release stores: a reader that loads the link sees the successor whole; the unlinked
-         * node keeps its own next for readers on it. */
-        struct bl_node *nx = atomic_load_explicit(&e->next, memory_order_relaxed);
-        CHM_YIELD_POINT("bl.remove.before_unlink"); /* readers walk past e */
-        if (pred != NULL)
-            atomic_store_explicit(&pred->next, nx, memory_order_release);
-        else
-            set_tab_at(t, i, nx);
-    } else if (chm__bl_tree_remove(tb, bl_tnode_of(e))) {
-        set_tab_at(t, i, (struct bl_node *)atomic_load_explicit(&tb->first, memory_order_relaxed));
-        retire(m, tb, free_shell);
-        atomic_fetch_add_explicit(&m->st_untreeify, 1, memory_order_relaxed);
-        xb -= TREEBIN_BYTES;
-    }
-    CHM_YIELD_POINT("bl.remove.before_retire"); /* unlinked, readers on it */
-    retire(m, e, free_node_full);
-    return xb;
-}
+/* ---- remove, remove_if, replace (replaceNode) ------------------------------------------------ */
 
 /* replaceNode(key, value, cv). @remove: unlink the key's node -- only if its value is
  * @expected when @cv (remove_if: Java's remove(key, value)); else (replace) swap @expected for
@@ -1441,73 +354,45 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, bool cv, ui
     int64_t xb = 0;
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
-    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
-    for (;;) {
-        if (t == NULL)
-            break;
-        size_t i = h & (t->n - 1);
-        struct bl_node *f = tab_at(t, i);
-        if (f == NULL)
-            break;
-        if (f->hash == BL_MOVED) {
-            t = help_transfer(m, t, f);
-            continue;
+    struct bin b = {.t = current_table(m)};
+    if (lock_bin(m, &b, h, key, 0, WRITER_REMOVE) == BIN_LOCKED) {
+        struct bl_node *e, *pred = NULL;
+        struct bl_treebin *tb = NULL;
+        if (b.f->hash == BL_TREEBIN) {
+            tb = bl_treebin_of(b.f);
+            struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
+            e = p != NULL ? &p->n : NULL;
+        } else {
+            long walked;
+            e = list_lookup(cm, b.f, h, key, &walked, &pred);
         }
-        bool validated = false;
-        CHM_YIELD_POINT("bl.remove.before_lock"); /* head read, the bin may move or change */
-        if (!bl_lock_acquire(&f->lock)) {
-            smr_breathe(); /* as in put_val */
-            t = atomic_load_explicit(&m->table, memory_order_acquire);
-            continue;
-        }
-        CHM_YIELD_POINT("bl.remove.locked"); /* locked, head not yet re-checked */
-        /* Relaxed: as in transfer. */
-        if (atomic_load_explicit(bin_at(t, i), memory_order_relaxed) == f) {
-            struct bl_node *e = NULL, *pred = NULL;
-            struct bl_treebin *tb = NULL;
-            if (!bl_special(f->hash)) {
-                validated = true;
-                for (e = f; e != NULL;
-                     pred = e, e = atomic_load_explicit(&e->next, memory_order_relaxed))
-                    if (e->hash == h && chm__key_equal(cm, e->key, key))
-                        break;
-            } else if (f->hash == BL_TREEBIN) {
-                validated = true;
-                tb = bl_treebin_of(f);
-                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-                e = p != NULL ? &p->n : NULL;
-            }
-            if (e != NULL) {
-                uint64_t ev = atomic_load_explicit(&e->value, memory_order_relaxed); /* locked */
-                if (!remove) {
-                    /* No record when desired == expected: the value stays (as in put_val). */
-                    if (ev != expected) {
-                        rc = CHM_EXISTS;
-                    } else if (desired != ev && !chm__value_retire_reserve(cm, &rec)) {
-                        rc = CHM_ENOMEM;
-                    } else {
-                        /* Release: pairs with the acquire loads of the value. */
-                        atomic_store_explicit(&e->value, desired, memory_order_release);
-                        chm__value_retire(cm, m->domain, &rec, ev);
-                        rc = CHM_OK;
-                    }
-                } else if (cv && ev != expected) {
-                    rc = CHM_EXISTS; /* remove_if: another value, nothing changes */
+        if (e != NULL) {
+            uint64_t ev = locked_value(e);
+            if (!remove) {
+                /* No record when desired == expected: the value stays (as in put_present). */
+                if (ev != expected) {
+                    rc = CHM_EXISTS;
+                } else if (desired != ev && !chm__value_retire_reserve(cm, &rec)) {
+                    rc = CHM_ENOMEM;
                 } else {
-                    if (old != NULL)
-                        *old = ev;
-                    xb = unlink_node(m, t, i, e, pred, tb);
-                    removed = true;
+                    set_value(e, desired);
+                    chm__value_retire(cm, m->domain, &rec, ev);
                     rc = CHM_OK;
                 }
+            } else if (cv && ev != expected) {
+                rc = CHM_EXISTS; /* remove_if: another value, nothing changes */
+            } else {
+                if (old != NULL)
+                    *old = ev;
+                xb = unlink_node(m, b.t, b.i, e, pred, tb);
+                removed = true;
+                rc = CHM_OK;
             }
         }
-        bl_lock_release(&f->lock);
-        if (validated)
-            break;
+        unlock_bin(m, &b, 0, rc);
     }
     if (removed) {
-        add_count(m, -1, -1);
+        chm__bl_add_count(m, -1, -1);
         add_xbytes(m, xb);
     }
     chm__smr_read_unlock();
@@ -1535,20 +420,7 @@ static int bl_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired
     return replace_node(as_bl(cm), key, false, false, expected, desired, NULL);
 }
 
-/* ---- computeIfAbsent -------------------------------------------------------------------------- */
-
-/* Run the compute function with this map on the thread's compute stack (src/reentry.h: nested
- * writes to it return CHM_EDEADLK), outside the read section: the caller holds the bin's lock
- * (its head's, or its reservation's), so neither the head nor the table can be retired meanwhile
- * (unlinking a head and committing a transfer both need that lock), and the function may block
- * for as long as it likes without holding up reclamation. */
-static uint64_t run_compute(const chm *cm, chm_compute_fn *fn, uint64_t key, void *arg)
-{
-    chm__smr_read_unlock();
-    uint64_t v = chm__reentry_run(cm, CHM__HOLD_PART, fn, key, arg);
-    chm__smr_read_lock();
-    return v;
-}
+/* ---- compute_if_absent (computeIfAbsent) ------------------------------------------------------- */
 
 static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void *arg,
                                 uint64_t *value)
@@ -1564,128 +436,75 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
     int64_t xb = 0; /* the inserted entry's xbytes */
     bool inserted = false;
     chm__smr_read_lock();
-    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
+    struct bin b = {.t = current_table(m)};
     for (;;) {
-        if (t == NULL && (t = init_table(m)) == NULL) {
+        enum bin_found found =
+            lock_bin(m, &b, h, key, BIN_CREATE | BIN_PEEK_HEAD, WRITER_COMPUTE_IF_ABSENT);
+        if (found == BIN_NO_MEMORY) {
             rc = CHM_ENOMEM;
-            break;
-        }
-        size_t i = h & (t->n - 1);
-        struct bl_node *f = tab_at(t, i);
-        if (f == NULL) {
-            /* Both allocations first: after the CAS nothing may fail. */
-            if (res == NULL) {
-                if ((res = chm__malloc(sizeof *res)) == NULL) {
-                    rc = CHM_ENOMEM;
-                    break;
-                }
-                node_init(res, BL_RESERVED, 0, 0);
-            }
-            if (node == NULL && (node = new_node(m, h, key, 0, false)) == NULL) {
+        } else if (found == BIN_HEAD_HAS_KEY) {
+            v = load_value(b.f);
+            rc = CHM_EXISTS;
+        } else if (found == BIN_EMPTY) {
+            enum reserved r = reserve_bin(m, &b, h, key, &res, &node, WRITER_COMPUTE_IF_ABSENT);
+            if (r == RESERVE_LOST)
+                continue;
+            if (r == RESERVE_NO_MEMORY) {
                 rc = CHM_ENOMEM;
                 break;
             }
-            (void)bl_lock_acquire(&res->lock); /* unpublished: uncontended, cannot fail */
-            CHM_YIELD_POINT("bl.compute.before_reserve"); /* racing inserts and transfers */
-            /* Release: readers and writers that load the reservation see it whole (writers then
-             * wait on its lock). */
-            if (atomic_compare_exchange_strong_explicit(bin_at(t, i), &f, res, memory_order_release,
-                                                        memory_order_relaxed)) {
+            v = run_compute(cm, fn, key, arg);
+            init_value(node, v);
+            xb = entry_xbytes(m, node);
+            CHM_YIELD_POINT("bl.compute.reserved"); /* readers see the reservation */
+            unreserve_bin(m, &b, res, node);        /* publishes the node and its value */
+            node = res = NULL;
+            bin_count = 1;
+            inserted = true;
+            rc = CHM_OK;
+        } else if (b.f->hash == BL_TREEBIN) {
+            bin_count = 2;
+            struct bl_treebin *tb = bl_treebin_of(b.f);
+            struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
+            if (p != NULL) {
+                v = locked_value(&p->n);
+                rc = CHM_EXISTS;
+            } else {
+                struct bl_node *x = chm__bl_new_node(m, h, key, 0, true);
+                if (x == NULL) {
+                    rc = CHM_ENOMEM; /* before the function: it does not run */
+                } else {
+                    v = run_compute(cm, fn, key, arg);
+                    init_value(x, v);
+                    xb = entry_xbytes(m, x);
+                    chm__bl_tree_insert(cm, tb, bl_tnode_of(x)); /* publishes x (release) */
+                    inserted = true;
+                    rc = CHM_OK;
+                }
+            }
+            unlock_bin(m, &b, bin_count, rc);
+        } else {
+            struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, NULL);
+            if (e != NULL) {
+                v = locked_value(e);
+                rc = CHM_EXISTS;
+            } else if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
+                rc = CHM_ENOMEM; /* before the function: it does not run */
+            } else {
                 v = run_compute(cm, fn, key, arg);
-                atomic_store_explicit(&node->value, v, memory_order_relaxed);
+                init_value(node, v);
                 xb = entry_xbytes(m, node);
-                CHM_YIELD_POINT("bl.compute.reserved"); /* readers see the reservation */
-                set_tab_at(t, i, node);                 /* publishes the node and its value */
+                push_head(&b, node);
                 node = NULL;
-                bl_lock_release(&res->lock); /* waiters see a new head and retry */
-                retire(m, res, free_shell);
-                res = NULL;
-                bin_count = 1;
                 inserted = true;
                 rc = CHM_OK;
-                break;
             }
-            bl_lock_release(&res->lock);
-            continue;
+            unlock_bin(m, &b, bin_count, rc);
         }
-        uint64_t fh = f->hash;
-        if (fh == BL_MOVED) {
-            t = help_transfer(m, t, f);
-            continue;
-        }
-        if (fh == h && chm__key_equal(cm, f->key, key)) {
-            /* Lock-free: the head holds the key (Java 9+). Acquire: as bl_get. */
-            v = atomic_load_explicit(&f->value, memory_order_acquire);
-            rc = CHM_EXISTS;
-            break;
-        }
-        bool done = false;
-        if (!bl_lock_acquire(&f->lock)) {
-            smr_breathe(); /* t and f may be gone now: start over from the table */
-            t = atomic_load_explicit(&m->table, memory_order_acquire);
-            continue;
-        }
-        /* Relaxed: as in transfer. */
-        if (atomic_load_explicit(bin_at(t, i), memory_order_relaxed) == f) {
-            if (!bl_special(fh)) {
-                done = true;
-                bin_count = 1;
-                for (struct bl_node *e = f;; ++bin_count) {
-                    if (e->hash == h && chm__key_equal(cm, e->key, key)) {
-                        v = atomic_load_explicit(&e->value, memory_order_relaxed); /* locked */
-                        rc = CHM_EXISTS;
-                        break;
-                    }
-                    struct bl_node *nx = atomic_load_explicit(&e->next, memory_order_relaxed);
-                    if (nx == NULL) {
-                        if (node == NULL && (node = new_node(m, h, key, 0, false)) == NULL) {
-                            rc = CHM_ENOMEM; /* before the function: it does not run */
-                            break;
-                        }
-                        v = run_compute(cm, fn, key, arg);
-                        atomic_store_explicit(&node->value, v, memory_order_relaxed);
-                        atomic_store_explicit(&node->next, f, memory_order_relaxed);
-                        xb = entry_xbytes(m, node);
-                        set_tab_at(t, i, node); /* the critical section's last write */
-                        node = NULL;
-                        inserted = true;
-                        rc = CHM_OK;
-                        break;
-                    }
-                    e = nx;
-                }
-            } else if (fh == BL_TREEBIN) {
-                done = true;
-                bin_count = 2;
-                struct bl_treebin *tb = bl_treebin_of(f);
-                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-                if (p != NULL) {
-                    v = atomic_load_explicit(&p->n.value, memory_order_relaxed); /* locked */
-                    rc = CHM_EXISTS;
-                } else {
-                    struct bl_node *x = new_node(m, h, key, 0, true);
-                    if (x == NULL) {
-                        rc = CHM_ENOMEM;
-                    } else {
-                        v = run_compute(cm, fn, key, arg);
-                        atomic_store_explicit(&x->value, v, memory_order_relaxed);
-                        xb = entry_xbytes(m, x);
-                        chm__bl_tree_insert(cm, tb, bl_tnode_of(x)); /* publishes x (release) */
-                        inserted = true;
-                        rc = CHM_OK;
-                    }
-                }
-            }
-        }
-        bl_lock_release(&f->lock);
-        if (done) {
-            if (bin_count >= BL_TREEIFY_THRESHOLD && rc >= 0)
-                treeify_bin(m, t, i);
-            break;
-        }
+        break;
     }
     if (inserted) {
-        add_count(m, 1, bin_count);
+        chm__bl_add_count(m, 1, bin_count);
         add_xbytes(m, xb);
     }
     chm__smr_read_unlock();
@@ -1697,47 +516,6 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
 }
 
 /* ---- compute (Java 8's compute and computeIfPresent) ------------------------------------------ */
-
-/* Run chm_compute's function as run_compute runs compute_if_absent's: on the thread's compute
- * stack (nested writes to this map return CHM_EDEADLK), outside the read section while the
- * caller holds the bin's lock or its reservation -- which keeps the bin's nodes, the head and
- * the table alive, since unlinking, treeifying, moving a bin and committing a transfer all take
- * that lock. */
-static chm_compute_action run_update(const chm *cm, chm_update_fn *fn, uint64_t key, bool present,
-                                     uint64_t old, uint64_t *value, void *arg)
-{
-    chm__smr_read_unlock();
-    chm_compute_action a =
-        chm__reentry_update(cm, CHM__HOLD_PART, fn, key, present, old, value, arg);
-    chm__smr_read_lock();
-    return a;
-}
-
-/* Apply the decision @a on the present entry @e (value @old) of bin @i of @t, locked by the
- * caller (@pred, @tb: as unlink_node). SET of another value: the value is swapped and @old
- * retired through the reserved *@rec; SET of @old itself or KEEP: nothing changes and *@v is
- * @old; DELETE: unlinked and retired as chm_remove does (*@delta -1). Returns CHM_OK (present
- * after) or CHM_NOTFOUND (deleted). */
-static int apply_present(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
-                         struct bl_node *pred, struct bl_treebin *tb, uint64_t old,
-                         chm_compute_action a, uint64_t *v, chm_value_retire **rec, int64_t *xb,
-                         int *delta)
-{
-    if (a == CHM_COMPUTE_DELETE) {
-        *xb = unlink_node(m, t, i, e, pred, tb);
-        *delta = -1;
-        return CHM_NOTFOUND;
-    }
-    if (a == CHM_COMPUTE_SET && *v != old) {
-        /* Release: pairs with the acquire loads of the value (as put). This store is the
-         * compute's linearization point. */
-        atomic_store_explicit(&e->value, *v, memory_order_release);
-        chm__value_retire(&m->base, m->domain, rec, old);
-    } else {
-        *v = old; /* KEEP, or a SET of the value it holds: a KEEP (no value_free) */
-    }
-    return CHM_OK;
-}
 
 /*
  * compute: Java 8's compute, with the function deciding keep / set / delete (computeIfPresent is
@@ -1775,137 +553,76 @@ static int bl_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
     int delta = 0;  /* the entry count's change */
     int64_t xb = 0; /* xbytes' change */
     chm__smr_read_lock();
-    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
+    struct bin b = {.t = current_table(m)};
     for (;;) {
-        if (t == NULL && (t = init_table(m)) == NULL) {
+        enum bin_found found = lock_bin(m, &b, h, key, BIN_CREATE, WRITER_COMPUTE);
+        if (found == BIN_NO_MEMORY) {
             rc = CHM_ENOMEM;
-            break;
-        }
-        size_t i = h & (t->n - 1);
-        struct bl_node *f = tab_at(t, i);
-        if (f == NULL) {
-            /* Both allocations first: after the CAS nothing may fail (as compute_if_absent). */
-            if (res == NULL) {
-                if ((res = chm__malloc(sizeof *res)) == NULL) {
-                    rc = CHM_ENOMEM;
-                    break;
-                }
-                node_init(res, BL_RESERVED, 0, 0);
-            }
-            if (node == NULL && (node = new_node(m, h, key, 0, false)) == NULL) {
+        } else if (found == BIN_EMPTY) {
+            enum reserved r = reserve_bin(m, &b, h, key, &res, &node, WRITER_COMPUTE);
+            if (r == RESERVE_LOST)
+                continue;
+            if (r == RESERVE_NO_MEMORY) {
                 rc = CHM_ENOMEM;
                 break;
             }
-            (void)bl_lock_acquire(&res->lock); /* unpublished: uncontended, cannot fail */
-            /* Release: as compute_if_absent's reservation. */
-            if (atomic_compare_exchange_strong_explicit(bin_at(t, i), &f, res, memory_order_release,
-                                                        memory_order_relaxed)) {
-                if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
-                    atomic_store_explicit(&node->value, v, memory_order_relaxed);
-                    xb = entry_xbytes(m, node);
-                    set_tab_at(t, i, node); /* publishes the node and its value */
-                    node = NULL;
-                    delta = 1;
-                    rc = CHM_OK;
-                } else {
-                    set_tab_at(t, i, NULL); /* the bin is empty again (Java: setTabAt null) */
-                    rc = CHM_NOTFOUND;
-                }
-                bl_lock_release(&res->lock); /* waiters see a new head and retry */
-                retire(m, res, free_shell);
-                res = NULL;
-                bin_count = 1;
-                break;
+            if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+                init_value(node, v);
+                xb = entry_xbytes(m, node);
+                unreserve_bin(m, &b, res, node); /* publishes the node and its value */
+                node = NULL;
+                delta = 1;
+                rc = CHM_OK;
+            } else {
+                unreserve_bin(m, &b, res, NULL); /* the bin is empty again (Java: setTabAt null) */
+                rc = CHM_NOTFOUND;
             }
-            bl_lock_release(&res->lock);
-            continue;
-        }
-        uint64_t fh = f->hash;
-        if (fh == BL_MOVED) {
-            t = help_transfer(m, t, f);
-            continue;
-        }
-        bool done = false;
-        if (!bl_lock_acquire(&f->lock)) {
-            smr_breathe(); /* t and f may be gone now: start over from the table */
-            t = atomic_load_explicit(&m->table, memory_order_acquire);
-            continue;
-        }
-        /* Relaxed: as in transfer. */
-        if (atomic_load_explicit(bin_at(t, i), memory_order_relaxed) == f) {
-            if (!bl_special(fh)) {
-                done = true;
-                bin_count = 1;
-                for (struct bl_node *e = f, *pred = NULL;; ++bin_count) {
-                    if (e->hash == h && chm__key_equal(cm, e->key, key)) {
-                        uint64_t old = atomic_load_explicit(&e->value, memory_order_relaxed);
-                        if (!chm__value_retire_reserve(cm, &rec)) {
-                            rc = CHM_ENOMEM; /* before the function: it does not run */
-                            break;
-                        }
-                        chm_compute_action a = run_update(cm, fn, key, true, old, &v, arg);
-                        rc = apply_present(m, t, i, e, pred, NULL, old, a, &v, &rec, &xb, &delta);
-                        break;
-                    }
-                    struct bl_node *nx = atomic_load_explicit(&e->next, memory_order_relaxed);
-                    if (nx == NULL) { /* absent: a new node would head the bin */
-                        if (node == NULL && (node = new_node(m, h, key, 0, false)) == NULL) {
-                            rc = CHM_ENOMEM;
-                            break;
-                        }
-                        if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
-                            atomic_store_explicit(&node->value, v, memory_order_relaxed);
-                            atomic_store_explicit(&node->next, f, memory_order_relaxed);
-                            xb = entry_xbytes(m, node);
-                            set_tab_at(t, i, node); /* the critical section's last write */
-                            node = NULL;
-                            delta = 1;
-                            rc = CHM_OK;
-                        } else {
-                            rc = CHM_NOTFOUND;
-                        }
-                        break;
-                    }
-                    pred = e;
-                    e = nx;
-                }
-            } else if (fh == BL_TREEBIN) {
-                done = true;
-                bin_count = 2;
-                struct bl_treebin *tb = bl_treebin_of(f);
-                struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-                if (p != NULL) {
-                    uint64_t old = atomic_load_explicit(&p->n.value, memory_order_relaxed);
-                    if (!chm__value_retire_reserve(cm, &rec)) {
-                        rc = CHM_ENOMEM;
-                    } else {
-                        chm_compute_action a = run_update(cm, fn, key, true, old, &v, arg);
-                        rc = apply_present(m, t, i, &p->n, NULL, tb, old, a, &v, &rec, &xb, &delta);
-                    }
-                } else if (tnode == NULL && (tnode = new_node(m, h, key, 0, true)) == NULL) {
-                    rc = CHM_ENOMEM;
-                } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
-                    atomic_store_explicit(&tnode->value, v, memory_order_relaxed);
-                    xb = entry_xbytes(m, tnode);
-                    chm__bl_tree_insert(cm, tb, bl_tnode_of(tnode)); /* publishes (release) */
-                    tnode = NULL;
-                    delta = 1;
-                    rc = CHM_OK;
-                } else {
-                    rc = CHM_NOTFOUND;
-                }
+            res = NULL;
+            bin_count = 1;
+        } else if (b.f->hash == BL_TREEBIN) {
+            bin_count = 2;
+            struct bl_treebin *tb = bl_treebin_of(b.f);
+            struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
+            if (p != NULL) {
+                rc = compute_present(m, b.t, b.i, &p->n, NULL, tb, key, fn, arg, &v, &rec, &xb,
+                                     &delta);
+            } else if (tnode == NULL && (tnode = chm__bl_new_node(m, h, key, 0, true)) == NULL) {
+                rc = CHM_ENOMEM;
+            } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+                init_value(tnode, v);
+                xb = entry_xbytes(m, tnode);
+                chm__bl_tree_insert(cm, tb, bl_tnode_of(tnode)); /* publishes (release) */
+                tnode = NULL;
+                delta = 1;
+                rc = CHM_OK;
+            } else {
+                rc = CHM_NOTFOUND;
             }
-            /* else a ReservationNode: its compute finished before we got its lock; retry. */
+            unlock_bin(m, &b, bin_count, rc);
+        } else {
+            struct bl_node *pred = NULL;
+            struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, &pred);
+            if (e != NULL) {
+                rc = compute_present(m, b.t, b.i, e, pred, NULL, key, fn, arg, &v, &rec, &xb,
+                                     &delta);
+            } else if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
+                rc = CHM_ENOMEM;
+            } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+                init_value(node, v);
+                xb = entry_xbytes(m, node);
+                push_head(&b, node);
+                node = NULL;
+                delta = 1;
+                rc = CHM_OK;
+            } else {
+                rc = CHM_NOTFOUND;
+            }
+            unlock_bin(m, &b, bin_count, rc); /* treeifies after an insert, as put_val (Java) */
         }
-        bl_lock_release(&f->lock);
-        if (done) {
-            if (bin_count >= BL_TREEIFY_THRESHOLD && rc >= 0) /* as put_val (Java) */
-                treeify_bin(m, t, i);
-            break;
-        }
+        break;
     }
     if (delta != 0) {
-        add_count(m, delta, delta > 0 ? bin_count : -1); /* addCount: may start a resize */
+        chm__bl_add_count(m, delta, delta > 0 ? bin_count : -1); /* addCount: may resize */
         add_xbytes(m, xb);
     }
     chm__smr_read_unlock();
@@ -1925,69 +642,6 @@ struct clear_tally {
     int64_t xb;      /* xbytes' change */
     bool may_help;   /* help a transfer at the next forwarding node (once per lineage) */
 };
-
-/*
- * Empty bin @i of @t: lock its head, re-check it, set the bin to NULL and retire every node
- * (with its key and value: free_node_full) and a TreeBin. A forwarded bin is emptied in the
- * next table: the two bins it split into, complete there once the forwarding node is seen
- * (recursively, through later resizes). Returns false when this thread left its read section
- * meanwhile -- a bin lock's holder outlasted the wait's patience (smr_breathe), or it joined a
- * transfer, which may breathe -- so that every table pointer its callers hold may be stale:
- * the caller starts the bin's lineage again from the current table.
- */
-static bool clear_bin(struct bl_map *m, struct bl_table *t, size_t i, struct clear_tally *c)
-{
-    for (;;) {
-        struct bl_node *f = tab_at(t, i);
-        if (f == NULL)
-            return true;
-        if (f->hash == BL_MOVED) {
-            struct bl_table *nt = bl_fwd_table(f);
-            bool joined = false;
-            if (c->may_help) {
-                c->may_help = false;
-                (void)help_transfer_joined(m, t, f, &joined);
-                if (joined)
-                    return false;
-            }
-            /* Both halves were in nt before the forwarding node was published (release, read
-             * by tab_at's acquire); nt, reached in this read section, stays valid in it. */
-            return clear_bin(m, nt, i, c) && clear_bin(m, nt, i + t->n, c);
-        }
-        if (!bl_lock_acquire(&f->lock)) {
-            smr_breathe(); /* as in put_val: t and f may be gone now */
-            return false;
-        }
-        bool cleared = false;
-        /* Relaxed: as in transfer. A ReservationNode is never still the head once its lock is
-         * ours (see transfer); were it, the bin would be retried. */
-        if (atomic_load_explicit(bin_at(t, i), memory_order_relaxed) == f &&
-            f->hash != BL_RESERVED) {
-            struct bl_node *e = f;
-            if (f->hash == BL_TREEBIN)
-                e = (struct bl_node *)atomic_load_explicit(&bl_treebin_of(f)->first,
-                                                           memory_order_relaxed);
-            /* Release (set_tab_at): the empty bin. Readers already on the nodes walk on through
-             * their frozen links (retired, not freed: they are in read sections); writers
-             * waiting on f's lock find another head and retry. */
-            set_tab_at(t, i, NULL);
-            for (struct bl_node *en; e != NULL; e = en) {
-                en = atomic_load_explicit(&e->next, memory_order_relaxed);
-                c->removed++;
-                c->xb -= entry_xbytes(m, e);
-                retire(m, e, free_node_full);
-            }
-            if (f->hash == BL_TREEBIN) {
-                c->xb -= TREEBIN_BYTES;
-                retire(m, f, free_shell);
-            }
-            cleared = true;
-        }
-        bl_lock_release(&f->lock);
-        if (cleared)
-            return true;
-    }
-}
 
 /*
  * clear: Java 8's clear() -- lock each non-empty bin in turn, empty it, one addCount for all --
@@ -2013,7 +667,7 @@ static int bl_clear(chm *cm)
         return CHM_EDEADLK; /* from a compute or visit function on this map */
     struct clear_tally c = {0, 0, true};
     chm__smr_read_lock();
-    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
+    struct bl_table *t = current_table(m);
     size_t n0 = t != NULL ? t->n : 0;
     for (size_t b = 0; b < n0;) {
         bool ok = true;
@@ -2023,11 +677,10 @@ static int bl_clear(chm *cm)
             b++;
             c.may_help = true;
         }
-        /* Acquire: as bl_get. The current table: a multiple of n0 bins. */
-        t = atomic_load_explicit(&m->table, memory_order_acquire);
+        t = current_table(m); /* a multiple of n0 bins */
     }
     if (c.removed != 0) {
-        add_count(m, -c.removed, -1);
+        chm__bl_add_count(m, -c.removed, -1);
         add_xbytes(m, c.xb);
     }
     chm__smr_read_unlock();
@@ -2049,13 +702,11 @@ static int bl_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
     uint64_t h = spread(chm__hash(cm, key));
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
-    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire); /* as bl_get */
+    struct bl_table *t = current_table(m);
     if (t != NULL) {
         struct bl_node *e = find(cm, tab_at(t, h & (t->n - 1)), h, key);
         if (e != NULL) {
-            /* Acquire: as bl_get; what a pointer value points to is visible to fn. */
-            uint64_t v = atomic_load_explicit(&e->value, memory_order_acquire);
-            chm__reentry_visit(cm, fn, key, v, arg);
+            chm__reentry_visit(cm, fn, key, load_value(e), arg);
             rc = CHM_OK;
         }
     }
@@ -2063,7 +714,13 @@ static int bl_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
     return rc;
 }
 
-/* ---- stats ------------------------------------------------------------------------------------ */
+/* ---- size, stats -------------------------------------------------------------------------------- */
+
+static size_t bl_size(chm *cm)
+{
+    int64_t n = chm__bl_sum_count(as_bl(cm));
+    return n < 0 ? 0 : (size_t)n; /* transiently negative while counts race */
+}
 
 static size_t table_bytes(const struct bl_table *t)
 {
@@ -2087,18 +744,16 @@ static size_t table_bytes(const struct bl_table *t)
 static void bl_stats(chm *cm, chm_stats *st)
 {
     struct bl_map *m = as_bl(cm);
-    int64_t n = sum_count(m);
+    int64_t n = chm__bl_sum_count(m);
     size_t entries = n < 0 ? 0 : (size_t)n; /* transiently negative while counts race */
-    int64_t xb = sum_xbytes(m);
-    chm__smr_read_lock();
-    /* Acquire: pair with the publications of the tables (initTable, commit: release; the
-     * resize start's seq_cst store of nextTable); their sizes are read in this section. */
-    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire);
-    struct bl_table *nt = atomic_load_explicit(&m->next_table, memory_order_acquire);
+    int64_t xb = chm__bl_sum_xbytes(m);
+    chm__smr_read_lock(); /* the tables' sizes are read in this section */
+    struct bl_table *t = current_table(m);
+    struct bl_table *nt = load_next_table(m);
     size_t bytes = sizeof *m + table_bytes(t) + table_bytes(nt);
     st->buckets = nt != NULL ? nt->n : t != NULL ? t->n : 0;
     chm__smr_read_unlock();
-    if (atomic_load_explicit(&m->cells, memory_order_acquire) != NULL) /* as sum_count */
+    if (load_cells(m) != NULL)
         bytes += cells_bytes(m);
     bytes += entries * sizeof(struct bl_node);
     if (xb > 0)
@@ -2107,14 +762,6 @@ static void bl_stats(chm *cm, chm_stats *st)
     st->bytes = bytes;
     st->resizes = (size_t)atomic_load_explicit(&m->st_resize, memory_order_relaxed);
     st->pending = chm__smr_pending(m->domain);
-}
-
-/* ---- size ------------------------------------------------------------------------------------- */
-
-static size_t bl_size(chm *cm)
-{
-    int64_t n = sum_count(as_bl(cm));
-    return n < 0 ? 0 : (size_t)n; /* transiently negative while counts race */
 }
 
 /* ---- iteration (Traverser) -------------------------------------------------------------------- */
@@ -2132,74 +779,6 @@ struct bl_iter {
 };
 CHM_ITER_STATIC_ASSERT(struct bl_iter);
 
-static struct bl_iter *as_iter(chm_iter *it)
-{
-    return (struct bl_iter *)(void *)it->opaque;
-}
-
-/* The table at it->depth, found again from base_tab: at each level the bin it->index names is a
- * forwarding node to the next level (it stays one, and the tables stay valid, while the
- * iterator is open: chm__smr_iter_open in bl_iter_init). */
-static struct bl_table *table_at_depth(struct bl_iter *it)
-{
-    struct bl_table *t = it->base_tab;
-    for (unsigned d = 0; d < it->depth; d++)
-        t = bl_fwd_table(tab_at(t, it->index & (t->n - 1)));
-    return t;
-}
-
-/* recoverState(n), without the stack: after a bin of a table of @n bins at depth > 0, visit
- * the upper twin of the bin (index + n/2) or pop back to the parent table. */
-static void recover_state(struct bl_iter *it, size_t n)
-{
-    while (it->depth > 0) {
-        size_t len = n >> 1;
-        if ((it->index += len) < n)
-            return;
-        it->index -= n; /* the parent's index */
-        it->depth--;
-        n = len;
-        it->tab = table_at_depth(it);
-    }
-    if ((it->index += it->base_size) >= n)
-        it->index = ++it->base_index;
-}
-
-static struct bl_node *advance(struct bl_iter *it)
-{
-    struct bl_node *e = it->next;
-    if (e != NULL)
-        e = atomic_load_explicit(&e->next, memory_order_acquire); /* as in find */
-    for (;;) {
-        if (e != NULL)
-            return it->next = e;
-        struct bl_table *t = it->tab;
-        size_t i = it->index, n;
-        if (it->base_index >= it->base_limit || t == NULL || (n = t->n) <= i)
-            return it->next = NULL;
-        e = tab_at(t, i);
-        if (e != NULL)
-            CHM_YIELD_POINT("bl.iter.head_loaded"); /* the bin may be forwarded meanwhile */
-        if (e != NULL && bl_special(e->hash)) {
-            if (e->hash == BL_MOVED) { /* pushState and continue in the next table */
-                it->tab = bl_fwd_table(e);
-                it->depth++;
-                e = NULL;
-                continue;
-            }
-            if (e->hash == BL_TREEBIN) /* Acquire: as in chm__bl_tree_find */
-                e = (struct bl_node *)atomic_load_explicit(&bl_treebin_of(e)->first,
-                                                           memory_order_acquire);
-            else
-                e = NULL;
-        }
-        if (it->depth > 0)
-            recover_state(it, n);
-        else if ((it->index = i + it->base_size) >= n)
-            it->index = ++it->base_index; /* visit upper slots if present */
-    }
-}
-
 static int bl_iter_init(chm_iter *it, chm *cm)
 {
     struct bl_iter *bi = as_iter(it);
@@ -2207,7 +786,7 @@ static int bl_iter_init(chm_iter *it, chm *cm)
      * kept between calls stay valid (retired meanwhile, they are parked, not freed). */
     chm__smr_iter_open(as_bl(cm)->domain);
     chm__smr_read_lock();
-    struct bl_table *t = atomic_load_explicit(&as_bl(cm)->table, memory_order_acquire);
+    struct bl_table *t = current_table(as_bl(cm));
     bi->tab = bi->base_tab = t;
     bi->next = NULL;
     bi->index = bi->base_index = 0;
@@ -2228,7 +807,7 @@ static int bl_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
     if (key != NULL)
         *key = e->key;
     if (value != NULL)
-        *value = atomic_load_explicit(&e->value, memory_order_acquire); /* as bl_get */
+        *value = load_value(e);
     chm__smr_read_unlock();
     return CHM_OK;
 }
@@ -2238,223 +817,16 @@ static void bl_iter_fini(chm_iter *it)
     chm__smr_iter_close(as_bl(as_iter(it)->base.m)->domain);
 }
 
-/* ---- self-check and statistics --------------------------------------------------------------- */
-
-struct walk {
-    size_t count, longest, trees, tree_nodes;
-    int64_t xbytes; /* what xbytes should be (see add_xbytes) */
-};
-
-/* Check the bin @e that sits at index @idx of a table of @n bins; add it to *@w. */
-static int check_bin(struct bl_map *m, struct bl_node *e, size_t idx, size_t n, struct walk *w)
-{
-    chm *cm = &m->base;
-    if (e == NULL)
-        return 0;
-    if (atomic_load_explicit(&e->lock.word, memory_order_relaxed) != 0)
-        return -11; /* a bin lock still held */
-    if (e->hash == BL_RESERVED)
-        return -10; /* a reservation left behind */
-    if (e->hash == BL_TREEBIN) {
-        struct bl_treebin *tb = bl_treebin_of(e);
-        if (n < BL_MIN_TREEIFY_CAPACITY)
-            return -12; /* a TreeBin in a table too small for one */
-        size_t c;
-        int rc = chm__bl_tree_check(cm, tb, &c);
-        if (rc != 0)
-            return rc;
-        for (struct bl_node *x =
-                 (struct bl_node *)atomic_load_explicit(&tb->first, memory_order_relaxed);
-             x != NULL; x = atomic_load_explicit(&x->next, memory_order_relaxed)) {
-            if (x->hash != spread(chm__hash(cm, x->key)))
-                return -2; /* stale hash */
-            if ((x->hash & (n - 1)) != idx)
-                return -3; /* node in the wrong bin */
-            if (!x->tree)
-                return -17; /* a plain node in a TreeBin */
-            w->xbytes += entry_xbytes(m, x);
-        }
-        w->xbytes += TREEBIN_BYTES;
-        w->count += c;
-        w->trees++;
-        w->tree_nodes += c;
-        return 0;
-    }
-    if (bl_special(e->hash))
-        return -4; /* a special node where a list was expected */
-    size_t len = 0;
-    for (struct bl_node *x = e; x != NULL;
-         x = atomic_load_explicit(&x->next, memory_order_relaxed)) {
-        if (bl_special(x->hash))
-            return -4;
-        if (x->hash != spread(chm__hash(cm, x->key)))
-            return -2;
-        if ((x->hash & (n - 1)) != idx)
-            return -3;
-        if (find(cm, e, x->hash, x->key) != x)
-            return -5; /* duplicate key in a list */
-        w->xbytes += entry_xbytes(m, x);
-        len++;
-    }
-    w->count += len;
-    if (len > w->longest)
-        w->longest = len;
-    return 0;
-}
-
-/* Walk every entry of a quiescent map: the table, and the next table of a paused resize. */
-static int walk_map(struct bl_map *m, struct walk *w)
-{
-    /* Quiescent (validate, stats, tests): no concurrent writer, so orders do not matter; the
-     * loads that lead to followed pointers are acquire all the same, as everywhere. */
-    memset(w, 0, sizeof *w);
-    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire);
-    struct bl_table *nt = atomic_load_explicit(&m->next_table, memory_order_acquire);
-    if (t == NULL)
-        return nt != NULL ? -6 : 0;
-    for (size_t i = 0; i < t->n; i++) {
-        struct bl_node *e = tab_at(t, i);
-        int rc;
-        if (e != NULL && e->hash == BL_MOVED) {
-            if (nt == NULL || e != &nt->fwd)
-                return -9; /* forwarding node to a table that is not the next one */
-            if ((rc = check_bin(m, tab_at(nt, i), i, nt->n, w)) != 0 ||
-                (rc = check_bin(m, tab_at(nt, i + t->n), i + t->n, nt->n, w)) != 0)
-                return rc;
-        } else {
-            if (nt != NULL && (tab_at(nt, i) != NULL || tab_at(nt, i + t->n) != NULL))
-                return -13; /* next table filled for a bin that did not move */
-            if ((rc = check_bin(m, e, i, t->n, w)) != 0)
-                return rc;
-        }
-    }
-    return 0;
-}
-
-static int bl_validate(chm *cm)
-{
-    /* Quiescent: see walk_map. */
-    struct bl_map *m = as_bl(cm);
-    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire);
-    struct bl_table *nt = atomic_load_explicit(&m->next_table, memory_order_acquire);
-    int64_t sc = atomic_load_explicit(&m->size_ctl, memory_order_relaxed);
-    if (t != NULL) {
-        if (nt == NULL && sc < 0)
-            return -7; /* sizeCtl says resizing, nothing is */
-        if (nt == NULL && atomic_load_explicit(&m->transfer_index, memory_order_relaxed) > 0)
-            return -14; /* strides left to claim with no resize */
-        if (nt == NULL && sc != (int64_t)(t->n - t->n / 4))
-            return -15; /* sizeCtl is not the table's threshold (3/4 of its bins) */
-        if (nt != NULL && (nt->n != 2 * t->n || sc != resize_stamp(t->n) ||
-                           atomic_load_explicit(&m->transfer_index, memory_order_relaxed) <= 0))
-            return -8; /* a next table without a paused resize */
-    }
-    struct walk w;
-    int rc = walk_map(m, &w);
-    if (rc != 0)
-        return rc;
-    if ((int64_t)w.count != sum_count(m))
-        return -1; /* the counters disagree with the bins */
-    if (w.xbytes != sum_xbytes(m))
-        return -18; /* the byte count (xbytes) disagrees with the bins */
-    unsigned nc = atomic_load_explicit(&m->ncells, memory_order_relaxed);
-    if (atomic_load_explicit(&m->cells, memory_order_acquire) != NULL &&
-        (nc < 2 || nc > m->max_cells || (nc & (nc - 1)) != 0))
-        return -16; /* counter cells in use: not a power of two in [2, max_cells] */
-    if (atomic_load_explicit(&m->cells_busy, memory_order_relaxed) != 0)
-        return -16; /* cellsBusy still held */
-    return 0;
-}
-
-static const char *bl_invariant(int code)
-{
-    switch (code) {
-    case -1: return "the counters disagree with the bins";
-    case -2: return "stale hash in a node";
-    case -3: return "node in the wrong bin";
-    case -4: return "a special node where a list node was expected";
-    case -5: return "duplicate key in a list";
-    case -6: return "a next table without a table";
-    case -7: return "sizeCtl says resizing, nothing is";
-    case -8: return "a next table without a paused resize";
-    case -9: return "forwarding node to a table that is not the next one (forwarding left over)";
-    case -10: return "a reservation node left behind";
-    case -11: return "a bin lock still held";
-    case -12: return "a TreeBin in a table too small for one";
-    case -13: return "next table filled for a bin that did not move";
-    case -14: return "strides left to claim with no resize";
-    case -15: return "sizeCtl is not the table's threshold";
-    case -16: return "counter cells malformed or cellsBusy held";
-    case -17: return "a plain node in a TreeBin";
-    case -18: return "the byte count (xbytes) disagrees with the bins";
-    case -40: return "tree: parent link";
-    case -41: return "tree: left child link or hash order";
-    case -42: return "tree: right child link or hash order";
-    case -43: return "tree: red node with a red child";
-    case -44: return "tree: key order on the left";
-    case -45: return "tree: key order on the right";
-    case -46: return "tree: black heights differ";
-    case -47: return "tree: root has a parent or is red";
-    case -48: return "tree: lockRoot still held";
-    case -49: return "tree: prev link";
-    case -50: return "tree: a list node the tree does not find";
-    case -51: return "tree: list, tree and count disagree";
-    default: return NULL;
-    }
-}
-
-void chm__binlock_stats(chm *cm, struct chm__binlock_stats *out)
-{
-    /* Quiescent: see walk_map. */
-    struct bl_map *m = as_bl(cm);
-    memset(out, 0, sizeof *out);
-    struct bl_table *t = atomic_load_explicit(&m->table, memory_order_acquire);
-    struct walk w;
-    (void)walk_map(m, &w);
-    out->table_bins = t != NULL ? t->n : 0;
-    out->tree_bins = w.trees;
-    out->tree_nodes = w.tree_nodes;
-    out->longest_list = w.longest;
-    out->treeifies = atomic_load_explicit(&m->st_treeify, memory_order_relaxed);
-    out->untreeifies = atomic_load_explicit(&m->st_untreeify, memory_order_relaxed);
-    out->resizes = atomic_load_explicit(&m->st_resize, memory_order_relaxed);
-    out->resize_joins = atomic_load_explicit(&m->st_join, memory_order_relaxed);
-    out->resize_pauses = atomic_load_explicit(&m->st_pause, memory_order_relaxed);
-    out->counter_cells = atomic_load_explicit(&m->cells, memory_order_acquire) != NULL
-                             ? atomic_load_explicit(&m->ncells, memory_order_relaxed)
-                             : 0;
-    out->resizing = atomic_load_explicit(&m->next_table, memory_order_acquire) != NULL;
-}
-
 /* ---- life cycle ------------------------------------------------------------------------------- */
-
-/* Free a bin's entries now (chm_free: no reader, no callback pending). */
-static void free_bin(struct bl_map *m, struct bl_node *e)
-{
-    if (e == NULL || e->hash == BL_MOVED)
-        return;
-    bool tree = e->hash == BL_TREEBIN;
-    struct bl_node *x = e;
-    if (tree)
-        x = (struct bl_node *)atomic_load_explicit(&bl_treebin_of(e)->first, memory_order_relaxed);
-    while (x != NULL) {
-        struct bl_node *next = atomic_load_explicit(&x->next, memory_order_relaxed);
-        free_node_full(&x->smr, m);
-        x = next;
-    }
-    if (tree)
-        chm__free(e);
-}
 
 static void bl_destroy(chm *cm)
 {
     struct bl_map *m = as_bl(cm);
-    /* Not concurrent with anything (chm_free's contract): acquire loads only by habit. */
-    /* Retired objects first: their callbacks read the map's header, and once they are done no
+    /* Not concurrent with anything (chm_free's contract): the accessors' orders only by habit.
+     * Retired objects first: their callbacks read the map's header, and once they are done no
      * value_free of this map runs on another thread while the live ones are freed here. */
     chm__smr_drain(m->domain);
-    struct bl_table *tabs[2] = {atomic_load_explicit(&m->table, memory_order_acquire),
-                                atomic_load_explicit(&m->next_table, memory_order_acquire)};
+    struct bl_table *tabs[2] = {current_table(m), load_next_table(m)};
     for (int k = 0; k < 2; k++) {
         if (tabs[k] == NULL)
             continue;
@@ -2462,7 +834,7 @@ static void bl_destroy(chm *cm)
             free_bin(m, tab_at(tabs[k], i));
         chm__free(tabs[k]);
     }
-    chm__free(atomic_load_explicit(&m->cells, memory_order_acquire));
+    chm__free(load_cells(m));
     chm__smr_domain_free(m->domain);
     chm__pool_free(m->nodes); /* after the drain: free_fns put nodes back */
     chm__free(m);
@@ -2485,8 +857,8 @@ static const struct chm_ops bl_ops = {
     .iter_next = bl_iter_next,
     .iter_fini = bl_iter_fini,
     .destroy = bl_destroy,
-    .validate = bl_validate,
-    .invariant = bl_invariant,
+    .validate = chm__bl_validate,
+    .invariant = chm__bl_invariant,
 };
 
 static chm *bl_create(const chm_backend *b, const chm_options *opt)
@@ -2525,7 +897,7 @@ static chm *bl_create(const chm_backend *b, const chm_options *opt)
     m->xcell_off = opt->packed ? (size_t)m->max_cells * sizeof(int64_t) : sizeof(int64_t);
     m->key_bytes = opt->keys == &chm_keys_string;
     atomic_init(&m->size_ctl, (int64_t)n);
-    if (n != 0 && init_table(m) == NULL) {
+    if (n != 0 && chm__bl_init_table(m) == NULL) {
         chm__smr_domain_free(m->domain);
         chm__pool_free(m->nodes);
         chm__free(m);
@@ -2541,3 +913,480 @@ const chm_backend chm_binlock = {
             CHM_CAP_PADDING_SWITCH | CHM_CAP_DEFERRED_FREE,
     .create = bl_create,
 };
+
+/* ================================================================================================
+ * Helpers
+ * ============================================================================================== */
+
+/* ---- lookup: Node.find -------------------------------------------------------------------------- */
+
+/* Node.find from a bin head @e, following forwarding nodes (ForwardingNode.find), searching a
+ * TreeBin without blocking (TreeBin.find); a reservation holds nothing (ReservationNode.find).
+ * Inside a read section. */
+static inline struct bl_node *find(const chm *cm, struct bl_node *e, uint64_t h, uint64_t key)
+{
+    while (e != NULL) {
+        uint64_t eh = e->hash;
+        if (eh == h) {
+            if (chm__key_equal(cm, e->key, key))
+                return e;
+        } else if (chm_unlikely(bl_special(eh))) { /* special nodes only ever head a bin */
+            if (eh == BL_MOVED) {                  /* ForwardingNode.find: into the next table */
+                struct bl_table *nt = bl_fwd_table(e);
+                CHM_YIELD_POINT("bl.find.forwarded"); /* the next table may commit meanwhile */
+                e = tab_at(nt, h & (nt->n - 1));
+                continue;
+            }
+            if (eh == BL_TREEBIN)
+                return chm__bl_tree_find(cm, bl_treebin_of(e), h, key);
+            return NULL; /* ReservationNode.find */
+        }
+        e = load_next(e);
+    }
+    return NULL;
+}
+
+/* ---- the writers' prologue: find the bin, lock its head ----------------------------------------
+ * Java's `for (Node<K,V>[] tab = table;;)` loop of putVal, replaceNode, computeIfAbsent and
+ * compute, up to `synchronized (f) { if (tabAt(tab, i) == f)`, in one place. An empty bin is
+ * the caller's to fill, as each fills it differently: put by a CAS of its node (cas_tab_at),
+ * compute and compute_if_absent by a reservation (reserve_bin); remove finds nothing there. */
+
+/*
+ * Find the bin of hash @h from b->t and lock its head. A table that is not there yet is created
+ * (@how BIN_CREATE) or reads as an empty bin; a forwarding node sends the writer into the next
+ * table after helping its transfer (helpTransfer); with BIN_PEEK_HEAD, an unlocked head that
+ * holds @key is returned as it is. Otherwise the head is locked and re-checked (still_head):
+ * another head -- or a reservation whose compute finished before we got its lock -- means
+ * another try. A lock wait that runs out of patience leaves the read section for a moment
+ * (smr_breathe) and starts over from the current table. Inside a read section.
+ */
+BL_INLINE enum bin_found lock_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+                                  unsigned how, enum writer who)
+{
+    for (;;) {
+        if (b->t == NULL) {
+            if (!(how & BIN_CREATE)) {
+                b->f = NULL;
+                return BIN_EMPTY;
+            }
+            if ((b->t = chm__bl_init_table(m)) == NULL)
+                return BIN_NO_MEMORY;
+        }
+        b->i = h & (b->t->n - 1);
+        struct bl_node *f = b->f = tab_at(b->t, b->i);
+        if (f == NULL)
+            return BIN_EMPTY;
+        uint64_t fh = f->hash;
+        if (fh == BL_MOVED) {
+            b->t = chm__bl_help_transfer(m, b->t, f, NULL);
+            continue;
+        }
+        if ((how & BIN_PEEK_HEAD) && fh == h && chm__key_equal(&m->base, f->key, key))
+            return BIN_HEAD_HAS_KEY; /* lock-free: the head holds the key (Java 9+) */
+        if (who == WRITER_PUT)
+            CHM_YIELD_POINT("bl.put.before_lock"); /* head read, the bin may move or change */
+        else if (who == WRITER_REMOVE)
+            CHM_YIELD_POINT("bl.remove.before_lock"); /* as put's */
+        if (!bl_lock_acquire(&f->lock)) {
+            smr_breathe(); /* b->t and f may be gone now: start over from the table */
+            b->t = current_table(m);
+            continue;
+        }
+        if (who == WRITER_PUT)
+            CHM_YIELD_POINT("bl.put.locked"); /* locked, head not yet re-checked */
+        else if (who == WRITER_REMOVE)
+            CHM_YIELD_POINT("bl.remove.locked"); /* as put's */
+        if (still_head(b->t, b->i, f) && fh != BL_RESERVED)
+            return BIN_LOCKED;
+        bl_lock_release(&f->lock);
+    }
+}
+
+/* The end of a writer's critical section on the bin lock_bin locked: unlock, then, after a
+ * write that succeeded (@rc >= 0), treeify a list that held BL_TREEIFY_THRESHOLD nodes or more
+ * (@bin_count, Java's binCount; a TreeBin counts 2). */
+BL_INLINE void unlock_bin(struct bl_map *m, struct bin *b, long bin_count, int rc)
+{
+    bl_lock_release(&b->f->lock);
+    if (bin_count >= BL_TREEIFY_THRESHOLD && rc >= 0)
+        treeify_bin(m, b->t, b->i);
+}
+
+/* In the locked list bin headed by @f: the node of (@h, @key), or NULL. *@count: the nodes
+ * looked at (Java's binCount: the found node's position from 1, or the list's length); *@pred
+ * (if not NULL): the node before the one found (NULL when it is the head). */
+BL_INLINE struct bl_node *list_lookup(const chm *cm, struct bl_node *f, uint64_t h, uint64_t key,
+                                      long *count, struct bl_node **pred)
+{
+    struct bl_node *p = NULL;
+    long c = 1;
+    for (struct bl_node *e = f;; ++c) {
+        if (e->hash == h && chm__key_equal(cm, e->key, key)) {
+            *count = c;
+            if (pred != NULL)
+                *pred = p;
+            return e;
+        }
+        struct bl_node *nx = locked_next(e);
+        if (nx == NULL) {
+            *count = c;
+            return NULL;
+        }
+        p = e;
+        e = nx;
+    }
+}
+
+/* Insert the prepared @node at the head of the locked list bin: the critical section's last
+ * write (the new head takes the bin lock's role over; see HOW IT WORKS). */
+BL_INLINE void push_head(struct bin *b, struct bl_node *node)
+{
+    init_next(node, b->f);
+    set_tab_at(b->t, b->i, node);
+}
+
+/* put's write to the present entry @e of a locked bin: *@prev is its value; a put (not
+ * @only_if_absent) stores @value, the old value retired through *@rec when the map has a
+ * value_free -- no record when the value stays: replaced by itself, it has not left the map. */
+BL_INLINE int put_present(struct bl_map *m, struct bl_node *e, uint64_t value, bool only_if_absent,
+                          uint64_t *prev, chm_value_retire **rec)
+{
+    *prev = locked_value(e);
+    if (only_if_absent)
+        return CHM_EXISTS;
+    if (*prev != value && !chm__value_retire_reserve(&m->base, rec))
+        return CHM_ENOMEM;
+    set_value(e, value);
+    chm__value_retire(&m->base, m->domain, rec, *prev);
+    return CHM_EXISTS;
+}
+
+/* compute's and compute_if_absent's way into the empty bin @b: a locked ReservationNode CASed in
+ * while the function runs (readers see the key absent; writers wait on its lock, then find a
+ * new head and retry). Both allocations come first -- the reservation and the node the
+ * function's value would go in, kept in *@res and *@node across retries -- as after the CAS
+ * nothing may fail. RESERVED: the bin holds *@res, locked by this thread; RESERVE_LOST: another
+ * head came first (look at the bin again); RESERVE_NO_MEMORY: nothing changed. */
+BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+                                    struct bl_node **res, struct bl_node **node, enum writer who)
+{
+    if (*res == NULL) {
+        if ((*res = chm__malloc(sizeof **res)) == NULL)
+            return RESERVE_NO_MEMORY;
+        node_init(*res, BL_RESERVED, 0, 0);
+    }
+    if (*node == NULL && (*node = chm__bl_new_node(m, h, key, 0, false)) == NULL)
+        return RESERVE_NO_MEMORY;
+    (void)bl_lock_acquire(&(*res)->lock); /* unpublished: uncontended, cannot fail */
+    if (who == WRITER_COMPUTE_IF_ABSENT)
+        CHM_YIELD_POINT("bl.compute.before_reserve"); /* racing inserts and transfers */
+    if (cas_tab_at(b->t, b->i, NULL, *res))
+        return RESERVED;
+    bl_lock_release(&(*res)->lock);
+    return RESERVE_LOST;
+}
+
+/* End the reservation @res of bin @b: the bin gets @head (the new node, or NULL: empty again),
+ * then the writers waiting on the reservation's lock wake to a new head and retry; the
+ * reservation is retired (readers may still be on it). */
+BL_INLINE void unreserve_bin(struct bl_map *m, struct bin *b, struct bl_node *res,
+                             struct bl_node *head)
+{
+    set_tab_at(b->t, b->i, head);
+    bl_lock_release(&res->lock);
+    retire(m, res, bl_free_shell);
+}
+
+/* Unlink the entry @e from bin @i of @t, whose lock the caller holds: from the list (after
+ * @pred, NULL when @e heads it), or from the TreeBin @tb, which turns back into a list if that
+ * leaves it too small (untreeify: the remaining TreeNodes are a list already). Then retire @e
+ * with its key and value. Returns the change of xbytes. Shared by remove, remove_if, compute
+ * (DELETE). */
+static int64_t unlink_node(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
+                           struct bl_node *pred, struct bl_treebin *tb)
+{
+    int64_t xb = -entry_xbytes(m, e);
+    if (tb == NULL) {
+        struct bl_node *nx = locked_next(e);
+        CHM_YIELD_POINT("bl.remove.before_unlink"); /* readers walk past e */
+        if (pred != NULL)
+            set_next(pred, nx);
+        else
+            set_tab_at(t, i, nx);
+    } else if (chm__bl_tree_remove(tb, bl_tnode_of(e))) {
+        set_tab_at(t, i, locked_first(tb));
+        retire(m, tb, bl_free_shell);
+        atomic_fetch_add_explicit(&m->st_untreeify, 1, memory_order_relaxed);
+        xb -= TREEBIN_BYTES;
+    }
+    CHM_YIELD_POINT("bl.remove.before_retire"); /* unlinked, readers on it */
+    retire(m, e, chm__bl_free_node_full);
+    return xb;
+}
+
+/* Run the compute function with this map on the thread's compute stack (src/reentry.h: nested
+ * writes to it return CHM_EDEADLK), outside the read section: the caller holds the bin's lock
+ * (its head's, or its reservation's), so neither the head nor the table can be retired meanwhile
+ * (unlinking a head and committing a transfer both need that lock), and the function may block
+ * for as long as it likes without holding up reclamation. */
+static uint64_t run_compute(const chm *cm, chm_compute_fn *fn, uint64_t key, void *arg)
+{
+    chm__smr_read_unlock();
+    uint64_t v = chm__reentry_run(cm, CHM__HOLD_PART, fn, key, arg);
+    chm__smr_read_lock();
+    return v;
+}
+
+/* Run chm_compute's function as run_compute runs compute_if_absent's: on the thread's compute
+ * stack (nested writes to this map return CHM_EDEADLK), outside the read section while the
+ * caller holds the bin's lock or its reservation -- which keeps the bin's nodes, the head and
+ * the table alive, since unlinking, treeifying, moving a bin and committing a transfer all take
+ * that lock. */
+static chm_compute_action run_update(const chm *cm, chm_update_fn *fn, uint64_t key, bool present,
+                                     uint64_t old, uint64_t *value, void *arg)
+{
+    chm__smr_read_unlock();
+    chm_compute_action a =
+        chm__reentry_update(cm, CHM__HOLD_PART, fn, key, present, old, value, arg);
+    chm__smr_read_lock();
+    return a;
+}
+
+/* compute on the present entry @e of bin @i of @t (locked; @pred, @tb: as unlink_node): the value's
+ * retire record is reserved first (CHM_ENOMEM: the function does not run), then the function
+ * decides. SET of another value: the value is swapped and the old one retired through *@rec;
+ * SET of the old value itself or KEEP: nothing changes and *@v is the old value; DELETE:
+ * unlinked and retired as chm_remove does (*@delta -1, *@xb). Returns CHM_OK (present after) or
+ * CHM_NOTFOUND (deleted). */
+static int compute_present(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
+                           struct bl_node *pred, struct bl_treebin *tb, uint64_t key,
+                           chm_update_fn *fn, void *arg, uint64_t *v, chm_value_retire **rec,
+                           int64_t *xb, int *delta)
+{
+    chm *cm = &m->base;
+    uint64_t old = locked_value(e);
+    if (!chm__value_retire_reserve(cm, rec))
+        return CHM_ENOMEM; /* before the function: it does not run */
+    chm_compute_action a = run_update(cm, fn, key, true, old, v, arg);
+    if (a == CHM_COMPUTE_DELETE) {
+        *xb = unlink_node(m, t, i, e, pred, tb);
+        *delta = -1;
+        return CHM_NOTFOUND;
+    }
+    if (a == CHM_COMPUTE_SET && *v != old) {
+        /* This store is the compute's linearization point. */
+        set_value(e, *v);
+        chm__value_retire(cm, m->domain, rec, old);
+    } else {
+        *v = old; /* KEEP, or a SET of the value it holds: a KEEP (no value_free) */
+    }
+    return CHM_OK;
+}
+
+/* ---- treeifyBin ------------------------------------------------------------------------------- */
+
+/* treeifyBin: the list in bin @index of @tab held BL_TREEIFY_THRESHOLD nodes; make it a TreeBin,
+ * or grow a table too small for TreeBins instead (tryPresize). TreeNode copies and the TreeBin
+ * are allocated first; without memory (or with a bin lock held for long) the bin stays a
+ * list. */
+static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index)
+{
+    if (tab->n < BL_MIN_TREEIFY_CAPACITY) {
+        chm__bl_try_presize(m, tab->n << 1);
+        return;
+    }
+    struct bl_node *b = tab_at(tab, index);
+    if (b == NULL || bl_special(b->hash))
+        return;
+    if (!bl_lock_acquire(&b->lock))
+        return; /* the bin is busy for long: treeify another time */
+    if (still_head(tab, index, b)) {
+        size_t count = 0;
+        for (struct bl_node *e = b; e != NULL; e = locked_next(e))
+            count++;
+        struct bl_node *spares;
+        struct bl_treebin *tb = NULL;
+        if (chm__bl_spares_alloc(m, &spares, count, true)) {
+            if ((tb = chm__malloc(sizeof *tb)) == NULL)
+                chm__bl_spares_free(m, spares);
+        }
+        if (tb != NULL) { /* else: no memory, the bin stays a list */
+            struct bl_tnode *hd = NULL, *tl = NULL;
+            for (struct bl_node *e = b; e != NULL; e = locked_next(e)) {
+                struct bl_tnode *p = bl_tnode_of(take_spare(&spares));
+                node_init(&p->n, e->hash, e->key, locked_value(e));
+                p->n.tree = true;
+                if ((p->prev = tl) == NULL)
+                    hd = p;
+                else
+                    init_next(&tl->n, &p->n);
+                tl = p;
+            }
+            chm__bl_treebin_init(&m->base, tb, hd);
+            CHM_YIELD_POINT("bl.treeify.before_publish"); /* readers still on the list */
+            set_tab_at(tab, index, &tb->n); /* the last write: publishes the whole TreeBin */
+            int64_t xb = (int64_t)count * TNODE_EXTRA + TREEBIN_BYTES;
+            for (struct bl_node *e = b, *en; e != NULL; e = en) {
+                en = locked_next(e);
+                xb -= node_extra(e); /* a TreeNode left in the list by untreeify */
+                retire(m, e, chm__bl_free_node_shell); /* key and value moved to the TreeNodes */
+            }
+            add_xbytes(m, xb);
+            atomic_fetch_add_explicit(&m->st_treeify, 1, memory_order_relaxed);
+        }
+    }
+    bl_lock_release(&b->lock);
+}
+
+/* ---- clear_bin ---------------------------------------------------------------------------------- */
+
+/*
+ * Empty bin @i of @t: lock its head, re-check it, set the bin to NULL and retire every node
+ * (with its key and value: chm__bl_free_node_full) and a TreeBin. A forwarded bin is emptied in
+ * the next table: the two bins it split into, complete there once the forwarding node is seen
+ * (recursively, through later resizes). Returns false when this thread left its read section
+ * meanwhile -- a bin lock's holder outlasted the wait's patience (smr_breathe), or it joined a
+ * transfer, which may breathe -- so that every table pointer its callers hold may be stale:
+ * the caller starts the bin's lineage again from the current table.
+ */
+static bool clear_bin(struct bl_map *m, struct bl_table *t, size_t i, struct clear_tally *c)
+{
+    for (;;) {
+        struct bl_node *f = tab_at(t, i);
+        if (f == NULL)
+            return true;
+        if (f->hash == BL_MOVED) {
+            struct bl_table *nt = bl_fwd_table(f);
+            bool joined = false;
+            if (c->may_help) {
+                c->may_help = false;
+                (void)chm__bl_help_transfer(m, t, f, &joined);
+                if (joined)
+                    return false;
+            }
+            /* Both halves were in nt before the forwarding node was published (set_tab_at's
+             * release, read by tab_at); nt, reached in this read section, stays valid in it. */
+            return clear_bin(m, nt, i, c) && clear_bin(m, nt, i + t->n, c);
+        }
+        if (!bl_lock_acquire(&f->lock)) {
+            smr_breathe(); /* as in lock_bin: t and f may be gone now */
+            return false;
+        }
+        bool cleared = false;
+        /* A ReservationNode is never still the head once its lock is ours (see transfer); were
+         * it, the bin would be retried. */
+        if (still_head(t, i, f) && f->hash != BL_RESERVED) {
+            struct bl_node *e = f;
+            if (f->hash == BL_TREEBIN)
+                e = locked_first(bl_treebin_of(f));
+            /* The empty bin. Readers already on the nodes walk on through their frozen links
+             * (retired, not freed: they are in read sections); writers waiting on f's lock find
+             * another head and retry. */
+            set_tab_at(t, i, NULL);
+            for (struct bl_node *en; e != NULL; e = en) {
+                en = locked_next(e);
+                c->removed++;
+                c->xb -= entry_xbytes(m, e);
+                retire(m, e, chm__bl_free_node_full);
+            }
+            if (f->hash == BL_TREEBIN) {
+                c->xb -= TREEBIN_BYTES;
+                retire(m, f, bl_free_shell);
+            }
+            cleared = true;
+        }
+        bl_lock_release(&f->lock);
+        if (cleared)
+            return true;
+    }
+}
+
+/* ---- iteration: Traverser.advance ------------------------------------------------------------- */
+
+static struct bl_iter *as_iter(chm_iter *it)
+{
+    return (struct bl_iter *)(void *)it->opaque;
+}
+
+/* The table at it->depth, found again from base_tab: at each level the bin it->index names is a
+ * forwarding node to the next level (it stays one, and the tables stay valid, while the
+ * iterator is open: chm__smr_iter_open in bl_iter_init). */
+static struct bl_table *table_at_depth(struct bl_iter *it)
+{
+    struct bl_table *t = it->base_tab;
+    for (unsigned d = 0; d < it->depth; d++)
+        t = bl_fwd_table(tab_at(t, it->index & (t->n - 1)));
+    return t;
+}
+
+/* recoverState(n), without the stack: after a bin of a table of @n bins at depth > 0, visit
+ * the upper twin of the bin (index + n/2) or pop back to the parent table. */
+static void recover_state(struct bl_iter *it, size_t n)
+{
+    while (it->depth > 0) {
+        size_t len = n >> 1;
+        if ((it->index += len) < n)
+            return;
+        it->index -= n; /* the parent's index */
+        it->depth--;
+        n = len;
+        it->tab = table_at_depth(it);
+    }
+    if ((it->index += it->base_size) >= n)
+        it->index = ++it->base_index;
+}
+
+static struct bl_node *advance(struct bl_iter *it)
+{
+    struct bl_node *e = it->next;
+    if (e != NULL)
+        e = load_next(e);
+    for (;;) {
+        if (e != NULL)
+            return it->next = e;
+        struct bl_table *t = it->tab;
+        size_t i = it->index, n;
+        if (it->base_index >= it->base_limit || t == NULL || (n = t->n) <= i)
+            return it->next = NULL;
+        e = tab_at(t, i);
+        if (e != NULL)
+            CHM_YIELD_POINT("bl.iter.head_loaded"); /* the bin may be forwarded meanwhile */
+        if (e != NULL && bl_special(e->hash)) {
+            if (e->hash == BL_MOVED) { /* pushState and continue in the next table */
+                it->tab = bl_fwd_table(e);
+                it->depth++;
+                e = NULL;
+                continue;
+            }
+            if (e->hash == BL_TREEBIN)
+                e = treebin_first(bl_treebin_of(e));
+            else
+                e = NULL;
+        }
+        if (it->depth > 0)
+            recover_state(it, n);
+        else if ((it->index = i + it->base_size) >= n)
+            it->index = ++it->base_index; /* visit upper slots if present */
+    }
+}
+
+/* ---- chm_free --------------------------------------------------------------------------------- */
+
+/* Free a bin's entries now (chm_free: no reader, no callback pending). */
+static void free_bin(struct bl_map *m, struct bl_node *e)
+{
+    if (e == NULL || e->hash == BL_MOVED)
+        return;
+    bool tree = e->hash == BL_TREEBIN;
+    struct bl_node *x = e;
+    if (tree)
+        x = locked_first(bl_treebin_of(e));
+    while (x != NULL) {
+        struct bl_node *next = locked_next(x);
+        chm__bl_free_node_full(&x->smr, m);
+        x = next;
+    }
+    if (tree)
+        chm__free(e);
+}

@@ -1,6 +1,7 @@
 /*
  * binlock_tree.c - chm_binlock's TreeBin: Java 8's red-black tree bins, for bins that hold many
- * colliding keys (see binlock.c, HOW IT WORKS, for where they are created and removed).
+ * colliding keys (see binlock.c, HOW IT WORKS, for where they are created and removed:
+ * treeify_bin, unlink_node; binlock_resize.c, split_tree).
  *
  * The tree code is a port of ConcurrentHashMap.TreeBin and TreeNode (OpenJDK 11): the
  * constructor, findTreeNode, putTreeVal, removeTreeNode, rotateLeft/Right,
@@ -71,7 +72,7 @@ static inline void set_right(struct bl_tnode *p, struct bl_tnode *x)
 
 static inline struct bl_tnode *next_of(struct bl_tnode *p)
 {
-    return bl_tnode_of(atomic_load_explicit(&p->n.next, memory_order_relaxed));
+    return bl_tnode_of(locked_next(&p->n));
 }
 
 /* ---- order ------------------------------------------------------------------------------------ */
@@ -378,8 +379,7 @@ struct bl_tnode *chm__bl_tree_lookup(const chm *m, struct bl_treebin *tb, uint64
 /* TreeBin.find, store-free (see the header). Inside a read section. */
 struct bl_node *chm__bl_tree_find(const chm *m, struct bl_treebin *tb, uint64_t h, uint64_t key)
 {
-    /* Acquire: pairs with the release stores of first (tree insert, remove, construction). */
-    struct bl_node *e = (struct bl_node *)atomic_load_explicit(&tb->first, memory_order_acquire);
+    struct bl_node *e = treebin_first(tb);
     while (e != NULL) {
         /* Acquire: pairs with unlock_root's release store; an even count read here shows the
          * tree as that unlock left it. */
@@ -400,8 +400,7 @@ struct bl_node *chm__bl_tree_find(const chm *m, struct bl_treebin *tb, uint64_t 
         /* A writer is (or was) restructuring: one step of the linear list instead. */
         if (e->hash == h && chm__key_equal(m, e->key, key))
             return e;
-        /* Acquire: pairs with the release stores of next (list unlink, construction). */
-        e = atomic_load_explicit(&e->next, memory_order_acquire);
+        e = load_next(e);
     }
     return NULL;
 }
@@ -606,7 +605,7 @@ bool chm__bl_tree_remove(struct bl_treebin *tb, struct bl_tnode *p)
 /* ---- self-check (checkInvariants, extended) ------------------------------------------------- */
 
 /* Red-black and order invariants of the subtree at t; its black height in *bh, its size added
- * to *n. 0 or a negative code. */
+ * to *n. 0 or a negative code (BL_INVARIANTS, binlock.h). */
 static int check_subtree(const chm *m, struct bl_tnode *t, int *bh, size_t *n)
 {
     if (t == NULL) {
@@ -615,22 +614,22 @@ static int check_subtree(const chm *m, struct bl_tnode *t, int *bh, size_t *n)
     }
     struct bl_tnode *tp = t->parent, *tl = left_of(t), *tr = right_of(t);
     if (tp != NULL && t != left_of(tp) && t != right_of(tp))
-        return -40; /* parent link */
+        return BL_INV_TREE_PARENT;
     if (tl != NULL && (tl->parent != t || tl->n.hash > t->n.hash))
-        return -41; /* left child link or hash order */
+        return BL_INV_TREE_LEFT;
     if (tr != NULL && (tr->parent != t || tr->n.hash < t->n.hash))
-        return -42; /* right child link or hash order */
+        return BL_INV_TREE_RIGHT;
     if (t->red && ((tl != NULL && tl->red) || (tr != NULL && tr->red)))
-        return -43; /* red node with a red child */
+        return BL_INV_TREE_RED_RED;
     if (tl != NULL && tl->n.hash == t->n.hash && key_order(m, tl->n.key, t->n.key) > 0)
-        return -44; /* key order on the left */
+        return BL_INV_TREE_KEY_LEFT;
     if (tr != NULL && tr->n.hash == t->n.hash && key_order(m, tr->n.key, t->n.key) < 0)
-        return -45; /* key order on the right */
+        return BL_INV_TREE_KEY_RIGHT;
     int lbh, rbh, rc;
     if ((rc = check_subtree(m, tl, &lbh, n)) != 0 || (rc = check_subtree(m, tr, &rbh, n)) != 0)
         return rc;
     if (lbh != rbh)
-        return -46; /* black heights differ */
+        return BL_INV_TREE_BLACK_HEIGHT;
     *bh = lbh + (t->red ? 0 : 1);
     (*n)++;
     return 0;
@@ -640,9 +639,9 @@ int chm__bl_tree_check(const chm *m, struct bl_treebin *tb, size_t *count)
 {
     struct bl_tnode *root = atomic_load_explicit(&tb->root, memory_order_relaxed);
     if (root != NULL && (root->parent != NULL || root->red))
-        return -47; /* root has a parent or is red */
+        return BL_INV_TREE_ROOT;
     if ((atomic_load_explicit(&tb->lock_state, memory_order_relaxed) & WRITER) != 0)
-        return -48; /* lockRoot still held */
+        return BL_INV_TREE_LOCK_ROOT;
     int bh;
     size_t in_tree = 0, in_list = 0;
     int rc = check_subtree(m, root, &bh, &in_tree);
@@ -652,13 +651,13 @@ int chm__bl_tree_check(const chm *m, struct bl_treebin *tb, size_t *count)
     for (struct bl_tnode *e = atomic_load_explicit(&tb->first, memory_order_relaxed); e != NULL;
          prev = e, e = next_of(e)) {
         if (e->prev != prev)
-            return -49; /* prev link */
+            return BL_INV_TREE_PREV;
         if (chm__bl_tree_lookup(m, tb, e->n.hash, e->n.key) != e)
-            return -50; /* a list node the tree does not find */
+            return BL_INV_TREE_UNFOUND;
         in_list++;
     }
     if (in_list != in_tree || in_list != atomic_load_explicit(&tb->count, memory_order_relaxed))
-        return -51; /* list, tree and count disagree */
+        return BL_INV_TREE_COUNT;
     *count = in_list;
     return 0;
 }

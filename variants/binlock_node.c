@@ -1,0 +1,157 @@
+/*
+ * binlock_node.c - chm_binlock's nodes: where their memory comes from and goes back to, the
+ * chains of spare nodes a transfer or treeify clones into, and the slow path of the bin lock
+ * every node carries (binlock.h).
+ *
+ * Node memory. Plain nodes come from the map's pool (src/pool.h: no malloc or free per write,
+ * no malloc header, slabs back to the system at chm_free); TreeNodes, needed only by bins of
+ * 8+ colliding keys, from malloc. A node's `tree` flag, set when its memory is allocated and
+ * never changed, says which.
+ *
+ * Reclamation (src/smr.h). Nothing a reader may still hold is freed directly: it is retired
+ * and freed after a grace period. Retired: removed and cleared nodes (with their key copy and
+ * value: chm__bl_free_node_full), originals of nodes cloned by a transfer or treeify (their key
+ * and value moved to the copy: chm__bl_free_node_shell), old TreeBins, reservation nodes and old
+ * tables (bl_free_shell), and replaced values when the map has a value_free (src/smr.h's retire
+ * records). Counter cells live until chm_free.
+ */
+#include "binlock.h"
+
+#include <errno.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- node memory -------------------------------------------------------------------------------- */
+
+/* A node's memory, from the pool or (@tree) malloc; NULL when out of memory. */
+static struct bl_node *node_mem_alloc(struct bl_map *m, bool tree)
+{
+    struct bl_node *e = tree ? chm__malloc(sizeof(struct bl_tnode)) : chm__pool_alloc(m->nodes);
+    if (e != NULL)
+        e->tree = tree;
+    return e;
+}
+
+static void node_mem_free(struct bl_map *m, struct bl_node *e)
+{
+    if (e->tree)
+        chm__free(e);
+    else
+        chm__pool_put(m->nodes, e);
+}
+
+struct bl_node *chm__bl_new_node(struct bl_map *m, uint64_t hash, uint64_t key, uint64_t value,
+                                 bool tree)
+{
+    struct bl_node *e = node_mem_alloc(m, tree);
+    if (e == NULL)
+        return NULL;
+    uint64_t stored;
+    if (!chm__key_retain(&m->base, key, &stored)) {
+        node_mem_free(m, e);
+        return NULL;
+    }
+    node_init(e, hash, stored, value);
+    e->tree = tree;
+    return e;
+}
+
+void chm__bl_discard_node_now(struct bl_map *m, struct bl_node *e)
+{
+    chm__key_release(&m->base, e->key);
+    node_mem_free(m, e);
+}
+
+/* ---- reclamation callbacks (run after a grace period) --------------------------------------- */
+
+/* A removed node: it owned its key copy and value. Also chm_free's way to free a live node. */
+void chm__bl_free_node_full(chm_smr_node *n, void *owner)
+{
+    struct bl_node *e = (struct bl_node *)n;
+    struct bl_map *m = owner;
+    chm__key_release(&m->base, e->key);
+    chm__value_free(&m->base, locked_value(e)); /* a grace period after its unlink: frozen */
+    node_mem_free(m, e);
+}
+
+/* A node whose key and value moved to a copy (a transfer's clone, a TreeNode): its memory is all
+ * it owns. */
+void chm__bl_free_node_shell(chm_smr_node *n, void *owner)
+{
+    node_mem_free(owner, (struct bl_node *)n);
+}
+
+/* ---- spares ----------------------------------------------------------------------------------- */
+
+void chm__bl_spares_free(struct bl_map *m, struct bl_node *spares)
+{
+    while (spares != NULL) {
+        struct bl_node *next = locked_next(spares); /* unpublished: ours alone */
+        node_mem_free(m, spares);
+        spares = next;
+    }
+}
+
+bool chm__bl_spares_alloc(struct bl_map *m, struct bl_node **spares, size_t count, bool tree)
+{
+    *spares = NULL;
+    for (size_t k = 0; k < count; k++) {
+        struct bl_node *e = node_mem_alloc(m, tree);
+        if (e == NULL) {
+            chm__bl_spares_free(m, *spares);
+            *spares = NULL;
+            return false;
+        }
+        init_next(e, *spares);
+        *spares = e;
+    }
+    return true;
+}
+
+/* ---- the bin lock's slow path (binlock.h) ----------------------------------------------------- */
+
+#define BL_LOCK_SPINS 100
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
+static long bl_futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *timeout)
+{
+    return syscall(SYS_futex, (uint32_t *)addr, op, val, timeout, NULL, 0);
+}
+
+bool chm__bl_lock_slow(bl_lock *l)
+{
+    for (int i = 0; i < BL_LOCK_SPINS; i++) {
+        cpu_relax();
+        uint32_t c = atomic_load_explicit(&l->word, memory_order_relaxed);
+        if (c == 0) {
+            /* Acquire: as bl_lock_acquire. */
+            if (atomic_compare_exchange_weak_explicit(&l->word, &c, 1, memory_order_acquire,
+                                                      memory_order_relaxed))
+                return true;
+        } else if (c == 2) {
+            break; /* others already sleep: join them rather than spin */
+        }
+    }
+    /* Announce a sleeper (2) and sleep until the exchange finds the lock free. Acquire: pairs
+     * with the release exchange of bl_lock_release. A sleep that times out ends the wait: the
+     * caller steps out of its read section and starts over (binlock.h). */
+    static const struct timespec patience = {0, BL_LOCK_PATIENCE_NS};
+    while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0) {
+        if (bl_futex(&l->word, FUTEX_WAIT_PRIVATE, 2, &patience) != 0 && errno == ETIMEDOUT)
+            return atomic_exchange_explicit(&l->word, 2, memory_order_acquire) == 0;
+    }
+    return true;
+}
+
+void chm__bl_unlock_wake(bl_lock *l)
+{
+    bl_futex(&l->word, FUTEX_WAKE_PRIVATE, 1, NULL);
+}

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Makefile - a thin driver over CMake (the build itself is CMakeLists.txt).
 #
 #   make deps      install the Debian packages the project needs (tools/install-deps.sh)

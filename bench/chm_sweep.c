@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * chm_sweep.c - the quick read/write ratio sweep over every backend built (make bench builds
  * it; chmbench is what make bench runs).

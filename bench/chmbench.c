@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * chmbench.c - the JMH-like benchmark harness: expands the sweep (benchmarks x -p cartesian
  * product x -t), runs every trial in fresh processes (-f), prints JMH's table and writes JMH's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * chmbench.h - the pieces of the JMH-like harness `chmbench` and how they talk to each other.
  *

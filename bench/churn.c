@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * churn.c - the `churn` benchmark (issue 13): keys inserted and removed forever by T writer
  * threads (default 2) for `duration` seconds (default 60), to show that a map frees what it

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * claims.c - `chm_claims`: the behavioural measurements behind docs/findings.md claims 1 and 2,
  * printed as Markdown tables (timing claims are measured by chmbench instead).

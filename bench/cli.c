@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * cli.c - chmbench's command line, JMH's options (see bench_print_help for the list).
  */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * common.c - small pieces several benchmarks share: strict parameter parsing, the backend
  * check with its "known: ..." message, the size invariant, and which backends this build lacks.

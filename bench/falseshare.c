@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * falseshare.c - JMH sample 22 (false sharing) in C, for the harness's own counters and for the
  * backends' padding switches.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * gosync.c - the `gosync` benchmark: Go's own sync.Map benchmark suite
  * (src/sync/map_bench_test.go of Go 1.19, Debian 12's), ported case by case onto chm's API, so

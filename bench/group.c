@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * group.c - the `group` benchmark: JMH's @Group (sample 15) on one shared map. `readers` threads
  * run only chm_get, `writers` threads only writes (put or remove, one random bit each), all at

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * histogram.c - the log-linear latency histogram of -bm sample (chmbench.h has the layout and
  * the inline recording): reset, merge, bucket bounds, exact moments, HdrHistogram-style

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * maps.c - the harness's map interface over the library's backends (every entry of
  * chm_backend_list(), so a new backend is benchmarked without touching the harness), followed

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * memory.c - the `memory` benchmark: bytes per entry of a map holding `keys` integer keys.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * mix.c - the `mix` benchmark of the contract: a read/write sweep on one shared map.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * output.c - JMH's console table (TextResultFormat, harness.md §1.9) and JSON result file
  * (JSONResultFormat, §1.10).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * resize.c - the `resize` benchmark, JMH SingleShotTime-like: every iteration inserts `keys`
  * (N) distinct keys into a NEW map, created empty (presize=no: it grows through every resize)

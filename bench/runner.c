@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * runner.c - runs a trial: T pinned threads and JMH's synchronized iterations, and forks.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * smr_cost.c - what one empty read-side section costs with each SMR candidate, and how long a
  * grace period takes. The numbers behind docs/design.md, "Safe memory reclamation".

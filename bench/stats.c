@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * stats.c - JMH's Score and Error: the mean of the pooled samples and the half-width of the
  * two-sided 99.9% Student-t confidence interval, t(0.9995, N-1) * s / sqrt(N) (JMH

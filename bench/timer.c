@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * timer.c - what -bm sample measures about its own clock, once per trial in each fork: the
  * rate of the ticks against CLOCK_MONOTONIC (the TSC on x86-64: invariant on every CPU this

@@ -23,6 +23,8 @@ if(NOT DEFINED CHM_INSTALL_PKGCONFIGDIR)
 endif()
 
 # ---- header(s) -----------------------------------------------------------------------------
+# The licence travels with the header and libraries (BSD-2-Clause, LICENSE at the top).
+install(FILES "${PROJECT_SOURCE_DIR}/LICENSE" DESTINATION "${CMAKE_INSTALL_DATADIR}/doc/chm")
 install(FILES "${PROJECT_SOURCE_DIR}/include/chm.h"
         DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}" COMPONENT Development)
 # include/chm/*.h, if chm.h is ever split (OPTIONAL: no error while the folder does not exist)

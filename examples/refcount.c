@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * refcount.c - pointer values in a chm map: reference-counted objects shared between threads.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * chm.h - five concurrent hash map strategies behind one interface.
  *

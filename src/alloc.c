@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * alloc.c - the library's one allocation path, with a test hook that fails the n-th allocation.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * backends.c - the registry: every backend that is built, in the contract's order.
  * A new backend adds one line here and nothing else outside its own file: what it guarantees

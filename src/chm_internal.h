@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * chm_internal.h - what every backend shares: the per-map header, the ops table that chm.h
  * dispatches through, and inline key helpers. Internal: not installed.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * map.c - the public entry points: argument checks, option resolution, and one indirect call
  * through the map's ops table per operation.

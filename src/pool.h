@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * pool.h - node memory for the backends: fixed-size objects carved from slabs that the map owns,
  * recycled instead of returned to malloc. Implementation and design in pool.c.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * reentry.c - the re-entrancy guard's stack and its two slow paths (see reentry.h).
  */

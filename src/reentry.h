@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * reentry.h - the re-entrancy guard every backend shares: which maps this thread runs a compute
  * function for, and what it holds in each. Internal.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * sanitizers.h - which sanitizer this translation unit is built with, said once for the library
  * and its tests (gcc defines __SANITIZE_THREAD__ / __SANITIZE_ADDRESS__, clang answers

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * smr.c - safe memory reclamation on liburcu's memb flavour, with no thread of the library's
  * own (the rule and the bound are stated in smr.h; measurements and alternatives in

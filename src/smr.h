@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * smr.h - safe memory reclamation for the lock-free read paths (segmented, binlock,
  * readmostly); implementation in smr.c, design in docs/design.md ("Safe memory reclamation").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * torture.c - the yield points of the CHM_VALIDATE torture build (see torture.h). Empty in a
  * normal build.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * torture.h - yield points for the CHM_VALIDATE torture build (liburcu's debug-yield idea).
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # checklib.sh - what the shell test scripts share; sourced as `. "$(dirname "$0")/checklib.sh"`.
 # Sets TMP (a temporary directory removed at exit) and pass/fail counters; check NAME COMMAND...
 # counts NAME as passed when COMMAND succeeds. A script ends with checklib_finish, which prints

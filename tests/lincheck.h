@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lincheck.h - a linearizability checker for histories of single-key map operations, used by
  * test_linearizability.c (and unit-tested there on hand-written histories).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_bad_input.c - every entry point of include/chm.h fed bad or extreme arguments.
  *

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # test_bench_summary.sh SUMMARY_SCRIPT PYTHON - tools/bench_summary.py on a synthetic result file
 # whose Scores and Errors give known intervals: a ratio whose whole interval clears the target is
 # "met", one whose whole interval falls short "**missed**", one that straddles it "within noise"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_binlock.c - what is specific to chm_binlock (Java 8's ConcurrentHashMap), observed through
  * its statistics hook (variants/binlock.h):

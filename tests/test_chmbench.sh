@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # test_chmbench.sh CHMBENCH - chmbench end to end with tiny settings (about 15 s in all): the
 # console table, the JMH JSON (parsed by python3), forks pooling samples, errors on invalid
 # options and parameters, the size invariant failing loudly, the statistics self-test, and each

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # test_chmbench_churn.sh CHMBENCH [PLOT_SCRIPT PYTHON] - chmbench's churn benchmark at 1 s per
 # trial (about 15 s in all): every library backend (the thread-safe ones at 2 writers, the others
 # at 1) exits 0 with the value_free count check passing, and its JSON has the secondary metrics,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # test_chmbench_gosync.sh CHMBENCH GO_SYNC_BENCH_PY [PYTHON] - chmbench's gosync benchmark (Go's
 # src/sync/map_bench_test.go suite on chm), tiny settings (about 20 s): every case briefly on
 # one backend at 1 and 2 threads, JMH's JSON in ns/op, the default backends chosen by

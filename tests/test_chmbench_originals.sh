@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # test_chmbench_originals.sh CHMBENCH - the Java and Go originals in chmbench's mix, tiny
 # settings (about 15 s): each original runs a mix trial (1 and 2 threads; go:map at 1 only) with
 # the size invariant checked in its child after the trial, presets with opCounts, the same seed

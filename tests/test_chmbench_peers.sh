@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # test_chmbench_peers.sh CHMBENCH - the C++ peers cuckoo (libcuckoo) and tbb (oneTBB) in chmbench,
 # tiny settings (a few seconds): each runs a mix trial at 1 and 2 threads, a resize and a group
 # trial, with the size invariant checked after each, or is reported skipped with the reason when

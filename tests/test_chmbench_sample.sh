@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # test_chmbench_sample.sh CHMBENCH - chmbench -bm sample (JMH's SampleTime), tiny settings (a few
 # seconds): mix and resize report per-operation latency in us/op, the table has p50 p90 p99
 # p99.9 max and one row per operation kind, the JSON has JMH's SampleTime fields

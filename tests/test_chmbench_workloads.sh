@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # test_chmbench_workloads.sh CHMBENCH - chmbench mix's -p workload presets, tiny settings (a few
 # seconds): each preset runs the op mix it advertises (JSON "opCounts", every operation counted,
 # within a percentage point), fixes reads (and dist=zipf for ycsb-*), skips a combination that

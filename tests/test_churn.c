@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_churn.c - insert/remove churn with an ever-growing key set: the memory the library holds
  * stays flat and nothing leaks, for every backend.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_concurrency.c - every thread-safe backend (chm_backend_thread_safe) under 2-4 threads.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_conformance.c - single-threaded conformance of every backend of chm_backend_list() to the
  * contract (shared/CONTRACT.md, include/chm.h).

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # test_gbench.sh CHM_GBENCH PYTHON - chm_gbench (Google Benchmark through bench/gbench's C shim)
 # with tiny settings: every run's exact result checks pass, the JSON parses and carries the
 # ci999 aggregate with the right value, Google Benchmark's own compare.py reads it, a failing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_header.c - chm.h compiles on its own as C11 (with -Wpedantic as an error, so no GNU
  * extension hides in it) and every public name of the contract exists with the declared type:

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // test_header_cxx.cpp - chm.h compiles as C++ (-Wall -Wextra -Werror, and -Wpedantic as an
 // error while the header is read), has C linkage (the names link against the C library), and
 // every public name of the contract exists with the declared type.

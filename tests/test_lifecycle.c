@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_lifecycle.c - reclamation without a library thread, through a process's life cycle, for
  * the backends that reclaim (segmented, binlock, readmostly):

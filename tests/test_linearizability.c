@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_linearizability.c - every single-key operation of every thread-safe backend is
  * linearizable: concurrent random histories are recorded and checked key by key by

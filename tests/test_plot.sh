@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # test_plot.sh PLOT_SCRIPT PYTHON CHMBENCH - tools/plot_results.py on tiny chmbench result files:
 # one PNG per benchmark chmbench lists (mix, falseshare, and memory, resize, group when present),
 # each a real, non-empty PNG; a benchmark it does not know gets the generic chart; "NaN" errors

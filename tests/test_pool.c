@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_pool.c - the node pool (src/pool.h) on its own: objects never overlap and keep their
  * contents while handed out, the in-use count is exact, memory is bounded by what is in use,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_race.c - chm_unsafe's detection of concurrent misuse (Go's "concurrent map writes").
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_race_rate.c - how often chm_unsafe's best-effort race detection catches two writers.
  *

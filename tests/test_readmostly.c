@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_readmostly.c - what is specific to chm_readmostly (Go's sync.Map), observed through the
  * backend's test hook (variants/readmostly.h):

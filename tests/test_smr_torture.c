@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_smr_torture.c - the SMR layer (src/smr.c) on its own, without any map.
  *

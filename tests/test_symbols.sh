@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # test_symbols.sh LIBCHM_SO LIBCHM_A - only chm_ names are visible from either library: every
 # symbol libchm.so exports is public API (chm_, never chm__), and every global symbol libchm.a
 # defines starts with chm_ (internal ones chm__), so no name of the library collides with a

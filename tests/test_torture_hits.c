@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_torture_hits.c - the CHM_VALIDATE torture build's yield points are really reached.
  * Built only with -DCHM_VALIDATE=ON (src/torture.h).

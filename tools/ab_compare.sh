@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # ab_compare.sh - a before/after table for one change: the same chmbench trials run by two
 # builds, alternating A B A B ... so that whatever else the machine does weighs on both alike.
 #
@@ -12,7 +13,7 @@
 # B/A. Each round's JSON is kept in .ab/results/ (the table says where).
 set -eu
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '3,14p' "$0" >&2; exit 2; }
 a=$1 b=$2
 shift 2
 rounds=3

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """bench_summary.py - the performance goals of docs/benchmarks.md, as ratios, from chmbench JSON.
 
 usage: bench_summary.py RESULT.json [RESULT.json ...]      (make bench runs it on its results)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: BSD-2-Clause
 # findings.sh - rerun every measurement behind docs/findings.md and regenerate its tables and
 # charts (`make findings` builds build-release/ and runs this).
 #

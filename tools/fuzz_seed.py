@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """fuzz_seed.py - write the seed corpus of tests/fuzz/fuzz_chm.c (its input format is documented
 at the top of that file; the opcode numbers below must match its enums).
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """go_sync_bench.py - Go's own sync.Map benchmarks, for a side-by-side look with chmbench gosync.
 
 usage: go_sync_bench.py [--cpu 1,2] [--benchtime 1s] [--count N] [--case NAME,...]

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # install-deps.sh - install the Debian packages chm needs to build, test and benchmark.
 #
 # Idempotent and quiet when everything is present: it asks dpkg which packages are missing and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """instr_count.py - read callgrind.out files of chm_gbench runs (tools/instr_count.sh).
 
 usage: instr_count.py parse FILE        print every call edge into chm_*/bench_op as TSV

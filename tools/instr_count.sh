@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # instr_count.sh - instructions per chm operation, counted by callgrind: the same number on every
 # run however busy the machine, so it is the first thing to run after touching a hot path.
 #

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: BSD-2-Clause
 """plot_results.py - PNG charts from chmbench's JMH JSON result files (docs/harness.md, "Plots").
 
 usage: plot_results.py [-o OUTDIR] [--prefix P] [--suffix S] RESULT.json [RESULT.json ...]

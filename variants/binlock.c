@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * binlock.c - chm_binlock: Java 8's ConcurrentHashMap in C. This file: the design, then the
  * operations, then the helpers only they use. The machinery lives in binlock_*.c (binlock.h

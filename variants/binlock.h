@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * binlock.h - internals of chm_binlock (Java 8's ConcurrentHashMap), shared by its files.
  * Internal: not installed.

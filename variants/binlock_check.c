@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * binlock_check.c - chm_binlock's self-check (chm__validate: every invariant of BL_INVARIANTS,
  * binlock.h) and the statistics tests read (chm__binlock_stats). Both walk every bin of a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * binlock_count.c - chm_binlock's counting: Java 8's addCount, fullAddCount and sumCount (a
  * LongAdder), and the byte count behind chm_stats_get.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * binlock_node.c - chm_binlock's nodes: where their memory comes from and goes back to, the
  * chains of spare nodes a transfer or treeify clones into, and the slow path of the bin lock

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * binlock_resize.c - chm_binlock's table and its growth: Java 8's sizeCtl, initTable, the
  * resize trigger of addCount, transfer, helpTransfer and tryPresize.

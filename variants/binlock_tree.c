@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * binlock_tree.c - chm_binlock's TreeBin: Java 8's red-black tree bins, for bins that hold many
  * colliding keys (see binlock.c, HOW IT WORKS, for where they are created and removed:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * gomap.c - Go's classic map (runtime/map.go, Go 1.0-1.23), the table under chm_unsafe and
  * chm_rwlock.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * gomap.h - Go's classic hash table (runtime/map.go before Go 1.24) for 64-bit keys and values:
  * the storage that chm_unsafe and chm_rwlock share. Not thread-safe; the callers add misuse

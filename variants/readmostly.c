@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * readmostly.c - chm_readmostly: Go's classic sync.Map (sync/map.go, Go 1.9-1.23) in C.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * readmostly.h - test hooks of chm_readmostly (variants/readmostly.c). Internal: not installed.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * rwlock.c - chm_rwlock: Go's classic map (gomap.c) behind one reader-writer lock, the design of
  * Go's `map + sync.RWMutex` and Java's HashMap under ReentrantReadWriteLock.

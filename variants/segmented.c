@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * segmented.c - chm_segmented: Java 7's ConcurrentHashMap (lock striping) in C.
  *

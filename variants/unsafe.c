@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * unsafe.c - chm_unsafe: Go's built-in map, for one thread at a time, with Go's detection of
  * concurrent misuse and Java HashMap's fail-fast iteration.

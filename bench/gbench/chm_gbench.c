@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * chm_gbench.c - per-operation cost (ns/op) of every backend and peer, measured by Google
  * Benchmark through gbench_shim.h; a cross-check of chmbench with another tool's statistics and

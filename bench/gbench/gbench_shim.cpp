@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // gbench_shim.cpp - the C++ side of gbench_shim.h: Google Benchmark 1.7.1 behind a C interface.
 //
 // Every extern "C" function is noexcept and catches what it can throw, so no exception unwinds

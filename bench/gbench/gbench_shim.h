@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * gbench_shim.h - Google Benchmark 1.7.1 for C programs (implementation: gbench_shim.cpp).
  *

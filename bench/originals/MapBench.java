@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.Map;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * originals.c - the Java and Go originals as harness peers (originals.h): finding their
  * toolchains, building their programs at first use, and running a trial in a child process.

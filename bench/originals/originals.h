@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * originals.h - the Java and Go originals as chmbench peers: java:chm, java:sync, java:rwlock
  * (MapBench.java) and go:syncmap, go:rwmutex, go:map (the Go program in go/).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * ck_ht_peer.c - Concurrency Kit's ck_ht as a harness peer, used as ck documents it:
  *

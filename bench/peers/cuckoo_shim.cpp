@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // cuckoo_shim.cpp - libcuckoo's cuckoohash_map<uint64_t, uint64_t> behind cxx_peers.h, used as
 // libcuckoo/cuckoohash_map.hh documents it:
 //

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * cxx_peer_adapters.c - the two C++ peers (cxx_peers.h) as harness peers: libcuckoo's
  * cuckoohash_map (`cuckoo`) and oneTBB's concurrent_hash_map (`tbb`). Their shims have the same

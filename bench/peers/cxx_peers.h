@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * cxx_peers.h - the C interface of the two C++ peers, each behind one C++ file:
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * lfht_peer.c - liburcu's lock-free resizable hash table cds_lfht as a harness peer, used as its
  * documentation says:

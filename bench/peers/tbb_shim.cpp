@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // tbb_shim.cpp - oneTBB's concurrent_hash_map<uint64_t, uint64_t> behind cxx_peers.h, used as
 // oneapi/tbb/concurrent_hash_map.h documents it:
 //

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * consumer.c - an outside program using an installed chm: only <chm.h> and one library name.
  * Creates a map for every backend in chm_backend_list(), puts and gets, prints OK.

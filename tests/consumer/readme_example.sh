@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # readme_example.sh - build and run README.md's example exactly as the README says:
 #     cc example.c $(pkg-config --cflags --libs chm) && ./a.out
 # and check that it prints what its comments promise.

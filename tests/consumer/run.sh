@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: BSD-2-Clause
 # run.sh - install a chm build into a temporary prefix and build an outside program against it
 # in every way a user would:
 #   1. CMake, find_package(chm) + chm::chm          (shared libchm.so)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuzz_chm.c - differential fuzz target: the input bytes pick a backend, its options and a
  * sequence of operations, which run on a chm map and on a reference model (tl_model) side by

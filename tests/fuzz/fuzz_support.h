@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * fuzz_support.h - the pieces fuzz_chm.c builds on: the input reader, a set of (key, value)
  * pairs, the key sets a fuzzed map can use (integer keyops with weakened hashes; string keyops

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * replay_main.c - a main() for builds without libFuzzer: runs LLVMFuzzerTestOneInput over every
  * regular file of the directories (or the files) given, in name order, so the committed corpus

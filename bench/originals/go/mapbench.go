@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: BSD-2-Clause
+
 // Command mapbench is the child process of chmbench's go:* peers: one fork of one mix trial on
 // a sync.Map (go:syncmap), a map behind a sync.RWMutex (go:rwmutex) or a plain map (go:map, one
 // thread). bench/originals/originals.c starts it with the trial as name=value arguments and

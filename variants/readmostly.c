@@ -356,6 +356,14 @@ static inline size_t rd_mask(uintptr_t r)
     return ((size_t)1 << ((r >> 1) & 63)) - 1;
 }
 
+/* The read word, for a lock-free path (under mu, relaxed loads suffice). Acquire pairs with the
+ * release stores of read (promotion, the amended flip, clear): the index it names, its slots,
+ * count and entries (key, hash, first box), all written before the store, are visible. */
+static inline uintptr_t read_load(struct rm_map *m)
+{
+    return atomic_load_explicit(&m->read, memory_order_acquire);
+}
+
 static inline bool rd_amended(uintptr_t r)
 {
     return (r & 1) != 0;
@@ -1003,9 +1011,7 @@ static int rm_get(chm *cm, uint64_t key, uint64_t *value)
     uint64_t hash = chm__hash(cm, key), v = 0;
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
-    /* Acquire pairs with the release stores of read (promotion, amended flip): the index and
-     * its entries are visible. */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    uintptr_t r = read_load(m);
     CHM_YIELD_POINT("rm.get.read_loaded"); /* a promotion may replace and retire the index */
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL) {
@@ -1077,8 +1083,7 @@ static int rm_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
     struct rm_box *box = NULL;
     int rc;
     chm__smr_read_lock();
-    /* Acquire pairs with the release stores of read. */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    uintptr_t r = read_load(m);
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL) {
         /* trySwap. Relaxed: only compared with the sentinels and the held tag; the CAS re-reads
@@ -1162,8 +1167,7 @@ static int rm_put_if_absent(chm *cm, uint64_t key, uint64_t value, uint64_t *cur
     struct rm_box *box = NULL;
     int rc = RM_RETRY;
     chm__smr_read_lock();
-    /* Acquire pairs with the release stores of read. */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    uintptr_t r = read_load(m);
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL)
         rc = entry_load_or_store(m, e, value, &box, &cur);
@@ -1211,8 +1215,7 @@ static int rm_remove(chm *cm, uint64_t key, uint64_t *old)
     struct rm_entry *gone = NULL;
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
-    /* Acquire pairs with the release stores of read. */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    uintptr_t r = read_load(m);
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL)
         rc = entry_delete(m, e, &prev);
@@ -1260,8 +1263,7 @@ static int rm_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired
     struct rm_box *box = NULL;
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
-    /* Acquire pairs with the release stores of read. */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    uintptr_t r = read_load(m);
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL)
         rc = entry_cas(m, e, expected, desired, &box);
@@ -1282,8 +1284,7 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
     uint64_t hash = chm__hash(cm, key), v = 0;
     struct rm_box *box = NULL;
     chm__smr_read_lock();
-    /* Acquire pairs with the release stores of read. */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    uintptr_t r = read_load(m);
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL) {
         /* Acquire pairs with the release that installed p: p->value is visible. */
@@ -1611,8 +1612,7 @@ static int rm_remove_if(chm *cm, uint64_t key, uint64_t expected)
     struct rm_entry *gone = NULL;
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
-    /* Acquire pairs with the release stores of read. */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    uintptr_t r = read_load(m);
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e != NULL)
         rc = entry_cad(m, e, expected);
@@ -1650,8 +1650,7 @@ static int rm_clear(chm *cm)
     if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     chm__smr_read_lock();
-    /* Acquire pairs with the release stores of read: the index's count is visible. */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    uintptr_t r = read_load(m);
     bool empty = !rd_amended(r) && rd_index(r)->count == 0;
     chm__smr_read_unlock();
     if (empty)
@@ -1745,8 +1744,7 @@ static int rm_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
     struct rm_map *m = as_rm(cm);
     uint64_t hash = chm__hash(cm, key);
     chm__smr_read_lock();
-    /* Acquire pairs with the release stores of read. */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    uintptr_t r = read_load(m);
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e == NULL) {
         chm__smr_read_unlock(); /* before mu (see "Blocking") */
@@ -1858,8 +1856,7 @@ static int rm_iter_init(chm_iter *it, chm *cm)
     struct rm_map *m = as_rm(cm);
     struct rm_iter *ri = (struct rm_iter *)(void *)it->opaque;
     chm__smr_read_lock();
-    /* Acquire pairs with the release stores of read. */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_acquire);
+    uintptr_t r = read_load(m);
     if (rd_amended(r)) {
         chm__smr_read_unlock(); /* before mu (see "Blocking"); under mu, r is current */
         /* Range: promote dirty first, so the index holds every key present now. */

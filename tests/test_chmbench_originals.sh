@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # test_chmbench_originals.sh CHMBENCH - the Java and Go originals in chmbench's mix, tiny
-# settings (about 15 s): each original runs a mix trial (1 and 2 threads; go:map at 1 only) with
-# the size invariant checked in its child after the trial, presets with opCounts, the same seed
+# settings (about 15 s): the Go child's unit tests; each original runs a mix trial (1 and 2
+# threads; go:map at 1 only) with the size invariant checked in its child after the trial,
+# presets with opCounts, the same seed
 # giving the same key stream in C, Java and Go (--dump-keys), an injected size error failing the
 # run, a missing toolchain reported skipped with the reason (stderr and JSON), the first-use
 # build, and the benchmarks that cannot run originals skipping them.
@@ -31,6 +32,16 @@ fi
 originals=
 [ $java = yes ] && originals="java:chm,java:sync,java:rwlock"
 [ $go = yes ] && originals="${originals:+$originals,}go:syncmap,go:rwmutex,go:map"
+
+# 0. the Go program's own unit tests (its size-range check), offline in GOPATH mode as the
+#    build does
+if [ $go = yes ]; then
+    GO=${CHMBENCH_GO:-go}
+    SRC=$(cd "$(dirname "$0")/../bench/originals/go" && pwd)
+    check "go test of the go:* child program (mapbench_test.go)" \
+        sh -c "cd '$SRC' && GO111MODULE=off GOFLAGS= CGO_ENABLED=0 GOPATH='$TMP/gopath' \
+               GOCACHE='$TMP/gocache' '$GO' test . >'$TMP/gotest.out' 2>&1 || { cat '$TMP/gotest.out'; exit 1; }"
+fi
 
 # 1. a tiny churn trial per original at 1 and 2 threads, next to a C backend (size invariant
 #    checked by each child after the trial: a violation would fail the run)

@@ -265,6 +265,13 @@ func (t *trial) prefill() (uint64, error) {
 	return prefilled, nil
 }
 
+// sizeInRange: expected <= size <= expected + uncertain, in signed arithmetic. expected itself
+// may be negative: each put that re-inserted a key unseen (counted in uncertain, not in inserts)
+// lets a later remove of that key count one more remove than the inserts account for.
+func sizeInRange(size, expected, uncertain int64) bool {
+	return size >= expected && size <= expected+uncertain
+}
+
 // verify is mix.c's size invariant, size == prefill + inserts - removes. Where put cannot always
 // tell an insert (syncMap at more than one goroutine), a put that overwrote or an update may
 // have re-inserted a key removed meanwhile: size must then lie in [expected, expected + those].
@@ -282,11 +289,11 @@ func (t *trial) verify(prefilled uint64, workers []*worker) string {
 		uncertain = 0
 	}
 	size := uint64(t.m.size())
-	expected := prefilled + inserts - removes
-	if size >= expected && size <= expected+uncertain {
+	expected := int64(prefilled) + int64(inserts) - int64(removes)
+	if sizeInRange(int64(size), expected, int64(uncertain)) {
 		if uncertain > 0 {
 			return fmt.Sprintf("verify ok size %d in [%d, %d] (puts that overwrote, updates: "+
-				"either may have re-inserted a key without Swap)", size, expected, expected+uncertain)
+				"either may have re-inserted a key without Swap)", size, expected, expected+int64(uncertain))
 		}
 		return fmt.Sprintf("verify ok size %d", size)
 	}

@@ -2,10 +2,10 @@
 /*
  * hash.c - seeded hashing and the two built-in key sets.
  *
- * Integer keys use chm__mix64 (chm_internal.h), inlined by the backends. Strings use
- * chm_hash_bytes: eight bytes at a time, each word folded in with a 128-bit multiply
- * (the "folded multiply" of wyhash/rapidhash, written here from the idea, not the code), then
- * the 64-bit mixer as a finaliser. The seed enters the state before the first byte.
+ * Integer keys use chm__hash_u64 (chm_internal.h, where the choice is explained), inlined by
+ * the backends with the map's precomputed multiplier. Strings use chm_hash_bytes: eight bytes
+ * at a time, each word folded in with a 128-bit multiply (chm__fold_mul), then the 64-bit
+ * mixer as a finaliser. The seed enters the state before the first byte.
  */
 #include "chm_internal.h"
 
@@ -22,14 +22,9 @@
 
 uint64_t chm_hash_u64(uint64_t key, uint64_t seed)
 {
-    return chm__mix64(key, seed);
+    return chm__hash_u64(key, seed, chm__hash_mul(seed));
 }
 
-static inline uint64_t fold_mul(uint64_t a, uint64_t b)
-{
-    __uint128_t r = (__uint128_t)a * b;
-    return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
 
 static inline uint64_t load64(const unsigned char *p)
 {
@@ -41,19 +36,19 @@ static inline uint64_t load64(const unsigned char *p)
 uint64_t chm_hash_bytes(const void *data, size_t len, uint64_t seed)
 {
     const unsigned char *p = data;
-    uint64_t h = seed ^ K0 ^ fold_mul(seed ^ K1, (uint64_t)len ^ K2);
+    uint64_t h = seed ^ K0 ^ chm__fold_mul(seed ^ K1, (uint64_t)len ^ K2);
     size_t n = len;
     for (; n >= 16; n -= 16, p += 16)
-        h = fold_mul(load64(p) ^ K1 ^ h, load64(p + 8) ^ K2);
+        h = chm__fold_mul(load64(p) ^ K1 ^ h, load64(p + 8) ^ K2);
     if (n >= 8) {
-        h = fold_mul(load64(p) ^ K1, h ^ K2);
+        h = chm__fold_mul(load64(p) ^ K1, h ^ K2);
         p += 8;
         n -= 8;
     }
     if (n > 0) { /* the last 1..7 bytes, little-endian, without reading past the end */
         uint64_t tail = 0;
         memcpy(&tail, p, n);
-        h = fold_mul(tail ^ K2, h ^ K1 ^ n);
+        h = chm__fold_mul(tail ^ K2, h ^ K1 ^ n);
     }
     return chm__mix64(h, seed);
 }

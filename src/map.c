@@ -7,7 +7,7 @@
  * in the thread's nesting depth (chm__smr_enter/chm__smr_leave, smr.h): when the outermost one
  * returns -- every lock released, no callback of ours on the stack -- the thread runs the
  * reclamation its retires asked for (smr.h, THE RECLAMATION RULE). chm_get on integer keys is
- * the one exception, to keep the read path as it was: it runs no callback and holds a lock
+ * the one exception, to keep the read path short: it runs no callback and holds a lock
  * (rwlock, readmostly's mutex) only around code that calls nothing, so no call can nest inside
  * it; a retire it makes (readmostly's promotion) flags as any other, acted on at the end of the
  * thread's next outermost tracked call.
@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+static int get_tracked(chm *m, uint64_t key, uint64_t *value);
+
 void chm__header_init(chm *m, const struct chm_ops *ops, const chm_backend *b,
                       const chm_options *opt)
 {
@@ -27,7 +29,11 @@ void chm__header_init(chm *m, const struct chm_ops *ops, const chm_backend *b,
     m->backend = b;
     m->keys = opt->keys;
     m->seed = opt->seed != 0 ? opt->seed : chm__random_seed();
+    m->hash_mul = chm__hash_mul(m->seed);
     m->int_keys = opt->keys == &chm_keys_u64;
+    /* Integer keys: no callback, nothing can nest (see the top), so the backend's get runs
+     * untracked -- its integer-key form when it has one. */
+    m->get = !m->int_keys ? get_tracked : ops->get_u64 != NULL ? ops->get_u64 : ops->get;
     m->value_free = opt->value_free;
     m->ctx = opt->ctx;
     m->opt = *opt;
@@ -109,12 +115,18 @@ const chm_backend *chm_map_backend(const chm *m)
     return m != NULL ? m->backend : NULL;
 }
 
+/* chm_get jumps to the map's get: chosen once at chm_new (chm__header_init), so the hot path
+ * is a NULL check and one indirect jump. */
 int chm_get(chm *m, uint64_t key, uint64_t *value)
 {
     if (chm_unlikely(m == NULL))
         return CHM_EINVAL;
-    if (chm_likely(m->int_keys))
-        return m->ops->get(m, key, value); /* no callback: nothing can nest (see the top) */
+    return m->get(m, key, value);
+}
+
+/* A get with key ops that run user code (hash, equal): tracked like every other entry point. */
+static int get_tracked(chm *m, uint64_t key, uint64_t *value)
+{
     struct chm__smr_thread_hot *t = chm__smr_enter();
     int rc = m->ops->get(m, key, value);
     chm__smr_leave(t);

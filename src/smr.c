@@ -153,7 +153,9 @@ struct smr_thread {
     struct cds_list_head node;
 };
 
-_Thread_local struct chm__smr_thread_hot chm__smr_hot __attribute__((tls_model("initial-exec")));
+struct urcu_reader chm__smr_no_reader; /* registered == 0: see smr.h's read-side fast path */
+_Thread_local struct chm__smr_thread_hot chm__smr_hot
+    __attribute__((tls_model("initial-exec"))) = {.fast = &chm__smr_no_reader};
 static _Thread_local struct smr_thread smr_me;
 
 static struct smr_thread *smr_self(void)
@@ -434,6 +436,25 @@ void(chm__smr_read_lock)(void)
 #else
     chm__smr_read_lock_inline();
 #endif
+}
+
+void chm__smr_read_lock_slow(void)
+{
+    struct urcu_reader *r = chm__smr_self(); /* registers if needed */
+    if (urcu_memb_has_sys_membarrier)
+        chm__smr_hot.fast = r; /* from the next section on, the inline fast path */
+    urcu_memb_read_lock();
+}
+
+void chm__smr_read_unlock_slow(void)
+{
+    urcu_memb_read_unlock();
+}
+
+int chm__smr_wake_gp_return(int rc)
+{
+    urcu_common_wake_up_gp(&urcu_memb_gp);
+    return rc;
 }
 
 void(chm__smr_read_unlock)(void)

@@ -155,9 +155,13 @@ CHM_HIDDEN chm_smr_domain *chm__smr_domain_of(const void *owner);
 struct chm__smr_thread_hot {
     unsigned depth; /* public calls in progress on this thread */
     unsigned nflag; /* domains flagged for reclamation */
+    /* The read side's fast path (below): this thread's liburcu reader once it is registered
+     * and the kernel has membarrier(); until then &chm__smr_no_reader, whose registered flag
+     * is 0, so the inline lock and unlock take their out-of-line forms. */
+    struct urcu_reader *fast;
 };
-/* Initial-exec, like the backends' own thread-locals: 8 bytes of static TLS, no __tls_get_addr
- * per call in libchm.so. */
+/* Initial-exec, like the backends' own thread-locals: 16 bytes of static TLS, no
+ * __tls_get_addr per call in libchm.so. */
 CHM_HIDDEN extern _Thread_local struct chm__smr_thread_hot chm__smr_hot
     __attribute__((tls_model("initial-exec")));
 
@@ -194,19 +198,26 @@ CHM_HIDDEN void chm__value_retire(const chm *m, chm_smr_domain *d, chm_value_ret
 CHM_HIDDEN void chm__smr_free_plain(chm_smr_node *n, void *owner);
 
 /* ---- private: inline read-side fast path ----------------------------------------------------
- * chm__smr_read_lock() / chm__smr_read_unlock() expand to inline code: the registration check
- * plus liburcu memb's read-side protocol (two thread-local stores and compiler barriers), so a
- * section costs about 1.2 ns instead of 3.3 ns through the out-of-line functions (measured in
- * docs/design.md). The functions above still exist -- call them as (chm__smr_read_lock)() to
- * bypass the macros -- and behave identically.
+ * chm__smr_read_lock() / chm__smr_read_unlock() expand to inline code: liburcu memb's
+ * read-side protocol on the thread's reader, about 20 instructions for a lock/unlock pair
+ * (tools/instr_count.sh; docs/design.md, "The read path, instruction by instruction"). The
+ * functions above still exist -- call them as (chm__smr_read_lock)() to bypass the macros --
+ * and behave identically.
  *
  * The bodies are liburcu 0.13's _urcu_memb_read_lock/_urcu_memb_read_unlock (static/urcu-memb.h,
  * which liburcu marks as meeting LGPL's 10-line criterion for inlining into non-LGPL code),
- * with one change: the thread's urcu_reader is addressed once per call through a pointer.
- * liburcu's own inline functions name the TLS variable at every access, and in a shared object
- * (general-dynamic TLS) each of those costs a __tls_get_addr call: 4 per section, about 13 ns
- * (4.2 ns with one address per call). The protocol, the struct layout and the constants are
- * part of liburcu's ABI (SONAME 8) precisely because LGPL users inline them.
+ * with two changes, both about finding the reader and neither about the protocol:
+ *   - the reader is reached through chm__smr_hot.fast, an initial-exec thread-local of ours: one
+ *     %fs-relative load. liburcu's own inline functions name its TLS variable at every access,
+ *     and in a shared object (general-dynamic TLS) each of those is a __tls_get_addr call;
+ *   - fast points at the reader only once the thread is registered AND liburcu found
+ *     membarrier() (urcu_memb_has_sys_membarrier, set once at liburcu's load), so the slave
+ *     barriers are compiler barriers with no test: liburcu tests the flag three times per
+ *     section. Otherwise fast points at chm__smr_no_reader (registered == 0) and every section
+ *     takes the out-of-line slow path (registration, then liburcu's own functions).
+ * The check is liburcu's "registered" flag itself, not one of ours: it stays right if the
+ * application (un)registers the thread itself. The protocol, the struct layout and the
+ * constants are part of liburcu's ABI (SONAME 8) precisely because LGPL users inline them.
  *
  * Under ThreadSanitizer the macros are not defined: the unlock's wake-up check races benignly
  * on liburcu's global futex word, which TSan would report; smr.c then calls liburcu's
@@ -218,60 +229,113 @@ CHM_HIDDEN void chm__smr_free_plain(chm_smr_node *n, void *owner);
 /* Register the calling thread with liburcu and arrange its unregistration at thread exit. */
 CHM_HIDDEN void chm__smr_register(void);
 
-static inline struct urcu_reader *chm__smr_tls(void)
-{
-    struct urcu_reader *r = &URCU_TLS(urcu_memb_reader);
-    /* Hide that r is a TLS address, or the compiler recomputes it (a __tls_get_addr call in a
-     * shared object) after every compiler barrier instead of keeping it in a register. */
-    __asm__("" : "+r"(r));
-    return r;
-}
+/* What chm__smr_hot.fast points at while the fast path is off (see above). Never written. */
+CHM_HIDDEN extern struct urcu_reader chm__smr_no_reader;
 
-/* The calling thread's reader, registered. liburcu's own "registered" flag rather than one of
- * ours: it sits in the TLS block the read lock touches anyway, and stays right if the
- * application (un)registers the thread itself. */
+/* The slow paths: register if needed, point fast at the reader if membarrier() is there, and
+ * run liburcu's out-of-line lock / unlock. */
+CHM_HIDDEN void chm__smr_read_lock_slow(void);
+CHM_HIDDEN void chm__smr_read_unlock_slow(void);
+
+/* The calling thread's liburcu reader, registered (the TSan build's read lock). */
 static inline struct urcu_reader *chm__smr_self(void)
 {
-    struct urcu_reader *r = chm__smr_tls();
+    struct urcu_reader *r = &URCU_TLS(urcu_memb_reader);
     if (chm_unlikely(!r->registered))
         chm__smr_register();
     return r;
 }
 
+/* ---- lookups that end in a return: chm__smr_lookup_begin / chm__smr_lookup_return ----------
+ * The integer-key lookups (the backends' get_u64) are leaf functions on their fast path: no
+ * call except tail calls, so the compiler saves no register and builds no frame (ten
+ * instructions of a 50-instruction lookup). These two are the read lock and unlock written for
+ * that:
+ *
+ *     chm__smr_reader *r = chm__smr_lookup_begin();
+ *     if (r == NULL)
+ *         return generic_get(m, key, value);    (fast path off: the ordinary section)
+ *     ... the lookup, every exit through ...
+ *     return chm__smr_lookup_return(r, rc);
+ *
+ * chm__smr_lookup_begin opens a section (as chm__smr_read_lock) and returns a token, or NULL
+ * without opening one when the fast path is off (see above). chm__smr_lookup_return closes it
+ * (as chm__smr_read_unlock) and returns @rc; the rare wake-up of a waiting grace period is a
+ * tail call. Under ThreadSanitizer both call the out-of-line functions, so the backends' lookup
+ * code itself still runs under TSan. */
+typedef struct urcu_reader chm__smr_reader;
+
+CHM_HIDDEN int chm__smr_wake_gp_return(int rc);
+
 #ifndef CHM__TSAN
-static inline void chm__smr_read_lock_inline(void)
+static inline chm__smr_reader *chm__smr_lookup_begin(void)
 {
-    struct urcu_reader *r = chm__smr_self();
+    struct urcu_reader *r = chm__smr_hot.fast;
+    if (chm_unlikely(!r->registered))
+        return NULL;
     cmm_barrier(); /* the section's accesses stay after the lock (liburcu's comment) */
     unsigned long tmp = r->ctr;
     if (chm_likely(!(tmp & URCU_GP_CTR_NEST_MASK))) {
-        /* Outermost: snapshot the grace-period phase. The slave barrier is a compiler barrier
-         * when membarrier() is available (the grace period issues the fences). */
+        /* Outermost: snapshot the grace-period phase. With membarrier() (the only case that
+         * gets here) the slave barrier is a compiler barrier: the grace period issues the
+         * fences on this thread's behalf. */
         _CMM_STORE_SHARED(r->ctr, _CMM_LOAD_SHARED(urcu_memb_gp.ctr));
-        urcu_memb_smp_mb_slave();
+        cmm_barrier();
     } else {
         _CMM_STORE_SHARED(r->ctr, tmp + URCU_GP_COUNT);
     }
+    return r;
 }
 
-static inline void chm__smr_read_unlock_inline(void)
+static inline int chm__smr_lookup_return(chm__smr_reader *r, int rc)
 {
-    struct urcu_reader *r = chm__smr_tls();
     unsigned long tmp = r->ctr;
     if (chm_likely((tmp & URCU_GP_CTR_NEST_MASK) == URCU_GP_COUNT)) {
-        /* Outermost: the section precedes the store; the store precedes the futex check. */
-        urcu_memb_smp_mb_slave();
+        /* Outermost: the section precedes the store; the store precedes the futex check (slave
+         * barriers, compiler barriers with membarrier() as above). */
+        cmm_barrier();
         _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
-        urcu_memb_smp_mb_slave();
-        urcu_common_wake_up_gp(&urcu_memb_gp);
+        cmm_barrier();
+        /* liburcu's urcu_common_wake_up_gp, its call made a tail call */
+        if (chm_unlikely(uatomic_read(&urcu_memb_gp.futex) == -1))
+            return chm__smr_wake_gp_return(rc);
     } else {
         _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
     }
     cmm_barrier();
+    return rc;
+}
+
+static inline void chm__smr_read_lock_inline(void)
+{
+    if (chm_unlikely(chm__smr_lookup_begin() == NULL))
+        chm__smr_read_lock_slow();
+}
+
+static inline void chm__smr_read_unlock_inline(void)
+{
+    struct urcu_reader *r = chm__smr_hot.fast;
+    if (chm_unlikely(!r->registered))
+        chm__smr_read_unlock_slow();
+    else
+        (void)chm__smr_lookup_return(r, 0);
 }
 
 #define chm__smr_read_lock() chm__smr_read_lock_inline()
 #define chm__smr_read_unlock() chm__smr_read_unlock_inline()
+#else
+static inline chm__smr_reader *chm__smr_lookup_begin(void)
+{
+    (chm__smr_read_lock)();
+    return &chm__smr_no_reader; /* a token: never read */
+}
+
+static inline int chm__smr_lookup_return(chm__smr_reader *r, int rc)
+{
+    (void)r;
+    (chm__smr_read_unlock)();
+    return rc;
+}
 #endif
 
 #endif /* CHM_SMR_H */

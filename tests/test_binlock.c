@@ -644,11 +644,11 @@ struct cr {
     uint64_t put_old;
 };
 
-/* The bin of @key in binlock's first (16-bin) table: spread(hash) & 15. */
+/* The bin of @key in binlock's first (16-bin) table: the default integer hash's low 4 bits
+ * (binlock clears only the top bit of chm_keys_u64 hashes; see bl_hash). */
 static uint64_t bin16(uint64_t key, uint64_t seed)
 {
-    uint64_t h = chm_hash_u64(key, seed);
-    return (h ^ (h >> 32)) & 15;
+    return chm_hash_u64(key, seed) & 15;
 }
 
 static uint64_t slow_fn(uint64_t key, void *arg)

@@ -7,7 +7,7 @@
  * HOW IT WORKS
  *
  * One table of bins (a power of two), each bin an atomic pointer to its first node. A key's
- * 64-bit hash is spread (folded, top bit cleared) and its low bits pick the bin. A bin is empty,
+ * 64-bit hash, top bit cleared (bl_hash), picks the bin by its low bits. A bin is empty,
  * a list of nodes (immutable hash and key, atomic value and next), or a special node: a
  * ForwardingNode (the bin moved to the next table), a TreeBin (a red-black tree of colliding
  * keys, binlock_tree.c) or a ReservationNode (compute_if_absent is filling it). Special nodes are
@@ -118,8 +118,8 @@
  *     current index; iteration allocates nothing and fits in chm_iter.
  *   - Counter cells: one array of the final size, allocated at the first contention, never
  *     copied (binlock_count.c).
- *   - The hash: chm's seeded 64-bit mixer, spread as (h ^ h >> 32) & 2^63-1 (Java: hashCode()
- *     spread to 31 bits).
+ *   - The hash: chm's seeded 64-bit hash with the top bit cleared; a chm_keyops hash is also
+ *     spread as (h ^ h >> 32) (Java: hashCode() spread to 31 bits, for weak hashCode()s).
  *   - chm_compute_if_absent and chm_compute: a call the function makes to write to the same map
  *     (any key; itself, or from a compute in another map: src/reentry.h keeps the thread's
  *     stack of them) returns CHM_EDEADLK, detected before any lock is touched (Java throws
@@ -220,7 +220,7 @@ static void free_bin(struct bl_map *m, struct bl_node *e);
 static int bl_get(chm *cm, uint64_t key, uint64_t *value)
 {
     struct bl_map *m = as_bl(cm);
-    uint64_t h = spread(chm__hash(cm, key));
+    uint64_t h = bl_hash(cm, key);
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
     struct bl_table *t = current_table(m);
@@ -241,6 +241,58 @@ static int bl_get(chm *cm, uint64_t key, uint64_t *value)
     return rc;
 }
 
+/* get for integer keys (ops.get_u64): bl_get's work as a leaf function, every call a tail call
+ * (smr.h, chm__smr_lookup_begin). A chain's nodes after its head are all real nodes, and an
+ * integer key equal to the one sought implies an equal hash, so the walk compares keys only;
+ * a special head (forwarding, tree bin, reservation) goes to get_from_head. */
+static __attribute__((noinline)) int get_from_head(chm *cm, chm__smr_reader *r, struct bl_node *f,
+                                                   uint64_t h, uint64_t key, uint64_t *value);
+
+static int bl_get_u64(chm *cm, uint64_t key, uint64_t *value)
+{
+    struct bl_map *m = as_bl(cm);
+    chm__smr_reader *r = chm__smr_lookup_begin();
+    if (chm_unlikely(r == NULL))
+        return bl_get(cm, key, value); /* the fast path is off (smr.h) */
+    /* The full hash, top bit not yet cleared: the bin index never sees that bit. */
+    uint64_t x = chm__hash_u64(key, cm->seed, cm->hash_mul);
+    struct bl_table *t = current_table(m);
+    if (chm_unlikely(t == NULL))
+        return chm__smr_lookup_return(r, CHM_NOTFOUND);
+    CHM_YIELD_POINT("bl.get.table_loaded"); /* the table may be replaced and retired */
+    struct bl_node *e = tab_at(t, x & (t->n - 1));
+    CHM_YIELD_POINT("bl.get.head_loaded"); /* head read, forwarding not yet checked */
+    if (e != NULL && chm_unlikely(bl_special(e->hash)))
+        return get_from_head(cm, r, e, x & BL_HASH_BITS, key, value); /* = bl_hash_u64 */
+    for (; e != NULL; e = load_next(e)) {
+        if (e->key == key) {
+            CHM_YIELD_POINT("bl.get.before_value"); /* the node may be removed and retired */
+            uint64_t v = load_value(e);
+            if (value != NULL)
+                *value = v;
+            return chm__smr_lookup_return(r, CHM_OK);
+        }
+    }
+    return chm__smr_lookup_return(r, CHM_NOTFOUND);
+}
+
+/* bl_get_u64's special heads: find() follows them (a forwarding node into the next table, a
+ * tree bin's lookup), inside the section bl_get_u64 opened, which this closes. */
+static __attribute__((noinline)) int get_from_head(chm *cm, chm__smr_reader *r, struct bl_node *f,
+                                                   uint64_t h, uint64_t key, uint64_t *value)
+{
+    struct bl_node *e = find(cm, f, h, key);
+    int rc = CHM_NOTFOUND;
+    if (e != NULL) {
+        CHM_YIELD_POINT("bl.get.before_value"); /* the node may be removed and retired */
+        uint64_t v = load_value(e);
+        if (value != NULL)
+            *value = v;
+        rc = CHM_OK;
+    }
+    return chm__smr_lookup_return(r, rc);
+}
+
 /* ---- put, put_if_absent (putVal) -------------------------------------------------------------- */
 
 static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_absent,
@@ -249,7 +301,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
     chm *cm = &m->base;
     if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
-    uint64_t h = spread(chm__hash(cm, key));
+    uint64_t h = bl_hash(cm, key);
     struct bl_node *node = NULL; /* the new node, allocated once */
     chm_value_retire *rec = NULL;
     long bin_count = 0;
@@ -349,7 +401,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, bool cv, ui
     chm *cm = &m->base;
     if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
-    uint64_t h = spread(chm__hash(cm, key));
+    uint64_t h = bl_hash(cm, key);
     chm_value_retire *rec = NULL;
     bool removed = false;
     int64_t xb = 0;
@@ -430,7 +482,7 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
     int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
     if (rc != CHM_OK)
         return rc;
-    uint64_t h = spread(chm__hash(cm, key));
+    uint64_t h = bl_hash(cm, key);
     struct bl_node *node = NULL, *res = NULL; /* the new node; the ReservationNode */
     uint64_t v = 0;
     long bin_count = 0;
@@ -544,7 +596,7 @@ static int bl_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
     int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
     if (rc != CHM_OK)
         return rc;
-    uint64_t h = spread(chm__hash(cm, key));
+    uint64_t h = bl_hash(cm, key);
     /* Reservations, each allocated once and kept across retries: the plain node, the TreeNode,
      * the ReservationNode, the value's retire record. */
     struct bl_node *node = NULL, *tnode = NULL, *res = NULL;
@@ -700,7 +752,7 @@ static int bl_clear(chm *cm)
 static int bl_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
 {
     struct bl_map *m = as_bl(cm);
-    uint64_t h = spread(chm__hash(cm, key));
+    uint64_t h = bl_hash(cm, key);
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
     struct bl_table *t = current_table(m);
@@ -843,6 +895,7 @@ static void bl_destroy(chm *cm)
 
 static const struct chm_ops bl_ops = {
     .get = bl_get,
+    .get_u64 = bl_get_u64,
     .put = bl_put,
     .put_if_absent = bl_put_if_absent,
     .remove = bl_remove,

@@ -54,7 +54,7 @@ CHM_HIDDEN void chm__binlock_stats(chm *m, struct chm__binlock_stats *out);
 CHM_HIDDEN void chm__binlock_fail_splits(unsigned n);
 
 /* ---- node kinds: Java's negative hashes -------------------------------------------------------
- * A real node's hash is spread() of the key's hash: its top bit is clear. Special nodes carry a
+ * A real node's hash is bl_hash() of its key: its top bit is clear. Special nodes carry a
  * hash with the top bit set (MOVED, TREEBIN, RESERVED, as Java's -1, -2, -3), so no key or value
  * word is ever taken as a marker: all 2^64 keys and values stay legal. */
 #define BL_HASH_BITS (UINT64_MAX >> 1)
@@ -67,10 +67,25 @@ static inline bool bl_special(uint64_t hash)
     return (hash & ~BL_HASH_BITS) != 0;
 }
 
-/* spread(h): folded, top bit cleared (a real node's hash; see above). */
+/* spread(h): folded, top bit cleared (a real node's hash; see above). Java folds because a
+ * user's hashCode() may be weak in its high bits; so may a chm_keyops hash. */
 static inline uint64_t spread(uint64_t h)
 {
     return (h ^ (h >> 32)) & BL_HASH_BITS;
+}
+
+/* A key's node hash. Integer keys skip the fold: chm__hash_u64 is strong in every bit
+ * (chm_internal.h), so the top bit is only cleared. */
+static inline uint64_t bl_hash_u64(const chm *cm, uint64_t key)
+{
+    return chm__hash_u64(key, cm->seed, cm->hash_mul) & BL_HASH_BITS;
+}
+
+static inline uint64_t bl_hash(const chm *cm, uint64_t key)
+{
+    if (chm_likely(cm->int_keys))
+        return bl_hash_u64(cm, key);
+    return spread(cm->keys->hash(key, cm->seed));
 }
 
 #define BL_TREEIFY_THRESHOLD 8   /* a list with this many nodes (before the insert) is treeified */
@@ -134,7 +149,7 @@ static inline void smr_breathe(void)
  * 0.13's rcu_head (at most 72 would take the same 80-byte glibc chunk). */
 struct bl_node {
     chm_smr_node smr;
-    uint64_t hash;                  /* immutable: spread(hash(key)), or a special kind */
+    uint64_t hash;                  /* immutable: bl_hash(key), or a special kind */
     uint64_t key;                   /* immutable: the stored copy (unused in special nodes) */
     _Atomic uint64_t value;         /* release store under the bin lock, acquire load */
     _Atomic(struct bl_node *) next; /* release store under the bin lock, acquire load */

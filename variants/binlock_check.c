@@ -41,7 +41,7 @@ static int check_bin(struct bl_map *m, struct bl_node *e, size_t idx, size_t n, 
         if (rc != 0)
             return rc;
         for (struct bl_node *x = locked_first(tb); x != NULL; x = locked_next(x)) {
-            if (x->hash != spread(chm__hash(cm, x->key)))
+            if (x->hash != bl_hash(cm, x->key))
                 return BL_INV_HASH;
             if ((x->hash & (n - 1)) != idx)
                 return BL_INV_WRONG_BIN;
@@ -61,7 +61,7 @@ static int check_bin(struct bl_map *m, struct bl_node *e, size_t idx, size_t n, 
     for (struct bl_node *x = e; x != NULL; x = locked_next(x)) {
         if (bl_special(x->hash))
             return BL_INV_SPECIAL_IN_LIST;
-        if (x->hash != spread(chm__hash(cm, x->key)))
+        if (x->hash != bl_hash(cm, x->key))
             return BL_INV_HASH;
         if ((x->hash & (n - 1)) != idx)
             return BL_INV_WRONG_BIN;

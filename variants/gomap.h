@@ -23,10 +23,12 @@ _Static_assert(sizeof(gomap_bucket) == 8 + 64 + 64 + 8, "gomap_bucket must not b
 typedef struct gomap {
     size_t count;        /* live entries */
     uint8_t B;           /* log2 of the number of buckets */
+    size_t bucket_mask;  /* 2^B - 1, kept with B: the lookup's index mask */
     bool same_size_grow; /* the current growth keeps B (it compacts overflow chains) */
     bool reseed;         /* the seed was not chosen by the user: re-randomise when empty */
     size_t noverflow;    /* overflow buckets of `buckets` (exact; Go approximates) */
     uint64_t seed;
+    uint64_t hash_mul; /* chm__hash_mul(seed) */
     gomap_bucket *buckets; /* 2^B buckets, then preallocated overflow buckets */
     size_t nalloc;         /* buckets allocated in `buckets` (2^B + preallocated) */
     gomap_bucket *next_overflow, *end_overflow; /* the unused preallocated overflow buckets */
@@ -60,6 +62,8 @@ CHM_HIDDEN void chm__gomap_destroy(gomap *g);
 
 /* CHM_OK (*value set) or CHM_NOTFOUND. Pure read. */
 CHM_HIDDEN int chm__gomap_get(const gomap *g, uint64_t key, uint64_t *value);
+/* chm__gomap_get for a map with chm_keys_u64: the hash and the comparison inline, a leaf. */
+CHM_HIDDEN int chm__gomap_get_u64(const gomap *g, uint64_t key, uint64_t *value);
 
 /*
  * Find-or-insert (Go's mapassign). CHM_EXISTS: *valp points at the present value.

@@ -565,8 +565,10 @@ static struct rm_index *index_new(unsigned shift)
 
 /* The entry for @key in @t (mask = slots - 1), or NULL. Inside a read section for a published
  * index, under mu for dirty. Plain loads: a published index is never written again. */
-static inline struct rm_entry *idx_find(const chm *m, const struct rm_index *t, size_t mask,
-                                        uint64_t key, uint64_t hash)
+/* @u64: the map has integer keys, known where the caller is (rm_get_u64): the comparison is
+ * then a plain ==, without chm__key_equal's test of m->int_keys. */
+static inline struct rm_entry *idx_find_k(const chm *m, const struct rm_index *t, size_t mask,
+                                          uint64_t key, uint64_t hash, bool u64)
 {
     const struct rm_slot *s = t->slots;
     for (size_t i = hash & mask;; i = (i + 1) & mask) {
@@ -574,10 +576,16 @@ static inline struct rm_entry *idx_find(const chm *m, const struct rm_index *t, 
             return NULL;
         if (slot_tag_matches(&s[i], hash)) {
             struct rm_entry *e = slot_entry(&s[i]);
-            if (chm__key_equal(m, e->key, key))
+            if (u64 ? e->key == key : chm__key_equal(m, e->key, key))
                 return e;
         }
     }
+}
+
+static inline struct rm_entry *idx_find(const chm *m, const struct rm_index *t, size_t mask,
+                                        uint64_t key, uint64_t hash)
+{
+    return idx_find_k(m, t, mask, key, hash, false);
 }
 
 static inline struct rm_entry *read_find(const chm *m, uintptr_t r, uint64_t key, uint64_t hash)
@@ -1029,6 +1037,50 @@ static int rm_get(chm *cm, uint64_t key, uint64_t *value)
         if (rd_amended(r))
             rc = get_locked(m, key, hash, &v);
     }
+    if (rc == CHM_OK && value != NULL)
+        *value = v;
+    return rc;
+}
+
+/* get for integer keys (ops.get_u64): rm_get's read-map hit as a leaf function, every call a
+ * tail call (smr.h, chm__smr_lookup_begin). A miss in an amended read map leaves the section
+ * and takes the locked path in get_amended_miss, as rm_get does. */
+static __attribute__((noinline)) int get_amended_miss(chm *cm, chm__smr_reader *r, uint64_t key,
+                                                      uint64_t hash, uint64_t *value);
+
+static int rm_get_u64(chm *cm, uint64_t key, uint64_t *value)
+{
+    struct rm_map *m = as_rm(cm);
+    chm__smr_reader *r = chm__smr_lookup_begin();
+    if (chm_unlikely(r == NULL))
+        return rm_get(cm, key, value); /* the fast path is off (smr.h) */
+    uint64_t hash = chm__hash_u64(key, cm->seed, cm->hash_mul);
+    uintptr_t rd = read_load(m);
+    CHM_YIELD_POINT("rm.get.read_loaded"); /* a promotion may replace and retire the index */
+    struct rm_entry *e = idx_find_k(cm, rd_index(rd), rd_mask(rd), key, hash, true);
+    if (e == NULL) {
+        if (rd_amended(rd))
+            return get_amended_miss(cm, r, key, hash, value);
+        return chm__smr_lookup_return(r, CHM_NOTFOUND);
+    }
+    CHM_YIELD_POINT("rm.get.entry_found"); /* p may change: swap, delete, expunge */
+    /* Acquire pairs with the release that installed the box: its value is visible. */
+    struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+    if (!is_box(p))
+        return chm__smr_lookup_return(r, CHM_NOTFOUND);
+    CHM_YIELD_POINT("rm.get.box_loaded"); /* the box may be displaced and retired */
+    uint64_t v = box_value(p);
+    if (value != NULL)
+        *value = v;
+    return chm__smr_lookup_return(r, CHM_OK);
+}
+
+static int get_amended_miss(chm *cm, chm__smr_reader *r, uint64_t key, uint64_t hash,
+                            uint64_t *value)
+{
+    (void)chm__smr_lookup_return(r, 0); /* before mu (see "Blocking") */
+    uint64_t v = 0;
+    int rc = get_locked(as_rm(cm), key, hash, &v);
     if (rc == CHM_OK && value != NULL)
         *value = v;
     return rc;
@@ -2134,6 +2186,7 @@ int chm__readmostly_stats(chm *cm, struct chm__rm_stats *out)
 
 static const struct chm_ops rm_ops = {
     .get = rm_get,
+    .get_u64 = rm_get_u64,
     .put = rm_put,
     .put_if_absent = rm_put_if_absent,
     .remove = rm_remove,

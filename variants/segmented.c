@@ -262,21 +262,30 @@ static struct seg_table *ensure_table(struct seg_map *m, struct segment *s)
 /* ---- lookup ----------------------------------------------------------------------------- */
 
 /* The node for @key in @t, or NULL. Call inside a read section or under the segment lock. */
-static struct seg_node *find(const chm *m, struct seg_table *t, uint64_t hash, uint64_t key)
+/* @u64: the map has integer keys, known where the caller is (seg_get_u64): the comparison is
+ * then a plain ==, without chm__key_equal's test of m->int_keys. */
+static inline struct seg_node *find_in(const chm *m, struct seg_table *t, uint64_t hash,
+                                       uint64_t key, bool u64)
 {
     /* Acquire loads pair with the release stores that publish nodes (insert, unlink, rehash):
      * a node reached here has its hash, key and value visible. */
     struct seg_node *e = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
     for (; e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire))
-        if (chm__key_equal(m, e->key, key)) /* not the hash: a retired node reuses it */
+        if (u64 ? e->key == key : chm__key_equal(m, e->key, key)) /* not the hash: a retired
+                                                                     node reuses it */
             return e;
     return NULL;
+}
+
+static struct seg_node *find(const chm *m, struct seg_table *t, uint64_t hash, uint64_t key)
+{
+    return find_in(m, t, hash, key, false);
 }
 
 /* The lock-free lookup of chm_get and chm_visit: the key's node, or NULL. Call inside a read
  * section, which keeps the node (and its value, see load_value) valid until it ends. One
  * function for both, so they share the yield points and the linearization argument. */
-static inline struct seg_node *lookup(struct seg_map *m, uint64_t hash, uint64_t key)
+static inline struct seg_node *lookup_in(struct seg_map *m, uint64_t hash, uint64_t key, bool u64)
 {
     struct segment *s = segment_for(m, hash);
     /* Acquire pairs with the table's publication (ensure_table's CAS, rehash's store). */
@@ -284,10 +293,15 @@ static inline struct seg_node *lookup(struct seg_map *m, uint64_t hash, uint64_t
     if (t == NULL)
         return NULL;
     CHM_YIELD_POINT("seg.get.table_loaded"); /* a rehash may publish and retire t */
-    struct seg_node *e = find(&m->base, t, hash, key);
+    struct seg_node *e = find_in(&m->base, t, hash, key, u64);
     if (e != NULL)
         CHM_YIELD_POINT("seg.get.before_value"); /* e may be unlinked and retired */
     return e;
+}
+
+static inline struct seg_node *lookup(struct seg_map *m, uint64_t hash, uint64_t key)
+{
+    return lookup_in(m, hash, key, false);
 }
 
 /* A found node's value, lock-free: the linearization point of chm_get and chm_visit. */
@@ -317,6 +331,23 @@ static int get_hashed(struct seg_map *m, uint64_t hash, uint64_t key, uint64_t *
 static int seg_get(chm *cm, uint64_t key, uint64_t *value)
 {
     return get_hashed(as_seg(cm), chm__hash(cm, key), key, value);
+}
+
+/* get for integer keys (ops.get_u64): get_hashed as a leaf function, every call a tail call
+ * (smr.h, chm__smr_lookup_begin), the hash and the key comparison inline. */
+static int seg_get_u64(chm *cm, uint64_t key, uint64_t *value)
+{
+    chm__smr_reader *r = chm__smr_lookup_begin();
+    if (chm_unlikely(r == NULL))
+        return seg_get(cm, key, value); /* the fast path is off (smr.h) */
+    struct seg_node *e =
+        lookup_in(as_seg(cm), chm__hash_u64(key, cm->seed, cm->hash_mul), key, true);
+    if (e == NULL)
+        return chm__smr_lookup_return(r, CHM_NOTFOUND);
+    uint64_t v = load_value(e);
+    if (value != NULL)
+        *value = v;
+    return chm__smr_lookup_return(r, CHM_OK);
 }
 
 /* ---- locking (Segment.scanAndLockForPut / scanAndLock) ---------------------------------- */
@@ -1226,6 +1257,7 @@ static void seg_destroy(chm *cm)
 
 static const struct chm_ops seg_ops = {
     .get = seg_get,
+    .get_u64 = seg_get_u64,
     .put = seg_put,
     .put_if_absent = seg_put_if_absent,
     .remove = seg_remove,

@@ -122,6 +122,15 @@ static int unsafe_get(chm *cm, uint64_t key, uint64_t *value)
     return chm__gomap_get(&m->g, key, value);
 }
 
+/* get for integer keys (ops.get_u64): the same, through gomap's integer-key lookup. */
+static int unsafe_get_u64(chm *cm, uint64_t key, uint64_t *value)
+{
+    struct unsafe_map *m = as_unsafe(cm);
+    if (chm_unlikely(writer_active(m)))
+        return race(m, RACE_READ);
+    return chm__gomap_get_u64(&m->g, key, value);
+}
+
 static size_t unsafe_size(chm *cm)
 {
     return as_unsafe(cm)->g.count; /* Go's len(): a plain read */
@@ -452,6 +461,7 @@ static int unsafe_validate(chm *cm)
 
 static const struct chm_ops unsafe_ops = {
     .get = unsafe_get,
+    .get_u64 = unsafe_get_u64,
     .put = unsafe_put,
     .put_if_absent = unsafe_put_if_absent,
     .remove = unsafe_remove,

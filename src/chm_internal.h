@@ -113,17 +113,13 @@ static inline uint64_t chm__mix64(uint64_t key, uint64_t seed)
 /* The integer keys' hash (chm_keys_u64, chm_hash_u64): two folded multiplies. A folded multiply
  * is the 128-bit product of two words with its halves xored (the primitive of wyhash and
  * rapidhash, written here from the idea). The first multiplies key ^ seed by a per-seed odd
- * multiplier (chm.hash_mul, computed once per map), the second by a fixed constant. Nine
+ * multiplier (chm.hash_mul, computed once per map), the second by a fixed constant: nine
  * instructions with the multiplier at hand, against fifteen for chm__mix64's two rounds.
- *
- * Why two: one folded multiply is linear enough in its input that structured keys (0..n-1,
- * multiples of 2^k) collide in a table's low bits for a few percent of seeds -- simulated over
- * 1,500 seeds with 1,000 keys in 2,048 bins, the worst seed averaged 45 probes per hit against
- * mix64's 1.3; two reach mix64's figures in both low bits (bins) and high bits (segmented's
- * segment, gomap's tophash). Against flooding: the seed enters before the first multiply and
- * the multiplier is derived from it, both secret (random per map unless the user chose the
- * seed), so keys chosen without the seed land in bins at random. tests/test_flood.c measures
- * colliding keys against the default hash and the tree-bin and reseeding defences. */
+ * Two, because one is linear enough in its input that structured keys (0..n-1, multiples of
+ * 2^k) pile into a few bins for some seeds; two spread them as evenly as chm__mix64, in low and
+ * high bits (measured: docs/design.md, "Hashing"). The seed enters before the first multiply
+ * and the multiplier derives from it, both secret, so keys chosen without the seed land in bins
+ * at random (tests/test_flood.c). */
 static inline uint64_t chm__fold_mul(uint64_t a, uint64_t b)
 {
     __uint128_t r = (__uint128_t)a * b;

@@ -26,12 +26,14 @@ jobs=${INSTR_JOBS:-2}
 gbench=build-release/bench/gbench/chm_gbench
 
 command -v valgrind >/dev/null 2>&1 || sh tools/install-deps.sh valgrind
-if [ ! -x "$gbench" ]; then
-    echo "instr_count.sh: building $gbench (Release)" >&2
+# Always build: after a change to a hot path a stale binary would count the old code. A no-op
+# when build-release is current.
+if [ ! -f build-release/CMakeCache.txt ]; then
+    echo "instr_count.sh: configuring build-release (Release)" >&2
     cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DCHM_BUILD_TESTS=OFF \
         -DCHM_BUILD_BENCH=ON >/dev/null
-    cmake --build build-release -j2 --target chm_gbench >/dev/null
 fi
+cmake --build build-release -j2 --target chm_gbench >/dev/null
 
 if [ -n "${INSTR_KEEP:-}" ]; then
     out=$INSTR_KEEP

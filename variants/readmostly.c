@@ -1013,36 +1013,53 @@ static int get_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t *v
     return rc;
 }
 
+/* The lock-free half of Load, inside a read section: the key's live box in the read map, or
+ * NULL. *rdp gets the read word; *has_entry whether the read map has an entry for the key (a
+ * miss without one goes to the locked path if the read map is amended). One function for
+ * rm_get and rm_get_u64 (@u64: integer keys, compared inline), so they share the yield points
+ * and the linearization argument. */
+static inline struct rm_box *read_lookup(const chm *cm, struct rm_map *m, uint64_t key,
+                                         uint64_t hash, bool u64, uintptr_t *rdp,
+                                         bool *has_entry)
+{
+    uintptr_t rd = read_load(m);
+    CHM_YIELD_POINT("rm.get.read_loaded"); /* a promotion may replace and retire the index */
+    *rdp = rd;
+    struct rm_entry *e = idx_find_k(cm, rd_index(rd), rd_mask(rd), key, hash, u64);
+    *has_entry = e != NULL;
+    if (e == NULL)
+        return NULL;
+    CHM_YIELD_POINT("rm.get.entry_found"); /* p may change: swap, delete, expunge */
+    /* Acquire pairs with the release that installed the box: its value is visible. */
+    struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+    if (!is_box(p))
+        return NULL;
+    CHM_YIELD_POINT("rm.get.box_loaded"); /* the box may be displaced and retired */
+    return p;
+}
+
 static int rm_get(chm *cm, uint64_t key, uint64_t *value)
 {
     struct rm_map *m = as_rm(cm);
     uint64_t hash = chm__hash(cm, key), v = 0;
     int rc = CHM_NOTFOUND;
+    uintptr_t rd;
+    bool has_entry;
     chm__smr_read_lock();
-    uintptr_t r = read_load(m);
-    CHM_YIELD_POINT("rm.get.read_loaded"); /* a promotion may replace and retire the index */
-    struct rm_entry *e = read_find(cm, r, key, hash);
-    if (e != NULL) {
-        CHM_YIELD_POINT("rm.get.entry_found"); /* p may change: swap, delete, expunge */
-        /* Acquire pairs with the release that installed the box: its value is visible. */
-        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
-        if (is_box(p)) {
-            CHM_YIELD_POINT("rm.get.box_loaded"); /* the box may be displaced and retired */
-            v = box_value(p);
-            rc = CHM_OK;
-        }
-        chm__smr_read_unlock();
-    } else {
-        chm__smr_read_unlock(); /* before mu (see "Blocking") */
-        if (rd_amended(r))
-            rc = get_locked(m, key, hash, &v);
+    struct rm_box *p = read_lookup(cm, m, key, hash, false, &rd, &has_entry);
+    if (p != NULL) {
+        v = box_value(p);
+        rc = CHM_OK;
     }
+    chm__smr_read_unlock(); /* before mu (see "Blocking") */
+    if (!has_entry && rd_amended(rd))
+        rc = get_locked(m, key, hash, &v);
     if (rc == CHM_OK && value != NULL)
         *value = v;
     return rc;
 }
 
-/* get for integer keys (ops.get_u64): rm_get's read-map hit as a leaf function, every call a
+/* get for integer keys (ops.get_u64): rm_get as a leaf function on a read-map hit, every call a
  * tail call (smr.h, chm__smr_lookup_begin). A miss in an amended read map leaves the section
  * and takes the locked path in get_amended_miss, as rm_get does. */
 static __attribute__((noinline)) int get_amended_miss(chm *cm, chm__smr_reader *r, uint64_t key,
@@ -1050,25 +1067,18 @@ static __attribute__((noinline)) int get_amended_miss(chm *cm, chm__smr_reader *
 
 static int rm_get_u64(chm *cm, uint64_t key, uint64_t *value)
 {
-    struct rm_map *m = as_rm(cm);
     chm__smr_reader *r = chm__smr_lookup_begin();
     if (chm_unlikely(r == NULL))
         return rm_get(cm, key, value); /* the fast path is off (smr.h) */
     uint64_t hash = chm__hash_u64(key, cm->seed, cm->hash_mul);
-    uintptr_t rd = read_load(m);
-    CHM_YIELD_POINT("rm.get.read_loaded"); /* a promotion may replace and retire the index */
-    struct rm_entry *e = idx_find_k(cm, rd_index(rd), rd_mask(rd), key, hash, true);
-    if (e == NULL) {
-        if (rd_amended(rd))
+    uintptr_t rd;
+    bool has_entry;
+    struct rm_box *p = read_lookup(cm, as_rm(cm), key, hash, true, &rd, &has_entry);
+    if (p == NULL) {
+        if (!has_entry && rd_amended(rd))
             return get_amended_miss(cm, r, key, hash, value);
         return chm__smr_lookup_return(r, CHM_NOTFOUND);
     }
-    CHM_YIELD_POINT("rm.get.entry_found"); /* p may change: swap, delete, expunge */
-    /* Acquire pairs with the release that installed the box: its value is visible. */
-    struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
-    if (!is_box(p))
-        return chm__smr_lookup_return(r, CHM_NOTFOUND);
-    CHM_YIELD_POINT("rm.get.box_loaded"); /* the box may be displaced and retired */
     uint64_t v = box_value(p);
     if (value != NULL)
         *value = v;

@@ -936,20 +936,15 @@ static void value_retire_free(chm_smr_node *n, void *owner)
     chm__free(r);
 }
 
-bool chm__value_retire_reserve(const chm *m, chm_value_retire **rec)
+bool chm__value_retire_alloc(chm_value_retire **rec)
 {
-    if (m->value_free == NULL || *rec != NULL)
-        return true;
     *rec = chm__malloc(sizeof **rec);
     return *rec != NULL;
 }
 
-void chm__value_retire(const chm *m, chm_smr_domain *d, chm_value_retire **rec, uint64_t value)
+void chm__value_retire_record(chm_smr_domain *d, chm_value_retire **rec, uint64_t value)
 {
-    if (*rec == NULL)
-        return;
-    (void)m; /* the domain's owner: value_retire_free gets it */
-    (*rec)->value = value;
+    (*rec)->value = value; /* value_retire_free gets the domain's owner, the map */
     chm__smr_retire(d, &(*rec)->smr, value_retire_free);
     *rec = NULL;
 }

@@ -846,7 +846,7 @@ static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desire
         }
     }
     unlock(s);
-    chm__free(rec);
+    chm__value_retire_discard(rec);
     return rc;
 }
 
@@ -921,7 +921,7 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
     }
     unlock(s);
     node_discard(m, node); /* an unused preallocation or prepared node */
-    chm__free(rec);  /* unused unless a different value was set */
+    chm__value_retire_discard(rec); /* unused unless a different value was set */
     grow_discard(m, &g);
     if (rc == CHM_OK && result != NULL)
         *result = v;

@@ -269,21 +269,25 @@ static inline struct urcu_reader *chm__smr_self(void)
 
 /* ---- lookups that end in a return: chm__smr_lookup_begin / chm__smr_lookup_return ----------
  * The integer-key lookups (the backends' get_u64) are leaf functions on their fast path: no
- * call except tail calls, so the compiler saves no register and builds no frame (ten
- * instructions of a 50-instruction lookup). These two are the read lock and unlock written for
- * that:
+ * call except tail calls, so the compiler saves no register and builds no frame. These two are
+ * the read lock and unlock written for that:
  *
  *     chm__smr_reader *r = chm__smr_lookup_begin();
  *     if (r == NULL)
- *         return generic_get(m, key, value);    (fast path off: the ordinary section)
+ *         return generic_get(m, key, value);    (fast path off, or a section already open)
  *     ... the lookup, every exit through ...
  *     return chm__smr_lookup_return(r, rc);
  *
- * chm__smr_lookup_begin opens a section (as chm__smr_read_lock) and returns a token, or NULL
- * without opening one when the fast path is off (see above). chm__smr_lookup_return closes it
- * (as chm__smr_read_unlock) and returns @rc; the rare wake-up of a waiting grace period is a
- * tail call. Under ThreadSanitizer both call the out-of-line functions, so the backends' lookup
- * code itself still runs under TSan. */
+ * chm__smr_lookup_begin opens an outermost section (as chm__smr_read_lock) and returns a token,
+ * or NULL without opening one when the fast path is off (see above) or the thread is already
+ * inside a section (chm_get from a visit function, an iterator's caller inside its own
+ * section...): the generic get's nesting-aware section handles those. Knowing the section is
+ * outermost, chm__smr_lookup_return closes it with one store of 0 (liburcu stores the counter
+ * minus one nesting level, which leaves only the phase bit, and a reader whose nesting count is
+ * 0 is quiescent whatever its phase bit: its next outermost lock overwrites the word), then
+ * makes liburcu's wake-up check, the rare futex call a tail call, and returns @rc. Under
+ * ThreadSanitizer both call the out-of-line functions, so the backends' lookup code itself
+ * still runs under TSan. */
 typedef struct urcu_reader chm__smr_reader;
 
 CHM_HIDDEN int chm__smr_wake_gp_return(int rc);
@@ -295,51 +299,64 @@ static inline chm__smr_reader *chm__smr_lookup_begin(void)
     if (chm_unlikely(!r->registered))
         return NULL;
     cmm_barrier(); /* the section's accesses stay after the lock (liburcu's comment) */
-    unsigned long tmp = r->ctr;
-    if (chm_likely(!(tmp & URCU_GP_CTR_NEST_MASK))) {
-        /* Outermost: snapshot the grace-period phase. With membarrier() (the only case that
-         * gets here) the slave barrier is a compiler barrier: the grace period issues the
-         * fences on this thread's behalf. */
-        _CMM_STORE_SHARED(r->ctr, _CMM_LOAD_SHARED(urcu_memb_gp.ctr));
-        cmm_barrier();
-    } else {
-        _CMM_STORE_SHARED(r->ctr, tmp + URCU_GP_COUNT);
-    }
+    if (chm_unlikely(r->ctr & URCU_GP_CTR_NEST_MASK))
+        return NULL; /* nested: the generic path */
+    /* Snapshot the grace-period phase. With membarrier() (the only case that gets here) the
+     * slave barrier is a compiler barrier: the grace period issues the fences on this thread's
+     * behalf. */
+    _CMM_STORE_SHARED(r->ctr, _CMM_LOAD_SHARED(urcu_memb_gp.ctr));
+    cmm_barrier();
     return r;
 }
 
 static inline int chm__smr_lookup_return(chm__smr_reader *r, int rc)
 {
-    unsigned long tmp = r->ctr;
-    if (chm_likely((tmp & URCU_GP_CTR_NEST_MASK) == URCU_GP_COUNT)) {
-        /* Outermost: the section precedes the store; the store precedes the futex check (slave
-         * barriers, compiler barriers with membarrier() as above). */
-        cmm_barrier();
-        _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
-        cmm_barrier();
-        /* liburcu's urcu_common_wake_up_gp, its call made a tail call */
-        if (chm_unlikely(uatomic_read(&urcu_memb_gp.futex) == -1))
-            return chm__smr_wake_gp_return(rc);
-    } else {
-        _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
-    }
+    /* The section precedes the store; the store precedes the futex check (slave barriers,
+     * compiler barriers with membarrier() as above). */
     cmm_barrier();
+    _CMM_STORE_SHARED(r->ctr, 0);
+    cmm_barrier();
+    /* liburcu's urcu_common_wake_up_gp, its call made a tail call */
+    if (chm_unlikely(uatomic_read(&urcu_memb_gp.futex) == -1))
+        return chm__smr_wake_gp_return(rc);
     return rc;
 }
 
+/* The nesting-aware section of every other read path (liburcu's protocol as it is). */
 static inline void chm__smr_read_lock_inline(void)
 {
-    if (chm_unlikely(chm__smr_lookup_begin() == NULL))
+    struct urcu_reader *r = chm__smr_hot.fast;
+    if (chm_unlikely(!r->registered)) {
         chm__smr_read_lock_slow();
+        return;
+    }
+    cmm_barrier(); /* the section's accesses stay after the lock (liburcu's comment) */
+    unsigned long tmp = r->ctr;
+    if (chm_likely(!(tmp & URCU_GP_CTR_NEST_MASK))) {
+        _CMM_STORE_SHARED(r->ctr, _CMM_LOAD_SHARED(urcu_memb_gp.ctr)); /* as above */
+        cmm_barrier();
+    } else {
+        _CMM_STORE_SHARED(r->ctr, tmp + URCU_GP_COUNT);
+    }
 }
 
 static inline void chm__smr_read_unlock_inline(void)
 {
     struct urcu_reader *r = chm__smr_hot.fast;
-    if (chm_unlikely(!r->registered))
+    if (chm_unlikely(!r->registered)) {
         chm__smr_read_unlock_slow();
-    else
-        (void)chm__smr_lookup_return(r, 0);
+        return;
+    }
+    unsigned long tmp = r->ctr;
+    if (chm_likely((tmp & URCU_GP_CTR_NEST_MASK) == URCU_GP_COUNT)) {
+        cmm_barrier(); /* as in chm__smr_lookup_return */
+        _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
+        cmm_barrier();
+        urcu_common_wake_up_gp(&urcu_memb_gp);
+    } else {
+        _CMM_STORE_SHARED(r->ctr, tmp - URCU_GP_COUNT);
+    }
+    cmm_barrier();
 }
 
 #define chm__smr_read_lock() chm__smr_read_lock_inline()

@@ -7,8 +7,8 @@
  *
  * The table is an array of 2^B buckets. A bucket holds 8 slots: 8 top-hash bytes, then the 8 keys,
  * then the 8 values, then a pointer to an overflow bucket. A key's hash picks the bucket with its
- * low B bits; its top byte (raised by MIN_TOPHASH so it never collides with a state code) is kept
- * in tophash[] so a lookup compares one byte per slot before comparing keys. Small tophash values
+ * low B bits; its top 7 bits (with bit 7 set, so they never collide with a state code) are kept
+ * in tophash[] so a lookup compares one byte per slot, eight at once, before comparing keys. Small tophash values
  * are slot states: EMPTY_REST (this slot and every later one in the chain is empty: a lookup stops
  * there), EMPTY_ONE, and during growth EVAC_X / EVAC_Y / EVAC_EMPTY in old buckets. States live in
  * tophash, never in keys or values, so all 2^64 keys and values stay legal.
@@ -55,6 +55,11 @@
  *     (chm__gomap_finish_growth), and a later growth needs an insert, which a fail-fast iterator
  *     reports as CHM_ECONCURRENT before touching the table again. Go keeps old arrays alive for
  *     iterators through its GC instead; here they can be freed as soon as evacuation ends.
+ *   - tophash is the hash's top 7 bits with bit 7 set (two instructions), where Go takes the
+ *     top 8 bits and moves the values below MIN_TOPHASH up (four more, on every lookup). A
+ *     slot then matches a wrong key's tophash with probability 1/128 instead of about 1/251;
+ *     with the eight tophashes compared at once (tophash_matches), a false match costs one key
+ *     comparison.
  *   - The seed is re-randomised when the map becomes empty (Go issue 25237) only if the user did
  *     not choose one, so a fixed seed keeps runs reproducible. The next seed is derived from the
  *     current secret one by a mixing step (Go calls its fast random source).
@@ -91,10 +96,11 @@ static inline bool evacuated(const gomap_bucket *b)
     return h > EMPTY_ONE && h < MIN_TOPHASH;
 }
 
+/* The hash's top 7 bits with bit 7 set, so never below MIN_TOPHASH (see the differences from
+ * Go at the top). */
 static inline uint8_t tophash(uint64_t hash)
 {
-    uint8_t top = (uint8_t)(hash >> 56);
-    return top < MIN_TOPHASH ? (uint8_t)(top + MIN_TOPHASH) : top;
+    return (uint8_t)(hash >> 56) | 0x80;
 }
 
 static inline uint64_t hash_of(const gomap *g, uint64_t key)
@@ -291,7 +297,7 @@ static inline gomap_bucket *home_bucket(const gomap *g, uint64_t hash)
 static inline unsigned tophash_matches(const gomap_bucket *b, uint8_t top)
 {
 #ifdef __SSE2__
-    __m128i want = _mm_set1_epi8((char)top);
+    __m128i want = _mm_set1_epi32((int)(top * 0x01010101u)); /* imul + movd + pshufd */
     __m128i have = _mm_loadl_epi64((const __m128i *)(const void *)b->tophash);
     /* the high 8 bytes of have are zero, never a tophash: bits 8..15 stay clear */
     return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(have, want));

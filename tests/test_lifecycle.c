@@ -32,6 +32,8 @@
  *                 another thread computes in M, whose function frees map X: the iterator must
  *                 hold no read-side section between calls, or the free waits for the writer
  *                 that waits for the compute.
+ *   get_sections  chm_get on integer keys closes the section it opened, and inside an open
+ *                 section (the caller's, a visit function's) leaves that section open.
  *
  * Each scenario runs in a child process with a timeout: a hang fails the scenario by name. No
  * check depends on timing: the blocking scenarios wait on counters and semaphores this test
@@ -990,6 +992,65 @@ static void scenario_iterator_compute_free(void)
     }
 }
 
+/* ---- get_sections: the integer-key get's read-side section --------------------------------- */
+
+struct nested_get {
+    chm *m;
+    int checks_ok;
+};
+
+static void visit_then_get(uint64_t key, uint64_t value, void *arg)
+{
+    struct nested_get *n = arg;
+    uint64_t v = 0;
+    /* A get inside the visit's section: the nested (generic) path, which must leave the
+     * visit's section open. */
+    n->checks_ok += chm_get(n->m, key + 1, &v) == CHM_OK && v == key + 1 + 1000;
+    n->checks_ok += chm_get(n->m, key + 5000, &v) == CHM_NOTFOUND;
+    n->checks_ok += urcu_memb_read_ongoing() != 0;
+    (void)value;
+}
+
+/* chm_get on chm_keys_u64 maps opens only outermost sections itself and closes them with one
+ * store (smr.h, chm__smr_lookup_begin): after an outermost get no section is open; a get inside
+ * an open section (the caller's own, or a visit function's) keeps that section open, nesting
+ * and all, and returns the same answers. A get that closed the enclosing section would let a
+ * grace period end under the caller: no test could see the use-after-free reliably, so the
+ * section state is checked directly. */
+static void scenario_get_sections(void)
+{
+    const chm_backend *bs[8];
+    deferred_backends(bs);
+    for (size_t i = 0; bs[i] != NULL; i++) {
+        chm *m = chm_new(bs[i], NULL);
+        if (!CHECK(m != NULL))
+            return;
+        for (uint64_t k = 0; k < 100; k++)
+            CHECK_RC(chm_put(m, k, k + 1000, NULL), CHM_OK);
+        uint64_t v = 0;
+        CHECK_RC(chm_get(m, 7, &v), CHM_OK);
+        CHECK_EQ(v, 1007);
+        CHECK(!urcu_memb_read_ongoing()); /* the outermost get closed its section */
+        CHECK_RC(chm_get(m, 777, &v), CHM_NOTFOUND);
+        CHECK(!urcu_memb_read_ongoing());
+        chm__smr_read_lock();
+        chm__smr_read_lock(); /* two levels: the get must leave both */
+        CHECK_RC(chm_get(m, 8, &v), CHM_OK);
+        CHECK_EQ(v, 1008);
+        CHECK_RC(chm_get(m, 888, &v), CHM_NOTFOUND);
+        CHECK(urcu_memb_read_ongoing());
+        chm__smr_read_unlock();
+        CHECK(urcu_memb_read_ongoing()); /* the outer level is still open */
+        chm__smr_read_unlock();
+        CHECK(!urcu_memb_read_ongoing());
+        struct nested_get n = {.m = m};
+        CHECK_RC(chm_visit(m, 3, visit_then_get, &n), CHM_OK);
+        CHECK_EQ(n.checks_ok, 3);
+        CHECK(!urcu_memb_read_ongoing());
+        chm_free(m);
+    }
+}
+
 /* ---- driver ------------------------------------------------------------------------------ */
 
 static const struct scenario {
@@ -1006,6 +1067,7 @@ static const struct scenario {
     {"forgotten_iterator", scenario_forgotten_iterator},
     {"compute_free_while_waiting", scenario_compute_free_while_waiting},
     {"iterator_compute_free", scenario_iterator_compute_free},
+    {"get_sections", scenario_get_sections},
 };
 
 static void run_in_child(void *arg)

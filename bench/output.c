@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * output.c - JMH's console table (TextResultFormat, harness.md §1.9) and JSON result file
- * (JSONResultFormat, §1.10).
+ * output.c - JMH's console table (TextResultFormat) and JSON result file (JSONResultFormat);
+ * docs/harness.md, "Output".
  *
  * The table has one column per parameter, names sorted alphabetically, plus `(threads)`: JMH
  * runs one thread count per invocation, chmbench sweeps -t, so the thread count is shown as if

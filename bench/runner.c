@@ -2,7 +2,8 @@
 /*
  * runner.c - runs a trial: T pinned threads and JMH's synchronized iterations, and forks.
  *
- * One iteration (warm-up or measurement), as JMH's generated code does it (harness.md §1.3):
+ * One iteration (warm-up or measurement), as JMH's generated code does it (docs/harness.md,
+ * "How a trial runs"):
  *   1. the control thread opens the iteration (a new generation number);
  *   2. every worker announces itself and keeps running operations *uncounted* until all T have
  *      announced, so nobody is measured while running alone;

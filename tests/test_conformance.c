@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_conformance.c - single-threaded conformance of every backend of chm_backend_list() to the
- * contract (shared/CONTRACT.md, include/chm.h).
+ * contract (include/chm.h, its doc comments).
  *
  *   - model-based random operations against a reference map: every return code and out-value of
  *     get, put, put_if_absent, remove, replace, compute_if_absent, size, and full iterations

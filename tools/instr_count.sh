@@ -13,27 +13,27 @@
 # Checked: the call counts equal the operations the loop ran (64 per batch), the prefill's 1000
 # chm_put calls (measured in the get_hit run) are taken out of the put figures.
 #
-# usage: tools/instr_count.sh [BACKEND...]      (default: unsafe rwlock segmented binlock readmostly)
+# usage: tools/instr_count.sh [BACKEND...]      (default: every backend, from chm_backends)
 # env:   INSTR_KEEP=DIR   keep the callgrind.out files in DIR (default: a temporary directory)
 #        INSTR_MIN_TIME   chm_gbench --benchmark_min_time per run, seconds (default 0.2)
 #        INSTR_JOBS       valgrind processes at once (default 2)
 set -eu
 
 cd "$(dirname "$0")/.."
-backends=${*:-"unsafe rwlock segmented binlock readmostly"}
 min_time=${INSTR_MIN_TIME:-0.2}
 jobs=${INSTR_JOBS:-2}
 gbench=build-release/bench/gbench/chm_gbench
+list=build-release/bench/chm_backends
 
 command -v valgrind >/dev/null 2>&1 || sh tools/install-deps.sh valgrind
 # Always build: after a change to a hot path a stale binary would count the old code. A no-op
 # when build-release is current.
 if [ ! -f build-release/CMakeCache.txt ]; then
-    echo "instr_count.sh: configuring build-release (Release)" >&2
-    cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release -DCHM_BUILD_TESTS=OFF \
-        -DCHM_BUILD_BENCH=ON >/dev/null
+    echo "instr_count.sh: configuring build-release (Release: the preset release)" >&2
+    cmake --preset release >/dev/null
 fi
-cmake --build build-release -j2 --target chm_gbench >/dev/null
+cmake --build build-release -j2 --target chm_gbench chm_backends >/dev/null
+backends=${*:-$("$list" | tr ',' ' ')}
 
 if [ -n "${INSTR_KEEP:-}" ]; then
     out=$INSTR_KEEP

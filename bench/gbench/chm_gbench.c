@@ -25,7 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define BATCH 64 /* operations per crossing into the shim (~1.6 ns each, harness.md 3.4) */
+#define BATCH 64 /* operations per crossing into the shim (~1.6 ns each) */
 #define MAX_LIST 16
 #define MAX_FAMILIES 128
 

@@ -197,7 +197,8 @@ CHM_API const char *chm_backend_name(const chm_backend *b);
 /* chm_backend_list - every backend built, NULL-terminated, in the order of the list above. */
 CHM_API const chm_backend *const *chm_backend_list(void);
 
-/* chm_backend_thread_safe - false only for chm_unsafe (and for NULL). */
+/* chm_backend_thread_safe - whether @b's operations may run concurrently: its
+ * CHM_CAP_THREAD_SAFE bit. Of the backends above, false only for chm_unsafe; false for NULL. */
 CHM_API bool chm_backend_thread_safe(const chm_backend *b);
 
 /* What a backend guarantees, as data: chm_backend_caps() returns a set of these bits. Tests,

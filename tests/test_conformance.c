@@ -1039,11 +1039,16 @@ static void test_registry(void *arg)
         char copy[64];
         snprintf(copy, sizeof copy, "%s", name);
         CHECK(chm_backend_find(copy) == b);
-        bool unsafe = strcmp(name, "unsafe") == 0;
-        CHECK_EQ(chm_backend_thread_safe(b), !unsafe);
+        /* thread_safe is the capability bit (one fact); of the contract's five, only unsafe
+         * lacks it (checked below), and a backend added later answers by its caps alone */
+        CHECK_EQ(chm_backend_thread_safe(b), (chm_backend_caps(b) & CHM_CAP_THREAD_SAFE) != 0);
         for (size_t j = 0; j < i; j++)
             CHECK(list[j] != b && strcmp(chm_backend_name(list[j]), name) != 0);
     }
+    CHECK(!chm_backend_thread_safe(&chm_unsafe));
+    CHECK(chm_backend_thread_safe(&chm_rwlock) && chm_backend_thread_safe(&chm_segmented) &&
+          chm_backend_thread_safe(&chm_binlock) && chm_backend_thread_safe(&chm_readmostly));
+    CHECK(!chm_backend_thread_safe(NULL));
     CHECK(chm_backend_find("nope") == NULL);
     CHECK(chm_backend_find("") == NULL);
     CHECK(chm_backend_find("UNSAFE") == NULL);

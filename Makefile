@@ -99,7 +99,7 @@ TORTURE_FLAGS := -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DCHM_VALIDATE=ON -DCHM_BUILD_
 TORTURE_TSAN_FLAGS := $(TORTURE_FLAGS) -DCHM_SANITIZE=thread
 # The suites the torture build runs (a ctest -R regex; a suite added later under one of these
 # names is picked up).
-TORTURE_TESTS := ^test_(concurrency|smr_torture|iteration|linearizability|torture_hits)$$
+TORTURE_TESTS := ^test_(concurrency|smr_torture|iteration|linearizability|torture_hits|rwlock_lock)$$
 RELEASE_FLAGS := -DCMAKE_BUILD_TYPE=Release -DCHM_BUILD_TESTS=OFF -DCHM_BUILD_BENCH=ON
 
 FORMAT_DIRS := include src variants tests bench

@@ -543,7 +543,7 @@ static void test_random_large(const chm_backend *b)
 
 static void test_random_options(const chm_backend *b)
 {
-    /* colliding keyops, the other rwlock kind, odd concurrency and capacity values */
+    /* colliding keyops, the other rwlock kinds, odd concurrency and capacity values */
     static const struct {
         const chm_keyops *keys;
         uint64_t range;
@@ -578,6 +578,11 @@ static void test_random_options(const chm_backend *b)
         .iter_every = 499,
     };
     run_random(b, &ck);
+    struct random_cfg pt = ck;
+    pt.label = "rwlock = CHM_RWLOCK_PTHREAD";
+    pt.seed = 602;
+    pt.rwlock = CHM_RWLOCK_PTHREAD;
+    run_random(b, &pt);
     struct random_cfg cap = {
         .label = "capacity 1000",
         .seed = 601,
@@ -873,7 +878,7 @@ static void test_null_and_zeroed_options(const chm_backend *b)
         o.capacity = i * 300;
         o.seed = i + 1;
         o.on_race = CHM_RACE_RETURN;
-        o.rwlock = (i & 1) ? CHM_RWLOCK_CK : CHM_RWLOCK_PTHREAD;
+        o.rwlock = tl_lock_kind((int)(i % 3)); /* ignored by the backends without kinds */
         o.packed = (i & 2) != 0;
         m = chm_new(b, &o);
         if (CHECK(m != NULL)) {
@@ -1456,7 +1461,8 @@ static void test_compute_if_absent(const chm_backend *b)
  * (this thread holds the map exclusively) and A's compute then fails with CHM_ECONCURRENT if
  * the write changed A structurally. Reads work everywhere. Every case runs in a child process,
  * so that a backend that deadlocks itself fails with its name instead of hanging the suite; once
- * per rwlock kind (the ck lock spins where the pthread lock blocks). */
+ * per rwlock kind (tl_lock_kind: each lock waits its own way, and only pthread's reports a
+ * relock). */
 
 enum { XK_COMPUTED = 1, XK_PRESENT = 2, XK_OTHER = 3, XK_INNER = 4, XK_B = 5 };
 #define XV_A 0xaaaa000000000001ULL /* A's compute function returns it */
@@ -1593,7 +1599,7 @@ out:
  * the writer either finished (too early: a failure) or sleeps in the kernel, which a writer does
  * only when it waits for the key's lock or reservation (every backend's writers spin a little,
  * then sleep). That wait is repeated after the nested write. The spinning ck lock never sleeps,
- * so this runs with the pthread lock only. */
+ * so this runs with the adaptive and pthread locks only. */
 struct xthread {
     chm *a, *b;
     atomic_int go;      /* A's function runs: the writer may start */
@@ -1669,12 +1675,13 @@ static uint64_t xthread_outer(uint64_t key, void *arg)
     return XV_A;
 }
 
-static void xmap_threads(const chm_backend *b)
+static void xmap_threads(const chm_backend *b, chm_rwlock_kind kind)
 {
     struct xthread x;
     memset(&x, 0, sizeof x);
-    x.a = chm_new(b, NULL);
-    x.b = chm_new(b, NULL);
+    chm_options o = {.rwlock = kind}; /* ignored by the other backends */
+    x.a = chm_new(b, &o);
+    x.b = chm_new(b, &o);
     if (!CHECK(x.a != NULL && x.b != NULL))
         goto out;
     CHECK_RC(chm_put(x.a, XK_PRESENT, 20, NULL), CHM_OK);
@@ -1766,8 +1773,8 @@ static int xmap_child(const char *arg)
         return tl_failures() == 0 ? 0 : 1;
     }
     xmap_single(b, (chm_rwlock_kind)kind);
-    if (kind == CHM_RWLOCK_PTHREAD && tl_thread_safe(b))
-        xmap_threads(b);
+    if (tl_thread_safe(b) && kind != CHM_RWLOCK_CK) /* ck's writers never sleep: see there */
+        xmap_threads(b, (chm_rwlock_kind)kind);
     return tl_failures() == 0 ? 0 : 1;
 }
 
@@ -1776,7 +1783,8 @@ static void nested_cross_map(const chm_backend *b, const char *what)
     unsigned idx = 0;
     for (const chm_backend *const *p = chm_backend_list(); *p != b; p++)
         idx++;
-    for (unsigned kind = CHM_RWLOCK_PTHREAD; kind <= CHM_RWLOCK_CK; kind++) {
+    for (int i = 0; i < tl_lock_kinds(b); i++) {
+        unsigned kind = (unsigned)tl_lock_kind(i);
         char arg[32];
         snprintf(arg, sizeof arg, "%s:%u:%u", what, idx, kind);
         tl_child c;
@@ -3505,7 +3513,7 @@ static const char *blk_name(enum blk_seen s)
  * (it takes no lock); without it (a lock around reads) it does. */
 static void test_caps_store_free_get(const chm_backend *b)
 {
-    chm *m = blk_map(b, CHM_RWLOCK_PTHREAD, 0);
+    chm *m = blk_map(b, CHM_RWLOCK_ADAPTIVE, 0);
     if (m == NULL)
         return;
     struct blk_fn f;
@@ -3536,14 +3544,17 @@ static void test_caps_store_free_get(const chm_backend *b)
 }
 
 /* CHM_CAP_RWLOCK_KINDS: chm_options.rwlock picks the lock: a writer waiting for a compute of
- * its key sleeps with CHM_RWLOCK_PTHREAD and spins with CHM_RWLOCK_CK. Without the bit the
- * field is ignored: the writer waits the same way with either value. It waits in every case
- * (a put of the key being computed cannot complete before the compute). */
+ * its key sleeps with CHM_RWLOCK_ADAPTIVE (after its short spin) and CHM_RWLOCK_PTHREAD, and
+ * spins with CHM_RWLOCK_CK. Without the bit the field is ignored: the writer waits the same
+ * way with every value. It waits in every case (a put of the key being computed cannot
+ * complete before the compute). */
 static void test_caps_rwlock_kinds(const chm_backend *b)
 {
-    enum blk_seen seen[2];
-    for (int kind = 0; kind < 2; kind++) {
-        chm *m = blk_map(b, kind == 0 ? CHM_RWLOCK_PTHREAD : CHM_RWLOCK_CK, 0);
+    static const chm_rwlock_kind kinds[3] = {CHM_RWLOCK_ADAPTIVE, CHM_RWLOCK_PTHREAD,
+                                             CHM_RWLOCK_CK};
+    enum blk_seen seen[3];
+    for (int kind = 0; kind < 3; kind++) {
+        chm *m = blk_map(b, kinds[kind], 0);
         if (m == NULL)
             return;
         struct blk_fn f;
@@ -3559,15 +3570,17 @@ static void test_caps_rwlock_kinds(const chm_backend *b)
             CHECK_EQ(v, 0xb1);
         chm_free(m);
     }
-    tl_note("%s: a writer waiting for a compute: %s (pthread), %s (ck)", chm_backend_name(b),
-            blk_name(seen[0]), blk_name(seen[1]));
-    CHECK(seen[0] != BLK_RETURNED && seen[1] != BLK_RETURNED && seen[0] != BLK_STUCK &&
-          seen[1] != BLK_STUCK);
+    tl_note("%s: a writer waiting for a compute: %s (adaptive), %s (pthread), %s (ck)",
+            chm_backend_name(b), blk_name(seen[0]), blk_name(seen[1]), blk_name(seen[2]));
+    for (int kind = 0; kind < 3; kind++)
+        CHECK(seen[kind] != BLK_RETURNED && seen[kind] != BLK_STUCK);
     if (has_cap(b, CHM_CAP_RWLOCK_KINDS)) {
         CHECK_EQ(seen[0], BLK_SLEPT);
-        CHECK_EQ(seen[1], BLK_SPUN);
+        CHECK_EQ(seen[1], BLK_SLEPT);
+        CHECK_EQ(seen[2], BLK_SPUN);
     } else {
         CHECK_EQ(seen[1], seen[0]);
+        CHECK_EQ(seen[2], seen[0]);
     }
 }
 
@@ -3580,7 +3593,7 @@ static void test_caps_segments(const chm_backend *b)
         tl_note("%s: no segments", chm_backend_name(b));
         return;
     }
-    chm *m = blk_map(b, CHM_RWLOCK_PTHREAD, 1);
+    chm *m = blk_map(b, CHM_RWLOCK_ADAPTIVE, 1);
     if (m == NULL)
         return;
     struct blk_fn f;
@@ -3592,7 +3605,7 @@ static void test_caps_segments(const chm_backend *b)
     CHECK(f.seen[0] == BLK_SLEPT || f.seen[0] == BLK_SPUN);
     CHECK_RC(f.t[0].rc, CHM_OK);
     chm_free(m);
-    m = blk_map(b, CHM_RWLOCK_PTHREAD, 256);
+    m = blk_map(b, CHM_RWLOCK_ADAPTIVE, 256);
     if (m == NULL)
         return;
     memset(&f, 0, sizeof f);

@@ -13,15 +13,23 @@
  * leave the map go to value_free / release after the lock is dropped, so a slow callback never
  * stalls other threads and may itself use the map.
  *
- * Two locks, chosen per map with chm_options.rwlock. Each gets its own ops table, generated from
- * the same always-inline operation bodies, so the choice costs nothing per call:
- *   - CHM_RWLOCK_PTHREAD (default): glibc's pthread_rwlock_t with writer preference set
- *     explicitly (PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP), like Go's RWMutex: a waiting
- *     writer holds back new readers, so a steady stream of reads cannot starve writes; waiters
- *     sleep in the kernel instead of burning a core (this machine has two).
- *   - CHM_RWLOCK_CK: Concurrency Kit's ck_rwlock, writer-biased and spinning: cheaper hand-offs
- *     when critical sections are short and every thread has a core.
- * Both make every reader write one shared word (the reader count), so reads do not scale: the
+ * Three locks, chosen per map with chm_options.rwlock. Each gets its own ops table, generated
+ * from the same always-inline operation bodies, so the choice costs nothing per call:
+ *   - CHM_RWLOCK_ADAPTIVE (default, zero): the lock of Go's sync.RWMutex, written in
+ *     rwlock_lock.c (no dependency has it): writer-preferring -- a writer that waits holds back
+ *     every reader that arrives after it, so a steady stream of reads cannot starve writes --
+ *     and its waiters spin briefly, then sleep on a futex. Uncontended, a read costs one atomic
+ *     add to enter and one to leave, inline here; a write, four atomic operations.
+ *     Spinning first matters: critical sections last tens of nanoseconds, a futex sleep and
+ *     wake-up microseconds, and on two cores a sleeping thread is an idle core.
+ *   - CHM_RWLOCK_PTHREAD: glibc's pthread_rwlock_t with writer preference set explicitly
+ *     (PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP). Its waiters sleep at once, so this file
+ *     spins on its try-locks first (pt_rdlock and pt_wrlock below); the try-lock and the
+ *     unlock cost about 70 instructions per read. The default before the adaptive lock.
+ *   - CHM_RWLOCK_CK: Concurrency Kit's ck_rwlock, writer-biased, and its waiters only spin:
+ *     cheap hand-offs when critical sections are short and every thread has a core of its own,
+ *     whole time slices burnt when not.
+ * All make every reader write one shared word (the reader count), so reads do not scale: the
  * line holding it bounces between cores. That is the cost this backend exists to show; the lock
  * sits on its own 64-byte line so the bouncing does not also drag the table's header along.
  *
@@ -39,7 +47,8 @@
  * allocated before the function runs (chm__gomap_reserve), so no failure after it can lose its
  * value. Every pthread lock call's result is checked (CHM__LOCK_CALL): glibc answers a relock
  * by the writer with EDEADLK, and an unchecked one would go on to unlock the outer compute's
- * lock. chm_compute works the same way (its function decides keep, set or delete; a nested
+ * lock (the adaptive and ck locks would deadlock instead: the guard keeps all three from being
+ * taken twice). chm_compute works the same way (its function decides keep, set or delete; a nested
  * write that changed the map structurally, or the key's value, makes it CHM_ECONCURRENT).
  *
  * chm_visit runs its function under the read lock (the value cannot be replaced and freed
@@ -53,29 +62,33 @@
 #define _GNU_SOURCE /* PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP */
 #include "gomap.h"
 #include "reentry.h"
+#include "rwlock_lock.h"
 #include "sanitizers.h"
 
+#include <ck_pr.h>
 #include <ck_rwlock.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
-
 struct rw_map {
     chm base;
     alignas(CHM_CACHELINE) union {
-        pthread_rwlock_t pthread;
+        struct chm__rwl adaptive;
+        struct {
+            pthread_rwlock_t rw;
+            atomic_uint writers_spinning; /* writers in pt_wrlock's spin (see there) */
+        } pthread;
         ck_rwlock_t ck;
     } lock;
-    atomic_uint writers_spinning; /* pthread lock: writers in pt_wrlock's spin (see there) */
     alignas(CHM_CACHELINE) gomap g;
     atomic_uint_fast64_t iter_rnd; /* source of random iteration starts */
 };
 _Static_assert(offsetof(struct rw_map, lock) % CHM_CACHELINE == 0, "lock on its own line");
-_Static_assert(offsetof(struct rw_map, writers_spinning) + sizeof(atomic_uint) <=
-                   offsetof(struct rw_map, lock) + CHM_CACHELINE,
-               "the spin hint shares the lock's line, which every operation touches anyway");
+_Static_assert(sizeof(((struct rw_map *)0)->lock) == CHM_CACHELINE,
+               "every lock fits one line (the pthread lock's spin hint included: every "
+               "operation touches that line anyway)");
 _Static_assert(offsetof(struct rw_map, g) - offsetof(struct rw_map, lock) >= CHM_CACHELINE,
                "the lock's line holds nothing else");
 
@@ -91,16 +104,21 @@ static struct rw_map *as_rw(chm *m)
     return (struct rw_map *)m;
 }
 
-/* ---- the two locks ---------------------------------------------------------------------- */
+/* ---- the three locks -------------------------------------------------------------------- */
 
 struct lock_impl {
     void (*rdlock)(struct rw_map *m);
     void (*rdunlock)(struct rw_map *m);
     void (*wrlock)(struct rw_map *m);
     void (*wrunlock)(struct rw_map *m);
+    /* rdlock split for chm_get's fast path: rdenter takes the read lock and returns true, or
+     * returns false having queued behind a writer, and then rdget_queued must finish the get
+     * (wait, look up, unlock). Locks that do not queue so (pthread, ck) lock in rdenter. */
+    bool (*rdenter)(struct rw_map *m);
+    int (*rdget_queued)(struct rw_map *m, uint64_t key, uint64_t *value);
 };
 
-/* Spin on try-lock before sleeping, as Go's RWMutex (through sync.Mutex) and Java's AQS do:
+/* The pthread lock. Spin on try-lock before sleeping, as Go's RWMutex (through sync.Mutex) and Java's AQS do:
  * critical sections here last tens of nanoseconds, while a futex sleep and wake-up costs
  * microseconds, and on two cores every sleeping reader is a core left idle. Measured with
  * chm_sweep (docs/design.md): without the spin, two threads at 90% reads ran 40x slower. */
@@ -108,9 +126,7 @@ struct lock_impl {
 
 static inline void cpu_relax(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    ck_pr_stall(); /* the pause instruction */
 }
 
 /*
@@ -127,38 +143,70 @@ static inline void cpu_relax(void)
  */
 static void pt_rdlock(struct rw_map *m)
 {
-    for (int i = 0;
-         i < RW_SPIN_TRIES && atomic_load_explicit(&m->writers_spinning, memory_order_relaxed) != 0;
+    atomic_uint *spinning = &m->lock.pthread.writers_spinning;
+    for (int i = 0; i < RW_SPIN_TRIES && atomic_load_explicit(spinning, memory_order_relaxed) != 0;
          i++)
         cpu_relax();
     for (int i = 0; i < RW_SPIN_TRIES; i++) {
-        if (pthread_rwlock_tryrdlock(&m->lock.pthread) == 0)
+        if (pthread_rwlock_tryrdlock(&m->lock.pthread.rw) == 0)
             return;
         cpu_relax();
     }
-    CHM__LOCK_CALL(pthread_rwlock_rdlock(&m->lock.pthread));
+    CHM__LOCK_CALL(pthread_rwlock_rdlock(&m->lock.pthread.rw));
 }
 static void pt_rdunlock(struct rw_map *m)
 {
-    CHM__LOCK_CALL(pthread_rwlock_unlock(&m->lock.pthread));
+    CHM__LOCK_CALL(pthread_rwlock_unlock(&m->lock.pthread.rw));
 }
 static void pt_wrlock(struct rw_map *m)
 {
-    atomic_fetch_add_explicit(&m->writers_spinning, 1, memory_order_relaxed); /* a hint */
+    atomic_uint *spinning = &m->lock.pthread.writers_spinning;
+    atomic_fetch_add_explicit(spinning, 1, memory_order_relaxed); /* a hint */
     for (int i = 0; i < RW_SPIN_TRIES; i++) {
-        if (pthread_rwlock_trywrlock(&m->lock.pthread) == 0) {
-            atomic_fetch_sub_explicit(&m->writers_spinning, 1, memory_order_relaxed);
+        if (pthread_rwlock_trywrlock(&m->lock.pthread.rw) == 0) {
+            atomic_fetch_sub_explicit(spinning, 1, memory_order_relaxed);
             return;
         }
         cpu_relax();
     }
     /* asleep, glibc's writer preference holds readers back instead */
-    atomic_fetch_sub_explicit(&m->writers_spinning, 1, memory_order_relaxed);
-    CHM__LOCK_CALL(pthread_rwlock_wrlock(&m->lock.pthread));
+    atomic_fetch_sub_explicit(spinning, 1, memory_order_relaxed);
+    CHM__LOCK_CALL(pthread_rwlock_wrlock(&m->lock.pthread.rw));
 }
 static void pt_wrunlock(struct rw_map *m)
 {
-    CHM__LOCK_CALL(pthread_rwlock_unlock(&m->lock.pthread));
+    CHM__LOCK_CALL(pthread_rwlock_unlock(&m->lock.pthread.rw));
+}
+
+/* The adaptive lock: its reader calls are inline (rwlock_lock.h), so a chm_get's lock is two
+ * atomic adds in this function's body. */
+static void ad_rdlock(struct rw_map *m)
+{
+    chm__rwl_rdlock(&m->lock.adaptive);
+}
+static void ad_rdunlock(struct rw_map *m)
+{
+    chm__rwl_rdunlock(&m->lock.adaptive);
+}
+static bool ad_rdenter(struct rw_map *m)
+{
+    return chm__rwl_rdenter(&m->lock.adaptive);
+}
+static __attribute__((noinline)) int ad_rdget_queued(struct rw_map *m, uint64_t key,
+                                                     uint64_t *value)
+{
+    chm__rwl_rdlock_wait(&m->lock.adaptive);
+    int rc = chm__gomap_get(&m->g, key, value);
+    chm__rwl_rdunlock(&m->lock.adaptive);
+    return rc;
+}
+static void ad_wrlock(struct rw_map *m)
+{
+    chm__rwl_wrlock(&m->lock.adaptive);
+}
+static void ad_wrunlock(struct rw_map *m)
+{
+    chm__rwl_wrunlock(&m->lock.adaptive);
 }
 
 /* ck's atomics are inline assembly, invisible to ThreadSanitizer: tell it that acquiring the lock
@@ -186,8 +234,40 @@ static void ck_wrunlock(struct rw_map *m)
     ck_rwlock_write_unlock(&m->lock.ck);
 }
 
-static const struct lock_impl pthread_impl = {pt_rdlock, pt_rdunlock, pt_wrlock, pt_wrunlock};
-static const struct lock_impl ck_impl = {ck_rdlock, ck_rdunlock, ck_wrlock, ck_wrunlock};
+/* rdenter for the locks whose rdlock returns with the lock held. */
+static inline __attribute__((always_inline)) bool pt_rdenter(struct rw_map *m)
+{
+    pt_rdlock(m);
+    return true;
+}
+static inline __attribute__((always_inline)) bool ck_rdenter(struct rw_map *m)
+{
+    ck_rdlock(m);
+    return true;
+}
+
+static const struct lock_impl adaptive_impl = {
+    .rdlock = ad_rdlock,
+    .rdunlock = ad_rdunlock,
+    .wrlock = ad_wrlock,
+    .wrunlock = ad_wrunlock,
+    .rdenter = ad_rdenter,
+    .rdget_queued = ad_rdget_queued,
+};
+static const struct lock_impl pthread_impl = {
+    .rdlock = pt_rdlock,
+    .rdunlock = pt_rdunlock,
+    .wrlock = pt_wrlock,
+    .wrunlock = pt_wrunlock,
+    .rdenter = pt_rdenter,
+};
+static const struct lock_impl ck_impl = {
+    .rdlock = ck_rdlock,
+    .rdunlock = ck_rdunlock,
+    .wrlock = ck_wrlock,
+    .wrunlock = ck_wrunlock,
+    .rdenter = ck_rdenter,
+};
 
 /* ---- operation bodies, inlined into each lock's ops table ------------------------------- */
 
@@ -221,13 +301,18 @@ RW_INLINE int wr_enter(const struct lock_impl *L, struct rw_map *m, bool *locked
     return h == CHM__HOLD_MAP ? CHM_OK : CHM_EDEADLK;
 }
 
+/* The hot path, shaped so that everything but the lock's two atomic adds and the lookup leaves
+ * through a tail call: nested in this thread's compute or visit (no lock), or queued behind a
+ * writer (rw_get_queued). */
 RW_INLINE int rw_get(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t *value)
 {
     struct rw_map *m = as_rw(cm);
-    bool locked = rd_enter(L, m);
+    if (chm_unlikely(chm__reentry_holds(&m->base)))
+        return chm__gomap_get(&m->g, key, value); /* as rd_enter: this thread holds the map */
+    if (chm_unlikely(!L->rdenter(m)))
+        return L->rdget_queued(m, key, value);
     int rc = chm__gomap_get(&m->g, key, value);
-    if (locked)
-        L->rdunlock(m);
+    L->rdunlock(m);
     return rc;
 }
 
@@ -545,12 +630,43 @@ static void rw_iter_fini(chm_iter *it)
     (void)it; /* the lock is held only inside chm_iter_next */
 }
 
+/* 0, or the errno of a failed pthread init. chm_new has checked @kind. */
+static int lock_init(struct rw_map *m, chm_rwlock_kind kind)
+{
+    if (kind == CHM_RWLOCK_CK) {
+        ck_rwlock_init(&m->lock.ck);
+        return 0;
+    }
+    if (kind != CHM_RWLOCK_PTHREAD) {
+        chm__rwl_init(&m->lock.adaptive);
+        return 0;
+    }
+    /* Writer preference is part of the design (a stream of readers must not starve writers): a
+     * lock without it is a failure, not a fallback. */
+    pthread_rwlockattr_t attr;
+    int err = pthread_rwlockattr_init(&attr);
+    if (err == 0) {
+        err = pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        if (err == 0)
+            err = pthread_rwlock_init(&m->lock.pthread.rw, &attr);
+        CHM__LOCK_CALL(pthread_rwlockattr_destroy(&attr));
+    }
+    return err;
+}
+
+static void lock_destroy(struct rw_map *m, chm_rwlock_kind kind)
+{
+    if (kind == CHM_RWLOCK_PTHREAD)
+        CHM__LOCK_CALL(pthread_rwlock_destroy(&m->lock.pthread.rw));
+    else if (kind != CHM_RWLOCK_CK)
+        chm__rwl_destroy(&m->lock.adaptive);
+}
+
 static void rw_destroy(chm *cm)
 {
     struct rw_map *m = as_rw(cm);
     chm__gomap_destroy(&m->g);
-    if (m->base.opt.rwlock == CHM_RWLOCK_PTHREAD)
-        CHM__LOCK_CALL(pthread_rwlock_destroy(&m->lock.pthread));
+    lock_destroy(m, m->base.opt.rwlock);
     chm__free(m);
 }
 
@@ -638,6 +754,7 @@ static int rw_validate(chm *cm)
         .invariant = chm__gomap_invariant,                                                         \
     };
 
+RW_OPS(adaptive, adaptive_impl)
 RW_OPS(pthread, pthread_impl)
 RW_OPS(ckrw, ck_impl)
 
@@ -649,31 +766,18 @@ static chm *rw_create(const chm_backend *b, const chm_options *opt)
         return NULL;
     }
     memset(m, 0, sizeof *m);
-    bool use_ck = opt->rwlock == CHM_RWLOCK_CK;
-    chm__header_init(&m->base, use_ck ? &ckrw_ops : &pthread_ops, b, opt);
-    if (use_ck) {
-        ck_rwlock_init(&m->lock.ck);
-    } else {
-        /* Writer preference is part of the design (a stream of readers must not starve
-         * writers): a lock without it is a failure, not a fallback. */
-        pthread_rwlockattr_t attr;
-        int err = pthread_rwlockattr_init(&attr);
-        if (err == 0) {
-            err =
-                pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-            if (err == 0)
-                err = pthread_rwlock_init(&m->lock.pthread, &attr);
-            CHM__LOCK_CALL(pthread_rwlockattr_destroy(&attr));
-        }
-        if (err != 0) {
-            chm__free(m);
-            errno = err;
-            return NULL;
-        }
+    const struct chm_ops *ops = opt->rwlock == CHM_RWLOCK_CK        ? &ckrw_ops
+                                : opt->rwlock == CHM_RWLOCK_PTHREAD ? &pthread_ops
+                                                                    : &adaptive_ops;
+    chm__header_init(&m->base, ops, b, opt);
+    int err = lock_init(m, opt->rwlock);
+    if (err != 0) {
+        chm__free(m);
+        errno = err;
+        return NULL;
     }
     if (chm__gomap_init(&m->g, &m->base, opt->capacity) != CHM_OK) {
-        if (!use_ck)
-            CHM__LOCK_CALL(pthread_rwlock_destroy(&m->lock.pthread));
+        lock_destroy(m, opt->rwlock);
         chm__free(m);
         errno = ENOMEM;
         return NULL;

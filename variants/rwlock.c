@@ -48,8 +48,9 @@
  * value. Every pthread lock call's result is checked (CHM__LOCK_CALL): glibc answers a relock
  * by the writer with EDEADLK, and an unchecked one would go on to unlock the outer compute's
  * lock (the adaptive and ck locks would deadlock instead: the guard keeps all three from being
- * taken twice). chm_compute works the same way (its function decides keep, set or delete; a nested
- * write that changed the map structurally, or the key's value, makes it CHM_ECONCURRENT).
+ * taken twice). chm_compute works the same way (its function decides keep, set or delete; a
+ * nested write that changed the map structurally, or the key's value, makes it
+ * CHM_ECONCURRENT).
  *
  * chm_visit runs its function under the read lock (the value cannot be replaced and freed
  * meanwhile), with the map recorded as HOLD_READ: a read the function makes on this map skips
@@ -118,10 +119,11 @@ struct lock_impl {
     int (*rdget_queued)(struct rw_map *m, uint64_t key, uint64_t *value);
 };
 
-/* The pthread lock. Spin on try-lock before sleeping, as Go's RWMutex (through sync.Mutex) and Java's AQS do:
- * critical sections here last tens of nanoseconds, while a futex sleep and wake-up costs
- * microseconds, and on two cores every sleeping reader is a core left idle. Measured with
- * chm_sweep (docs/design.md): without the spin, two threads at 90% reads ran 40x slower. */
+/* The pthread lock. Spin on try-lock before sleeping, as Go's RWMutex (through sync.Mutex) and
+ * Java's AQS do: critical sections here last tens of nanoseconds, while a futex sleep and
+ * wake-up costs microseconds, and on two cores every sleeping reader is a core left idle.
+ * Measured with chm_sweep (docs/design.md): without the spin, two threads at 90% reads ran 40x
+ * slower. */
 #define RW_SPIN_TRIES 100
 
 static inline void cpu_relax(void)

@@ -14,7 +14,8 @@
  *   - chm_compute (every decision, exactly; the originals' calls -- Java compute,
  *     computeIfPresent, merge; Go Swap, CompareAndSwap, CompareAndDelete, LoadOrStore,
  *     LoadAndDelete -- as update functions; nested calls; cross-map nesting), chm_remove_if,
- *     chm_clear, chm_visit, chm_stats_get, chm_options.size, and chm_backend_caps checked
+ *     chm_clear, chm_visit (its nested reads also while a writer waits for it, per rwlock
+ *     kind), chm_stats_get, chm_options.size, and chm_backend_caps checked
  *     against behaviour. Expectations follow the caps (CHM_CAP_COMPUTE_EXCLUSIVE,
  *     CHM_CAP_FAIL_FAST_ITER, CHM_CAP_DEFERRED_FREE, ...), never a backend's name.
  */
@@ -2670,6 +2671,83 @@ static void test_visit_pointer(const chm_backend *b)
     CHECK_EQ(atomic_load(&live), 0);
 }
 
+/* A visit function's reads of its own map while another thread's write waits for the visit:
+ * on rwlock the writer, queued behind the visit's read lock, holds back every new reader, so a
+ * nested read must neither wait for it (a deadlock: the writer waits for this thread) nor let
+ * it in early. The function starts the writer, waits until it returned, sleeps, or has spun for
+ * VISW_SPIN_S (ck's writers only spin), then reads. Once per lock kind. */
+#define VISW_SPIN_S 0.4
+struct visw {
+    chm *m;
+    tl_thread th;
+    atomic_int tid, calling, done;
+    int put_rc;
+    int get_rc[3];
+    uint64_t get_v[3];
+    size_t size;
+    bool done_during_fn;
+};
+
+static void *visw_writer(void *arg)
+{
+    struct visw *w = arg;
+    atomic_store(&w->tid, (int)syscall(SYS_gettid));
+    atomic_store(&w->calling, 1);
+    w->put_rc = chm_put(w->m, 2, 22, NULL);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static void visw_fn(uint64_t key, uint64_t value, void *arg)
+{
+    struct visw *w = arg;
+    (void)key;
+    (void)value;
+    tl_spawn(&w->th, visw_writer, w);
+    while (atomic_load(&w->calling) == 0 || atomic_load(&w->tid) == 0)
+        sched_yield();
+    double t0 = tl_now();
+    while (!atomic_load(&w->done) && !thread_sleeps(atomic_load(&w->tid)) &&
+           tl_now() < t0 + VISW_SPIN_S)
+        usleep(500);
+    w->get_v[0] = w->get_v[1] = POISON_OUT;
+    w->get_rc[0] = chm_get(w->m, 1, &w->get_v[0]); /* the key being visited */
+    w->get_rc[1] = chm_get(w->m, 3, &w->get_v[1]);
+    w->get_rc[2] = chm_get(w->m, 999, &w->get_v[2]);
+    w->size = chm_size(w->m);
+    w->done_during_fn = atomic_load(&w->done) != 0;
+}
+
+static void test_visit_writer_waiting(const chm_backend *b)
+{
+    for (int i = 0; i < tl_lock_kinds(b); i++) {
+        chm *m = chm_new(b, &(chm_options){.rwlock = tl_lock_kind(i)});
+        if (!CHECK(m != NULL))
+            return;
+        CHECK_RC(chm_put(m, 1, 10, NULL), CHM_OK);
+        CHECK_RC(chm_put(m, 3, 30, NULL), CHM_OK);
+        struct visw w;
+        memset(&w, 0, sizeof w);
+        w.m = m;
+        CHECK_RC(chm_visit(m, 1, visw_fn, &w), CHM_OK);
+        tl_join(&w.th);
+        if (CHECK_RC(w.get_rc[0], CHM_OK))
+            CHECK_EQ(w.get_v[0], 10);
+        if (CHECK_RC(w.get_rc[1], CHM_OK))
+            CHECK_EQ(w.get_v[1], 30);
+        CHECK_RC(w.get_rc[2], CHM_NOTFOUND);
+        CHECK(w.size == 2 || w.size == 3); /* 3: the write did not wait for the visit */
+        if (has_cap(b, CHM_CAP_RWLOCK_KINDS) && !CHECK(!w.done_during_fn))
+            FAIL("%s%s: a write landed while a visit held the read lock", chm_backend_name(b),
+                 tl_lock_kind_label(i));
+        CHECK_RC(w.put_rc, CHM_OK);
+        uint64_t v = 0;
+        if (CHECK_RC(chm_get(m, 2, &v), CHM_OK))
+            CHECK_EQ(v, 22);
+        chm_free(m);
+    }
+}
+
 /* ---- nested calls from a chm_compute function, one map -------------------------------------
  * Reads and chm_size work on every backend. A write to the same map: CHM_EDEADLK, unless the
  * backend's compute holds the whole map (CHM_CAP_COMPUTE_EXCLUSIVE): then it runs, and if it
@@ -3725,6 +3803,7 @@ int main(int argc, char **argv)
     tl_each_backend("clear_iterator", test_clear_iterator, NULL);
     tl_each_backend("visit", test_visit, NULL);
     tl_each_backend("visit_pointer", test_visit_pointer, NULL);
+    tl_each_backend("visit_writer_waiting", test_visit_writer_waiting, tl_thread_safe);
     tl_each_backend("stats", test_stats, NULL);
     tl_each_backend("stats_pending", test_stats_pending, NULL);
     tl_each_backend("caps_iteration", test_caps_iteration, NULL);

@@ -54,9 +54,10 @@
  *
  * chm_visit runs its function under the read lock (the value cannot be replaced and freed
  * meanwhile), with the map recorded as HOLD_READ: a read the function makes on this map skips
- * the lock (a second rdlock would deadlock behind a queued writer), and a write returns
- * CHM_EDEADLK -- every write path asks the guard before it treats "this thread holds the map"
- * as "run without locking". chm_clear detaches the table under the write lock, runs the
+ * the lock (a second rdlock would deadlock behind a queued writer; the adaptive lock's chm_get
+ * asks only once it finds a writer queued, rw_get), and a write returns CHM_EDEADLK -- every
+ * write path asks the guard before it treats "this thread holds the map" as "run without
+ * locking". chm_clear detaches the table under the write lock, runs the
  * callbacks unlocked, and re-attaches the emptied array under the lock again (gomap.h), so it
  * never allocates. chm_stats_get reads under the read lock.
  */
@@ -112,11 +113,14 @@ struct lock_impl {
     void (*rdunlock)(struct rw_map *m);
     void (*wrlock)(struct rw_map *m);
     void (*wrunlock)(struct rw_map *m);
-    /* rdlock split for chm_get's fast path: rdenter takes the read lock and returns true, or
-     * returns false having queued behind a writer, and then rdget_queued must finish the get
-     * (wait, look up, unlock). Locks that do not queue so (pthread, ck) lock in rdenter. */
+    /* The read lock split for chm_get's fast path (rw_get). rdenter takes the read lock and
+     * returns true, or returns false having queued behind a writer; rdget_queued then finishes
+     * the get (the guard's question, the wait, the lookup, the unlock). rdleave is rdunlock
+     * returning its argument. Locks without rdget_queued (pthread, ck) take the whole read
+     * lock in rdenter, and the guard is asked before. */
     bool (*rdenter)(struct rw_map *m);
     int (*rdget_queued)(struct rw_map *m, uint64_t key, uint64_t *value);
+    int (*rdleave)(struct rw_map *m, int ret);
 };
 
 /* The pthread lock. Spin on try-lock before sleeping, as Go's RWMutex (through sync.Mutex) and
@@ -194,13 +198,24 @@ static bool ad_rdenter(struct rw_map *m)
 {
     return chm__rwl_rdenter(&m->lock.adaptive);
 }
+static int ad_rdleave(struct rw_map *m, int ret)
+{
+    return chm__rwl_rdunlock_ret(&m->lock.adaptive, ret);
+}
+/* A get that found a writer. It may be this thread's own nested call (chm__reentry_holds: a
+ * compute holds the write lock, or a visit the read lock that the writer waits for), which
+ * must not wait: it takes its place back -- its hold of the lock keeps the writer from
+ * unlocking meanwhile, rwlock_lock.h -- and reads unlocked, as rd_enter's callers do. */
 static __attribute__((noinline)) int ad_rdget_queued(struct rw_map *m, uint64_t key,
                                                      uint64_t *value)
 {
+    if (chm__reentry_holds(&m->base)) {
+        chm__rwl_rdenter_undo(&m->lock.adaptive);
+        return chm__gomap_get(&m->g, key, value);
+    }
     chm__rwl_rdlock_wait(&m->lock.adaptive);
     int rc = chm__gomap_get(&m->g, key, value);
-    chm__rwl_rdunlock(&m->lock.adaptive);
-    return rc;
+    return chm__rwl_rdunlock_ret(&m->lock.adaptive, rc);
 }
 static void ad_wrlock(struct rw_map *m)
 {
@@ -236,16 +251,26 @@ static void ck_wrunlock(struct rw_map *m)
     ck_rwlock_write_unlock(&m->lock.ck);
 }
 
-/* rdenter for the locks whose rdlock returns with the lock held. */
+/* rdenter and rdleave for the locks whose rdlock returns with the lock held. */
 static inline __attribute__((always_inline)) bool pt_rdenter(struct rw_map *m)
 {
     pt_rdlock(m);
     return true;
 }
+static inline __attribute__((always_inline)) int pt_rdleave(struct rw_map *m, int ret)
+{
+    pt_rdunlock(m);
+    return ret;
+}
 static inline __attribute__((always_inline)) bool ck_rdenter(struct rw_map *m)
 {
     ck_rdlock(m);
     return true;
+}
+static inline __attribute__((always_inline)) int ck_rdleave(struct rw_map *m, int ret)
+{
+    ck_rdunlock(m);
+    return ret;
 }
 
 static const struct lock_impl adaptive_impl = {
@@ -255,6 +280,7 @@ static const struct lock_impl adaptive_impl = {
     .wrunlock = ad_wrunlock,
     .rdenter = ad_rdenter,
     .rdget_queued = ad_rdget_queued,
+    .rdleave = ad_rdleave,
 };
 static const struct lock_impl pthread_impl = {
     .rdlock = pt_rdlock,
@@ -262,6 +288,7 @@ static const struct lock_impl pthread_impl = {
     .wrlock = pt_wrlock,
     .wrunlock = pt_wrunlock,
     .rdenter = pt_rdenter,
+    .rdleave = pt_rdleave,
 };
 static const struct lock_impl ck_impl = {
     .rdlock = ck_rdlock,
@@ -269,6 +296,7 @@ static const struct lock_impl ck_impl = {
     .wrlock = ck_wrlock,
     .wrunlock = ck_wrunlock,
     .rdenter = ck_rdenter,
+    .rdleave = ck_rdleave,
 };
 
 /* ---- operation bodies, inlined into each lock's ops table ------------------------------- */
@@ -303,19 +331,20 @@ RW_INLINE int wr_enter(const struct lock_impl *L, struct rw_map *m, bool *locked
     return h == CHM__HOLD_MAP ? CHM_OK : CHM_EDEADLK;
 }
 
-/* The hot path, shaped so that everything but the lock's two atomic adds and the lookup leaves
- * through a tail call: nested in this thread's compute or visit (no lock), or queued behind a
- * writer (rw_get_queued). */
+/* The hot path. On the adaptive lock it is the lock's two atomic adds around the lookup, and
+ * everything else leaves through a tail call: a writer found (ad_rdget_queued, which also
+ * answers the nested calls, so the guard is not asked up front), a writer to wake on the way
+ * out (chm__rwl_rdunlock_ret). A nested get that finds no writer takes a second read hold,
+ * which nothing can block. The other locks ask the guard first, as rd_enter does. */
 RW_INLINE int rw_get(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t *value)
 {
     struct rw_map *m = as_rw(cm);
-    if (chm_unlikely(chm__reentry_holds(&m->base)))
+    if (L->rdget_queued == NULL && chm_unlikely(chm__reentry_holds(&m->base)))
         return chm__gomap_get(&m->g, key, value); /* as rd_enter: this thread holds the map */
     if (chm_unlikely(!L->rdenter(m)))
         return L->rdget_queued(m, key, value);
     int rc = chm__gomap_get(&m->g, key, value);
-    L->rdunlock(m);
-    return rc;
+    return L->rdleave(m, rc);
 }
 
 RW_INLINE size_t rw_size(const struct lock_impl *L, chm *cm)

@@ -208,7 +208,7 @@ void chm__rwl_rdlock_wait(struct chm__rwl *l)
     sem_take(&l->rsem); /* a permit of the unlock of the writer this reader queued behind */
 }
 
-void chm__rwl_rdunlock_slow(struct chm__rwl *l, int32_t before)
+int chm__rwl_rdunlock_slow(struct chm__rwl *l, int32_t before, int ret)
 {
     if (chm_unlikely(before == 0 || before == -CHM__RWL_WRITER))
         RWL_MISUSE(EPERM, "chm__rwl_rdunlock (not read-locked)");
@@ -217,6 +217,7 @@ void chm__rwl_rdunlock_slow(struct chm__rwl *l, int32_t before)
      * the last reader's post carry the edges of all the readers that left before it. */
     if (atomic_fetch_sub_explicit(&l->departing, 1, memory_order_acq_rel) == 1)
         sem_post(&l->wsem, 1);
+    return ret;
 }
 
 /* ---- for tests ------------------------------------------------------------------------------- */

@@ -57,7 +57,7 @@ CHM_HIDDEN void chm__rwl_wrlock(struct chm__rwl *l);
 CHM_HIDDEN void chm__rwl_wrunlock(struct chm__rwl *l);
 /* The slow paths of the inline reader calls below (chm__rwl_rdenter says when to wait). */
 CHM_HIDDEN void chm__rwl_rdlock_wait(struct chm__rwl *l);
-CHM_HIDDEN void chm__rwl_rdunlock_slow(struct chm__rwl *l, int32_t before);
+CHM_HIDDEN int chm__rwl_rdunlock_slow(struct chm__rwl *l, int32_t before, int ret);
 
 /* The read lock in two steps, for a caller that wants the waiting out of its fast path: true,
  * the read lock is held; false, this reader is queued behind a writer and must call
@@ -72,13 +72,25 @@ static inline bool chm__rwl_rdenter(struct chm__rwl *l)
     return chm_likely(atomic_fetch_add_explicit(&l->readers, 1, memory_order_acquire) >= 0);
 }
 
+/* Take back a reader that chm__rwl_rdenter queued, instead of waiting: only for a thread that
+ * already holds @l, in either mode (a nested call), whose own hold keeps the writer it queued
+ * behind from unlocking -- and counting it among the readers to admit -- before this. */
+static inline void chm__rwl_rdenter_undo(struct chm__rwl *l)
+{
+    /* Relaxed: nothing to order (this thread holds the lock); a read-modify-write, so it does
+     * not break the release sequences on `readers`. */
+    atomic_fetch_sub_explicit(&l->readers, 1, memory_order_relaxed);
+}
+
 static inline void chm__rwl_rdlock(struct chm__rwl *l)
 {
     if (!chm__rwl_rdenter(l))
         chm__rwl_rdlock_wait(l);
 }
 
-static inline void chm__rwl_rdunlock(struct chm__rwl *l)
+/* chm__rwl_rdunlock that returns @ret: a caller that returns the read section's result right
+ * after unlocking reaches the slow path by a tail call and keeps nothing across a call. */
+static inline int chm__rwl_rdunlock_ret(struct chm__rwl *l, int ret)
 {
     /* Release: pairs with the acquire of chm__rwl_wrlock's subtraction from `readers` (a
      * writer that announced itself after this reader left), so this reader's loads happen
@@ -86,7 +98,13 @@ static inline void chm__rwl_rdunlock(struct chm__rwl *l)
      * lock was not read-locked: the slow path aborts). */
     int32_t before = atomic_fetch_sub_explicit(&l->readers, 1, memory_order_release);
     if (chm_unlikely(before <= 0))
-        chm__rwl_rdunlock_slow(l, before);
+        return chm__rwl_rdunlock_slow(l, before, ret);
+    return ret;
+}
+
+static inline void chm__rwl_rdunlock(struct chm__rwl *l)
+{
+    (void)chm__rwl_rdunlock_ret(l, 0);
 }
 
 /* ---- for tests (tests/test_rwlock_lock.c) ---------------------------------------------------

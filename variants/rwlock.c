@@ -331,19 +331,21 @@ RW_INLINE int wr_enter(const struct lock_impl *L, struct rw_map *m, bool *locked
     return h == CHM__HOLD_MAP ? CHM_OK : CHM_EDEADLK;
 }
 
-/* The hot path. On the adaptive lock it is the lock's two atomic adds around the lookup, and
- * everything else leaves through a tail call: a writer found (ad_rdget_queued, which also
+/* The hot path, with @lookup chm__gomap_get or, for integer keys (ops.get_u64),
+ * chm__gomap_get_u64. On the adaptive lock it is the lock's two atomic adds around the lookup,
+ * and everything else leaves through a tail call: a writer found (ad_rdget_queued, which also
  * answers the nested calls, so the guard is not asked up front), a writer to wake on the way
  * out (chm__rwl_rdunlock_ret). A nested get that finds no writer takes a second read hold,
  * which nothing can block. The other locks ask the guard first, as rd_enter does. */
-RW_INLINE int rw_get(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t *value)
+RW_INLINE int rw_get(const struct lock_impl *L, int (*lookup)(const gomap *, uint64_t, uint64_t *),
+                     chm *cm, uint64_t key, uint64_t *value)
 {
     struct rw_map *m = as_rw(cm);
     if (L->rdget_queued == NULL && chm_unlikely(chm__reentry_holds(&m->base)))
-        return chm__gomap_get(&m->g, key, value); /* as rd_enter: this thread holds the map */
+        return lookup(&m->g, key, value); /* as rd_enter: this thread holds the map */
     if (chm_unlikely(!L->rdenter(m)))
         return L->rdget_queued(m, key, value);
-    int rc = chm__gomap_get(&m->g, key, value);
+    int rc = lookup(&m->g, key, value);
     return L->rdleave(m, rc);
 }
 
@@ -710,7 +712,11 @@ static int rw_validate(chm *cm)
 #define RW_OPS(P, IMPL)                                                                            \
     static int P##_get(chm *m, uint64_t k, uint64_t *v)                                            \
     {                                                                                              \
-        return rw_get(&IMPL, m, k, v);                                                             \
+        return rw_get(&IMPL, chm__gomap_get, m, k, v);                                             \
+    }                                                                                              \
+    static int P##_get_u64(chm *m, uint64_t k, uint64_t *v)                                        \
+    {                                                                                              \
+        return rw_get(&IMPL, chm__gomap_get_u64, m, k, v);                                         \
     }                                                                                              \
     static int P##_put(chm *m, uint64_t k, uint64_t v, uint64_t *o)                                \
     {                                                                                              \
@@ -766,6 +772,7 @@ static int rw_validate(chm *cm)
     }                                                                                              \
     static const struct chm_ops P##_ops = {                                                        \
         .get = P##_get,                                                                            \
+        .get_u64 = P##_get_u64,                                                                    \
         .put = P##_put,                                                                            \
         .put_if_absent = P##_put_if_absent,                                                        \
         .remove = P##_remove,                                                                      \

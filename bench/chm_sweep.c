@@ -158,7 +158,7 @@ static void usage(void)
             "  -r  seconds per run (default 0.3)      -n  runs per configuration (default 5)\n"
             "  -k  key counts (default 1000,1000000)  -t  thread counts (default 1,2)\n"
             "  -R  read percentages (default 100,90,50)\n"
-            "  -b  backends, e.g. unsafe,rwlock,rwlock-ck (default: all built)\n"
+            "  -b  backends, e.g. unsafe,rwlock,rwlock-pthread,rwlock-ck (default: all built)\n"
             "  -W  writes: mix (default: half put, half remove) or put (puts only; after the\n"
             "      first pass over [0, 2K) every put overwrites)\n");
 }
@@ -205,18 +205,24 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* Every backend built, plus the second lock of each that has a choice of two
-     * (CHM_CAP_RWLOCK_KINDS), labelled "<name>-ck". */
+    /* Every backend built (with its default lock), plus the other locks of each that has a
+     * choice (CHM_CAP_RWLOCK_KINDS), labelled "<name>-pthread" and "<name>-ck". */
+    static const struct {
+        const char *suffix;
+        chm_rwlock_kind kind;
+    } other_locks[] = {{"pthread", CHM_RWLOCK_PTHREAD}, {"ck", CHM_RWLOCK_CK}};
     struct config variants[16];
+    static char labels[16][40]; /* one per entry of variants */
     int nvariants = 0;
-    for (const chm_backend *const *b = chm_backend_list(); *b != NULL; b++) {
+    for (const chm_backend *const *b = chm_backend_list(); *b != NULL && nvariants < 16; b++) {
         variants[nvariants++] = (struct config){.backend = *b, .label = chm_backend_name(*b)};
-        if (chm_backend_caps(*b) & CHM_CAP_RWLOCK_KINDS) {
-            static char ck_labels[16][40]; /* one per entry of variants */
-            char *label = ck_labels[nvariants];
-            snprintf(label, sizeof ck_labels[0], "%s-ck", chm_backend_name(*b));
+        if (!(chm_backend_caps(*b) & CHM_CAP_RWLOCK_KINDS))
+            continue;
+        for (size_t i = 0; i < sizeof other_locks / sizeof other_locks[0] && nvariants < 16; i++) {
+            char *label = labels[nvariants];
+            snprintf(label, sizeof labels[0], "%s-%s", chm_backend_name(*b), other_locks[i].suffix);
             variants[nvariants++] =
-                (struct config){.backend = *b, .label = label, .lock = CHM_RWLOCK_CK};
+                (struct config){.backend = *b, .label = label, .lock = other_locks[i].kind};
         }
     }
 

@@ -77,10 +77,11 @@ typedef struct bench_map_impl {
      * for the memory benchmark. Called with no operation in flight on the map. */
     void (*reclaim)(bench_map *m);
     /* A variant's fixed options ("segmented:concurrency=256", "rwlock:ck", see bench_map_find);
-     * zero for the plain backends and the peers. */
+     * zero for the plain backends and the peers. variant_rwlock is a chm_rwlock_kind (0: the
+     * default, CHM_RWLOCK_ADAPTIVE). */
     unsigned variant_concurrency;
     bool variant_packed;
-    bool variant_ck_rwlock;
+    int variant_rwlock;
     /* Non-NULL: this peer is not in this build, and why (its package or toolchain was missing
      * at configure time). It stays listed, so every trial naming it is reported skipped with
      * this reason instead of silently disappearing; no function pointer is set. */
@@ -94,8 +95,9 @@ typedef struct bench_map_impl {
 /* Every library backend of chm_backend_list() followed by the peers; NULL-terminated. */
 const bench_map_impl *const *bench_map_impls(void);
 /* The backend or peer called `name`, or a library backend with fixed options appended after
- * colons: "segmented:concurrency=256", "rwlock:ck" (chm_options.rwlock = CHM_RWLOCK_CK),
- * "binlock:packed", combinable ("segmented:concurrency=1:packed"). NULL when unknown. */
+ * colons: "segmented:concurrency=256", "rwlock:ck" (chm_options.rwlock = CHM_RWLOCK_CK; also
+ * rwlock:pthread and rwlock:adaptive, the default), "binlock:packed", combinable
+ * ("segmented:concurrency=1:packed"). NULL when unknown. */
 const bench_map_impl *bench_map_find(const char *name);
 /* Every backend and peer (or only the thread-safe ones), comma-separated: a parameter default.
  * Peers missing from this build are included: trials naming them are reported skipped. The

@@ -377,7 +377,7 @@ static bool churn_iteration_setup(bench_workload *w, int iteration, char *err, s
     options.capacity = w->keys;
     options.concurrency = impl->variant_concurrency;
     options.packed = impl->variant_packed;
-    options.rwlock = impl->variant_ck_rwlock ? CHM_RWLOCK_CK : CHM_RWLOCK_PTHREAD;
+    options.rwlock = (chm_rwlock_kind)impl->variant_rwlock;
     options.value_free = w->value_free == VALUE_FREE_SLOW    ? slow_free
                          : w->value_free == VALUE_FREE_COUNT ? count_free
                                                              : NULL;

@@ -30,7 +30,7 @@ const bench_map_impl *bench_backend_check(const char *name, char *err, size_t er
         if (used < errlen)
             snprintf(err + used, errlen - used,
                      "; a library backend may carry options: NAME:concurrency=N, NAME:packed, "
-                     "rwlock:ck");
+                     "rwlock:adaptive, rwlock:pthread, rwlock:ck");
     }
     return impl;
 }

@@ -22,7 +22,7 @@ static bench_map *chm_adapter_create(const bench_map_impl *impl, const bench_map
     options.packed = opt->packed;
     options.concurrency = opt->concurrency ? opt->concurrency : impl->variant_concurrency;
     options.packed |= impl->variant_packed;
-    options.rwlock = impl->variant_ck_rwlock ? CHM_RWLOCK_CK : CHM_RWLOCK_PTHREAD;
+    options.rwlock = (chm_rwlock_kind)impl->variant_rwlock;
     options.seed = opt->seed;
     return (bench_map *)chm_new((const chm_backend *)impl->chm_backend, &options);
 }
@@ -127,21 +127,41 @@ const bench_map_impl *const *bench_map_impls(void)
     return all_impls;
 }
 
+/* The chm_options.rwlock kind a variant option names (rwlock:adaptive, rwlock:pthread,
+ * rwlock:ck); false when it names none. */
+static bool rwlock_kind_named(const char *option, int *kind)
+{
+    static const struct {
+        const char *name;
+        chm_rwlock_kind kind;
+    } kinds[] = {
+        {"adaptive", CHM_RWLOCK_ADAPTIVE},
+        {"pthread", CHM_RWLOCK_PTHREAD},
+        {"ck", CHM_RWLOCK_CK},
+    };
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strcmp(option, kinds[i].name) == 0) {
+            *kind = (int)kinds[i].kind;
+            return true;
+        }
+    return false;
+}
+
 /* Applies one ":"-separated variant option; false when it is not one. */
 static bool apply_variant_option(bench_map_impl *v, const char *option)
 {
-    if (strcmp(option, "packed") == 0)
+    bool lock_kinds =
+        (chm_backend_caps((const chm_backend *)v->chm_backend) & CHM_CAP_RWLOCK_KINDS) != 0;
+    if (strcmp(option, "packed") == 0) {
         v->variant_packed = true;
-    else if (strcmp(option, "ck") == 0 &&
-             (chm_backend_caps((const chm_backend *)v->chm_backend) & CHM_CAP_RWLOCK_KINDS) != 0)
-        v->variant_ck_rwlock = true;
-    else if (strncmp(option, "concurrency=", 12) == 0) {
+    } else if (strncmp(option, "concurrency=", 12) == 0) {
         uint64_t c;
         if (!bench_parse_u64(option + 12, 1, 1u << 16, &c))
             return false;
         v->variant_concurrency = (unsigned)c;
-    } else
-        return false;
+    } else {
+        return lock_kinds && rwlock_kind_named(option, &v->variant_rwlock);
+    }
     return true;
 }
 

@@ -266,12 +266,27 @@ typedef enum chm_race_policy {
     CHM_RACE_RETURN     /* the operation that detects the race returns CHM_ERACE */
 } chm_race_policy;
 
-/* Which reader-writer lock chm_rwlock uses (ignored by other backends). */
+/* Which reader-writer lock chm_rwlock uses (ignored by other backends). All three prefer
+ * writers -- a writer that waits holds back the readers that arrive after it, so a stream of
+ * reads cannot starve writes -- and make every reader write one shared counter. They differ in
+ * how a thread waits and in what an uncontended read costs:
+ *   CHM_RWLOCK_ADAPTIVE  the default (0): waiters spin briefly, then sleep on a futex, as with
+ *                        Go's sync.RWMutex and Java's monitors; a read is one atomic add to
+ *                        enter and one to leave.
+ *   CHM_RWLOCK_CK        Concurrency Kit's ck_rwlock: waiters spin and never sleep. The cheapest
+ *                        hand-off while every thread has a core of its own; whole time slices
+ *                        lost when threads outnumber cores.
+ *   CHM_RWLOCK_PTHREAD   glibc's pthread_rwlock_t (PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP),
+ *                        spun on with try-locks, then asleep in the kernel; its try-lock and
+ *                        unlock calls add about 70 instructions to every read. It was the
+ *                        default, with the value 0, before CHM_RWLOCK_ADAPTIVE: a program
+ *                        compiled against that header that set it explicitly gets the adaptive
+ *                        lock until it is recompiled.
+ * Any other value makes chm_new fail with EINVAL. */
 typedef enum chm_rwlock_kind {
-    CHM_RWLOCK_PTHREAD = 0, /* default: pthread_rwlock_t with writer preference set explicitly
-                               (PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP), blocking */
-    CHM_RWLOCK_CK           /* Concurrency Kit ck_rwlock: writer-biased spinning, one shared
-                               reader counter; for short critical sections on idle cores */
+    CHM_RWLOCK_ADAPTIVE = 0,
+    CHM_RWLOCK_CK = 1,
+    CHM_RWLOCK_PTHREAD = 2
 } chm_rwlock_kind;
 
 typedef struct chm_options {

@@ -80,7 +80,8 @@ chm *chm_new(const chm_backend *b, const chm_options *opt)
         o.keys = &chm_keys_u64;
     if (o.keys->hash == NULL || o.keys->equal == NULL ||
         (o.on_race != CHM_RACE_ABORT && o.on_race != CHM_RACE_RETURN) ||
-        (o.rwlock != CHM_RWLOCK_PTHREAD && o.rwlock != CHM_RWLOCK_CK)) {
+        (o.rwlock != CHM_RWLOCK_ADAPTIVE && o.rwlock != CHM_RWLOCK_PTHREAD &&
+         o.rwlock != CHM_RWLOCK_CK)) {
         errno = EINVAL;
         return NULL;
     }

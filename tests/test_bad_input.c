@@ -14,7 +14,8 @@
  *                   fini, double fini, NULL key/value out-pointers in chm_iter_next
  *   capacity_huge   capacity SIZE_MAX and SIZE_MAX / 2 -> NULL, errno ENOMEM (per backend)
  *   extreme_valid   NULL options, zeroed options, concurrency 0, 1, 2^20, 2^31 and UINT_MAX
- *                   (with capacity 0 and 1000), packed, the ck rwlock, on_race = RETURN on every
+ *                   (with capacity 0 and 1000), packed, the ck and pthread rwlocks, on_race =
+ *                   RETURN on every
  *                   backend: the map works (a model-checked workload), or -- only where a
  *                   concurrency lower bound makes the presized table impossible -- NULL with
  *                   errno ENOMEM, which is reported
@@ -129,8 +130,10 @@ static void test_new_invalid(const chm_backend *b)
     o.on_race = (chm_race_policy)-1;
     expect_new_fails(b, &o, EINVAL, "on_race = -1");
     o = zero_opts();
-    o.rwlock = (chm_rwlock_kind)2;
-    expect_new_fails(b, &o, EINVAL, "rwlock = 2");
+    o.rwlock = (chm_rwlock_kind)3;
+    expect_new_fails(b, &o, EINVAL, "rwlock = 3");
+    o.rwlock = (chm_rwlock_kind)-1;
+    expect_new_fails(b, &o, EINVAL, "rwlock = -1");
     o.rwlock = (chm_rwlock_kind)0x7fffffff;
     expect_new_fails(b, &o, EINVAL, "rwlock = INT_MAX");
 }
@@ -283,18 +286,20 @@ struct extreme {
 };
 
 static const struct extreme extremes[] = {
-    {"concurrency 0", 0, 0, false, CHM_RWLOCK_PTHREAD, CHM_RACE_ABORT},
-    {"concurrency 1", 0, 1, false, CHM_RWLOCK_PTHREAD, CHM_RACE_ABORT},
-    {"concurrency 2^20", 0, 1u << 20, false, CHM_RWLOCK_PTHREAD, CHM_RACE_ABORT},
-    {"concurrency 2^31", 0, 1u << 31, false, CHM_RWLOCK_PTHREAD, CHM_RACE_ABORT},
-    {"concurrency UINT_MAX", 0, UINT_MAX, false, CHM_RWLOCK_PTHREAD, CHM_RACE_ABORT},
-    {"capacity 1, concurrency 1", 1, 1, false, CHM_RWLOCK_PTHREAD, CHM_RACE_ABORT},
-    {"capacity 1000, concurrency 1", 1000, 1, false, CHM_RWLOCK_PTHREAD, CHM_RACE_ABORT},
-    {"capacity 1000, concurrency 2^20", 1000, 1u << 20, false, CHM_RWLOCK_PTHREAD, CHM_RACE_ABORT},
-    {"capacity 1000, concurrency 2^31", 1000, 1u << 31, false, CHM_RWLOCK_PTHREAD, CHM_RACE_ABORT},
-    {"capacity 1000, concurrency UINT_MAX", 1000, UINT_MAX, false, CHM_RWLOCK_PTHREAD,
+    {"concurrency 0", 0, 0, false, CHM_RWLOCK_ADAPTIVE, CHM_RACE_ABORT},
+    {"concurrency 1", 0, 1, false, CHM_RWLOCK_ADAPTIVE, CHM_RACE_ABORT},
+    {"concurrency 2^20", 0, 1u << 20, false, CHM_RWLOCK_ADAPTIVE, CHM_RACE_ABORT},
+    {"concurrency 2^31", 0, 1u << 31, false, CHM_RWLOCK_ADAPTIVE, CHM_RACE_ABORT},
+    {"concurrency UINT_MAX", 0, UINT_MAX, false, CHM_RWLOCK_ADAPTIVE, CHM_RACE_ABORT},
+    {"capacity 1, concurrency 1", 1, 1, false, CHM_RWLOCK_ADAPTIVE, CHM_RACE_ABORT},
+    {"capacity 1000, concurrency 1", 1000, 1, false, CHM_RWLOCK_ADAPTIVE, CHM_RACE_ABORT},
+    {"capacity 1000, concurrency 2^20", 1000, 1u << 20, false, CHM_RWLOCK_ADAPTIVE, CHM_RACE_ABORT},
+    {"capacity 1000, concurrency 2^31", 1000, 1u << 31, false, CHM_RWLOCK_ADAPTIVE, CHM_RACE_ABORT},
+    {"capacity 1000, concurrency UINT_MAX", 1000, UINT_MAX, false, CHM_RWLOCK_ADAPTIVE,
      CHM_RACE_ABORT},
     {"packed, ck rwlock, race return", 0, 3, true, CHM_RWLOCK_CK, CHM_RACE_RETURN},
+    {"pthread rwlock, concurrency UINT_MAX", 0, UINT_MAX, false, CHM_RWLOCK_PTHREAD,
+     CHM_RACE_ABORT},
 };
 
 static void test_extreme_valid(const chm_backend *b)

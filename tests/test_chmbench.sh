@@ -248,10 +248,14 @@ for r in rs:
 PY
 
 # 10. mix writes=grow (the size grows by exactly the inserts) and backend variants with options
-"$BENCH" -wi 0 -i 2 -r 0.05 -f 1 -t 2 -p backend=readmostly,segmented:concurrency=1,rwlock:ck \
+"$BENCH" -wi 0 -i 2 -r 0.05 -f 1 -t 2 \
+    -p backend=readmostly,segmented:concurrency=1,rwlock:ck,rwlock:pthread,rwlock:adaptive \
     -p keys=100 -p writes=grow -p reads=50 >"$TMP/grow.txt" 2>"$TMP/grow.err"
 check "mix writes=grow with variants exits 0" [ $? -eq 0 ]
-check "one grow row per variant (3)" [ "$(grep -Ec '^chm\.mix +(readmostly|segmented:concurrency=1|rwlock:ck) +uniform +100 +50 +2 +none +grow +thrpt' "$TMP/grow.txt")" -eq 3 ]
+check "one grow row per variant (5)" [ "$(grep -Ec '^chm\.mix +(readmostly|segmented:concurrency=1|rwlock:ck|rwlock:pthread|rwlock:adaptive) +uniform +100 +50 +2 +none +grow +thrpt' "$TMP/grow.txt")" -eq 5 ]
+"$BENCH" -p backend=segmented:pthread mix >/dev/null 2>"$TMP/lockkind.err"
+check "a lock kind on a backend without kinds is refused" sh -c \
+    "[ $? -ne 0 ] && grep -q \"unknown backend 'segmented:pthread'\" '$TMP/lockkind.err'"
 "$BENCH" -p backend=lfht:packed mix >/dev/null 2>"$TMP/variant.err"
 check "a peer with options is refused with a message" sh -c \
     "[ $? -ne 0 ] && grep -q \"unknown backend 'lfht:packed'\" '$TMP/variant.err'"

@@ -35,8 +35,8 @@
  *                     compute) while two chm_visit them and check the magic (ASan / TSan report
  *                     any visit of a freed object)
  *
- * The rwlock backend runs twice, once per lock kind. Operation counts scale with tl_scale() so the
- * ThreadSanitizer build stays well under a minute.
+ * The rwlock backend runs three times, once per lock kind (tl_lock_kind). Operation counts
+ * scale with tl_scale() so the ThreadSanitizer build stays well under a minute.
  */
 #include "testlib.h"
 
@@ -1496,11 +1496,11 @@ int main(int argc, char **argv)
          * others ignore the field */
         int kinds = tl_lock_kinds(*p);
         for (int kind = 0; kind < kinds; kind++) {
-            g_kind = kind == 0 ? CHM_RWLOCK_PTHREAD : CHM_RWLOCK_CK;
+            g_kind = tl_lock_kind(kind);
             for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
                 char name[128];
                 snprintf(name, sizeof name, "%s/%s%s", tests[i].name, chm_backend_name(*p),
-                         kind == 1 ? "(ck)" : "");
+                         tl_lock_kind_label(kind));
                 struct call c = {tests[i].fn, *p};
                 tl_run(name, call, &c);
             }

@@ -14,7 +14,8 @@
  *   - chm_compute (every decision, exactly; the originals' calls -- Java compute,
  *     computeIfPresent, merge; Go Swap, CompareAndSwap, CompareAndDelete, LoadOrStore,
  *     LoadAndDelete -- as update functions; nested calls; cross-map nesting), chm_remove_if,
- *     chm_clear, chm_visit, chm_stats_get, chm_options.size, and chm_backend_caps checked
+ *     chm_clear, chm_visit (its nested reads also while a writer waits for it, per rwlock
+ *     kind), chm_stats_get, chm_options.size, and chm_backend_caps checked
  *     against behaviour. Expectations follow the caps (CHM_CAP_COMPUTE_EXCLUSIVE,
  *     CHM_CAP_FAIL_FAST_ITER, CHM_CAP_DEFERRED_FREE, ...), never a backend's name.
  */
@@ -543,7 +544,7 @@ static void test_random_large(const chm_backend *b)
 
 static void test_random_options(const chm_backend *b)
 {
-    /* colliding keyops, the other rwlock kind, odd concurrency and capacity values */
+    /* colliding keyops, the other rwlock kinds, odd concurrency and capacity values */
     static const struct {
         const chm_keyops *keys;
         uint64_t range;
@@ -578,6 +579,11 @@ static void test_random_options(const chm_backend *b)
         .iter_every = 499,
     };
     run_random(b, &ck);
+    struct random_cfg pt = ck;
+    pt.label = "rwlock = CHM_RWLOCK_PTHREAD";
+    pt.seed = 602;
+    pt.rwlock = CHM_RWLOCK_PTHREAD;
+    run_random(b, &pt);
     struct random_cfg cap = {
         .label = "capacity 1000",
         .seed = 601,
@@ -873,7 +879,7 @@ static void test_null_and_zeroed_options(const chm_backend *b)
         o.capacity = i * 300;
         o.seed = i + 1;
         o.on_race = CHM_RACE_RETURN;
-        o.rwlock = (i & 1) ? CHM_RWLOCK_CK : CHM_RWLOCK_PTHREAD;
+        o.rwlock = tl_lock_kind((int)(i % 3)); /* ignored by the backends without kinds */
         o.packed = (i & 2) != 0;
         m = chm_new(b, &o);
         if (CHECK(m != NULL)) {
@@ -1461,7 +1467,8 @@ static void test_compute_if_absent(const chm_backend *b)
  * (this thread holds the map exclusively) and A's compute then fails with CHM_ECONCURRENT if
  * the write changed A structurally. Reads work everywhere. Every case runs in a child process,
  * so that a backend that deadlocks itself fails with its name instead of hanging the suite; once
- * per rwlock kind (the ck lock spins where the pthread lock blocks). */
+ * per rwlock kind (tl_lock_kind: each lock waits its own way, and only pthread's reports a
+ * relock). */
 
 enum { XK_COMPUTED = 1, XK_PRESENT = 2, XK_OTHER = 3, XK_INNER = 4, XK_B = 5 };
 #define XV_A 0xaaaa000000000001ULL /* A's compute function returns it */
@@ -1598,7 +1605,7 @@ out:
  * the writer either finished (too early: a failure) or sleeps in the kernel, which a writer does
  * only when it waits for the key's lock or reservation (every backend's writers spin a little,
  * then sleep). That wait is repeated after the nested write. The spinning ck lock never sleeps,
- * so this runs with the pthread lock only. */
+ * so this runs with the adaptive and pthread locks only. */
 struct xthread {
     chm *a, *b;
     atomic_int go;      /* A's function runs: the writer may start */
@@ -1674,12 +1681,13 @@ static uint64_t xthread_outer(uint64_t key, void *arg)
     return XV_A;
 }
 
-static void xmap_threads(const chm_backend *b)
+static void xmap_threads(const chm_backend *b, chm_rwlock_kind kind)
 {
     struct xthread x;
     memset(&x, 0, sizeof x);
-    x.a = chm_new(b, NULL);
-    x.b = chm_new(b, NULL);
+    chm_options o = {.rwlock = kind}; /* ignored by the other backends */
+    x.a = chm_new(b, &o);
+    x.b = chm_new(b, &o);
     if (!CHECK(x.a != NULL && x.b != NULL))
         goto out;
     CHECK_RC(chm_put(x.a, XK_PRESENT, 20, NULL), CHM_OK);
@@ -1771,8 +1779,8 @@ static int xmap_child(const char *arg)
         return tl_failures() == 0 ? 0 : 1;
     }
     xmap_single(b, (chm_rwlock_kind)kind);
-    if (kind == CHM_RWLOCK_PTHREAD && tl_thread_safe(b))
-        xmap_threads(b);
+    if (tl_thread_safe(b) && kind != CHM_RWLOCK_CK) /* ck's writers never sleep: see there */
+        xmap_threads(b, (chm_rwlock_kind)kind);
     return tl_failures() == 0 ? 0 : 1;
 }
 
@@ -1781,7 +1789,8 @@ static void nested_cross_map(const chm_backend *b, const char *what)
     unsigned idx = 0;
     for (const chm_backend *const *p = chm_backend_list(); *p != b; p++)
         idx++;
-    for (unsigned kind = CHM_RWLOCK_PTHREAD; kind <= CHM_RWLOCK_CK; kind++) {
+    for (int i = 0; i < tl_lock_kinds(b); i++) {
+        unsigned kind = (unsigned)tl_lock_kind(i);
         char arg[32];
         snprintf(arg, sizeof arg, "%s:%u:%u", what, idx, kind);
         tl_child c;
@@ -2667,6 +2676,83 @@ static void test_visit_pointer(const chm_backend *b)
     CHECK_EQ(atomic_load(&live), 0);
 }
 
+/* A visit function's reads of its own map while another thread's write waits for the visit:
+ * on rwlock the writer, queued behind the visit's read lock, holds back every new reader, so a
+ * nested read must neither wait for it (a deadlock: the writer waits for this thread) nor let
+ * it in early. The function starts the writer, waits until it returned, sleeps, or has spun for
+ * VISW_SPIN_S (ck's writers only spin), then reads. Once per lock kind. */
+#define VISW_SPIN_S 0.4
+struct visw {
+    chm *m;
+    tl_thread th;
+    atomic_int tid, calling, done;
+    int put_rc;
+    int get_rc[3];
+    uint64_t get_v[3];
+    size_t size;
+    bool done_during_fn;
+};
+
+static void *visw_writer(void *arg)
+{
+    struct visw *w = arg;
+    atomic_store(&w->tid, (int)syscall(SYS_gettid));
+    atomic_store(&w->calling, 1);
+    w->put_rc = chm_put(w->m, 2, 22, NULL);
+    atomic_store(&w->done, 1);
+    return NULL;
+}
+
+static void visw_fn(uint64_t key, uint64_t value, void *arg)
+{
+    struct visw *w = arg;
+    (void)key;
+    (void)value;
+    tl_spawn(&w->th, visw_writer, w);
+    while (atomic_load(&w->calling) == 0 || atomic_load(&w->tid) == 0)
+        sched_yield();
+    double t0 = tl_now();
+    while (!atomic_load(&w->done) && !thread_sleeps(atomic_load(&w->tid)) &&
+           tl_now() < t0 + VISW_SPIN_S)
+        usleep(500);
+    w->get_v[0] = w->get_v[1] = POISON_OUT;
+    w->get_rc[0] = chm_get(w->m, 1, &w->get_v[0]); /* the key being visited */
+    w->get_rc[1] = chm_get(w->m, 3, &w->get_v[1]);
+    w->get_rc[2] = chm_get(w->m, 999, &w->get_v[2]);
+    w->size = chm_size(w->m);
+    w->done_during_fn = atomic_load(&w->done) != 0;
+}
+
+static void test_visit_writer_waiting(const chm_backend *b)
+{
+    for (int i = 0; i < tl_lock_kinds(b); i++) {
+        chm *m = chm_new(b, &(chm_options){.rwlock = tl_lock_kind(i)});
+        if (!CHECK(m != NULL))
+            return;
+        CHECK_RC(chm_put(m, 1, 10, NULL), CHM_OK);
+        CHECK_RC(chm_put(m, 3, 30, NULL), CHM_OK);
+        struct visw w;
+        memset(&w, 0, sizeof w);
+        w.m = m;
+        CHECK_RC(chm_visit(m, 1, visw_fn, &w), CHM_OK);
+        tl_join(&w.th);
+        if (CHECK_RC(w.get_rc[0], CHM_OK))
+            CHECK_EQ(w.get_v[0], 10);
+        if (CHECK_RC(w.get_rc[1], CHM_OK))
+            CHECK_EQ(w.get_v[1], 30);
+        CHECK_RC(w.get_rc[2], CHM_NOTFOUND);
+        CHECK(w.size == 2 || w.size == 3); /* 3: the write did not wait for the visit */
+        if (has_cap(b, CHM_CAP_RWLOCK_KINDS) && !CHECK(!w.done_during_fn))
+            FAIL("%s%s: a write landed while a visit held the read lock", chm_backend_name(b),
+                 tl_lock_kind_label(i));
+        CHECK_RC(w.put_rc, CHM_OK);
+        uint64_t v = 0;
+        if (CHECK_RC(chm_get(m, 2, &v), CHM_OK))
+            CHECK_EQ(v, 22);
+        chm_free(m);
+    }
+}
+
 /* ---- nested calls from a chm_compute function, one map -------------------------------------
  * Reads and chm_size work on every backend. A write to the same map: CHM_EDEADLK, unless the
  * backend's compute holds the whole map (CHM_CAP_COMPUTE_EXCLUSIVE): then it runs, and if it
@@ -3510,7 +3596,7 @@ static const char *blk_name(enum blk_seen s)
  * (it takes no lock); without it (a lock around reads) it does. */
 static void test_caps_store_free_get(const chm_backend *b)
 {
-    chm *m = blk_map(b, CHM_RWLOCK_PTHREAD, 0);
+    chm *m = blk_map(b, CHM_RWLOCK_ADAPTIVE, 0);
     if (m == NULL)
         return;
     struct blk_fn f;
@@ -3541,14 +3627,17 @@ static void test_caps_store_free_get(const chm_backend *b)
 }
 
 /* CHM_CAP_RWLOCK_KINDS: chm_options.rwlock picks the lock: a writer waiting for a compute of
- * its key sleeps with CHM_RWLOCK_PTHREAD and spins with CHM_RWLOCK_CK. Without the bit the
- * field is ignored: the writer waits the same way with either value. It waits in every case
- * (a put of the key being computed cannot complete before the compute). */
+ * its key sleeps with CHM_RWLOCK_ADAPTIVE (after its short spin) and CHM_RWLOCK_PTHREAD, and
+ * spins with CHM_RWLOCK_CK. Without the bit the field is ignored: the writer waits the same
+ * way with every value. It waits in every case (a put of the key being computed cannot
+ * complete before the compute). */
 static void test_caps_rwlock_kinds(const chm_backend *b)
 {
-    enum blk_seen seen[2];
-    for (int kind = 0; kind < 2; kind++) {
-        chm *m = blk_map(b, kind == 0 ? CHM_RWLOCK_PTHREAD : CHM_RWLOCK_CK, 0);
+    static const chm_rwlock_kind kinds[3] = {CHM_RWLOCK_ADAPTIVE, CHM_RWLOCK_PTHREAD,
+                                             CHM_RWLOCK_CK};
+    enum blk_seen seen[3];
+    for (int kind = 0; kind < 3; kind++) {
+        chm *m = blk_map(b, kinds[kind], 0);
         if (m == NULL)
             return;
         struct blk_fn f;
@@ -3564,15 +3653,17 @@ static void test_caps_rwlock_kinds(const chm_backend *b)
             CHECK_EQ(v, 0xb1);
         chm_free(m);
     }
-    tl_note("%s: a writer waiting for a compute: %s (pthread), %s (ck)", chm_backend_name(b),
-            blk_name(seen[0]), blk_name(seen[1]));
-    CHECK(seen[0] != BLK_RETURNED && seen[1] != BLK_RETURNED && seen[0] != BLK_STUCK &&
-          seen[1] != BLK_STUCK);
+    tl_note("%s: a writer waiting for a compute: %s (adaptive), %s (pthread), %s (ck)",
+            chm_backend_name(b), blk_name(seen[0]), blk_name(seen[1]), blk_name(seen[2]));
+    for (int kind = 0; kind < 3; kind++)
+        CHECK(seen[kind] != BLK_RETURNED && seen[kind] != BLK_STUCK);
     if (has_cap(b, CHM_CAP_RWLOCK_KINDS)) {
         CHECK_EQ(seen[0], BLK_SLEPT);
-        CHECK_EQ(seen[1], BLK_SPUN);
+        CHECK_EQ(seen[1], BLK_SLEPT);
+        CHECK_EQ(seen[2], BLK_SPUN);
     } else {
         CHECK_EQ(seen[1], seen[0]);
+        CHECK_EQ(seen[2], seen[0]);
     }
 }
 
@@ -3585,7 +3676,7 @@ static void test_caps_segments(const chm_backend *b)
         tl_note("%s: no segments", chm_backend_name(b));
         return;
     }
-    chm *m = blk_map(b, CHM_RWLOCK_PTHREAD, 1);
+    chm *m = blk_map(b, CHM_RWLOCK_ADAPTIVE, 1);
     if (m == NULL)
         return;
     struct blk_fn f;
@@ -3597,7 +3688,7 @@ static void test_caps_segments(const chm_backend *b)
     CHECK(f.seen[0] == BLK_SLEPT || f.seen[0] == BLK_SPUN);
     CHECK_RC(f.t[0].rc, CHM_OK);
     chm_free(m);
-    m = blk_map(b, CHM_RWLOCK_PTHREAD, 256);
+    m = blk_map(b, CHM_RWLOCK_ADAPTIVE, 256);
     if (m == NULL)
         return;
     memset(&f, 0, sizeof f);
@@ -3717,6 +3808,7 @@ int main(int argc, char **argv)
     tl_each_backend("clear_iterator", test_clear_iterator, NULL);
     tl_each_backend("visit", test_visit, NULL);
     tl_each_backend("visit_pointer", test_visit_pointer, NULL);
+    tl_each_backend("visit_writer_waiting", test_visit_writer_waiting, tl_thread_safe);
     tl_each_backend("stats", test_stats, NULL);
     tl_each_backend("stats_pending", test_stats_pending, NULL);
     tl_each_backend("caps_iteration", test_caps_iteration, NULL);

@@ -200,7 +200,9 @@ static void test_names_exist(void *arg)
     /* the enum types exist */
     chm_race_policy pol = CHM_RACE_RETURN;
     chm_rwlock_kind kind = CHM_RWLOCK_CK;
-    CHECK(pol != CHM_RACE_ABORT && kind != CHM_RWLOCK_PTHREAD);
+    CHECK(pol != CHM_RACE_ABORT && kind != CHM_RWLOCK_PTHREAD && kind != CHM_RWLOCK_ADAPTIVE);
+    /* zeroed options pick the default lock */
+    CHECK(CHM_RWLOCK_ADAPTIVE == 0);
 }
 
 static void test_use_every_function(void *arg)

@@ -18,7 +18,8 @@ static_assert(CHM_OK == 0 && CHM_NOTFOUND == 1 && CHM_EXISTS == 2 && CHM_END == 
 static_assert(CHM_EINVAL == -1 && CHM_ENOMEM == -2 && CHM_ECONCURRENT == -3 && CHM_ERACE == -4,
               "error codes");
 static_assert(CHM_RACE_ABORT == 0 && CHM_RACE_RETURN != CHM_RACE_ABORT, "race policy");
-static_assert(CHM_RWLOCK_PTHREAD == 0 && CHM_RWLOCK_CK != CHM_RWLOCK_PTHREAD, "rwlock kind");
+static_assert(CHM_RWLOCK_ADAPTIVE == 0 && CHM_RWLOCK_CK == 1 && CHM_RWLOCK_PTHREAD == 2,
+              "rwlock kinds: zeroed options pick the default, CHM_RWLOCK_ADAPTIVE");
 static_assert(sizeof(chm_iter) == CHM_ITER_SIZE, "chm_iter size");
 static_assert(alignof(chm_iter) == 16, "chm_iter alignment");
 static_assert(std::is_standard_layout<chm_options>::value, "chm_options is a C struct");

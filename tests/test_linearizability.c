@@ -55,9 +55,10 @@
  *                        saw last instead of reading the map
  *
  * Each compute_if_absent also checks that its function ran exactly once when it returned CHM_OK
- * and never when it returned CHM_EXISTS; each compute that its function ran exactly once. The rwlock backend runs every backend sub-test twice,
- * once per lock kind; with ck_rwlock, whose waiters spin, the yielding configurations use the
- * built-in keys (a lock holder that yields would leave the others spinning for time slices).
+ * and never when it returned CHM_EXISTS; each compute that its function ran exactly once. The
+ * rwlock backend runs every backend sub-test three times, once per lock kind (tl_lock_kind);
+ * with ck_rwlock, whose waiters spin, the yielding configurations use the built-in keys (a lock
+ * holder that yields would leave the others spinning for time slices).
  */
 #include "testlib.h"
 
@@ -891,7 +892,8 @@ static void *worker_main(void *p)
 struct hist_params {
     const chm_backend *b;
     chm_rwlock_kind kind;
-    const char *label; /* backend name with "(ck)" for the second rwlock pass */
+    const char *label; /* backend name with "(pthread)" or "(ck)" for the other rwlock
+                          passes */
     int threads;
     unsigned keys;
     uint64_t ops; /* checked operations, at least */
@@ -1200,9 +1202,9 @@ int main(int argc, char **argv)
         backends++;
         int kinds = tl_lock_kinds(*b); /* CHM_CAP_RWLOCK_KINDS: once per lock kind */
         for (int kind = 0; kind < kinds; kind++) {
-            struct pass ps = {*b, kind == 0 ? CHM_RWLOCK_PTHREAD : CHM_RWLOCK_CK, ""};
+            struct pass ps = {*b, tl_lock_kind(kind), ""};
             snprintf(ps.label, sizeof ps.label, "%s%s", chm_backend_name(*b),
-                     kind == 1 ? "(ck)" : "");
+                     tl_lock_kind_label(kind));
             char name[96];
             snprintf(name, sizeof name, "history/%s", ps.label);
             tl_run(name, test_history, &ps);

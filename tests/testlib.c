@@ -231,9 +231,29 @@ bool tl_compute_exclusive(const chm_backend *b)
     return tl_has_cap(b, CHM_CAP_COMPUTE_EXCLUSIVE);
 }
 
+static const struct {
+    chm_rwlock_kind kind;
+    const char *label;
+} lock_kinds[] = {
+    {CHM_RWLOCK_ADAPTIVE, ""},
+    {CHM_RWLOCK_PTHREAD, "(pthread)"},
+    {CHM_RWLOCK_CK, "(ck)"},
+};
+
 int tl_lock_kinds(const chm_backend *b)
 {
-    return tl_has_cap(b, CHM_CAP_RWLOCK_KINDS) ? 2 : 1;
+    return tl_has_cap(b, CHM_CAP_RWLOCK_KINDS) ? (int)(sizeof lock_kinds / sizeof lock_kinds[0])
+                                               : 1;
+}
+
+chm_rwlock_kind tl_lock_kind(int i)
+{
+    return lock_kinds[i].kind;
+}
+
+const char *tl_lock_kind_label(int i)
+{
+    return lock_kinds[i].label;
 }
 
 /* ---- reference model ---------------------------------------------------------------------- */

@@ -89,9 +89,14 @@ bool tl_thread_safe(const chm_backend *b);           /* chm_backend_thread_safe 
 bool tl_is_unsafe(const chm_backend *b); /* CHM_CAP_RACE_DETECT (concurrent misuse detected) */
 bool tl_compute_exclusive(const chm_backend *b); /* CHM_CAP_COMPUTE_EXCLUSIVE: a nested write
                                                     from a compute function runs */
-/* How many chm_options.rwlock kinds make a difference: 2 with CHM_CAP_RWLOCK_KINDS, else 1
- * (suites that run a backend once per lock kind loop over CHM_RWLOCK_PTHREAD, CHM_RWLOCK_CK). */
+/* How many chm_options.rwlock kinds make a difference: 3 with CHM_CAP_RWLOCK_KINDS, else 1.
+ * Suites that run a backend once per lock kind loop i over [0, tl_lock_kinds(b)) with
+ * tl_lock_kind(i): the default CHM_RWLOCK_ADAPTIVE first (i = 0, also the only pass of the
+ * other backends), then CHM_RWLOCK_PTHREAD and CHM_RWLOCK_CK; tl_lock_kind_label(i) is "" for
+ * the default and "(pthread)" / "(ck)" for the others, to append to a sub-test's name. */
 int tl_lock_kinds(const chm_backend *b);
+chm_rwlock_kind tl_lock_kind(int i);
+const char *tl_lock_kind_label(int i);
 
 /* Print a line to stdout, prefixed so it is visible in ctest -V output. */
 void tl_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -57,6 +57,8 @@ COLOURS = {
     "unsafe": "#8c8c8c",
     "rwlock": "#d62728",
     "rwlock:ck": "#ff9896",
+    "rwlock:adaptive": "#ef3b2c",
+    "rwlock:pthread": "#67000d",
     "segmented": "#2ca02c",
     "segmented:concurrency=1": "#98df8a",
     "segmented:concurrency=256": "#145a14",

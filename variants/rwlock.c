@@ -13,15 +13,23 @@
  * leave the map go to value_free / release after the lock is dropped, so a slow callback never
  * stalls other threads and may itself use the map.
  *
- * Two locks, chosen per map with chm_options.rwlock. Each gets its own ops table, generated from
- * the same always-inline operation bodies, so the choice costs nothing per call:
- *   - CHM_RWLOCK_PTHREAD (default): glibc's pthread_rwlock_t with writer preference set
- *     explicitly (PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP), like Go's RWMutex: a waiting
- *     writer holds back new readers, so a steady stream of reads cannot starve writes; waiters
- *     sleep in the kernel instead of burning a core (this machine has two).
- *   - CHM_RWLOCK_CK: Concurrency Kit's ck_rwlock, writer-biased and spinning: cheaper hand-offs
- *     when critical sections are short and every thread has a core.
- * Both make every reader write one shared word (the reader count), so reads do not scale: the
+ * Three locks, chosen per map with chm_options.rwlock. Each gets its own ops table, generated
+ * from the same always-inline operation bodies, so the choice costs nothing per call:
+ *   - CHM_RWLOCK_ADAPTIVE (default, zero): the lock of Go's sync.RWMutex, written in
+ *     rwlock_lock.c (no dependency has it): writer-preferring -- a writer that waits holds back
+ *     every reader that arrives after it, so a steady stream of reads cannot starve writes --
+ *     and its waiters spin briefly, then sleep on a futex. Uncontended, a read costs one atomic
+ *     add to enter and one to leave, inline here; a write, four atomic operations.
+ *     Spinning first matters: critical sections last tens of nanoseconds, a futex sleep and
+ *     wake-up microseconds, and on two cores a sleeping thread is an idle core.
+ *   - CHM_RWLOCK_PTHREAD: glibc's pthread_rwlock_t with writer preference set explicitly
+ *     (PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP). Its waiters sleep at once, so this file
+ *     spins on its try-locks first (pt_rdlock and pt_wrlock below); the try-lock and the
+ *     unlock cost about 70 instructions per read. The default before the adaptive lock.
+ *   - CHM_RWLOCK_CK: Concurrency Kit's ck_rwlock, writer-biased, and its waiters only spin:
+ *     cheap hand-offs when critical sections are short and every thread has a core of its own,
+ *     whole time slices burnt when not.
+ * All make every reader write one shared word (the reader count), so reads do not scale: the
  * line holding it bounces between cores. That is the cost this backend exists to show; the lock
  * sits on its own 64-byte line so the bouncing does not also drag the table's header along.
  *
@@ -39,43 +47,50 @@
  * allocated before the function runs (chm__gomap_reserve), so no failure after it can lose its
  * value. Every pthread lock call's result is checked (CHM__LOCK_CALL): glibc answers a relock
  * by the writer with EDEADLK, and an unchecked one would go on to unlock the outer compute's
- * lock. chm_compute works the same way (its function decides keep, set or delete; a nested
- * write that changed the map structurally, or the key's value, makes it CHM_ECONCURRENT).
+ * lock (the adaptive and ck locks would deadlock instead: the guard keeps all three from being
+ * taken twice). chm_compute works the same way (its function decides keep, set or delete; a
+ * nested write that changed the map structurally, or the key's value, makes it
+ * CHM_ECONCURRENT).
  *
  * chm_visit runs its function under the read lock (the value cannot be replaced and freed
  * meanwhile), with the map recorded as HOLD_READ: a read the function makes on this map skips
- * the lock (a second rdlock would deadlock behind a queued writer), and a write returns
- * CHM_EDEADLK -- every write path asks the guard before it treats "this thread holds the map"
- * as "run without locking". chm_clear detaches the table under the write lock, runs the
+ * the lock (a second rdlock would deadlock behind a queued writer; the adaptive lock's chm_get
+ * asks only once it finds a writer queued, rw_get), and a write returns CHM_EDEADLK -- every
+ * write path asks the guard before it treats "this thread holds the map" as "run without
+ * locking". chm_clear detaches the table under the write lock, runs the
  * callbacks unlocked, and re-attaches the emptied array under the lock again (gomap.h), so it
  * never allocates. chm_stats_get reads under the read lock.
  */
 #define _GNU_SOURCE /* PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP */
 #include "gomap.h"
 #include "reentry.h"
+#include "rwlock_lock.h"
 #include "sanitizers.h"
 
+#include <ck_pr.h>
 #include <ck_rwlock.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
-
 struct rw_map {
     chm base;
     alignas(CHM_CACHELINE) union {
-        pthread_rwlock_t pthread;
+        struct chm__rwl adaptive;
+        struct {
+            pthread_rwlock_t rw;
+            atomic_uint writers_spinning; /* writers in pt_wrlock's spin (see there) */
+        } pthread;
         ck_rwlock_t ck;
     } lock;
-    atomic_uint writers_spinning; /* pthread lock: writers in pt_wrlock's spin (see there) */
     alignas(CHM_CACHELINE) gomap g;
     atomic_uint_fast64_t iter_rnd; /* source of random iteration starts */
 };
 _Static_assert(offsetof(struct rw_map, lock) % CHM_CACHELINE == 0, "lock on its own line");
-_Static_assert(offsetof(struct rw_map, writers_spinning) + sizeof(atomic_uint) <=
-                   offsetof(struct rw_map, lock) + CHM_CACHELINE,
-               "the spin hint shares the lock's line, which every operation touches anyway");
+_Static_assert(sizeof(((struct rw_map *)0)->lock) == CHM_CACHELINE,
+               "every lock fits one line (the pthread lock's spin hint included: every "
+               "operation touches that line anyway)");
 _Static_assert(offsetof(struct rw_map, g) - offsetof(struct rw_map, lock) >= CHM_CACHELINE,
                "the lock's line holds nothing else");
 
@@ -91,26 +106,33 @@ static struct rw_map *as_rw(chm *m)
     return (struct rw_map *)m;
 }
 
-/* ---- the two locks ---------------------------------------------------------------------- */
+/* ---- the three locks -------------------------------------------------------------------- */
 
 struct lock_impl {
     void (*rdlock)(struct rw_map *m);
     void (*rdunlock)(struct rw_map *m);
     void (*wrlock)(struct rw_map *m);
     void (*wrunlock)(struct rw_map *m);
+    /* The read lock split for chm_get's fast path (rw_get). rdenter takes the read lock and
+     * returns true, or returns false having queued behind a writer; rdget_queued then finishes
+     * the get (the guard's question, the wait, the lookup, the unlock). rdleave is rdunlock
+     * returning its argument. Locks without rdget_queued (pthread, ck) take the whole read
+     * lock in rdenter, and the guard is asked before. */
+    bool (*rdenter)(struct rw_map *m);
+    int (*rdget_queued)(struct rw_map *m, uint64_t key, uint64_t *value);
+    int (*rdleave)(struct rw_map *m, int ret);
 };
 
-/* Spin on try-lock before sleeping, as Go's RWMutex (through sync.Mutex) and Java's AQS do:
- * critical sections here last tens of nanoseconds, while a futex sleep and wake-up costs
- * microseconds, and on two cores every sleeping reader is a core left idle. Measured with
- * chm_sweep (docs/design.md): without the spin, two threads at 90% reads ran 40x slower. */
+/* The pthread lock. Spin on try-lock before sleeping, as Go's RWMutex (through sync.Mutex) and
+ * Java's AQS do: critical sections here last tens of nanoseconds, while a futex sleep and
+ * wake-up costs microseconds, and on two cores every sleeping reader is a core left idle.
+ * Measured with chm_sweep (docs/design.md): without the spin, two threads at 90% reads ran 40x
+ * slower. */
 #define RW_SPIN_TRIES 100
 
 static inline void cpu_relax(void)
 {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
+    ck_pr_stall(); /* the pause instruction */
 }
 
 /*
@@ -127,38 +149,81 @@ static inline void cpu_relax(void)
  */
 static void pt_rdlock(struct rw_map *m)
 {
-    for (int i = 0;
-         i < RW_SPIN_TRIES && atomic_load_explicit(&m->writers_spinning, memory_order_relaxed) != 0;
+    atomic_uint *spinning = &m->lock.pthread.writers_spinning;
+    for (int i = 0; i < RW_SPIN_TRIES && atomic_load_explicit(spinning, memory_order_relaxed) != 0;
          i++)
         cpu_relax();
     for (int i = 0; i < RW_SPIN_TRIES; i++) {
-        if (pthread_rwlock_tryrdlock(&m->lock.pthread) == 0)
+        if (pthread_rwlock_tryrdlock(&m->lock.pthread.rw) == 0)
             return;
         cpu_relax();
     }
-    CHM__LOCK_CALL(pthread_rwlock_rdlock(&m->lock.pthread));
+    CHM__LOCK_CALL(pthread_rwlock_rdlock(&m->lock.pthread.rw));
 }
 static void pt_rdunlock(struct rw_map *m)
 {
-    CHM__LOCK_CALL(pthread_rwlock_unlock(&m->lock.pthread));
+    CHM__LOCK_CALL(pthread_rwlock_unlock(&m->lock.pthread.rw));
 }
 static void pt_wrlock(struct rw_map *m)
 {
-    atomic_fetch_add_explicit(&m->writers_spinning, 1, memory_order_relaxed); /* a hint */
+    atomic_uint *spinning = &m->lock.pthread.writers_spinning;
+    atomic_fetch_add_explicit(spinning, 1, memory_order_relaxed); /* a hint */
     for (int i = 0; i < RW_SPIN_TRIES; i++) {
-        if (pthread_rwlock_trywrlock(&m->lock.pthread) == 0) {
-            atomic_fetch_sub_explicit(&m->writers_spinning, 1, memory_order_relaxed);
+        if (pthread_rwlock_trywrlock(&m->lock.pthread.rw) == 0) {
+            atomic_fetch_sub_explicit(spinning, 1, memory_order_relaxed);
             return;
         }
         cpu_relax();
     }
     /* asleep, glibc's writer preference holds readers back instead */
-    atomic_fetch_sub_explicit(&m->writers_spinning, 1, memory_order_relaxed);
-    CHM__LOCK_CALL(pthread_rwlock_wrlock(&m->lock.pthread));
+    atomic_fetch_sub_explicit(spinning, 1, memory_order_relaxed);
+    CHM__LOCK_CALL(pthread_rwlock_wrlock(&m->lock.pthread.rw));
 }
 static void pt_wrunlock(struct rw_map *m)
 {
-    CHM__LOCK_CALL(pthread_rwlock_unlock(&m->lock.pthread));
+    CHM__LOCK_CALL(pthread_rwlock_unlock(&m->lock.pthread.rw));
+}
+
+/* The adaptive lock: its reader calls are inline (rwlock_lock.h), so a chm_get's lock is two
+ * atomic adds in this function's body. */
+static void ad_rdlock(struct rw_map *m)
+{
+    chm__rwl_rdlock(&m->lock.adaptive);
+}
+static void ad_rdunlock(struct rw_map *m)
+{
+    chm__rwl_rdunlock(&m->lock.adaptive);
+}
+static bool ad_rdenter(struct rw_map *m)
+{
+    return chm__rwl_rdenter(&m->lock.adaptive);
+}
+static int ad_rdleave(struct rw_map *m, int ret)
+{
+    return chm__rwl_rdunlock_ret(&m->lock.adaptive, ret);
+}
+/* A get that found a writer. It may be this thread's own nested call (chm__reentry_holds: a
+ * compute holds the write lock, or a visit the read lock that the writer waits for), which
+ * must not wait: it takes its place back -- its hold of the lock keeps the writer from
+ * unlocking meanwhile, rwlock_lock.h -- and reads unlocked, as rd_enter's callers do. */
+static __attribute__((noinline)) int ad_rdget_queued(struct rw_map *m, uint64_t key,
+                                                     uint64_t *value)
+{
+    if (chm__reentry_holds(&m->base)) {
+        chm__rwl_rdenter_undo(&m->lock.adaptive);
+        return chm__gomap_get(&m->g, key, value);
+    }
+    chm__rwl_rdlock_wait(&m->lock.adaptive);
+    int rc = chm__gomap_get(&m->g, key, value);
+    return chm__rwl_rdunlock_ret(&m->lock.adaptive, rc);
+}
+static void ad_wrlock(struct rw_map *m)
+{
+    chm__rwl_wrlock(&m->lock.adaptive);
+}
+static void ad_wrunlock(struct rw_map *m)
+{
+    chm__rwl_wrunlock(&m->lock.adaptive);
 }
 
 /* ck's atomics are inline assembly, invisible to ThreadSanitizer: tell it that acquiring the lock
@@ -186,8 +251,53 @@ static void ck_wrunlock(struct rw_map *m)
     ck_rwlock_write_unlock(&m->lock.ck);
 }
 
-static const struct lock_impl pthread_impl = {pt_rdlock, pt_rdunlock, pt_wrlock, pt_wrunlock};
-static const struct lock_impl ck_impl = {ck_rdlock, ck_rdunlock, ck_wrlock, ck_wrunlock};
+/* rdenter and rdleave for the locks whose rdlock returns with the lock held. */
+static inline __attribute__((always_inline)) bool pt_rdenter(struct rw_map *m)
+{
+    pt_rdlock(m);
+    return true;
+}
+static inline __attribute__((always_inline)) int pt_rdleave(struct rw_map *m, int ret)
+{
+    pt_rdunlock(m);
+    return ret;
+}
+static inline __attribute__((always_inline)) bool ck_rdenter(struct rw_map *m)
+{
+    ck_rdlock(m);
+    return true;
+}
+static inline __attribute__((always_inline)) int ck_rdleave(struct rw_map *m, int ret)
+{
+    ck_rdunlock(m);
+    return ret;
+}
+
+static const struct lock_impl adaptive_impl = {
+    .rdlock = ad_rdlock,
+    .rdunlock = ad_rdunlock,
+    .wrlock = ad_wrlock,
+    .wrunlock = ad_wrunlock,
+    .rdenter = ad_rdenter,
+    .rdget_queued = ad_rdget_queued,
+    .rdleave = ad_rdleave,
+};
+static const struct lock_impl pthread_impl = {
+    .rdlock = pt_rdlock,
+    .rdunlock = pt_rdunlock,
+    .wrlock = pt_wrlock,
+    .wrunlock = pt_wrunlock,
+    .rdenter = pt_rdenter,
+    .rdleave = pt_rdleave,
+};
+static const struct lock_impl ck_impl = {
+    .rdlock = ck_rdlock,
+    .rdunlock = ck_rdunlock,
+    .wrlock = ck_wrlock,
+    .wrunlock = ck_wrunlock,
+    .rdenter = ck_rdenter,
+    .rdleave = ck_rdleave,
+};
 
 /* ---- operation bodies, inlined into each lock's ops table ------------------------------- */
 
@@ -221,14 +331,22 @@ RW_INLINE int wr_enter(const struct lock_impl *L, struct rw_map *m, bool *locked
     return h == CHM__HOLD_MAP ? CHM_OK : CHM_EDEADLK;
 }
 
-RW_INLINE int rw_get(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t *value)
+/* The hot path, with @lookup chm__gomap_get or, for integer keys (ops.get_u64),
+ * chm__gomap_get_u64. On the adaptive lock it is the lock's two atomic adds around the lookup,
+ * and everything else leaves through a tail call: a writer found (ad_rdget_queued, which also
+ * answers the nested calls, so the guard is not asked up front), a writer to wake on the way
+ * out (chm__rwl_rdunlock_ret). A nested get that finds no writer takes a second read hold,
+ * which nothing can block. The other locks ask the guard first, as rd_enter does. */
+RW_INLINE int rw_get(const struct lock_impl *L, int (*lookup)(const gomap *, uint64_t, uint64_t *),
+                     chm *cm, uint64_t key, uint64_t *value)
 {
     struct rw_map *m = as_rw(cm);
-    bool locked = rd_enter(L, m);
-    int rc = chm__gomap_get(&m->g, key, value);
-    if (locked)
-        L->rdunlock(m);
-    return rc;
+    if (L->rdget_queued == NULL && chm_unlikely(chm__reentry_holds(&m->base)))
+        return lookup(&m->g, key, value); /* as rd_enter: this thread holds the map */
+    if (chm_unlikely(!L->rdenter(m)))
+        return L->rdget_queued(m, key, value);
+    int rc = lookup(&m->g, key, value);
+    return L->rdleave(m, rc);
 }
 
 RW_INLINE size_t rw_size(const struct lock_impl *L, chm *cm)
@@ -545,12 +663,43 @@ static void rw_iter_fini(chm_iter *it)
     (void)it; /* the lock is held only inside chm_iter_next */
 }
 
+/* 0, or the errno of a failed pthread init. chm_new has checked @kind. */
+static int lock_init(struct rw_map *m, chm_rwlock_kind kind)
+{
+    if (kind == CHM_RWLOCK_CK) {
+        ck_rwlock_init(&m->lock.ck);
+        return 0;
+    }
+    if (kind != CHM_RWLOCK_PTHREAD) {
+        chm__rwl_init(&m->lock.adaptive);
+        return 0;
+    }
+    /* Writer preference is part of the design (a stream of readers must not starve writers): a
+     * lock without it is a failure, not a fallback. */
+    pthread_rwlockattr_t attr;
+    int err = pthread_rwlockattr_init(&attr);
+    if (err == 0) {
+        err = pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        if (err == 0)
+            err = pthread_rwlock_init(&m->lock.pthread.rw, &attr);
+        CHM__LOCK_CALL(pthread_rwlockattr_destroy(&attr));
+    }
+    return err;
+}
+
+static void lock_destroy(struct rw_map *m, chm_rwlock_kind kind)
+{
+    if (kind == CHM_RWLOCK_PTHREAD)
+        CHM__LOCK_CALL(pthread_rwlock_destroy(&m->lock.pthread.rw));
+    else if (kind != CHM_RWLOCK_CK)
+        chm__rwl_destroy(&m->lock.adaptive);
+}
+
 static void rw_destroy(chm *cm)
 {
     struct rw_map *m = as_rw(cm);
     chm__gomap_destroy(&m->g);
-    if (m->base.opt.rwlock == CHM_RWLOCK_PTHREAD)
-        CHM__LOCK_CALL(pthread_rwlock_destroy(&m->lock.pthread));
+    lock_destroy(m, m->base.opt.rwlock);
     chm__free(m);
 }
 
@@ -563,7 +712,11 @@ static int rw_validate(chm *cm)
 #define RW_OPS(P, IMPL)                                                                            \
     static int P##_get(chm *m, uint64_t k, uint64_t *v)                                            \
     {                                                                                              \
-        return rw_get(&IMPL, m, k, v);                                                             \
+        return rw_get(&IMPL, chm__gomap_get, m, k, v);                                             \
+    }                                                                                              \
+    static int P##_get_u64(chm *m, uint64_t k, uint64_t *v)                                        \
+    {                                                                                              \
+        return rw_get(&IMPL, chm__gomap_get_u64, m, k, v);                                         \
     }                                                                                              \
     static int P##_put(chm *m, uint64_t k, uint64_t v, uint64_t *o)                                \
     {                                                                                              \
@@ -619,6 +772,7 @@ static int rw_validate(chm *cm)
     }                                                                                              \
     static const struct chm_ops P##_ops = {                                                        \
         .get = P##_get,                                                                            \
+        .get_u64 = P##_get_u64,                                                                    \
         .put = P##_put,                                                                            \
         .put_if_absent = P##_put_if_absent,                                                        \
         .remove = P##_remove,                                                                      \
@@ -638,6 +792,7 @@ static int rw_validate(chm *cm)
         .invariant = chm__gomap_invariant,                                                         \
     };
 
+RW_OPS(adaptive, adaptive_impl)
 RW_OPS(pthread, pthread_impl)
 RW_OPS(ckrw, ck_impl)
 
@@ -649,31 +804,18 @@ static chm *rw_create(const chm_backend *b, const chm_options *opt)
         return NULL;
     }
     memset(m, 0, sizeof *m);
-    bool use_ck = opt->rwlock == CHM_RWLOCK_CK;
-    chm__header_init(&m->base, use_ck ? &ckrw_ops : &pthread_ops, b, opt);
-    if (use_ck) {
-        ck_rwlock_init(&m->lock.ck);
-    } else {
-        /* Writer preference is part of the design (a stream of readers must not starve
-         * writers): a lock without it is a failure, not a fallback. */
-        pthread_rwlockattr_t attr;
-        int err = pthread_rwlockattr_init(&attr);
-        if (err == 0) {
-            err =
-                pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-            if (err == 0)
-                err = pthread_rwlock_init(&m->lock.pthread, &attr);
-            CHM__LOCK_CALL(pthread_rwlockattr_destroy(&attr));
-        }
-        if (err != 0) {
-            chm__free(m);
-            errno = err;
-            return NULL;
-        }
+    const struct chm_ops *ops = opt->rwlock == CHM_RWLOCK_CK        ? &ckrw_ops
+                                : opt->rwlock == CHM_RWLOCK_PTHREAD ? &pthread_ops
+                                                                    : &adaptive_ops;
+    chm__header_init(&m->base, ops, b, opt);
+    int err = lock_init(m, opt->rwlock);
+    if (err != 0) {
+        chm__free(m);
+        errno = err;
+        return NULL;
     }
     if (chm__gomap_init(&m->g, &m->base, opt->capacity) != CHM_OK) {
-        if (!use_ck)
-            CHM__LOCK_CALL(pthread_rwlock_destroy(&m->lock.pthread));
+        lock_destroy(m, opt->rwlock);
         chm__free(m);
         errno = ENOMEM;
         return NULL;

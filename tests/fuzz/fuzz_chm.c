@@ -22,7 +22,8 @@
  *   h1  bits 0-1 key mode (0 integer keys, default keyops; 1 integer keys, custom keyops;
  *       2 string keys, counted custom keyops; 3 chm_keys_string); bit 2 custom keyops have a
  *       compare; bit 3 no value_free; bit 4 packed; bit 5 on_race = CHM_RACE_RETURN;
- *       bit 6 rwlock = CHM_RWLOCK_CK
+ *       bit 6 rwlock = CHM_RWLOCK_CK; else bit 7 rwlock = CHM_RWLOCK_PTHREAD; else the default
+ *       CHM_RWLOCK_ADAPTIVE
  *   h2  bits 0-1 integer key layout (0.., UINT64_MAX.., spread, both ends); bits 2-3 custom
  *       hash quality (FZ_HASH_*); bits 4-6 small key range {1,2,4,8,16,32,64,200}
  *   h3  bits 0-2 capacity {0,1,7,8,64,100,1000,5000}; bits 3-5 concurrency {0,1,2,3,16,17,64,256}
@@ -1139,7 +1140,7 @@ static chm *open_map(struct fz *f)
     o.seed = tl_mix(seed16 + 1) | 1;
     o.packed = h1 & 16;
     o.on_race = (h1 & 32) ? CHM_RACE_RETURN : CHM_RACE_ABORT;
-    o.rwlock = (h1 & 64) ? CHM_RWLOCK_CK : CHM_RWLOCK_PTHREAD;
+    o.rwlock = (h1 & 64) ? CHM_RWLOCK_CK : (h1 & 128) ? CHM_RWLOCK_PTHREAD : CHM_RWLOCK_ADAPTIVE;
     switch (f->keymode) {
     case KM_INT: o.keys = (h1 & 4) ? &chm_keys_u64 : NULL; break;
     case KM_INT_CUSTOM: o.keys = fz_int_keys(f->quality, h1 & 4); break;

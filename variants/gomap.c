@@ -287,31 +287,51 @@ static inline gomap_bucket *home_bucket(const gomap *g, uint64_t hash)
     return b;
 }
 
-/* The slots of a bucket whose tophash is @top, as a mask with bit i set for slot i: all eight
- * compared at once instead of one byte per iteration (Go's own loop goes byte by byte). With
- * SSE2 (every x86-64) a byte compare and a movemask; elsewhere the same in a 64-bit word
- * (SWAR), its 0x80-per-byte result gathered into one bit per slot by a multiply. Exact --
- * no false positives -- so a slot that matches is never an empty one (empty and evacuated
- * marks are below MIN_TOPHASH, @top is not), and an integer-key lookup compares keys without
- * looking at the slot's state. */
-static inline unsigned tophash_matches(const gomap_bucket *b, uint8_t top)
+/* A bucket's eight tophash bytes as one word, byte i (slot i) in bits 8i..8i+7. */
+static inline uint64_t tophash_word(const gomap_bucket *b)
 {
-#ifdef __SSE2__
-    __m128i want = _mm_set1_epi32((int)(top * 0x01010101u)); /* imul + movd + pshufd */
-    __m128i have = _mm_loadl_epi64((const __m128i *)(const void *)b->tophash);
-    /* the high 8 bytes of have are zero, never a tophash: bits 8..15 stay clear */
-    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(have, want));
-#else
     uint64_t w;
     memcpy(&w, b->tophash, sizeof w);
 #if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    w = __builtin_bswap64(w); /* byte i of the array in bits 8i..8i+7 */
+    w = __builtin_bswap64(w);
 #endif
+    return w;
+}
+
+/* The zero bytes of @x as a mask with bit i set for byte i: the eight slots of a bucket tested
+ * at once instead of one byte per iteration (Go's own loops go byte by byte). With SSE2 (every
+ * x86-64) a byte compare and a movemask; elsewhere the exact zero-byte test in a 64-bit word
+ * (no false positives, unlike the shorter (x - 0x01..) & ~x form), its 0x80-per-byte result
+ * gathered into one bit per byte by a multiply. */
+static inline unsigned zero_bytes(uint64_t x)
+{
+#ifdef __SSE2__
+    __m128i v = _mm_cvtsi64_si128((long long)x); /* the high 8 bytes are zero: masked below */
+    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_setzero_si128())) & 0xffu;
+#else
     const uint64_t lo7 = 0x7f7f7f7f7f7f7f7fULL;
-    uint64_t x = w ^ (0x0101010101010101ULL * top);   /* zero bytes where tophash == top */
     uint64_t m = ~(((x & lo7) + lo7) | x | lo7) >> 7; /* 1 exactly in the zero bytes' bit 0 */
     return (unsigned)((m * 0x0102040810204080ULL) >> 56); /* byte i's bit to bit i */
 #endif
+}
+
+/* The slots whose tophash is @top. Exact, so a slot that matches is never an empty one (empty
+ * and evacuated marks are below MIN_TOPHASH, @top is not), and an integer-key lookup compares
+ * keys without looking at the slot's state. */
+static inline unsigned tophash_matches(const gomap_bucket *b, uint8_t top)
+{
+    return zero_bytes(tophash_word(b) ^ (0x0101010101010101ULL * top));
+}
+
+/* The empty slots (EMPTY_REST or EMPTY_ONE: tophash 0 or 1), and those marked EMPTY_REST. */
+static inline unsigned empty_slots(const gomap_bucket *b)
+{
+    return zero_bytes(tophash_word(b) & 0xfefefefefefefefeULL);
+}
+
+static inline unsigned empty_rest_slots(const gomap_bucket *b)
+{
+    return zero_bytes(tophash_word(b));
 }
 
 /* Find @key in the chain from @b (Go's mapaccess loop). Returns the bucket, slot in *slot.
@@ -537,27 +557,26 @@ again:;
     gomap_bucket *b = &g->buckets[bucket];
     *insertb = NULL;
     *inserti = 0;
+    /* Go's bucketloop, eight slots at a time: the key among the slots whose tophash matches;
+     * the first empty slot of the chain for an insert; and the stop at a bucket holding an
+     * EMPTY_REST mark (every later slot and bucket of the chain is empty: no key there). */
     for (;;) {
-        for (int i = 0; i < GOMAP_BUCKET_CNT; i++) {
-            if (b->tophash[i] != top) {
-                if (is_empty(b->tophash[i]) && *insertb == NULL) {
-                    *insertb = b;
-                    *inserti = i;
-                }
-                if (b->tophash[i] == EMPTY_REST)
-                    goto bucketloop_done;
-                continue;
+        for (unsigned m = tophash_matches(b, top); m != 0; m &= m - 1) {
+            unsigned i = (unsigned)__builtin_ctz(m);
+            if (chm__key_equal(g->owner, key, b->keys[i])) {
+                *valp = &b->vals[i];
+                return CHM_EXISTS;
             }
-            if (!chm__key_equal(g->owner, key, b->keys[i]))
-                continue;
-            *valp = &b->vals[i];
-            return CHM_EXISTS;
         }
-        if (b->overflow == NULL)
+        unsigned empty = empty_slots(b);
+        if (empty != 0 && *insertb == NULL) {
+            *insertb = b;
+            *inserti = __builtin_ctz(empty);
+        }
+        if (empty_rest_slots(b) != 0 || b->overflow == NULL)
             break;
         b = b->overflow;
     }
-bucketloop_done:
 
     /* Key absent. Grow first if the insert would overload the table; then start over, since
      * the key's bucket has moved. */

@@ -1020,8 +1020,9 @@ static void test_registry(void *arg)
     size_t n = 0;
     while (list[n] != NULL)
         n++;
-    CHECK(n >= 1 && n <= 5);
-    /* the list holds exactly the backends find() knows, in the contract's order */
+    CHECK(n >= 1);
+    /* the list starts with the contract's backends that are built, in the contract's order;
+     * a backend added later follows them (the loop below checks every entry's name) */
     size_t at = 0;
     for (size_t i = 0; i < 5; i++) {
         const chm_backend *b = chm_backend_find(contract_order[i]);
@@ -1032,7 +1033,10 @@ static void test_registry(void *arg)
                  contract_order[i], at);
         at++;
     }
-    CHECK_EQ(at, n);
+    CHECK(at <= n);
+    for (size_t i = at; i < n; i++)
+        for (size_t k = 0; k < 5; k++)
+            CHECK(strcmp(chm_backend_name(list[i]), contract_order[k]) != 0);
     CHECK(chm_backend_find("unsafe") != NULL);
     CHECK(chm_backend_find("rwlock") != NULL);
     for (size_t i = 0; i < n; i++) {

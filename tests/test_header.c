@@ -195,7 +195,10 @@ static void test_names_exist(void *arg)
     for (; list[i] != NULL && i < n; i++)
         CHECK(list[i] == expected[i]);
     CHECK_EQ(i, n);
-    CHECK(list[i] == NULL);
+    /* Backends a later version adds come after the contract's, each a different one. */
+    for (; list[i] != NULL; i++)
+        for (int j = 0; j < n; j++)
+            CHECK(list[i] != expected[j]);
 
     /* the enum types exist */
     chm_race_policy pol = CHM_RACE_RETURN;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_lifecycle.c - reclamation without a library thread, through a process's life cycle, for
- * the backends that reclaim (segmented, binlock, readmostly):
+ * the backends that reclaim (CHM_CAP_DEFERRED_FREE, from chm_backend_list(): today segmented,
+ * binlock, readmostly):
  *
  *   fork          a child keeps using, frees and creates maps inherited from a parent that had
  *                 retired-but-unfreed nodes and another thread writing (and reclaiming) during
@@ -62,20 +63,29 @@
 
 #define SCENARIO_TIMEOUT_S 150.0
 
-static const chm_backend *const reclaiming[] = {&chm_segmented, &chm_binlock, &chm_readmostly};
-#define N_RECLAIMING (sizeof reclaiming / sizeof reclaiming[0])
+#define MAX_RECLAIMING 7
 
-/* Backends that free what leaves them after a grace period, from the registry by what they
- * guarantee (a new one is tested with no change here). NULL-terminated in *@out. */
-static size_t deferred_backends(const chm_backend *out[8])
+/* Backends that free what leaves them after a grace period, from @list by what they guarantee
+ * (a new one is tested with no change here). NULL-terminated in *@out. */
+static size_t deferred_from(const chm_backend *const *list, unsigned (*caps)(const chm_backend *),
+                            const chm_backend *out[MAX_RECLAIMING + 1])
 {
     size_t n = 0;
-    for (const chm_backend *const *b = chm_backend_list(); *b != NULL && n < 7; b++)
-        if (chm_backend_caps(*b) & CHM_CAP_DEFERRED_FREE)
+    for (const chm_backend *const *b = list; *b != NULL && n < MAX_RECLAIMING; b++)
+        if (caps(*b) & CHM_CAP_DEFERRED_FREE)
             out[n++] = *b;
     out[n] = NULL;
     return n;
 }
+
+static size_t deferred_backends(const chm_backend *out[MAX_RECLAIMING + 1])
+{
+    return deferred_from(chm_backend_list(), chm_backend_caps, out);
+}
+
+/* The reclaiming backends of this library (main fills them in every process). */
+static const chm_backend *reclaiming[MAX_RECLAIMING + 1];
+static size_t n_reclaiming;
 
 static void sleep_us(long us)
 {
@@ -205,7 +215,7 @@ static int fork_child(const chm_backend *b, chm *m, struct gate_free *g,
 
 static void scenario_fork(void)
 {
-    for (size_t i = 0; i < N_RECLAIMING; i++) {
+    for (size_t i = 0; i < n_reclaiming; i++) {
         const chm_backend *b = reclaiming[i];
         struct gate_free g, gb;
         gate_free_init(&g);
@@ -306,7 +316,7 @@ static void *cancel_write_main(void *arg)
 
 static void scenario_cancel_write(void)
 {
-    for (size_t i = 0; i < N_RECLAIMING; i++) {
+    for (size_t i = 0; i < n_reclaiming; i++) {
         const chm_backend *b = reclaiming[i];
         struct gate_free g;
         gate_free_init(&g);
@@ -371,12 +381,12 @@ static void *cancel_free_main(void *arg)
 
 static void scenario_cancel_free(void)
 {
-    for (size_t i = 0; i < N_RECLAIMING; i++) {
+    for (size_t i = 0; i < n_reclaiming; i++) {
         const chm_backend *b = reclaiming[i];
         struct gate_free gx, gb;
         gate_free_init(&gx);
         gate_free_init(&gb);
-        struct cancel_free c = {.x = new_map(&chm_binlock, &gx, 0), .b = new_map(b, &gb, 0)};
+        struct cancel_free c = {.x = new_map(reclaiming[0], &gx, 0), .b = new_map(b, &gb, 0)};
         if (c.x == NULL || c.b == NULL)
             return;
         chm_put(c.b, 7, 0, NULL);
@@ -421,7 +431,7 @@ struct so_api {
     int (*put)(chm *, uint64_t, uint64_t, uint64_t *);
     int (*get)(chm *, uint64_t, uint64_t *);
     int (*remove)(chm *, uint64_t, uint64_t *);
-    const chm_backend *backend[N_RECLAIMING];
+    const chm_backend *backend[MAX_RECLAIMING + 1]; /* the loaded library's reclaiming ones */
 };
 
 static bool so_open(struct so_api *a)
@@ -437,12 +447,16 @@ static bool so_open(struct so_api *a)
     *(void **)&a->put = dlsym(a->h, "chm_put");
     *(void **)&a->get = dlsym(a->h, "chm_get");
     *(void **)&a->remove = dlsym(a->h, "chm_remove");
-    static const char *const names[] = {"chm_segmented", "chm_binlock", "chm_readmostly"};
-    for (size_t i = 0; i < N_RECLAIMING; i++)
-        a->backend[i] = dlsym(a->h, names[i]);
+    const chm_backend *const *(*list)(void);
+    unsigned (*caps)(const chm_backend *);
+    *(void **)&list = dlsym(a->h, "chm_backend_list");
+    *(void **)&caps = dlsym(a->h, "chm_backend_caps");
+    if (!CHECK(list != NULL && caps != NULL))
+        return false;
+    /* the same backends, by capability, as the linked library's: the same library built twice */
     return CHECK(a->new_ != NULL && a->free_ != NULL && a->put != NULL && a->get != NULL &&
-                 a->remove != NULL && a->backend[0] != NULL && a->backend[1] != NULL &&
-                 a->backend[2] != NULL);
+                 a->remove != NULL) &&
+           CHECK_EQ(deferred_from(list(), caps, a->backend), n_reclaiming);
 }
 
 struct so_user {
@@ -462,7 +476,7 @@ static void so_count_free(uint64_t value, void *ctx)
 static void *so_user_main(void *arg)
 {
     struct so_user *u = arg;
-    for (size_t i = 0; i < N_RECLAIMING; i++) {
+    for (size_t i = 0; i < n_reclaiming; i++) {
         chm_options o = {.value_free = so_count_free, .ctx = u};
         chm *m = u->a->new_(u->a->backend[i], &o);
         if (!CHECK(m != NULL))
@@ -487,7 +501,7 @@ static void *static_user_main(void *arg)
      * own static copy of the library -- the same liburcu -- through grace periods. */
     struct gate_free g;
     gate_free_init(&g);
-    chm *m = new_map(&chm_binlock, &g, 0);
+    chm *m = new_map(reclaiming[0], &g, 0);
     for (int k = 0; m != NULL && k < 3 * CHM_SMR_BATCH; k++)
         chm_put(m, 1, (uint64_t)k, NULL);
     chm_free(m);
@@ -540,7 +554,7 @@ static void *indep_writer(void *arg)
 
 static void scenario_independent(void)
 {
-    for (size_t i = 0; i < N_RECLAIMING; i++) {
+    for (size_t i = 0; i < n_reclaiming; i++) {
         const chm_backend *b = reclaiming[i];
         struct gate_free ga, gb;
         gate_free_init(&ga);
@@ -595,7 +609,7 @@ static void backlog_writer(int idx, void *arg)
 
 static void scenario_backlog(void)
 {
-    for (size_t i = 0; i < N_RECLAIMING; i++) {
+    for (size_t i = 0; i < n_reclaiming; i++) {
         const chm_backend *b = reclaiming[i];
         for (int w = 1; w <= 2; w++) {
             struct gate_free g;
@@ -629,6 +643,8 @@ static void scenario_backlog(void)
 
 /* ---- open iterators ------------------------------------------------------------------------ */
 
+/* By name: no capability says "an open iterator parks the map's reclamation" (readmostly's
+ * iterators hold a reference to one index instead, and park nothing). */
 static const chm_backend *const iterating[] = {&chm_segmented, &chm_binlock};
 #define N_ITERATING (sizeof iterating / sizeof iterating[0])
 
@@ -1089,6 +1105,7 @@ static void run_in_child(void *arg)
 
 int main(int argc, char **argv)
 {
+    n_reclaiming = deferred_backends(reclaiming);
     const char *child = tl_init(argc, argv);
     if (child != NULL) {
         for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {

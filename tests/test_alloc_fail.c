@@ -4,7 +4,8 @@
  *
  * For every backend and every scripted workload, run the workload with the k-th allocation of the
  * library failing (chm__alloc_fail_nth), for k = 1, 2, ... until a run completes without reaching
- * the k-th allocation. In every run:
+ * the k-th allocation (every k in the plain build; the sanitizer builds stride through k after
+ * the first 64: see `stride` in main). In every run:
  *   - chm_new fails with NULL and errno ENOMEM, or an operation returns CHM_ENOMEM (a backend may
  *     also absorb a failure it can work around, e.g. a remove whose helping growth step fails:
  *     the model comparison is what must hold);
@@ -14,7 +15,7 @@
  *     on to the end; "stop" mode: the map is freed right after the failure (a growth may be half
  *     done then), which checks that chm_free copes with every intermediate state;
  *   - value_free is called exactly once per value that left (a multiset comparison), never for the
- *     value of a failed insert;
+ *     value of a failed insert, and keyops.release exactly once per stored key copy;
  *   - a compute_if_absent or compute that returns CHM_ENOMEM did not run its function; with a
  *     function that mallocs its value, every such value is in the map, was returned, or went to
  *     value_free (none is left over after chm_free); chm_clear never returns CHM_ENOMEM;
@@ -22,13 +23,14 @@
  * Workloads: growth from capacity 0, string keys, put_if_absent, compute_if_absent (also with an
  * allocating function, in one segment), a random mix, iterations, colliding keys (integer and
  * string, without compare), a presized map, colliding keys with a compare (binlock TreeBins:
- * treeify, splits by resizes, untreeify), readmostly's promotions and dirty rebuilds, and one
- * segment rehashing through every doubling; chm_compute (integer and string keys; with an
- * allocating function and chm_clear, in one segment) and chm_remove_if.
+ * treeify, splits by resizes, untreeify), readmostly's promotions, dirty rebuilds, expunge and
+ * unexpunge, and one segment rehashing through every doubling; chm_compute (integer and string
+ * keys; with an allocating function and chm_clear, in one segment) and chm_remove_if.
  *
  * Allocation sites: the hook also records each call site reached (chm_internal.h passes
  * "file:line"). alloc_sites/<backend> prints "allocation sites reached: N, failed at least
- * once: M" over all workloads and both modes, and requires M == N.
+ * once: M" over all workloads and both modes, and requires M == N (a site a sanitizer build's
+ * stride skipped is failed afterwards, at the first attempt where it was reached).
  */
 #include "testlib.h"
 

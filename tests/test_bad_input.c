@@ -11,14 +11,17 @@
  *   null_args       per backend: compute_if_absent with a NULL function -> CHM_EINVAL and the map
  *                   unchanged; NULL out-pointers accepted by every operation; iterator entry
  *                   points with NULL iterator / NULL map, next after a failed init or after
- *                   fini, double fini, NULL key/value out-pointers in chm_iter_next
- *   capacity_huge   capacity SIZE_MAX and SIZE_MAX / 2 -> NULL, errno ENOMEM (per backend)
+ *                   fini (CHM_EINVAL: checked as implemented, the header does not say), double
+ *                   fini, NULL key/value out-pointers in chm_iter_next
+ *   capacity_huge   capacity SIZE_MAX, SIZE_MAX / 2 and SIZE_MAX / 64 + 1 -> NULL, errno ENOMEM
+ *                   (per backend)
  *   extreme_valid   NULL options, zeroed options, concurrency 0, 1, 2^20, 2^31 and UINT_MAX
  *                   (with capacity 0 and 1000), packed, the ck and pthread rwlocks, on_race =
- *                   RETURN on every
- *                   backend: the map works (a model-checked workload), or -- only where a
- *                   concurrency lower bound makes the presized table impossible -- NULL with
- *                   errno ENOMEM, which is reported
+ *                   RETURN on every backend: the map works (a model-checked workload), or --
+ *                   only where a concurrency lower bound makes the presized table impossible --
+ *                   NULL with errno ENOMEM, which is reported (binlock with capacity 1000 and
+ *                   concurrency >= 2^31: a 2^31-bin table, the header's "a capacity the machine
+ *                   cannot hold")
  * Run under ASan/UBSan in the sanitizer build: no crash, no leak.
  */
 #include "testlib.h"

@@ -34,7 +34,8 @@
  *                        twice (head insertion; the contract's "no key twice")
  *
  * `test_binlock --bench-collide [N]` (not run by CTest) prints the colliding-keys slowdown
- * against well-hashed keys, for docs/backends/binlock.md; timings are never asserted.
+ * against well-hashed keys (results in docs/benchmarks.md, "Hash flooding"); timings are never
+ * asserted.
  */
 #include "testlib.h"
 

@@ -1,23 +1,115 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * test_conformance.c - single-threaded conformance of every backend of chm_backend_list() to the
- * contract (include/chm.h, its doc comments).
+ * contract (include/chm.h, its doc comments). Expectations follow the caps
+ * (CHM_CAP_COMPUTE_EXCLUSIVE, CHM_CAP_FAIL_FAST_ITER, CHM_CAP_DEFERRED_FREE, ...), never a
+ * backend's name. The two-thread cases are handshakes, not races.
  *
- *   - model-based random operations against a reference map: every return code and out-value of
- *     get, put, put_if_absent, remove, replace, compute_if_absent, size, and full iterations
- *     compared as sets; small key ranges (collisions, many removes), a large one (50k keys,
- *     growth through many resizes), keys and values 0 / UINT64_MAX and near them; value_free
- *     called exactly once per value that left, checked as a multiset
- *   - string keys (the caller's buffer is overwritten after every call), colliding keyops,
- *     NULL / zeroed options, NULL out-pointers, invalid arguments, the backend registry,
- *     chm_strerror, huge capacities, iteration order with a fixed seed, compute_if_absent
- *   - chm_compute (every decision, exactly; the originals' calls -- Java compute,
- *     computeIfPresent, merge; Go Swap, CompareAndSwap, CompareAndDelete, LoadOrStore,
- *     LoadAndDelete -- as update functions; nested calls; cross-map nesting), chm_remove_if,
- *     chm_clear, chm_visit (its nested reads also while a writer waits for it, per rwlock
- *     kind), chm_stats_get, chm_options.size, and chm_backend_caps checked
- *     against behaviour. Expectations follow the caps (CHM_CAP_COMPUTE_EXCLUSIVE,
- *     CHM_CAP_FAIL_FAST_ITER, CHM_CAP_DEFERRED_FREE, ...), never a backend's name.
+ *   registry             chm_backend_list() starts with the contract's five that are built, in
+ *                        its order, any later backend after them; find, name, thread_safe
+ *   strerror             a distinct message for every status code, another for unknown ones
+ *   invalid_arguments, null_and_zeroed_options, null_out_pointers
+ *                        CHM_EINVAL for invalid arguments; NULL and zeroed options make a
+ *                        working map; every out-pointer may be NULL
+ *   extreme_keys_values  keys and values 0, UINT64_MAX and near them
+ *   value_free_exact, value_free_ctx
+ *                        value_free runs exactly once per value that left (checked as a
+ *                        multiset), with the map's ctx
+ *   same_value_stays, same_pointer_value
+ *                        a put or replace that stores the value the key already holds frees
+ *                        nothing (recorded; then with malloc'd pointer values and free as
+ *                        value_free, where AddressSanitizer reports a use after free or a
+ *                        double free)
+ *   compute_value_not_lost  a compute_if_absent function that allocates its value and changes the
+ *                        map: with CHM_CAP_COMPUTE_EXCLUSIVE the compute returns CHM_ECONCURRENT
+ *                        and the value goes to value_free within the call, otherwise the nested
+ *                        write gets CHM_EDEADLK and the value is inserted; none leaks
+ *   compute_if_absent    the function runs once for an absent key (and again once it is
+ *                        removed), never for a present one
+ *   nested_cross_map, compute_cross_map
+ *                        compute(A) -> fn -> compute(B) -> fn -> every call on A, with
+ *                        compute_if_absent and then chm_compute: the header's rule for A holds
+ *                        (CHM_EDEADLK, or with CHM_CAP_COMPUTE_EXCLUSIVE the call runs and A's
+ *                        compute returns CHM_ECONCURRENT) and A ends exactly as the model says,
+ *                        with each rwlock kind; each case runs in a child process, so a backend
+ *                        that deadlocks itself fails with its name. Then with a second thread
+ *                        writing the key A's compute holds: that write must not land before A's
+ *                        compute returns (the handshake: struct xthread)
+ *   nesting_bound, compute_nesting_bound
+ *                        computes nest CHM_COMPUTE_NESTING_MAX deep; one more returns CHM_ENOMEM
+ *                        without running its function
+ *   random_small, random_options, random_large
+ *                        model-based random operations against a reference map: every status
+ *                        code and out-value of get, put, put_if_absent, remove, replace,
+ *                        compute_if_absent, chm_compute, remove_if (and now and then chm_clear)
+ *                        and size, full iterations compared as sets; small key ranges (collisions,
+ *                        many removes); colliding keyops, the other rwlock kinds, odd concurrency
+ *                        and capacity values; 50k keys from capacity 0 (a dozen doublings).
+ *                        CHM_TEST_SEED=N explores other operation streams
+ *   string_keys          chm_keys_string with the caller's buffer overwritten after every call
+ *   huge_capacity        capacities the machine cannot hold -> NULL, errno ENOMEM; 100,000 works
+ *   fixed_seed_order     with a fixed seed two maps fed the same operations iterate in the same
+ *                        order (asserted for the fail-fast backends, which are built on Go's
+ *                        table)
+ *
+ * The calls of issue 14, exactly:
+ *   caps_registry        chm_backend_caps(NULL) == 0; THREAD_SAFE == chm_backend_thread_safe;
+ *                        RACE_DETECT iff not thread-safe; the bits' implications hold
+ *   options_size         chm_options.size: NULL, zeroed (size 0), sizeof and sizeof + 8 with a
+ *                        zero tail work and honour value_free; a non-zero byte within the extra 8
+ *                        -> NULL, EINVAL; sizes 1, 4, 8, sizeof / 2, sizeof - 1 -> EINVAL
+ *   compute_actions      chm_compute with each decision on present and absent keys: the status,
+ *                        *result set or untouched, fn ran once and saw present, old and *value ==
+ *                        old; an action outside the enum is a KEEP; a SET of the value held frees
+ *                        nothing; every replaced or deleted value is freed once -- within the
+ *                        call without CHM_CAP_DEFERRED_FREE -- and the multiset is exact after
+ *                        chm_free; a NULL fn or map -> CHM_EINVAL, fn not run
+ *   compute_originals    Java's compute, computeIfPresent, merge and Go's Swap, CompareAndSwap,
+ *                        CompareAndDelete, LoadOrStore, LoadAndDelete, a counter and a refcount
+ *                        drop, each written as an update function and checked
+ *   compute_boxes        malloc'd values through chm_compute (ASan sees every box)
+ *   compute_nested       from a chm_compute function, every write kind x every decision x
+ *                        present / absent key, with nested get / visit / size working
+ *                        throughout: CHM_EDEADLK without CHM_CAP_COMPUTE_EXCLUSIVE; with it the
+ *                        write runs, and a structural one, or a put of the key being computed,
+ *                        makes the compute return CHM_ECONCURRENT and apply nothing, its SET
+ *                        value freed within the call -- except a SET of the value fn saw, which
+ *                        is the map's and must not be freed (a use after free, or a double free
+ *                        after a nested clear)
+ *   remove_if            CHM_OK / CHM_NOTFOUND / CHM_EXISTS; the expected value freed once
+ *   clear                an empty map; every value freed once; the map usable after
+ *   clear_string_keys    counted key copies all released; chm_keys_string's copies gone from
+ *                        chm_stats.bytes
+ *   clear_iterator       an open fail-fast iterator gets CHM_ECONCURRENT if the map was not
+ *                        empty and not if it was; weakly consistent iterators go on
+ *   visit                the value, CHM_NOTFOUND, CHM_EINVAL; fn gets the caller's key, not the
+ *                        stored copy; from fn, get / visit / size of the same map work and every
+ *                        write (put, put_if_absent, remove, replace, both computes, remove_if,
+ *                        clear) returns CHM_EDEADLK
+ *   visit_pointer        pointer values, replaced between visits
+ *   visit_writer_waiting the nested reads also while a writer waits for the visit, per rwlock
+ *                        kind (thread-safe backends)
+ *   stats                chm_stats_get: EINVAL for NULL; entries == chm_size; after 10^5
+ *                        inserts from empty, resizes > 0, buckets >= entries, bytes grown by >= 16
+ *                        per entry (see test_stats for what is weaker after removes)
+ *   stats_pending        pending is 0 after chm__smr_barrier(), always 0 without
+ *                        CHM_CAP_DEFERRED_FREE, >= 1 with it right after a single remove
+ *   caps_iteration       a structural change during iteration (put, remove, remove_if, compute
+ *                        SET / DELETE, growth) gives CHM_ECONCURRENT iff FAIL_FAST_ITER,
+ *                        otherwise the iteration completes with every key present throughout;
+ *                        non-structural changes never fail it
+ *   caps_compute_exclusive  a nested write from a compute function runs iff COMPUTE_EXCLUSIVE
+ *   caps_tree_bins       TREE_BINS iff <= 4 log2 n key comparisons per get among 1,024 colliding
+ *                        keys (otherwise >= n / 8), counted through the key ops
+ *   caps_padding         without PADDING_SWITCH `packed` changes no byte of chm_stats.bytes;
+ *                        with it, never adds one
+ *   caps_store_free_get  STORE_FREE_GET iff a chm_get returns while a compute of its key runs
+ *                        (threads started inside the compute function, watched through /proc)
+ *   caps_rwlock_kinds    RWLOCK_KINDS: a writer waiting for a compute sleeps with the adaptive
+ *                        and pthread locks and spins with ck; without the bit it waits the same
+ *                        way with every kind
+ *   caps_segments        SEGMENTS: with one segment a put of another new key waits for a
+ *                        compute; with 256, some of 16 get through
  */
 #define _GNU_SOURCE /* syscall(SYS_gettid) */
 #include "testlib.h"

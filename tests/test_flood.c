@@ -24,12 +24,13 @@
  *                            1.24; a one-multiply hash exceeds it for some seeds)
  *   seeds                    two maps with opt.seed == 0 hash with different seeds (seen by the
  *                            key ops' hash, and for chm_keys_u64 through the iteration order of
- *                            the same keys); an explicit equal seed reaches the hash unchanged
- *                            in both maps, and maps that order by hash iterate identically
+ *                            the same keys) and the map header holds the seed in use; an explicit
+ *                            equal seed reaches the hash unchanged in both maps, and maps that
+ *                            order by hash iterate identically
  *
  * `test_flood --bench` (not run by CTest) prints, per backend, the slowdown of colliding keys
- * against well-hashed keys with the same key ops shape (ops/us of put, get, remove at n = 4000).
- * Timings are never asserted.
+ * against well-hashed keys with the same key ops shape (ops/us of put, get, remove at n = 4000;
+ * results in docs/benchmarks.md, "Hash flooding"). Timings are never asserted.
  */
 #include "testlib.h"
 

@@ -2,8 +2,8 @@
 /*
  * test_header.c - chm.h compiles on its own as C11 (with -Wpedantic as an error, so no GNU
  * extension hides in it) and every public name of the contract exists with the declared type:
- * types, enums, externs and functions. A small run uses each function once, so the names also
- * link.
+ * types, enums, externs and functions, and the ten CHM_CAP_* bits are distinct single bits. A
+ * small run uses each function once, so the names also link.
  */
 #pragma GCC diagnostic error "-Wpedantic"
 #include "chm.h" /* first: the header must be self-contained */

@@ -11,7 +11,8 @@
  *   - with the default policy (CHM_RACE_ABORT) a child process (this test re-executed with an
  *     argument) running the same races dies of SIGABRT with "concurrent map writes",
  *     "concurrent map read and map write" or "concurrent map iteration and map write" on stderr;
- *   - a long single-threaded workload never reports a race.
+ *   - a long single-threaded workload, and threads that take turns on one map (each done before
+ *     the next starts), never report a race.
  *
  * The races are deliberate data races. In the ThreadSanitizer build every racing part runs only
  * in child processes, started with TSAN_OPTIONS=halt_on_error=0:exitcode=0:report_signal_unsafe=0,

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * backends.c - the registry: every backend that is built, in the contract's order.
- * A new backend adds one line here and nothing else outside its own file: what it guarantees
- * (struct chm_backend's caps) is how tests and benchmarks tell backends apart.
+ * A new backend adds its line to backends[] (after the contract's five) and, unless chm.h
+ * declares it, an extern declaration here; nothing else outside its own files: what it
+ * guarantees (struct chm_backend's caps) is how tests and benchmarks tell backends apart.
  */
 #include "chm_internal.h"
 

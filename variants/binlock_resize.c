@@ -35,7 +35,9 @@
  * "finishing", which nobody may join). The map stays fully usable across the two tables --
  * readers and writers follow the forwarding nodes of the bins already moved -- and the next
  * writer that meets a forwarding node or passes the threshold check resumes it (joining a
- * paused resize sets the count to 2, "one worker", as a start does).
+ * paused resize sets the count to 2, "one worker", as a start does). The price while memory
+ * stays exhausted: each such writer retries, and each retry walks the bins still to move, so a
+ * write past the threshold or through a forwarding node costs O(table) until memory returns.
  *
  * Memory ordering. The handshake on table, nextTable, sizeCtl and transferIndex is seq_cst, as
  * Java's volatiles: its arguments (a stamp seen comes with its tables; the last worker's

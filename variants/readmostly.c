@@ -54,8 +54,9 @@
  *                      amended and enters dirty.
  *   chm_put_if_absent  LoadOrStore: tryLoadOrStore on a read hit (a held entry is present);
  *                      else the same locked shape, a dirty hit counting a miss.
- *   chm_remove         LoadAndDelete: delete() (CAS to NULL) on a read hit; else under mu a
- *                      dirty-only key leaves dirty and counts a miss. A held entry: under mu.
+ *   chm_remove         LoadAndDelete: delete() (CAS to NULL) on a read hit; else under mu,
+ *                      counting a miss whether or not the key is in dirty (remove_locked), a
+ *                      dirty-only key leaving dirty. A held entry: under mu.
  *   chm_replace        CompareAndSwap by 64-bit equality of the boxed value: tryCompareAndSwap
  *                      on a read hit; under mu otherwise, a dirty hit counting a miss. A held
  *                      entry fails at once on another value, waits under mu on the expected one.
@@ -85,6 +86,9 @@
  *                      an iteration counter), wrapping around: a Go map's Range starts at a
  *                      random position too (iter_start says what a fixed start costs).
  *   chm_compute_if_absent  LoadOrStore's shape with the value computed under mu (Go has none).
+ * Misses, as Go counts them: Load, LoadAndDelete and CompareAndDelete (chm_get, chm_visit,
+ * chm_remove, chm_remove_if) count one whenever they consult dirty; LoadOrStore, CompareAndSwap,
+ * chm_compute_if_absent and chm_compute only on a dirty hit; Swap (chm_put) never.
  * Everything Go does lock-free stays lock-free here: read hits of Load, Swap, LoadOrStore,
  * LoadAndDelete, CompareAndSwap and CompareAndDelete, and the walk of Range -- except while a
  * chm_compute holds the entry: a writer then waits for its decision under mu.
@@ -129,8 +133,9 @@
  * An entry and its inline first box are freed together: the entry starts with refs = 2 (itself,
  * its inline box); the inline box's retire callback and the entry's death each drop one.
  *
- * Size. Go's sync.Map has no Len. chm_size sums a striped counter of live entries (one stripe
- * per writer thread, by a thread-local index; 64-byte stripes unless chm_options.packed),
+ * Size. Go's sync.Map has no Len. chm_size sums a striped counter of live entries
+ * (chm_options.concurrency stripes rounded up to a power of two, at most RM_MAX_STRIPES = 64;
+ * a writer thread picks one by a thread-local index; 64-byte stripes unless chm_options.packed),
  * updated with a relaxed atomic add by writers on every live <-> absent transition. Readers never
  * touch it. It is exact when no write is in flight; during writes it may be off by the writes in
  * flight (never negative: clamped at 0).

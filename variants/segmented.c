@@ -11,9 +11,10 @@
  * nothing.
  *
  *   chm_get (Java: get)        read section; acquire-load the segment's table, the bin head and
- *                              each `next`; compare hash then key; acquire-load the value. No
- *                              lock, no store to shared memory.
- *   chm_put, put_if_absent     (Segment.put) lock the segment the Java way (scan_and_lock_for_put:
+ *                              each `next`; compare keys only (Java compares the hash first; here
+ *                              a retired node's hash word is its reclamation link, see find_in);
+ *                              acquire-load the value. No lock, no store to shared memory.
+ *   chm_put, put_if_absent     (Segment.put) lock the segment the Java way (scan_and_lock:
  *                              spin on try-lock up to 64 times while walking the bin, allocating
  *                              the node if the key is absent, then block); on a hit replace the
  *                              value, on a miss link a new node at the bin's head, growing the
@@ -79,7 +80,7 @@
  *     (ensureSegment's CAS) is each segment's table. Java creates whole Segment objects lazily,
  *     cloning segment 0's parameters; the effect (memory only for segments in use) is the same.
  *   - The lock is a pthread mutex (Java: the Segment *is* a ReentrantLock). It has the
- *     try-lock + blocking lock that scan_and_lock_for_put needs and sleeps in the kernel when the
+ *     try-lock + blocking lock that scan_and_lock needs and sleeps in the kernel when the
  *     owner is descheduled, which matters on a two-core machine; Concurrency Kit's locks only
  *     spin. It is not re-entrant: see compute_if_absent below.
  *   - Allocations that a change needs happen before the change: a rehash allocates the new table

@@ -574,8 +574,8 @@ static bool mix_run_original(const bench_trial *t, bench_trial_output *out, char
     mix_configure(&w, t);
     bench_original_mix params = mix_original_params(&w, t);
     uint64_t kinds[MIX_KINDS] = {0};
-    if (!bench_original_run_mix(bench_map_find(t->param_values[MIX_PARAM_BACKEND]), t, &params,
-                                out, kinds, err, errlen))
+    if (!bench_original_run_mix(bench_map_find(t->param_values[MIX_PARAM_BACKEND]), t, &params, out,
+                                kinds, err, errlen))
         return false;
     if (params.count_kinds)
         bench_counters_add(&out->counters, MIX_KINDS, mix_kind_names, kinds);

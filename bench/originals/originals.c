@@ -497,8 +497,7 @@ static void parse_line(struct child_report *r, char *line)
     } else if (strncmp(line, "latency ", 8) == 0 && r->out && r->out->latency) {
         int iteration, kind, used = 0; /* as runner.c's parse_record */
         if (sscanf(line, "latency %d %d %n", &iteration, &kind, &used) == 2 && used > 0 &&
-            iteration >= 0 && iteration < r->measured && kind >= 0 &&
-            kind < BENCH_ORIGINAL_KINDS &&
+            iteration >= 0 && iteration < r->measured && kind >= 0 && kind < BENCH_ORIGINAL_KINDS &&
             bench_histogram_parse(line + used,
                                   &r->out->latency[iteration * BENCH_ORIGINAL_KINDS + kind]))
             r->latency_lines++;

@@ -261,7 +261,8 @@ static int run_child(const bench_options *opt)
         fputc('\n', out);
     }
     if (trials[0].trial.sample) {
-        fprintf(out, "timer %.17g %.17g\n", result.timer_overhead_ns, result.timer_granularity_ns);
+        fprintf(out, "timer %.17g %.17g%s%s\n", result.timer_overhead_ns,
+                result.timer_granularity_ns, result.timer_clock[0] ? " " : "", result.timer_clock);
         for (int i = 0; i < iterations; i++)
             for (int k = 0; k < bench->sample_kind_count; k++) {
                 fprintf(out, "latency %d %d ", i, k);
@@ -544,6 +545,7 @@ int main(int argc, char **argv)
         res->counters = output.counters;
         res->timer_overhead_ns = output.timer_overhead_ns;
         res->timer_granularity_ns = output.timer_granularity_ns;
+        memcpy(res->timer_clock, output.timer_clock, sizeof res->timer_clock);
         finished[nfinished++] = *res;
         progress_trial_done(&progress, what, res);
     }

@@ -263,6 +263,9 @@ static inline uint64_t bench_timer_stop(void)
 }
 #endif
 
+/* The longest clock name a result carries (bench_trial_output.timer_clock), with its NUL. */
+#define BENCH_TIMER_CLOCK_LEN 32
+
 /* Measured once per trial (in each fork), before its first iteration. */
 typedef struct bench_timer_calibration {
     double ps_per_tick;    /* the TSC rate against CLOCK_MONOTONIC over 20 ms (1000 for ns ticks) */
@@ -504,6 +507,9 @@ typedef struct bench_trial_output {
     bench_histogram *latency;
     double timer_overhead_ns;    /* -bm sample: the calibration's overhead, mean over forks */
     double timer_granularity_ns; /* and its granularity */
+    /* -bm sample: the clock that timed the operations when not BENCH_TIMER_NAME (an original's
+     * child: "nanoTime", "go-monotonic"); empty: BENCH_TIMER_NAME */
+    char timer_clock[BENCH_TIMER_CLOCK_LEN];
     /* bench_def.series: one per fork (one in-process), filled fork by fork; NULL otherwise */
     bench_series *series;
 } bench_trial_output;
@@ -521,6 +527,7 @@ typedef struct bench_result {
     bench_counters counters;
     bench_histogram *latency; /* -bm sample: as bench_trial_output.latency; NULL otherwise */
     double timer_overhead_ns, timer_granularity_ns;
+    char timer_clock[BENCH_TIMER_CLOCK_LEN]; /* as bench_trial_output.timer_clock */
     bench_series *series; /* as bench_trial_output.series, series_count of them; or NULL */
     int series_count;
 } bench_result;

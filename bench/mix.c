@@ -199,9 +199,6 @@ static const char *mix_skip_reason(const bench_trial *t)
     const bench_map_impl *impl = bench_map_find(t->param_values[MIX_PARAM_BACKEND]);
     if (impl && !impl->thread_safe && t->threads > 1)
         return "not thread-safe: runs at one thread only";
-    if (impl && impl->original && t->sample)
-        return "-bm sample times single operations inside chmbench: not an original's, which "
-               "run in its own process";
     const struct mix_preset *p = find_preset(t->param_values[MIX_PARAM_WORKLOAD]);
     if (p && strcmp(t->param_values[MIX_PARAM_READS], p->reads) != 0)
         return "a workload preset fixes reads (its get percentage, the default with it)";
@@ -561,11 +558,13 @@ static bench_original_mix mix_original_params(const struct bench_workload *w, co
         .even_keys = w->key_mask != ~(uint64_t)0,
         .zipf = strcmp(t->param_values[MIX_PARAM_DIST], "zipf") == 0,
         .count_kinds = w->preset || w->sample,
+        .sample_every = w->sample ? MIX_SAMPLE_EVERY : 0,
     };
 }
 
 /* One fork of a trial on an original: its child runs it; the per-kind counts it reports become
- * opCounts as mix_counters would make them. */
+ * opCounts as mix_counters would make them; under -bm sample its histograms (every 64th
+ * operation, the draw outside its clock, as mix_run_batch_sampled) become out->latency. */
 static bool mix_run_original(const bench_trial *t, bench_trial_output *out, char *err,
                              size_t errlen)
 {
@@ -575,8 +574,8 @@ static bool mix_run_original(const bench_trial *t, bench_trial_output *out, char
     mix_configure(&w, t);
     bench_original_mix params = mix_original_params(&w, t);
     uint64_t kinds[MIX_KINDS] = {0};
-    if (!bench_original_run_mix(bench_map_find(t->param_values[MIX_PARAM_BACKEND]), t, &params,
-                                out->metrics[0], kinds, err, errlen))
+    if (!bench_original_run_mix(bench_map_find(t->param_values[MIX_PARAM_BACKEND]), t, &params, out,
+                                kinds, err, errlen))
         return false;
     if (params.count_kinds)
         bench_counters_add(&out->counters, MIX_KINDS, mix_kind_names, kinds);

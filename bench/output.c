@@ -264,38 +264,55 @@ void bench_print_table(FILE *out, const bench_result *results, int count)
     free(rows);
 }
 
+/* The clock that timed a sample result's operations. */
+static const char *timer_clock(const bench_result *res)
+{
+    return res->timer_clock[0] ? res->timer_clock : BENCH_TIMER_NAME;
+}
+
 void bench_print_sample_note(FILE *out, const bench_result *results, int count)
 {
-    double low = INFINITY, high = -INFINITY, granularity = 0;
-    char timed[256] = "";
-    size_t used = 0;
-    for (int r = 0; r < count; r++) {
-        const bench_result *res = &results[r];
-        if (res->skipped || !res->trial.sample)
+    /* one line per clock: chmbench's own, then each original's child's (nanoTime, go-monotonic),
+     * in the order of the results */
+    for (int first = 0; first < count; first++) {
+        const bench_result *head = &results[first];
+        if (head->skipped || !head->trial.sample)
             continue;
-        low = fmin(low, res->timer_overhead_ns);
-        high = fmax(high, res->timer_overhead_ns);
-        granularity = fmax(granularity, res->timer_granularity_ns);
-        char what[64];
-        if (res->trial.bench->sample_every > 1)
-            snprintf(what, sizeof what, "every %uth %s operation", res->trial.bench->sample_every,
-                     res->trial.bench->name);
-        else
-            snprintf(what, sizeof what, "every %s operation", res->trial.bench->name);
-        if (!strstr(timed, what) && used < sizeof timed)
-            used +=
-                (size_t)snprintf(timed + used, sizeof timed - used, "%s%s", used ? ", " : "", what);
+        const char *clock = timer_clock(head);
+        bool seen = false;
+        for (int r = 0; r < first && !seen; r++)
+            seen = !results[r].skipped && results[r].trial.sample &&
+                   strcmp(timer_clock(&results[r]), clock) == 0;
+        if (seen)
+            continue;
+        double low = INFINITY, high = -INFINITY, granularity = 0;
+        char timed[256] = "";
+        size_t used = 0;
+        for (int r = first; r < count; r++) {
+            const bench_result *res = &results[r];
+            if (res->skipped || !res->trial.sample || strcmp(timer_clock(res), clock) != 0)
+                continue;
+            low = fmin(low, res->timer_overhead_ns);
+            high = fmax(high, res->timer_overhead_ns);
+            granularity = fmax(granularity, res->timer_granularity_ns);
+            char what[64];
+            if (res->trial.bench->sample_every > 1)
+                snprintf(what, sizeof what, "every %uth %s operation",
+                         res->trial.bench->sample_every, res->trial.bench->name);
+            else
+                snprintf(what, sizeof what, "every %s operation", res->trial.bench->name);
+            if (!strstr(timed, what) && used < sizeof timed)
+                used += (size_t)snprintf(timed + used, sizeof timed - used, "%s%s",
+                                         used ? ", " : "", what);
+        }
+        fprintf(out, "# -bm sample: %s timed alone (%s); timer overhead %.1f", timed, clock, low);
+        if (high - low >= 0.05)
+            fprintf(out, "-%.1f", high);
+        fprintf(out,
+                " ns per timed operation, included in every figure; clock granularity %.1f ns "
+                "(JSON \"sampleTimer\")\n",
+                granularity);
     }
-    if (low > high)
-        return;
-    fprintf(out, "# -bm sample: %s timed alone (" BENCH_TIMER_NAME "); timer overhead %.1f", timed,
-            low);
-    if (high - low >= 0.05)
-        fprintf(out, "-%.1f", high);
-    fprintf(out,
-            " ns per timed operation, included in every figure; clock granularity %.1f ns "
-            "(JSON \"sampleTimer\")\n",
-            granularity);
 }
 
 /* ---- JSON ------------------------------------------------------------------------------ */
@@ -494,10 +511,9 @@ bool bench_write_json(const char *path, const bench_result *results, int count,
         fputs("\n        },\n", f);
         if (t->sample) {
             int kinds[BENCH_MAX_KINDS], n = timed_kinds(res, kinds);
-            fprintf(f,
-                    "        \"sampleTimer\": {\"clock\": \"" BENCH_TIMER_NAME "\", \"every\": %u, "
-                    "\"overheadNs\": ",
-                    t->bench->sample_every);
+            fputs("        \"sampleTimer\": {\"clock\": ", f);
+            json_string(f, timer_clock(res));
+            fprintf(f, ", \"every\": %u, \"overheadNs\": ", t->bench->sample_every);
             json_number(f, res->timer_overhead_ns);
             fputs(", \"granularityNs\": ", f);
             json_number(f, res->timer_granularity_ns);

@@ -428,7 +428,8 @@ bool bench_run_in_process(const bench_trial *trial, bench_trial_output *out, cha
 /* ---- forks ----------------------------------------------------------------------------- */
 
 /* A record line of a child: "counter NAME VALUE", "series V1 V2 ..." (one row of its time series),
- * "timer OVERHEAD_NS GRANULARITY_NS" or "latency ITERATION KIND HISTOGRAM"
+ * "timer OVERHEAD_NS GRANULARITY_NS [CLOCK]" (CLOCK: an original's child's clock, when not
+ * BENCH_TIMER_NAME) or "latency ITERATION KIND HISTOGRAM"
  * (bench_histogram_write); false when malformed. Counter names are copied: they live as long as
  * the results. */
 static bool parse_record(const char *line, const bench_trial *trial, bench_trial_output *out)
@@ -455,7 +456,13 @@ static bool parse_record(const char *line, const bench_trial *trial, bench_trial
                kind < trial->bench->sample_kind_count &&
                bench_histogram_parse(
                    line + used, &out->latency[iteration * trial->bench->sample_kind_count + kind]);
-    if (sscanf(line, "timer %lf %lf", &out->timer_overhead_ns, &out->timer_granularity_ns) == 2)
+    char clock[BENCH_TIMER_CLOCK_LEN];
+    int fields = sscanf(line, "timer %lf %lf %31s", &out->timer_overhead_ns,
+                        &out->timer_granularity_ns, clock);
+    _Static_assert(BENCH_TIMER_CLOCK_LEN == 32, "the %31s above");
+    if (fields == 3)
+        memcpy(out->timer_clock, clock, sizeof clock);
+    if (fields >= 2)
         return true;
     if (sscanf(line, "counter %63s %llu", name, &value) == 2) {
         const char *copy = strdup(name);
@@ -593,6 +600,7 @@ bool bench_run_trial(const bench_trial *trial, int forks, const char *self_exe,
                            fork_out.counters.values);
         overhead_ns += fork_out.timer_overhead_ns;
         granularity_ns += fork_out.timer_granularity_ns;
+        memcpy(out->timer_clock, fork_out.timer_clock, sizeof out->timer_clock); /* all alike */
     }
     out->timer_overhead_ns = overhead_ns / forks;
     out->timer_granularity_ns = granularity_ns / forks;

@@ -6,7 +6,9 @@
 # presets with opCounts, the same seed
 # giving the same key stream in C, Java and Go (--dump-keys), an injected size error failing the
 # run, a missing toolchain reported skipped with the reason (stderr and JSON), the first-use
-# build, and the benchmarks that cannot run originals skipping them.
+# build, the benchmarks that cannot run originals skipping them, and -bm sample on java:chm and
+# go:syncmap (the children's histograms: shapes, counts and monotone percentiles, never timing;
+# the ported bucket function checked against C's values by go test and MapBench --self-test).
 # A language whose toolchain is absent here has its checks skipped with a message; with neither,
 # the script exits 77 (ctest: skipped). Prints "N passed, M failed"; exit 0 only when nothing
 # failed.
@@ -33,12 +35,12 @@ originals=
 [ $java = yes ] && originals="java:chm,java:sync,java:rwlock"
 [ $go = yes ] && originals="${originals:+$originals,}go:syncmap,go:rwmutex,go:map"
 
-# 0. the Go program's own unit tests (its size-range check), offline in GOPATH mode as the
-#    build does
+# 0. the Go program's own unit tests (its size-range check; the -bm sample histogram's bucket
+#    function and text form against values C computed), offline in GOPATH mode as the build does
 if [ $go = yes ]; then
     GO=${CHMBENCH_GO:-go}
     SRC=$(cd "$(dirname "$0")/../bench/originals/go" && pwd)
-    check "go test of the go:* child program (mapbench_test.go)" \
+    check "go test of the go:* child program (mapbench_test.go, histogram_test.go)" \
         sh -c "cd '$SRC' && GO111MODULE=off GOFLAGS= CGO_ENABLED=0 GOPATH='$TMP/gopath' \
                GOCACHE='$TMP/gocache' '$GO' test . >'$TMP/gotest.out' 2>&1 || { cat '$TMP/gotest.out'; exit 1; }"
 fi
@@ -58,6 +60,13 @@ check "a table row per original and thread count; go:map skipped at 2 threads wi
             grep -Eq \"^chm\\.mix +\$b +uniform +1000 +50 +\$t +none +churn +thrpt +2 +[0-9.]+ +ops/us\\\$\" '$TMP/mix.txt' || exit 1
         fi
     done; done"
+# the Java program's self-test (built by the run above): its histogram against C's values
+if [ $java = yes ]; then
+    CLASSES=${CHMBENCH_ORIGINALS_DIR:-$(dirname "$BENCH")/originals}/java
+    check "MapBench --self-test: the -bm sample histogram's buckets and text form are C's" \
+        sh -c "'${CHMBENCH_JAVA:-java}' -cp '$CLASSES' MapBench --self-test >'$TMP/jself.out' 2>&1 &&
+               grep -q '^self-test ok' '$TMP/jself.out' || { cat '$TMP/jself.out'; exit 1; }"
+fi
 check "JSON: each original's trial with a positive ops/us score and 2 samples" \
     python3 - "$TMP/mix.json" "$originals" <<'PY'
 import json, sys
@@ -179,8 +188,79 @@ check "resize names an original: skipped with 'runs in mix only', binlock runs" 
 check "-l: the originals are mix's default backends, not resize's or memory's" sh -c "
     '$BENCH' -l | grep -- '-p backend' | head -1 | grep -q 'tbb,java:chm,java:sync,java:rwlock,go:syncmap,go:rwmutex,go:map)' &&
     ! '$BENCH' -l | sed -n '/^  resize/,\$p' | grep -q 'java:chm'"
-"$BENCH" -bm sample $RUN -p backend=$one -p keys=100 >/dev/null 2>"$TMP/sample.err"
-check "-bm sample: an original is skipped with the reason" \
-    grep -q "^# skipped mix backend=$one .*-bm sample times single operations" "$TMP/sample.err"
+
+# 8. -bm sample on the originals: each child times every 64th operation with its own clock into
+#    histograms laid out as chmbench's and sends them as a C fork does; the parent pools them.
+#    Only shapes, counts and monotone percentiles are checked, never a latency.
+sampled=
+[ $java = yes ] && sampled=java:chm
+[ $go = yes ] && sampled="${sampled:+$sampled,}go:syncmap"
+"$BENCH" -bm sample -wi 0 -i 1 -r 0.05 -f 1 -t 1,2 -p backend="$sampled" -p keys=200 \
+    -p reads=50 -rff "$TMP/sample.json" >"$TMP/sample.txt" 2>"$TMP/sample.err"
+rc=$?
+check "-bm sample on $sampled at 1 and 2 threads: exit 0" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || cat "$TMP/sample.err"
+check "-bm sample: a row per original and thread count with p50..max, and get, put, remove rows" \
+    python3 - "$TMP/sample.txt" "$sampled" <<'PY'
+import re, sys
+table = open(sys.argv[1]).read()
+N = r"[0-9]+\.[0-9]{3}"
+assert re.search(r"^Benchmark .* +Mode +Cnt +Score +Error +p50 +p90 +p99 +p99\.9 +max +Units$", table, re.M)
+for b in sys.argv[2].split(","):
+    for t in (1, 2):
+        for name in ("chm.mix", "chm.mix:get", "chm.mix:put", "chm.mix:remove"):
+            row = r"^%s +%s +uniform +200 +50 +%d +none +churn +sample +[0-9]+ +%s ± +%s( +%s){5} +us/op$" % (
+                re.escape(name), re.escape(b), t, N, N, N)
+            assert re.search(row, table, re.M), (name, b, t)
+PY
+check "-bm sample: the note under the table names each child's clock" sh -c "
+    { [ $java = no ] || grep -Eq '^# -bm sample: every 64th mix operation timed alone \(nanoTime\); timer overhead [0-9.]+(-[0-9.]+)? ns per timed operation, included in every figure; clock granularity [0-9.]+ ns' '$TMP/sample.txt'; } &&
+    { [ $go = no ] || grep -Eq '^# -bm sample: every 64th mix operation timed alone \(go-monotonic\); timer overhead [0-9.]+(-[0-9.]+)? ns per timed operation, included in every figure; clock granularity [0-9.]+ ns' '$TMP/sample.txt'; }"
+check "-bm sample JSON: sampleTimer names the clock, monotone scorePercentiles, counts within opCounts / 64" \
+    python3 - "$TMP/sample.json" "$TMP/sample.txt" "$sampled" <<'PY'
+import json, re, sys
+rs = json.load(open(sys.argv[1]))
+table = open(sys.argv[2]).read()
+wanted = {(b, t) for b in sys.argv[3].split(",") for t in (1, 2)}
+assert {(r["params"]["backend"], r["threads"]) for r in rs} == wanted, rs
+KEYS = ["0.0", "50.0", "90.0", "95.0", "99.0", "99.9", "99.99", "99.999", "99.9999", "100.0"]
+CLOCKS = {"java": "nanoTime", "go": "go-monotonic"}
+
+def check_metric(m, label):
+    assert m["scoreUnit"] == "us/op", (label, m["scoreUnit"])
+    pct = m["scorePercentiles"]
+    assert list(pct) == KEYS, (label, list(pct))
+    values = [pct[k] for k in KEYS]
+    # a child's clock may step coarser than an operation: 0 is a possible reading, never < 0
+    assert all(isinstance(v, (int, float)) and v >= 0 for v in values), (label, values)
+    assert values == sorted(values), (label, values)  # p0 <= p50 <= p90 <= ... <= p99.9 <= max
+    assert values[0] <= m["score"] <= values[-1], (label, m["score"], values)
+    hist = m["rawDataHistogram"]
+    assert len(hist) == 1 and len(hist[0]) == 1 and len(m["rawData"][0]) == 1, label
+    return sum(n for _, n in hist[0][0])
+
+for r in rs:
+    b, t = r["params"]["backend"], r["threads"]
+    assert r["mode"] == "sample" and r["forks"] == 1, (b, t, r["mode"])
+    timer = r["sampleTimer"]
+    assert timer["clock"] == CLOCKS[b.split(":")[0]] and timer["every"] == 64, (b, timer)
+    assert 0 <= timer["overheadNs"] < 1e6 and 0 < timer["granularityNs"] < 1e6, (b, timer)
+    total = check_metric(r["primaryMetric"], (b, t))
+    sec = r["secondaryMetrics"]
+    assert list(sec) == ["get", "put", "remove"], (b, t, list(sec))
+    kinds = {k: check_metric(m, (b, t, k)) for k, m in sec.items()}
+    assert sum(kinds.values()) == total > 0, (b, t, kinds, total)
+    row = re.search(r"^chm\.mix +%s +uniform +200 +50 +%d +none +churn +sample +(\d+) " % (re.escape(b), t), table, re.M)
+    assert row and int(row.group(1)) == total, (b, t, row and row.group(1), total)
+    # every 64th operation of the measured part: no more than test_chmbench_sample.sh allows C
+    ops = sum(r["opCounts"].values())
+    assert total <= ops / 64 + 2 * t * 4, (b, t, total, ops)
+PY
+CHMBENCH_ORIGINALS_DIR="$TMP/empty" PATH=/nonexistent "$BENCH" -bm sample -wi 0 -i 1 -r 0.02 \
+    -f 1 -p backend=java:chm,binlock,go:syncmap -p keys=100 >"$TMP/nosample.txt" 2>"$TMP/nosample.err"
+check "-bm sample with no toolchain: the originals skipped with the reason, binlock sampled" sh -c "
+    [ $? -eq 0 ] && grep -Eq '^chm\.mix +binlock .* sample ' '$TMP/nosample.txt' &&
+    grep -q '^# skipped mix backend=java:chm .*java. is not on PATH' '$TMP/nosample.err' &&
+    grep -q '^# skipped mix backend=go:syncmap .*go. is not on PATH' '$TMP/nosample.err'"
 
 checklib_finish

@@ -18,12 +18,173 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * splitmix64 and Zipf generator, ported; --dump-keys compares them) and runs JMH's synchronized
  * iterations as bench/runner.c does: every thread runs uncounted until all have started,
  * measures itself until the common deadline, runs uncounted until all have stopped.
+ *
+ * sampleEvery=N (chmbench -bm sample, with loop=preset): in the measured part of every iteration
+ * each thread times every Nth operation alone with System.nanoTime (drawn first, then the map
+ * call between the two reads) into a Histogram of its own per kind, laid out as chmbench's
+ * bench/histogram.c; after each measured iteration they are merged and sent as "latency I KIND
+ * HISTOGRAM" lines, after a "timer OVERHEAD_NS GRANULARITY_NS nanoTime" line once per run.
+ * --self-test checks the ported bucket function and text form against values C computed.
  */
 public final class MapBench {
     static final int ZIPF_STREAM_LENGTH = 1 << 16; /* per thread, as mix.c */
     static final int BATCH = 64;                   /* operations between checks of the flags */
     static final int GET = 0, PUT = 1, REMOVE = 2, UPDATE = 3;
     static final String[] KIND_NAMES = {"get", "put", "remove", "update"};
+    static final String CLOCK_NAME = "nanoTime"; /* the sampleTimer clock chmbench reports */
+    static final int TIMER_PAIRS = 1001;         /* timer.c's OVERHEAD_PAIRS */
+
+    // ---- -bm sample: bench/histogram.c's histogram, ported exactly ----------------------------
+
+    static final int HIST_SUB_BITS = 5;                                /* BENCH_HIST_SUB_BITS */
+    static final int HIST_BUCKETS = (65 - HIST_SUB_BITS) << HIST_SUB_BITS; /* 1920 */
+
+    /** bench_histogram_index, bit for bit; ps is unsigned (2^64 - 1 goes to the last bucket). */
+    static int histogramIndex(long ps) {
+        int msb = 63 - Long.numberOfLeadingZeros(ps | 1);
+        int shift = msb > HIST_SUB_BITS ? msb - HIST_SUB_BITS : 0;
+        return (shift << HIST_SUB_BITS) + (int) (ps >>> shift);
+    }
+
+    /**
+     * bench_histogram: log-linear, values in picoseconds (unsigned), below 64 a bucket each,
+     * every power of two above split into 32 buckets; count, min, max, sum and sum of squares
+     * exact.
+     */
+    static final class Histogram {
+        long count, min = -1, max; /* min, max unsigned; min is 2^64 - 1 while empty */
+        double sum, sumSquares;
+        final long[] buckets = new long[HIST_BUCKETS];
+
+        void reset() {
+            count = max = 0;
+            min = -1;
+            sum = sumSquares = 0;
+            java.util.Arrays.fill(buckets, 0);
+        }
+
+        /** bench_histogram_record (values below 2^63: a duration's ps). */
+        void record(long ps) {
+            buckets[histogramIndex(ps)]++;
+            count++;
+            sum += (double) ps;
+            sumSquares += (double) ps * (double) ps;
+            if (Long.compareUnsigned(ps, min) < 0)
+                min = ps;
+            if (Long.compareUnsigned(ps, max) > 0)
+                max = ps;
+        }
+
+        /** bench_histogram_merge. */
+        void merge(Histogram from) {
+            if (from.count == 0)
+                return;
+            count += from.count;
+            sum += from.sum;
+            sumSquares += from.sumSquares;
+            if (Long.compareUnsigned(from.min, min) < 0)
+                min = from.min;
+            if (Long.compareUnsigned(from.max, max) > 0)
+                max = from.max;
+            for (int i = 0; i < HIST_BUCKETS; i++)
+                buckets[i] += from.buckets[i];
+        }
+
+        /**
+         * bench_histogram_write: "COUNT MIN MAX SUM SUM_SQUARES INDEX:N ..." (the non-empty
+         * buckets); the sums in Java's shortest form that reads back as the same double.
+         */
+        StringBuilder appendText(StringBuilder b) {
+            b.append(Long.toUnsignedString(count)).append(' ').append(Long.toUnsignedString(min))
+                    .append(' ').append(Long.toUnsignedString(max)).append(' ').append(sum)
+                    .append(' ').append(sumSquares);
+            for (int i = 0; i < HIST_BUCKETS; i++)
+                if (buckets[i] != 0)
+                    b.append(' ').append(i).append(':').append(Long.toUnsignedString(buckets[i]));
+            return b;
+        }
+    }
+
+    static long median(long[] x) {
+        java.util.Arrays.sort(x);
+        return x[x.length / 2];
+    }
+
+    /**
+     * timer.c's bench_timer_calibrate for System.nanoTime: {overhead of a start/stop pair (median
+     * of 1001 back-to-back pairs), granularity (median step when it moves)}, in ns. Repeated for
+     * 20 ms and the last round kept: the first rounds run in the interpreter, the last compiled.
+     */
+    static long[] calibrateClock() {
+        long[] pairs = new long[TIMER_PAIRS];
+        long overhead = 0, granularity = 0, end = System.nanoTime() + 20_000_000L;
+        for (int round = 0; round < 3 || System.nanoTime() < end; round++) {
+            for (int i = 0; i < TIMER_PAIRS; i++) {
+                long start = System.nanoTime();
+                long stop = System.nanoTime();
+                pairs[i] = stop - start;
+            }
+            overhead = median(pairs);
+            for (int i = 0; i < TIMER_PAIRS; i++) {
+                long first = System.nanoTime(), next;
+                while ((next = System.nanoTime()) == first)
+                    ;
+                pairs[i] = next - first;
+            }
+            granularity = median(pairs);
+        }
+        return new long[] {overhead, granularity};
+    }
+
+    /** --self-test: the ported histogram against what chmbench's C code computes. */
+    static int selfTest() {
+        /* (value, bucket) pairs from bench_histogram_index (bench/chmbench.h) */
+        long[][] cBuckets = {{0, 0}, {1, 1}, {2, 2}, {31, 31}, {32, 32}, {63, 63},
+            {64, 64}, {65, 64}, {66, 65}, {127, 95}, {128, 96}, {129, 96},
+            {1000, 190}, {1023, 191}, {1024, 192}, {1055, 192}, {1056, 193},
+            {20000, 327}, {999999, 509}, {1000000, 509}, {123456789, 730},
+            {(1L << 40) + 12345, 1152}, {Long.MAX_VALUE, 1887}, {-1L /* 2^64 - 1 */, 1919}};
+        int failed = 0, checks = 0;
+        for (long[] c : cBuckets) {
+            checks++;
+            if (histogramIndex(c[0]) != c[1]) {
+                System.out.println("self-test failed: histogramIndex(" + Long.toUnsignedString(c[0])
+                                   + ") = " + histogramIndex(c[0]) + ", C says " + c[1]);
+                failed++;
+            }
+        }
+        Histogram h = new Histogram();
+        String[][] texts = {{"0 18446744073709551615 0 0.0 0.0", null},
+            /* C: "3 1000 123456789 123477789 15241579151190520 190:1 327:1 730:1" (%.17g) */
+            {"3 1000 123456789 1.23477789E8 1.524157915119052E16 190:1 327:1 730:1", null}};
+        for (int t = 0; t < texts.length; t++) {
+            if (t == 1)
+                for (long ps : new long[] {1000, 20000, 123456789})
+                    h.record(ps);
+            String got = h.appendText(new StringBuilder()).toString();
+            checks++;
+            if (!got.equals(texts[t][0])) {
+                System.out.println("self-test failed: text '" + got + "', want '" + texts[t][0] + "'");
+                failed++;
+            }
+        }
+        Histogram merged = new Histogram();
+        merged.merge(h);
+        merged.merge(h);
+        checks++;
+        if (merged.count != 6 || merged.min != 1000 || merged.max != 123456789 || merged.buckets[327] != 2) {
+            System.out.println("self-test failed: merge");
+            failed++;
+        }
+        checks++;
+        if (HIST_BUCKETS != 1920) {
+            System.out.println("self-test failed: " + HIST_BUCKETS + " buckets, C has 1920");
+            failed++;
+        }
+        System.out.println(failed == 0 ? "self-test ok " + checks + " checks"
+                                       : "self-test: " + failed + " of " + checks + " failed");
+        return failed == 0 ? 0 : 1;
+    }
 
     /** What mix does to a map; keys and values are Longs. */
     interface BenchMap {
@@ -276,6 +437,7 @@ public final class MapBench {
     final boolean preset;     /* mix.c's preset loop, else its churn or grow loop */
     final boolean grow;       /* writes=grow: every write (preset: every put) a fresh key */
     final boolean countKinds;
+    final int sampleEvery;    /* -bm sample: every Nth operation timed; 0: off */
     final Long[] boxed; /* the key range, boxed once: no allocation for a drawn key */
 
     /* JMH's synchronized iterations, as bench/runner.c's iteration_control */
@@ -298,6 +460,10 @@ public final class MapBench {
             fail("loop must be plain or preset, not '" + loop + "'");
         preset = loop.equals("preset");
         grow = number(args, "grow") != 0;
+        long every = args.containsKey("sampleEvery") ? number(args, "sampleEvery") : 0;
+        if (args.containsKey("sampleEvery") && (every < 1 || every > 1L << 31 || !preset))
+            fail("sampleEvery= needs an integer in [1, 2^31] and loop=preset");
+        sampleEvery = (int) every;
         boxed = new Long[(int) Math.min(range, 1 << 27)];
         for (int k = 0; k < boxed.length; k++)
             boxed[k] = Long.valueOf(k);
@@ -316,10 +482,14 @@ public final class MapBench {
         long inserts, removes, sink;
         final long[] kinds = new long[4];
         long measuredOps, measuredNs;
+        int countdown = sampleEvery; /* -bm sample: operations to the next timed one */
+        final Histogram[] hist;      /* -bm sample: this thread's, per kind; else null */
 
         Worker(int id) {
             super("mapbench-" + id);
             nextNewKey = range + id;
+            hist = sampleEvery > 0 ? new Histogram[] {new Histogram(), new Histogram(),
+                                                      new Histogram(), new Histogram()} : null;
         }
 
         void runBatch(int count) {
@@ -437,6 +607,66 @@ public final class MapBench {
             this.sink ^= sink;
         }
 
+        /**
+         * mix.c's mix_run_batch_sampled: the preset loop, every sampleEvery-th operation timed
+         * alone (its draw outside the clock) into its kind's histogram, in ps.
+         */
+        private void presetSampled(int count) {
+            final int[] zipf = zipfKeys;
+            final long range = MapBench.this.range, stride = threads;
+            final int every = sampleEvery;
+            long rng = this.rng;
+            int position = zipfPosition, countdown = this.countdown;
+            for (int i = 0; i < count; i++) {
+                rng = xorshift64(rng);
+                long pick = rng & 0x7fffffffL;
+                long key = zipf != null ? zipf[position++ & (ZIPF_STREAM_LENGTH - 1)]
+                                        : ((rng >>> 32) * range) >>> 32;
+                key &= keyMask;
+                int kind = pick < getBelow ? GET
+                         : pick < putBelow ? PUT
+                         : pick < removeBelow ? REMOVE : UPDATE;
+                if (kind == PUT && grow) {
+                    key = nextNewKey;
+                    nextNewKey += stride;
+                }
+                if (--countdown != 0) {
+                    execute(kind, key, rng);
+                } else {
+                    countdown = every;
+                    long start = System.nanoTime();
+                    execute(kind, key, rng);
+                    long stop = System.nanoTime();
+                    hist[kind].record(Math.max(0, stop - start) * 1000);
+                }
+                kinds[kind]++;
+            }
+            this.rng = rng;
+            zipfPosition = position;
+            this.countdown = countdown;
+        }
+
+        /** mix.c's mix_execute: a drawn operation on the map (what -bm sample times). */
+        private void execute(int kind, long key, long rng) {
+            switch (kind) {
+                case GET -> {
+                    Long value = map.get(box(key));
+                    if (value != null)
+                        sink += 1 + value;
+                }
+                case PUT -> {
+                    Long k = box(key);
+                    if (map.put(k, k))
+                        inserts++;
+                }
+                case REMOVE -> {
+                    if (map.remove(box(key)))
+                        removes++;
+                }
+                default -> map.update(box(key), Long.valueOf(rng));
+            }
+        }
+
         /** bench/runner.c's worker_main for time-bound iterations. */
         @Override
         public void run() {
@@ -452,10 +682,16 @@ public final class MapBench {
                 while (started.get() < threads)
                     runBatch(BATCH); /* catch-up, uncounted */
                 long ops = 0, start = System.nanoTime();
-                while (!done) {
-                    runBatch(BATCH);
-                    ops += BATCH;
-                }
+                if (sampleEvery > 0) /* a loop of its own, as runner.c's: throughput's as it was */
+                    while (!done) {
+                        presetSampled(BATCH);
+                        ops += BATCH;
+                    }
+                else
+                    while (!done) {
+                        runBatch(BATCH);
+                        ops += BATCH;
+                    }
                 long stop = System.nanoTime();
                 measuredOps = ops;
                 measuredNs = stop - start;
@@ -507,6 +743,10 @@ public final class MapBench {
 
     /** bench/runner.c's run_iteration: open, wait for all, sleep, raise done, wait, report. */
     void iteration(Worker[] workers, String phase, int index, double seconds) {
+        if (sampleEvery > 0) /* published to the workers by the generation's increment */
+            for (Worker w : workers)
+                for (Histogram h : w.hist)
+                    h.reset();
         started.set(0);
         stopped.set(0);
         finished.set(0);
@@ -521,6 +761,16 @@ public final class MapBench {
         StringBuilder line = new StringBuilder("iteration ").append(phase).append(' ').append(index);
         for (Worker w : workers)
             line.append(' ').append(w.measuredOps).append(' ').append(w.measuredNs);
+        if (sampleEvery > 0 && phase.equals("measure")) { /* runner.c's collect_latency */
+            Histogram all = new Histogram();
+            for (int k = 0; k < 4; k++) {
+                all.reset();
+                for (Worker w : workers)
+                    all.merge(w.hist[k]);
+                line.append("\nlatency ").append(index).append(' ').append(k).append(' ');
+                all.appendText(line);
+            }
+        }
         System.out.println(line);
         System.out.flush();
     }
@@ -553,6 +803,8 @@ public final class MapBench {
     }
 
     public static void main(String[] argv) throws InterruptedException {
+        if (argv.length == 1 && argv[0].equals("--self-test"))
+            System.exit(selfTest());
         Map<String, String> args = new HashMap<>();
         for (String a : argv) {
             int eq = a.indexOf('=');
@@ -586,6 +838,10 @@ public final class MapBench {
         }
         long prefilled = trial.prefill();
         System.out.println("prefilled " + prefilled);
+        if (trial.sampleEvery > 0) {
+            long[] timer = calibrateClock();
+            System.out.println("timer " + timer[0] + " " + timer[1] + " " + CLOCK_NAME);
+        }
         for (Worker w : workers)
             w.start();
         int warmups = (int) number(args, "warmupIterations");

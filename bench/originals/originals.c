@@ -7,7 +7,7 @@
  *
  *   map=chm threads=2 keys=1000 range=2000 loop=plain grow=0 getBelow=1932735283
  *   putBelow=2040109465 removeBelow=2147483648 evenKeys=0 zipf=0 countKinds=0 seed=1
- *   warmupIterations=1 warmupSeconds=1 iterations=5 seconds=1 [dumpKeys=N]
+ *   warmupIterations=1 warmupSeconds=1 iterations=5 seconds=1 [dumpKeys=N] [sampleEvery=64]
  *
  * (loop and grow: which of mix's loops to reproduce; the thresholds are mix's, originals.h;
  * seed is this fork's, as chmbench's forks get theirs). The child
@@ -16,6 +16,11 @@
  *   prefilled N                              the map holds the N prefilled keys, each read once
  *   iteration warmup|measure I OPS NS ...    iteration I done: every thread's measured
  *                                            operations and nanoseconds, thread 0 first
+ *   timer OVERHEAD_NS GRANULARITY_NS CLOCK   sampleEvery=N: the child's clock (nanoTime,
+ *                                            go-monotonic), measured once before the trial
+ *   latency I KIND HISTOGRAM                 sampleEvery=N, after measured iteration I's line:
+ *                                            its timed operations of KIND (0 get .. 3 update),
+ *                                            all threads, in bench_histogram_write's form
  *   kinds GET PUT REMOVE UPDATE              operations per kind, all phases (countKinds=1)
  *   verify ok DETAIL | verify failed REASON  the size invariant after the trial; last line
  *   dump THREAD KIND KEY                     dumpKeys=N instead of a trial: the draws
@@ -24,6 +29,17 @@
  * passed to stderr with the peer's name in front. Errors go to the child's stderr (inherited),
  * with a non-zero exit status. chmbench turns each measured iteration into its sample exactly
  * as runner.c does for its own threads: the sum over threads of ops / own measured time.
+ *
+ * -bm sample (sampleEvery=64, with loop=preset: the sampled loop is the preset loop, as mix's):
+ * in the measured part of every iteration, each child thread times every 64th operation alone
+ * (the draw before the clock is read, the map call between two reads), converts it to ps and
+ * records it into a histogram of its own per kind, laid out exactly as bench/histogram.c's
+ * (ported: MapBench.Histogram, go/histogram.go); after each measured iteration the child merges
+ * them over its threads and sends one "latency" line per kind, the record a chmbench fork sends
+ * its parent (runner.c's parse_record), so the parent pools them as a C fork's. The timer's
+ * overhead (median of 1001 back-to-back pairs) and granularity (median non-zero step) are
+ * measured once per child, like timer.c's. The iteration's sample is then the mean latency of
+ * its timed operations in us/op, as for a C map.
  *
  * Where things are: the sources in CHMBENCH_ORIGINALS_SOURCE_DIR (bench/originals), the built
  * programs in CHMBENCH_ORIGINALS_BUILD_DIR (<build>/bench/originals: java/MapBench.class,
@@ -395,6 +411,8 @@ static bool child_command(const bench_original *o, const bench_trial *trial,
     add_arg(a, "seconds=%.17g", trial->measurement_seconds);
     if (dump_keys)
         add_arg(a, "dumpKeys=%llu", (unsigned long long)dump_keys);
+    if (mix->sample_every) /* only then: throughput's command line stays as it was */
+        add_arg(a, "sampleEvery=%u", mix->sample_every);
     if (a->argc >= MAX_CHILD_ARGS - 1) {
         snprintf(err, errlen, "too many arguments for the child (CHMBENCH_JAVA_OPTS?)");
         return false;
@@ -415,6 +433,9 @@ struct child_report {
     FILE *dump;        /* dumpKeys: where the draws go */
     uint64_t dumped;
     int malformed;
+    bench_trial_output *out; /* -bm sample: where the timer and the histograms go; else NULL */
+    bool timer_seen;
+    int latency_lines;
 };
 
 /* "iteration PHASE I OPS NS OPS NS ...": the sample of a measured iteration, as runner.c scores
@@ -464,6 +485,24 @@ static void parse_line(struct child_report *r, char *line)
         if (!r->verified)
             snprintf(r->verdict, sizeof r->verdict, "%s",
                      strncmp(rest, "failed ", 7) == 0 ? rest + 7 : rest);
+    } else if (strncmp(line, "timer ", 6) == 0 && r->out) {
+        char clock[BENCH_TIMER_CLOCK_LEN];
+        _Static_assert(BENCH_TIMER_CLOCK_LEN == 32, "the %31s below");
+        if (sscanf(line + 6, "%lf %lf %31s", &r->out->timer_overhead_ns,
+                   &r->out->timer_granularity_ns, clock) == 3) {
+            memcpy(r->out->timer_clock, clock, sizeof clock);
+            r->timer_seen = true;
+        } else
+            r->malformed++;
+    } else if (strncmp(line, "latency ", 8) == 0 && r->out && r->out->latency) {
+        int iteration, kind, used = 0; /* as runner.c's parse_record */
+        if (sscanf(line, "latency %d %d %n", &iteration, &kind, &used) == 2 && used > 0 &&
+            iteration >= 0 && iteration < r->measured && kind >= 0 && kind < BENCH_ORIGINAL_KINDS &&
+            bench_histogram_parse(line + used,
+                                  &r->out->latency[iteration * BENCH_ORIGINAL_KINDS + kind]))
+            r->latency_lines++;
+        else
+            r->malformed++;
     } else if (strncmp(line, "dump ", 5) == 0 && r->dump) {
         fputs(line + 5, r->dump);
         r->dumped++;
@@ -535,10 +574,18 @@ static bool run_child(const bench_map_impl *impl, const bench_trial *trial,
 }
 
 bool bench_original_run_mix(const bench_map_impl *impl, const bench_trial *trial,
-                            const bench_original_mix *mix, double *samples,
+                            const bench_original_mix *mix, bench_trial_output *out,
                             uint64_t kinds[BENCH_ORIGINAL_KINDS], char *err, size_t errlen)
 {
-    struct child_report r = {.impl = impl, .trial = trial, .samples = samples, .kinds = kinds};
+    const bool sample = mix->sample_every && out->latency;
+    struct child_report r = {.impl = impl,
+                             .trial = trial,
+                             .samples = out->metrics[0],
+                             .kinds = kinds,
+                             .out = sample ? out : NULL};
+    if (sample)
+        for (int i = 0; i < trial->measurement_iterations * BENCH_ORIGINAL_KINDS; i++)
+            bench_histogram_reset(&out->latency[i]);
     if (!run_child(impl, trial, mix, 0, &r, err, errlen))
         return false;
     if (!r.verified) {
@@ -554,6 +601,24 @@ bool bench_original_run_mix(const bench_map_impl *impl, const bench_trial *trial
     if (mix->count_kinds && !r.kinds_seen) {
         snprintf(err, errlen, "%s: its child did not count the operations", impl->name);
         return false;
+    }
+    if (sample) {
+        if (!r.timer_seen ||
+            r.latency_lines != trial->measurement_iterations * BENCH_ORIGINAL_KINDS) {
+            snprintf(err, errlen, "%s: its child sent %s and %d of %d latency histograms",
+                     impl->name, r.timer_seen ? "its timer" : "no timer", r.latency_lines,
+                     trial->measurement_iterations * BENCH_ORIGINAL_KINDS);
+            return false;
+        }
+        /* the iteration's sample: the mean latency of all its timed operations, in us/op, as
+         * runner.c's collect_latency */
+        for (int i = 0; i < trial->measurement_iterations; i++) {
+            static bench_histogram all; /* too large for a stack */
+            bench_histogram_reset(&all);
+            for (int k = 0; k < BENCH_ORIGINAL_KINDS; k++)
+                bench_histogram_merge(&all, &out->latency[i * BENCH_ORIGINAL_KINDS + k]);
+            out->metrics[0][i] = bench_histogram_mean(&all) / 1e6;
+        }
     }
     return true;
 }

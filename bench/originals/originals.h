@@ -8,6 +8,8 @@
  * reproduces mix's key stream exactly (the same PRNGs and Zipf generator, ported), prefills,
  * runs JMH's synchronized iterations with its own threads and writes one line per iteration with
  * every thread's operations and measured nanoseconds; chmbench scores them as its own samples.
+ * Under -bm sample the child times every 64th operation alone with its own clock into
+ * histograms laid out as bench/histogram.c's and sends them in a C fork's text form.
  * After the trial the child checks the size invariant and says so. The protocol, line by line,
  * is in originals.c; docs/harness.md ("The originals") has the JVM and Go settings.
  *
@@ -39,6 +41,7 @@ typedef struct bench_original_mix {
     bool even_keys;        /* preset ycsb-*: every drawn key rounded down to an even one */
     bool zipf;             /* Zipf keys (pre-generated streams) instead of uniform */
     bool count_kinds;      /* count operations per kind (the preset loop does; JSON opCounts) */
+    unsigned sample_every; /* -bm sample: every Nth operation of the preset loop timed; 0: off */
 } bench_original_mix;
 
 /* The operation kinds a child counts, in mix's order. */
@@ -50,11 +53,15 @@ typedef struct bench_original_mix {
 const char *bench_original_unavailable(const bench_map_impl *impl);
 
 /* Runs one fork of a mix trial in the original's child (built first if needed): fills
- * samples[0 .. trial->measurement_iterations) with ops/us summed over threads, and kinds[] with
- * the operations per kind of the whole trial when mix->count_kinds. False + message when the
- * child cannot start, fails, or reports a violated size invariant. */
+ * out->metrics[0][0 .. trial->measurement_iterations) with ops/us summed over threads, and
+ * kinds[] with the operations per kind of the whole trial when mix->count_kinds. Under -bm
+ * sample (mix->sample_every), the child's histograms instead: out->latency (one per measured
+ * iteration and kind, BENCH_ORIGINAL_KINDS kinds), out->timer_* (its clock's name, overhead and
+ * granularity), and each iteration's sample is the mean latency of its timed operations in us/op,
+ * as the runner makes it for a C map. False + message when the child cannot start, fails, or
+ * reports a violated size invariant. */
 bool bench_original_run_mix(const bench_map_impl *impl, const bench_trial *trial,
-                            const bench_original_mix *mix, double *samples,
+                            const bench_original_mix *mix, bench_trial_output *out,
                             uint64_t kinds[BENCH_ORIGINAL_KINDS], char *err, size_t errlen);
 
 /* --dump-keys: the child prints the first n operations of threads 0 and 1, which go to `out` as

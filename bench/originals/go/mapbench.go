@@ -9,6 +9,12 @@
 // compares them) and runs JMH's synchronized iterations as bench/runner.c does: every goroutine
 // runs uncounted until all have started, measures itself until the common deadline, runs
 // uncounted until all have stopped.
+//
+// sampleEvery=N (chmbench -bm sample, with loop=preset): in the measured part of every
+// iteration each goroutine times every Nth operation alone (drawn first, then the map call
+// between two reads of the clock: histogram.go) into a histogram of its own per kind; after
+// each measured iteration they are merged and sent as "latency I KIND HISTOGRAM" lines, after a
+// "timer OVERHEAD_NS GRANULARITY_NS go-monotonic" line once per run.
 package main
 
 import (
@@ -40,6 +46,7 @@ type trial struct {
 	getBelow, putBelow, removeBelow uint64 // 31-bit thresholds
 	keyMask                         uint64 // ^1 for ycsb: every key an even, present one
 	preset, grow, countKinds        bool
+	sampleEvery                     uint32 // -bm sample: every Nth operation timed; 0: off
 
 	generation, started, stopped, finished atomic.Int32
 	done, quit                             atomic.Bool
@@ -55,6 +62,8 @@ type worker struct {
 	inserts, removes, overwrites, sink uint64
 	kinds                              [4]uint64
 	measuredOps, measuredNs            int64
+	countdown                          uint32        // -bm sample: operations to the next timed one
+	hist                               *[4]histogram // -bm sample: this goroutine's, per kind
 	_                                  [128]byte
 }
 
@@ -168,6 +177,76 @@ func (t *trial) presetLoop(w *worker, count int) {
 	}
 }
 
+// presetDraw is mix.c's mix_draw: the next operation's kind, key and random bits.
+func (t *trial) presetDraw(w *worker) (kind int, key, r uint64) {
+	w.rng = xorshift64(w.rng)
+	r = w.rng
+	pick := r & 0x7fffffff
+	key = t.key(w, r) & t.keyMask
+	kind = kindUpdate
+	switch {
+	case pick < t.getBelow:
+		kind = kindGet
+	case pick < t.putBelow:
+		kind = kindPut
+	case pick < t.removeBelow:
+		kind = kindRemove
+	}
+	if kind == kindPut && t.grow {
+		key = w.nextNewKey
+		w.nextNewKey += uint64(t.threads)
+	}
+	return kind, key, r
+}
+
+// presetExecute is mix.c's mix_execute: the drawn operation on the map (what -bm sample times).
+func (t *trial) presetExecute(w *worker, kind int, key, r uint64) {
+	m := t.m
+	switch kind {
+	case kindGet:
+		if v, ok := m.get(key); ok {
+			w.sink += 1 + v
+		}
+	case kindPut:
+		if m.put(key, key) {
+			w.inserts++
+		} else {
+			w.overwrites++
+		}
+	case kindRemove:
+		if m.remove(key) {
+			w.removes++
+		}
+	default:
+		if m.update(key, r) {
+			w.inserts++
+		}
+	}
+}
+
+// presetSampled is mix.c's mix_run_batch_sampled: the preset loop, every sampleEvery-th
+// operation timed alone (its draw outside the clock) into its kind's histogram, in ps.
+func (t *trial) presetSampled(w *worker, count int) {
+	for i := 0; i < count; i++ {
+		kind, key, r := t.presetDraw(w)
+		w.countdown--
+		if w.countdown != 0 {
+			t.presetExecute(w, kind, key, r)
+		} else {
+			w.countdown = t.sampleEvery
+			start := clockNs()
+			t.presetExecute(w, kind, key, r)
+			stop := clockNs()
+			ns := stop - start
+			if ns < 0 {
+				ns = 0
+			}
+			w.hist[kind].record(uint64(ns) * 1000)
+		}
+		w.kinds[kind]++
+	}
+}
+
 // work is runner.c's worker_main for time-bound iterations.
 func (t *trial) work(w *worker, wg *sync.WaitGroup) {
 	defer wg.Done()
@@ -188,9 +267,16 @@ func (t *trial) work(w *worker, wg *sync.WaitGroup) {
 		}
 		ops := int64(0)
 		start := time.Now()
-		for !t.done.Load() {
-			t.runBatch(w, batch)
-			ops += batch
+		if t.sampleEvery != 0 { // a loop of its own, as runner.c's: throughput's stays as it was
+			for !t.done.Load() {
+				t.presetSampled(w, batch)
+				ops += batch
+			}
+		} else {
+			for !t.done.Load() {
+				t.runBatch(w, batch)
+				ops += batch
+			}
 		}
 		w.measuredNs = time.Since(start).Nanoseconds()
 		w.measuredOps = ops
@@ -204,6 +290,13 @@ func (t *trial) work(w *worker, wg *sync.WaitGroup) {
 
 // iteration is runner.c's run_iteration: open, wait for all, sleep, raise done, wait, report.
 func (t *trial) iteration(out *bufio.Writer, workers []*worker, phase string, index int, d time.Duration) {
+	if t.sampleEvery != 0 { // published to the workers by the generation's increment
+		for _, w := range workers {
+			for k := range w.hist {
+				w.hist[k].reset()
+			}
+		}
+	}
 	t.started.Store(0)
 	t.stopped.Store(0)
 	t.finished.Store(0)
@@ -222,6 +315,17 @@ func (t *trial) iteration(out *bufio.Writer, workers []*worker, phase string, in
 		fmt.Fprintf(out, " %d %d", w.measuredOps, w.measuredNs)
 	}
 	fmt.Fprintln(out)
+	if t.sampleEvery != 0 && phase == "measure" { // runner.c's collect_latency, then the records
+		var all histogram
+		for k := 0; k < 4; k++ {
+			all.reset()
+			for _, w := range workers {
+				all.merge(&w.hist[k])
+			}
+			line := fmt.Appendf(nil, "latency %d %d ", index, k)
+			out.Write(append(all.appendText(line), '\n'))
+		}
+	}
 	out.Flush()
 }
 
@@ -240,6 +344,10 @@ func (t *trial) workers(seed uint64, zipf bool) []*worker {
 		if zipf {
 			w.zipfKeys = streams[i*zipfStreamLength : (i+1)*zipfStreamLength]
 			w.zipfPosition = uint32(seeder.next())
+		}
+		if t.sampleEvery != 0 {
+			w.countdown = t.sampleEvery
+			w.hist = new([4]histogram)
 		}
 		ws[i] = w
 	}
@@ -355,6 +463,13 @@ func main() {
 	if t.threads < 1 {
 		fail("threads must be at least 1")
 	}
+	if _, ok := args["sampleEvery"]; ok {
+		every := number("sampleEvery")
+		if every < 1 || every > 1<<31 || !t.preset {
+			fail("sampleEvery= needs an integer in [1, 2^31] and loop=preset, got %q", args["sampleEvery"])
+		}
+		t.sampleEvery = uint32(every)
+	}
 	if args["map"] == "map" && t.threads > 1 {
 		fail("go:map is Go's plain map, not safe for concurrent use: one thread only")
 	}
@@ -384,6 +499,10 @@ func main() {
 		fail("%v", err)
 	}
 	fmt.Fprintf(out, "prefilled %d\n", prefilled)
+	if t.sampleEvery != 0 {
+		overhead, granularity := calibrateClock()
+		fmt.Fprintf(out, "timer %d %d %s\n", overhead, granularity, clockName)
+	}
 	out.Flush()
 	var wg sync.WaitGroup
 	for _, w := range workers {

@@ -7,7 +7,7 @@
  * HOW IT WORKS
  *
  * One table of bins (a power of two), each bin an atomic pointer to its first node. A key's
- * 64-bit hash, top bit cleared (bl_hash), picks the bin by its low bits. A bin is empty,
+ * 31-bit hash (bl_hash) picks the bin by its low bits. A bin is empty,
  * a list of nodes (immutable hash and key, atomic value and next), or a special node: a
  * ForwardingNode (the bin moved to the next table), a TreeBin (a red-black tree of colliding
  * keys, binlock_tree.c) or a ReservationNode (compute_if_absent is filling it). Special nodes are
@@ -108,7 +108,8 @@
  *     treeifying if it cannot; untreeify allocates nothing: the TreeNodes already form a plain
  *     list through next and become the bin's list as they are.
  *   - sizeCtl and transferIndex are 64-bit, with a 32-bit resize stamp compared and shifted as
- *     later JDKs correct it: binlock_resize.c, "sizeCtl". Maximum table: 2^40 bins (Java 2^30).
+ *     later JDKs correct it: binlock_resize.c, "sizeCtl". Maximum table: 2^31 bins, what a 31-bit
+ *     hash indexes (Java 2^30, an int's largest power of two).
  *   - TreeBin readers store nothing: lockState is a sequence count instead of a reader count,
  *     and a writer never waits for readers (binlock_tree.c). Order inside a tree: hash, then
  *     keyops.compare (integer keys numerically), then the stored key words as a tie-break.
@@ -118,8 +119,9 @@
  *     current index; iteration allocates nothing and fits in chm_iter.
  *   - Counter cells: one array of the final size, allocated at the first contention, never
  *     copied (binlock_count.c).
- *   - The hash: chm's seeded 64-bit hash with the top bit cleared; a chm_keyops hash is also
- *     spread as (h ^ h >> 32) (Java: hashCode() spread to 31 bits, for weak hashCode()s).
+ *   - The hash: the low 31 bits of chm's seeded 64-bit hash, kept in 32 bits beside the bin lock
+ *     (a 40-byte node, binlock.h); a chm_keyops hash is first folded as (h ^ h >> 32) (Java:
+ *     hashCode() spread to 31 bits, for weak hashCode()s).
  *   - chm_compute_if_absent and chm_compute: a call the function makes to write to the same map
  *     (any key; itself, or from a compute in another map: src/reentry.h keeps the thread's
  *     stack of them) returns CHM_EDEADLK, detected before any lock is touched (Java throws
@@ -179,23 +181,23 @@ struct bin {
     struct bl_node *f;  /* its head (BIN_LOCKED: locked by this thread) */
 };
 
-BL_INLINE enum bin_found lock_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+BL_INLINE enum bin_found lock_bin(struct bl_map *m, struct bin *b, bl_hash_t h, uint64_t key,
                                   unsigned how, enum writer who);
 BL_INLINE void unlock_bin(struct bl_map *m, struct bin *b, long bin_count, int rc);
-BL_INLINE struct bl_node *list_lookup(const chm *cm, struct bl_node *f, uint64_t h, uint64_t key,
+BL_INLINE struct bl_node *list_lookup(const chm *cm, struct bl_node *f, bl_hash_t h, uint64_t key,
                                       long *count, struct bl_node **pred);
 BL_INLINE void push_head(struct bin *b, struct bl_node *node);
 
 /* compute's and compute_if_absent's way into an empty bin (reserve_bin). */
 enum reserved { RESERVED, RESERVE_LOST, RESERVE_NO_MEMORY };
-BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, bl_hash_t h, uint64_t key,
                                     struct bl_node **res, struct bl_node **node, enum writer who);
 BL_INLINE void unreserve_bin(struct bl_map *m, struct bin *b, struct bl_node *res,
                              struct bl_node *head);
 
 /* ---- the other helpers, also defined after the operations --------------------------------------- */
 
-static inline struct bl_node *find(const chm *cm, struct bl_node *e, uint64_t h, uint64_t key);
+static inline struct bl_node *find(const chm *cm, struct bl_node *e, bl_hash_t h, uint64_t key);
 BL_INLINE int put_present(struct bl_map *m, struct bl_node *e, uint64_t value, bool only_if_absent,
                           uint64_t *prev, chm_value_retire **rec);
 static int64_t unlink_node(struct bl_map *m, struct bl_table *t, size_t i, struct bl_node *e,
@@ -220,7 +222,7 @@ static void free_bin(struct bl_map *m, struct bl_node *e);
 static int bl_get(chm *cm, uint64_t key, uint64_t *value)
 {
     struct bl_map *m = as_bl(cm);
-    uint64_t h = bl_hash(cm, key);
+    bl_hash_t h = bl_hash(cm, key);
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
     struct bl_table *t = current_table(m);
@@ -246,7 +248,7 @@ static int bl_get(chm *cm, uint64_t key, uint64_t *value)
  * integer key equal to the one sought implies an equal hash, so the walk compares keys only;
  * a special head (forwarding, tree bin, reservation) goes to get_from_head. */
 static __attribute__((noinline)) int get_from_head(chm *cm, chm__smr_reader *r, struct bl_node *f,
-                                                   uint64_t h, uint64_t key, uint64_t *value);
+                                                   bl_hash_t h, uint64_t key, uint64_t *value);
 
 static int bl_get_u64(chm *cm, uint64_t key, uint64_t *value)
 {
@@ -279,7 +281,7 @@ static int bl_get_u64(chm *cm, uint64_t key, uint64_t *value)
 /* bl_get_u64's special heads: find() follows them (a forwarding node into the next table, a
  * tree bin's lookup), inside the section bl_get_u64 opened, which this closes. */
 static __attribute__((noinline)) int get_from_head(chm *cm, chm__smr_reader *r, struct bl_node *f,
-                                                   uint64_t h, uint64_t key, uint64_t *value)
+                                                   bl_hash_t h, uint64_t key, uint64_t *value)
 {
     struct bl_node *e = find(cm, f, h, key);
     int rc = CHM_NOTFOUND;
@@ -301,7 +303,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
     chm *cm = &m->base;
     if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
-    uint64_t h = bl_hash(cm, key);
+    bl_hash_t h = bl_hash(cm, key);
     struct bl_node *node = NULL; /* the new node, allocated once */
     chm_value_retire *rec = NULL;
     long bin_count = 0;
@@ -401,7 +403,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, bool cv, ui
     chm *cm = &m->base;
     if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
-    uint64_t h = bl_hash(cm, key);
+    bl_hash_t h = bl_hash(cm, key);
     chm_value_retire *rec = NULL;
     bool removed = false;
     int64_t xb = 0;
@@ -482,7 +484,7 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
     int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
     if (rc != CHM_OK)
         return rc;
-    uint64_t h = bl_hash(cm, key);
+    bl_hash_t h = bl_hash(cm, key);
     struct bl_node *node = NULL, *res = NULL; /* the new node; the ReservationNode */
     uint64_t v = 0;
     long bin_count = 0;
@@ -596,7 +598,7 @@ static int bl_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
     int rc = chm__reentry_check(cm); /* a nested write (CHM_EDEADLK), or nested too deep */
     if (rc != CHM_OK)
         return rc;
-    uint64_t h = bl_hash(cm, key);
+    bl_hash_t h = bl_hash(cm, key);
     /* Reservations, each allocated once and kept across retries: the plain node, the TreeNode,
      * the ReservationNode, the value's retire record. */
     struct bl_node *node = NULL, *tnode = NULL, *res = NULL;
@@ -752,7 +754,7 @@ static int bl_clear(chm *cm)
 static int bl_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
 {
     struct bl_map *m = as_bl(cm);
-    uint64_t h = bl_hash(cm, key);
+    bl_hash_t h = bl_hash(cm, key);
     int rc = CHM_NOTFOUND;
     chm__smr_read_lock();
     struct bl_table *t = current_table(m);
@@ -977,10 +979,10 @@ const chm_backend chm_binlock = {
 /* Node.find from a bin head @e, following forwarding nodes (ForwardingNode.find), searching a
  * TreeBin without blocking (TreeBin.find); a reservation holds nothing (ReservationNode.find).
  * Inside a read section. */
-static inline struct bl_node *find(const chm *cm, struct bl_node *e, uint64_t h, uint64_t key)
+static inline struct bl_node *find(const chm *cm, struct bl_node *e, bl_hash_t h, uint64_t key)
 {
     while (e != NULL) {
-        uint64_t eh = e->hash;
+        bl_hash_t eh = e->hash;
         if (eh == h) {
             if (chm__key_equal(cm, e->key, key))
                 return e;
@@ -1015,7 +1017,7 @@ static inline struct bl_node *find(const chm *cm, struct bl_node *e, uint64_t h,
  * another try. A lock wait that runs out of patience leaves the read section for a moment
  * (smr_breathe) and starts over from the current table. Inside a read section.
  */
-BL_INLINE enum bin_found lock_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+BL_INLINE enum bin_found lock_bin(struct bl_map *m, struct bin *b, bl_hash_t h, uint64_t key,
                                   unsigned how, enum writer who)
 {
     for (;;) {
@@ -1031,7 +1033,7 @@ BL_INLINE enum bin_found lock_bin(struct bl_map *m, struct bin *b, uint64_t h, u
         struct bl_node *f = b->f = tab_at(b->t, b->i);
         if (f == NULL)
             return BIN_EMPTY;
-        uint64_t fh = f->hash;
+        bl_hash_t fh = f->hash;
         if (fh == BL_MOVED) {
             b->t = chm__bl_help_transfer(m, b->t, f, NULL);
             continue;
@@ -1070,7 +1072,7 @@ BL_INLINE void unlock_bin(struct bl_map *m, struct bin *b, long bin_count, int r
 /* In the locked list bin headed by @f: the node of (@h, @key), or NULL. *@count: the nodes
  * looked at (Java's binCount: the found node's position from 1, or the list's length); *@pred
  * (if not NULL): the node before the one found (NULL when it is the head). */
-BL_INLINE struct bl_node *list_lookup(const chm *cm, struct bl_node *f, uint64_t h, uint64_t key,
+BL_INLINE struct bl_node *list_lookup(const chm *cm, struct bl_node *f, bl_hash_t h, uint64_t key,
                                       long *count, struct bl_node **pred)
 {
     struct bl_node *p = NULL;
@@ -1122,7 +1124,7 @@ BL_INLINE int put_present(struct bl_map *m, struct bl_node *e, uint64_t value, b
  * function's value would go in, kept in *@res and *@node across retries -- as after the CAS
  * nothing may fail. RESERVED: the bin holds *@res, locked by this thread; RESERVE_LOST: another
  * head came first (look at the bin again); RESERVE_NO_MEMORY: nothing changed. */
-BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, uint64_t h, uint64_t key,
+BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, bl_hash_t h, uint64_t key,
                                     struct bl_node **res, struct bl_node **node, enum writer who)
 {
     if (*res == NULL) {
@@ -1175,7 +1177,7 @@ static int64_t unlink_node(struct bl_map *m, struct bl_table *t, size_t i, struc
         xb -= TREEBIN_BYTES;
     }
     CHM_YIELD_POINT("bl.remove.before_retire"); /* unlinked, readers on it */
-    retire(m, e, chm__bl_free_node_full);
+    retire_node_full(m, e);
     return xb;
 }
 
@@ -1270,7 +1272,7 @@ static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index)
             for (struct bl_node *e = b; e != NULL; e = locked_next(e)) {
                 struct bl_tnode *p = bl_tnode_of(take_spare(&spares));
                 node_init(&p->n, e->hash, e->key, locked_value(e));
-                p->n.tree = true;
+                node_set_tree(&p->n, true);
                 if ((p->prev = tl) == NULL)
                     hd = p;
                 else
@@ -1284,7 +1286,7 @@ static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index)
             for (struct bl_node *e = b, *en; e != NULL; e = en) {
                 en = locked_next(e);
                 xb -= node_extra(e); /* a TreeNode left in the list by untreeify */
-                retire(m, e, chm__bl_free_node_shell); /* key and value moved to the TreeNodes */
+                retire_node_shell(m, e); /* key and value moved to the TreeNodes */
             }
             add_xbytes(m, xb);
             atomic_fetch_add_explicit(&m->st_treeify, 1, memory_order_relaxed);
@@ -1342,7 +1344,7 @@ static bool clear_bin(struct bl_map *m, struct bl_table *t, size_t i, struct cle
                 en = locked_next(e);
                 c->removed++;
                 c->xb -= entry_xbytes(m, e);
-                retire(m, e, chm__bl_free_node_full);
+                retire_node_full(m, e);
             }
             if (f->hash == BL_TREEBIN) {
                 c->xb -= TREEBIN_BYTES;
@@ -1438,7 +1440,7 @@ static void free_bin(struct bl_map *m, struct bl_node *e)
         x = locked_first(bl_treebin_of(e));
     while (x != NULL) {
         struct bl_node *next = locked_next(x);
-        chm__bl_free_node_full(&x->smr, m);
+        chm__bl_free_node_now(m, x);
         x = next;
     }
     if (tree)

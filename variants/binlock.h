@@ -54,34 +54,41 @@ CHM_HIDDEN void chm__binlock_stats(chm *m, struct chm__binlock_stats *out);
 CHM_HIDDEN void chm__binlock_fail_splits(unsigned n);
 
 /* ---- node kinds: Java's negative hashes -------------------------------------------------------
- * A real node's hash is bl_hash() of its key: its top bit is clear. Special nodes carry a
- * hash with the top bit set (MOVED, TREEBIN, RESERVED, as Java's -1, -2, -3), so no key or value
- * word is ever taken as a marker: all 2^64 keys and values stay legal. */
-#define BL_HASH_BITS (UINT64_MAX >> 1)
-#define BL_MOVED UINT64_MAX          /* ForwardingNode: the bin moved to the next table */
-#define BL_TREEBIN (UINT64_MAX - 1)  /* TreeBin: the bin is a red-black tree */
-#define BL_RESERVED (UINT64_MAX - 2) /* ReservationNode: compute_if_absent on an empty bin */
+ * A node's hash is 32 bits, as Java's int hash: the low 31 bits of the key's hash for a real
+ * node (top bit clear), and a value with the top bit set for a special node (MOVED, TREEBIN,
+ * RESERVED, as Java's -1, -2, -3), so no key or value word is ever taken as a marker: all 2^64
+ * keys and values stay legal. 31 bits index up to 2^31 bins (BL_MAX_CAPACITY); the hash shares
+ * its 8-byte word with the bin lock, which keeps a node at 40 bytes (struct bl_node). */
+typedef uint32_t bl_hash_t;
+#define BL_HASH_BITS ((bl_hash_t)0x7fffffffu)
+#define BL_MOVED ((bl_hash_t)0xffffffffu)    /* ForwardingNode: the bin moved to the next table */
+#define BL_TREEBIN ((bl_hash_t)0xfffffffeu)  /* TreeBin: the bin is a red-black tree */
+#define BL_RESERVED ((bl_hash_t)0xfffffffdu) /* ReservationNode: compute_if_absent on an empty bin */
 
-static inline bool bl_special(uint64_t hash)
+_Static_assert(BL_MOVED > BL_TREEBIN && BL_TREEBIN > BL_RESERVED && BL_RESERVED > BL_HASH_BITS,
+               "the kinds are the three largest hashes, above every real one (bl_special)");
+
+static inline bool bl_special(bl_hash_t hash)
 {
-    return (hash & ~BL_HASH_BITS) != 0;
+    return hash >= BL_RESERVED; /* the three kinds; one compare with memory on the read path */
 }
 
-/* spread(h): folded, top bit cleared (a real node's hash; see above). Java folds because a
- * user's hashCode() may be weak in its high bits; so may a chm_keyops hash. */
-static inline uint64_t spread(uint64_t h)
+/* spread(h): a chm_keyops hash folded to 32 bits, top bit cleared (a real node's hash; see
+ * above). Java folds because a user's hashCode() may be weak in its high bits; so may a
+ * chm_keyops hash. */
+static inline bl_hash_t spread(uint64_t h)
 {
-    return (h ^ (h >> 32)) & BL_HASH_BITS;
+    return (bl_hash_t)(h ^ (h >> 32)) & BL_HASH_BITS;
 }
 
 /* A key's node hash. Integer keys skip the fold: chm__hash_u64 is strong in every bit
- * (chm_internal.h), so the top bit is only cleared. */
-static inline uint64_t bl_hash_u64(const chm *cm, uint64_t key)
+ * (chm_internal.h), so its low 31 bits are taken as they are. */
+static inline bl_hash_t bl_hash_u64(const chm *cm, uint64_t key)
 {
-    return chm__hash_u64(key, cm->seed, cm->hash_mul) & BL_HASH_BITS;
+    return (bl_hash_t)chm__hash_u64(key, cm->seed, cm->hash_mul) & BL_HASH_BITS;
 }
 
-static inline uint64_t bl_hash(const chm *cm, uint64_t key)
+static inline bl_hash_t bl_hash(const chm *cm, uint64_t key)
 {
     if (chm_likely(cm->int_keys))
         return bl_hash_u64(cm, key);
@@ -93,7 +100,7 @@ static inline uint64_t bl_hash(const chm *cm, uint64_t key)
 #define BL_MIN_TREEIFY_CAPACITY 64
 
 #define BL_DEFAULT_CAPACITY 16
-#define BL_MAX_CAPACITY ((size_t)1 << 40)
+#define BL_MAX_CAPACITY ((size_t)1 << 31) /* what a 31-bit hash can index (Java: 1 << 30) */
 
 _Static_assert(sizeof(size_t) == 8, "binlock assumes a 64-bit size_t");
 
@@ -145,19 +152,36 @@ static inline void smr_breathe(void)
 
 /* ---- nodes and tables ------------------------------------------------------------------------ */
 
-/* Java's Node: immutable hash and key, atomic value and next, the lock: 64 bytes with liburcu
- * 0.13's rcu_head (at most 72 would take the same 80-byte glibc chunk). */
+/* Java's Node: immutable hash and key, atomic value and next, the lock: 40 bytes. The first word
+ * is the reclamation record (src/smr.h) from the node's retire on; until then it holds the
+ * node's memory kind (node_is_tree: a TreeNode, malloc'ed, or a plain node from the map's pool),
+ * which nothing reads after the retire: the retire chooses the free_fn by it (retire_node).
+ * The hash shares a word with the lock (Java: an int hash, the monitor in the object header). */
 struct bl_node {
-    chm_smr_node smr;
-    uint64_t hash;                  /* immutable: bl_hash(key), or a special kind */
+    chm_smr_node smr;               /* the memory kind while live, the record once retired */
+    bl_hash_t hash;                 /* immutable: bl_hash(key), or a special kind */
+    bl_lock lock;                   /* the bin lock while this node heads its bin */
     uint64_t key;                   /* immutable: the stored copy (unused in special nodes) */
     _Atomic uint64_t value;         /* release store under the bin lock, acquire load */
     _Atomic(struct bl_node *) next; /* release store under the bin lock, acquire load */
-    bl_lock lock;                   /* the bin lock while this node heads its bin */
-    bool tree; /* immutable: allocated as a struct bl_tnode (sizes for chm_stats_get; a TreeNode
-                  stays one in a list after untreeify or a transfer's lastRun); in padding */
 };
-_Static_assert(sizeof(struct bl_node) <= 72, "a node fits an 80-byte glibc chunk");
+_Static_assert(sizeof(struct bl_node) == 40, "a node is five words (the pool's object size)");
+_Static_assert(offsetof(struct bl_node, smr) == 0, "retire() passes a node as its record");
+
+#define BL_NODE_TREE ((uintptr_t)1) /* smr.link of a live TreeNode (a plain node's is 0) */
+
+/* Whether @e's memory is a TreeNode's (malloc) rather than a plain node's (the pool). Read only
+ * by the thread that owns @e's memory at that point: its allocator, a writer holding the bin
+ * lock, or chm_free -- never after @e is retired (the record has taken the word). */
+static inline bool node_is_tree(const struct bl_node *e)
+{
+    return e->smr.link == BL_NODE_TREE;
+}
+
+static inline void node_set_tree(struct bl_node *e, bool tree)
+{
+    e->smr.link = tree ? BL_NODE_TREE : 0;
+}
 
 /* Java's TreeNode: a Node (so the `first/next` list is an ordinary list of nodes) plus the
  * red-black links. left/right are read by lock-free readers and so are atomic; parent, prev and
@@ -400,19 +424,19 @@ static inline unsigned char *load_cells(struct bl_map *m)
 /* ---- nodes (binlock_node.c) ------------------------------------------------------------------- */
 
 /* A node's fields, before it is published (relaxed: see init_next). */
-static inline void node_init(struct bl_node *e, uint64_t hash, uint64_t key, uint64_t value)
+static inline void node_init(struct bl_node *e, bl_hash_t hash, uint64_t key, uint64_t value)
 {
     e->hash = hash;
     e->key = key;
     init_value(e, value);
     init_next(e, NULL);
     atomic_store_explicit(&e->lock.word, 0, memory_order_relaxed);
-    e->tree = false;
+    node_set_tree(e, false);
 }
 
 /* A node (plain or, with @tree, a TreeNode) for a key being inserted: allocated and the key
  * copy made. NULL when out of memory. Published later by a release store. */
-CHM_HIDDEN struct bl_node *chm__bl_new_node(struct bl_map *m, uint64_t hash, uint64_t key,
+CHM_HIDDEN struct bl_node *chm__bl_new_node(struct bl_map *m, bl_hash_t hash, uint64_t key,
                                             uint64_t value, bool tree);
 
 /* Undo chm__bl_new_node for a node @e that was never published (NULL: nothing). */
@@ -424,16 +448,35 @@ static inline void discard_node(struct bl_map *m, struct bl_node *e)
         chm__bl_discard_node_now(m, e);
 }
 
-/* Reclamation callbacks (run after a grace period, src/smr.h). A removed node owned its key
- * copy and value; a node whose key and value moved to a copy (a transfer's clone, a TreeNode)
- * owns only its memory; an old TreeBin, a reservation or a table is malloc'ed memory only. */
+/* Reclamation callbacks (run after a grace period, src/smr.h), one per node memory kind (the
+ * record has taken the word that told the kinds apart). A removed node owned its key copy and
+ * value (full); a node whose key and value moved to a copy (a transfer's clone, a TreeNode)
+ * owns only its memory (shell); an old TreeBin, a reservation or a table is malloc'ed memory
+ * only. */
 CHM_HIDDEN void chm__bl_free_node_full(chm_smr_node *n, void *owner);
+CHM_HIDDEN void chm__bl_free_tnode_full(chm_smr_node *n, void *owner);
 CHM_HIDDEN void chm__bl_free_node_shell(chm_smr_node *n, void *owner);
+CHM_HIDDEN void chm__bl_free_tnode_shell(chm_smr_node *n, void *owner);
 #define bl_free_shell chm__smr_free_plain
+
+/* Free a node that was never retired now, with its key copy and value (chm_free). */
+CHM_HIDDEN void chm__bl_free_node_now(struct bl_map *m, struct bl_node *e);
 
 static inline void retire(struct bl_map *m, void *obj, chm_smr_free_fn *fn)
 {
     chm__smr_retire(m->domain, (chm_smr_node *)obj, fn);
+}
+
+/* Retire unlinked node @e with its key copy and value (a removal). */
+static inline void retire_node_full(struct bl_map *m, struct bl_node *e)
+{
+    retire(m, e, node_is_tree(e) ? chm__bl_free_tnode_full : chm__bl_free_node_full);
+}
+
+/* Retire unlinked node @e whose key and value now belong to a copy (a clone or a TreeNode). */
+static inline void retire_node_shell(struct bl_map *m, struct bl_node *e)
+{
+    retire(m, e, node_is_tree(e) ? chm__bl_free_tnode_shell : chm__bl_free_node_shell);
 }
 
 /* Spares: a chain of @count unpublished nodes (TreeNodes with @tree) linked through next, for
@@ -477,7 +520,7 @@ static inline void add_xbytes(struct bl_map *m, int64_t x)
 /* What node @e takes beyond sizeof(struct bl_node) (its node kind only; its key: key_bytes). */
 static inline int64_t node_extra(const struct bl_node *e)
 {
-    return e->tree ? TNODE_EXTRA : 0;
+    return node_is_tree(e) ? TNODE_EXTRA : 0;
 }
 
 /* The bytes of the stored copy of key @stored, when they are counted (chm_keys_string). */
@@ -541,11 +584,11 @@ static inline int64_t resize_stamp(size_t n)
 /* ---- TreeBin (binlock_tree.c) ---------------------------------------------------------------- */
 
 /* TreeBin.find: lock-free lookup in the bin headed by @tb (inside a read section). */
-CHM_HIDDEN struct bl_node *chm__bl_tree_find(const chm *m, struct bl_treebin *tb, uint64_t h,
+CHM_HIDDEN struct bl_node *chm__bl_tree_find(const chm *m, struct bl_treebin *tb, bl_hash_t h,
                                              uint64_t key);
 
 /* findTreeNode under the bin lock (the tree is stable): the node for @key or NULL. */
-CHM_HIDDEN struct bl_tnode *chm__bl_tree_lookup(const chm *m, struct bl_treebin *tb, uint64_t h,
+CHM_HIDDEN struct bl_tnode *chm__bl_tree_lookup(const chm *m, struct bl_treebin *tb, bl_hash_t h,
                                                 uint64_t key);
 
 /* new TreeBin(list): build the red-black tree over the TreeNode list @first (linked by next and

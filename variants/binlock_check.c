@@ -45,7 +45,7 @@ static int check_bin(struct bl_map *m, struct bl_node *e, size_t idx, size_t n, 
                 return BL_INV_HASH;
             if ((x->hash & (n - 1)) != idx)
                 return BL_INV_WRONG_BIN;
-            if (!x->tree)
+            if (!node_is_tree(x))
                 return BL_INV_PLAIN_IN_TREE;
             w->xbytes += entry_xbytes(m, x);
         }

@@ -6,8 +6,9 @@
  *
  * Node memory. Plain nodes come from the map's pool (src/pool.h: no malloc or free per write,
  * no malloc header, slabs back to the system at chm_free); TreeNodes, needed only by bins of
- * 8+ colliding keys, from malloc. A node's `tree` flag, set when its memory is allocated and
- * never changed, says which.
+ * 8+ colliding keys, from malloc. A node's memory kind (node_is_tree, binlock.h), set when its
+ * memory is allocated and kept until its retire, says which; the retire picks the free_fn of
+ * that kind, because the reclamation record then takes the word that held it.
  *
  * Reclamation (src/smr.h). Nothing a reader may still hold is freed directly: it is retired
  * and freed after a grace period. Retired: removed and cleared nodes (with their key copy and
@@ -31,19 +32,25 @@ static struct bl_node *node_mem_alloc(struct bl_map *m, bool tree)
 {
     struct bl_node *e = tree ? chm__malloc(sizeof(struct bl_tnode)) : chm__pool_alloc(m->nodes);
     if (e != NULL)
-        e->tree = tree;
+        node_set_tree(e, tree);
     return e;
 }
 
-static void node_mem_free(struct bl_map *m, struct bl_node *e)
+/* Give back the memory of @e, whose kind is @tree (read by the caller while it still could). */
+static void node_mem_free_kind(struct bl_map *m, struct bl_node *e, bool tree)
 {
-    if (e->tree)
+    if (tree)
         chm__free(e);
     else
         chm__pool_put(m->nodes, e);
 }
 
-struct bl_node *chm__bl_new_node(struct bl_map *m, uint64_t hash, uint64_t key, uint64_t value,
+static void node_mem_free(struct bl_map *m, struct bl_node *e)
+{
+    node_mem_free_kind(m, e, node_is_tree(e));
+}
+
+struct bl_node *chm__bl_new_node(struct bl_map *m, bl_hash_t hash, uint64_t key, uint64_t value,
                                  bool tree)
 {
     struct bl_node *e = node_mem_alloc(m, tree);
@@ -55,7 +62,7 @@ struct bl_node *chm__bl_new_node(struct bl_map *m, uint64_t hash, uint64_t key, 
         return NULL;
     }
     node_init(e, hash, stored, value);
-    e->tree = tree;
+    node_set_tree(e, tree);
     return e;
 }
 
@@ -67,21 +74,40 @@ void chm__bl_discard_node_now(struct bl_map *m, struct bl_node *e)
 
 /* ---- reclamation callbacks (run after a grace period) --------------------------------------- */
 
-/* A removed node: it owned its key copy and value. Also chm_free's way to free a live node. */
-void chm__bl_free_node_full(chm_smr_node *n, void *owner)
+/* The key copy and value of @e (a removed node owned them), then its memory of kind @tree. */
+static void free_node_full_kind(struct bl_map *m, struct bl_node *e, bool tree)
 {
-    struct bl_node *e = (struct bl_node *)n;
-    struct bl_map *m = owner;
     chm__key_release(&m->base, e->key);
     chm__value_free(&m->base, locked_value(e)); /* a grace period after its unlink: frozen */
-    node_mem_free(m, e);
+    node_mem_free_kind(m, e, tree);
 }
 
-/* A node whose key and value moved to a copy (a transfer's clone, a TreeNode): its memory is all
- * it owns. */
+/* A removed plain node / TreeNode: it owned its key copy and value. */
+void chm__bl_free_node_full(chm_smr_node *n, void *owner)
+{
+    free_node_full_kind(owner, (struct bl_node *)n, false);
+}
+
+void chm__bl_free_tnode_full(chm_smr_node *n, void *owner)
+{
+    free_node_full_kind(owner, (struct bl_node *)n, true);
+}
+
+/* A plain node / TreeNode whose key and value moved to a copy (a transfer's clone, a TreeNode):
+ * its memory is all it owns. */
 void chm__bl_free_node_shell(chm_smr_node *n, void *owner)
 {
-    node_mem_free(owner, (struct bl_node *)n);
+    node_mem_free_kind(owner, (struct bl_node *)n, false);
+}
+
+void chm__bl_free_tnode_shell(chm_smr_node *n, void *owner)
+{
+    node_mem_free_kind(owner, (struct bl_node *)n, true);
+}
+
+void chm__bl_free_node_now(struct bl_map *m, struct bl_node *e)
+{
+    free_node_full_kind(m, e, node_is_tree(e));
 }
 
 /* ---- spares ----------------------------------------------------------------------------------- */

@@ -200,7 +200,7 @@ static bool split_list(struct bl_map *m, struct bl_table *tab, struct bl_table *
     for (struct bl_node *p = f, *pn; p != last_run; p = pn) {
         pn = locked_next(p);
         xb -= node_extra(p);
-        retire(m, p, chm__bl_free_node_shell);
+        retire_node_shell(m, p);
     }
     add_xbytes(m, xb);
     return true;
@@ -246,7 +246,7 @@ static bool split_tree(struct bl_map *m, struct bl_table *tab, struct bl_table *
             bool lo = (e->hash & n) == 0;
             struct bl_node *c = take_spare(lo ? &lspares : &hspares);
             node_init(c, e->hash, e->key, locked_value(e));
-            c->tree = lo ? ltree : htree;
+            node_set_tree(c, lo ? ltree : htree);
             struct bl_node **tail = lo ? &ltail : &htail, **head = lo ? &ln : &hn;
             if ((lo ? ltree : htree))
                 bl_tnode_of(c)->prev = bl_tnode_of(*tail);
@@ -279,7 +279,7 @@ static bool split_tree(struct bl_map *m, struct bl_table *tab, struct bl_table *
         for (struct bl_node *e = first, *en; e != NULL; e = en) {
             en = locked_next(e);
             xb -= node_extra(e);
-            retire(m, e, chm__bl_free_node_shell);
+            retire_node_shell(m, e);
         }
         retire(m, t, bl_free_shell);
         if (lc > BL_UNTREEIFY_THRESHOLD)

@@ -99,9 +99,9 @@ static inline int tie_break(uint64_t a, uint64_t b)
 }
 
 /* The direction from node p for an inserted key k with hash h (never equal to p's key). */
-static inline int insert_dir(const chm *m, uint64_t h, uint64_t k, struct bl_tnode *p)
+static inline int insert_dir(const chm *m, bl_hash_t h, uint64_t k, struct bl_tnode *p)
 {
-    uint64_t ph = p->n.hash;
+    bl_hash_t ph = p->n.hash;
     if (ph > h)
         return -1;
     if (ph < h)
@@ -327,7 +327,7 @@ static void unlock_root(struct bl_treebin *tb)
  * Loads are acquire: see the header (a reader must see each node it reaches whole, and its
  * final lock_state check must come after every link it read).
  */
-static struct bl_tnode *find_tree_node(const chm *m, struct bl_tnode *p, uint64_t h, uint64_t k,
+static struct bl_tnode *find_tree_node(const chm *m, struct bl_tnode *p, bl_hash_t h, uint64_t k,
                                        size_t budget, bool *ok)
 {
     struct bl_tnode *pending[MAX_DEPTH];
@@ -341,7 +341,7 @@ static struct bl_tnode *find_tree_node(const chm *m, struct bl_tnode *p, uint64_
             }
             struct bl_tnode *pl = atomic_load_explicit(&p->left, memory_order_acquire);
             struct bl_tnode *pr = atomic_load_explicit(&p->right, memory_order_acquire);
-            uint64_t ph = p->n.hash;
+            bl_hash_t ph = p->n.hash;
             int dir;
             if (ph > h) {
                 p = pl;
@@ -370,7 +370,7 @@ static struct bl_tnode *find_tree_node(const chm *m, struct bl_tnode *p, uint64_
     }
 }
 
-struct bl_tnode *chm__bl_tree_lookup(const chm *m, struct bl_treebin *tb, uint64_t h, uint64_t key)
+struct bl_tnode *chm__bl_tree_lookup(const chm *m, struct bl_treebin *tb, bl_hash_t h, uint64_t key)
 {
     struct bl_tnode *r = atomic_load_explicit(&tb->root, memory_order_relaxed); /* bin locked */
     bool ok;
@@ -378,7 +378,7 @@ struct bl_tnode *chm__bl_tree_lookup(const chm *m, struct bl_treebin *tb, uint64
 }
 
 /* TreeBin.find, store-free (see the header). Inside a read section. */
-struct bl_node *chm__bl_tree_find(const chm *m, struct bl_treebin *tb, uint64_t h, uint64_t key)
+struct bl_node *chm__bl_tree_find(const chm *m, struct bl_treebin *tb, bl_hash_t h, uint64_t key)
 {
     struct bl_node *e = treebin_first(tb);
     while (e != NULL) {
@@ -432,7 +432,8 @@ void chm__bl_treebin_init(const chm *m, struct bl_treebin *tb, struct bl_tnode *
             r = x;
             continue;
         }
-        uint64_t k = x->n.key, h = x->n.hash;
+        uint64_t k = x->n.key;
+        bl_hash_t h = x->n.hash;
         for (struct bl_tnode *p = r;;) {
             int dir = insert_dir(m, h, k, p);
             struct bl_tnode *xp = p;
@@ -454,7 +455,8 @@ void chm__bl_treebin_init(const chm *m, struct bl_treebin *tb, struct bl_tnode *
 /* putTreeVal's insertion half (the lookup half is chm__bl_tree_lookup, done first by the caller). */
 void chm__bl_tree_insert(const chm *m, struct bl_treebin *tb, struct bl_tnode *x)
 {
-    uint64_t h = x->n.hash, k = x->n.key;
+    bl_hash_t h = x->n.hash;
+    uint64_t k = x->n.key;
     struct bl_tnode *f = atomic_load_explicit(&tb->first, memory_order_relaxed);
     struct bl_tnode *p = atomic_load_explicit(&tb->root, memory_order_relaxed);
     atomic_store_explicit(&x->left, NULL, memory_order_relaxed);

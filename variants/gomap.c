@@ -211,9 +211,29 @@ static gomap_bucket *new_overflow(gomap *g, gomap_bucket *b)
     return ovf;
 }
 
+/* A map without a bucket array (Go: h.buckets == nil, before the first insert and after a
+ * clear) points at this one empty bucket, with bucket_mask 0, so a lookup needs no test for
+ * it: the bucket's slots are all EMPTY_REST and it has no overflow. Never written (read-only
+ * memory: a write would fault); has_array() tells it apart. */
+static const gomap_bucket no_array_bucket;
+
+static inline bool has_array(const gomap *g)
+{
+    return g->buckets != &no_array_bucket;
+}
+
+static void set_no_array(gomap *g)
+{
+    g->buckets = (gomap_bucket *)&no_array_bucket; /* const: see has_array's callers */
+    g->bucket_mask = 0;
+    g->nalloc = 0;
+    g->next_overflow = g->end_overflow = NULL;
+}
+
 static void set_array(gomap *g, gomap_bucket *arr, size_t nalloc)
 {
     g->buckets = arr;
+    g->bucket_mask = bucket_shift(g->B) - 1;
     g->nalloc = nalloc;
     g->next_overflow = arr + bucket_shift(g->B);
     g->end_overflow = arr + nalloc;
@@ -232,7 +252,7 @@ int chm__gomap_init(gomap *g, const chm *owner, size_t hint)
     while (B < 58 && over_load_factor(hint, B))
         B++;
     g->B = B;
-    g->bucket_mask = bucket_shift(B) - 1;
+    set_no_array(g);
     if (B == 0)
         return CHM_OK; /* allocated lazily by the first insert, as Go's makemap_small */
     size_t nalloc;
@@ -262,7 +282,7 @@ void chm__gomap_destroy(gomap *g)
                 release_bucket_entries(g->owner, &g->oldbuckets[i]);
         free_bucket_array(g->oldbuckets, g->old_nalloc, n);
     }
-    if (g->buckets != NULL) {
+    if (has_array(g)) {
         for (size_t i = 0; i < bucket_shift(g->B); i++)
             release_bucket_entries(g->owner, &g->buckets[i]);
         free_bucket_array(g->buckets, g->nalloc, bucket_shift(g->B));
@@ -272,20 +292,25 @@ void chm__gomap_destroy(gomap *g)
 
 /* ---- lookup ----------------------------------------------------------------------------- */
 
+/* During a growth: @hash's old bucket while it is not evacuated, else its new one @b. */
+static inline gomap_bucket *home_bucket_growing(const gomap *g, uint64_t hash, gomap_bucket *b)
+{
+    size_t mask = g->bucket_mask;
+    if (!g->same_size_grow)
+        mask >>= 1;
+    gomap_bucket *oldb = &g->oldbuckets[hash & mask];
+    return evacuated(oldb) ? b : oldb;
+}
+
 /* The bucket chain that holds @hash's key now: the old bucket while it is not evacuated. */
 static inline gomap_bucket *home_bucket(const gomap *g, uint64_t hash)
 {
-    size_t mask = g->bucket_mask;
-    gomap_bucket *b = &g->buckets[hash & mask];
-    if (g->oldbuckets != NULL) {
-        if (!g->same_size_grow)
-            mask >>= 1;
-        gomap_bucket *oldb = &g->oldbuckets[hash & mask];
-        if (!evacuated(oldb))
-            b = oldb;
-    }
+    gomap_bucket *b = &g->buckets[hash & g->bucket_mask];
+    if (g->oldbuckets != NULL)
+        b = home_bucket_growing(g, hash, b);
     return b;
 }
+
 
 /* A bucket's eight tophash bytes as one word, byte i (slot i) in bits 8i..8i+7. */
 static inline uint64_t tophash_word(const gomap_bucket *b)
@@ -317,10 +342,17 @@ static inline unsigned zero_bytes(uint64_t x)
 
 /* The slots whose tophash is @top. Exact, so a slot that matches is never an empty one (empty
  * and evacuated marks are below MIN_TOPHASH, @top is not), and an integer-key lookup compares
- * keys without looking at the slot's state. */
+ * keys without looking at the slot's state. With SSE2 the eight bytes are compared with @top
+ * broadcast to all sixteen lanes: the load's upper eight lanes are zero and @top is not, so no
+ * mask is needed (seven instructions; the xor-and-zero-test form takes ten). */
 static inline unsigned tophash_matches(const gomap_bucket *b, uint8_t top)
 {
+#ifdef __SSE2__
+    __m128i w = _mm_loadl_epi64((const __m128i *)(const void *)b->tophash); /* slot i: lane i */
+    return (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(w, _mm_set1_epi8((char)top)));
+#else
     return zero_bytes(tophash_word(b) ^ (0x0101010101010101ULL * top));
+#endif
 }
 
 /* The empty slots (EMPTY_REST or EMPTY_ONE: tophash 0 or 1), and those marked EMPTY_REST. */
@@ -373,17 +405,12 @@ int chm__gomap_get(const gomap *g, uint64_t key, uint64_t *value)
     return CHM_OK;
 }
 
-/* A map with entries has a bucket array, so the chain's first bucket is never NULL here. */
-int chm__gomap_get_u64(const gomap *g, uint64_t key, uint64_t *value)
+/* The integer-key lookup from @b, @hash's home bucket. */
+static inline int lookup_u64(const gomap_bucket *b, uint64_t key, uint8_t top, uint64_t *value)
 {
-    if (g->count == 0)
-        return CHM_NOTFOUND;
-    uint64_t hash = chm__hash_u64(key, g->seed, g->hash_mul);
-    uint8_t top = tophash(hash);
-    const gomap_bucket *b = home_bucket(g, hash);
     do {
         for (unsigned m = tophash_matches(b, top); m != 0; m &= m - 1) {
-            unsigned i = (unsigned)__builtin_ctz(m);
+            size_t i = (size_t)__builtin_ctzll(m); /* 64-bit: no extension to index with */
             if (b->keys[i] == key) {
                 if (value != NULL)
                     *value = b->vals[i];
@@ -392,6 +419,24 @@ int chm__gomap_get_u64(const gomap *g, uint64_t key, uint64_t *value)
         }
     } while ((b = b->overflow) != NULL);
     return CHM_NOTFOUND;
+}
+
+/* chm__gomap_get_u64 during a growth: the old bucket while it is not evacuated. Out of line and
+ * reached by a tail call, so the common path needs no stack frame. */
+static __attribute__((noinline)) int get_u64_growing(const gomap *g, uint64_t key, uint64_t *value)
+{
+    uint64_t hash = chm__hash_u64(key, g->seed, g->hash_mul);
+    return lookup_u64(home_bucket(g, hash), key, tophash(hash), value);
+}
+
+/* Go's mapaccess for integer keys. No test for an empty map (Go's h.count == 0): a map without
+ * an array looks up its one empty bucket (no_array_bucket). */
+int chm__gomap_get_u64(const gomap *g, uint64_t key, uint64_t *value)
+{
+    if (chm_unlikely(g->oldbuckets != NULL))
+        return get_u64_growing(g, key, value);
+    uint64_t hash = chm__hash_u64(key, g->seed, g->hash_mul);
+    return lookup_u64(&g->buckets[hash & g->bucket_mask], key, tophash(hash), value);
 }
 
 /* ---- growth ----------------------------------------------------------------------------- */
@@ -534,7 +579,7 @@ static int find_slot(gomap *g, uint64_t key, uint64_t hash, uint64_t **valp, gom
     uint8_t top = tophash(hash);
     int slot;
 
-    if (g->buckets == NULL) {
+    if (!has_array(g)) {
         size_t nalloc;
         gomap_bucket *arr = make_bucket_array(g->B, &nalloc);
         if (arr == NULL)
@@ -882,9 +927,9 @@ bool chm__gomap_clear_detach(gomap *g, gomap_cleared *c)
         c->noldbuckets = noldbuckets(g);
         g->resizes++;
     }
-    g->buckets = g->oldbuckets = NULL;
-    g->nalloc = g->old_nalloc = 0;
-    g->next_overflow = g->end_overflow = NULL;
+    set_no_array(g);
+    g->oldbuckets = NULL;
+    g->old_nalloc = 0;
     g->nevacuate = 0;
     g->same_size_grow = false;
     g->noverflow = 0;
@@ -922,7 +967,7 @@ void chm__gomap_clear_reattach(gomap *g, gomap_cleared *c)
     if (c->buckets == NULL)
         return;
     /* B does not change while the map has no array; an insert since the detach made one. */
-    if (g->buckets == NULL && g->B == c->B)
+    if (!has_array(g) && g->B == c->B)
         set_array(g, c->buckets, c->nalloc);
     else
         chm__free(c->buckets);
@@ -934,7 +979,7 @@ void chm__gomap_clear_reattach(gomap *g, gomap_cleared *c)
 void chm__gomap_stats(const gomap *g, chm_stats *st)
 {
     st->entries = g->count;
-    st->buckets = g->buckets != NULL ? bucket_shift(g->B) * GOMAP_BUCKET_CNT : 0;
+    st->buckets = has_array(g) ? bucket_shift(g->B) * GOMAP_BUCKET_CNT : 0;
     st->bytes =
         (g->nalloc + g->old_nalloc + g->heap_overflow) * sizeof(gomap_bucket) + g->key_bytes;
     st->resizes = g->resizes;
@@ -947,7 +992,7 @@ void chm__gomap_iter_init(gomap_iter *it, const gomap *g, uint64_t rnd)
 {
     memset(it, 0, sizeof *it);
     it->modcount = g->modcount;
-    if (g->buckets == NULL || g->count == 0)
+    if (!has_array(g) || g->count == 0)
         return; /* i == mask + 1 == 0 buckets: ends at once */
     it->buckets = g->buckets;
     it->mask = bucket_shift(g->B) - 1;
@@ -1027,7 +1072,9 @@ int chm__gomap_validate(const gomap *g)
     size_t live = 0, kbytes = 0;
     if (g->oldbuckets == NULL && g->same_size_grow)
         return -7; /* growth state without growth */
-    if (g->buckets != NULL) {
+    if (has_array(g) ? g->bucket_mask != bucket_shift(g->B) - 1 : g->bucket_mask != 0)
+        return -7; /* the lookup mask does not match the array */
+    if (has_array(g)) {
         size_t n = bucket_shift(g->B);
         size_t oldn = g->oldbuckets != NULL ? noldbuckets(g) : 0;
         if (oldn != 0 && g->nevacuate >= oldn)
@@ -1068,7 +1115,7 @@ int chm__gomap_validate(const gomap *g)
     }
     if (live != g->count)
         return -1;
-    if (g->buckets == NULL && g->heap_overflow != 0)
+    if (!has_array(g) && g->heap_overflow != 0)
         return -9;
     return kbytes == g->key_bytes ? 0 : -10; /* key_bytes differs from the stored copies */
 }

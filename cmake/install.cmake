@@ -40,8 +40,8 @@ install(TARGETS chm chm_static EXPORT chmTargets
   RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT Runtime)
 
 # ---- CMake package -------------------------------------------------------------------------
-# chmTargets.cmake refers to Threads::Threads, PkgConfig::URCU and PkgConfig::CK (the static
-# library's link interface); chmConfig.cmake re-creates them before including it.
+# chmTargets.cmake refers to Threads::Threads and PkgConfig::URCU (the static library's link
+# interface); chmConfig.cmake re-creates them before including it.
 install(EXPORT chmTargets NAMESPACE chm:: FILE chmTargets.cmake
         DESTINATION "${CHM_INSTALL_CMAKEDIR}" COMPONENT Development)
 

@@ -9,6 +9,8 @@
 #   5. README.md's example, built with the README's command (readme_example.sh)
 #   6. the package names only the link dependencies libchm has: not Concurrency Kit, whose
 #      inline headers the library is compiled against (no ck_ symbol in libchm.a's nm -u)
+#   7. the package states its licence: an SPDX line in chm.pc and chmConfig.cmake, LICENSE
+#      in share/doc/chm (chmConfigVersion.cmake is CMake's generated file: not checked)
 # Each program must run and print OK. The last line is "N passed, M failed"; exit 1 on any
 # failure.
 #
@@ -97,7 +99,7 @@ run_consumer() {
 # ---- install ---------------------------------------------------------------------------------
 echo "== cmake --install $build --prefix $prefix"
 if ! run_step install "$cmake" --install "$build" --prefix "$prefix"; then
-    echo "0 passed, 6 failed"
+    echo "0 passed, 7 failed"
     exit 1
 fi
 missing=
@@ -112,7 +114,7 @@ cfg=$(find "$prefix" -name chmConfig.cmake | head -n 1)
 if [ -n "$missing" ]; then
     echo "FAIL: the install is missing:$missing" >&2
     find "$prefix" >&2
-    echo "0 passed, 6 failed"
+    echo "0 passed, 7 failed"
     exit 1
 fi
 pcdir=$(dirname "$pc")
@@ -211,6 +213,23 @@ if way_no_ck; then
     pass "chm.pc and the CMake package need no Concurrency Kit"
 else
     failure "chm.pc and the CMake package need no Concurrency Kit"
+fi
+
+# ---- 7: the licence travels with the package -------------------------------------------------
+way_licence() {
+    spdx='^# SPDX-License-Identifier: BSD-2-Clause$'
+    for f in "$pc" "$cfg"; do
+        grep -q "$spdx" "$f" || { echo "$f states no licence (SPDX line)" >&2; return 1; }
+    done
+    [ -s "$prefix/share/doc/chm/LICENSE" ] || {
+        echo "no $prefix/share/doc/chm/LICENSE" >&2
+        return 1
+    }
+}
+if way_licence; then
+    pass "chm.pc and chmConfig.cmake state the licence, LICENSE installed"
+else
+    failure "chm.pc and chmConfig.cmake state the licence, LICENSE installed"
 fi
 
 echo "$passed passed, $failed failed"

@@ -5,8 +5,8 @@
  * Each iteration (single shot, one thread), on the worker thread: read the allocator's
  * statistics; create a new map (capacity 0: grown as a user's map grows, or presized for `keys`
  * with presize=yes); insert keys 0 .. keys-1; let deferred reclamation finish
- * (bench_map_impl.reclaim: chm maps drain the library's SMR reclaimer so retired old tables and
- * nodes are really freed; ck_ht runs an epoch barrier on the writer's record; lfht waits for
+ * (bench_map_impl.reclaim: chm maps call chm_reclaim, so retired old tables and nodes are
+ * really freed; ck_ht runs an epoch barrier on the writer's record; lfht waits for
  * rcu_barrier and its asynchronous resize); read the statistics again. Score = (after - before)
  * / keys in bytes per entry (B/entry; lower is leaner). The map is destroyed after the second
  * reading (untimed), and size == keys is checked.

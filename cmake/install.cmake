@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Install rules: the public header, libchm (shared + static), an exported CMake package
 # (find_package(chm) -> chm::chm, chm::chm_static) and a pkg-config file chm.pc.
 #
@@ -40,8 +41,8 @@ install(TARGETS chm chm_static EXPORT chmTargets
   RUNTIME DESTINATION "${CMAKE_INSTALL_BINDIR}" COMPONENT Runtime)
 
 # ---- CMake package -------------------------------------------------------------------------
-# chmTargets.cmake refers to Threads::Threads, PkgConfig::URCU and PkgConfig::CK (the static
-# library's link interface); chmConfig.cmake re-creates them before including it.
+# chmTargets.cmake refers to Threads::Threads and PkgConfig::URCU (the static library's link
+# interface); chmConfig.cmake re-creates them before including it.
 install(EXPORT chmTargets NAMESPACE chm:: FILE chmTargets.cmake
         DESTINATION "${CHM_INSTALL_CMAKEDIR}" COMPONENT Development)
 
@@ -54,6 +55,8 @@ if(PROJECT_VERSION_MAJOR EQUAL 0)
 else()
   set(_chm_compat SameMajorVersion)
 endif()
+# chmConfigVersion.cmake is CMake's own generated file, without a licence line; chmConfig.cmake
+# and chm.pc state the licence (SPDX line) and LICENSE is installed beside the docs.
 write_basic_package_version_file("${PROJECT_BINARY_DIR}/chmConfigVersion.cmake"
   VERSION "${PROJECT_VERSION}" COMPATIBILITY ${_chm_compat})
 unset(_chm_compat)

@@ -79,14 +79,16 @@
  *   to a batch (1024 objects) frees the batch itself when its outermost chm call returns --
  *   after every lock of the library is released, outside any read-side section, never inside
  *   a callback of another chm call -- waiting first for a grace period (microseconds, unless a
- *   reader is inside a long section). chm_free frees the rest on its caller's thread. So a
- *   callback runs on a thread that wrote the same map, at the end of that thread's chm call, or
- *   in chm_free; on unsafe and rwlock, in the call that removed the value, or in chm_free.
+ *   reader is inside a long section). chm_free frees the rest on its caller's thread, and
+ *   chm_reclaim what was queued when it began. So a callback runs on a thread that wrote the
+ *   same map, at the end of that thread's chm call, or in chm_free or chm_reclaim; on unsafe and
+ *   rwlock, in the call that removed the value, or in chm_free.
  *   Callbacks of one map may run on several threads at once: they must be thread-safe. They run
  *   with pthread cancellation disabled.
  *   What a callback may call: anything on other maps (chm_new, operations, chm_free of another
- *   map included). Nothing on its own map: it may be running inside that map's chm_free, and a
- *   chm_free of its own map would wait for the callback itself (chm aborts with a message).
+ *   map included) but chm_reclaim, which returns CHM_EDEADLK there. Nothing on its own map: it
+ *   may be running inside that map's chm_free, and a chm_free of its own map would wait for the
+ *   callback itself (chm aborts with a message).
  *   Nor anything that waits for another thread's chm call to return.
  *   Memory: a map holds at most about 1024 removed-but-unfreed objects per thread writing it
  *   (src/smr.h states the bound; a chm_clear retires the whole map in one call, and its thread
@@ -357,6 +359,34 @@ CHM_API chm *chm_new(const chm_backend *b, const chm_options *opt);
  * Must not run concurrently with any other call on @m (including an unfinished iterator).
  */
 CHM_API void chm_free(chm *m);
+
+/*
+ * chm_reclaim - wait until what @m had retired when the call began is freed: every value_free
+ * and keyops.release call for the values and key copies that had left @m has run, and the
+ * memory the map had retired (replaced nodes, old tables) is back with the allocator. So
+ * afterwards chm_stats_get's pending counts only what was retired since (0 if nothing was),
+ * and the memory @m holds depends on its contents alone -- for a measurement, or before
+ * handing a value_free's resources elsewhere.
+ * CHM_OK. CHM_EINVAL: @m is NULL. CHM_EDEADLK, nothing done: the calling thread is inside a chm
+ * call -- in a compute or visit function, a keyops function, or a value_free or keyops.release
+ * callback (wherever the library runs it: at the end of a write, in chm_free, in chm_reclaim)
+ * -- where waiting for reclamation could wait for itself. The check does not depend on the
+ * backend or on what is pending.
+ * What it waits for (segmented, binlock, readmostly): one grace period (microseconds, unless a
+ * reader is inside a long section), then the callbacks of what @m had queued, run on the
+ * calling thread with cancellation disabled, then the batches of @m that other threads were
+ * freeing when it began. On unsafe and rwlock, which free within the removing call, it checks
+ * and returns at once.
+ * Thread-safe on thread-safe backends: it may run concurrently with every call on @m but
+ * chm_free, writes included, and with chm_reclaim of any map. Writes during the call are not
+ * waited for, but a batch another writer starts freeing meanwhile is: a stream of writers that
+ * keeps freeing batches of @m can delay the return until they pause.
+ * An open iterator of a segmented or binlock map keeps what is removed meanwhile (see
+ * "Reclamation"); chm_reclaim does not wait for iterators (it may be called between
+ * chm_iter_next calls of the same thread) and returns with that still pending; the
+ * chm_iter_fini that finishes the last of them frees it.
+ */
+CHM_API int chm_reclaim(chm *m);
 
 /* chm_map_backend - the backend @m was created with (NULL for NULL). */
 CHM_API const chm_backend *chm_map_backend(const chm *m);

@@ -111,6 +111,32 @@ void chm_free(chm *m)
     chm__smr_leave(t);
 }
 
+/* chm_reclaim: the map's domain barrier (smr.h, chm__smr_domain_barrier). The checks come first,
+ * so that CHM_EDEADLK does not depend on the backend or on whether anything is pending. */
+int chm_reclaim(chm *m)
+{
+    if (m == NULL)
+        return CHM_EINVAL;
+    /* A thread inside a chm call (a compute or visit function, a key op, chm_free's callbacks),
+     * running free_fns, or in a read-side section could wait for itself. */
+    if (!chm__smr_may_wait())
+        return CHM_EDEADLK;
+    /* Without deferred frees (unsafe, rwlock) everything left within its removing call. */
+    if ((m->backend->caps & CHM_CAP_DEFERRED_FREE) == 0)
+        return CHM_OK;
+    /* The backends keep their domain in their own struct; the registry finds it by owner (a
+     * walk of the live maps' domains under a mutex: small beside the grace period). */
+    chm_smr_domain *d = chm__smr_domain_of(m);
+    if (d == NULL)
+        return CHM_OK;
+    /* Counted as a public call, so that the callbacks it runs see a call in progress (their
+     * own chm_reclaim returns CHM_EDEADLK) and what they flag is reclaimed when it returns. */
+    struct chm__smr_thread_hot *t = chm__smr_enter();
+    chm__smr_domain_barrier(d);
+    chm__smr_leave(t);
+    return CHM_OK;
+}
+
 const chm_backend *chm_map_backend(const chm *m)
 {
     return m != NULL ? m->backend : NULL;

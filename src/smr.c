@@ -871,6 +871,38 @@ size_t chm__smr_pending_peak(bool reset)
     return atomic_load_explicit(&smr_peak, memory_order_relaxed);
 }
 
+/* Everything retired into @d before the call freed or parked (chm__smr_barrier, one domain).
+ * Inside the gate, holding a reference on @d. */
+static void smr_barrier_one(struct smr_thread *t, chm_smr_domain *d)
+{
+    /* What is queued now is ours; what another thread took before our exchange raised inflight
+     * before it took it, so the load after our exchange sees it until it is over. Nodes
+     * retired before the call are in one or the other. */
+    if (!atomic_load_explicit(&d->dead, memory_order_relaxed))
+        smr_reclaim(t, d, true, false);
+    if (!smr_no_batch_in_flight(d))
+        smr_wait(smr_no_batch_in_flight, d);
+}
+
+bool chm__smr_may_wait(void)
+{
+    struct smr_thread *t = smr_self();
+    return t->hot->depth == 0 && !t->reclaiming && t->freeing == NULL && !_urcu_memb_read_ongoing();
+}
+
+void chm__smr_domain_barrier(chm_smr_domain *d)
+{
+    /* Acquire: a pending 0 heads the release sequence of the batches' decrements (as in
+     * chm__smr_drain), so every free_fn of what was retired before the call is visible. */
+    if (SMR_PENDING(atomic_load_explicit(&d->count, memory_order_acquire)) == 0)
+        return;
+    struct smr_thread *t = smr_self();
+    smr_check_may_wait(t, d, "chm__smr_domain_barrier");
+    smr_gate_enter(t);
+    smr_barrier_one(t, d); /* the caller's map holds its reference on @d */
+    smr_gate_leave(t);
+}
+
 void chm__smr_barrier(void)
 {
     struct smr_thread *t = smr_self();
@@ -898,15 +930,8 @@ void chm__smr_barrier(void)
         ds[n++] = d;
     }
     pthread_mutex_unlock(&smr_registry_lock);
-    for (size_t i = 0; i < n; i++) {
-        /* What is queued now is ours; what another thread took before our exchange raised
-         * inflight before it took it, so the load after our exchange sees it until it is
-         * over. Nodes retired before the call are in one or the other. */
-        if (!atomic_load_explicit(&ds[i]->dead, memory_order_relaxed))
-            smr_reclaim(t, ds[i], true, false);
-        if (!smr_no_batch_in_flight(ds[i]))
-            smr_wait(smr_no_batch_in_flight, ds[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        smr_barrier_one(t, ds[i]);
     for (size_t i = 0; i < n; i++)
         smr_unref(ds[i]);
     free(ds);

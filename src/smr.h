@@ -131,6 +131,24 @@ CHM_HIDDEN void chm__smr_iter_close(chm_smr_domain *d);
 /* Wait for one grace period. Not inside a read section. */
 CHM_HIDDEN void chm__smr_synchronize(void);
 
+/* chm__smr_barrier for @d alone (chm_reclaim): wait until every node retired into @d before
+ * the call has been freed, or parked while an iterator of the owner is open (it is not waited
+ * for: the thread may hold that iterator). Takes @d's queue, one grace period, runs the
+ * free_fns, then waits for the batches other threads took from @d before, and returns with
+ * nothing retired before the call pending (unless parked). Unlike chm__smr_drain, retires into
+ * @d may run concurrently: they are not waited for, but a batch another thread takes meanwhile
+ * is (the wait is for no batch of @d in flight), so writers that keep reclaiming can delay the
+ * return until they pause. What the free_fns retire into @d meanwhile is left queued. Same
+ * restrictions as chm__smr_drain: chm_reclaim checks chm__smr_may_wait() first. */
+CHM_HIDDEN void chm__smr_domain_barrier(chm_smr_domain *d);
+
+/* Whether the calling thread may wait for a grace period and run free_fns now: no public call
+ * of this thread is in progress (nesting depth 0, so no compute or visit function, key op, or
+ * chm_free's callback is on its stack, and no backend lock is held), it is not running
+ * free_fns (chm__smr_quiesce's, a drain's or a barrier's), and it is outside any read-side
+ * section. Where it is false, a wait could wait for the thread itself. */
+CHM_HIDDEN bool chm__smr_may_wait(void);
+
 /* Wait until every node retired (into any live domain) before the call has been freed or
  * parked (a domain with an open iterator; parked batches of a domain without one are freed).
  * For tests that count the blocks a map holds: after a barrier with no iterator open nothing
@@ -146,7 +164,8 @@ CHM_HIDDEN size_t chm__smr_pending(const chm_smr_domain *d);
 CHM_HIDDEN size_t chm__smr_pending_peak(bool reset);
 /* For tests: the same for @d alone. */
 CHM_HIDDEN size_t chm__smr_domain_peak(chm_smr_domain *d, bool reset);
-/* For tests: the live domain whose chm__smr_domain_owner() is @owner (a map), or NULL. */
+/* The live domain whose chm__smr_domain_owner() is @owner (a map), or NULL: a walk of the
+ * registry under its mutex (chm_reclaim, tests). */
 CHM_HIDDEN chm_smr_domain *chm__smr_domain_of(const void *owner);
 
 /* ---- public-call nesting (src/map.c) --------------------------------------------------------

@@ -94,6 +94,12 @@
  *                        per entry (see test_stats for what is weaker after removes)
  *   stats_pending        pending is 0 after chm__smr_barrier(), always 0 without
  *                        CHM_CAP_DEFERRED_FREE, >= 1 with it right after a single remove
+ *   reclaim              chm_reclaim: CHM_EINVAL for NULL; pending 0 and value_free exact when
+ *                        it returns; CHM_EDEADLK from compute, update and visit functions and
+ *                        from value_free wherever it runs (end of a write, chm_reclaim,
+ *                        chm_free); an open iterator of the same thread is not waited for
+ *   reclaim_writers      chm_reclaim while two threads write the map (thread-safe backends):
+ *                        CHM_OK each time; nothing pending and value_free exact afterwards
  *   caps_iteration       a structural change during iteration (put, remove, remove_if, compute
  *                        SET / DELETE, growth) gives CHM_ECONCURRENT iff FAIL_FAST_ITER,
  *                        otherwise the iteration completes with every key present throughout;
@@ -3355,6 +3361,214 @@ out:
     tl_freelog_fini(&log);
 }
 
+/* ---- chm_reclaim ------------------------------------------------------------------------------ */
+
+/* What the chm_reclaim calls made from inside a function or callback returned: each must be
+ * CHM_EDEADLK, whatever the backend and whatever is pending. */
+struct reclaim_probe {
+    chm *self, *other;
+    atomic_long calls;        /* functions or callbacks that probed */
+    atomic_long not_deadlock; /* chm_reclaim calls among theirs that did not return CHM_EDEADLK */
+};
+
+static void reclaim_probe(struct reclaim_probe *p)
+{
+    atomic_fetch_add(&p->calls, 1);
+    if (chm_reclaim(p->self) != CHM_EDEADLK)
+        atomic_fetch_add(&p->not_deadlock, 1);
+    if (chm_reclaim(p->other) != CHM_EDEADLK)
+        atomic_fetch_add(&p->not_deadlock, 1);
+}
+
+static uint64_t reclaim_probe_cia(uint64_t key, void *arg)
+{
+    reclaim_probe(arg);
+    return key;
+}
+
+static chm_compute_action reclaim_probe_update(uint64_t key, bool present, uint64_t old,
+                                               uint64_t *value, void *arg)
+{
+    (void)key, (void)present, (void)old;
+    reclaim_probe(arg);
+    *value = 7;
+    return CHM_COMPUTE_SET;
+}
+
+static void reclaim_probe_visit(uint64_t key, uint64_t value, void *arg)
+{
+    (void)key, (void)value;
+    reclaim_probe(arg);
+}
+
+static void reclaim_probe_value_free(uint64_t value, void *ctx)
+{
+    (void)value;
+    reclaim_probe(ctx);
+}
+
+/* chm_reclaim: CHM_EINVAL for NULL; what left the map is freed when it returns (pending 0,
+ * value_free exact), deferred or not; CHM_EDEADLK from compute, update and visit functions and
+ * from value_free wherever it runs (at the end of a write that crossed a batch, inside
+ * chm_reclaim, inside chm_free; within the removing call without CHM_CAP_DEFERRED_FREE); an
+ * iterator of the same thread left open does not make it wait. */
+static void test_reclaim(const chm_backend *b)
+{
+    CHECK_RC(chm_reclaim(NULL), CHM_EINVAL);
+    bool deferred = has_cap(b, CHM_CAP_DEFERRED_FREE);
+
+    /* 1. Exact: 50 values leave (30 removed, 20 replaced), far from a batch. */
+    tl_freelog log;
+    tl_freelog_init(&log, false);
+    chm *m = new_with_value_free(b, NULL, tl_freelog_cb, &log);
+    if (!CHECK(m != NULL))
+        goto out;
+    for (uint64_t k = 0; k < 100; k++)
+        CHECK_RC(chm_put(m, k, k, NULL), CHM_OK);
+    for (uint64_t k = 0; k < 30; k++)
+        CHECK_RC(chm_remove(m, k, NULL), CHM_OK);
+    for (uint64_t k = 30; k < 50; k++)
+        CHECK_RC(chm_put(m, k, k + 1000, NULL), CHM_EXISTS);
+    chm_stats s = stats_of(m);
+    if (deferred) { /* the precondition: something is pending, nothing freed yet */
+        CHECK(s.pending >= 1);
+        CHECK_EQ(tl_freelog_calls(&log), 0);
+    } else {
+        CHECK_EQ(s.pending, 0);
+        CHECK_EQ(tl_freelog_calls(&log), 50);
+    }
+    CHECK_RC(chm_reclaim(m), CHM_OK);
+    CHECK_EQ(stats_of(m).pending, 0);
+    CHECK_EQ(tl_freelog_calls(&log), 50);
+    CHECK_RC(chm_reclaim(m), CHM_OK); /* nothing pending: returns at once */
+    CHECK_EQ(tl_freelog_calls(&log), 50);
+    CHECK_EQ(chm_size(m), 70);
+
+    /* 2. An iterator of this thread left open between its calls: chm_reclaim returns (a parked
+     * batch is not waited for); the chm_iter_fini that closes it frees what it kept. */
+    chm_iter it;
+    uint64_t ik, iv;
+    CHECK_RC(chm_iter_init(&it, m), CHM_OK);
+    CHECK_RC(chm_iter_next(&it, &ik, &iv), CHM_OK);
+    CHECK_RC(chm_remove(m, 99, NULL), CHM_OK);
+    CHECK_RC(chm_reclaim(m), CHM_OK);
+    chm_iter_fini(&it);
+    CHECK_RC(chm_reclaim(m), CHM_OK);
+    CHECK_EQ(stats_of(m).pending, 0);
+    CHECK_EQ(tl_freelog_calls(&log), 51);
+    chm_free(m);
+    CHECK_EQ(tl_freelog_calls(&log), 51 + 69);
+
+    /* 3. From compute, update and visit functions, on the map they run in and on another. */
+    struct reclaim_probe p = {0};
+    p.self = chm_new(b, NULL);
+    p.other = chm_new(b, NULL);
+    if (!CHECK(p.self != NULL && p.other != NULL))
+        goto probes_done;
+    CHECK_RC(chm_compute_if_absent(p.self, 1, reclaim_probe_cia, &p, NULL), CHM_OK);
+    CHECK_RC(chm_compute(p.self, 1, reclaim_probe_update, &p, NULL), CHM_OK);
+    CHECK_RC(chm_compute(p.self, 2, reclaim_probe_update, &p, NULL), CHM_OK);
+    CHECK_RC(chm_visit(p.self, 1, reclaim_probe_visit, &p), CHM_OK);
+    CHECK_EQ(atomic_load(&p.calls), 4);
+    CHECK_EQ(atomic_load(&p.not_deadlock), 0);
+    chm_free(p.self);
+
+    /* 4. From value_free. With a deferred free, 3 batches of removes: the thread that crosses
+     * one frees it at the end of its chm_remove (chm__smr_quiesce, nesting depth 0, the path a
+     * depth check alone would miss); the rest is freed inside chm_reclaim, the last values
+     * inside chm_free. Without, every one within its chm_remove. */
+    atomic_store(&p.calls, 0);
+    p.self = new_with_value_free(b, NULL, reclaim_probe_value_free, &p);
+    if (!CHECK(p.self != NULL))
+        goto probes_done;
+    enum { NV = 3 * CHM_SMR_BATCH };
+    for (uint64_t k = 0; k < NV; k++)
+        CHECK_RC(chm_put(p.self, k, k, NULL), CHM_OK);
+    for (uint64_t k = 0; k < NV; k++)
+        CHECK_RC(chm_remove(p.self, k, NULL), CHM_OK);
+    if (deferred)
+        CHECK(atomic_load(&p.calls) >= 1); /* a batch was freed at the end of a write */
+    else
+        CHECK_EQ(atomic_load(&p.calls), NV);
+    CHECK_RC(chm_reclaim(p.self), CHM_OK);
+    CHECK_EQ(atomic_load(&p.calls), NV);
+    CHECK_EQ(stats_of(p.self).pending, 0);
+    for (uint64_t k = 0; k < 10; k++)
+        CHECK_RC(chm_put(p.self, k, k, NULL), CHM_OK);
+    chm_free(p.self); /* value_free inside chm_free */
+    CHECK_EQ(atomic_load(&p.calls), NV + 10);
+    if (!CHECK_EQ(atomic_load(&p.not_deadlock), 0))
+        FAIL("%ld chm_reclaim calls from value_free did not return CHM_EDEADLK",
+             atomic_load(&p.not_deadlock));
+probes_done:
+    chm_free(p.other);
+out:
+    tl_freelog_fini(&log);
+}
+
+/* chm_reclaim while other threads write the same map (thread-safe backends): every call
+ * returns CHM_OK, and once the writers are done one more leaves nothing pending and every
+ * replaced value freed exactly once. */
+enum { RECLAIM_WRITERS = 2, RECLAIM_OPS = 20000, RECLAIM_KEYS = 512 };
+
+struct reclaim_writer {
+    chm *m;
+    uint64_t id;
+    long replaced;
+    atomic_int *done;
+};
+
+static void *reclaim_writer(void *arg)
+{
+    struct reclaim_writer *w = arg;
+    for (uint64_t i = 0; i < RECLAIM_OPS; i++) {
+        /* distinct values across writers: value_free's count is all that is checked */
+        int rc = chm_put(w->m, i % RECLAIM_KEYS, (w->id << 32) | i, NULL);
+        if (rc == CHM_EXISTS)
+            w->replaced++;
+        else if (rc != CHM_OK)
+            CHECK_RC(rc, CHM_OK);
+    }
+    atomic_fetch_add(w->done, 1);
+    return NULL;
+}
+
+static void test_reclaim_writers(const chm_backend *b)
+{
+    tl_freelog log;
+    tl_freelog_init(&log, false);
+    chm *m = new_with_value_free(b, NULL, tl_freelog_cb, &log);
+    if (!CHECK(m != NULL))
+        goto out;
+    atomic_int done = 0;
+    struct reclaim_writer w[RECLAIM_WRITERS];
+    tl_thread th[RECLAIM_WRITERS];
+    for (int i = 0; i < RECLAIM_WRITERS; i++) {
+        w[i] = (struct reclaim_writer){.m = m, .id = (uint64_t)i + 1, .done = &done};
+        tl_spawn(&th[i], reclaim_writer, &w[i]);
+    }
+    long reclaims = 0;
+    while (atomic_load(&done) < RECLAIM_WRITERS) {
+        CHECK_RC(chm_reclaim(m), CHM_OK);
+        reclaims++;
+    }
+    long replaced = 0;
+    for (int i = 0; i < RECLAIM_WRITERS; i++) {
+        tl_join(&th[i]);
+        replaced += w[i].replaced;
+    }
+    CHECK_EQ(replaced + RECLAIM_KEYS, (long)RECLAIM_WRITERS * RECLAIM_OPS);
+    CHECK_RC(chm_reclaim(m), CHM_OK);
+    CHECK_EQ(stats_of(m).pending, 0);
+    if (!CHECK_EQ(tl_freelog_calls(&log), (unsigned long)replaced))
+        FAIL("%lu values freed of %ld replaced", tl_freelog_calls(&log), replaced);
+    tl_note("%s: %ld chm_reclaim calls during %d x %d writes", chm_backend_name(b), reclaims,
+            RECLAIM_WRITERS, RECLAIM_OPS);
+    chm_free(m);
+out:
+    tl_freelog_fini(&log);
+}
+
 /* ---- chm_backend_caps: the bits against behaviour ------------------------------------------ */
 
 static void test_caps_registry(void *arg)
@@ -3907,6 +4121,8 @@ int main(int argc, char **argv)
     tl_each_backend("visit_writer_waiting", test_visit_writer_waiting, tl_thread_safe);
     tl_each_backend("stats", test_stats, NULL);
     tl_each_backend("stats_pending", test_stats_pending, NULL);
+    tl_each_backend("reclaim", test_reclaim, NULL);
+    tl_each_backend("reclaim_writers", test_reclaim_writers, tl_thread_safe);
     tl_each_backend("caps_iteration", test_caps_iteration, NULL);
     tl_each_backend("caps_compute_exclusive", test_caps_compute_exclusive, NULL);
     tl_each_backend("caps_tree_bins", test_caps_tree_bins, NULL);

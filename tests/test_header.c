@@ -80,6 +80,7 @@ static unsigned (*const p_caps)(const chm_backend *) = chm_backend_caps;
 static const chm_backend *(*const p_map_backend)(const chm *) = chm_map_backend;
 static uint64_t (*const p_hash_u64)(uint64_t, uint64_t) = chm_hash_u64;
 static uint64_t (*const p_hash_bytes)(const void *, size_t, uint64_t) = chm_hash_bytes;
+static int (*const p_reclaim)(chm *) = chm_reclaim;
 
 /* Every extern has the contract's type. */
 static const chm_backend *const p_unsafe = &chm_unsafe;
@@ -167,7 +168,7 @@ static void test_names_exist(void *arg)
     CHECK(p_iter_init == chm_iter_init && p_iter_next == chm_iter_next &&
           p_iter_fini == chm_iter_fini);
     CHECK(p_map_backend == chm_map_backend && p_hash_u64 == chm_hash_u64 &&
-          p_hash_bytes == chm_hash_bytes);
+          p_hash_bytes == chm_hash_bytes && p_reclaim == chm_reclaim);
     CHECK(p_compute == chm_compute && p_remove_if == chm_remove_if && p_clear == chm_clear &&
           p_visit == chm_visit && p_stats == chm_stats_get && p_caps == chm_backend_caps);
     /* chm_stats has the contract's fields */

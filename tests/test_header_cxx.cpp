@@ -88,6 +88,7 @@ static_assert(
 static_assert(std::is_same<decltype(&chm_iter_fini), void (*)(chm_iter *)>::value, "chm_iter_fini");
 static_assert(std::is_same<decltype(&chm_map_backend), const chm_backend *(*)(const chm *)>::value,
               "chm_map_backend");
+static_assert(std::is_same<decltype(&chm_reclaim), int (*)(chm *)>::value, "chm_reclaim");
 static_assert(std::is_same<decltype(&chm_hash_u64), uint64_t (*)(uint64_t, uint64_t)>::value,
               "chm_hash_u64");
 static_assert(

@@ -7,6 +7,10 @@
 #   3. cc consumer.c $(pkg-config --cflags --libs chm)          (shared)
 #   4. cc consumer.c + libchm.a $(pkg-config --static --libs)  (static libchm)
 #   5. README.md's example, built with the README's command (readme_example.sh)
+#   6. the package names only the link dependencies libchm has: not Concurrency Kit, whose
+#      inline headers the library is compiled against (no ck_ symbol in libchm.a's nm -u)
+#   7. the package states its licence: an SPDX line in chm.pc and chmConfig.cmake, LICENSE
+#      in share/doc/chm (chmConfigVersion.cmake is CMake's generated file: not checked)
 # Each program must run and print OK. The last line is "N passed, M failed"; exit 1 on any
 # failure.
 #
@@ -95,7 +99,7 @@ run_consumer() {
 # ---- install ---------------------------------------------------------------------------------
 echo "== cmake --install $build --prefix $prefix"
 if ! run_step install "$cmake" --install "$build" --prefix "$prefix"; then
-    echo "0 passed, 5 failed"
+    echo "0 passed, 7 failed"
     exit 1
 fi
 missing=
@@ -110,7 +114,7 @@ cfg=$(find "$prefix" -name chmConfig.cmake | head -n 1)
 if [ -n "$missing" ]; then
     echo "FAIL: the install is missing:$missing" >&2
     find "$prefix" >&2
-    echo "0 passed, 5 failed"
+    echo "0 passed, 7 failed"
     exit 1
 fi
 pcdir=$(dirname "$pc")
@@ -159,7 +163,7 @@ fi
 
 # ---- 4: pkg-config --static against libchm.a -------------------------------------------------
 # -l:libchm.a makes the linker take the archive although libchm.so sits beside it; the rest
-# (liburcu-memb, ck, -pthread) must come from chm.pc's Requires.private / Libs.private.
+# (liburcu-memb, -pthread) must come from chm.pc's Requires.private / Libs.private.
 way_pkgconfig_static() {
     cflags=$(pkg-config --static --cflags chm) || return 1
     slibs=$(pkg-config --static --libs chm) || return 1
@@ -184,6 +188,48 @@ if CC=$cc sh "$here/readme_example.sh" "$prefix" >"$log" 2>&1; then
 else
     sed 's/^/    /' "$log" >&2
     failure "README example"
+fi
+
+# ---- 6: no dependency the library does not have ----------------------------------------------
+way_no_ck() {
+    archive=$(find "$prefix" -name libchm.a | head -n 1)
+    if nm -u "$archive" | grep -q ' ck_'; then
+        echo "libchm.a calls Concurrency Kit functions: it does need libck" >&2
+        return 1
+    fi
+    reqs=$(pkg-config --print-requires-private chm) || return 1
+    echo "   chm.pc Requires.private: $(echo $reqs)"
+    if echo "$reqs" | grep -qw ck; then
+        echo "chm.pc requires ck, which libchm does not link" >&2
+        return 1
+    fi
+    if grep -l 'PkgConfig::CK\|"CK;ck"' "$prefix"/lib*/cmake/chm/*.cmake \
+        "$prefix"/lib/*/cmake/chm/*.cmake 2>/dev/null; then
+        echo "the CMake package above asks for Concurrency Kit, which libchm does not link" >&2
+        return 1
+    fi
+}
+if way_no_ck; then
+    pass "chm.pc and the CMake package need no Concurrency Kit"
+else
+    failure "chm.pc and the CMake package need no Concurrency Kit"
+fi
+
+# ---- 7: the licence travels with the package -------------------------------------------------
+way_licence() {
+    spdx='^# SPDX-License-Identifier: BSD-2-Clause$'
+    for f in "$pc" "$cfg"; do
+        grep -q "$spdx" "$f" || { echo "$f states no licence (SPDX line)" >&2; return 1; }
+    done
+    [ -s "$prefix/share/doc/chm/LICENSE" ] || {
+        echo "no $prefix/share/doc/chm/LICENSE" >&2
+        return 1
+    }
+}
+if way_licence; then
+    pass "chm.pc and chmConfig.cmake state the licence, LICENSE installed"
+else
+    failure "chm.pc and chmConfig.cmake state the licence, LICENSE installed"
 fi
 
 echo "$passed passed, $failed failed"

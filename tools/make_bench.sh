@@ -15,7 +15,7 @@
 #            to publish add e.g. BENCH_ARGS='-f 3 -wi 3 -w 1 -i 5 -r 1' on an idle machine.
 #            RESULTS/<benchmark>-<time>.json, charts, summary-<time>.md.
 #   compare  one mix run of every library backend beside the Java and Go originals and every
-#            peer (224 trials: go:map and unsafe run at one thread), about 12 minutes, a progress
+#            peer (240 trials: go:map and unsafe run at one thread), about 12 minutes, a progress
 #            line per trial on stderr. A 1 s warm-up lets the JVM's C2 compile the originals'
 #            loops before measuring (docs/harness.md, "The originals"), 5 x 0.3 s measured.
 #            RESULTS/compare-<time>.json, its charts, compare-summary-<time>.md.
@@ -119,7 +119,7 @@ bench)
     ;;
 compare)
     run=(-f 1 -wi 1 -w 1 -i 5 -r 0.3)
-    originals=java:chm,java:sync,java:rwlock,go:syncmap,go:rwmutex,go:map
+    originals=java:chm,java:sync,java:rwlock,java:segments,go:syncmap,go:rwmutex,go:map
     # shellcheck disable=SC2054  # the commas are chmbench's
     mix=(-p "backend=$backends,$originals,cuckoo,tbb,ck_ht,lfht" -p reads=100,99,90,50
         -p keys=1000,1000000 -p dist=uniform -t 1,2)

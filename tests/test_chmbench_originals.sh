@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # test_chmbench_originals.sh CHMBENCH - the Java and Go originals in chmbench's mix, tiny
-# settings (about 15 s): the Go child's unit tests; each original runs a mix trial (1 and 2
-# threads; go:map at 1 only) with the size invariant checked in its child after the trial,
+# settings (about 20 s): the Go child's unit tests; each original runs a mix trial (1 and 2
+# threads; go:map at 1 only) with the size invariant checked in its child after the trial (and
+# tools/compare_tables.py reads that run's JSON: binlock / java:chm rows),
 # presets with opCounts, the same seed
 # giving the same key stream in C, Java and Go (--dump-keys), an injected size error failing the
 # run (java:segments' size() included), MapBench --self-test's checks of java:segments' Java 7
@@ -70,6 +71,13 @@ if [ $java = yes ]; then
     check "MapBench --self-test: the -bm sample histogram is C's; java:segments behaves as Java 7's map" \
         sh -c "'${CHMBENCH_JAVA:-java}' -cp '$CLASSES' MapBench --self-test >'$TMP/jself.out' 2>&1 &&
                grep -q '^self-test ok' '$TMP/jself.out' || { cat '$TMP/jself.out'; exit 1; }"
+fi
+# make compare's ratio tables read a real run's JSON: binlock / java:chm at both thread counts
+if [ $java = yes ]; then
+    python3 "$(dirname "$0")/../tools/compare_tables.py" "$TMP/mix.json" >"$TMP/tables.md"
+    check "tools/compare_tables.py on this run: binlock / java:chm rows at 1 and 2 threads" sh -c "
+        grep -Eq '^\| binlock / java:chm \| 1,000 \| 1 \| [0-9]+\.[0-9]{2} \|\$' '$TMP/tables.md' &&
+        grep -Eq '^\| binlock / java:chm \| 1,000 \| 2 \| [0-9]+\.[0-9]{2} \|\$' '$TMP/tables.md' || { cat '$TMP/tables.md'; exit 1; }"
 fi
 check "JSON: each original's trial with a positive ops/us score and 2 samples" \
     python3 - "$TMP/mix.json" "$originals" <<'PY'

@@ -172,8 +172,8 @@ extern const bench_map_impl bench_peer_cuckoo;
 extern const bench_map_impl bench_peer_tbb;
 /* the originals (bench/originals/originals.c), in the order of bench_map_impls() */
 extern const bench_map_impl bench_original_java_chm, bench_original_java_sync,
-    bench_original_java_rwlock, bench_original_go_syncmap, bench_original_go_rwmutex,
-    bench_original_go_map;
+    bench_original_java_rwlock, bench_original_java_segments, bench_original_go_syncmap,
+    bench_original_go_rwmutex, bench_original_go_map;
 
 /* ---- latency sampling: -bm sample, JMH's SampleTime (histogram.c, timer.c) -------------- */
 

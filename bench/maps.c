@@ -87,8 +87,9 @@ static const bench_map_impl *const others[] = {
     &bench_peer_ck_ht,           &bench_peer_lfht,
     &bench_peer_cuckoo,          &bench_peer_tbb,
     &bench_original_java_chm,    &bench_original_java_sync,
-    &bench_original_java_rwlock, &bench_original_go_syncmap,
-    &bench_original_go_rwmutex,  &bench_original_go_map,
+    &bench_original_java_rwlock, &bench_original_java_segments,
+    &bench_original_go_syncmap,  &bench_original_go_rwmutex,
+    &bench_original_go_map,
 };
 #define OTHER_COUNT (int)(sizeof others / sizeof others[0])
 #define MAX_IMPLS 32

@@ -3,8 +3,10 @@
 # test_chmbench_gosync.sh CHMBENCH GO_SYNC_BENCH_PY [PYTHON] - chmbench's gosync benchmark (Go's
 # src/sync/map_bench_test.go suite on chm), tiny settings (about 20 s): every case briefly on
 # one backend at 1 and 2 threads, JMH's JSON in ns/op, the default backends chosen by
-# CHM_CAP_THREAD_SAFE, the skips (unsafe at 2 threads, peers, originals), an unknown case, and
-# tools/go_sync_bench.py running Go's own benchmark beside it (skipped with a message without go).
+# CHM_CAP_THREAD_SAFE, the skips (unsafe at 2 threads, peers, originals), an unknown case,
+# tools/go_sync_bench.py running Go's own benchmark beside it (skipped with a message without go;
+# its --save-json file read back by --from-json gives the same table), and the script's table
+# from canned input (--from-json, no go needed) with its ratio columns computed by hand.
 # Prints "N passed, M failed"; exit status 0 only when nothing failed.
 BENCH=${1:?usage: test_chmbench_gosync.sh path/to/chmbench tools/go_sync_bench.py [python3]}
 SCRIPT=${2:?usage: test_chmbench_gosync.sh path/to/chmbench tools/go_sync_bench.py [python3]}
@@ -66,16 +68,71 @@ if command -v go >/dev/null 2>&1; then
     "$BENCH" -wi 0 -i 2 -r 0.02 -f 1 -t 1 -p backend=binlock,readmostly -p case=LoadMostlyHits \
         -rff "$TMP/side.json" gosync >/dev/null 2>&1
     "$PY" "$SCRIPT" --cpu 1 --benchtime 100x --case LoadMostlyHits --chmbench "$TMP/side.json" \
-        >"$TMP/go.md" 2>"$TMP/go.err"
+        --save-json "$TMP/go.json" >"$TMP/go.md" 2>"$TMP/go.err"
     rc=$?
     check "go_sync_bench.py: go test -bench on the installed Go's map_bench_test.go, exit 0" [ "$rc" -eq 0 ]
     [ "$rc" -eq 0 ] || cat "$TMP/go.err" "$TMP/go.md"
-    check "go_sync_bench.py: Go's three maps and chm's two backends side by side, in ns/op" sh -c "
+    check "go_sync_bench.py: Go's three maps and chm's two backends side by side in ns/op, and their ratios" sh -c "
         grep -q 'src/sync/map_bench_test.go' '$TMP/go.md' &&
-        grep -q '^| case | threads | Go sync.Map | Go sync_test.DeepCopyMap | Go sync_test.RWMutexMap | binlock | readmostly |\$' '$TMP/go.md' &&
-        grep -Eq '^\| LoadMostlyHits \| 1( \| [0-9.]+){5} \|\$' '$TMP/go.md'"
+        grep -q '^| case | threads | Go sync.Map | Go sync_test.DeepCopyMap | Go sync_test.RWMutexMap | binlock | readmostly | binlock ÷ sync.Map | readmostly ÷ sync.Map |\$' '$TMP/go.md' &&
+        grep -Eq '^\| LoadMostlyHits \| 1( \| [0-9.]+){7} \|\$' '$TMP/go.md'"
+    "$PY" "$SCRIPT" --from-json "$TMP/go.json" --case LoadMostlyHits --chmbench "$TMP/side.json" \
+        >"$TMP/again.md" 2>&1
+    tail -n +2 "$TMP/go.md" >"$TMP/go.tail"   # the first line names the source
+    tail -n +2 "$TMP/again.md" >"$TMP/again.tail"
+    check "go_sync_bench.py --save-json, then --from-json: the same table" \
+        cmp -s "$TMP/go.tail" "$TMP/again.tail"
 else
-    echo "# no go on PATH: tools/go_sync_bench.py not checked (Debian: golang-go; tools/install-deps.sh)"
+    echo "# no go on PATH: tools/go_sync_bench.py not run on Go (Debian: golang-go; tools/install-deps.sh)"
 fi
+
+# 5. the table from canned input (no go needed): Go's results as --save-json writes them and a
+#    chmbench gosync file, made by hand; the ratio columns BACKEND ÷ sync.Map computed by hand
+"$PY" - "$TMP/canned-go.json" "$TMP/canned-chm.json" <<'EOF'
+import json, sys
+go = [("LoadMostlyHits", 1, "sync.Map", 25.9), ("LoadMostlyHits", 1, "sync_test.DeepCopyMap", 25.8),
+      ("LoadMostlyHits", 1, "sync_test.RWMutexMap", 26.9), ("LoadMostlyHits", 2, "sync.Map", 14.5),
+      ("Range", 1, "sync.Map", 8206.0), ("Range", 2, "sync.Map", 3765.0)]
+json.dump({"goroot": "/usr/lib/go-1.19", "command": "go test -run NONE -bench ... sync",
+           "results": [{"case": c, "threads": t, "map": m, "nsPerOp": v} for c, t, m, v in go]},
+          open(sys.argv[1], "w"))
+def row(case, threads, backend, score):
+    return {"benchmark": "chm.gosync", "mode": "avgt", "threads": threads,
+            "params": {"backend": backend, "case": case},
+            "primaryMetric": {"score": score, "scoreError": 0.1, "scoreUnit": "ns/op"}}
+json.dump([row("LoadMostlyHits", 1, "binlock", 4.3),     # 4.3 / 25.9 = 0.166 -> 0.17
+           row("LoadMostlyHits", 1, "readmostly", 4.7),  # 4.7 / 25.9 = 0.181 -> 0.18
+           row("LoadMostlyHits", 2, "binlock", 2.2),     # 2.2 / 14.5 = 0.152 -> 0.15
+           row("Range", 1, "binlock", 7103.9),           # / 8206.0 = 0.866 -> 0.87
+           row("Range", 1, "readmostly", 4672.6),        # / 8206.0 = 0.569 -> 0.57
+           row("LoadOrStoreUnique", 1, "binlock", 267.8)],  # no Go row: ratio "—"
+          open(sys.argv[2], "w"))
+EOF
+PYPATH=$("$PY" -c "import sys; print(sys.executable)") # go hidden from PATH, python kept
+PATH=/nonexistent "$PYPATH" "$SCRIPT" --from-json "$TMP/canned-go.json" --chmbench "$TMP/canned-chm.json" \
+    >"$TMP/canned.md" 2>"$TMP/canned.err"
+rc=$?
+check "go_sync_bench.py --from-json: no go needed, exit 0" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || cat "$TMP/canned.err"
+# line TEXT: canned.md has exactly this line
+line() { grep -qxF -- "$1" "$TMP/canned.md"; }
+check "--from-json: the header line names the saved file and what the ratio is" sh -c "
+    head -n 1 '$TMP/canned.md' | grep -qF '/usr/lib/go-1.19/src/sync/map_bench_test.go (go test -bench, ns/op as saved in $TMP/canned-go.json)' &&
+    head -n 1 '$TMP/canned.md' | grep -qF \"BACKEND ÷ sync.Map: the backend's ns/op over Go sync.Map's\""
+check "--from-json: Go's maps, the backends, then a ratio column per backend" \
+    line "| case | threads | Go sync.Map | Go sync_test.DeepCopyMap | Go sync_test.RWMutexMap | binlock | readmostly | binlock ÷ sync.Map | readmostly ÷ sync.Map |"
+check "ratios: LoadMostlyHits, 1 thread" \
+    line "| LoadMostlyHits | 1 | 25.9 | 25.8 | 26.9 | 4.3 | 4.7 | 0.17 | 0.18 |"
+check "ratios: LoadMostlyHits, 2 threads (no readmostly Score: —)" \
+    line "| LoadMostlyHits | 2 | 14.5 | — | — | 2.2 | — | 0.15 | — |"
+check "ratios: Range, 1 thread" \
+    line "| Range | 1 | 8206.0 | — | — | 7103.9 | 4672.6 | 0.87 | 0.57 |"
+check "ratios: no Go sync.Map row gives —; a row with Go only has no ratio" sh -c "
+    grep -qxF '| LoadOrStoreUnique | 1 | — | — | — | 267.8 | — | — | — |' '$TMP/canned.md' &&
+    grep -qxF '| Range | 2 | 3765.0 | — | — | — | — | — | — |' '$TMP/canned.md'"
+"$PY" "$SCRIPT" --from-json "$TMP/canned-go.json" --case LoadMostlyHits >"$TMP/goonly.md" 2>&1
+check "--from-json without --chmbench: Go's columns only, --case honoured" sh -c "
+    grep -qxF '| case | threads | Go sync.Map | Go sync_test.DeepCopyMap | Go sync_test.RWMutexMap |' '$TMP/goonly.md' &&
+    ! grep -q '^| Range ' '$TMP/goonly.md'"
 
 checklib_finish

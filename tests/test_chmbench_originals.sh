@@ -1,11 +1,15 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
 # test_chmbench_originals.sh CHMBENCH - the Java and Go originals in chmbench's mix, tiny
-# settings (about 15 s): the Go child's unit tests; each original runs a mix trial (1 and 2
-# threads; go:map at 1 only) with the size invariant checked in its child after the trial,
+# settings (about 20 s): the Go child's unit tests; each original runs a mix trial (1 and 2
+# threads; go:map at 1 only) with the size invariant checked in its child after the trial (and
+# tools/compare_tables.py reads that run's JSON: binlock / java:chm rows),
 # presets with opCounts, the same seed
 # giving the same key stream in C, Java and Go (--dump-keys), an injected size error failing the
-# run, a missing toolchain reported skipped with the reason (stderr and JSON), the first-use
+# run (java:segments' size() included), MapBench --self-test's checks of java:segments' Java 7
+# map against its design (HashMap's answers through rehashes, segment by high hash bits, old
+# chains untouched by a rehash that reuses their tails, size() locking nothing on a quiet map and
+# everything under writers), a missing toolchain reported skipped with the reason (stderr and JSON), the first-use
 # build, the benchmarks that cannot run originals skipping them, and -bm sample on java:chm and
 # go:syncmap (the children's histograms: shapes, counts and monotone percentiles, never timing;
 # the ported bucket function checked against C's values by go test and MapBench --self-test).
@@ -32,7 +36,7 @@ if [ $java = no ] && [ $go = no ]; then
     exit 77
 fi
 originals=
-[ $java = yes ] && originals="java:chm,java:sync,java:rwlock"
+[ $java = yes ] && originals="java:chm,java:sync,java:rwlock,java:segments"
 [ $go = yes ] && originals="${originals:+$originals,}go:syncmap,go:rwmutex,go:map"
 
 # 0. the Go program's own unit tests (its size-range check; the -bm sample histogram's bucket
@@ -60,12 +64,20 @@ check "a table row per original and thread count; go:map skipped at 2 threads wi
             grep -Eq \"^chm\\.mix +\$b +uniform +1000 +50 +\$t +none +churn +thrpt +2 +[0-9.]+ +ops/us\\\$\" '$TMP/mix.txt' || exit 1
         fi
     done; done"
-# the Java program's self-test (built by the run above): its histogram against C's values
+# the Java program's self-test (built by the run above): its histogram against C's values, and
+# java:segments' map (MapBench.Java7Map) against Java 7's design
 if [ $java = yes ]; then
     CLASSES=${CHMBENCH_ORIGINALS_DIR:-$(dirname "$BENCH")/originals}/java
-    check "MapBench --self-test: the -bm sample histogram's buckets and text form are C's" \
+    check "MapBench --self-test: the -bm sample histogram is C's; java:segments behaves as Java 7's map" \
         sh -c "'${CHMBENCH_JAVA:-java}' -cp '$CLASSES' MapBench --self-test >'$TMP/jself.out' 2>&1 &&
                grep -q '^self-test ok' '$TMP/jself.out' || { cat '$TMP/jself.out'; exit 1; }"
+fi
+# make compare's ratio tables read a real run's JSON: binlock / java:chm at both thread counts
+if [ $java = yes ]; then
+    python3 "$(dirname "$0")/../tools/compare_tables.py" "$TMP/mix.json" >"$TMP/tables.md"
+    check "tools/compare_tables.py on this run: binlock / java:chm rows at 1 and 2 threads" sh -c "
+        grep -Eq '^\| binlock / java:chm \| 1,000 \| 1 \| [0-9]+\.[0-9]{2} \|\$' '$TMP/tables.md' &&
+        grep -Eq '^\| binlock / java:chm \| 1,000 \| 2 \| [0-9]+\.[0-9]{2} \|\$' '$TMP/tables.md' || { cat '$TMP/tables.md'; exit 1; }"
 fi
 check "JSON: each original's trial with a positive ops/us score and 2 samples" \
     python3 - "$TMP/mix.json" "$originals" <<'PY'
@@ -134,7 +146,7 @@ check "--dump-keys with two trials: exit 2 and a message" sh -c "
     grep -q 'needs one trial' '$TMP/d.err'"
 
 # 4. a size-invariant violation in a child fails the run, with the child's message
-for b in $( [ $java = yes ] && echo java:chm; [ $go = yes ] && echo go:rwmutex); do
+for b in $( [ $java = yes ] && echo java:chm java:segments; [ $go = yes ] && echo go:rwmutex); do
     CHMBENCH_INJECT_SIZE_ERROR=1 "$BENCH" -wi 0 -i 1 -r 0.02 -f 1 -p backend=$b -p keys=10 \
         >/dev/null 2>"$TMP/v.err"
     vrc=$?
@@ -186,7 +198,7 @@ check "resize names an original: skipped with 'runs in mix only', binlock runs" 
     [ $? -eq 0 ] && grep -q '^# skipped resize backend=$one .*runs in mix only' '$TMP/resize.err' &&
     grep -Eq '^chm\.resize +binlock ' '$TMP/resize.txt'"
 check "-l: the originals are mix's default backends, not resize's or memory's" sh -c "
-    '$BENCH' -l | grep -- '-p backend' | head -1 | grep -q 'tbb,java:chm,java:sync,java:rwlock,go:syncmap,go:rwmutex,go:map)' &&
+    '$BENCH' -l | grep -- '-p backend' | head -1 | grep -q 'tbb,java:chm,java:sync,java:rwlock,java:segments,go:syncmap,go:rwmutex,go:map)' &&
     ! '$BENCH' -l | sed -n '/^  resize/,\$p' | grep -q 'java:chm'"
 
 # 8. -bm sample on the originals: each child times every 64th operation with its own clock into

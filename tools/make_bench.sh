@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: BSD-2-Clause
 # make_bench.sh - `make bench`, `make compare` and `make findings`: the Release build (preset
 # release, build-release/), then chmbench's default comparisons (docs/harness.md, "make bench"
-# and "make compare"): JMH tables on stdout, JSON, PNG charts (tools/plot_results.py) and the
-# goals table (tools/bench_summary.py) in RESULTS, with *-latest links to the newest; or
-# tools/findings.sh.
+# and "make compare"): JMH tables on stdout, JSON, PNG charts (tools/plot_results.py), the
+# goals table (tools/bench_summary.py) and, for compare, the ratio tables of each chm backend
+# against its original and the peers (tools/compare_tables.py) in RESULTS, with *-latest links
+# to the newest; or tools/findings.sh.
 #
 # usage: tools/make_bench.sh [bench|compare|findings]
 #   bench    (default) each of BENCHMARKS, about 5 minutes on 2 cores: mix over every library
@@ -15,10 +16,11 @@
 #            to publish add e.g. BENCH_ARGS='-f 3 -wi 3 -w 1 -i 5 -r 1' on an idle machine.
 #            RESULTS/<benchmark>-<time>.json, charts, summary-<time>.md.
 #   compare  one mix run of every library backend beside the Java and Go originals and every
-#            peer (224 trials: go:map and unsafe run at one thread), about 12 minutes, a progress
+#            peer (240 trials: go:map and unsafe run at one thread), about 12 minutes, a progress
 #            line per trial on stderr. A 1 s warm-up lets the JVM's C2 compile the originals'
 #            loops before measuring (docs/harness.md, "The originals"), 5 x 0.3 s measured.
-#            RESULTS/compare-<time>.json, its charts, compare-summary-<time>.md.
+#            RESULTS/compare-<time>.json, its charts, compare-summary-<time>.md (the goals),
+#            compare-tables-<time>.md (chm backend / original, best chm / peer, per cell).
 #   findings every measurement of docs/findings.md (tools/findings.sh, about 15 minutes, on an
 #            idle machine): tables, JSON and charts regenerated in FINDINGS_OUT.
 # The backend lists come from the library (bench/backends.c, chm_backends): a new backend is in
@@ -83,6 +85,15 @@ goals() {
     "$PYTHON" tools/bench_summary.py "$@" | tee "$RESULTS/$name-$ts.md"
     ln -sfn "$name-$ts.md" "$RESULTS/$name-latest.md"
 }
+# tables NAME FILE...: make compare's ratio tables of FILEs in RESULTS/NAME-<time>.md, -latest link
+tables() {
+    local name=$1
+    shift
+    echo
+    echo "==== chm backend / original and best chm / peer, as ratios of this run's Scores"
+    "$PYTHON" tools/compare_tables.py "$@" | tee "$RESULTS/$name-$ts.md"
+    ln -sfn "$name-$ts.md" "$RESULTS/$name-latest.md"
+}
 
 case $what in
 bench)
@@ -119,7 +130,7 @@ bench)
     ;;
 compare)
     run=(-f 1 -wi 1 -w 1 -i 5 -r 0.3)
-    originals=java:chm,java:sync,java:rwlock,go:syncmap,go:rwmutex,go:map
+    originals=java:chm,java:sync,java:rwlock,java:segments,go:syncmap,go:rwmutex,go:map
     # shellcheck disable=SC2054  # the commas are chmbench's
     mix=(-p "backend=$backends,$originals,cuckoo,tbb,ck_ht,lfht" -p reads=100,99,90,50
         -p keys=1000,1000000 -p dist=uniform -t 1,2)
@@ -132,8 +143,11 @@ compare)
     ln -sfn "compare-$ts.json" "$RESULTS/compare-latest.json"
     plots compare- "$out"
     goals compare-summary "$out"
+    tables compare-tables "$out"
     echo
     echo "results (the compare-*-latest.* links point at this run):"
-    for f in "$out" $pngs "$RESULTS/compare-summary-$ts.md"; do echo "  $f"; done
+    for f in "$out" $pngs "$RESULTS/compare-summary-$ts.md" "$RESULTS/compare-tables-$ts.md"; do
+        echo "  $f"
+    done
     ;;
 esac

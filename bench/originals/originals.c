@@ -77,8 +77,9 @@ static const char *const jvm_flags[] = {"-Xms2g", "-Xmx2g", "-XX:+UseG1GC", "-XX
 #define JVM_FLAG_COUNT (sizeof jvm_flags / sizeof jvm_flags[0])
 
 static const bench_original java_chm = {"java", "chm"}, java_sync = {"java", "sync"},
-                            java_rwlock = {"java", "rwlock"}, go_syncmap = {"go", "syncmap"},
-                            go_rwmutex = {"go", "rwmutex"}, go_map = {"go", "map"};
+                            java_rwlock = {"java", "rwlock"}, java_segments = {"java", "segments"},
+                            go_syncmap = {"go", "syncmap"}, go_rwmutex = {"go", "rwmutex"},
+                            go_map = {"go", "map"};
 
 const bench_map_impl bench_original_java_chm = {
     .name = "java:chm", .thread_safe = true, .original = &java_chm};
@@ -86,6 +87,9 @@ const bench_map_impl bench_original_java_sync = {
     .name = "java:sync", .thread_safe = true, .original = &java_sync};
 const bench_map_impl bench_original_java_rwlock = {
     .name = "java:rwlock", .thread_safe = true, .original = &java_rwlock};
+/* Java 7's segmented ConcurrentHashMap, rebuilt in MapBench.java (Java7Map): no later JDK has it */
+const bench_map_impl bench_original_java_segments = {
+    .name = "java:segments", .thread_safe = true, .original = &java_segments};
 const bench_map_impl bench_original_go_syncmap = {
     .name = "go:syncmap", .thread_safe = true, .original = &go_syncmap};
 const bench_map_impl bench_original_go_rwmutex = {

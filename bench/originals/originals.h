@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * originals.h - the Java and Go originals as chmbench peers: java:chm, java:sync, java:rwlock
- * (MapBench.java) and go:syncmap, go:rwmutex, go:map (the Go program in go/).
+ * originals.h - the Java and Go originals as chmbench peers: java:chm, java:sync, java:rwlock,
+ * java:segments (MapBench.java) and go:syncmap, go:rwmutex, go:map (the Go program in go/).
  *
  * chmbench stays the driver. Each fork of a trial runs one child process in the map's own
  * language, started with the trial on its command line (`name=value` arguments). The child
@@ -26,7 +26,8 @@
 /* Which child runs an original, and what the child calls the map. */
 typedef struct bench_original {
     const char *language; /* "java" or "go" */
-    const char *map;      /* the child's map=NAME: chm, sync, rwlock; syncmap, rwmutex, map */
+    const char *map;      /* the child's map=NAME: chm, sync, rwlock, segments; syncmap, rwmutex,
+                             map */
 } bench_original;
 
 /* What a child needs to draw exactly the operations mix draws: which of mix's loops runs and

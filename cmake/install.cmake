@@ -55,10 +55,14 @@ if(PROJECT_VERSION_MAJOR EQUAL 0)
 else()
   set(_chm_compat SameMajorVersion)
 endif()
-# chmConfigVersion.cmake is CMake's own generated file, without a licence line; chmConfig.cmake
-# and chm.pc state the licence (SPDX line) and LICENSE is installed beside the docs.
+# chmConfigVersion.cmake is CMake's generated file; the licence line is put in front of it, so
+# every file of the package states the licence (as chmConfig.cmake and chm.pc do).
 write_basic_package_version_file("${PROJECT_BINARY_DIR}/chmConfigVersion.cmake"
   VERSION "${PROJECT_VERSION}" COMPATIBILITY ${_chm_compat})
+file(READ "${PROJECT_BINARY_DIR}/chmConfigVersion.cmake" _chm_version_file)
+file(WRITE "${PROJECT_BINARY_DIR}/chmConfigVersion.cmake"
+  "# SPDX-License-Identifier: BSD-2-Clause\n# chm's licence; its text is installed as share/doc/chm/LICENSE.\n${_chm_version_file}")
+unset(_chm_version_file)
 unset(_chm_compat)
 install(FILES "${PROJECT_BINARY_DIR}/chmConfig.cmake" "${PROJECT_BINARY_DIR}/chmConfigVersion.cmake"
         DESTINATION "${CHM_INSTALL_CMAKEDIR}" COMPONENT Development)

@@ -10,8 +10,8 @@
 #   6. libchm links no Concurrency Kit (only its inline headers are compiled in: no ck_ symbol
 #      in libchm.a's nm -u, no NEEDED libck in libchm.so), while chm.pc and the CMake package
 #      still name it with liburcu, as the public contract lists the library's dependencies
-#   7. the package states its licence: an SPDX line in chm.pc and chmConfig.cmake, LICENSE
-#      in share/doc/chm (chmConfigVersion.cmake is CMake's generated file: not checked)
+#   7. the package states its licence: an SPDX line in chm.pc, chmConfig.cmake and
+#      chmConfigVersion.cmake, LICENSE in share/doc/chm
 # Each program must run and print OK. The last line is "N passed, M failed"; exit 1 on any
 # failure.
 #
@@ -228,7 +228,7 @@ fi
 # ---- 7: the licence travels with the package -------------------------------------------------
 way_licence() {
     spdx='^# SPDX-License-Identifier: BSD-2-Clause$'
-    for f in "$pc" "$cfg"; do
+    for f in "$pc" "$cfg" "$(dirname "$cfg")/chmConfigVersion.cmake"; do
         grep -q "$spdx" "$f" || { echo "$f states no licence (SPDX line)" >&2; return 1; }
     done
     [ -s "$prefix/share/doc/chm/LICENSE" ] || {
@@ -237,9 +237,9 @@ way_licence() {
     }
 }
 if way_licence; then
-    pass "chm.pc and chmConfig.cmake state the licence, LICENSE installed"
+    pass "chm.pc, chmConfig.cmake and chmConfigVersion.cmake state the licence, LICENSE installed"
 else
-    failure "chm.pc and chmConfig.cmake state the licence, LICENSE installed"
+    failure "chm.pc, chmConfig.cmake and chmConfigVersion.cmake state the licence, LICENSE installed"
 fi
 
 echo "$passed passed, $failed failed"

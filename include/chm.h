@@ -11,9 +11,8 @@
  *   chm_binlock     Java 8 ConcurrentHashMap: CAS + per-bin locks, cooperative resize
  *   chm_readmostly  Go sync.Map: lock-free read snapshot + mutex-guarded dirty map
  *
- * CHM_HAVE_<NAME> is defined for each backend this header declares, so a program can test at
- * compile time for a backend that a later version adds; chm_backend_list() lists them at run
- * time, and chm_backend_caps() says what each guarantees.
+ * chm_backend_list() lists the backends at run time, and chm_backend_caps() says what each
+ * guarantees.
  *
  * Conventions
  *   - Every operation returns a status: CHM_OK (0) or a positive outcome code, or a negative error.
@@ -140,12 +139,6 @@ extern "C" {
 typedef struct chm chm;                 /* opaque map handle */
 typedef struct chm_backend chm_backend; /* one locking strategy (opaque) */
 
-#define CHM_HAVE_UNSAFE 1
-#define CHM_HAVE_RWLOCK 1
-#define CHM_HAVE_SEGMENTED 1
-#define CHM_HAVE_BINLOCK 1
-#define CHM_HAVE_READMOSTLY 1
-
 /* Go's classic map (8-slot buckets, top-hash bytes, incremental evacuation). Not thread-safe:
  * a writer racing with another writer, a reader or an iterator is detected on a best-effort
  * basis and handled according to chm_options.on_race. Iteration is fail-fast. */
@@ -188,7 +181,7 @@ CHM_API extern const chm_backend chm_binlock;
 CHM_API extern const chm_backend chm_readmostly;
 
 /* chm_backend_find - the backend called @name ("unsafe", "rwlock", "segmented", "binlock",
- * "readmostly"), or NULL when @name is NULL, unknown, or names a backend not built yet. */
+ * "readmostly"), or NULL when @name is NULL or unknown. */
 CHM_API const chm_backend *chm_backend_find(const char *name);
 
 /* chm_backend_name - the backend's name as accepted by chm_backend_find(); NULL for NULL. */

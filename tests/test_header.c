@@ -84,15 +84,9 @@ static uint64_t (*const p_hash_bytes)(const void *, size_t, uint64_t) = chm_hash
 /* Every extern has the contract's type. */
 static const chm_backend *const p_unsafe = &chm_unsafe;
 static const chm_backend *const p_rwlock = &chm_rwlock;
-#ifdef CHM_HAVE_SEGMENTED
 static const chm_backend *const p_segmented = &chm_segmented;
-#endif
-#ifdef CHM_HAVE_BINLOCK
 static const chm_backend *const p_binlock = &chm_binlock;
-#endif
-#ifdef CHM_HAVE_READMOSTLY
 static const chm_backend *const p_readmostly = &chm_readmostly;
-#endif
 static const chm_keyops *const p_keys_u64 = &chm_keys_u64;
 static const chm_keyops *const p_keys_string = &chm_keys_string;
 
@@ -181,15 +175,9 @@ static void test_names_exist(void *arg)
     int n = 0;
     expected[n++] = p_unsafe;
     expected[n++] = p_rwlock;
-#ifdef CHM_HAVE_SEGMENTED
     expected[n++] = p_segmented;
-#endif
-#ifdef CHM_HAVE_BINLOCK
     expected[n++] = p_binlock;
-#endif
-#ifdef CHM_HAVE_READMOSTLY
     expected[n++] = p_readmostly;
-#endif
     const chm_backend *const *list = chm_backend_list();
     int i = 0;
     for (; list[i] != NULL && i < n; i++)

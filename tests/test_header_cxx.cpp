@@ -97,15 +97,9 @@ static_assert(
 // Externs and struct fields.
 static_assert(std::is_same<decltype(chm_unsafe), const chm_backend>::value, "chm_unsafe");
 static_assert(std::is_same<decltype(chm_rwlock), const chm_backend>::value, "chm_rwlock");
-#ifdef CHM_HAVE_SEGMENTED
 static_assert(std::is_same<decltype(chm_segmented), const chm_backend>::value, "chm_segmented");
-#endif
-#ifdef CHM_HAVE_BINLOCK
 static_assert(std::is_same<decltype(chm_binlock), const chm_backend>::value, "chm_binlock");
-#endif
-#ifdef CHM_HAVE_READMOSTLY
 static_assert(std::is_same<decltype(chm_readmostly), const chm_backend>::value, "chm_readmostly");
-#endif
 static_assert(std::is_same<decltype(chm_keys_u64), const chm_keyops>::value, "chm_keys_u64");
 static_assert(std::is_same<decltype(chm_keys_string), const chm_keyops>::value, "chm_keys_string");
 static_assert(std::is_same<decltype(chm_keyops::hash), uint64_t (*)(uint64_t, uint64_t)>::value,

@@ -89,10 +89,11 @@
  *   Nor anything that waits for another thread's chm call to return.
  *   Memory: a map holds at most about 1024 removed-but-unfreed objects per thread writing it
  *   (src/smr.h states the bound; a chm_clear retires the whole map in one call, and its thread
- *   frees that batch when the call returns) -- except while an iterator of that segmented or binlock map
- *   is open: everything removed from that map meanwhile is kept (neither freed nor passed to
- *   the callbacks), so its memory grows with the writes to it until the last of its iterators
- *   is finished; the chm_iter_fini that finishes it frees the lot when it returns. That stalls
+ *   frees that batch when the call returns) -- except, on a backend with
+ *   CHM_CAP_ITER_HOLDS_RECLAIM (segmented, binlock), while an iterator of that map is open:
+ *   everything removed from that map meanwhile is kept (neither freed nor passed to the
+ *   callbacks), so its memory grows with the writes to it until the last of its iterators is
+ *   finished; the chm_iter_fini that finishes it frees the lot when it returns. That stalls
  *   nothing: no thread waits for an iterator, and other maps are not affected.
  *
  * Process life cycle
@@ -197,24 +198,31 @@ CHM_API bool chm_backend_thread_safe(const chm_backend *b);
 /* What a backend guarantees, as data: chm_backend_caps() returns a set of these bits. Tests,
  * benchmarks and programs ask for a property, never for a backend's name. Bits may be added. */
 enum {
-    CHM_CAP_THREAD_SAFE = 1u << 0,       /* every operation may run concurrently */
-    CHM_CAP_FAIL_FAST_ITER = 1u << 1,    /* iteration is fail-fast (CHM_ECONCURRENT); else
-                                            weakly consistent (thread-safe backends) */
-    CHM_CAP_STORE_FREE_GET = 1u << 2,    /* chm_get takes no lock and stores nothing shared
-                                            (readmostly: for keys in its read index) */
-    CHM_CAP_TREE_BINS = 1u << 3,         /* colliding keys with a compare cost O(log n) */
-    CHM_CAP_RACE_DETECT = 1u << 4,       /* concurrent misuse detected (chm_unsafe) */
-    CHM_CAP_PADDING_SWITCH = 1u << 5,    /* chm_options.packed changes the layout */
-    CHM_CAP_RWLOCK_KINDS = 1u << 6,      /* chm_options.rwlock picks the lock */
-    CHM_CAP_COMPUTE_EXCLUSIVE = 1u << 7, /* a compute function holds the whole map: a nested
-                                            write from it runs (and fails the compute with
-                                            CHM_ECONCURRENT if structural) instead of
-                                            returning CHM_EDEADLK */
-    CHM_CAP_DEFERRED_FREE = 1u << 8,     /* values and keys that leave the map reach value_free
-                                            and release a grace period later, in batches (see
-                                            "Reclamation"); else within the removing call */
-    CHM_CAP_SEGMENTS = 1u << 9           /* chm_options.concurrency is the number of
-                                            independently locked segments */
+    CHM_CAP_THREAD_SAFE = 1u << 0,        /* every operation may run concurrently */
+    CHM_CAP_FAIL_FAST_ITER = 1u << 1,     /* iteration is fail-fast (CHM_ECONCURRENT); else
+                                             weakly consistent (thread-safe backends) */
+    CHM_CAP_STORE_FREE_GET = 1u << 2,     /* chm_get takes no lock and stores nothing shared
+                                             (readmostly: for keys in its read index) */
+    CHM_CAP_TREE_BINS = 1u << 3,          /* colliding keys with a compare cost O(log n) */
+    CHM_CAP_RACE_DETECT = 1u << 4,        /* concurrent misuse detected (chm_unsafe) */
+    CHM_CAP_PADDING_SWITCH = 1u << 5,     /* chm_options.packed changes the layout */
+    CHM_CAP_RWLOCK_KINDS = 1u << 6,       /* chm_options.rwlock picks the lock */
+    CHM_CAP_COMPUTE_EXCLUSIVE = 1u << 7,  /* a compute function holds the whole map: a nested
+                                             write from it runs (and fails the compute with
+                                             CHM_ECONCURRENT if structural) instead of
+                                             returning CHM_EDEADLK */
+    CHM_CAP_DEFERRED_FREE = 1u << 8,      /* values and keys that leave the map reach value_free
+                                             and release a grace period later, in batches (see
+                                             "Reclamation"); else within the removing call */
+    CHM_CAP_SEGMENTS = 1u << 9,           /* chm_options.concurrency is the number of
+                                             independently locked segments */
+    CHM_CAP_ITER_HOLDS_RECLAIM = 1u << 10 /* an open iterator holds back this map's
+                                             reclamation: what leaves the map while one of its
+                                             iterators is open (values, keys, nodes, tables)
+                                             reaches value_free and release, and is freed, only
+                                             after the last of them is finished by chm_iter_fini;
+                                             other maps are not held back. Implies
+                                             DEFERRED_FREE. See "Reclamation", Memory */
 };
 
 /* chm_backend_caps - @b's CHM_CAP_* bits; 0 for NULL. */

@@ -35,12 +35,13 @@ _Static_assert(CHM_COMPUTE_KEEP == 0, "CHM_COMPUTE_KEEP is 0 (a zeroed action ke
 _Static_assert(CHM_COMPUTE_SET != CHM_COMPUTE_KEEP && CHM_COMPUTE_DELETE != CHM_COMPUTE_KEEP &&
                    CHM_COMPUTE_SET != CHM_COMPUTE_DELETE,
                "chm_compute_action");
-/* the capability bits: ten distinct single bits */
+/* the capability bits: eleven distinct single bits */
 #define CAP_ALL                                                                                    \
     (CHM_CAP_THREAD_SAFE | CHM_CAP_FAIL_FAST_ITER | CHM_CAP_STORE_FREE_GET | CHM_CAP_TREE_BINS |   \
      CHM_CAP_RACE_DETECT | CHM_CAP_PADDING_SWITCH | CHM_CAP_RWLOCK_KINDS |                         \
-     CHM_CAP_COMPUTE_EXCLUSIVE | CHM_CAP_DEFERRED_FREE | CHM_CAP_SEGMENTS)
-_Static_assert(__builtin_popcount(CAP_ALL) == 10, "CHM_CAP_* bits are distinct single bits");
+     CHM_CAP_COMPUTE_EXCLUSIVE | CHM_CAP_DEFERRED_FREE | CHM_CAP_SEGMENTS |                        \
+     CHM_CAP_ITER_HOLDS_RECLAIM)
+_Static_assert(__builtin_popcount(CAP_ALL) == 11, "CHM_CAP_* bits are distinct single bits");
 _Static_assert(offsetof(chm_options, size) + sizeof(size_t) <= sizeof(chm_options),
                "chm_options.size");
 _Static_assert(CHM_RACE_ABORT == 0, "CHM_RACE_ABORT is the default");

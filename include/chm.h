@@ -17,7 +17,8 @@
  * Conventions
  *   - Every operation returns a status: CHM_OK (0) or a positive outcome code, or a negative error.
  *   - Out-pointers (value, old, current) may be NULL.
- *   - Any operation may return CHM_ENOMEM; the map is then unchanged and fully usable.
+ *   - Any operation may return CHM_ENOMEM; the map is then unchanged and fully usable. The
+ *     exceptions allocate nothing and say so: chm_clear, chm_visit, chm_stats_get.
  *   - A NULL map, a NULL required function or an unknown backend gives CHM_EINVAL, never a crash.
  *   - Names starting with chm__ / CHM__ are internal.
  *
@@ -511,7 +512,8 @@ typedef void chm_visit_fn(uint64_t key, uint64_t value, void *arg);
  * removes it meanwhile (it goes to value_free after fn returns). The way to use pointer values
  * safely: take a reference inside fn (docs/choosing.md, "Pointer values").
  * CHM_OK: fn ran once, with @key as the caller passed it (not the map's stored copy) and the
- * value. CHM_NOTFOUND: absent, fn did not run. CHM_EINVAL: NULL map or fn.
+ * value. CHM_NOTFOUND: absent, fn did not run. CHM_EINVAL: NULL map or fn. It allocates
+ * nothing, so it works, and never returns CHM_ENOMEM, when memory is exhausted.
  * Linearizable as chm_get (the value fn sees is the key's value at one instant of the call).
  * fn runs on the calling thread inside the map's protection: a read-side section on segmented,
  * binlock and readmostly (while it runs, grace periods -- this map's reclamation and every other
@@ -539,8 +541,9 @@ typedef struct chm_stats {
     size_t pending; /* objects retired by this map and not yet freed (0 on unsafe, rwlock) */
 } chm_stats; /* fields may be added at the end */
 
-/* chm_stats_get - fill *@st for @m. CHM_OK, or CHM_EINVAL for NULL arguments. Thread-safe on
- * thread-safe backends (takes no lock that a writer holds long; rwlock: the read lock). */
+/* chm_stats_get - fill *@st for @m. CHM_OK, or CHM_EINVAL for NULL arguments; it allocates
+ * nothing, so it works when memory is exhausted. Thread-safe on thread-safe backends (takes no
+ * lock that a writer holds long; rwlock: the read lock). */
 CHM_API int chm_stats_get(chm *m, chm_stats *st);
 
 /* ---------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ static const struct {
     {"COMPUTE_EXCLUSIVE", CHM_CAP_COMPUTE_EXCLUSIVE},
     {"DEFERRED_FREE", CHM_CAP_DEFERRED_FREE},
     {"SEGMENTS", CHM_CAP_SEGMENTS},
+    {"ITER_HOLDS_RECLAIM", CHM_CAP_ITER_HOLDS_RECLAIM},
 };
 
 int main(int argc, char **argv)

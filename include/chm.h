@@ -11,14 +11,14 @@
  *   chm_binlock     Java 8 ConcurrentHashMap: CAS + per-bin locks, cooperative resize
  *   chm_readmostly  Go sync.Map: lock-free read snapshot + mutex-guarded dirty map
  *
- * CHM_HAVE_<NAME> is defined for each backend this header declares, so a program can test at
- * compile time for a backend that a later version adds; chm_backend_list() lists them at run
- * time, and chm_backend_caps() says what each guarantees.
+ * chm_backend_list() lists the backends at run time, and chm_backend_caps() says what each
+ * guarantees.
  *
  * Conventions
  *   - Every operation returns a status: CHM_OK (0) or a positive outcome code, or a negative error.
  *   - Out-pointers (value, old, current) may be NULL.
- *   - Any operation may return CHM_ENOMEM; the map is then unchanged and fully usable.
+ *   - Any operation may return CHM_ENOMEM; the map is then unchanged and fully usable. The
+ *     exceptions allocate nothing and say so: chm_clear, chm_visit, chm_stats_get.
  *   - A NULL map, a NULL required function or an unknown backend gives CHM_EINVAL, never a crash.
  *   - Names starting with chm__ / CHM__ are internal.
  *
@@ -92,10 +92,11 @@
  *   Nor anything that waits for another thread's chm call to return.
  *   Memory: a map holds at most about 1024 removed-but-unfreed objects per thread writing it
  *   (src/smr.h states the bound; a chm_clear retires the whole map in one call, and its thread
- *   frees that batch when the call returns) -- except while an iterator of that segmented or binlock map
- *   is open: everything removed from that map meanwhile is kept (neither freed nor passed to
- *   the callbacks), so its memory grows with the writes to it until the last of its iterators
- *   is finished; the chm_iter_fini that finishes it frees the lot when it returns. That stalls
+ *   frees that batch when the call returns) -- except, on a backend with
+ *   CHM_CAP_ITER_HOLDS_RECLAIM (segmented, binlock), while an iterator of that map is open:
+ *   everything removed from that map meanwhile is kept (neither freed nor passed to the
+ *   callbacks), so its memory grows with the writes to it until the last of its iterators is
+ *   finished; the chm_iter_fini that finishes it frees the lot when it returns. That stalls
  *   nothing: no thread waits for an iterator, and other maps are not affected.
  *
  * Process life cycle
@@ -142,12 +143,6 @@ extern "C" {
 typedef struct chm chm;                 /* opaque map handle */
 typedef struct chm_backend chm_backend; /* one locking strategy (opaque) */
 
-#define CHM_HAVE_UNSAFE 1
-#define CHM_HAVE_RWLOCK 1
-#define CHM_HAVE_SEGMENTED 1
-#define CHM_HAVE_BINLOCK 1
-#define CHM_HAVE_READMOSTLY 1
-
 /* Go's classic map (8-slot buckets, top-hash bytes, incremental evacuation). Not thread-safe:
  * a writer racing with another writer, a reader or an iterator is detected on a best-effort
  * basis and handled according to chm_options.on_race. Iteration is fail-fast. */
@@ -190,7 +185,7 @@ CHM_API extern const chm_backend chm_binlock;
 CHM_API extern const chm_backend chm_readmostly;
 
 /* chm_backend_find - the backend called @name ("unsafe", "rwlock", "segmented", "binlock",
- * "readmostly"), or NULL when @name is NULL, unknown, or names a backend not built yet. */
+ * "readmostly"), or NULL when @name is NULL or unknown. */
 CHM_API const chm_backend *chm_backend_find(const char *name);
 
 /* chm_backend_name - the backend's name as accepted by chm_backend_find(); NULL for NULL. */
@@ -206,24 +201,31 @@ CHM_API bool chm_backend_thread_safe(const chm_backend *b);
 /* What a backend guarantees, as data: chm_backend_caps() returns a set of these bits. Tests,
  * benchmarks and programs ask for a property, never for a backend's name. Bits may be added. */
 enum {
-    CHM_CAP_THREAD_SAFE = 1u << 0,       /* every operation may run concurrently */
-    CHM_CAP_FAIL_FAST_ITER = 1u << 1,    /* iteration is fail-fast (CHM_ECONCURRENT); else
-                                            weakly consistent (thread-safe backends) */
-    CHM_CAP_STORE_FREE_GET = 1u << 2,    /* chm_get takes no lock and stores nothing shared
-                                            (readmostly: for keys in its read index) */
-    CHM_CAP_TREE_BINS = 1u << 3,         /* colliding keys with a compare cost O(log n) */
-    CHM_CAP_RACE_DETECT = 1u << 4,       /* concurrent misuse detected (chm_unsafe) */
-    CHM_CAP_PADDING_SWITCH = 1u << 5,    /* chm_options.packed changes the layout */
-    CHM_CAP_RWLOCK_KINDS = 1u << 6,      /* chm_options.rwlock picks the lock */
-    CHM_CAP_COMPUTE_EXCLUSIVE = 1u << 7, /* a compute function holds the whole map: a nested
-                                            write from it runs (and fails the compute with
-                                            CHM_ECONCURRENT if structural) instead of
-                                            returning CHM_EDEADLK */
-    CHM_CAP_DEFERRED_FREE = 1u << 8,     /* values and keys that leave the map reach value_free
-                                            and release a grace period later, in batches (see
-                                            "Reclamation"); else within the removing call */
-    CHM_CAP_SEGMENTS = 1u << 9           /* chm_options.concurrency is the number of
-                                            independently locked segments */
+    CHM_CAP_THREAD_SAFE = 1u << 0,        /* every operation may run concurrently */
+    CHM_CAP_FAIL_FAST_ITER = 1u << 1,     /* iteration is fail-fast (CHM_ECONCURRENT); else
+                                             weakly consistent (thread-safe backends) */
+    CHM_CAP_STORE_FREE_GET = 1u << 2,     /* chm_get takes no lock and stores nothing shared
+                                             (readmostly: for keys in its read index) */
+    CHM_CAP_TREE_BINS = 1u << 3,          /* colliding keys with a compare cost O(log n) */
+    CHM_CAP_RACE_DETECT = 1u << 4,        /* concurrent misuse detected (chm_unsafe) */
+    CHM_CAP_PADDING_SWITCH = 1u << 5,     /* chm_options.packed changes the layout */
+    CHM_CAP_RWLOCK_KINDS = 1u << 6,       /* chm_options.rwlock picks the lock */
+    CHM_CAP_COMPUTE_EXCLUSIVE = 1u << 7,  /* a compute function holds the whole map: a nested
+                                             write from it runs (and fails the compute with
+                                             CHM_ECONCURRENT if structural) instead of
+                                             returning CHM_EDEADLK */
+    CHM_CAP_DEFERRED_FREE = 1u << 8,      /* values and keys that leave the map reach value_free
+                                             and release a grace period later, in batches (see
+                                             "Reclamation"); else within the removing call */
+    CHM_CAP_SEGMENTS = 1u << 9,           /* chm_options.concurrency is the number of
+                                             independently locked segments */
+    CHM_CAP_ITER_HOLDS_RECLAIM = 1u << 10 /* an open iterator holds back this map's
+                                             reclamation: what leaves the map while one of its
+                                             iterators is open (values, keys, nodes, tables)
+                                             reaches value_free and release, and is freed, only
+                                             after the last of them is finished by chm_iter_fini;
+                                             other maps are not held back. Implies
+                                             DEFERRED_FREE. See "Reclamation", Memory */
 };
 
 /* chm_backend_caps - @b's CHM_CAP_* bits; 0 for NULL. */
@@ -540,7 +542,8 @@ typedef void chm_visit_fn(uint64_t key, uint64_t value, void *arg);
  * removes it meanwhile (it goes to value_free after fn returns). The way to use pointer values
  * safely: take a reference inside fn (docs/choosing.md, "Pointer values").
  * CHM_OK: fn ran once, with @key as the caller passed it (not the map's stored copy) and the
- * value. CHM_NOTFOUND: absent, fn did not run. CHM_EINVAL: NULL map or fn.
+ * value. CHM_NOTFOUND: absent, fn did not run. CHM_EINVAL: NULL map or fn. It allocates
+ * nothing, so it works, and never returns CHM_ENOMEM, when memory is exhausted.
  * Linearizable as chm_get (the value fn sees is the key's value at one instant of the call).
  * fn runs on the calling thread inside the map's protection: a read-side section on segmented,
  * binlock and readmostly (while it runs, grace periods -- this map's reclamation and every other
@@ -568,8 +571,9 @@ typedef struct chm_stats {
     size_t pending; /* objects retired by this map and not yet freed (0 on unsafe, rwlock) */
 } chm_stats; /* fields may be added at the end */
 
-/* chm_stats_get - fill *@st for @m. CHM_OK, or CHM_EINVAL for NULL arguments. Thread-safe on
- * thread-safe backends (takes no lock that a writer holds long; rwlock: the read lock). */
+/* chm_stats_get - fill *@st for @m. CHM_OK, or CHM_EINVAL for NULL arguments; it allocates
+ * nothing, so it works when memory is exhausted. Thread-safe on thread-safe backends (takes no
+ * lock that a writer holds long; rwlock: the read lock). */
 CHM_API int chm_stats_get(chm *m, chm_stats *st);
 
 /* ---------------------------------------------------------------------------------------------

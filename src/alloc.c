@@ -15,6 +15,10 @@ static atomic_bool armed;
 static atomic_uint_fast64_t attempts;
 static atomic_uint_fast64_t fail_at; /* 0 = never */
 static atomic_long live;
+/* chm__alloc_fail_every: while set (and armed), every allocation fails, outside the count of
+ * attempts, so that a fail-the-n-th sweep numbers its allocations the same way around it. */
+static atomic_bool fail_every;
+static atomic_uint_fast64_t denied; /* allocations failed by fail_every since arming */
 
 /* Call sites seen while armed: an open-addressed table keyed by the site literal's address
  * (claimed by CAS, never removed until reset). Relaxed like the counters above. */
@@ -55,6 +59,10 @@ static bool inject_failure(const char *site)
 {
     if (chm_likely(!atomic_load_explicit(&armed, memory_order_relaxed)))
         return false;
+    if (atomic_load_explicit(&fail_every, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&denied, 1, memory_order_relaxed);
+        return true;
+    }
     uint64_t n = atomic_fetch_add_explicit(&attempts, 1, memory_order_relaxed) + 1;
     uint64_t fail = atomic_load_explicit(&fail_at, memory_order_relaxed);
     note_site(site, n, fail);
@@ -106,6 +114,8 @@ void chm__alloc_fail_nth(uint64_t n)
     atomic_store_explicit(&attempts, 0, memory_order_relaxed);
     atomic_store_explicit(&live, 0, memory_order_relaxed);
     atomic_store_explicit(&fail_at, n, memory_order_relaxed);
+    atomic_store_explicit(&denied, 0, memory_order_relaxed);
+    atomic_store_explicit(&fail_every, false, memory_order_relaxed);
     atomic_store_explicit(&armed, true, memory_order_relaxed);
 }
 
@@ -113,6 +123,17 @@ void chm__alloc_disarm(void)
 {
     atomic_store_explicit(&armed, false, memory_order_relaxed);
     atomic_store_explicit(&fail_at, 0, memory_order_relaxed);
+    atomic_store_explicit(&fail_every, false, memory_order_relaxed);
+}
+
+void chm__alloc_fail_every(bool on)
+{
+    atomic_store_explicit(&fail_every, on, memory_order_relaxed);
+}
+
+uint64_t chm__alloc_denied(void)
+{
+    return atomic_load_explicit(&denied, memory_order_relaxed);
 }
 
 uint64_t chm__alloc_count(void)

@@ -200,6 +200,11 @@ CHM_HIDDEN void chm__alloc_fail_nth(uint64_t n); /* arm counting (resets both co
 CHM_HIDDEN void chm__alloc_disarm(void);         /* stop counting and failing */
 CHM_HIDDEN uint64_t chm__alloc_count(void);      /* allocations attempted while armed */
 CHM_HIDDEN long chm__alloc_live(void);           /* blocks allocated minus freed while armed */
+/* While armed, make every allocation fail (@on) or stop that; these failures are not counted
+ * in chm__alloc_count, so a fail-the-n-th sweep is numbered the same around them. For calls
+ * that must work with no memory at all (chm_visit, chm_stats_get). Arming clears it. */
+CHM_HIDDEN void chm__alloc_fail_every(bool on);
+CHM_HIDDEN uint64_t chm__alloc_denied(void); /* allocations it failed since arming */
 
 /* Allocation sites seen while armed (kept across chm__alloc_fail_nth calls until reset). */
 struct chm__alloc_site {

@@ -33,12 +33,13 @@
  * Cost: while no compute runs on the thread, a lookup is one load of an initial-exec
  * thread-local counter and a predicted branch.
  *
- * Lock calls. The backends' pthread lock and unlock calls go through CHM__LOCK_CALL, which checks
- * the return code: a lock call fails only when this guard or the lock is broken (EDEADLK: the
- * thread holds it already; EPERM: it unlocks what it does not hold; EINVAL, EAGAIN, EBUSY from a
- * destroy), and going on would run unprotected, so chm prints the call and aborts (as liburcu's
- * urcu_die). Try-locks are not wrapped: their failure is an answer, and a lock that keeps failing
- * reaches the checked blocking call.
+ * Lock calls. The backends' pthread lock and unlock calls, and src/smr.c's lock, unlock and
+ * condition calls, go through CHM__LOCK_CALL, which checks the return code: a lock call fails
+ * only when this guard or the lock is broken (EDEADLK: the thread holds it already; EPERM: it
+ * unlocks what it does not hold; EINVAL, EAGAIN, EBUSY from a destroy), and going on would run
+ * unprotected, so chm prints the call and aborts (as liburcu's urcu_die). Try-locks are not
+ * wrapped: their failure is an answer, and a lock that keeps failing reaches the checked
+ * blocking call.
  */
 #ifndef CHM_REENTRY_H
 #define CHM_REENTRY_H

@@ -42,6 +42,7 @@
 #define _GNU_SOURCE
 #endif
 #include "smr.h"
+#include "reentry.h" /* CHM__LOCK_CALL */
 #include "torture.h"
 
 #include <errno.h>
@@ -179,6 +180,15 @@ static void smr_fatal(const char *msg)
 
 /* ---- the gate (fork, cancellation) ------------------------------------------------------- */
 
+/* Every pthread lock, unlock and condition call of this file is checked (CHM__LOCK_CALL,
+ * src/reentry.h), as the backends' are: these mutexes keep fork() out of the registries and of
+ * liburcu, and the waits of chm_free and fork's prepare handler depend on their wake-ups, so a
+ * call that failed unnoticed (EINVAL: a broken object; EDEADLK or EPERM: a relock or an unlock
+ * of what the thread does not hold) would go on unprotected or sleep forever. chm prints the
+ * call and its site and aborts. pthread_cond_wait has no other result to handle: a signal or a
+ * spurious wake-up returns 0 (every wait here is a loop that re-checks its condition), and it
+ * never returns EINTR; the robust-mutex codes cannot occur with these default mutexes. */
+
 static pthread_mutex_t smr_gate_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t smr_gate_cond = PTHREAD_COND_INITIALIZER;
 static unsigned smr_gate_active; /* threads inside the gate */
@@ -189,22 +199,22 @@ static void smr_gate_enter(struct smr_thread *t)
     if (t->gate_depth++ != 0)
         return;
     (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &t->cancel_state);
-    pthread_mutex_lock(&smr_gate_lock);
+    CHM__LOCK_CALL(pthread_mutex_lock(&smr_gate_lock));
     while (smr_gate_forking)
-        pthread_cond_wait(&smr_gate_cond, &smr_gate_lock);
+        CHM__LOCK_CALL(pthread_cond_wait(&smr_gate_cond, &smr_gate_lock));
     smr_gate_active++;
-    pthread_mutex_unlock(&smr_gate_lock);
+    CHM__LOCK_CALL(pthread_mutex_unlock(&smr_gate_lock));
 }
 
 static void smr_gate_leave(struct smr_thread *t)
 {
     if (--t->gate_depth != 0)
         return;
-    pthread_mutex_lock(&smr_gate_lock);
+    CHM__LOCK_CALL(pthread_mutex_lock(&smr_gate_lock));
     smr_gate_active--;
     if (smr_gate_forking)
-        pthread_cond_broadcast(&smr_gate_cond);
-    pthread_mutex_unlock(&smr_gate_lock);
+        CHM__LOCK_CALL(pthread_cond_broadcast(&smr_gate_cond));
+    CHM__LOCK_CALL(pthread_mutex_unlock(&smr_gate_lock));
     (void)pthread_setcancelstate(t->cancel_state, NULL);
 }
 
@@ -280,14 +290,14 @@ __attribute__((destructor)) static void smr_unload(void)
     smr_unloaded = true;
     (void)pthread_key_delete(smr_key);
     struct smr_thread *t = smr_self();
-    pthread_mutex_lock(&smr_gate_lock);
+    CHM__LOCK_CALL(pthread_mutex_lock(&smr_gate_lock));
     if (smr_gate_active == 0 && !smr_gate_forking) {
         smr_unlink_others(t, true);
         if (t->registered && t->reader->registered)
             urcu_memb_unregister_thread();
         t->registered = false;
     }
-    pthread_mutex_unlock(&smr_gate_lock);
+    CHM__LOCK_CALL(pthread_mutex_unlock(&smr_gate_lock));
 }
 
 /* Arm this thread's exit destructor. No lock, no allocation (a low key index). */
@@ -316,12 +326,12 @@ void chm__smr_register(void)
     smr_gate_enter(t);
     urcu_memb_register_thread();
     t->registered = true;
-    pthread_mutex_lock(&smr_registry_lock);
+    CHM__LOCK_CALL(pthread_mutex_lock(&smr_registry_lock));
     if (!t->listed) {
         t->listed = true;
         cds_list_add(&t->node, &smr_threads);
     }
-    pthread_mutex_unlock(&smr_registry_lock);
+    CHM__LOCK_CALL(pthread_mutex_unlock(&smr_registry_lock));
     smr_gate_leave(t);
 }
 
@@ -359,9 +369,9 @@ static void smr_thread_exit(void *arg)
     smr_drop_flags(t);
     if (t->registered) {
         smr_gate_enter(t);
-        pthread_mutex_lock(&smr_registry_lock);
+        CHM__LOCK_CALL(pthread_mutex_lock(&smr_registry_lock));
         smr_unlist(t);
-        pthread_mutex_unlock(&smr_registry_lock);
+        CHM__LOCK_CALL(pthread_mutex_unlock(&smr_registry_lock));
         if (URCU_TLS(urcu_memb_reader).registered)
             urcu_memb_unregister_thread();
         t->registered = false;
@@ -375,22 +385,22 @@ static void smr_atfork_prepare(void)
 {
     struct smr_thread *t = smr_self();
     (void)pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &t->cancel_state_fork);
-    pthread_mutex_lock(&smr_gate_lock);
+    CHM__LOCK_CALL(pthread_mutex_lock(&smr_gate_lock));
     while (smr_gate_forking) /* another thread's fork */
-        pthread_cond_wait(&smr_gate_cond, &smr_gate_lock);
+        CHM__LOCK_CALL(pthread_cond_wait(&smr_gate_cond, &smr_gate_lock));
     smr_gate_forking = true;
     /* Wait for every other thread to leave the gate (this one may be inside it: fork() from a
      * free_fn). The lock stays held across fork(). */
     while (smr_gate_active > (t->gate_depth != 0 ? 1u : 0u))
-        pthread_cond_wait(&smr_gate_cond, &smr_gate_lock);
+        CHM__LOCK_CALL(pthread_cond_wait(&smr_gate_cond, &smr_gate_lock));
 }
 
 static void smr_atfork_parent(void)
 {
     struct smr_thread *t = smr_self();
     smr_gate_forking = false;
-    pthread_cond_broadcast(&smr_gate_cond);
-    pthread_mutex_unlock(&smr_gate_lock);
+    CHM__LOCK_CALL(pthread_cond_broadcast(&smr_gate_cond));
+    CHM__LOCK_CALL(pthread_mutex_unlock(&smr_gate_lock));
     (void)pthread_setcancelstate(t->cancel_state_fork, NULL);
 }
 
@@ -398,8 +408,8 @@ static void smr_atfork_child(void)
 {
     struct smr_thread *t = smr_self();
     /* Fresh synchronisation objects: the parent's may have waiters that do not exist here. */
-    pthread_mutex_init(&smr_gate_lock, NULL);
-    pthread_cond_init(&smr_gate_cond, NULL);
+    CHM__LOCK_CALL(pthread_mutex_init(&smr_gate_lock, NULL));
+    CHM__LOCK_CALL(pthread_cond_init(&smr_gate_cond, NULL));
     smr_gate_forking = false;
     smr_gate_active = t->gate_depth != 0 ? 1u : 0u;
     /* Nobody held smr_registry_lock (it is only taken inside the gate). Threads other than this
@@ -511,9 +521,9 @@ static void smr_batch_done(chm_smr_domain *d, size_t k)
         atomic_fetch_sub_explicit(&d->count, (uint64_t)k, memory_order_seq_cst);
     atomic_fetch_sub_explicit(&d->inflight, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&smr_waiters, memory_order_seq_cst) != 0) {
-        pthread_mutex_lock(&smr_wait_lock);
-        pthread_cond_broadcast(&smr_wait_cond);
-        pthread_mutex_unlock(&smr_wait_lock);
+        CHM__LOCK_CALL(pthread_mutex_lock(&smr_wait_lock));
+        CHM__LOCK_CALL(pthread_cond_broadcast(&smr_wait_cond));
+        CHM__LOCK_CALL(pthread_mutex_unlock(&smr_wait_lock));
     }
 }
 
@@ -646,10 +656,10 @@ static void smr_wait(bool (*done)(chm_smr_domain *), chm_smr_domain *d)
     /* seq_cst increment, then seq_cst loads of the condition: the Dekker pair with
      * smr_batch_done (no lost wake-up). */
     atomic_fetch_add_explicit(&smr_waiters, 1, memory_order_seq_cst);
-    pthread_mutex_lock(&smr_wait_lock);
+    CHM__LOCK_CALL(pthread_mutex_lock(&smr_wait_lock));
     while (!done(d))
-        pthread_cond_wait(&smr_wait_cond, &smr_wait_lock);
-    pthread_mutex_unlock(&smr_wait_lock);
+        CHM__LOCK_CALL(pthread_cond_wait(&smr_wait_cond, &smr_wait_lock));
+    CHM__LOCK_CALL(pthread_mutex_unlock(&smr_wait_lock));
     atomic_fetch_sub_explicit(&smr_waiters, 1, memory_order_relaxed);
 }
 
@@ -806,9 +816,9 @@ chm_smr_domain *chm__smr_domain_new(void *owner)
     d->owner = owner;
     struct smr_thread *t = smr_self();
     smr_gate_enter(t);
-    pthread_mutex_lock(&smr_registry_lock);
+    CHM__LOCK_CALL(pthread_mutex_lock(&smr_registry_lock));
     cds_list_add(&d->reg, &smr_domains);
-    pthread_mutex_unlock(&smr_registry_lock);
+    CHM__LOCK_CALL(pthread_mutex_unlock(&smr_registry_lock));
     smr_gate_leave(t);
     return d;
 }
@@ -822,9 +832,9 @@ void chm__smr_domain_free(chm_smr_domain *d)
     atomic_store_explicit(&d->dead, true, memory_order_relaxed);
     chm__smr_drain(d);
     smr_gate_enter(t);
-    pthread_mutex_lock(&smr_registry_lock);
+    CHM__LOCK_CALL(pthread_mutex_lock(&smr_registry_lock));
     cds_list_del(&d->reg);
-    pthread_mutex_unlock(&smr_registry_lock);
+    CHM__LOCK_CALL(pthread_mutex_unlock(&smr_registry_lock));
     smr_gate_leave(t);
     smr_unref(d);
 }
@@ -851,7 +861,7 @@ chm_smr_domain *chm__smr_domain_of(const void *owner)
     struct smr_thread *t = smr_self();
     chm_smr_domain *found = NULL;
     smr_gate_enter(t); /* the registry lock is only taken inside the gate (fork) */
-    pthread_mutex_lock(&smr_registry_lock);
+    CHM__LOCK_CALL(pthread_mutex_lock(&smr_registry_lock));
     struct cds_list_head *p;
     cds_list_for_each(p, &smr_domains)
     {
@@ -859,7 +869,7 @@ chm_smr_domain *chm__smr_domain_of(const void *owner)
         if (d->owner == owner)
             found = d;
     }
-    pthread_mutex_unlock(&smr_registry_lock);
+    CHM__LOCK_CALL(pthread_mutex_unlock(&smr_registry_lock));
     smr_gate_leave(t);
     return found;
 }
@@ -887,7 +897,8 @@ static void smr_barrier_one(struct smr_thread *t, chm_smr_domain *d)
 bool chm__smr_may_wait(void)
 {
     struct smr_thread *t = smr_self();
-    return t->hot->depth == 0 && !t->reclaiming && t->freeing == NULL && !_urcu_memb_read_ongoing();
+    return t->hot->depth == 0 && !t->reclaiming && t->freeing == NULL &&
+           !_urcu_memb_read_ongoing();
 }
 
 void chm__smr_domain_barrier(chm_smr_domain *d)
@@ -914,7 +925,7 @@ void chm__smr_barrier(void)
     chm_smr_domain **ds = malloc(cap * sizeof *ds);
     if (ds == NULL)
         smr_fatal("smr: chm__smr_barrier: out of memory");
-    pthread_mutex_lock(&smr_registry_lock);
+    CHM__LOCK_CALL(pthread_mutex_lock(&smr_registry_lock));
     struct cds_list_head *p;
     cds_list_for_each(p, &smr_domains)
     {
@@ -929,7 +940,7 @@ void chm__smr_barrier(void)
         atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
         ds[n++] = d;
     }
-    pthread_mutex_unlock(&smr_registry_lock);
+    CHM__LOCK_CALL(pthread_mutex_unlock(&smr_registry_lock));
     for (size_t i = 0; i < n; i++)
         smr_barrier_one(t, ds[i]);
     for (size_t i = 0; i < n; i++)

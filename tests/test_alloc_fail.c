@@ -19,6 +19,10 @@
  *   - a compute_if_absent or compute that returns CHM_ENOMEM did not run its function; with a
  *     function that mallocs its value, every such value is in the map, was returned, or went to
  *     value_free (none is left over after chm_free); chm_clear never returns CHM_ENOMEM;
+ *   - chm_visit and chm_stats_get, called with every allocation failing
+ *     (chm__alloc_fail_every) after each CHM_ENOMEM (on every key) and all along the workloads,
+ *     never return CHM_ENOMEM, try no allocation, and answer as the model says (the value
+ *     visited, CHM_NOTFOUND for an absent key, entries == the model's size);
  *   - after chm_free, chm__alloc_live() == 0 (and LeakSanitizer sees no leak in the ASan build).
  * Workloads: growth from capacity 0, string keys, put_if_absent, compute_if_absent (also with an
  * allocating function, in one segment), a random mix, iterations, colliding keys (integer and
@@ -108,7 +112,67 @@ static void af_left(af *a, uint64_t value)
     a->left_total++;
 }
 
-/* The map equals the model: size, gets, and (with_iter) a full iteration. */
+/* What a chm_visit function saw. */
+struct visit_seen {
+    int calls;
+    uint64_t key, value;
+};
+
+static void visit_fn(uint64_t key, uint64_t value, void *arg)
+{
+    struct visit_seen *v = arg;
+    v->calls++;
+    v->key = key;
+    v->value = value;
+}
+
+/* chm_visit of key index i and (@stats) chm_stats_get with every allocation failing: neither
+ * allocates (chm.h lists no CHM_ENOMEM for them; the hook's count of refused allocations says
+ * whether one was even tried), and both answer as the model says. Run after each CHM_ENOMEM,
+ * when a growth may be half done, and between the workloads' operations. */
+static bool af_no_memory_reads(af *a, uint64_t i, bool stats)
+{
+    long before = tl_failures();
+    uint64_t denied = chm__alloc_denied(), want = 0;
+    bool present = tl_model_get(&a->model, i, &want);
+    uint64_t key = af_key(a, i);
+    struct visit_seen seen = {0, 0, 0};
+    chm_stats st;
+    memset(&st, 0xa5, sizeof st);
+    chm__alloc_fail_every(true);
+    int vrc = chm_visit(a->m, key, visit_fn, &seen);
+    int src = stats ? chm_stats_get(a->m, &st) : CHM_OK;
+    chm__alloc_fail_every(false);
+    af_scribble(a);
+    if (vrc == CHM_ENOMEM || src == CHM_ENOMEM)
+        FAIL("with no memory, chm_visit returned %s and chm_stats_get %s", tl_rc_name(vrc),
+             tl_rc_name(src));
+    if (!CHECK_EQ(chm__alloc_denied(), denied))
+        FAIL("chm_visit or chm_stats_get tried to allocate");
+    if (CHECK_RC(vrc, present ? CHM_OK : CHM_NOTFOUND)) {
+        CHECK_EQ(seen.calls, present ? 1 : 0);
+        if (present) {
+            CHECK_EQ(seen.value, want);
+            CHECK_EQ(seen.key, key); /* the caller's key, not the stored copy */
+        }
+    }
+    if (stats && CHECK_RC(src, CHM_OK)) {
+        CHECK_EQ(st.entries, tl_model_size(&a->model));
+        CHECK(st.buckets >= 1 || st.entries == 0);
+        CHECK(st.bytes >= st.entries * 16); /* at least a key and a value per entry */
+        if (!(chm_backend_caps(a->b) & CHM_CAP_DEFERRED_FREE))
+            CHECK_EQ(st.pending, 0);
+    }
+    if (tl_failures() != before) {
+        FAIL("chm_visit / chm_stats_get of key index %" PRIu64 " with no memory", i);
+        a->broken = true;
+        return false;
+    }
+    return true;
+}
+
+/* The map equals the model: size, gets, a chm_visit of every key and chm_stats_get with no
+ * memory, and (with_iter) a full iteration. */
 static bool af_check(af *a, bool with_iter)
 {
     long before = tl_failures();
@@ -123,7 +187,11 @@ static bool af_check(af *a, bool with_iter)
             FAIL("key index %" PRIu64, i);
             break;
         }
+        if (!af_no_memory_reads(a, i, false))
+            break;
     }
+    if (tl_failures() == before)
+        af_no_memory_reads(a, UINT64_MAX / 2, true); /* an absent key, and the stats */
     if (with_iter && tl_failures() == before) {
         chm_iter it;
         int rc = chm_iter_init(&it, a->m);
@@ -379,6 +447,9 @@ static bool af_op(af *a, enum op op, uint64_t i)
             a->broken = true;
             return false;
         }
+        /* now and then, in the state this operation left (a growth may be under way) */
+        if (a->vctr % 8 == 0)
+            return af_no_memory_reads(a, i, true);
         return true;
     }
     return false;

@@ -1,13 +1,35 @@
 #!/bin/sh
 # SPDX-License-Identifier: BSD-2-Clause
-# test_chmbench.sh CHMBENCH - chmbench end to end with tiny settings (about 15 s in all): the
-# console table, the JMH JSON (parsed by python3), forks pooling samples, errors on invalid
-# options and parameters, the size invariant failing loudly, the statistics self-test, and each
-# benchmark: mix, falseshare (counters and backends), group (secondary metrics per role),
-# resize and memory (single shot).
+# test_chmbench.sh CHMBENCH CHM_BACKENDS - chmbench end to end with tiny settings (about 15 s in
+# all): the console table, the JMH JSON (parsed by python3), forks pooling samples, errors on
+# invalid options and parameters, the size invariant failing loudly, the statistics self-test,
+# and each benchmark: mix, falseshare (counters and backends), group (secondary metrics per
+# role), resize and memory (single shot).
+# Which backends have a property (a padding switch, thread safety) is asked of CHM_BACKENDS
+# (bench/backends.c), never inferred from a name, so a backend added later needs no edit here.
 # Prints "N passed, M failed"; exit status 0 only when nothing failed.
-BENCH=${1:?usage: test_chmbench.sh path/to/chmbench}
+BENCH=${1:?usage: test_chmbench.sh path/to/chmbench path/to/chm_backends}
+LIST=${2:?usage: test_chmbench.sh path/to/chmbench path/to/chm_backends}
 . "$(dirname "$0")/checklib.sh"
+
+ALL=$("$LIST")
+SAFE=$("$LIST" THREAD_SAFE)
+PADDED=$("$LIST" PADDING_SWITCH)
+# the names of list $1 that are not in list $2, comma-separated, in $1's order
+minus() {
+    for n in $(echo "$1" | tr ',' ' '); do
+        case ",$2," in *",$n,"*) ;; *) printf '%s\n' "$n" ;; esac
+    done | paste -sd, -
+}
+SINGLE=$(minus "$ALL" "$SAFE")       # not thread-safe: chmbench runs them at one thread only
+ONE_SINGLE=${SINGLE%%,*}             # one of them, for the runs that need one
+NOT_PADDED=$(minus "$ALL" "$PADDED") # no padding switch: not a falseshare subject
+ONE_PADDED=${PADDED%%,*}
+N_PADDED=$(echo "$PADDED" | tr ',' '\n' | grep -c .)
+PADDED_RE=$(echo "$PADDED" | tr ',' '|') # an ERE alternation
+check "chm_backends: a backend with a padding switch ($PADDED), one without ($NOT_PADDED) and \
+one that is not thread-safe ($SINGLE), as these checks need" \
+    sh -c "[ -n '$ONE_PADDED' ] && [ -n '$NOT_PADDED' ] && [ -n '$ONE_SINGLE' ]"
 
 # 1. the statistics: t quantiles, mean and error of a known sample, NaN for N <= 2
 check "stats self-test" "$BENCH" --self-test
@@ -99,8 +121,8 @@ expect_error "resize: bad presize" "presize must be no or yes, not 'maybe'" -p p
 expect_error "resize: bad keys" "keys must be an integer in \[1, 2^30\], not '1e6'" -p keys=1e6 resize
 expect_error "memory: unknown backend" "unknown backend 'nosuch'" -p backend=nosuch memory
 expect_error "falseshare: subject without a padding switch" \
-    "subject must be counters or a backend with a padding switch (segmented, binlock, readmostly), not 'rwlock'" \
-    -p subject=rwlock falseshare
+    "subject must be counters or a backend with a padding switch ($(echo "$PADDED" | sed 's/,/, /g')), not '${NOT_PADDED%%,*}'" \
+    -p subject="${NOT_PADDED%%,*}" falseshare
 expect_error "falseshare: bad layout" "layout must be packed, align64 or align128" \
     -p layout=sparse falseshare
 
@@ -117,29 +139,30 @@ check "size invariant violation: non-zero exit and a message" \
 check "falseshare exits 0" [ $? -eq 0 ]
 check "falseshare: one row per layout x op (6)" \
     [ "$(grep -Ec '^chm\.falseshare +(packed|align64|align128) +(plain|atomic) +counters +2 +thrpt ' "$TMP/fs.txt")" -eq 6 ]
-"$BENCH" -wi 0 -i 2 -r 0.02 -f 1 -t 2 -p subject=segmented,binlock,readmostly falseshare \
+"$BENCH" -wi 0 -i 2 -r 0.02 -f 1 -t 2 -p subject="$PADDED" falseshare \
     -rff "$TMP/fsb.json" >"$TMP/fsb.txt" 2>"$TMP/fsb.err"
 check "falseshare backends exit 0" [ $? -eq 0 ]
-check "falseshare backends: packed and padded rows for each (6)" \
-    [ "$(grep -Ec '^chm\.falseshare +(packed|padded) +putremove +(segmented|binlock|readmostly) +2 +thrpt +2 +[0-9.]+ +ops/us$' "$TMP/fsb.txt")" -eq 6 ]
-check "falseshare backends: JSON params and samples" python3 - "$TMP/fsb.json" <<'PY'
+check "falseshare backends: packed and padded rows for each ($((2 * N_PADDED)))" \
+    [ "$(grep -Ec "^chm\.falseshare +(packed|padded) +putremove +($PADDED_RE) +2 +thrpt +2 +[0-9.]+ +ops/us\$" "$TMP/fsb.txt")" -eq $((2 * N_PADDED)) ]
+check "falseshare backends: JSON params and samples" python3 - "$TMP/fsb.json" "$PADDED" <<'PY'
 import json, sys
 rs = json.load(open(sys.argv[1]))
-assert len(rs) == 6, len(rs)
+padded = sys.argv[2].split(",")
+assert len(rs) == 2 * len(padded), len(rs)
 got = {(r["params"]["subject"], r["params"]["layout"]) for r in rs}
-assert got == {(s, l) for s in ("segmented", "binlock", "readmostly") for l in ("packed", "padded")}, got
+assert got == {(s, l) for s in padded for l in ("packed", "padded")}, got
 for r in rs:
     assert r["benchmark"] == "chm.falseshare" and r["mode"] == "thrpt" and r["threads"] == 2
     assert r["params"]["op"] == "putremove" and r["secondaryMetrics"] == {}
     assert len(r["primaryMetric"]["rawData"]) == 1 and len(r["primaryMetric"]["rawData"][0]) == 2
 PY
-"$BENCH" -wi 0 -i 1 -r 0.02 -f 0 -t 2 -p subject=counters,binlock -p layout=packed,padded \
+"$BENCH" -wi 0 -i 1 -r 0.02 -f 0 -t 2 -p subject="counters,$ONE_PADDED" -p layout=packed,padded \
     -p op=plain,putremove falseshare >"$TMP/fsm.txt" 2>"$TMP/fsm.err"
 check "falseshare: a mixed sweep skips what belongs to the other subject (3 rows, 5 skipped)" \
     sh -c "[ \$(grep -c '^chm\.falseshare ' '$TMP/fsm.txt') -eq 3 ] && [ \$(grep -c '^# skipped' '$TMP/fsm.err') -eq 5 ]"
 
 # 7. group (JMH @Group): readers + writers threads, -t ignored, per-role secondary metrics
-"$BENCH" -wi 0 -i 3 -r 0.02 -f 2 -t 1,2 -p backend=segmented,ck_ht,unsafe -p keys=1000 \
+"$BENCH" -wi 0 -i 3 -r 0.02 -f 2 -t 1,2 -p backend="segmented,ck_ht,$ONE_SINGLE" -p keys=1000 \
     -p readers=1,2 -p writers=1 group -rff "$TMP/group.json" >"$TMP/group.txt" 2>"$TMP/group.err"
 rc=$?
 check "group exits 0" [ "$rc" -eq 0 ]
@@ -148,8 +171,8 @@ check "group: primary, :reader and :writer rows (4 configurations x 3)" sh -c "
     [ \$(grep -Ec '^chm\.group +(segmented|ck_ht) +1000 +[12] +[23] +1 +thrpt +6 +[0-9.]+ ± +[0-9.]+ +ops/us\$' '$TMP/group.txt') -eq 4 ] &&
     [ \$(grep -Ec '^chm\.group:reader +(segmented|ck_ht) +1000 +[12] +[23] +1 +thrpt +6 ' '$TMP/group.txt') -eq 4 ] &&
     [ \$(grep -Ec '^chm\.group:writer +(segmented|ck_ht) +1000 +[12] +[23] +1 +thrpt +6 ' '$TMP/group.txt') -eq 4 ]"
-check "group: unsafe skipped (no -t multiplication: 2 skips)" \
-    [ "$(grep -c '^# skipped group backend=unsafe' "$TMP/group.err")" -eq 2 ]
+check "group: $ONE_SINGLE (not thread-safe) skipped (no -t multiplication: 2 skips)" \
+    [ "$(grep -c "^# skipped group backend=$ONE_SINGLE " "$TMP/group.err")" -eq 2 ]
 check "group: JSON secondaryMetrics reader/writer sum to the primary" python3 - "$TMP/group.json" <<'PY'
 import json, sys
 rs = json.load(open(sys.argv[1]))
@@ -177,23 +200,24 @@ for r in rs:
 PY
 
 # 8. resize (single shot): inserts/us plus worst_insert_us, exact sample counts, size checked
-"$BENCH" -wi 1 -i 3 -f 2 -t 1,2 -p backend=binlock,lfht,unsafe -p keys=1000 resize \
+"$BENCH" -wi 1 -i 3 -f 2 -t 1,2 -p backend="binlock,lfht,$ONE_SINGLE" -p keys=1000 resize \
     -rff "$TMP/resize.json" >"$TMP/resize.txt" 2>"$TMP/resize.err"
 rc=$?
 check "resize exits 0" [ "$rc" -eq 0 ]
 [ "$rc" -eq 0 ] || cat "$TMP/resize.err"
 check "resize: primary and :worst_insert_us rows in mode ss (10 configurations)" sh -c "
-    [ \$(grep -Ec '^chm\.resize +(binlock|lfht|unsafe) +1000 +(no|yes) +[12] +ss +6 +[0-9.]+ ± +[0-9.]+ +ops/us\$' '$TMP/resize.txt') -eq 10 ] &&
-    [ \$(grep -Ec '^chm\.resize:worst_insert_us +(binlock|lfht|unsafe) +1000 +(no|yes) +[12] +ss +6 +[0-9.]+ ± +[0-9.]+ +us\$' '$TMP/resize.txt') -eq 10 ]"
-check "resize: JSON mode ss, secondaryMetrics worst_insert_us, 2 forks x 3 samples" python3 - "$TMP/resize.json" <<'PY'
+    [ \$(grep -Ec '^chm\.resize +(binlock|lfht|$ONE_SINGLE) +1000 +(no|yes) +[12] +ss +6 +[0-9.]+ ± +[0-9.]+ +ops/us\$' '$TMP/resize.txt') -eq 10 ] &&
+    [ \$(grep -Ec '^chm\.resize:worst_insert_us +(binlock|lfht|$ONE_SINGLE) +1000 +(no|yes) +[12] +ss +6 +[0-9.]+ ± +[0-9.]+ +us\$' '$TMP/resize.txt') -eq 10 ]"
+check "resize: JSON mode ss, secondaryMetrics worst_insert_us, 2 forks x 3 samples" python3 - "$TMP/resize.json" "$SINGLE" <<'PY'
 import json, sys
 rs = json.load(open(sys.argv[1]))
-assert len(rs) == 10, len(rs)  # unsafe at 2 threads skipped
+single = sys.argv[2].split(",")  # not thread-safe (chm_backends): run at one thread only
+assert len(rs) == 10, len(rs)  # the one that is not thread-safe skipped at 2 threads
 for r in rs:
     assert r["benchmark"] == "chm.resize" and r["mode"] == "ss" and r["forks"] == 2
     assert set(r["params"]) == {"backend", "keys", "presize"}, r["params"]
     assert r["params"]["presize"] in ("no", "yes") and r["params"]["keys"] == "1000"
-    assert r["params"]["backend"] != "unsafe" or r["threads"] == 1
+    assert r["params"]["backend"] not in single or r["threads"] == 1
     prim, sec = r["primaryMetric"], r["secondaryMetrics"]
     assert prim["scoreUnit"] == "ops/us" and set(sec) == {"worst_insert_us"}, sec
     w = sec["worst_insert_us"]
@@ -280,11 +304,11 @@ check "-h documents every option" sh -c \
 #     configurations not counted), no control characters. stdout and stderr into one pipe: no
 #     stderr text inside a table row, "# results written to" after the last row; the table is
 #     over 4 KiB (a pipe's stdio buffer), so a fully buffered stdout would split it.
-"$BENCH" -wi 0 -i 1 -r 0.02 -f 1 -t 1,2 -p backend=binlock,unsafe -p keys=100 \
+"$BENCH" -wi 0 -i 1 -r 0.02 -f 1 -t 1,2 -p backend="binlock,$ONE_SINGLE" -p keys=100 \
     >"$TMP/pr.txt" 2>"$TMP/pr.err"
 check "progress: exits 0" [ $? -eq 0 ]
 check "progress: one line per trial run, [1/3] to [3/3] (4 configurations, 1 skipped)" sh -c "
-    [ \$(grep -Ec '^# \[[1-3]/3\] mix backend=(binlock|unsafe) .* threads=[12]: [0-9.]+( ± [0-9.]+)? ops/us \([0-9.]+ (s|min|h) elapsed, ~[0-9.]+ (s|min|h) left\)\$' '$TMP/pr.err') -eq 3 ] &&
+    [ \$(grep -Ec '^# \[[1-3]/3\] mix backend=(binlock|$ONE_SINGLE) .* threads=[12]: [0-9.]+( ± [0-9.]+)? ops/us \([0-9.]+ (s|min|h) elapsed, ~[0-9.]+ (s|min|h) left\)\$' '$TMP/pr.err') -eq 3 ] &&
     [ \$(grep -Eo '^# \[[0-9]+/[0-9]+\]' '$TMP/pr.err' | sort -u | wc -l) -eq 3 ] &&
     [ \$(grep -c '^# skipped' '$TMP/pr.err') -eq 1 ]"
 check "progress: no terminal control characters when stderr is a file" \

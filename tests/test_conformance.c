@@ -116,6 +116,9 @@
  *                        way with every kind
  *   caps_segments        SEGMENTS: with one segment a put of another new key waits for a
  *                        compute; with 256, some of 16 get through
+ *   caps_iter_holds_reclaim  ITER_HOLDS_RECLAIM: with an iterator of M open, none of M's
+ *                        replaced values freed after a barrier, another map's all freed, M's
+ *                        all after chm_iter_fini; without the bit M's all freed while it is open
  */
 #define _GNU_SOURCE /* syscall(SYS_gettid) */
 #include "testlib.h"
@@ -3593,9 +3596,82 @@ static void test_caps_registry(void *arg)
             CHECK(c & CHM_CAP_DEFERRED_FREE);
         /* every backend is thread-safe or detects its misuse */
         CHECK(c & (CHM_CAP_THREAD_SAFE | CHM_CAP_RACE_DETECT));
+        /* only a deferred free can be held back by an iterator */
+        if (c & CHM_CAP_ITER_HOLDS_RECLAIM)
+            CHECK(c & CHM_CAP_DEFERRED_FREE);
         /* the same answer every time */
         CHECK_EQ(chm_backend_caps(*p), c);
     }
+}
+
+/* CHM_CAP_ITER_HOLDS_RECLAIM: an open iterator holds back its own map's reclamation, and only
+ * its own. With an iterator of M open (one entry returned), four batches' worth of M's values
+ * and of another map N's are replaced, then chm__smr_barrier() runs every grace period and
+ * every reclamation due. With the bit, none of M's replaced values reached value_free
+ * (chm_stats pending counts them), while all of N's did; after chm_iter_fini and a barrier all
+ * of M's did. Without it, M's were freed with the iterator still open: after the barrier, or
+ * within each call without DEFERRED_FREE. The overwrites are not structural, so a fail-fast
+ * iteration still goes on to CHM_END. */
+static void test_caps_iter_holds_reclaim(const chm_backend *b)
+{
+    enum { KEYS = 64, REPLACED = 4 * CHM_SMR_BATCH };
+    bool holds = has_cap(b, CHM_CAP_ITER_HOLDS_RECLAIM);
+    tl_freelog lm, ln;
+    tl_freelog_init(&lm, false);
+    tl_freelog_init(&ln, false);
+    chm_options om = {.value_free = tl_freelog_cb, .ctx = &lm};
+    chm_options on = {.value_free = tl_freelog_cb, .ctx = &ln};
+    chm *m = chm_new(b, &om), *n = chm_new(b, &on);
+    if (!CHECK(m != NULL && n != NULL)) {
+        chm_free(m);
+        chm_free(n);
+        return;
+    }
+    for (uint64_t k = 0; k < KEYS; k++) {
+        CHECK_RC(chm_put(m, k, k, NULL), CHM_OK);
+        CHECK_RC(chm_put(n, k, k, NULL), CHM_OK);
+    }
+    chm__smr_barrier();
+    chm_iter it;
+    uint64_t k, v;
+    CHECK_RC(chm_iter_init(&it, m), CHM_OK);
+    CHECK_RC(chm_iter_next(&it, &k, &v), CHM_OK); /* the iterator is inside the table */
+    for (uint64_t i = 0; i < REPLACED; i++) {
+        CHECK_RC(chm_put(m, i % KEYS, KEYS + i, NULL), CHM_EXISTS);
+        CHECK_RC(chm_put(n, i % KEYS, KEYS + i, NULL), CHM_EXISTS);
+    }
+    chm__smr_barrier(); /* every grace period over, every batch due reclaimed (or parked) */
+    unsigned long freed_m = tl_freelog_calls(&lm), freed_n = tl_freelog_calls(&ln);
+    chm_stats st;
+    CHECK_RC(chm_stats_get(m, &st), CHM_OK);
+    if (holds) {
+        if (!CHECK_EQ(freed_m, 0))
+            FAIL("%s: %lu of M's values freed under its open iterator", chm_backend_name(b),
+                 freed_m);
+        CHECK(st.pending >= REPLACED);
+    } else {
+        if (!CHECK_EQ(freed_m, REPLACED))
+            FAIL("%s: %lu of %d of M's values freed with an iterator open, no capability "
+                 "to hold them",
+                 chm_backend_name(b), freed_m, (int)REPLACED);
+        CHECK_EQ(st.pending, 0);
+    }
+    CHECK_EQ(freed_n, REPLACED); /* N is not held back by M's iterator */
+    int rc;
+    while ((rc = chm_iter_next(&it, &k, &v)) == CHM_OK) {
+    }
+    CHECK_RC(rc, CHM_END);
+    chm_iter_fini(&it);
+    chm__smr_barrier();
+    CHECK_EQ(tl_freelog_calls(&lm), REPLACED);
+    CHECK_RC(chm_stats_get(m, &st), CHM_OK);
+    CHECK_EQ(st.pending, 0);
+    chm_free(m);
+    chm_free(n);
+    CHECK_EQ(tl_freelog_calls(&lm), REPLACED + KEYS);
+    CHECK_EQ(tl_freelog_calls(&ln), REPLACED + KEYS);
+    tl_freelog_fini(&lm);
+    tl_freelog_fini(&ln);
 }
 
 /* Iteration: a structural modification during it gives CHM_ECONCURRENT exactly when the
@@ -4130,5 +4206,6 @@ int main(int argc, char **argv)
     tl_each_backend("caps_store_free_get", test_caps_store_free_get, tl_thread_safe);
     tl_each_backend("caps_rwlock_kinds", test_caps_rwlock_kinds, tl_thread_safe);
     tl_each_backend("caps_segments", test_caps_segments, tl_thread_safe);
+    tl_each_backend("caps_iter_holds_reclaim", test_caps_iter_holds_reclaim, NULL);
     return tl_finish();
 }

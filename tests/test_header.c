@@ -35,12 +35,13 @@ _Static_assert(CHM_COMPUTE_KEEP == 0, "CHM_COMPUTE_KEEP is 0 (a zeroed action ke
 _Static_assert(CHM_COMPUTE_SET != CHM_COMPUTE_KEEP && CHM_COMPUTE_DELETE != CHM_COMPUTE_KEEP &&
                    CHM_COMPUTE_SET != CHM_COMPUTE_DELETE,
                "chm_compute_action");
-/* the capability bits: ten distinct single bits */
+/* the capability bits: eleven distinct single bits */
 #define CAP_ALL                                                                                    \
     (CHM_CAP_THREAD_SAFE | CHM_CAP_FAIL_FAST_ITER | CHM_CAP_STORE_FREE_GET | CHM_CAP_TREE_BINS |   \
      CHM_CAP_RACE_DETECT | CHM_CAP_PADDING_SWITCH | CHM_CAP_RWLOCK_KINDS |                         \
-     CHM_CAP_COMPUTE_EXCLUSIVE | CHM_CAP_DEFERRED_FREE | CHM_CAP_SEGMENTS)
-_Static_assert(__builtin_popcount(CAP_ALL) == 10, "CHM_CAP_* bits are distinct single bits");
+     CHM_CAP_COMPUTE_EXCLUSIVE | CHM_CAP_DEFERRED_FREE | CHM_CAP_SEGMENTS |                        \
+     CHM_CAP_ITER_HOLDS_RECLAIM)
+_Static_assert(__builtin_popcount(CAP_ALL) == 11, "CHM_CAP_* bits are distinct single bits");
 _Static_assert(offsetof(chm_options, size) + sizeof(size_t) <= sizeof(chm_options),
                "chm_options.size");
 _Static_assert(CHM_RACE_ABORT == 0, "CHM_RACE_ABORT is the default");
@@ -85,15 +86,9 @@ static int (*const p_reclaim)(chm *) = chm_reclaim;
 /* Every extern has the contract's type. */
 static const chm_backend *const p_unsafe = &chm_unsafe;
 static const chm_backend *const p_rwlock = &chm_rwlock;
-#ifdef CHM_HAVE_SEGMENTED
 static const chm_backend *const p_segmented = &chm_segmented;
-#endif
-#ifdef CHM_HAVE_BINLOCK
 static const chm_backend *const p_binlock = &chm_binlock;
-#endif
-#ifdef CHM_HAVE_READMOSTLY
 static const chm_backend *const p_readmostly = &chm_readmostly;
-#endif
 static const chm_keyops *const p_keys_u64 = &chm_keys_u64;
 static const chm_keyops *const p_keys_string = &chm_keys_string;
 
@@ -182,15 +177,9 @@ static void test_names_exist(void *arg)
     int n = 0;
     expected[n++] = p_unsafe;
     expected[n++] = p_rwlock;
-#ifdef CHM_HAVE_SEGMENTED
     expected[n++] = p_segmented;
-#endif
-#ifdef CHM_HAVE_BINLOCK
     expected[n++] = p_binlock;
-#endif
-#ifdef CHM_HAVE_READMOSTLY
     expected[n++] = p_readmostly;
-#endif
     const chm_backend *const *list = chm_backend_list();
     int i = 0;
     for (; list[i] != NULL && i < n; i++)

@@ -18,9 +18,10 @@
  *                 reclaim and B's chm_free returns, with none of A's callbacks done;
  *   backlog       one and two writers replacing values with a slow value_free (20 us): what a
  *                 map holds retired but not freed never exceeds the bound smr.h states;
- *   open_iterator a thread stopped between two chm_iter_next calls of map M (segmented,
- *                 binlock) while this thread writes 10 batches into M and into a map N: the
- *                 writes complete, N's values are freed, M's are parked; the iteration then
+ *   open_iterator a thread stopped between two chm_iter_next calls of map M (on the
+ *                 backends with CHM_CAP_ITER_HOLDS_RECLAIM: today segmented, binlock) while
+ *                 this thread writes 10 batches into M and into a map N: the writes
+ *                 complete, N's values are freed, M's are parked; the iteration then
  *                 returns every key present throughout exactly once (ASan: nothing it holds
  *                 was freed) and its chm_iter_fini frees every parked value exactly once;
  *   forgotten_iterator  an iterator left open on M while another thread churns M and N: the
@@ -643,10 +644,11 @@ static void scenario_backlog(void)
 
 /* ---- open iterators ------------------------------------------------------------------------ */
 
-/* By name: no capability says "an open iterator parks the map's reclamation" (readmostly's
- * iterators hold a reference to one index instead, and park nothing). */
-static const chm_backend *const iterating[] = {&chm_segmented, &chm_binlock};
-#define N_ITERATING (sizeof iterating / sizeof iterating[0])
+/* The reclaiming backends whose open iterator parks the map's reclamation
+ * (CHM_CAP_ITER_HOLDS_RECLAIM; readmostly's iterators hold a reference to one index instead,
+ * and park nothing). main fills them in every process. */
+static const chm_backend *iterating[MAX_RECLAIMING + 1];
+static size_t n_iterating;
 
 enum { ITER_KEYS = 512, ITER_N_KEYS = 32, ITER_CHURN = 4096, ITER_STOP_AFTER = 100 };
 #define ITER_CHURN_BASE ((uint64_t)1 << 40) /* keys added and removed while the iterator waits */
@@ -751,7 +753,9 @@ static void two_maps_free(struct two_maps *t, unsigned long left_m, unsigned lon
 
 static void scenario_open_iterator(void)
 {
-    for (size_t i = 0; i < N_ITERATING; i++) {
+    if (n_iterating == 0)
+        tl_note("no backend with CHM_CAP_ITER_HOLDS_RECLAIM: nothing to run");
+    for (size_t i = 0; i < n_iterating; i++) {
         const chm_backend *b = iterating[i];
         const char *name = chm_backend_name(b);
         static struct two_maps t;
@@ -831,7 +835,9 @@ static void *forgotten_writer(void *arg)
 
 static void scenario_forgotten_iterator(void)
 {
-    for (size_t i = 0; i < N_ITERATING; i++) {
+    if (n_iterating == 0)
+        tl_note("no backend with CHM_CAP_ITER_HOLDS_RECLAIM: nothing to run");
+    for (size_t i = 0; i < n_iterating; i++) {
         const chm_backend *b = iterating[i];
         const char *name = chm_backend_name(b);
         static struct two_maps t;
@@ -1106,6 +1112,9 @@ static void run_in_child(void *arg)
 int main(int argc, char **argv)
 {
     n_reclaiming = deferred_backends(reclaiming);
+    for (size_t i = 0; i < n_reclaiming; i++)
+        if (chm_backend_caps(reclaiming[i]) & CHM_CAP_ITER_HOLDS_RECLAIM)
+            iterating[n_iterating++] = reclaiming[i];
     const char *child = tl_init(argc, argv);
     if (child != NULL) {
         for (size_t i = 0; i < sizeof scenarios / sizeof scenarios[0]; i++) {

@@ -2,8 +2,11 @@
 # SPDX-License-Identifier: BSD-2-Clause
 """instr_count.py - read callgrind.out files of chm_gbench runs (tools/instr_count.sh).
 
-usage: instr_count.py parse FILE        print every call edge into chm_*/bench_op as TSV
-       instr_count.py table DIR         the table for DIR/<backend>.<op>.out files
+usage: instr_count.py parse FILE                 print every call edge into chm_*/bench_op as TSV
+       instr_count.py table DIR [BACKEND...]     the table for DIR/<backend>.<op>.out files, in
+                                                 the order given (instr_count.sh passes
+                                                 chm_backends' list); default: every backend
+                                                 with files in DIR, sorted by name
 
 Function-level only (no debug info needed): for every call edge (caller -> callee) callgrind
 records the number of calls and the inclusive cost of those calls, i.e. the instructions executed
@@ -16,7 +19,6 @@ import sys
 BATCH = 64  # chm_gbench's operations per gb_keep_running_batch (bench/gbench/chm_gbench.c)
 PREFILL_KEYS = 1000
 OPS = ["get_hit", "get_miss", "put", "remove_reinsert"]
-BACKENDS = ["unsafe", "rwlock", "segmented", "binlock", "readmostly"]
 
 NAME = re.compile(r"^\((\d+)\)(?: (.*))?$")
 
@@ -88,10 +90,21 @@ def analyse(path, prefill_put):
     return dict(ops=ops, runs=runs, loop=loop, lib=lib_calls, lib_total=lib_total)
 
 
-def table(directory):
+def backends_in(directory):
+    """The backends with an <backend>.<op>.out file in directory, sorted: no list of names here,
+    so that a backend added later is counted with no edit."""
+    found = set()
+    for f in os.listdir(directory):
+        for op in OPS:
+            if f.endswith(f".{op}.out"):
+                found.add(f[: -len(f".{op}.out")])
+    return sorted(found)
+
+
+def table(directory, backends=None):
     rows = []
     problems = []
-    for b in BACKENDS:
+    for b in backends or backends_in(directory):
         results = {}
         for op in OPS:
             p = os.path.join(directory, f"{b}.{op}.out")
@@ -150,8 +163,8 @@ def main(argv):
             if callee.startswith("chm_") or callee in ("bench_op", "gb_keep_running_batch"):
                 print(f"{caller}\t{callee}\t{n}\t{ir}")
         return 0
-    if len(argv) == 3 and argv[1] == "table":
-        return table(argv[2])
+    if len(argv) >= 3 and argv[1] == "table":
+        return table(argv[2], argv[3:])
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -59,4 +59,5 @@ done | xargs -P "$jobs" -n 2 sh -c '
 ' "$out" "$gbench" "$min_time"
 
 echo "instructions per operation, callgrind, chm_gbench keys=1000, 1 thread ($(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
-python3 tools/instr_count.py table "$out"
+# shellcheck disable=SC2086 # $backends: one word per backend, in chm_backend_list()'s order
+python3 tools/instr_count.py table "$out" $backends

@@ -29,7 +29,9 @@ How to read them:
     an unlisted name a colour derived from the name), so charts can be compared side by side.
   - Throughput axes say "summed over threads": chmbench adds up each thread's rate, as JMH does.
   - A panel that lacks a backend shown elsewhere in the same chart says so under its title
-    (unsafe is not thread-safe, so chmbench runs it at one thread only).
+    (chmbench runs a backend that is not thread-safe, such as unsafe, at one thread only: a
+    backend with results at one thread only, in a chart with results at more, is said to be
+    single-threaded).
 
 Prints the path of every file written; exits 1 when nothing could be plotted. Needs matplotlib
 (Debian: python3-matplotlib; run with /usr/bin/python3 if `python3` is another installation).
@@ -80,8 +82,6 @@ LAYOUT_COLOURS = {"packed": "#d95f02", "align64": "#1b9e77", "align128": "#0f5c4
 SERIES_HATCHES = ("", "//", "..", "xx", "\\\\", "oo")
 MIX_DODGE = 0.05  # x offset between backends' points at one read %, at most
 NEUTRAL = "#d0d0d0"  # bars that belong to no backend
-# chmbench runs a backend that is not thread-safe at one thread only
-SINGLE_THREADED = {"unsafe"}
 # where bar charts put their legend: beside the panel, where it cannot hide a bar or an error bar
 BESIDE = {"loc": "upper left", "bbox_to_anchor": (1.0, 1.0)}
 
@@ -224,14 +224,28 @@ def axis_unit(results):
     return unit
 
 
-def panel_title(ax, title, chart_backends, panel_backends, threads):
+def single_threaded(results):
+    """The backends of results that have results at one thread only while others have some at
+    more. chmbench skips a backend that is not thread-safe above one thread (it asks the
+    library's CHM_CAP_THREAD_SAFE), and its JSON shows that only by the missing results, so
+    that is what is read here: no list of names to keep up to date."""
+    threads = {}
+    for r in results:
+        threads.setdefault(r["params"].get("backend"), set()).add(r["threads"])
+    if max((t for ts in threads.values() for t in ts), default=1) <= 1:
+        return set()
+    return {b for b, ts in threads.items() if b is not None and ts == {1}}
+
+
+def panel_title(ax, title, chart_backends, panel_backends, threads, single=frozenset()):
     """The title, plus a line for each backend of the chart that this panel lacks, so that a
-    missing line or bar is not read as a zero or as a plotting bug."""
+    missing line or bar is not read as a zero or as a plotting bug. single: the chart's
+    single_threaded() backends."""
     lines = [title]
     for b in chart_backends:
         if b in panel_backends:
             continue
-        if b in SINGLE_THREADED and threads > 1:
+        if b in single and threads > 1:
             lines.append(f"{b}: single-threaded only, not run at {threads} threads")
         else:
             lines.append(f"{b}: no result in this panel")
@@ -318,7 +332,8 @@ def plot_mix(results, outdir, prefix, written):
             ax.set_ylabel(axis_unit(cell))
             ax.set_ylim(bottom=0)
             ax.grid(alpha=0.3)
-            panel_title(ax, f"keys={k}, threads={t}", backends, backend_order(cell), t)
+            panel_title(ax, f"keys={k}, threads={t}", backends, backend_order(cell), t,
+                        single_threaded(rs))
         # one legend for the figure: the colours are the same in every panel, and a legend
         # inside a panel hides its points
         fig.legend(handles=[Line2D([], [], color=colour(b), linestyle=line_style(b), marker="o",
@@ -388,7 +403,7 @@ def plot_by_backend(results, outdir, prefix, written, cell_params, series_param,
         label = ", ".join(f"{p}={v}" for p, v in zip(cell_params, combo) if v != "-")
         threads = combo[-1]
         panel_title(ax, f"{label}, threads={threads}" if label else f"threads={threads}",
-                    backends, present, threads)
+                    backends, present, threads, single_threaded(results))
     save(fig, outdir, prefix + filename, written)
 
 
@@ -421,7 +436,7 @@ def plot_group(results, outdir, prefix, written):
         ax.set_xlabel("backend")
         ax.set_ylabel(axis_unit(cell))
         panel_title(ax, f"keys={k}, readers={rd}, writers={wr}", backends, present,
-                    max(r["threads"] for r in cell))
+                    max(r["threads"] for r in cell), single_threaded(results))
     save(fig, outdir, prefix + "group.png", written)
 
 

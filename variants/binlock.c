@@ -965,8 +965,10 @@ static chm *bl_create(const chm_backend *b, const chm_options *opt)
 
 const chm_backend chm_binlock = {
     .name = "binlock",
+    /* ITER_HOLDS_RECLAIM: bl_iter_init counts the iterator open in the domain until
+     * bl_iter_fini, and smr.c parks what is reclaimed meanwhile. */
     .caps = CHM_CAP_THREAD_SAFE | CHM_CAP_STORE_FREE_GET | CHM_CAP_TREE_BINS |
-            CHM_CAP_PADDING_SWITCH | CHM_CAP_DEFERRED_FREE,
+            CHM_CAP_PADDING_SWITCH | CHM_CAP_DEFERRED_FREE | CHM_CAP_ITER_HOLDS_RECLAIM,
     .create = bl_create,
 };
 

@@ -1360,7 +1360,9 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
 
 const chm_backend chm_segmented = {
     .name = "segmented",
+    /* ITER_HOLDS_RECLAIM: seg_iter_init counts the iterator open in the domain until
+     * seg_iter_fini, and smr.c parks what is reclaimed meanwhile (see "Reclamation" above). */
     .caps = CHM_CAP_THREAD_SAFE | CHM_CAP_STORE_FREE_GET | CHM_CAP_PADDING_SWITCH |
-            CHM_CAP_DEFERRED_FREE | CHM_CAP_SEGMENTS,
+            CHM_CAP_DEFERRED_FREE | CHM_CAP_SEGMENTS | CHM_CAP_ITER_HOLDS_RECLAIM,
     .create = seg_create,
 };

@@ -9,7 +9,9 @@
 # Then tools/compare_tables.py (beside it in tools/) on a synthetic make compare file: each chm
 # backend / original ratio and each best chm / peer ratio with the interval computed by hand, a
 # missing Score as "—", an Error-less Score as a bare ratio, unsafe never the best, a pair or
-# peer with no cell left out, workload presets ignored, skipped backends listed with the reason.
+# peer with no cell left out, workload presets ignored, skipped backends listed with the reason;
+# its Score grids (a table per key and thread count, each chm backend beside its originals) and,
+# given a -bm sample file too, its latency grids (p50 / p99 / p99.9).
 # Prints "N passed, M failed"; exit status 0 only when nothing failed.
 SUMMARY=${1:?usage: test_bench_summary.sh tools/bench_summary.py python3}
 PY=${2:?python3}
@@ -176,6 +178,41 @@ check "compare: the skipped java:rwlock listed with the reason" \
     line '- `java:rwlock` skipped in this run: no Java runtime: `java` is not on PATH'
 check "compare: the skipped tbb listed with the reason" \
     line '- `tbb` skipped in this run: oneTBB was not found when CMake configured this build'
+# The Score grids: a table per (keys, threads), backends in ORDER (each beside its originals,
+# then the peers), a Score-less backend of that slice left out, a missing cell "—".
+check "compare: Score grid for 1,000 keys, 1 thread" \
+    line "**keys = 1,000, threads = 1**: Score (ops/us)"
+check "compare: its columns: chm backends beside their originals, then the peers" \
+    line "| reads | unsafe | go:map | segmented | binlock | java:chm | cuckoo |"
+check "compare: its 100% row" line "| 100% | 60.0 | 40.0 | 45.0 | 40.0 | 50.0 | 30.0 |"
+check "compare: its 50% row, missing cells as —" line "| 50% | — | — | — | 30.0 | — | — |"
+check "compare: the 10^6-key, 2-thread grid has only its own backends" \
+    line "| reads | segmented | java:segments | java:chm | cuckoo |"
+check "compare: no latency grid without -bm sample rows" no_line 'p50 / p99 / p99.9'
+# With a -bm sample file beside it: latency grids, "p50 / p99 / p99.9" per cell.
+"$PY" - "$TMP/sample.json" <<'EOF2'
+import json, sys
+
+def sample(backend, threads, keys, reads, p50, p99, p999):
+    return {"benchmark": "chm.mix", "mode": "sample", "threads": threads,
+            "params": {"backend": backend, "workload": "none", "dist": "uniform",
+                       "keys": str(keys), "reads": str(reads), "writes": "churn"},
+            "primaryMetric": {"score": p50, "scoreUnit": "us/op", "scorePercentiles": {
+                "0.0": 0.01, "50.0": p50, "90.0": p99, "99.0": p99, "99.9": p999,
+                "100.0": 100.0}}}
+
+json.dump([sample("binlock", 1, 1000, 100, 0.041, 0.0512, 0.125),
+           sample("java:chm", 1, 1000, 100, 0.03, 0.07, 2.25)], open(sys.argv[1], "w"))
+EOF2
+"$PY" "$COMPARE" "$TMP/compare.json" "$TMP/sample.json" >"$TMP/compare.md" 2>"$TMP/compare.err"
+check "compare + sample: exits 0" [ $? -eq 0 ]
+check "compare + sample: the latency grid's title" \
+    line "**keys = 1,000, threads = 1**: latency p50 / p99 / p99.9 (us/op, -bm sample)"
+check "compare + sample: its columns are the sampled backends" line "| reads | binlock | java:chm |"
+check "compare + sample: p50 to 3 decimals, p99 to 2, p99.9 to 1" \
+    line "| 100% | 0.041 / 0.05 / 0.1 | 0.030 / 0.07 / 2.2 |"
+check "compare + sample: the Score grids unchanged by the sample rows" \
+    line "| 100% | 60.0 | 40.0 | 45.0 | 40.0 | 50.0 | 30.0 |"
 "$PY" "$COMPARE" >/dev/null 2>&1
 check "compare: no file given: usage, non-zero exit" [ $? -ne 0 ]
 

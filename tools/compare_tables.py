@@ -17,6 +17,13 @@ saying what the tables are, then
    thread-safe library backend with the highest Score in that cell (so not unsafe; not a
    variant such as segmented:concurrency=256), divided by the peer's Score, the backend named.
 
+3. "Scores": for each key count and thread count, one column per backend (each chm backend
+   beside its originals, then the C/C++ peers; a backend without a Score in that slice left
+   out), one row per read percentage, the Score in ops/us.
+4. Only when the input also holds `-bm sample` rows of the same grid (a second file, e.g. the
+   sample run docs/benchmarks.md gives the command for): the same layout with each cell
+   "p50 / p99 / p99.9" of the per-operation latency in us (JMH's scorePercentiles).
+
 A ratio above 1 means chm's backend did more operations per microsecond. Its [interval] comes
 from both Scores' 99.9% Errors by tools/bench_summary.py's interval arithmetic (ratio(): for
 a / b, [(a - ea) / (b + eb), (a + ea) / (b - eb)], the high end ∞ when b - eb <= 0); a Score
@@ -49,14 +56,56 @@ HEADER = (
     "before concluding from the others.")
 
 
-def grid_rows(results):
-    """make compare's mix rows (and the skipped entries, which carry no metric)."""
+# The grids' column order: each chm backend beside the originals it renders, then the peers.
+ORDER = ("unsafe", "go:map", "rwlock", "go:rwmutex", "java:sync", "java:rwlock", "segmented",
+         "java:segments", "binlock", "java:chm", "readmostly", "go:syncmap", "cuckoo", "tbb",
+         "ck_ht", "lfht")
+
+
+def grid_rows(results, mode="thrpt"):
+    """make compare's mix rows of @mode (and the skipped entries, which carry no metric)."""
     def default(params, name, value):
         return params.get(name, value) == value
     return [r for r in results
-            if r.get("benchmark") == "chm.mix" and r.get("mode", "thrpt") == "thrpt"
+            if r.get("benchmark") == "chm.mix" and r.get("mode", "thrpt") == mode
             and default(r["params"], "dist", "uniform") and default(r["params"], "workload", "none")
             and default(r["params"], "writes", "churn")]
+
+
+def grids(title, rows, reads, keys, threads, cell):
+    """One table per (keys, threads): a column per backend with a metric there (ORDER first),
+    a row per read %, cell(primaryMetric) in each."""
+    metric = {(r["params"]["backend"], r["threads"], int(r["params"]["keys"]),
+               int(r["params"]["reads"])): r["primaryMetric"]
+              for r in rows if "primaryMetric" in r}
+    named = {b for b, _, _, _ in metric}
+    order = [b for b in ORDER if b in named] + sorted(named - set(ORDER))
+    for k in keys:
+        for t in threads:
+            cols = [b for b in order if any((b, t, k, rd) in metric for rd in reads)]
+            if not cols:
+                continue
+            print(f"**keys = {k:,}, threads = {t}**: {title}")
+            print()
+            print("| reads | " + " | ".join(cols) + " |")
+            print("|---|" + "---:|" * len(cols))
+            for rd in reads:
+                cells = [cell(metric[(b, t, k, rd)]) if (b, t, k, rd) in metric else "—"
+                         for b in cols]
+                print(f"| {rd}% | " + " | ".join(cells) + " |")
+            print()
+
+
+def score_cell(m):
+    return f"{float(m['score']):.1f}"
+
+
+def latency_cell(m):
+    p = m.get("scorePercentiles", {})
+    try:
+        return f"{float(p['50.0']):.3f} / {float(p['99.0']):.2f} / {float(p['99.9']):.1f}"
+    except (KeyError, TypeError, ValueError):
+        return "—"
 
 
 def cell_text(a, b, name=None):
@@ -118,6 +167,12 @@ def main(argv):
     table("best chm backend / C/C++ peer", "best chm / peer",
           [(f"best / {p}", k, t, [best_cell(p, t, k, rd) for rd in reads])
            for p in PEERS for k in keys for t in threads])
+
+    grids("Score (ops/us)", rows, reads, keys, threads, score_cell)
+    sample = grid_rows(load(argv), "sample")
+    if any("primaryMetric" in r for r in sample):
+        grids("latency p50 / p99 / p99.9 (us/op, -bm sample)", sample, reads, keys, threads,
+              latency_cell)
 
     skipped = {}
     for r in rows:

@@ -18,12 +18,10 @@
  * records). Counter cells live until chm_free.
  */
 #include "binlock.h"
+#include "spin.h"
 
 #include <errno.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 /* ---- node memory -------------------------------------------------------------------------------- */
 
@@ -141,22 +139,10 @@ bool chm__bl_spares_alloc(struct bl_map *m, struct bl_node **spares, size_t coun
 
 #define BL_LOCK_SPINS 100
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-static long bl_futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *timeout)
-{
-    return syscall(SYS_futex, (uint32_t *)addr, op, val, timeout, NULL, 0);
-}
-
 bool chm__bl_lock_slow(bl_lock *l)
 {
     for (int i = 0; i < BL_LOCK_SPINS; i++) {
-        cpu_relax();
+        chm__cpu_relax();
         uint32_t c = atomic_load_explicit(&l->word, memory_order_relaxed);
         if (c == 0) {
             /* Acquire: as bl_lock_acquire. */
@@ -172,7 +158,7 @@ bool chm__bl_lock_slow(bl_lock *l)
      * caller steps out of its read section and starts over (binlock.h). */
     static const struct timespec patience = {0, BL_LOCK_PATIENCE_NS};
     while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0) {
-        if (bl_futex(&l->word, FUTEX_WAIT_PRIVATE, 2, &patience) != 0 && errno == ETIMEDOUT)
+        if (chm__futex_wait(&l->word, 2, &patience) != 0 && errno == ETIMEDOUT)
             return atomic_exchange_explicit(&l->word, 2, memory_order_acquire) == 0;
     }
     return true;
@@ -180,5 +166,5 @@ bool chm__bl_lock_slow(bl_lock *l)
 
 void chm__bl_unlock_wake(bl_lock *l)
 {
-    bl_futex(&l->word, FUTEX_WAKE_PRIVATE, 1, NULL);
+    chm__futex_wake(&l->word, 1);
 }

@@ -66,8 +66,8 @@
 #include "reentry.h"
 #include "rwlock_lock.h"
 #include "sanitizers.h"
+#include "spin.h"
 
-#include <ck_pr.h>
 #include <ck_rwlock.h>
 #include <errno.h>
 #include <pthread.h>
@@ -130,11 +130,6 @@ struct lock_impl {
  * spin, two threads at 90% reads ran 40x slower. */
 #define RW_SPIN_TRIES 100
 
-static inline void cpu_relax(void)
-{
-    ck_pr_stall(); /* the pause instruction */
-}
-
 /*
  * A spinning writer cannot win on try-lock alone against a thread that reads in a loop: the
  * reader count drops to zero and rises again within nanoseconds, so every trywrlock fails, the
@@ -152,11 +147,11 @@ static void pt_rdlock(struct rw_map *m)
     atomic_uint *spinning = &m->lock.pthread.writers_spinning;
     for (int i = 0; i < RW_SPIN_TRIES && atomic_load_explicit(spinning, memory_order_relaxed) != 0;
          i++)
-        cpu_relax();
+        chm__cpu_relax();
     for (int i = 0; i < RW_SPIN_TRIES; i++) {
         if (pthread_rwlock_tryrdlock(&m->lock.pthread.rw) == 0)
             return;
-        cpu_relax();
+        chm__cpu_relax();
     }
     CHM__LOCK_CALL(pthread_rwlock_rdlock(&m->lock.pthread.rw));
 }
@@ -173,7 +168,7 @@ static void pt_wrlock(struct rw_map *m)
             atomic_fetch_sub_explicit(spinning, 1, memory_order_relaxed);
             return;
         }
-        cpu_relax();
+        chm__cpu_relax();
     }
     /* asleep, glibc's writer preference holds readers back instead */
     atomic_fetch_sub_explicit(spinning, 1, memory_order_relaxed);

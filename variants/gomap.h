@@ -182,7 +182,8 @@ CHM_HIDDEN void chm__gomap_iter_init(gomap_iter *it, const gomap *g, uint64_t rn
 CHM_HIDDEN int chm__gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value);
 
 /* Quiescent self-check: every entry in the bucket its hash selects, counts consistent, tophash
- * states well-formed. Returns 0 when sound, else a negative code naming the first problem. */
+ * states well-formed. Returns 0 when sound, else a negative code naming the first problem (the
+ * table GOMAP_INVARIANTS in gomap.c). */
 CHM_HIDDEN int chm__gomap_validate(const gomap *g);
 CHM_HIDDEN const char *chm__gomap_invariant(int code); /* a chm__gomap_validate code in words */
 

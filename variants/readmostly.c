@@ -2040,22 +2040,31 @@ static void rm_destroy(chm *cm)
 
 /* ---- validation ------------------------------------------------------------------------- */
 
-enum {
-    RM_BAD_READ_TAG = -1,    /* read's shift differs from its index's */
-    RM_BAD_INDEX = -2,       /* a slot unreachable from its home, a wrong hash or count */
-    RM_BAD_RESERVED = -3,    /* a RESERVED or held entry outside a compute */
-    RM_BAD_EXPUNGED = -4,    /* an expunged entry while dirty is nil */
-    RM_BAD_AMENDED = -5,     /* amended without dirty */
-    RM_BAD_DIRTY_MISS = -6,  /* a non-expunged read entry missing from dirty */
-    RM_BAD_DIRTY_EXP = -7,   /* an expunged entry in dirty, or in dirty and read as another */
-    RM_BAD_NOT_AMENDED = -8, /* dirty holds a key read lacks, but not amended */
-    RM_BAD_SIZE = -9,        /* the live counter differs from the live entries */
-    RM_BAD_REFS = -10,       /* the current index has a successor, dead entries, or no ref */
-    RM_BAD_LOAD = -11,       /* an index above the maximum load */
-    RM_BAD_MISSES = -12,     /* misses counted without dirty */
-    RM_BAD_PROMOTE = -13,    /* amended and misses >= dirty's size: a promotion was missed */
-    RM_BAD_EXP_LIST = -14,   /* an expunged read entry not on the expunged list (it would leak
-                                at promotion), or a listed one not in the read index */
+/* The invariants rm_validate checks, one line each: the name it returns, the number (stable:
+ * messages print it) and what it means. rm_invariant's switch is generated from this table, so a
+ * number used twice does not compile (duplicate case). RM_BAD_EXP_LIST is either an expunged
+ * read entry missing from the expunged list (it would leak at promotion) or a listed one the
+ * read index does not hold. */
+#define RM_INVARIANTS(X)                                                                           \
+    X(RM_BAD_READ_TAG, -1, "read's shift differs from its index's")                                \
+    X(RM_BAD_INDEX, -2, "a slot unreachable from its home, a wrong hash or count")                 \
+    X(RM_BAD_RESERVED, -3, "a RESERVED or held entry outside a compute")                           \
+    X(RM_BAD_EXPUNGED, -4, "an expunged entry while dirty is nil")                                 \
+    X(RM_BAD_AMENDED, -5, "amended without dirty")                                                 \
+    X(RM_BAD_DIRTY_MISS, -6, "a non-expunged read entry missing from dirty")                       \
+    X(RM_BAD_DIRTY_EXP, -7, "an expunged entry in dirty, or dirty and read disagree")              \
+    X(RM_BAD_NOT_AMENDED, -8, "dirty holds a key read lacks, but not amended")                     \
+    X(RM_BAD_SIZE, -9, "the live counter differs from the live entries")                           \
+    X(RM_BAD_REFS, -10, "the current index has a successor, dead entries, or no ref")              \
+    X(RM_BAD_LOAD, -11, "an index above the maximum load")                                         \
+    X(RM_BAD_MISSES, -12, "misses counted without dirty")                                          \
+    X(RM_BAD_PROMOTE, -13, "amended and misses >= dirty's size (promotion missed)")                \
+    X(RM_BAD_EXP_LIST, -14, "expunged entries and the expunged list disagree")
+
+enum rm_invariant {
+#define RM_INVARIANT_ENUM(name, code, text) name = code,
+    RM_INVARIANTS(RM_INVARIANT_ENUM)
+#undef RM_INVARIANT_ENUM
 };
 
 static int index_check(chm *cm, const struct rm_index *t)
@@ -2151,20 +2160,10 @@ static int rm_validate(chm *cm)
 static const char *rm_invariant(int code)
 {
     switch (code) {
-    case RM_BAD_READ_TAG: return "read's shift differs from its index's";
-    case RM_BAD_INDEX: return "a slot unreachable from its home, a wrong hash or count";
-    case RM_BAD_RESERVED: return "a RESERVED or held entry outside a compute";
-    case RM_BAD_EXPUNGED: return "an expunged entry while dirty is nil";
-    case RM_BAD_AMENDED: return "amended without dirty";
-    case RM_BAD_DIRTY_MISS: return "a non-expunged read entry missing from dirty";
-    case RM_BAD_DIRTY_EXP: return "an expunged entry in dirty, or dirty and read disagree";
-    case RM_BAD_NOT_AMENDED: return "dirty holds a key read lacks, but not amended";
-    case RM_BAD_SIZE: return "the live counter differs from the live entries";
-    case RM_BAD_REFS: return "the current index has a successor, dead entries, or no ref";
-    case RM_BAD_LOAD: return "an index above the maximum load";
-    case RM_BAD_MISSES: return "misses counted without dirty";
-    case RM_BAD_PROMOTE: return "amended and misses >= dirty's size (promotion missed)";
-    case RM_BAD_EXP_LIST: return "expunged entries and the expunged list disagree";
+#define RM_INVARIANT_CASE(name, code, text)                                                        \
+    case name: return text;
+        RM_INVARIANTS(RM_INVARIANT_CASE)
+#undef RM_INVARIANT_CASE
     default: return NULL;
     }
 }

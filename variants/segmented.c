@@ -1167,6 +1167,26 @@ static void seg_iter_fini(chm_iter *it)
 
 /* ---- self-check ------------------------------------------------------------------------- */
 
+/* The invariants seg_validate checks, one line each: the name it returns, the number (stable:
+ * messages print it) and what it means. seg_invariant's switch is generated from this table, so a
+ * number used twice does not compile (duplicate case). */
+#define SEG_INVARIANTS(X)                                                                          \
+    X(SEG_INV_COUNT, -1, "a segment's count differs from its chains")                              \
+    X(SEG_INV_HASH, -2, "stale hash in a node")                                                    \
+    X(SEG_INV_WRONG_BIN, -3, "node in the wrong bin or segment")                                   \
+    X(SEG_INV_DUPLICATE, -4, "duplicate key in a chain")                                           \
+    X(SEG_INV_NOT_GROWN, -5, "table above its threshold (a rehash was missed)")                    \
+    X(SEG_INV_LOCKED, -6, "a segment lock still held")                                             \
+    X(SEG_INV_MODCOUNT, -7, "modcount below count")                                                \
+    X(SEG_INV_TABLE_SHAPE, -8, "table size or threshold malformed")                                \
+    X(SEG_INV_KEY_BYTES, -9, "a segment's stored-key byte count differs from its chains")
+
+enum seg_invariant {
+#define SEG_INVARIANT_ENUM(name, code, text) name = code,
+    SEG_INVARIANTS(SEG_INVARIANT_ENUM)
+#undef SEG_INVARIANT_ENUM
+};
+
 static int seg_validate(chm *cm)
 {
     struct seg_map *m = as_seg(cm);
@@ -1175,36 +1195,36 @@ static int seg_validate(chm *cm)
         struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
         size_t n = 0, kb = 0;
         if (pthread_mutex_trylock(&s->lock) != 0)
-            return -6; /* a segment lock still held */
+            return SEG_INV_LOCKED;
         CHM__LOCK_CALL(pthread_mutex_unlock(&s->lock));
         if (atomic_load_explicit(&s->modcount, memory_order_relaxed) <
             atomic_load_explicit(&s->count, memory_order_relaxed))
-            return -7; /* fewer modifications than entries */
+            return SEG_INV_MODCOUNT;
         if (t != NULL) {
             size_t nbins = t->mask + 1;
             if ((nbins & t->mask) != 0 || nbins < m->initial_capacity ||
                 t->threshold != nbins - nbins / 4)
-                return -8; /* table size or threshold malformed */
+                return SEG_INV_TABLE_SHAPE;
             for (size_t b = 0; b <= t->mask; b++) {
                 for (struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_acquire);
                      e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire)) {
                     if (e->hash != chm__hash(cm, e->key))
-                        return -2; /* stale hash */
+                        return SEG_INV_HASH;
                     if ((e->hash & t->mask) != b || segment_for(m, e->hash) != s)
-                        return -3; /* node in the wrong bin or segment */
+                        return SEG_INV_WRONG_BIN;
                     if (find(cm, t, e->hash, e->key) != e)
-                        return -4; /* duplicate key in a chain */
+                        return SEG_INV_DUPLICATE;
                     n++;
                     kb += key_bytes(m, e->key);
                 }
             }
             if (n > t->threshold && t->mask + 1 < MAX_SEGMENT_TABLE_CAPACITY)
-                return -5; /* should have grown */
+                return SEG_INV_NOT_GROWN;
         }
         if (n != atomic_load_explicit(&s->count, memory_order_relaxed))
-            return -1; /* count disagrees with the chains */
+            return SEG_INV_COUNT;
         if (kb != atomic_load_explicit(&m->cold[i].key_bytes, memory_order_relaxed))
-            return -9; /* key-copy bytes disagree with the chains */
+            return SEG_INV_KEY_BYTES;
     }
     return 0;
 }
@@ -1212,15 +1232,10 @@ static int seg_validate(chm *cm)
 static const char *seg_invariant(int code)
 {
     switch (code) {
-    case -1: return "a segment's count differs from its chains";
-    case -2: return "stale hash in a node";
-    case -3: return "node in the wrong bin or segment";
-    case -4: return "duplicate key in a chain";
-    case -5: return "table above its threshold (a rehash was missed)";
-    case -6: return "a segment lock still held";
-    case -7: return "modcount below count";
-    case -8: return "table size or threshold malformed";
-    case -9: return "a segment's stored-key byte count differs from its chains";
+#define SEG_INVARIANT_CASE(name, code, text)                                                       \
+    case name: return text;
+        SEG_INVARIANTS(SEG_INVARIANT_CASE)
+#undef SEG_INVARIANT_CASE
     default: return NULL;
     }
 }

@@ -1101,19 +1101,34 @@ static int get_amended_miss(chm *cm, chm__smr_reader *r, uint64_t key, uint64_t 
     return rc;
 }
 
+/* Under mu: the key's entry, in read or else in dirty; NULL in neither. *via_dirty: it came from
+ * dirty, so the caller counts a miss (miss_locked) once its operation has gone through, as Go's
+ * Map does after a dirty hit. The read word is loaded relaxed: only mu holders store it, so
+ * under mu it is current, and so is everything it names. */
+static inline struct rm_entry *find_locked(struct rm_map *m, uint64_t key, uint64_t hash,
+                                           bool *via_dirty)
+{
+    chm *cm = &m->base;
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    *via_dirty = false;
+    if (e == NULL && m->dirty != NULL) {
+        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+        *via_dirty = e != NULL;
+    }
+    return e;
+}
+
 /* Swap's locked half. *boxp: a preallocated box or NULL; consumed when installed. Outside any
  * read section (see "Blocking"), and it needs none: under mu the read index is current, and the
  * only box it reads is the one its exchange took out of p, which no other thread retires. */
 static int put_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t value,
                       struct rm_box **boxp, uint64_t *prev)
 {
-    chm *cm = &m->base;
     int rc;
+    bool via_dirty; /* Swap counts no miss (Go's Swap does not) */
     mu_lock(m);
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
-    struct rm_entry *e = read_find(cm, r, key, hash);
-    if (e == NULL && m->dirty != NULL)
-        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+    struct rm_entry *e = find_locked(m, key, hash, &via_dirty);
     if (e == NULL) {
         rc = insert_new_locked(m, key, hash, value, false, &e);
         goto out;
@@ -1193,17 +1208,11 @@ done:
 static int put_if_absent_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t value,
                                 struct rm_box **boxp, uint64_t *cur)
 {
-    chm *cm = &m->base;
     int rc;
+    bool via_dirty;
     mu_lock(m);
     chm__smr_read_lock();
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
-    struct rm_entry *e = read_find(cm, r, key, hash);
-    bool via_dirty = false;
-    if (e == NULL && m->dirty != NULL) {
-        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
-        via_dirty = e != NULL;
-    }
+    struct rm_entry *e = find_locked(m, key, hash, &via_dirty);
     if (e == NULL) {
         rc = insert_new_locked(m, key, hash, value, false, &e);
     } else if (atomic_load_explicit(&e->p, memory_order_relaxed) == EXPUNGED) { /* exact: mu */
@@ -1302,18 +1311,14 @@ static int rm_remove(chm *cm, uint64_t key, uint64_t *old)
 static int replace_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t expected,
                           uint64_t desired, struct rm_box **boxp)
 {
-    chm *cm = &m->base;
     int rc = CHM_NOTFOUND;
+    bool via_dirty;
     mu_lock(m);
     chm__smr_read_lock();
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
-    struct rm_entry *e = read_find(cm, r, key, hash);
+    struct rm_entry *e = find_locked(m, key, hash, &via_dirty);
     if (e != NULL) {
         rc = entry_cas(m, e, expected, desired, boxp);
-    } else if (m->dirty != NULL &&
-               (e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash)) != NULL) {
-        rc = entry_cas(m, e, expected, desired, boxp);
-        if (rc != CHM_ENOMEM)
+        if (via_dirty && rc != CHM_ENOMEM)
             miss_locked(m);
     }
     chm__smr_read_unlock();
@@ -1367,13 +1372,8 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
     chm__smr_read_unlock();
     mu_lock(m);
     chm__smr_read_lock();
-    r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
-    e = read_find(cm, r, key, hash);
-    bool via_dirty = false;
-    if (e == NULL && m->dirty != NULL) {
-        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
-        via_dirty = e != NULL;
-    }
+    bool via_dirty;
+    e = find_locked(m, key, hash, &via_dirty);
     if (e == NULL) {
         rc = insert_new_locked(m, key, hash, 0, true, &e);
         if (rc != CHM_OK)
@@ -1508,14 +1508,10 @@ static int rm_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
     struct rm_entry *discard = NULL; /* never installed: freed after mu (entry_discard) */
     struct rm_entry *gone = NULL;    /* a dirty-only entry deleted: dies after mu */
     struct rm_box *was = NULL;
-    bool via_dirty = false, reserved = false;
+    bool via_dirty, reserved = false;
     mu_lock(m); /* outside any read section (see "Blocking"): fn may block */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
-    struct rm_entry *e = read_find(cm, r, key, hash);
-    if (e == NULL && m->dirty != NULL) {
-        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
-        via_dirty = e != NULL;
-    }
+    struct rm_entry *e = find_locked(m, key, hash, &via_dirty);
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu: as found */
     if (e != NULL) {
         if (!hold_locked(m, e, &was)) {
             rc = CHM_ENOMEM;

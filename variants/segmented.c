@@ -795,6 +795,27 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
     return rc;
 }
 
+/* The entry of the writers that never insert (seg_remove, seg_remove_if, seg_replace: Java 7's
+ * Segment.remove and replace), in two steps because seg_replace allocates between them. First:
+ * *@s = @hash's segment; false when it has no table -- it has never held a key, so the key is
+ * absent, linearizable at this load, and no lock is taken. Acquire pairs with the table's
+ * publication (ensure_table's CAS). */
+static inline bool segment_written(struct seg_map *m, uint64_t hash, struct segment **s)
+{
+    *s = segment_for(m, hash);
+    return atomic_load_explicit(&(*s)->table, memory_order_acquire) != NULL;
+}
+
+/* Then: take @s's lock (nothing to preallocate) and find the key in its current table: its node
+ * or NULL, and in *link the link that points to it (for unlink_node). */
+static inline struct seg_node *lock_find(struct seg_map *m, struct segment *s, uint64_t hash,
+                                         uint64_t key, _Atomic(struct seg_node *) **link)
+{
+    scan_and_lock(m, s, hash, key, NULL);
+    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed); /* locked */
+    return find_link(&m->base, t, hash, key, link);
+}
+
 /* Segment.remove: unlink under the lock; the node is retired with its key and value. */
 static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
 {
@@ -802,14 +823,11 @@ static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
     if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key);
-    struct segment *s = segment_for(m, hash);
-    /* Acquire pairs with the table's publication; an absent table means an absent key. */
-    if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
+    struct segment *s;
+    if (!segment_written(m, hash, &s))
         return CHM_NOTFOUND;
-    scan_and_lock(m, s, hash, key, NULL);
     _Atomic(struct seg_node *) *link;
-    struct seg_node *e =
-        find_link(cm, atomic_load_explicit(&s->table, memory_order_relaxed), hash, key, &link);
+    struct seg_node *e = lock_find(m, s, hash, key, &link);
     int rc = CHM_NOTFOUND;
     if (e != NULL) {
         uint64_t v = unlink_node(m, s, link, e);
@@ -828,14 +846,14 @@ static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desire
     if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key);
-    struct segment *s = segment_for(m, hash);
-    if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
+    struct segment *s;
+    if (!segment_written(m, hash, &s))
         return CHM_NOTFOUND;
     chm_value_retire *rec = NULL; /* none when desired == expected: the value stays */
     if (expected != desired && !chm__value_retire_reserve(cm, &rec))
         return CHM_ENOMEM;
-    scan_and_lock(m, s, hash, key, NULL);
-    struct seg_node *e = find(cm, atomic_load_explicit(&s->table, memory_order_relaxed), hash, key);
+    _Atomic(struct seg_node *) *link; /* unused: a replace unlinks nothing */
+    struct seg_node *e = lock_find(m, s, hash, key, &link);
     int rc = CHM_NOTFOUND;
     if (e != NULL) {
         if (atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
@@ -930,9 +948,8 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
 }
 
 /* chm_remove_if: Java 7's Segment.remove(key, hash, value), the mirror of seg_replace. The same
- * lock-free pre-check as seg_remove (a segment without a table has never held a key: CHM_NOTFOUND,
- * linearizable at that load); otherwise the compare and the unlink happen under the lock, which
- * is the linearization point of every outcome. Allocates nothing: the node is retired with its
+ * lock-free pre-check as seg_remove (segment_written: no table, no key); otherwise the compare
+ * and the unlink happen under the lock, which is the linearization point of every outcome. Allocates nothing: the node is retired with its
  * value, which is @expected. */
 static int seg_remove_if(chm *cm, uint64_t key, uint64_t expected)
 {
@@ -940,14 +957,11 @@ static int seg_remove_if(chm *cm, uint64_t key, uint64_t expected)
     if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key);
-    struct segment *s = segment_for(m, hash);
-    /* Acquire pairs with the table's publication; an absent table means an absent key. */
-    if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
+    struct segment *s;
+    if (!segment_written(m, hash, &s))
         return CHM_NOTFOUND;
-    scan_and_lock(m, s, hash, key, NULL);
     _Atomic(struct seg_node *) *link;
-    struct seg_node *e =
-        find_link(cm, atomic_load_explicit(&s->table, memory_order_relaxed), hash, key, &link);
+    struct seg_node *e = lock_find(m, s, hash, key, &link);
     int rc = CHM_NOTFOUND;
     if (e != NULL) {
         if (atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {

@@ -1000,8 +1000,12 @@ void chm__gomap_iter_init(gomap_iter *it, const gomap *g, uint64_t rnd)
     it->offset = (uint8_t)((rnd >> 56) & (GOMAP_BUCKET_CNT - 1));
 }
 
-int chm__gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value)
+int chm__gomap_iter_next(gomap_iter *it, const gomap *g, uint64_t *key, uint64_t *value)
 {
+    if (it->failed || g->modcount != it->modcount) {
+        it->failed = true;
+        return CHM_ECONCURRENT;
+    }
     if (it->buckets == NULL)
         return CHM_END;
     for (;;) {
@@ -1016,8 +1020,10 @@ int chm__gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value)
             int i = (it->offset + it->slot) & (GOMAP_BUCKET_CNT - 1);
             it->slot++;
             if (it->b->tophash[i] >= MIN_TOPHASH) {
-                *key = it->b->keys[i];
-                *value = it->b->vals[i];
+                if (key != NULL)
+                    *key = it->b->keys[i];
+                if (value != NULL)
+                    *value = it->b->vals[i];
                 return CHM_OK;
             }
         }

@@ -145,6 +145,7 @@
  */
 #include "binlock.h"
 #include "reentry.h"
+#include "stripes.h"
 #include "torture.h"
 
 #include <errno.h>
@@ -932,7 +933,7 @@ static chm *bl_create(const chm_backend *b, const chm_options *opt)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     m->ncpu = ncpu < 1 ? 1 : ncpu > (1L << 16) ? (1u << 16) : (unsigned)ncpu;
     m->max_cells = (unsigned)table_size_for(m->ncpu < 2 ? 2 : m->ncpu);
-    m->cell_stride = opt->packed ? sizeof(int64_t) : CHM_CACHELINE;
+    m->cell_stride = chm__cell_stride(opt->packed);
     /* The byte cells: the second word of a padded cell's line, or after the packed counters. */
     m->xcell_off = opt->packed ? (size_t)m->max_cells * sizeof(int64_t) : sizeof(int64_t);
     m->key_bytes = opt->keys == &chm_keys_string;

@@ -257,9 +257,9 @@ struct bl_map {
      * nodes, string keys): on the line such a writer's base CAS owns already. */
     alignas(CHM_CACHELINE) _Atomic int64_t base_count;
     _Atomic int64_t xbase;
-    /* Counter cells (binlock_count.c): max_cells int64 counters in one 64-byte-aligned array,
-     * cell_stride bytes apart: 64, so each has its own line (Java: @Contended), or 8 with
-     * chm_options.packed, eight to a line, for the false-sharing benchmark. The byte cells
+    /* Counter cells (binlock_count.c; layout: src/stripes.h): max_cells int64 counters in one
+     * 64-byte-aligned array, cell_stride bytes apart: 64, so each has its own line (Java:
+     * @Contended), or 8 with chm_options.packed, eight to a line. The byte cells
      * (add_xbytes) share the array: the second word of each padded cell's line, or (packed) a
      * second run of max_cells words after the counters, so packing leaves the counters' lines
      * as they were. */

@@ -188,6 +188,7 @@
 #include "reentry.h"
 #include "pool.h"
 #include "smr.h"
+#include "stripes.h"
 #include "torture.h"
 
 #include <errno.h>
@@ -270,7 +271,7 @@ struct rm_map {
     chm base;
     /* Loaded by every operation; stored only by promotion and the amended flip (rare). */
     _Atomic uintptr_t read;
-    unsigned char *stripes; /* live-entry counter stripes */
+    unsigned char *stripes; /* live-entry counter cells (src/stripes.h) */
     size_t stripe_mask, stripe_stride;
     chm_smr_domain *smr; /* read-only after create; the domain's counters have their own line */
     chm_pool *entries;   /* every rm_entry of the map (src/pool.h); read-only after create */
@@ -415,31 +416,28 @@ static bool lock_unless_held(struct rm_map *m)
     return true;
 }
 
-/* ---- the live-entry counter ------------------------------------------------------------- */
-
-static _Thread_local unsigned rm_thread_stripe __attribute__((tls_model("initial-exec")));
-static atomic_uint rm_next_stripe;
+/* ---- the live-entry counter -------------------------------------------------------------
+ * Go's sync.Map has no Len, so there is no algorithm to follow here, and the simplest striped
+ * counter does: a fixed number of cells (chm_options.concurrency, see "Size"), the writer
+ * thread's ticket picks its cell, every live <-> absent transition is one relaxed fetch_add.
+ * Not binlock's LongAdder (a base counter CASed first, cells allocated at the first contention,
+ * a probe rehashed on collision), which binlock keeps because it ports Java's addCount: this map
+ * is told its writers' number at chm_new, so its cells exist from the start and a thread's
+ * ticket picks one -- one fetch_add, no CAS loop, no lazy allocation. Cell layout and tickets:
+ * src/stripes.h. */
 
 /* Relaxed: the counter orders nothing; chm_size is exact once the writers' effects happen
  * before it (a join, a lock hand-off), which makes these adds visible. */
 static inline void live_add(struct rm_map *m, long d)
 {
-    unsigned s = rm_thread_stripe;
-    if (chm_unlikely(s == 0)) {
-        s = atomic_fetch_add_explicit(&rm_next_stripe, 1, memory_order_relaxed) + 1;
-        rm_thread_stripe = s; /* 0 again after 2^32 threads: harmless, it is re-drawn */
-    }
-    atomic_long *c = (atomic_long *)(void *)(m->stripes + (s & m->stripe_mask) * m->stripe_stride);
-    atomic_fetch_add_explicit(c, d, memory_order_relaxed);
+    unsigned s = chm__thread_ticket();
+    atomic_fetch_add_explicit(chm__cell_at(m->stripes, m->stripe_stride, s & m->stripe_mask), d,
+                              memory_order_relaxed);
 }
 
 static long live_sum(struct rm_map *m)
 {
-    long n = 0;
-    for (size_t i = 0; i <= m->stripe_mask; i++)
-        n += atomic_load_explicit((atomic_long *)(void *)(m->stripes + i * m->stripe_stride),
-                                  memory_order_relaxed);
-    return n;
+    return chm__cells_sum(m->stripes, m->stripe_stride, m->stripe_mask + 1);
 }
 
 /* ---- reclamation callbacks -------------------------------------------------------------- */
@@ -2230,12 +2228,12 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
     while (nstripes < opt->concurrency && nstripes < RM_MAX_STRIPES)
         nstripes <<= 1;
     m->stripe_mask = nstripes - 1;
-    m->stripe_stride = opt->packed ? sizeof(atomic_long) : CHM_CACHELINE;
+    m->stripe_stride = chm__cell_stride(opt->packed);
     m->stripes = chm__aligned_alloc(CHM_CACHELINE, nstripes * m->stripe_stride);
     if (m->stripes == NULL)
         goto nomem_domain;
     for (unsigned i = 0; i < nstripes; i++)
-        atomic_init((atomic_long *)(void *)(m->stripes + i * m->stripe_stride), 0);
+        atomic_init(chm__cell_at(m->stripes, m->stripe_stride, i), 0);
     m->entries = chm__pool_new(sizeof(struct rm_entry), nstripes);
     if (m->entries == NULL)
         goto nomem_stripes;

@@ -121,14 +121,20 @@ typedef struct bl_lock {
 CHM_HIDDEN bool chm__bl_lock_slow(bl_lock *l);
 CHM_HIDDEN void chm__bl_unlock_wake(bl_lock *l);
 
+/* Take @l if it is free (0 -> 1): the uncontended acquisition, and a spinning waiter's. Acquire:
+ * pairs with the release exchange in bl_lock_release, so this holder sees every write of the
+ * previous holder's critical section. */
+static inline bool bl_lock_try(bl_lock *l)
+{
+    uint32_t expected = 0;
+    return atomic_compare_exchange_strong_explicit(&l->word, &expected, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
 /* Lock @l; false when the holder kept it longer than the waiter's patience (nothing held). */
 static inline bool bl_lock_acquire(bl_lock *l)
 {
-    uint32_t expected = 0;
-    /* Acquire: pairs with the release exchange in bl_lock_release, so this holder sees every
-     * write of the previous holder's critical section. */
-    if (chm_likely(atomic_compare_exchange_strong_explicit(
-            &l->word, &expected, 1, memory_order_acquire, memory_order_relaxed)))
+    if (chm_likely(bl_lock_try(l)))
         return true;
     return chm__bl_lock_slow(l);
 }

@@ -816,8 +816,14 @@ static inline struct seg_node *lock_find(struct seg_map *m, struct segment *s, u
     return find_link(&m->base, t, hash, key, link);
 }
 
-/* Segment.remove: unlink under the lock; the node is retired with its key and value. */
-static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
+/* Java 7's Segment.remove(key, hash, value), which serves both removals: unlink the key's node
+ * under the lock -- when @cv (chm_remove_if), only if it holds @expected -- and retire it with
+ * its key and value (release / value_free after the grace period). The lock-free pre-check is
+ * segment_written's (no table, no key); otherwise the compare and the unlink happen under the
+ * lock, the linearization point of every outcome. Allocates nothing. Inline into both callers,
+ * so each compiles for its own @cv. */
+static inline __attribute__((always_inline)) int remove_node(chm *cm, uint64_t key, bool cv,
+                                                             uint64_t expected, uint64_t *old)
 {
     struct seg_map *m = as_seg(cm);
     if (chm__reentry_refuses_write(cm))
@@ -830,13 +836,23 @@ static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
     struct seg_node *e = lock_find(m, s, hash, key, &link);
     int rc = CHM_NOTFOUND;
     if (e != NULL) {
-        uint64_t v = unlink_node(m, s, link, e);
-        if (old != NULL)
-            *old = v;
-        rc = CHM_OK;
+        if (cv && atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
+            rc = CHM_EXISTS;
+        } else {
+            uint64_t v = unlink_node(m, s, link, e);
+            if (old != NULL)
+                *old = v;
+            rc = CHM_OK;
+        }
     }
     unlock(s);
     return rc;
+}
+
+/* chm_remove: Segment.remove(key, hash, null). */
+static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
+{
+    return remove_node(cm, key, false, 0, old);
 }
 
 /* Segment.replace(key, hash, oldValue, newValue). */
@@ -947,32 +963,11 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
     return rc;
 }
 
-/* chm_remove_if: Java 7's Segment.remove(key, hash, value), the mirror of seg_replace. The same
- * lock-free pre-check as seg_remove (segment_written: no table, no key); otherwise the compare
- * and the unlink happen under the lock, which is the linearization point of every outcome. Allocates nothing: the node is retired with its
- * value, which is @expected. */
+/* chm_remove_if: Segment.remove(key, hash, value), the mirror of seg_replace. The node is
+ * retired with its value, which is @expected. */
 static int seg_remove_if(chm *cm, uint64_t key, uint64_t expected)
 {
-    struct seg_map *m = as_seg(cm);
-    if (chm__reentry_refuses_write(cm))
-        return CHM_EDEADLK;
-    uint64_t hash = chm__hash(cm, key);
-    struct segment *s;
-    if (!segment_written(m, hash, &s))
-        return CHM_NOTFOUND;
-    _Atomic(struct seg_node *) *link;
-    struct seg_node *e = lock_find(m, s, hash, key, &link);
-    int rc = CHM_NOTFOUND;
-    if (e != NULL) {
-        if (atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
-            rc = CHM_EXISTS;
-        } else {
-            (void)unlink_node(m, s, link, e);
-            rc = CHM_OK;
-        }
-    }
-    unlock(s);
-    return rc;
+    return remove_node(cm, key, true, expected, NULL);
 }
 
 /*

@@ -16,11 +16,12 @@
 #   make bench     Release build in build-release/, then the default comparison, about 5 minutes
 #                  on 2 cores: JMH tables, results/*.json, PNG charts, the goals table
 #                  (tools/make_bench.sh; docs/harness.md, "make bench")
-#   make compare   the backends against the Java and Go originals and every peer, about 12
-#                  minutes (tools/make_bench.sh compare; docs/harness.md, "make compare")
-#   make findings  Release build, then every measurement of docs/findings.md again (about 15
-#                  minutes on an idle machine) into FINDINGS_OUT (default docs/findings/)
-#                  (tools/make_bench.sh findings, tools/findings.sh)
+#   make compare   the backends against the Java and Go originals and every peer
+#                  (tools/make_bench.sh compare, whose header says how long; docs/harness.md,
+#                  "make compare")
+#   make findings  Release build, then every measurement of docs/findings.md again, on an idle
+#                  machine, into FINDINGS_OUT (default docs/findings/) (tools/make_bench.sh
+#                  findings; tools/findings.sh, whose header says how long)
 #   make install   build/ installed into PREFIX (default /usr/local; DESTDIR is honoured); as
 #                  root without DESTDIR it runs ldconfig (tools/make_install.sh)
 #   make fuzz      libFuzzer differential fuzzing in build-fuzz/ until Ctrl-C or FUZZ_TIME

@@ -1,22 +1,32 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
  * backends.c - the registry: every backend that is built, in the contract's order.
- * A new backend adds its line to backends[] (after the contract's five) and, unless chm.h
- * declares it, an extern declaration here; nothing else outside its own files: what it
- * guarantees (struct chm_backend's caps) is how tests and benchmarks tell backends apart.
+ * A new backend is one line in BACKENDS below, after the contract's five (the tests require them
+ * first and in this order): X(<name>) declares its `const chm_backend chm_<name>` -- a
+ * redeclaration for the five chm.h declares, harmless -- and lists it. Nothing else outside its
+ * own files: what it guarantees (struct chm_backend's caps) is how tests and benchmarks tell
+ * backends apart.
  */
 #include "chm_internal.h"
 
 #include <string.h>
 
-/* One backend per line. */
 /* clang-format off */
+#define BACKENDS(X) \
+    X(unsafe)       \
+    X(rwlock)       \
+    X(segmented)    \
+    X(binlock)      \
+    X(readmostly)
+
+#define BACKEND_DECLARE(name) extern const chm_backend chm_##name;
+BACKENDS(BACKEND_DECLARE)
+#undef BACKEND_DECLARE
+
 static const chm_backend *const backends[] = {
-    &chm_unsafe,
-    &chm_rwlock,
-    &chm_segmented,
-    &chm_binlock,
-    &chm_readmostly,
+#define BACKEND_ENTRY(name) &chm_##name,
+    BACKENDS(BACKEND_ENTRY)
+#undef BACKEND_ENTRY
     NULL,
 };
 /* clang-format on */

@@ -3,7 +3,7 @@
  * pool.c - per-map object pools (contract in pool.h).
  *
  * HOW IT WORKS. A pool has up to 64 stripes, one cache line each; a thread always uses the
- * stripe its thread index picks (threads are numbered in the order they first touch a pool), so
+ * stripe its ticket picks (src/stripes.h: threads numbered in the order they first ask), so
  * two writers of a map take different locks and free lists unless there are more writers than
  * stripes. A stripe holds, under a Concurrency Kit fetch-and-store spinlock:
  *   - a free list of objects, linked through each free object's first word;
@@ -33,6 +33,7 @@
  */
 #include "pool.h"
 #include "sanitizers.h"
+#include "stripes.h"
 
 #include <ck_spinlock.h>
 #include <stdalign.h>
@@ -71,19 +72,13 @@ struct chm_pool {
     struct pool_stripe stripes[];
 };
 
-/* The calling thread's number: drawn once per thread, 1, 2, 3, ... (0 = not drawn yet). */
-static _Thread_local unsigned pool_thread_index __attribute__((tls_model("initial-exec")));
-static atomic_uint pool_next_index;
+/* The thread tickets of src/stripes.h: defined here, their first user. */
+_Thread_local unsigned chm__thread_ticket_tls __attribute__((tls_model("initial-exec")));
+atomic_uint chm__thread_ticket_next;
 
 static struct pool_stripe *stripe_of(chm_pool *p)
 {
-    unsigned i = pool_thread_index;
-    if (chm_unlikely(i == 0)) {
-        /* Relaxed: a ticket, ordering nothing. 0 again after 2^32 threads: drawn again. */
-        i = atomic_fetch_add_explicit(&pool_next_index, 1, memory_order_relaxed) + 1;
-        pool_thread_index = i;
-    }
-    return &p->stripes[i & p->stripe_mask];
+    return &p->stripes[chm__thread_ticket() & p->stripe_mask];
 }
 
 /* The free list's head. Relaxed: under the stripe lock, which orders it; stripe_steal's peek

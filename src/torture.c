@@ -7,6 +7,8 @@
 
 #if defined(CHM_VALIDATE) && CHM_VALIDATE
 
+#include "spin.h"
+
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,13 +71,8 @@ static uint64_t next_random(void)
 
 static void spin(uint64_t pauses)
 {
-    for (uint64_t i = 0; i < pauses; i++) {
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#else
-        __asm__ __volatile__("" ::: "memory");
-#endif
-    }
+    for (uint64_t i = 0; i < pauses; i++)
+        chm__cpu_relax();
 }
 
 void chm__yield(struct chm__yield_site *site)

@@ -11,8 +11,9 @@
 #
 # For each claim N it writes OUT_DIR/claimN.txt (the console table or Markdown table, verbatim),
 # OUT_DIR/claimN.json (chmbench's JMH JSON) and OUT_DIR/claimN-*.png (tools/plot_results.py),
-# plus OUT_DIR/machine.txt. It takes about 14 minutes on a 2-core machine; run it on an idle
-# machine (the numbers of a loaded one say little). Progress goes to stderr.
+# plus OUT_DIR/machine.txt. It takes about 14 minutes on a 2-core machine (the one place this
+# figure is kept: Makefile, tools/make_bench.sh and docs/findings.md point here); run it on an
+# idle machine (the numbers of a loaded one say little). Progress goes to stderr.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

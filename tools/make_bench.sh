@@ -16,13 +16,14 @@
 #            to publish add e.g. BENCH_ARGS='-f 3 -wi 3 -w 1 -i 5 -r 1' on an idle machine.
 #            RESULTS/<benchmark>-<time>.json, charts, summary-<time>.md.
 #   compare  one mix run of every library backend beside the Java and Go originals and every
-#            peer (240 trials: go:map and unsafe run at one thread), about 12 minutes, a progress
-#            line per trial on stderr. A 1 s warm-up lets the JVM's C2 compile the originals'
-#            loops before measuring (docs/harness.md, "The originals"), 5 x 0.3 s measured.
+#            peer (240 trials: go:map and unsafe run at one thread), about 12 minutes (the one
+#            place this figure is kept), a progress line per trial on stderr. A 1 s warm-up lets
+#            the JVM's C2 compile the originals' loops before measuring (docs/harness.md, "The
+#            originals"), 5 x 0.3 s measured.
 #            RESULTS/compare-<time>.json, its charts, compare-summary-<time>.md (the goals),
 #            compare-tables-<time>.md (chm backend / original, best chm / peer, per cell).
-#   findings every measurement of docs/findings.md (tools/findings.sh, about 15 minutes, on an
-#            idle machine): tables, JSON and charts regenerated in FINDINGS_OUT.
+#   findings every measurement of docs/findings.md (tools/findings.sh, whose header says how
+#            long; on an idle machine): tables, JSON and charts regenerated in FINDINGS_OUT.
 # The backend lists come from the library (bench/backends.c, chm_backends): a new backend is in
 # them with no edit here.
 #
@@ -137,7 +138,7 @@ compare)
     out=$RESULTS/compare-$ts.json
     echo
     echo "==== $exe ${run[*]} ${mix[*]} $BENCH_ARGS -rf json -rff $out mix"
-    echo "# about 12 minutes with the default settings; a progress line per trial follows"
+    echo "# a progress line per trial follows (how long it takes: tools/make_bench.sh's header)"
     # shellcheck disable=SC2086  # BENCH_ARGS is a list of options
     "$exe" "${run[@]}" "${mix[@]}" $BENCH_ARGS -rf json -rff "$out" mix
     ln -sfn "compare-$ts.json" "$RESULTS/compare-latest.json"

@@ -145,6 +145,7 @@
  */
 #include "binlock.h"
 #include "reentry.h"
+#include "stripes.h"
 #include "torture.h"
 
 #include <errno.h>
@@ -156,8 +157,8 @@
  * put_val, replace_node, compute_if_absent and compute start alike: find the key's bin, help a
  * transfer it has moved in, lock its head and re-check it. lock_bin does that (defined with the
  * helpers, after the operations); an empty bin it leaves to the writer, which fills it its own
- * way: a CAS of its node (put), a reservation (reserve_bin: the computes), or not at all
- * (remove). Here is its interface: what a writer asks for, and what it gets. */
+ * way: a CAS of its node (put), a reservation (the computes, through lock_or_reserve_bin), or
+ * not at all (remove). Here is its interface: what a writer asks for, and what it gets. */
 
 #define BIN_CREATE 1u    /* no table yet: create it (initTable); else no table is an empty bin */
 #define BIN_PEEK_HEAD 2u /* an unlocked head that holds the key answers (Java 9+'s shortcut) */
@@ -170,6 +171,8 @@ enum bin_found {
     BIN_EMPTY,        /* bin b->i of b->t is empty (without BIN_CREATE, b->t may be NULL) */
     BIN_HEAD_HAS_KEY, /* BIN_PEEK_HEAD: the head b->f, not locked, holds the key */
     BIN_NO_MEMORY,    /* BIN_CREATE: the table could not be created */
+    BIN_RESERVED,     /* lock_or_reserve_bin: the bin was empty and now holds the caller's
+                         locked ReservationNode */
 };
 
 /* A writer's bin, as lock_bin found it. Its address goes only to the always-inline helpers:
@@ -188,10 +191,14 @@ BL_INLINE struct bl_node *list_lookup(const chm *cm, struct bl_node *f, bl_hash_
                                       long *count, struct bl_node **pred);
 BL_INLINE void push_head(struct bin *b, struct bl_node *node);
 
-/* compute's and compute_if_absent's way into an empty bin (reserve_bin). */
+/* compute's and compute_if_absent's way into the bin: lock_bin, and an empty bin reserved
+ * (reserve_bin). */
 enum reserved { RESERVED, RESERVE_LOST, RESERVE_NO_MEMORY };
 BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, bl_hash_t h, uint64_t key,
                                     struct bl_node **res, struct bl_node **node, enum writer who);
+BL_INLINE enum bin_found lock_or_reserve_bin(struct bl_map *m, struct bin *b, uint64_t h,
+                                             uint64_t key, unsigned how, enum writer who,
+                                             struct bl_node **res, struct bl_node **node);
 BL_INLINE void unreserve_bin(struct bl_map *m, struct bin *b, struct bl_node *res,
                              struct bl_node *head);
 
@@ -492,71 +499,61 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
     bool inserted = false;
     chm__smr_read_lock();
     struct bin b = {.t = current_table(m)};
-    for (;;) {
-        enum bin_found found =
-            lock_bin(m, &b, h, key, BIN_CREATE | BIN_PEEK_HEAD, WRITER_COMPUTE_IF_ABSENT);
-        if (found == BIN_NO_MEMORY) {
-            rc = CHM_ENOMEM;
-        } else if (found == BIN_HEAD_HAS_KEY) {
-            v = load_value(b.f);
+    enum bin_found found =
+        lock_or_reserve_bin(m, &b, h, key, BIN_PEEK_HEAD, WRITER_COMPUTE_IF_ABSENT, &res, &node);
+    if (found == BIN_NO_MEMORY) {
+        rc = CHM_ENOMEM;
+    } else if (found == BIN_HEAD_HAS_KEY) {
+        v = load_value(b.f);
+        rc = CHM_EXISTS;
+    } else if (found == BIN_RESERVED) {
+        v = run_compute(cm, fn, key, arg);
+        init_value(node, v);
+        xb = entry_xbytes(m, node);
+        CHM_YIELD_POINT("bl.compute.reserved"); /* readers see the reservation */
+        unreserve_bin(m, &b, res, node);        /* publishes the node and its value */
+        node = res = NULL;
+        bin_count = 1;
+        inserted = true;
+        rc = CHM_OK;
+    } else if (b.f->hash == BL_TREEBIN) {
+        bin_count = 2;
+        struct bl_treebin *tb = bl_treebin_of(b.f);
+        struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
+        if (p != NULL) {
+            v = locked_value(&p->n);
             rc = CHM_EXISTS;
-        } else if (found == BIN_EMPTY) {
-            enum reserved r = reserve_bin(m, &b, h, key, &res, &node, WRITER_COMPUTE_IF_ABSENT);
-            if (r == RESERVE_LOST)
-                continue;
-            if (r == RESERVE_NO_MEMORY) {
-                rc = CHM_ENOMEM;
-                break;
-            }
-            v = run_compute(cm, fn, key, arg);
-            init_value(node, v);
-            xb = entry_xbytes(m, node);
-            CHM_YIELD_POINT("bl.compute.reserved"); /* readers see the reservation */
-            unreserve_bin(m, &b, res, node);        /* publishes the node and its value */
-            node = res = NULL;
-            bin_count = 1;
-            inserted = true;
-            rc = CHM_OK;
-        } else if (b.f->hash == BL_TREEBIN) {
-            bin_count = 2;
-            struct bl_treebin *tb = bl_treebin_of(b.f);
-            struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-            if (p != NULL) {
-                v = locked_value(&p->n);
-                rc = CHM_EXISTS;
-            } else {
-                struct bl_node *x = chm__bl_new_node(m, h, key, 0, true);
-                if (x == NULL) {
-                    rc = CHM_ENOMEM; /* before the function: it does not run */
-                } else {
-                    v = run_compute(cm, fn, key, arg);
-                    init_value(x, v);
-                    xb = entry_xbytes(m, x);
-                    chm__bl_tree_insert(cm, tb, bl_tnode_of(x)); /* publishes x (release) */
-                    inserted = true;
-                    rc = CHM_OK;
-                }
-            }
-            unlock_bin(m, &b, bin_count, rc);
         } else {
-            struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, NULL);
-            if (e != NULL) {
-                v = locked_value(e);
-                rc = CHM_EXISTS;
-            } else if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
+            struct bl_node *x = chm__bl_new_node(m, h, key, 0, true);
+            if (x == NULL) {
                 rc = CHM_ENOMEM; /* before the function: it does not run */
             } else {
                 v = run_compute(cm, fn, key, arg);
-                init_value(node, v);
-                xb = entry_xbytes(m, node);
-                push_head(&b, node);
-                node = NULL;
+                init_value(x, v);
+                xb = entry_xbytes(m, x);
+                chm__bl_tree_insert(cm, tb, bl_tnode_of(x)); /* publishes x (release) */
                 inserted = true;
                 rc = CHM_OK;
             }
-            unlock_bin(m, &b, bin_count, rc);
         }
-        break;
+        unlock_bin(m, &b, bin_count, rc);
+    } else {
+        struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, NULL);
+        if (e != NULL) {
+            v = locked_value(e);
+            rc = CHM_EXISTS;
+        } else if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
+            rc = CHM_ENOMEM; /* before the function: it does not run */
+        } else {
+            v = run_compute(cm, fn, key, arg);
+            init_value(node, v);
+            xb = entry_xbytes(m, node);
+            push_head(&b, node);
+            node = NULL;
+            inserted = true;
+            rc = CHM_OK;
+        }
+        unlock_bin(m, &b, bin_count, rc);
     }
     if (inserted) {
         chm__bl_add_count(m, 1, bin_count);
@@ -609,72 +606,60 @@ static int bl_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
     int64_t xb = 0; /* xbytes' change */
     chm__smr_read_lock();
     struct bin b = {.t = current_table(m)};
-    for (;;) {
-        enum bin_found found = lock_bin(m, &b, h, key, BIN_CREATE, WRITER_COMPUTE);
-        if (found == BIN_NO_MEMORY) {
-            rc = CHM_ENOMEM;
-        } else if (found == BIN_EMPTY) {
-            enum reserved r = reserve_bin(m, &b, h, key, &res, &node, WRITER_COMPUTE);
-            if (r == RESERVE_LOST)
-                continue;
-            if (r == RESERVE_NO_MEMORY) {
-                rc = CHM_ENOMEM;
-                break;
-            }
-            if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
-                init_value(node, v);
-                xb = entry_xbytes(m, node);
-                unreserve_bin(m, &b, res, node); /* publishes the node and its value */
-                node = NULL;
-                delta = 1;
-                rc = CHM_OK;
-            } else {
-                unreserve_bin(m, &b, res, NULL); /* the bin is empty again (Java: setTabAt null) */
-                rc = CHM_NOTFOUND;
-            }
-            res = NULL;
-            bin_count = 1;
-        } else if (b.f->hash == BL_TREEBIN) {
-            bin_count = 2;
-            struct bl_treebin *tb = bl_treebin_of(b.f);
-            struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-            if (p != NULL) {
-                rc = compute_present(m, b.t, b.i, &p->n, NULL, tb, key, fn, arg, &v, &rec, &xb,
-                                     &delta);
-            } else if (tnode == NULL && (tnode = chm__bl_new_node(m, h, key, 0, true)) == NULL) {
-                rc = CHM_ENOMEM;
-            } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
-                init_value(tnode, v);
-                xb = entry_xbytes(m, tnode);
-                chm__bl_tree_insert(cm, tb, bl_tnode_of(tnode)); /* publishes (release) */
-                tnode = NULL;
-                delta = 1;
-                rc = CHM_OK;
-            } else {
-                rc = CHM_NOTFOUND;
-            }
-            unlock_bin(m, &b, bin_count, rc);
+    enum bin_found found = lock_or_reserve_bin(m, &b, h, key, 0, WRITER_COMPUTE, &res, &node);
+    if (found == BIN_NO_MEMORY) {
+        rc = CHM_ENOMEM;
+    } else if (found == BIN_RESERVED) {
+        if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+            init_value(node, v);
+            xb = entry_xbytes(m, node);
+            unreserve_bin(m, &b, res, node); /* publishes the node and its value */
+            node = NULL;
+            delta = 1;
+            rc = CHM_OK;
         } else {
-            struct bl_node *pred = NULL;
-            struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, &pred);
-            if (e != NULL) {
-                rc = compute_present(m, b.t, b.i, e, pred, NULL, key, fn, arg, &v, &rec, &xb,
-                                     &delta);
-            } else if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
-                rc = CHM_ENOMEM;
-            } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
-                init_value(node, v);
-                xb = entry_xbytes(m, node);
-                push_head(&b, node);
-                node = NULL;
-                delta = 1;
-                rc = CHM_OK;
-            } else {
-                rc = CHM_NOTFOUND;
-            }
-            unlock_bin(m, &b, bin_count, rc); /* treeifies after an insert, as put_val (Java) */
+            unreserve_bin(m, &b, res, NULL); /* the bin is empty again (Java: setTabAt null) */
+            rc = CHM_NOTFOUND;
         }
-        break;
+        res = NULL;
+        bin_count = 1;
+    } else if (b.f->hash == BL_TREEBIN) {
+        bin_count = 2;
+        struct bl_treebin *tb = bl_treebin_of(b.f);
+        struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
+        if (p != NULL) {
+            rc = compute_present(m, b.t, b.i, &p->n, NULL, tb, key, fn, arg, &v, &rec, &xb, &delta);
+        } else if (tnode == NULL && (tnode = chm__bl_new_node(m, h, key, 0, true)) == NULL) {
+            rc = CHM_ENOMEM;
+        } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+            init_value(tnode, v);
+            xb = entry_xbytes(m, tnode);
+            chm__bl_tree_insert(cm, tb, bl_tnode_of(tnode)); /* publishes (release) */
+            tnode = NULL;
+            delta = 1;
+            rc = CHM_OK;
+        } else {
+            rc = CHM_NOTFOUND;
+        }
+        unlock_bin(m, &b, bin_count, rc);
+    } else {
+        struct bl_node *pred = NULL;
+        struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, &pred);
+        if (e != NULL) {
+            rc = compute_present(m, b.t, b.i, e, pred, NULL, key, fn, arg, &v, &rec, &xb, &delta);
+        } else if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
+            rc = CHM_ENOMEM;
+        } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
+            init_value(node, v);
+            xb = entry_xbytes(m, node);
+            push_head(&b, node);
+            node = NULL;
+            delta = 1;
+            rc = CHM_OK;
+        } else {
+            rc = CHM_NOTFOUND;
+        }
+        unlock_bin(m, &b, bin_count, rc); /* treeifies after an insert, as put_val (Java) */
     }
     if (delta != 0) {
         chm__bl_add_count(m, delta, delta > 0 ? bin_count : -1); /* addCount: may resize */
@@ -948,7 +933,7 @@ static chm *bl_create(const chm_backend *b, const chm_options *opt)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     m->ncpu = ncpu < 1 ? 1 : ncpu > (1L << 16) ? (1u << 16) : (unsigned)ncpu;
     m->max_cells = (unsigned)table_size_for(m->ncpu < 2 ? 2 : m->ncpu);
-    m->cell_stride = opt->packed ? sizeof(int64_t) : CHM_CACHELINE;
+    m->cell_stride = chm__cell_stride(opt->packed);
     /* The byte cells: the second word of a padded cell's line, or after the packed counters. */
     m->xcell_off = opt->packed ? (size_t)m->max_cells * sizeof(int64_t) : sizeof(int64_t);
     m->key_bytes = opt->keys == &chm_keys_string;
@@ -1008,7 +993,8 @@ static inline struct bl_node *find(const chm *cm, struct bl_node *e, bl_hash_t h
  * Java's `for (Node<K,V>[] tab = table;;)` loop of putVal, replaceNode, computeIfAbsent and
  * compute, up to `synchronized (f) { if (tabAt(tab, i) == f)`, in one place. An empty bin is
  * the caller's to fill, as each fills it differently: put by a CAS of its node (cas_tab_at),
- * compute and compute_if_absent by a reservation (reserve_bin); remove finds nothing there. */
+ * compute and compute_if_absent by a reservation (reserve_bin, retried by lock_or_reserve_bin);
+ * remove finds nothing there. */
 
 /*
  * Find the bin of hash @h from b->t and lock its head. A table that is not there yet is created
@@ -1143,6 +1129,27 @@ BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, bl_hash_t h
         return RESERVED;
     bl_lock_release(&(*res)->lock);
     return RESERVE_LOST;
+}
+
+/* The computes' way into the bin of (@h, @key): lock_bin (with BIN_CREATE, and @how's other
+ * flags), an empty bin reserved by reserve_bin -- looked at again each time another head wins
+ * the CAS -- until the bin is locked or reserved. Returns BIN_RESERVED (b's bin holds *@res,
+ * locked by this thread) or what lock_bin found; BIN_NO_MEMORY also when the reservation could
+ * not be allocated (nothing changed). *@res and *@node: as reserve_bin's, kept across retries. */
+BL_INLINE enum bin_found lock_or_reserve_bin(struct bl_map *m, struct bin *b, uint64_t h,
+                                             uint64_t key, unsigned how, enum writer who,
+                                             struct bl_node **res, struct bl_node **node)
+{
+    for (;;) {
+        enum bin_found found = lock_bin(m, b, h, key, how | BIN_CREATE, who);
+        if (found != BIN_EMPTY)
+            return found;
+        enum reserved r = reserve_bin(m, b, h, key, res, node, who);
+        if (r == RESERVED)
+            return BIN_RESERVED;
+        if (r == RESERVE_NO_MEMORY)
+            return BIN_NO_MEMORY;
+    }
 }
 
 /* End the reservation @res of bin @b: the bin gets @head (the new node, or NULL: empty again),

@@ -121,14 +121,20 @@ typedef struct bl_lock {
 CHM_HIDDEN bool chm__bl_lock_slow(bl_lock *l);
 CHM_HIDDEN void chm__bl_unlock_wake(bl_lock *l);
 
+/* Take @l if it is free (0 -> 1): the uncontended acquisition, and a spinning waiter's. Acquire:
+ * pairs with the release exchange in bl_lock_release, so this holder sees every write of the
+ * previous holder's critical section. */
+static inline bool bl_lock_try(bl_lock *l)
+{
+    uint32_t expected = 0;
+    return atomic_compare_exchange_strong_explicit(&l->word, &expected, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
 /* Lock @l; false when the holder kept it longer than the waiter's patience (nothing held). */
 static inline bool bl_lock_acquire(bl_lock *l)
 {
-    uint32_t expected = 0;
-    /* Acquire: pairs with the release exchange in bl_lock_release, so this holder sees every
-     * write of the previous holder's critical section. */
-    if (chm_likely(atomic_compare_exchange_strong_explicit(
-            &l->word, &expected, 1, memory_order_acquire, memory_order_relaxed)))
+    if (chm_likely(bl_lock_try(l)))
         return true;
     return chm__bl_lock_slow(l);
 }
@@ -257,9 +263,9 @@ struct bl_map {
      * nodes, string keys): on the line such a writer's base CAS owns already. */
     alignas(CHM_CACHELINE) _Atomic int64_t base_count;
     _Atomic int64_t xbase;
-    /* Counter cells (binlock_count.c): max_cells int64 counters in one 64-byte-aligned array,
-     * cell_stride bytes apart: 64, so each has its own line (Java: @Contended), or 8 with
-     * chm_options.packed, eight to a line, for the false-sharing benchmark. The byte cells
+    /* Counter cells (binlock_count.c; layout: src/stripes.h): max_cells int64 counters in one
+     * 64-byte-aligned array, cell_stride bytes apart: 64, so each has its own line (Java:
+     * @Contended), or 8 with chm_options.packed, eight to a line. The byte cells
      * (add_xbytes) share the array: the second word of each padded cell's line, or (packed) a
      * second run of max_cells words after the counters, so packing leaves the counters' lines
      * as they were. */

@@ -11,6 +11,12 @@
  * in use, so no array is ever copied or retired. If that allocation fails the base counter is
  * used (Java's final fallback).
  *
+ * Why Java's algorithm and not readmostly's simpler striped counter (a fixed cell per writer
+ * thread, chosen by its ticket): this backend ports ConcurrentHashMap, whose addCount also
+ * drives the resize check (sumCount after a contended add), and the LongAdder shape is what
+ * makes an uncontended map pay one CAS on one word and no cell array at all. The cells' memory
+ * layout is shared with readmostly (src/stripes.h); the choice of cell is not.
+ *
  * Memory ordering. Relaxed everywhere in the counters: a count needs atomicity only. chm_size
  * is exact once the caller happens after every write (quiescent), and the resize check is a
  * heuristic. Only the cell array's publication is release/acquire (load_cells, binlock.h).
@@ -25,6 +31,7 @@
  * only, as the count).
  */
 #include "binlock.h"
+#include "stripes.h"
 #include "torture.h"
 
 /* ThreadLocalRandom.getProbe(): this thread's counter-cell hash; 0 = not initialised. */
@@ -48,13 +55,13 @@ static inline uint32_t advance_probe(uint32_t h) /* ThreadLocalRandom.advancePro
 
 static inline _Atomic int64_t *cell_at(struct bl_map *m, unsigned char *cells, unsigned i)
 {
-    return (_Atomic int64_t *)(void *)(cells + (size_t)i * m->cell_stride);
+    return chm__cell_at(cells, m->cell_stride, i);
 }
 
 /* The byte cell beside counter cell @i (see bl_map). */
 static inline _Atomic int64_t *xcell_at(struct bl_map *m, unsigned char *cells, unsigned i)
 {
-    return (_Atomic int64_t *)(void *)(cells + m->xcell_off + (size_t)i * m->cell_stride);
+    return chm__cell_at(cells + m->xcell_off, m->cell_stride, i);
 }
 
 static inline bool cas_add(_Atomic int64_t *c, int64_t x)
@@ -99,11 +106,9 @@ int64_t chm__bl_sum_count(struct bl_map *m)
 {
     int64_t sum = atomic_load_explicit(&m->base_count, memory_order_relaxed);
     unsigned char *cells = load_cells(m);
-    if (cells != NULL) {
-        unsigned n = atomic_load_explicit(&m->ncells, memory_order_relaxed);
-        for (unsigned i = 0; i < n; i++)
-            sum += atomic_load_explicit(cell_at(m, cells, i), memory_order_relaxed);
-    }
+    if (cells != NULL)
+        sum += chm__cells_sum(cells, m->cell_stride,
+                              atomic_load_explicit(&m->ncells, memory_order_relaxed));
     return sum;
 }
 
@@ -190,7 +195,6 @@ int64_t chm__bl_sum_xbytes(struct bl_map *m)
     int64_t sum = atomic_load_explicit(&m->xbase, memory_order_relaxed);
     unsigned char *cells = load_cells(m);
     if (cells != NULL) /* every byte cell: ncells may have grown since a writer read it */
-        for (unsigned i = 0; i < m->max_cells; i++)
-            sum += atomic_load_explicit(xcell_at(m, cells, i), memory_order_relaxed);
+        sum += chm__cells_sum(cells + m->xcell_off, m->cell_stride, m->max_cells);
     return sum;
 }

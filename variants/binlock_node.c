@@ -18,12 +18,10 @@
  * records). Counter cells live until chm_free.
  */
 #include "binlock.h"
+#include "spin.h"
 
 #include <errno.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 /* ---- node memory -------------------------------------------------------------------------------- */
 
@@ -141,44 +139,40 @@ bool chm__bl_spares_alloc(struct bl_map *m, struct bl_node **spares, size_t coun
 
 #define BL_LOCK_SPINS 100
 
-static inline void cpu_relax(void)
+/* Mark @l "locked, with sleepers" (2) and say whether it was free -- then this thread holds it.
+ * Marking a held lock 2 is the sleeper's announcement: its holder's bl_lock_release sees 2 and
+ * wakes one. Acquire: pairs with the release exchange in bl_lock_release, as bl_lock_try does. A
+ * lock taken this way stays 2 while held, so its release wakes a sleeper that may not exist (one
+ * spare system call, Drepper's "mutex 3" accepts it). */
+static inline bool lock_as_sleeper(bl_lock *l)
 {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-static long bl_futex(_Atomic uint32_t *addr, int op, uint32_t val, const struct timespec *timeout)
-{
-    return syscall(SYS_futex, (uint32_t *)addr, op, val, timeout, NULL, 0);
+    return atomic_exchange_explicit(&l->word, 2, memory_order_acquire) == 0;
 }
 
 bool chm__bl_lock_slow(bl_lock *l)
 {
     for (int i = 0; i < BL_LOCK_SPINS; i++) {
-        cpu_relax();
+        chm__cpu_relax();
+        /* Relaxed look first: spinning on a CAS would write the line the holder reads. */
         uint32_t c = atomic_load_explicit(&l->word, memory_order_relaxed);
         if (c == 0) {
-            /* Acquire: as bl_lock_acquire. */
-            if (atomic_compare_exchange_weak_explicit(&l->word, &c, 1, memory_order_acquire,
-                                                      memory_order_relaxed))
+            if (bl_lock_try(l))
                 return true;
         } else if (c == 2) {
             break; /* others already sleep: join them rather than spin */
         }
     }
-    /* Announce a sleeper (2) and sleep until the exchange finds the lock free. Acquire: pairs
-     * with the release exchange of bl_lock_release. A sleep that times out ends the wait: the
-     * caller steps out of its read section and starts over (binlock.h). */
+    /* Sleep until the announcement finds the lock free. A sleep that times out ends the wait:
+     * the caller steps out of its read section and starts over (binlock.h). */
     static const struct timespec patience = {0, BL_LOCK_PATIENCE_NS};
-    while (atomic_exchange_explicit(&l->word, 2, memory_order_acquire) != 0) {
-        if (bl_futex(&l->word, FUTEX_WAIT_PRIVATE, 2, &patience) != 0 && errno == ETIMEDOUT)
-            return atomic_exchange_explicit(&l->word, 2, memory_order_acquire) == 0;
+    while (!lock_as_sleeper(l)) {
+        if (chm__futex_wait(&l->word, 2, &patience) != 0 && errno == ETIMEDOUT)
+            return lock_as_sleeper(l);
     }
     return true;
 }
 
 void chm__bl_unlock_wake(bl_lock *l)
 {
-    bl_futex(&l->word, FUTEX_WAKE_PRIVATE, 1, NULL);
+    chm__futex_wake(&l->word, 1);
 }

@@ -1000,8 +1000,12 @@ void chm__gomap_iter_init(gomap_iter *it, const gomap *g, uint64_t rnd)
     it->offset = (uint8_t)((rnd >> 56) & (GOMAP_BUCKET_CNT - 1));
 }
 
-int chm__gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value)
+int chm__gomap_iter_next(gomap_iter *it, const gomap *g, uint64_t *key, uint64_t *value)
 {
+    if (it->failed || g->modcount != it->modcount) {
+        it->failed = true;
+        return CHM_ECONCURRENT;
+    }
     if (it->buckets == NULL)
         return CHM_END;
     for (;;) {
@@ -1016,8 +1020,10 @@ int chm__gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value)
             int i = (it->offset + it->slot) & (GOMAP_BUCKET_CNT - 1);
             it->slot++;
             if (it->b->tophash[i] >= MIN_TOPHASH) {
-                *key = it->b->keys[i];
-                *value = it->b->vals[i];
+                if (key != NULL)
+                    *key = it->b->keys[i];
+                if (value != NULL)
+                    *value = it->b->vals[i];
                 return CHM_OK;
             }
         }
@@ -1028,6 +1034,28 @@ int chm__gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value)
 
 /* ---- self-check ------------------------------------------------------------------------- */
 
+/* The invariants chm__gomap_validate checks, one line each: the name it returns, the number
+ * (stable: messages print it) and what it means. chm__gomap_invariant's switch is generated from
+ * this table, so a number used twice does not compile (duplicate case). */
+#define GOMAP_INVARIANTS(X)                                                                        \
+    X(GOMAP_INV_COUNT, -1, "count differs from the live slots")                                    \
+    X(GOMAP_INV_EMPTY_REST, -2, "EMPTY_REST followed by a used slot")                              \
+    X(GOMAP_INV_EVAC_MARK, -3, "evacuation mark outside an evacuated old bucket")                  \
+    X(GOMAP_INV_WRONG_BUCKET, -4, "entry in the wrong bucket or with a stale tophash")             \
+    X(GOMAP_INV_FILLED_EARLY, -5, "new bucket filled before its old bucket was evacuated")         \
+    X(GOMAP_INV_DUPLICATE, -6, "a lookup finds another slot (duplicate key)")                      \
+    X(GOMAP_INV_GROWTH, -7, "growth state (oldbuckets, nevacuate, same_size_grow) inconsistent")   \
+    X(GOMAP_INV_NOVERFLOW, -8, "noverflow differs from the overflow buckets in the chains")        \
+    X(GOMAP_INV_HEAP_OVERFLOW, -9,                                                                 \
+      "heap_overflow differs from the overflow buckets malloc'd apart")                            \
+    X(GOMAP_INV_KEY_BYTES, -10, "key_bytes differs from the stored key copies")
+
+enum gomap_invariant {
+#define GOMAP_INVARIANT_ENUM(name, code, text) name = code,
+    GOMAP_INVARIANTS(GOMAP_INVARIANT_ENUM)
+#undef GOMAP_INVARIANT_ENUM
+};
+
 static int validate_chain(const gomap *g, const gomap_bucket *b, size_t index, size_t mask,
                           size_t *live, size_t *kbytes)
 {
@@ -1036,20 +1064,19 @@ static int validate_chain(const gomap *g, const gomap_bucket *b, size_t index, s
         for (int i = 0; i < GOMAP_BUCKET_CNT; i++) {
             uint8_t top = b->tophash[i];
             if (rest && top != EMPTY_REST)
-                return -2; /* EMPTY_REST followed by something else */
+                return GOMAP_INV_EMPTY_REST;
             if (top == EMPTY_REST)
                 rest = true;
             if (top > EMPTY_ONE && top < MIN_TOPHASH)
-                return -3; /* evacuation mark outside an evacuated old bucket */
+                return GOMAP_INV_EVAC_MARK;
             if (top < MIN_TOPHASH)
                 continue;
             uint64_t h = hash_of(g, b->keys[i]);
             if ((h & mask) != index || tophash(h) != top)
-                return -4; /* entry in the wrong bucket or with a stale tophash */
+                return GOMAP_INV_WRONG_BUCKET;
             int slot;
             if (find_in_chain(g, home_bucket(g, h), b->keys[i], top, &slot) != b || slot != i)
-                return -6; /* a lookup finds another slot: duplicate key, or an EMPTY_REST
-                              before it */
+                return GOMAP_INV_DUPLICATE; /* duplicate key, or an EMPTY_REST before it */
             (*live)++;
             *kbytes += key_copy_bytes(g, b->keys[i]);
         }
@@ -1071,35 +1098,35 @@ int chm__gomap_validate(const gomap *g)
 {
     size_t live = 0, kbytes = 0;
     if (g->oldbuckets == NULL && g->same_size_grow)
-        return -7; /* growth state without growth */
+        return GOMAP_INV_GROWTH; /* growth state without growth */
     if (has_array(g) ? g->bucket_mask != bucket_shift(g->B) - 1 : g->bucket_mask != 0)
-        return -7; /* the lookup mask does not match the array */
+        return GOMAP_INV_GROWTH; /* the lookup mask does not match the array */
     if (has_array(g)) {
         size_t n = bucket_shift(g->B);
         size_t oldn = g->oldbuckets != NULL ? noldbuckets(g) : 0;
         if (oldn != 0 && g->nevacuate >= oldn)
-            return -7; /* growth finished but the old array kept */
+            return GOMAP_INV_GROWTH; /* growth finished but the old array kept */
         for (size_t i = 0; i < g->nevacuate && i < oldn; i++)
             if (!evacuated(&g->oldbuckets[i]))
-                return -7; /* the evacuation mark passed an old bucket still live */
+                return GOMAP_INV_GROWTH; /* evacuation mark past a live old bucket */
         size_t ovf = 0;
         for (size_t i = 0; i < n; i++)
             for (const gomap_bucket *b = g->buckets[i].overflow; b != NULL; b = b->overflow)
                 ovf++;
         if (ovf != g->noverflow)
-            return -8; /* noverflow differs from the overflow buckets in the chains */
+            return GOMAP_INV_NOVERFLOW;
         size_t heap = count_heap_overflow(g->buckets, g->nalloc, n);
         if (oldn != 0)
             heap += count_heap_overflow(g->oldbuckets, g->old_nalloc, oldn);
         if (heap != g->heap_overflow)
-            return -9; /* heap_overflow differs from the malloc'd overflow buckets */
+            return GOMAP_INV_HEAP_OVERFLOW;
         for (size_t i = 0; i < n; i++) {
             if (oldn != 0 && !evacuated(&g->oldbuckets[i & (oldn - 1)])) {
                 /* New bucket not filled yet: it must be empty. */
                 for (const gomap_bucket *b = &g->buckets[i]; b != NULL; b = b->overflow)
                     for (int s = 0; s < GOMAP_BUCKET_CNT; s++)
                         if (b->tophash[s] >= MIN_TOPHASH)
-                            return -5;
+                            return GOMAP_INV_FILLED_EARLY;
                 continue;
             }
             int rc = validate_chain(g, &g->buckets[i], i, n - 1, &live, &kbytes);
@@ -1114,25 +1141,19 @@ int chm__gomap_validate(const gomap *g)
             }
     }
     if (live != g->count)
-        return -1;
+        return GOMAP_INV_COUNT;
     if (!has_array(g) && g->heap_overflow != 0)
-        return -9;
-    return kbytes == g->key_bytes ? 0 : -10; /* key_bytes differs from the stored copies */
+        return GOMAP_INV_HEAP_OVERFLOW;
+    return kbytes == g->key_bytes ? 0 : GOMAP_INV_KEY_BYTES;
 }
 
 const char *chm__gomap_invariant(int code)
 {
     switch (code) {
-    case -1: return "count differs from the live slots";
-    case -2: return "EMPTY_REST followed by a used slot";
-    case -3: return "evacuation mark outside an evacuated old bucket";
-    case -4: return "entry in the wrong bucket or with a stale tophash";
-    case -5: return "new bucket filled before its old bucket was evacuated";
-    case -6: return "a lookup finds another slot (duplicate key)";
-    case -7: return "growth state (oldbuckets, nevacuate, same_size_grow) inconsistent";
-    case -8: return "noverflow differs from the overflow buckets in the chains";
-    case -9: return "heap_overflow differs from the overflow buckets malloc'd apart";
-    case -10: return "key_bytes differs from the stored key copies";
+#define GOMAP_INVARIANT_CASE(name, code, text)                                                     \
+    case name: return text;
+        GOMAP_INVARIANTS(GOMAP_INVARIANT_CASE)
+#undef GOMAP_INVARIANT_CASE
     default: return NULL;
     }
 }

@@ -42,7 +42,8 @@ typedef struct gomap {
     const chm *owner;     /* key operations and value_free */
 } gomap;
 
-/* Fail-fast iterator state; the caller checks modcount before calling chm__gomap_iter_next. */
+/* Iterator state: Go's random start and walk, with Java's fail-fast rule on top (once the map
+ * has changed structurally since chm__gomap_iter_init, every step is CHM_ECONCURRENT). */
 typedef struct gomap_iter {
     gomap_bucket *buckets;
     size_t mask;
@@ -52,7 +53,20 @@ typedef struct gomap_iter {
     uint8_t offset;    /* random start slot, as Go */
     uint8_t slot;      /* slots of b visited */
     uint64_t modcount; /* the map's modcount at init */
+    bool failed;       /* CHM_ECONCURRENT is sticky */
 } gomap_iter;
+
+/* What both gomap backends (unsafe.c, rwlock.c) keep in a chm_iter. */
+typedef struct gomap_chm_iter {
+    struct chm__iter_base base;
+    gomap_iter gi;
+} gomap_chm_iter;
+CHM_ITER_STATIC_ASSERT(gomap_chm_iter);
+
+static inline gomap_chm_iter *gomap_chm_iter_of(chm_iter *it)
+{
+    return (gomap_chm_iter *)(void *)it->opaque;
+}
 
 /* Empty table sized for @hint entries (0 = allocate on first insert). CHM_OK or CHM_ENOMEM. */
 CHM_HIDDEN int chm__gomap_init(gomap *g, const chm *owner, size_t hint);
@@ -178,11 +192,15 @@ static inline bool gomap_growing(const gomap *g)
 /* Start iterating; the table must not be growing. @rnd picks the random start. */
 CHM_HIDDEN void chm__gomap_iter_init(gomap_iter *it, const gomap *g, uint64_t rnd);
 
-/* CHM_OK with *key and *value set, or CHM_END. Valid only while g->modcount == it->modcount. */
-CHM_HIDDEN int chm__gomap_iter_next(gomap_iter *it, uint64_t *key, uint64_t *value);
+/* chm_iter_next on @g, under the caller's guard (unsafe: its writing flag; rwlock: the read
+ * lock): CHM_OK with *key and *value set (either may be NULL), CHM_END, or CHM_ECONCURRENT --
+ * from the first step that finds g's modcount moved since init on, whatever happens after
+ * (Java's fail-fast iterator). */
+CHM_HIDDEN int chm__gomap_iter_next(gomap_iter *it, const gomap *g, uint64_t *key, uint64_t *value);
 
 /* Quiescent self-check: every entry in the bucket its hash selects, counts consistent, tophash
- * states well-formed. Returns 0 when sound, else a negative code naming the first problem. */
+ * states well-formed. Returns 0 when sound, else a negative code naming the first problem (the
+ * table GOMAP_INVARIANTS in gomap.c). */
 CHM_HIDDEN int chm__gomap_validate(const gomap *g);
 CHM_HIDDEN const char *chm__gomap_invariant(int code); /* a chm__gomap_validate code in words */
 

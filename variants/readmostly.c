@@ -188,6 +188,7 @@
 #include "reentry.h"
 #include "pool.h"
 #include "smr.h"
+#include "stripes.h"
 #include "torture.h"
 
 #include <errno.h>
@@ -270,7 +271,7 @@ struct rm_map {
     chm base;
     /* Loaded by every operation; stored only by promotion and the amended flip (rare). */
     _Atomic uintptr_t read;
-    unsigned char *stripes; /* live-entry counter stripes */
+    unsigned char *stripes; /* live-entry counter cells (src/stripes.h) */
     size_t stripe_mask, stripe_stride;
     chm_smr_domain *smr; /* read-only after create; the domain's counters have their own line */
     chm_pool *entries;   /* every rm_entry of the map (src/pool.h); read-only after create */
@@ -417,31 +418,28 @@ static bool lock_unless_held(struct rm_map *m)
     return true;
 }
 
-/* ---- the live-entry counter ------------------------------------------------------------- */
-
-static _Thread_local unsigned rm_thread_stripe __attribute__((tls_model("initial-exec")));
-static atomic_uint rm_next_stripe;
+/* ---- the live-entry counter -------------------------------------------------------------
+ * Go's sync.Map has no Len, so there is no algorithm to follow here, and the simplest striped
+ * counter does: a fixed number of cells (chm_options.concurrency, see "Size"), the writer
+ * thread's ticket picks its cell, every live <-> absent transition is one relaxed fetch_add.
+ * Not binlock's LongAdder (a base counter CASed first, cells allocated at the first contention,
+ * a probe rehashed on collision), which binlock keeps because it ports Java's addCount: this map
+ * is told its writers' number at chm_new, so its cells exist from the start and a thread's
+ * ticket picks one -- one fetch_add, no CAS loop, no lazy allocation. Cell layout and tickets:
+ * src/stripes.h. */
 
 /* Relaxed: the counter orders nothing; chm_size is exact once the writers' effects happen
  * before it (a join, a lock hand-off), which makes these adds visible. */
 static inline void live_add(struct rm_map *m, long d)
 {
-    unsigned s = rm_thread_stripe;
-    if (chm_unlikely(s == 0)) {
-        s = atomic_fetch_add_explicit(&rm_next_stripe, 1, memory_order_relaxed) + 1;
-        rm_thread_stripe = s; /* 0 again after 2^32 threads: harmless, it is re-drawn */
-    }
-    atomic_long *c = (atomic_long *)(void *)(m->stripes + (s & m->stripe_mask) * m->stripe_stride);
-    atomic_fetch_add_explicit(c, d, memory_order_relaxed);
+    unsigned s = chm__thread_ticket();
+    atomic_fetch_add_explicit(chm__cell_at(m->stripes, m->stripe_stride, s & m->stripe_mask), d,
+                              memory_order_relaxed);
 }
 
 static long live_sum(struct rm_map *m)
 {
-    long n = 0;
-    for (size_t i = 0; i <= m->stripe_mask; i++)
-        n += atomic_load_explicit((atomic_long *)(void *)(m->stripes + i * m->stripe_stride),
-                                  memory_order_relaxed);
-    return n;
+    return chm__cells_sum(m->stripes, m->stripe_stride, m->stripe_mask + 1);
 }
 
 /* ---- reclamation callbacks -------------------------------------------------------------- */
@@ -1103,19 +1101,34 @@ static int get_amended_miss(chm *cm, chm__smr_reader *r, uint64_t key, uint64_t 
     return rc;
 }
 
+/* Under mu: the key's entry, in read or else in dirty; NULL in neither. *via_dirty: it came from
+ * dirty, so the caller counts a miss (miss_locked) once its operation has gone through, as Go's
+ * Map does after a dirty hit. The read word is loaded relaxed: only mu holders store it, so
+ * under mu it is current, and so is everything it names. */
+static inline struct rm_entry *find_locked(struct rm_map *m, uint64_t key, uint64_t hash,
+                                           bool *via_dirty)
+{
+    chm *cm = &m->base;
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
+    struct rm_entry *e = read_find(cm, r, key, hash);
+    *via_dirty = false;
+    if (e == NULL && m->dirty != NULL) {
+        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+        *via_dirty = e != NULL;
+    }
+    return e;
+}
+
 /* Swap's locked half. *boxp: a preallocated box or NULL; consumed when installed. Outside any
  * read section (see "Blocking"), and it needs none: under mu the read index is current, and the
  * only box it reads is the one its exchange took out of p, which no other thread retires. */
 static int put_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t value,
                       struct rm_box **boxp, uint64_t *prev)
 {
-    chm *cm = &m->base;
     int rc;
+    bool via_dirty; /* Swap counts no miss (Go's Swap does not) */
     mu_lock(m);
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
-    struct rm_entry *e = read_find(cm, r, key, hash);
-    if (e == NULL && m->dirty != NULL)
-        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+    struct rm_entry *e = find_locked(m, key, hash, &via_dirty);
     if (e == NULL) {
         rc = insert_new_locked(m, key, hash, value, false, &e);
         goto out;
@@ -1195,17 +1208,11 @@ done:
 static int put_if_absent_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t value,
                                 struct rm_box **boxp, uint64_t *cur)
 {
-    chm *cm = &m->base;
     int rc;
+    bool via_dirty;
     mu_lock(m);
     chm__smr_read_lock();
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
-    struct rm_entry *e = read_find(cm, r, key, hash);
-    bool via_dirty = false;
-    if (e == NULL && m->dirty != NULL) {
-        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
-        via_dirty = e != NULL;
-    }
+    struct rm_entry *e = find_locked(m, key, hash, &via_dirty);
     if (e == NULL) {
         rc = insert_new_locked(m, key, hash, value, false, &e);
     } else if (atomic_load_explicit(&e->p, memory_order_relaxed) == EXPUNGED) { /* exact: mu */
@@ -1304,18 +1311,14 @@ static int rm_remove(chm *cm, uint64_t key, uint64_t *old)
 static int replace_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t expected,
                           uint64_t desired, struct rm_box **boxp)
 {
-    chm *cm = &m->base;
     int rc = CHM_NOTFOUND;
+    bool via_dirty;
     mu_lock(m);
     chm__smr_read_lock();
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
-    struct rm_entry *e = read_find(cm, r, key, hash);
+    struct rm_entry *e = find_locked(m, key, hash, &via_dirty);
     if (e != NULL) {
         rc = entry_cas(m, e, expected, desired, boxp);
-    } else if (m->dirty != NULL &&
-               (e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash)) != NULL) {
-        rc = entry_cas(m, e, expected, desired, boxp);
-        if (rc != CHM_ENOMEM)
+        if (via_dirty && rc != CHM_ENOMEM)
             miss_locked(m);
     }
     chm__smr_read_unlock();
@@ -1369,13 +1372,8 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
     chm__smr_read_unlock();
     mu_lock(m);
     chm__smr_read_lock();
-    r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
-    e = read_find(cm, r, key, hash);
-    bool via_dirty = false;
-    if (e == NULL && m->dirty != NULL) {
-        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
-        via_dirty = e != NULL;
-    }
+    bool via_dirty;
+    e = find_locked(m, key, hash, &via_dirty);
     if (e == NULL) {
         rc = insert_new_locked(m, key, hash, 0, true, &e);
         if (rc != CHM_OK)
@@ -1510,14 +1508,10 @@ static int rm_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
     struct rm_entry *discard = NULL; /* never installed: freed after mu (entry_discard) */
     struct rm_entry *gone = NULL;    /* a dirty-only entry deleted: dies after mu */
     struct rm_box *was = NULL;
-    bool via_dirty = false, reserved = false;
+    bool via_dirty, reserved = false;
     mu_lock(m); /* outside any read section (see "Blocking"): fn may block */
-    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
-    struct rm_entry *e = read_find(cm, r, key, hash);
-    if (e == NULL && m->dirty != NULL) {
-        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
-        via_dirty = e != NULL;
-    }
+    struct rm_entry *e = find_locked(m, key, hash, &via_dirty);
+    uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu: as found */
     if (e != NULL) {
         if (!hold_locked(m, e, &was)) {
             rc = CHM_ENOMEM;
@@ -2042,22 +2036,31 @@ static void rm_destroy(chm *cm)
 
 /* ---- validation ------------------------------------------------------------------------- */
 
-enum {
-    RM_BAD_READ_TAG = -1,    /* read's shift differs from its index's */
-    RM_BAD_INDEX = -2,       /* a slot unreachable from its home, a wrong hash or count */
-    RM_BAD_RESERVED = -3,    /* a RESERVED or held entry outside a compute */
-    RM_BAD_EXPUNGED = -4,    /* an expunged entry while dirty is nil */
-    RM_BAD_AMENDED = -5,     /* amended without dirty */
-    RM_BAD_DIRTY_MISS = -6,  /* a non-expunged read entry missing from dirty */
-    RM_BAD_DIRTY_EXP = -7,   /* an expunged entry in dirty, or in dirty and read as another */
-    RM_BAD_NOT_AMENDED = -8, /* dirty holds a key read lacks, but not amended */
-    RM_BAD_SIZE = -9,        /* the live counter differs from the live entries */
-    RM_BAD_REFS = -10,       /* the current index has a successor, dead entries, or no ref */
-    RM_BAD_LOAD = -11,       /* an index above the maximum load */
-    RM_BAD_MISSES = -12,     /* misses counted without dirty */
-    RM_BAD_PROMOTE = -13,    /* amended and misses >= dirty's size: a promotion was missed */
-    RM_BAD_EXP_LIST = -14,   /* an expunged read entry not on the expunged list (it would leak
-                                at promotion), or a listed one not in the read index */
+/* The invariants rm_validate checks, one line each: the name it returns, the number (stable:
+ * messages print it) and what it means. rm_invariant's switch is generated from this table, so a
+ * number used twice does not compile (duplicate case). RM_BAD_EXP_LIST is either an expunged
+ * read entry missing from the expunged list (it would leak at promotion) or a listed one the
+ * read index does not hold. */
+#define RM_INVARIANTS(X)                                                                           \
+    X(RM_BAD_READ_TAG, -1, "read's shift differs from its index's")                                \
+    X(RM_BAD_INDEX, -2, "a slot unreachable from its home, a wrong hash or count")                 \
+    X(RM_BAD_RESERVED, -3, "a RESERVED or held entry outside a compute")                           \
+    X(RM_BAD_EXPUNGED, -4, "an expunged entry while dirty is nil")                                 \
+    X(RM_BAD_AMENDED, -5, "amended without dirty")                                                 \
+    X(RM_BAD_DIRTY_MISS, -6, "a non-expunged read entry missing from dirty")                       \
+    X(RM_BAD_DIRTY_EXP, -7, "an expunged entry in dirty, or dirty and read disagree")              \
+    X(RM_BAD_NOT_AMENDED, -8, "dirty holds a key read lacks, but not amended")                     \
+    X(RM_BAD_SIZE, -9, "the live counter differs from the live entries")                           \
+    X(RM_BAD_REFS, -10, "the current index has a successor, dead entries, or no ref")              \
+    X(RM_BAD_LOAD, -11, "an index above the maximum load")                                         \
+    X(RM_BAD_MISSES, -12, "misses counted without dirty")                                          \
+    X(RM_BAD_PROMOTE, -13, "amended and misses >= dirty's size (promotion missed)")                \
+    X(RM_BAD_EXP_LIST, -14, "expunged entries and the expunged list disagree")
+
+enum rm_invariant {
+#define RM_INVARIANT_ENUM(name, code, text) name = code,
+    RM_INVARIANTS(RM_INVARIANT_ENUM)
+#undef RM_INVARIANT_ENUM
 };
 
 static int index_check(chm *cm, const struct rm_index *t)
@@ -2153,20 +2156,10 @@ static int rm_validate(chm *cm)
 static const char *rm_invariant(int code)
 {
     switch (code) {
-    case RM_BAD_READ_TAG: return "read's shift differs from its index's";
-    case RM_BAD_INDEX: return "a slot unreachable from its home, a wrong hash or count";
-    case RM_BAD_RESERVED: return "a RESERVED or held entry outside a compute";
-    case RM_BAD_EXPUNGED: return "an expunged entry while dirty is nil";
-    case RM_BAD_AMENDED: return "amended without dirty";
-    case RM_BAD_DIRTY_MISS: return "a non-expunged read entry missing from dirty";
-    case RM_BAD_DIRTY_EXP: return "an expunged entry in dirty, or dirty and read disagree";
-    case RM_BAD_NOT_AMENDED: return "dirty holds a key read lacks, but not amended";
-    case RM_BAD_SIZE: return "the live counter differs from the live entries";
-    case RM_BAD_REFS: return "the current index has a successor, dead entries, or no ref";
-    case RM_BAD_LOAD: return "an index above the maximum load";
-    case RM_BAD_MISSES: return "misses counted without dirty";
-    case RM_BAD_PROMOTE: return "amended and misses >= dirty's size (promotion missed)";
-    case RM_BAD_EXP_LIST: return "expunged entries and the expunged list disagree";
+#define RM_INVARIANT_CASE(name, code, text)                                                        \
+    case name: return text;
+        RM_INVARIANTS(RM_INVARIANT_CASE)
+#undef RM_INVARIANT_CASE
     default: return NULL;
     }
 }
@@ -2237,12 +2230,12 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
     while (nstripes < opt->concurrency && nstripes < RM_MAX_STRIPES)
         nstripes <<= 1;
     m->stripe_mask = nstripes - 1;
-    m->stripe_stride = opt->packed ? sizeof(atomic_long) : CHM_CACHELINE;
+    m->stripe_stride = chm__cell_stride(opt->packed);
     m->stripes = chm__aligned_alloc(CHM_CACHELINE, nstripes * m->stripe_stride);
     if (m->stripes == NULL)
         goto nomem_domain;
     for (unsigned i = 0; i < nstripes; i++)
-        atomic_init((atomic_long *)(void *)(m->stripes + i * m->stripe_stride), 0);
+        atomic_init(chm__cell_at(m->stripes, m->stripe_stride, i), 0);
     m->entries = chm__pool_new(sizeof(struct rm_entry), nstripes);
     if (m->entries == NULL)
         goto nomem_stripes;

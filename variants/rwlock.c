@@ -66,8 +66,8 @@
 #include "reentry.h"
 #include "rwlock_lock.h"
 #include "sanitizers.h"
+#include "spin.h"
 
-#include <ck_pr.h>
 #include <ck_rwlock.h>
 #include <errno.h>
 #include <pthread.h>
@@ -93,13 +93,6 @@ _Static_assert(sizeof(((struct rw_map *)0)->lock) == CHM_CACHELINE,
                "operation touches that line anyway)");
 _Static_assert(offsetof(struct rw_map, g) - offsetof(struct rw_map, lock) >= CHM_CACHELINE,
                "the lock's line holds nothing else");
-
-struct rw_iter {
-    struct chm__iter_base base;
-    gomap_iter gi;
-    bool failed; /* ECONCURRENT is sticky */
-};
-CHM_ITER_STATIC_ASSERT(struct rw_iter);
 
 static struct rw_map *as_rw(chm *m)
 {
@@ -130,11 +123,6 @@ struct lock_impl {
  * spin, two threads at 90% reads ran 40x slower. */
 #define RW_SPIN_TRIES 100
 
-static inline void cpu_relax(void)
-{
-    ck_pr_stall(); /* the pause instruction */
-}
-
 /*
  * A spinning writer cannot win on try-lock alone against a thread that reads in a loop: the
  * reader count drops to zero and rises again within nanoseconds, so every trywrlock fails, the
@@ -152,11 +140,11 @@ static void pt_rdlock(struct rw_map *m)
     atomic_uint *spinning = &m->lock.pthread.writers_spinning;
     for (int i = 0; i < RW_SPIN_TRIES && atomic_load_explicit(spinning, memory_order_relaxed) != 0;
          i++)
-        cpu_relax();
+        chm__cpu_relax();
     for (int i = 0; i < RW_SPIN_TRIES; i++) {
         if (pthread_rwlock_tryrdlock(&m->lock.pthread.rw) == 0)
             return;
-        cpu_relax();
+        chm__cpu_relax();
     }
     CHM__LOCK_CALL(pthread_rwlock_rdlock(&m->lock.pthread.rw));
 }
@@ -173,7 +161,7 @@ static void pt_wrlock(struct rw_map *m)
             atomic_fetch_sub_explicit(spinning, 1, memory_order_relaxed);
             return;
         }
-        cpu_relax();
+        chm__cpu_relax();
     }
     /* asleep, glibc's writer preference holds readers back instead */
     atomic_fetch_sub_explicit(spinning, 1, memory_order_relaxed);
@@ -608,7 +596,7 @@ static uint64_t iter_start(struct rw_map *m)
 RW_INLINE int rw_iter_init(const struct lock_impl *L, chm_iter *it, chm *cm)
 {
     struct rw_map *m = as_rw(cm);
-    struct rw_iter *ri = (struct rw_iter *)(void *)it->opaque;
+    gomap_iter *gi = &gomap_chm_iter_of(it)->gi;
     int rc = CHM_OK;
     bool locked = rd_enter(L, m);
     if (gomap_growing(&m->g)) {
@@ -620,41 +608,27 @@ RW_INLINE int rw_iter_init(const struct lock_impl *L, chm_iter *it, chm *cm)
         }
         rc = chm__gomap_finish_growth(&m->g);
         if (rc == CHM_OK)
-            chm__gomap_iter_init(&ri->gi, &m->g, iter_start(m));
+            chm__gomap_iter_init(gi, &m->g, iter_start(m));
         if (locked)
             L->wrunlock(m);
     } else {
-        chm__gomap_iter_init(&ri->gi, &m->g, iter_start(m));
+        chm__gomap_iter_init(gi, &m->g, iter_start(m));
         if (locked)
             L->rdunlock(m);
     }
-    ri->failed = false;
     return rc;
 }
 
 RW_INLINE int rw_iter_next(const struct lock_impl *L, chm_iter *it, uint64_t *key, uint64_t *value)
 {
-    struct rw_iter *ri = (struct rw_iter *)(void *)it->opaque;
-    struct rw_map *m = as_rw(ri->base.m);
-    if (ri->failed)
-        return CHM_ECONCURRENT;
+    gomap_chm_iter *gi = gomap_chm_iter_of(it);
+    struct rw_map *m = as_rw(gi->base.m);
+    if (gi->gi.failed)
+        return CHM_ECONCURRENT; /* sticky: no need for the lock */
     bool locked = rd_enter(L, m);
-    uint64_t k, v;
-    int rc;
-    if (m->g.modcount != ri->gi.modcount) {
-        ri->failed = true;
-        rc = CHM_ECONCURRENT;
-    } else {
-        rc = chm__gomap_iter_next(&ri->gi, &k, &v);
-    }
+    int rc = chm__gomap_iter_next(&gi->gi, &m->g, key, value);
     if (locked)
         L->rdunlock(m);
-    if (rc == CHM_OK) {
-        if (key != NULL)
-            *key = k;
-        if (value != NULL)
-            *value = v;
-    }
     return rc;
 }
 

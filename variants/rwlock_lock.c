@@ -18,8 +18,8 @@
  * writers are kept apart by one more of those, with one permit, rather than by glibc's adaptive
  * mutex (PTHREAD_MUTEX_ADAPTIVE_NP, which spins and sleeps too): counted with callgrind
  * (tools/instr_count.sh), its lock and unlock calls cost about 60 instructions per write, most
- * of them its dispatch on the mutex type, the semaphore about 10. From Concurrency Kit,
- * ck_pr_stall is the pause in the spin loops.
+ * of them its dispatch on the mutex type, the semaphore about 10. The pause in the spin loops
+ * and the futex calls are src/spin.h's (Concurrency Kit's ck_pr_stall for the pause).
  *
  * HOW IT WORKS (Go's sync.RWMutex, with futex semaphores for Go's runtime semaphores)
  *
@@ -66,13 +66,10 @@
 #include "rwlock_lock.h"
 
 #include "reentry.h" /* chm__lock_failed */
+#include "spin.h"
 #include "torture.h"
 
-#include <ck_pr.h>
 #include <errno.h>
-#include <linux/futex.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 /* Pauses a waiter spends before sleeping: about as long as Go's sync.Mutex spins (4 rounds of
  * 30 pauses) and glibc's adaptive mutex (100 tries), a few microseconds: several critical
@@ -84,11 +81,6 @@ static atomic_uint_fast64_t rwl_futex_waits; /* relaxed: a statistic for tests *
 
 /* Misuse of the lock: as a pthread call that fails, it aborts with the call and the site. */
 #define RWL_MISUSE(err, what) chm__lock_failed((err), (what), __FILE__ ":" CHM__STR(__LINE__))
-
-static long rwl_futex(_Atomic uint32_t *word, int op, uint32_t val)
-{
-    return syscall(SYS_futex, (uint32_t *)word, op, val, NULL, NULL, 0);
-}
 
 /* ---- the semaphores ------------------------------------------------------------------------ */
 
@@ -111,7 +103,7 @@ static void sem_take(struct chm__rwl_sem *s)
          * and the other spinners read. */
         if (sem_try(s, atomic_load_explicit(&s->permits, memory_order_relaxed)))
             return;
-        ck_pr_stall();
+        chm__cpu_relax();
     }
     /* Seq_cst, this increment and the load of `permits` below: Dekker's pair with sem_post's
      * add to `permits` and load of `sleepers` (see the top). Were either weaker, the load here
@@ -128,7 +120,7 @@ static void sem_take(struct chm__rwl_sem *s)
         atomic_fetch_add_explicit(&rwl_futex_waits, 1, memory_order_relaxed);
         /* Sleeps only while the word is still 0 (EAGAIN otherwise); EINTR and spurious
          * wake-ups just look again. */
-        rwl_futex(&s->permits, FUTEX_WAIT_PRIVATE, 0);
+        chm__futex_wait(&s->permits, 0, NULL);
     }
     /* Relaxed: `sleepers` only tells posters whether to make the wake-up call; one that still
      * sees this thread counted makes a call that wakes nobody. */
@@ -141,7 +133,7 @@ static void sem_post(struct chm__rwl_sem *s, uint32_t n)
      * and a release, for sem_try's acquire. */
     atomic_fetch_add_explicit(&s->permits, n, memory_order_seq_cst);
     if (atomic_load_explicit(&s->sleepers, memory_order_seq_cst) != 0)
-        rwl_futex(&s->permits, FUTEX_WAKE_PRIVATE, n); /* a taker left over sleeps again */
+        chm__futex_wake(&s->permits, n); /* a taker left over sleeps again */
 }
 
 /* ---- the lock -------------------------------------------------------------------------------- */

@@ -795,30 +795,64 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
     return rc;
 }
 
-/* Segment.remove: unlink under the lock; the node is retired with its key and value. */
-static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
+/* The entry of the writers that never insert (seg_remove, seg_remove_if, seg_replace: Java 7's
+ * Segment.remove and replace), in two steps because seg_replace allocates between them. First:
+ * *@s = @hash's segment; false when it has no table -- it has never held a key, so the key is
+ * absent, linearizable at this load, and no lock is taken. Acquire pairs with the table's
+ * publication (ensure_table's CAS). */
+static inline bool segment_written(struct seg_map *m, uint64_t hash, struct segment **s)
+{
+    *s = segment_for(m, hash);
+    return atomic_load_explicit(&(*s)->table, memory_order_acquire) != NULL;
+}
+
+/* Then: take @s's lock (nothing to preallocate) and find the key in its current table: its node
+ * or NULL, and in *link the link that points to it (for unlink_node). */
+static inline struct seg_node *lock_find(struct seg_map *m, struct segment *s, uint64_t hash,
+                                         uint64_t key, _Atomic(struct seg_node *) **link)
+{
+    scan_and_lock(m, s, hash, key, NULL);
+    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed); /* locked */
+    return find_link(&m->base, t, hash, key, link);
+}
+
+/* Java 7's Segment.remove(key, hash, value), which serves both removals: unlink the key's node
+ * under the lock -- when @cv (chm_remove_if), only if it holds @expected -- and retire it with
+ * its key and value (release / value_free after the grace period). The lock-free pre-check is
+ * segment_written's (no table, no key); otherwise the compare and the unlink happen under the
+ * lock, the linearization point of every outcome. Allocates nothing. Inline into both callers,
+ * so each compiles for its own @cv. */
+static inline __attribute__((always_inline)) int remove_node(chm *cm, uint64_t key, bool cv,
+                                                             uint64_t expected, uint64_t *old)
 {
     struct seg_map *m = as_seg(cm);
     if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key);
-    struct segment *s = segment_for(m, hash);
-    /* Acquire pairs with the table's publication; an absent table means an absent key. */
-    if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
+    struct segment *s;
+    if (!segment_written(m, hash, &s))
         return CHM_NOTFOUND;
-    scan_and_lock(m, s, hash, key, NULL);
     _Atomic(struct seg_node *) *link;
-    struct seg_node *e =
-        find_link(cm, atomic_load_explicit(&s->table, memory_order_relaxed), hash, key, &link);
+    struct seg_node *e = lock_find(m, s, hash, key, &link);
     int rc = CHM_NOTFOUND;
     if (e != NULL) {
-        uint64_t v = unlink_node(m, s, link, e);
-        if (old != NULL)
-            *old = v;
-        rc = CHM_OK;
+        if (cv && atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
+            rc = CHM_EXISTS;
+        } else {
+            uint64_t v = unlink_node(m, s, link, e);
+            if (old != NULL)
+                *old = v;
+            rc = CHM_OK;
+        }
     }
     unlock(s);
     return rc;
+}
+
+/* chm_remove: Segment.remove(key, hash, null). */
+static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
+{
+    return remove_node(cm, key, false, 0, old);
 }
 
 /* Segment.replace(key, hash, oldValue, newValue). */
@@ -828,14 +862,14 @@ static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desire
     if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key);
-    struct segment *s = segment_for(m, hash);
-    if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
+    struct segment *s;
+    if (!segment_written(m, hash, &s))
         return CHM_NOTFOUND;
     chm_value_retire *rec = NULL; /* none when desired == expected: the value stays */
     if (expected != desired && !chm__value_retire_reserve(cm, &rec))
         return CHM_ENOMEM;
-    scan_and_lock(m, s, hash, key, NULL);
-    struct seg_node *e = find(cm, atomic_load_explicit(&s->table, memory_order_relaxed), hash, key);
+    _Atomic(struct seg_node *) *link; /* unused: a replace unlinks nothing */
+    struct seg_node *e = lock_find(m, s, hash, key, &link);
     int rc = CHM_NOTFOUND;
     if (e != NULL) {
         if (atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
@@ -929,36 +963,11 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
     return rc;
 }
 
-/* chm_remove_if: Java 7's Segment.remove(key, hash, value), the mirror of seg_replace. The same
- * lock-free pre-check as seg_remove (a segment without a table has never held a key: CHM_NOTFOUND,
- * linearizable at that load); otherwise the compare and the unlink happen under the lock, which
- * is the linearization point of every outcome. Allocates nothing: the node is retired with its
- * value, which is @expected. */
+/* chm_remove_if: Segment.remove(key, hash, value), the mirror of seg_replace. The node is
+ * retired with its value, which is @expected. */
 static int seg_remove_if(chm *cm, uint64_t key, uint64_t expected)
 {
-    struct seg_map *m = as_seg(cm);
-    if (chm__reentry_refuses_write(cm))
-        return CHM_EDEADLK;
-    uint64_t hash = chm__hash(cm, key);
-    struct segment *s = segment_for(m, hash);
-    /* Acquire pairs with the table's publication; an absent table means an absent key. */
-    if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
-        return CHM_NOTFOUND;
-    scan_and_lock(m, s, hash, key, NULL);
-    _Atomic(struct seg_node *) *link;
-    struct seg_node *e =
-        find_link(cm, atomic_load_explicit(&s->table, memory_order_relaxed), hash, key, &link);
-    int rc = CHM_NOTFOUND;
-    if (e != NULL) {
-        if (atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
-            rc = CHM_EXISTS;
-        } else {
-            (void)unlink_node(m, s, link, e);
-            rc = CHM_OK;
-        }
-    }
-    unlock(s);
-    return rc;
+    return remove_node(cm, key, true, expected, NULL);
 }
 
 /*
@@ -1167,6 +1176,26 @@ static void seg_iter_fini(chm_iter *it)
 
 /* ---- self-check ------------------------------------------------------------------------- */
 
+/* The invariants seg_validate checks, one line each: the name it returns, the number (stable:
+ * messages print it) and what it means. seg_invariant's switch is generated from this table, so a
+ * number used twice does not compile (duplicate case). */
+#define SEG_INVARIANTS(X)                                                                          \
+    X(SEG_INV_COUNT, -1, "a segment's count differs from its chains")                              \
+    X(SEG_INV_HASH, -2, "stale hash in a node")                                                    \
+    X(SEG_INV_WRONG_BIN, -3, "node in the wrong bin or segment")                                   \
+    X(SEG_INV_DUPLICATE, -4, "duplicate key in a chain")                                           \
+    X(SEG_INV_NOT_GROWN, -5, "table above its threshold (a rehash was missed)")                    \
+    X(SEG_INV_LOCKED, -6, "a segment lock still held")                                             \
+    X(SEG_INV_MODCOUNT, -7, "modcount below count")                                                \
+    X(SEG_INV_TABLE_SHAPE, -8, "table size or threshold malformed")                                \
+    X(SEG_INV_KEY_BYTES, -9, "a segment's stored-key byte count differs from its chains")
+
+enum seg_invariant {
+#define SEG_INVARIANT_ENUM(name, code, text) name = code,
+    SEG_INVARIANTS(SEG_INVARIANT_ENUM)
+#undef SEG_INVARIANT_ENUM
+};
+
 static int seg_validate(chm *cm)
 {
     struct seg_map *m = as_seg(cm);
@@ -1175,36 +1204,36 @@ static int seg_validate(chm *cm)
         struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
         size_t n = 0, kb = 0;
         if (pthread_mutex_trylock(&s->lock) != 0)
-            return -6; /* a segment lock still held */
+            return SEG_INV_LOCKED;
         CHM__LOCK_CALL(pthread_mutex_unlock(&s->lock));
         if (atomic_load_explicit(&s->modcount, memory_order_relaxed) <
             atomic_load_explicit(&s->count, memory_order_relaxed))
-            return -7; /* fewer modifications than entries */
+            return SEG_INV_MODCOUNT;
         if (t != NULL) {
             size_t nbins = t->mask + 1;
             if ((nbins & t->mask) != 0 || nbins < m->initial_capacity ||
                 t->threshold != nbins - nbins / 4)
-                return -8; /* table size or threshold malformed */
+                return SEG_INV_TABLE_SHAPE;
             for (size_t b = 0; b <= t->mask; b++) {
                 for (struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_acquire);
                      e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire)) {
                     if (e->hash != chm__hash(cm, e->key))
-                        return -2; /* stale hash */
+                        return SEG_INV_HASH;
                     if ((e->hash & t->mask) != b || segment_for(m, e->hash) != s)
-                        return -3; /* node in the wrong bin or segment */
+                        return SEG_INV_WRONG_BIN;
                     if (find(cm, t, e->hash, e->key) != e)
-                        return -4; /* duplicate key in a chain */
+                        return SEG_INV_DUPLICATE;
                     n++;
                     kb += key_bytes(m, e->key);
                 }
             }
             if (n > t->threshold && t->mask + 1 < MAX_SEGMENT_TABLE_CAPACITY)
-                return -5; /* should have grown */
+                return SEG_INV_NOT_GROWN;
         }
         if (n != atomic_load_explicit(&s->count, memory_order_relaxed))
-            return -1; /* count disagrees with the chains */
+            return SEG_INV_COUNT;
         if (kb != atomic_load_explicit(&m->cold[i].key_bytes, memory_order_relaxed))
-            return -9; /* key-copy bytes disagree with the chains */
+            return SEG_INV_KEY_BYTES;
     }
     return 0;
 }
@@ -1212,15 +1241,10 @@ static int seg_validate(chm *cm)
 static const char *seg_invariant(int code)
 {
     switch (code) {
-    case -1: return "a segment's count differs from its chains";
-    case -2: return "stale hash in a node";
-    case -3: return "node in the wrong bin or segment";
-    case -4: return "duplicate key in a chain";
-    case -5: return "table above its threshold (a rehash was missed)";
-    case -6: return "a segment lock still held";
-    case -7: return "modcount below count";
-    case -8: return "table size or threshold malformed";
-    case -9: return "a segment's stored-key byte count differs from its chains";
+#define SEG_INVARIANT_CASE(name, code, text)                                                       \
+    case name: return text;
+        SEG_INVARIANTS(SEG_INVARIANT_CASE)
+#undef SEG_INVARIANT_CASE
     default: return NULL;
     }
 }

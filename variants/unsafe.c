@@ -58,13 +58,6 @@ struct unsafe_map {
     gomap g;
 };
 
-struct unsafe_iter {
-    struct chm__iter_base base;
-    gomap_iter gi;
-    bool failed; /* ECONCURRENT is sticky */
-};
-CHM_ITER_STATIC_ASSERT(struct unsafe_iter);
-
 static struct unsafe_map *as_unsafe(chm *m)
 {
     return (struct unsafe_map *)m;
@@ -395,7 +388,6 @@ static int unsafe_clear(chm *cm)
 static int unsafe_iter_init(chm_iter *it, chm *cm)
 {
     struct unsafe_map *m = as_unsafe(cm);
-    struct unsafe_iter *ui = (struct unsafe_iter *)(void *)it->opaque;
     if (gomap_growing(&m->g)) { /* finishing the growth is a write */
         if (!write_begin(m))
             return race(m, RACE_ITER);
@@ -414,30 +406,17 @@ static int unsafe_iter_init(chm_iter *it, chm *cm)
     uint64_t rnd =
         chm__mix64(atomic_load_explicit(&m->iter_rnd, memory_order_relaxed) + 1, m->base.seed);
     atomic_store_explicit(&m->iter_rnd, rnd, memory_order_relaxed);
-    chm__gomap_iter_init(&ui->gi, &m->g, rnd);
-    ui->failed = false;
+    chm__gomap_iter_init(&gomap_chm_iter_of(it)->gi, &m->g, rnd);
     return CHM_OK;
 }
 
 static int unsafe_iter_next(chm_iter *it, uint64_t *key, uint64_t *value)
 {
-    struct unsafe_iter *ui = (struct unsafe_iter *)(void *)it->opaque;
-    struct unsafe_map *m = as_unsafe(ui->base.m);
+    gomap_chm_iter *gi = gomap_chm_iter_of(it);
+    struct unsafe_map *m = as_unsafe(gi->base.m);
     if (chm_unlikely(writer_active(m)))
         return race(m, RACE_ITER);
-    if (ui->failed || m->g.modcount != ui->gi.modcount) {
-        ui->failed = true;
-        return CHM_ECONCURRENT;
-    }
-    uint64_t k, v;
-    int rc = chm__gomap_iter_next(&ui->gi, &k, &v);
-    if (rc == CHM_OK) {
-        if (key != NULL)
-            *key = k;
-        if (value != NULL)
-            *value = v;
-    }
-    return rc;
+    return chm__gomap_iter_next(&gi->gi, &m->g, key, value);
 }
 
 static void unsafe_iter_fini(chm_iter *it)

@@ -8,7 +8,7 @@
  *                 the cleared entries are released): every lookup, integer-key and generic,
  *                 misses, and the table validates -- the lookup has no test for that state, it
  *                 reads one shared empty bucket with index mask 0 (a mask left at the detached
- *                 array's size would read past that bucket: the validation catches it, code -7);
+ *                 array's size would read past that bucket: the validation catches it, code -11);
  *   growing       lookups while an incremental growth is under way (oldbuckets set: the
  *                 integer-key lookup's out-of-line path) find every key, in evacuated and not
  *                 yet evacuated old buckets alike.

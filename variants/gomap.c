@@ -1048,7 +1048,8 @@ int chm__gomap_iter_next(gomap_iter *it, const gomap *g, uint64_t *key, uint64_t
     X(GOMAP_INV_NOVERFLOW, -8, "noverflow differs from the overflow buckets in the chains")        \
     X(GOMAP_INV_HEAP_OVERFLOW, -9,                                                                 \
       "heap_overflow differs from the overflow buckets malloc'd apart")                            \
-    X(GOMAP_INV_KEY_BYTES, -10, "key_bytes differs from the stored key copies")
+    X(GOMAP_INV_KEY_BYTES, -10, "key_bytes differs from the stored key copies")                    \
+    X(GOMAP_INV_MASK, -11, "bucket_mask differs from the array (2^B - 1, or 0 without one)")
 
 enum gomap_invariant {
 #define GOMAP_INVARIANT_ENUM(name, code, text) name = code,
@@ -1100,7 +1101,7 @@ int chm__gomap_validate(const gomap *g)
     if (g->oldbuckets == NULL && g->same_size_grow)
         return GOMAP_INV_GROWTH; /* growth state without growth */
     if (has_array(g) ? g->bucket_mask != bucket_shift(g->B) - 1 : g->bucket_mask != 0)
-        return GOMAP_INV_GROWTH; /* the lookup mask does not match the array */
+        return GOMAP_INV_MASK;
     if (has_array(g)) {
         size_t n = bucket_shift(g->B);
         size_t oldn = g->oldbuckets != NULL ? noldbuckets(g) : 0;

@@ -63,7 +63,7 @@ typedef uint32_t bl_hash_t;
 #define BL_HASH_BITS ((bl_hash_t)0x7fffffffu)
 #define BL_MOVED ((bl_hash_t)0xffffffffu)    /* ForwardingNode: the bin moved to the next table */
 #define BL_TREEBIN ((bl_hash_t)0xfffffffeu)  /* TreeBin: the bin is a red-black tree */
-#define BL_RESERVED ((bl_hash_t)0xfffffffdu) /* ReservationNode: compute_if_absent on an empty bin */
+#define BL_RESERVED ((bl_hash_t)0xfffffffdu) /* ReservationNode: compute_if_absent, empty bin */
 
 _Static_assert(BL_MOVED > BL_TREEBIN && BL_TREEBIN > BL_RESERVED && BL_RESERVED > BL_HASH_BITS,
                "the kinds are the three largest hashes, above every real one (bl_special)");

@@ -187,6 +187,24 @@ CHM_HIDDEN void *chm__calloc_at(size_t n, size_t size, const char *site);
 CHM_HIDDEN void *chm__aligned_alloc_at(size_t align, size_t size, const char *site);
 CHM_HIDDEN void chm__free(void *p);
 
+/* Invariant tables. A backend lists its self-check's codes once, as X(NAME, code, "meaning")
+ * entries of one macro (binlock.h's BL_INVARIANTS); these expand a list into its enum and into
+ * the function that names a code for messages (the chm_ops.invariant of the backend). */
+#define CHM__INVARIANT_ENUMERATOR(name, code, text) name = code,
+#define CHM__INVARIANT_CASE(name, code, text)                                                      \
+    case name:                                                                                     \
+        return text;
+#define CHM__INVARIANT_ENUM(tag, LIST) enum tag { LIST(CHM__INVARIANT_ENUMERATOR) }
+#define CHM__INVARIANT_NAMER(fn, LIST)                                                             \
+    const char *fn(int code)                                                                       \
+    {                                                                                              \
+        switch (code) {                                                                            \
+            LIST(CHM__INVARIANT_CASE)                                                              \
+        default:                                                                                   \
+            return NULL;                                                                           \
+        }                                                                                          \
+    }
+
 /* Check a quiescent map's internal invariants (no operation may run concurrently): 0 when
  * sound, a negative backend-specific code for the first broken invariant. For tests. */
 CHM_HIDDEN int chm__validate(chm *m);

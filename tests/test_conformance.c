@@ -1359,6 +1359,35 @@ static void ctx_cb(uint64_t value, void *ctx)
     slot[1] += value;
 }
 
+/* The self-check's codes are named (chm__invariant, from each backend's invariant table): 0 is
+ * "sound", every code the table lists has its own non-empty text, and a code outside it is
+ * "unknown invariant". A backend with a self-check names at least one code. */
+static void test_invariant_names(const chm_backend *b)
+{
+    chm *m = chm_new(b, NULL);
+    if (!CHECK(m != NULL))
+        return;
+    CHECK(strcmp(chm__invariant(m, 0), "sound") == 0);
+    CHECK(strcmp(chm__invariant(m, 1), "unknown invariant") == 0);
+    CHECK(strcmp(chm__invariant(m, -100000), "unknown invariant") == 0);
+    const char *seen[128];
+    int named = 0;
+    for (int code = -1; code >= -128; code--) {
+        const char *t = chm__invariant(m, code);
+        if (strcmp(t, "unknown invariant") == 0)
+            continue;
+        if (!CHECK(t[0] != '\0'))
+            FAIL("%s: code %d has an empty text", b->name, code);
+        for (int i = 0; i < named; i++)
+            if (!CHECK(strcmp(seen[i], t) != 0))
+                FAIL("%s: code %d repeats the text \"%s\"", b->name, code, t);
+        seen[named++] = t;
+    }
+    if (m->ops->validate != NULL && !CHECK(named > 0))
+        FAIL("%s: a self-check whose codes have no names", b->name);
+    chm_free(m);
+}
+
 static void test_value_free_ctx(const chm_backend *b)
 {
     uint64_t acc[2] = {0, 0};
@@ -4167,6 +4196,7 @@ int main(int argc, char **argv)
     tl_each_backend("extreme_keys_values", test_extreme_keys_values, NULL);
     tl_each_backend("value_free_exact", test_value_free_exact, NULL);
     tl_each_backend("value_free_ctx", test_value_free_ctx, NULL);
+    tl_each_backend("invariant_names", test_invariant_names, NULL);
     tl_each_backend("same_value_stays", test_same_value_stays, NULL);
     tl_each_backend("same_pointer_value", test_same_pointer_value, NULL);
     tl_each_backend("compute_if_absent", test_compute_if_absent, NULL);

@@ -652,11 +652,7 @@ CHM_HIDDEN int chm__bl_tree_check(const chm *m, struct bl_treebin *tb, size_t *c
     X(BL_INV_TREE_UNFOUND, -50, "tree: a list node the tree does not find")                        \
     X(BL_INV_TREE_COUNT, -51, "tree: list, tree and count disagree")
 
-enum bl_invariant {
-#define BL_INVARIANT_ENUM(name, code, text) name = code,
-    BL_INVARIANTS(BL_INVARIANT_ENUM)
-#undef BL_INVARIANT_ENUM
-};
+CHM__INVARIANT_ENUM(bl_invariant, BL_INVARIANTS);
 
 /* chm__validate for binlock: 0, or the first broken invariant (quiescent). */
 CHM_HIDDEN int chm__bl_validate(chm *m);

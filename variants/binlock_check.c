@@ -136,16 +136,7 @@ int chm__bl_validate(chm *cm)
     return 0;
 }
 
-const char *chm__bl_invariant(int code)
-{
-    switch (code) {
-#define BL_INVARIANT_CASE(name, code, text)                                                        \
-    case name: return text;
-        BL_INVARIANTS(BL_INVARIANT_CASE)
-#undef BL_INVARIANT_CASE
-    default: return NULL;
-    }
-}
+CHM__INVARIANT_NAMER(chm__bl_invariant, BL_INVARIANTS)
 
 void chm__binlock_stats(chm *cm, struct chm__binlock_stats *out)
 {

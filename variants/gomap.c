@@ -1051,11 +1051,7 @@ int chm__gomap_iter_next(gomap_iter *it, const gomap *g, uint64_t *key, uint64_t
     X(GOMAP_INV_KEY_BYTES, -10, "key_bytes differs from the stored key copies")                    \
     X(GOMAP_INV_MASK, -11, "bucket_mask differs from the array (2^B - 1, or 0 without one)")
 
-enum gomap_invariant {
-#define GOMAP_INVARIANT_ENUM(name, code, text) name = code,
-    GOMAP_INVARIANTS(GOMAP_INVARIANT_ENUM)
-#undef GOMAP_INVARIANT_ENUM
-};
+CHM__INVARIANT_ENUM(gomap_invariant, GOMAP_INVARIANTS);
 
 static int validate_chain(const gomap *g, const gomap_bucket *b, size_t index, size_t mask,
                           size_t *live, size_t *kbytes)
@@ -1148,13 +1144,4 @@ int chm__gomap_validate(const gomap *g)
     return kbytes == g->key_bytes ? 0 : GOMAP_INV_KEY_BYTES;
 }
 
-const char *chm__gomap_invariant(int code)
-{
-    switch (code) {
-#define GOMAP_INVARIANT_CASE(name, code, text)                                                     \
-    case name: return text;
-        GOMAP_INVARIANTS(GOMAP_INVARIANT_CASE)
-#undef GOMAP_INVARIANT_CASE
-    default: return NULL;
-    }
-}
+CHM__INVARIANT_NAMER(chm__gomap_invariant, GOMAP_INVARIANTS)

@@ -2057,11 +2057,7 @@ static void rm_destroy(chm *cm)
     X(RM_BAD_PROMOTE, -13, "amended and misses >= dirty's size (promotion missed)")                \
     X(RM_BAD_EXP_LIST, -14, "expunged entries and the expunged list disagree")
 
-enum rm_invariant {
-#define RM_INVARIANT_ENUM(name, code, text) name = code,
-    RM_INVARIANTS(RM_INVARIANT_ENUM)
-#undef RM_INVARIANT_ENUM
-};
+CHM__INVARIANT_ENUM(rm_invariant, RM_INVARIANTS);
 
 static int index_check(chm *cm, const struct rm_index *t)
 {
@@ -2153,16 +2149,7 @@ static int rm_validate(chm *cm)
     return live_sum(m) == live ? 0 : RM_BAD_SIZE;
 }
 
-static const char *rm_invariant(int code)
-{
-    switch (code) {
-#define RM_INVARIANT_CASE(name, code, text)                                                        \
-    case name: return text;
-        RM_INVARIANTS(RM_INVARIANT_CASE)
-#undef RM_INVARIANT_CASE
-    default: return NULL;
-    }
-}
+static CHM__INVARIANT_NAMER(rm_invariant, RM_INVARIANTS)
 
 int chm__readmostly_stats(chm *cm, struct chm__rm_stats *out)
 {

@@ -1190,11 +1190,7 @@ static void seg_iter_fini(chm_iter *it)
     X(SEG_INV_TABLE_SHAPE, -8, "table size or threshold malformed")                                \
     X(SEG_INV_KEY_BYTES, -9, "a segment's stored-key byte count differs from its chains")
 
-enum seg_invariant {
-#define SEG_INVARIANT_ENUM(name, code, text) name = code,
-    SEG_INVARIANTS(SEG_INVARIANT_ENUM)
-#undef SEG_INVARIANT_ENUM
-};
+CHM__INVARIANT_ENUM(seg_invariant, SEG_INVARIANTS);
 
 static int seg_validate(chm *cm)
 {
@@ -1238,16 +1234,7 @@ static int seg_validate(chm *cm)
     return 0;
 }
 
-static const char *seg_invariant(int code)
-{
-    switch (code) {
-#define SEG_INVARIANT_CASE(name, code, text)                                                       \
-    case name: return text;
-        SEG_INVARIANTS(SEG_INVARIANT_CASE)
-#undef SEG_INVARIANT_CASE
-    default: return NULL;
-    }
-}
+static CHM__INVARIANT_NAMER(seg_invariant, SEG_INVARIANTS)
 
 /* ---- life cycle ------------------------------------------------------------------------- */
 

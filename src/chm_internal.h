@@ -200,8 +200,7 @@ CHM_HIDDEN void chm__free(void *p);
     {                                                                                              \
         switch (code) {                                                                            \
             LIST(CHM__INVARIANT_CASE)                                                              \
-        default:                                                                                   \
-            return NULL;                                                                           \
+        default: return NULL;                                                                      \
         }                                                                                          \
     }
 

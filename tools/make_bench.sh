@@ -77,23 +77,29 @@ plots() {
         ln -sfn "$n" "$RESULTS/${n%-"$ts".png}-latest.png"
     done
 }
-# goals NAME FILE...: the goals table of FILEs in RESULTS/NAME-<time>.md, with a -latest link
+# report NAME TITLE SCRIPT FILE...: tools/SCRIPT's Markdown for FILEs, shown under TITLE and kept
+# in RESULTS/NAME-<time>.md with a -latest link
+report() {
+    local name=$1 title=$2 script=$3
+    shift 3
+    echo
+    echo "==== $title"
+    "$PYTHON" "tools/$script" "$@" | tee "$RESULTS/$name-$ts.md"
+    ln -sfn "$name-$ts.md" "$RESULTS/$name-latest.md"
+}
+# goals NAME FILE...: the goals table (tools/bench_summary.py)
 goals() {
     local name=$1
     shift
-    echo
-    echo "==== performance goals (docs/benchmarks.md), as ratios of this run's Scores"
-    "$PYTHON" tools/bench_summary.py "$@" | tee "$RESULTS/$name-$ts.md"
-    ln -sfn "$name-$ts.md" "$RESULTS/$name-latest.md"
+    report "$name" "performance goals (docs/benchmarks.md), as ratios of this run's Scores" \
+        bench_summary.py "$@"
 }
-# tables NAME FILE...: make compare's ratio tables of FILEs in RESULTS/NAME-<time>.md, -latest link
+# tables NAME FILE...: make compare's ratio and Score tables (tools/compare_tables.py)
 tables() {
     local name=$1
     shift
-    echo
-    echo "==== chm backend / original and best chm / peer, as ratios of this run's Scores"
-    "$PYTHON" tools/compare_tables.py "$@" | tee "$RESULTS/$name-$ts.md"
-    ln -sfn "$name-$ts.md" "$RESULTS/$name-latest.md"
+    report "$name" "chm backend / original and best chm / peer, as ratios of this run's Scores" \
+        compare_tables.py "$@"
 }
 
 case $what in

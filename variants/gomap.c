@@ -311,7 +311,6 @@ static inline gomap_bucket *home_bucket(const gomap *g, uint64_t hash)
     return b;
 }
 
-
 /* A bucket's eight tophash bytes as one word, byte i (slot i) in bits 8i..8i+7. */
 static inline uint64_t tophash_word(const gomap_bucket *b)
 {
@@ -452,7 +451,6 @@ static int hash_grow(gomap *g)
     g->oldbuckets = g->buckets;
     g->old_nalloc = g->nalloc;
     g->B = (uint8_t)(g->B + bigger);
-    g->bucket_mask = bucket_shift(g->B) - 1;
     g->same_size_grow = !bigger;
     set_array(g, arr, nalloc);
     g->nevacuate = 0;

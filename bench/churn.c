@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * churn.c - the `churn` benchmark (issue 13): keys inserted and removed forever by T writer
+ * churn.c - the `churn` benchmark: keys inserted and removed forever by T writer
  * threads (default 2) for `duration` seconds (default 60), to show that a map frees what it
  * retires as fast as its writers retire it: the objects removed but not yet freed
  * (chm_stats.pending), the map's bytes and the process's RSS stay flat after a warm-up instead

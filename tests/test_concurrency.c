@@ -21,7 +21,7 @@
  *   string_keys_churn string keys put / removed / read from four threads through buffers that
  *                     are overwritten after each call; size and iteration consistent at the end
  *   compute_counter   two threads chm_compute +1 on one key a million times each: the key ends
- *                     at exactly 2,000,000 (issue 14's guarantee, always run and asserted in
+ *                     at exactly 2,000,000 (chm_compute's atomicity, always run and asserted in
  *                     full in the plain build; scaled under sanitizers), fn ran once per call,
  *                     value_free saw every replaced count once
  *   compute_counters_growing  four threads increment 64 keys with chm_compute while inserting

@@ -52,7 +52,7 @@
  *                        order (asserted for the fail-fast backends, which are built on Go's
  *                        table)
  *
- * The calls of issue 14, exactly:
+ * The capabilities, chm_options.size and the calls beyond get / put / remove, exactly:
  *   caps_registry        chm_backend_caps(NULL) == 0; THREAD_SAFE == chm_backend_thread_safe;
  *                        RACE_DETECT iff not thread-safe; the bits' implications hold
  *   options_size         chm_options.size: NULL, zeroed (size 0), sizeof and sizeof + 8 with a
@@ -1951,7 +1951,7 @@ static void test_compute_cross_map(const chm_backend *b)
 
 /* =============================================================================================
  * chm_compute, chm_remove_if, chm_clear, chm_visit, chm_stats_get, chm_backend_caps and
- * chm_options.size (issue 14). Written against what the backends guarantee (chm_backend_caps),
+ * chm_options.size. Written against what the backends guarantee (chm_backend_caps),
  * never their names.
  * ========================================================================================== */
 
@@ -4209,7 +4209,7 @@ int main(int argc, char **argv)
     tl_each_backend("string_keys", test_string_keys, NULL);
     tl_each_backend("huge_capacity", test_huge_capacity, NULL);
     tl_each_backend("fixed_seed_order", test_fixed_seed_order, NULL);
-    /* issue 14: the new calls, caps and chm_options.size */
+    /* the calls beyond get / put / remove, caps and chm_options.size */
     tl_run("caps_registry", test_caps_registry, NULL);
     tl_each_backend("options_size", test_options_size, NULL);
     tl_each_backend("compute_actions", test_compute_actions, NULL);

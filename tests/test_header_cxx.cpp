@@ -77,7 +77,7 @@ static_assert(std::is_same<decltype(&chm_stats_get), int (*)(chm *, chm_stats *)
 static_assert(std::is_same<decltype(&chm_backend_caps), unsigned (*)(const chm_backend *)>::value,
               "chm_backend_caps");
 static_assert(std::is_standard_layout<chm_stats>::value, "chm_stats is a C struct");
-static_assert(CHM_EDEADLK == -5 && CHM_COMPUTE_KEEP == 0, "codes of issue 14");
+static_assert(CHM_EDEADLK == -5 && CHM_COMPUTE_KEEP == 0, "status and compute codes");
 static_assert(std::is_same<decltype(&chm_size), size_t (*)(chm *)>::value, "chm_size");
 static_assert(std::is_same<decltype(&chm_iter_init), int (*)(chm_iter *, chm *)>::value,
               "chm_iter_init");

@@ -187,6 +187,8 @@ struct bin {
 BL_INLINE enum bin_found lock_bin(struct bl_map *m, struct bin *b, bl_hash_t h, uint64_t key,
                                   unsigned how, enum writer who);
 BL_INLINE void unlock_bin(struct bl_map *m, struct bin *b, long bin_count, int rc);
+BL_INLINE struct bl_node *bin_lookup(const chm *cm, const struct bin *b, bl_hash_t h, uint64_t key,
+                                     struct bl_treebin **tb, long *count, struct bl_node **pred);
 BL_INLINE struct bl_node *list_lookup(const chm *cm, struct bl_node *f, bl_hash_t h, uint64_t key,
                                       long *count, struct bl_node **pred);
 BL_INLINE void push_head(struct bin *b, struct bl_node *node);
@@ -304,6 +306,9 @@ static __attribute__((noinline)) int get_from_head(chm *cm, chm__smr_reader *r, 
 
 /* ---- put, put_if_absent (putVal) -------------------------------------------------------------- */
 
+/* The locked bin is searched here branch by branch, TreeBin first, rather than through
+ * bin_lookup as the other writers do: put's overwrite is the hot write path, and GCC lays this
+ * form out two instructions shorter (tools/instr_count.sh, put). */
 static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_absent,
                    uint64_t *prev)
 {
@@ -418,16 +423,10 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, bool cv, ui
     chm__smr_read_lock();
     struct bin b = {.t = current_table(m)};
     if (lock_bin(m, &b, h, key, 0, WRITER_REMOVE) == BIN_LOCKED) {
-        struct bl_node *e, *pred = NULL;
-        struct bl_treebin *tb = NULL;
-        if (b.f->hash == BL_TREEBIN) {
-            tb = bl_treebin_of(b.f);
-            struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-            e = p != NULL ? &p->n : NULL;
-        } else {
-            long walked;
-            e = list_lookup(cm, b.f, h, key, &walked, &pred);
-        }
+        struct bl_node *pred = NULL;
+        struct bl_treebin *tb;
+        long walked;
+        struct bl_node *e = bin_lookup(cm, &b, h, key, &tb, &walked, &pred);
         if (e != NULL) {
             uint64_t ev = locked_value(e);
             if (!remove) {
@@ -516,14 +515,13 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
         bin_count = 1;
         inserted = true;
         rc = CHM_OK;
-    } else if (b.f->hash == BL_TREEBIN) {
-        bin_count = 2;
-        struct bl_treebin *tb = bl_treebin_of(b.f);
-        struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-        if (p != NULL) {
-            v = locked_value(&p->n);
+    } else {
+        struct bl_treebin *tb;
+        struct bl_node *e = bin_lookup(cm, &b, h, key, &tb, &bin_count, NULL);
+        if (e != NULL) {
+            v = locked_value(e);
             rc = CHM_EXISTS;
-        } else {
+        } else if (tb != NULL) {
             struct bl_node *x = chm__bl_new_node(m, h, key, 0, true);
             if (x == NULL) {
                 rc = CHM_ENOMEM; /* before the function: it does not run */
@@ -535,13 +533,6 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
                 inserted = true;
                 rc = CHM_OK;
             }
-        }
-        unlock_bin(m, &b, bin_count, rc);
-    } else {
-        struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, NULL);
-        if (e != NULL) {
-            v = locked_value(e);
-            rc = CHM_EXISTS;
         } else if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
             rc = CHM_ENOMEM; /* before the function: it does not run */
         } else {
@@ -623,43 +614,30 @@ static int bl_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
         }
         res = NULL;
         bin_count = 1;
-    } else if (b.f->hash == BL_TREEBIN) {
-        bin_count = 2;
-        struct bl_treebin *tb = bl_treebin_of(b.f);
-        struct bl_tnode *p = chm__bl_tree_lookup(cm, tb, h, key);
-        if (p != NULL) {
-            rc = compute_present(m, b.t, b.i, &p->n, NULL, tb, key, fn, arg, &v, &rec, &xb, &delta);
-        } else if (tnode == NULL && (tnode = chm__bl_new_node(m, h, key, 0, true)) == NULL) {
-            rc = CHM_ENOMEM;
-        } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
-            init_value(tnode, v);
-            xb = entry_xbytes(m, tnode);
-            chm__bl_tree_insert(cm, tb, bl_tnode_of(tnode)); /* publishes (release) */
-            tnode = NULL;
-            delta = 1;
-            rc = CHM_OK;
-        } else {
-            rc = CHM_NOTFOUND;
-        }
-        unlock_bin(m, &b, bin_count, rc);
     } else {
         struct bl_node *pred = NULL;
-        struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, &pred);
+        struct bl_treebin *tb;
+        struct bl_node *e = bin_lookup(cm, &b, h, key, &tb, &bin_count, &pred);
+        /* An absent key's reservation, of the bin's kind: a TreeNode for a TreeBin. */
+        struct bl_node **x = tb != NULL ? &tnode : &node;
         if (e != NULL) {
-            rc = compute_present(m, b.t, b.i, e, pred, NULL, key, fn, arg, &v, &rec, &xb, &delta);
-        } else if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
+            rc = compute_present(m, b.t, b.i, e, pred, tb, key, fn, arg, &v, &rec, &xb, &delta);
+        } else if (*x == NULL && (*x = chm__bl_new_node(m, h, key, 0, tb != NULL)) == NULL) {
             rc = CHM_ENOMEM;
         } else if (run_update(cm, fn, key, false, 0, &v, arg) == CHM_COMPUTE_SET) {
-            init_value(node, v);
-            xb = entry_xbytes(m, node);
-            push_head(&b, node);
-            node = NULL;
+            init_value(*x, v);
+            xb = entry_xbytes(m, *x);
+            if (tb != NULL)
+                chm__bl_tree_insert(cm, tb, bl_tnode_of(*x)); /* publishes (release) */
+            else
+                push_head(&b, *x);
+            *x = NULL;
             delta = 1;
             rc = CHM_OK;
         } else {
             rc = CHM_NOTFOUND;
         }
-        unlock_bin(m, &b, bin_count, rc); /* treeifies after an insert, as put_val (Java) */
+        unlock_bin(m, &b, bin_count, rc); /* treeifies a list after an insert, as put_val (Java) */
     }
     if (delta != 0) {
         chm__bl_add_count(m, delta, delta > 0 ? bin_count : -1); /* addCount: may resize */
@@ -1055,6 +1033,24 @@ BL_INLINE void unlock_bin(struct bl_map *m, struct bin *b, long bin_count, int r
     bl_lock_release(&b->f->lock);
     if (bin_count >= BL_TREEIFY_THRESHOLD && rc >= 0)
         treeify_bin(m, b->t, b->i);
+}
+
+/* In the bin lock_bin locked: the node of (@h, @key), or NULL, looked up in its TreeBin (*@tb
+ * set) or its list (*@tb NULL). *@count: Java's binCount (a TreeBin counts 2, never treeified
+ * again; a list, as list_lookup). *@pred (if not NULL): as list_lookup; NULL in a TreeBin. */
+BL_INLINE struct bl_node *bin_lookup(const chm *cm, const struct bin *b, bl_hash_t h, uint64_t key,
+                                     struct bl_treebin **tb, long *count, struct bl_node **pred)
+{
+    if (b->f->hash == BL_TREEBIN) {
+        *tb = bl_treebin_of(b->f);
+        *count = 2;
+        if (pred != NULL)
+            *pred = NULL;
+        struct bl_tnode *p = chm__bl_tree_lookup(cm, *tb, h, key);
+        return p != NULL ? &p->n : NULL;
+    }
+    *tb = NULL;
+    return list_lookup(cm, b->f, h, key, count, pred);
 }
 
 /* In the locked list bin headed by @f: the node of (@h, @key), or NULL. *@count: the nodes

@@ -6,11 +6,11 @@
  * sizeCtl. 0 or the initial size before the table exists, -1 while one thread creates it, the
  * threshold (3/4 of the bins) between resizes, and during a resize the resize stamp of the
  * table's size in the upper 32 bits with the number of workers + 1 in the lower 32. Java's is
- * 32-bit with a 16-bit stamp; here sizeCtl and transferIndex are 64-bit (RESIZE_STAMP_BITS 32,
- * tables up to 2^40 bins), and the stamp is compared explicitly (same_stamp) and shifted before
- * the "+ 1" (finishing) and "+ MAX_RESIZERS" (full) comparisons -- the correction later JDKs
- * made: JDK 8 and 11 compare sizeCtl with the unshifted rs + 1 and rs + MAX_RESIZERS, so those
- * two checks never hold.
+ * 32-bit with a 16-bit stamp; here sizeCtl and transferIndex are 64-bit (RESIZE_STAMP_BITS 32;
+ * tables stop at BL_MAX_CAPACITY, 2^31 bins, what the 31-bit hash indexes), and the stamp is
+ * compared explicitly (same_stamp) and shifted before the "+ 1" (finishing) and
+ * "+ MAX_RESIZERS" (full) comparisons -- the correction later JDKs made: JDK 8 and 11 compare
+ * sizeCtl with the unshifted rs + 1 and rs + MAX_RESIZERS, so those two checks never hold.
  *
  * A resize. A writer whose addCount finds the count >= sizeCtl starts one (start_resize): it
  * swaps the threshold for "stamp, one worker", allocates the doubled nextTable and opens

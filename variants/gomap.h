@@ -87,6 +87,57 @@ CHM_HIDDEN int chm__gomap_get_u64(const gomap *g, uint64_t key, uint64_t *value)
  */
 CHM_HIDDEN int chm__gomap_assign(gomap *g, uint64_t key, uint64_t **valp);
 
+/* chm_put and chm_put_if_absent on the table, under the caller's guard: CHM_OK (inserted with
+ * @value), CHM_EXISTS (*prev = the present value, replaced by @value when @overwrite) or
+ * CHM_ENOMEM (nothing changed). The caller hands a replaced value to gomap_put_done. */
+static inline int gomap_put(gomap *g, uint64_t key, uint64_t value, bool overwrite, uint64_t *prev)
+{
+    uint64_t *slot;
+    int rc = chm__gomap_assign(g, key, &slot);
+    if (rc == CHM_OK) {
+        *slot = value;
+    } else if (rc == CHM_EXISTS) {
+        *prev = *slot;
+        if (overwrite)
+            *slot = value;
+    }
+    return rc;
+}
+
+/* After gomap_put's overwrite (@rc, @prev), outside the caller's guard: *@old = the value
+ * replaced, which goes to value_free -- unless it was replaced by itself: then it has not left
+ * the map. */
+static inline void gomap_put_done(const chm *m, int rc, uint64_t value, uint64_t prev,
+                                  uint64_t *old)
+{
+    if (rc == CHM_EXISTS) {
+        if (old != NULL)
+            *old = prev;
+        if (prev != value)
+            chm__value_free(m, prev);
+    }
+}
+
+/* chm_replace on the table, under the caller's guard: CHM_OK (@expected swapped for @desired),
+ * CHM_EXISTS (another value) or CHM_NOTFOUND; never fails. A lookup first, not
+ * chm__gomap_assign: replace never inserts, so it must not grow or allocate. On CHM_OK the
+ * caller hands @expected to value_free unless @desired is the same value. */
+static inline int gomap_replace(gomap *g, uint64_t key, uint64_t expected, uint64_t desired)
+{
+    uint64_t cur;
+    int rc = chm__gomap_get(g, key, &cur);
+    if (rc == CHM_OK) {
+        if (cur != expected) {
+            rc = CHM_EXISTS;
+        } else {
+            uint64_t *slot;
+            (void)chm__gomap_assign(g, key, &slot); /* present: an overwrite, never fails */
+            *slot = desired;
+        }
+    }
+    return rc;
+}
+
 /*
  * An insert prepared before a compute function runs, so that nothing can fail after it
  * (chm_compute_if_absent on unsafe and rwlock). chm__gomap_reserve does everything that can fail:
@@ -110,6 +161,19 @@ CHM_HIDDEN void chm__gomap_cancel(gomap_reservation *r);
 /* Remove @key: CHM_OK with *old_value and *old_key (the stored copy, to release by the caller),
  * or CHM_NOTFOUND. Never fails. */
 CHM_HIDDEN int chm__gomap_remove(gomap *g, uint64_t key, uint64_t *old_value, uint64_t *old_key);
+
+/* After chm__gomap_remove (@rc, *@v, *@k), outside the caller's guard: *@old = the value, the
+ * stored key goes to release and the value to value_free. */
+static inline void gomap_remove_done(const chm *m, int rc, const uint64_t *v, const uint64_t *k,
+                                     uint64_t *old)
+{
+    if (rc == CHM_OK) {
+        if (old != NULL)
+            *old = *v;
+        chm__key_release(m, *k);
+        chm__value_free(m, *v);
+    }
+}
 
 /* Remove @key if its value is @expected: CHM_OK (*old_key: the stored copy, to release by the
  * caller; the value removed is @expected), CHM_EXISTS (another value; nothing changed) or

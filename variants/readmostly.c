@@ -858,6 +858,21 @@ static int entry_delete(struct rm_map *m, struct rm_entry *e, uint64_t *prev)
     }
 }
 
+/* What entry_cas and entry_cad check of p before their CAS (Go's tryCompareAndSwap and
+ * compareAndDelete, value equality): CHM_NOTFOUND (no value), CHM_EXISTS (another value),
+ * RM_RETRY (held by a chm_compute with the expected value: its decision comes first), or CHM_OK
+ * (a box holding @expected, for the CAS to take). p->value must be visible (an acquire load). */
+static inline int box_expect(const struct rm_box *p, uint64_t expected)
+{
+    if (!is_box(p))
+        return CHM_NOTFOUND;
+    if (box_value(p) != expected)
+        return CHM_EXISTS;
+    if (is_held(p))
+        return RM_RETRY;
+    return CHM_OK;
+}
+
 /* Go's tryCompareAndSwap (value equality). *boxp: a preallocated box or NULL. RM_RETRY: held
  * by a chm_compute with the expected value (another value fails at once: CHM_EXISTS is true at
  * the load, whatever the compute decides later). */
@@ -867,12 +882,9 @@ static int entry_cas(struct rm_map *m, struct rm_entry *e, uint64_t expected, ui
     /* Acquire pairs with the release that installed p: p->value is visible. */
     struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
     for (;;) {
-        if (!is_box(p))
-            return CHM_NOTFOUND;
-        if (box_value(p) != expected)
-            return CHM_EXISTS;
-        if (is_held(p))
-            return RM_RETRY;
+        int rc = box_expect(p, expected);
+        if (rc != CHM_OK)
+            return rc;
         if (*boxp == NULL && (*boxp = box_new(desired)) == NULL)
             return CHM_ENOMEM;
         CHM_YIELD_POINT("rm.cas.before_cas"); /* value compared, not yet swapped */
@@ -895,12 +907,9 @@ static int entry_cad(struct rm_map *m, struct rm_entry *e, uint64_t expected)
     /* Acquire pairs with the release that installed p: p->value is visible. */
     struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
     for (;;) {
-        if (!is_box(p))
-            return CHM_NOTFOUND;
-        if (box_value(p) != expected)
-            return CHM_EXISTS;
-        if (is_held(p))
-            return RM_RETRY;
+        int rc = box_expect(p, expected);
+        if (rc != CHM_OK)
+            return rc;
         /* Storing NULL publishes nothing, and p->value was read above; acquire on failure reads
          * the box that won (success acquire only because C11 wants it at least as strong). */
         if (atomic_compare_exchange_weak_explicit(&e->p, &p, NULL, memory_order_acquire,
@@ -1119,6 +1128,17 @@ static inline struct rm_entry *find_locked(struct rm_map *m, uint64_t key, uint6
     return e;
 }
 
+/* The lock-free half of a write or a visit (Go's `read := m.loadReadOnly(); e, ok :=
+ * read.m[key]`): opens a read section, which the caller closes before it takes mu (see
+ * "Blocking"), and returns the key's entry in the read index, or NULL; *r gets the read word. */
+static inline struct rm_entry *read_section_find(struct rm_map *m, uint64_t key, uint64_t hash,
+                                                 uintptr_t *r)
+{
+    chm__smr_read_lock();
+    *r = read_load(m);
+    return read_find(&m->base, *r, key, hash);
+}
+
 /* Swap's locked half. *boxp: a preallocated box or NULL; consumed when installed. Outside any
  * read section (see "Blocking"), and it needs none: under mu the read index is current, and the
  * only box it reads is the one its exchange took out of p, which no other thread retires. */
@@ -1164,9 +1184,8 @@ static int rm_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
     uint64_t hash = chm__hash(cm, key), prev = 0;
     struct rm_box *box = NULL;
     int rc;
-    chm__smr_read_lock();
-    uintptr_t r = read_load(m);
-    struct rm_entry *e = read_find(cm, r, key, hash);
+    uintptr_t r;
+    struct rm_entry *e = read_section_find(m, key, hash, &r);
     if (e != NULL) {
         /* trySwap. Relaxed: only compared with the sentinels and the held tag; the CAS re-reads
          * p. */
@@ -1242,9 +1261,8 @@ static int rm_put_if_absent(chm *cm, uint64_t key, uint64_t value, uint64_t *cur
     uint64_t hash = chm__hash(cm, key), cur = 0;
     struct rm_box *box = NULL;
     int rc = RM_RETRY;
-    chm__smr_read_lock();
-    uintptr_t r = read_load(m);
-    struct rm_entry *e = read_find(cm, r, key, hash);
+    uintptr_t r;
+    struct rm_entry *e = read_section_find(m, key, hash, &r);
     if (e != NULL)
         rc = entry_load_or_store(m, e, value, &box, &cur);
     chm__smr_read_unlock(); /* before mu (see "Blocking") */
@@ -1290,9 +1308,8 @@ static int rm_remove(chm *cm, uint64_t key, uint64_t *old)
     uint64_t hash = chm__hash(cm, key), prev = 0;
     struct rm_entry *gone = NULL;
     int rc = CHM_NOTFOUND;
-    chm__smr_read_lock();
-    uintptr_t r = read_load(m);
-    struct rm_entry *e = read_find(cm, r, key, hash);
+    uintptr_t r;
+    struct rm_entry *e = read_section_find(m, key, hash, &r);
     if (e != NULL)
         rc = entry_delete(m, e, &prev);
     chm__smr_read_unlock(); /* before mu (see "Blocking") */
@@ -1334,9 +1351,8 @@ static int rm_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired
     uint64_t hash = chm__hash(cm, key);
     struct rm_box *box = NULL;
     int rc = CHM_NOTFOUND;
-    chm__smr_read_lock();
-    uintptr_t r = read_load(m);
-    struct rm_entry *e = read_find(cm, r, key, hash);
+    uintptr_t r;
+    struct rm_entry *e = read_section_find(m, key, hash, &r);
     if (e != NULL)
         rc = entry_cas(m, e, expected, desired, &box);
     chm__smr_read_unlock(); /* before mu (see "Blocking") */
@@ -1355,9 +1371,8 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
         return rc;
     uint64_t hash = chm__hash(cm, key), v = 0;
     struct rm_box *box = NULL;
-    chm__smr_read_lock();
-    uintptr_t r = read_load(m);
-    struct rm_entry *e = read_find(cm, r, key, hash);
+    uintptr_t r;
+    struct rm_entry *e = read_section_find(m, key, hash, &r);
     if (e != NULL) {
         /* Acquire pairs with the release that installed p: p->value is visible. */
         struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
@@ -1674,9 +1689,8 @@ static int rm_remove_if(chm *cm, uint64_t key, uint64_t expected)
     uint64_t hash = chm__hash(cm, key);
     struct rm_entry *gone = NULL;
     int rc = CHM_NOTFOUND;
-    chm__smr_read_lock();
-    uintptr_t r = read_load(m);
-    struct rm_entry *e = read_find(cm, r, key, hash);
+    uintptr_t r;
+    struct rm_entry *e = read_section_find(m, key, hash, &r);
     if (e != NULL)
         rc = entry_cad(m, e, expected);
     chm__smr_read_unlock(); /* before mu (see "Blocking") */
@@ -1806,9 +1820,8 @@ static int rm_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
 {
     struct rm_map *m = as_rm(cm);
     uint64_t hash = chm__hash(cm, key);
-    chm__smr_read_lock();
-    uintptr_t r = read_load(m);
-    struct rm_entry *e = read_find(cm, r, key, hash);
+    uintptr_t r;
+    struct rm_entry *e = read_section_find(m, key, hash, &r);
     if (e == NULL) {
         chm__smr_read_unlock(); /* before mu (see "Blocking") */
         return rd_amended(r) ? visit_locked(m, key, hash, fn, arg) : CHM_NOTFOUND;

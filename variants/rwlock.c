@@ -355,15 +355,7 @@ RW_INLINE int rw_assign(const struct lock_impl *L, struct rw_map *m, uint64_t ke
     int rc = wr_enter(L, m, &locked);
     if (rc != CHM_OK)
         return rc;
-    uint64_t *slot;
-    rc = chm__gomap_assign(&m->g, key, &slot);
-    if (rc == CHM_OK) {
-        *slot = value;
-    } else if (rc == CHM_EXISTS) {
-        *prev = *slot;
-        if (overwrite)
-            *slot = value;
-    }
+    rc = gomap_put(&m->g, key, value, overwrite, prev);
     if (locked)
         L->wrunlock(m);
     return rc;
@@ -374,12 +366,7 @@ RW_INLINE int rw_put(const struct lock_impl *L, chm *cm, uint64_t key, uint64_t 
 {
     uint64_t prev = 0;
     int rc = rw_assign(L, as_rw(cm), key, value, true, &prev);
-    if (rc == CHM_EXISTS) {
-        if (old != NULL)
-            *old = prev;
-        if (prev != value) /* a value replaced by itself has not left the map */
-            chm__value_free(cm, prev);
-    }
+    gomap_put_done(cm, rc, value, prev, old); /* callbacks outside the lock */
     return rc;
 }
 
@@ -444,12 +431,7 @@ RW_INLINE int rw_remove(const struct lock_impl *L, chm *cm, uint64_t key, uint64
     rc = chm__gomap_remove(&m->g, key, &v, &k);
     if (locked)
         L->wrunlock(m);
-    if (rc == CHM_OK) {
-        if (old != NULL)
-            *old = v;
-        chm__key_release(cm, k);
-        chm__value_free(cm, v);
-    }
+    gomap_remove_done(cm, rc, &v, &k, old); /* callbacks outside the lock */
     return rc;
 }
 
@@ -461,17 +443,7 @@ RW_INLINE int rw_replace(const struct lock_impl *L, chm *cm, uint64_t key, uint6
     int rc = wr_enter(L, m, &locked);
     if (rc != CHM_OK)
         return rc;
-    uint64_t cur;
-    rc = chm__gomap_get(&m->g, key, &cur);
-    if (rc == CHM_OK) {
-        if (cur != expected) {
-            rc = CHM_EXISTS;
-        } else {
-            uint64_t *slot;
-            (void)chm__gomap_assign(&m->g, key, &slot); /* present: an overwrite, never fails */
-            *slot = desired;
-        }
-    }
+    rc = gomap_replace(&m->g, key, expected, desired);
     if (locked)
         L->wrunlock(m);
     if (rc == CHM_OK && desired != expected) /* else the value stays: as in rw_put */

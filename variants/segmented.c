@@ -795,19 +795,8 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
     return rc;
 }
 
-/* The entry of the writers that never insert (seg_remove, seg_remove_if, seg_replace: Java 7's
- * Segment.remove and replace), in two steps because seg_replace allocates between them. First:
- * *@s = @hash's segment; false when it has no table -- it has never held a key, so the key is
- * absent, linearizable at this load, and no lock is taken. Acquire pairs with the table's
- * publication (ensure_table's CAS). */
-static inline bool segment_written(struct seg_map *m, uint64_t hash, struct segment **s)
-{
-    *s = segment_for(m, hash);
-    return atomic_load_explicit(&(*s)->table, memory_order_acquire) != NULL;
-}
-
-/* Then: take @s's lock (nothing to preallocate) and find the key in its current table: its node
- * or NULL, and in *link the link that points to it (for unlink_node). */
+/* Take @s's lock (nothing to preallocate) and find the key in its current table: its node or
+ * NULL, and in *link the link that points to it (for unlink_node). */
 static inline struct seg_node *lock_find(struct seg_map *m, struct segment *s, uint64_t hash,
                                          uint64_t key, _Atomic(struct seg_node *) **link)
 {
@@ -816,64 +805,41 @@ static inline struct seg_node *lock_find(struct seg_map *m, struct segment *s, u
     return find_link(&m->base, t, hash, key, link);
 }
 
-/* Java 7's Segment.remove(key, hash, value), which serves both removals: unlink the key's node
- * under the lock -- when @cv (chm_remove_if), only if it holds @expected -- and retire it with
- * its key and value (release / value_free after the grace period). The lock-free pre-check is
- * segment_written's (no table, no key); otherwise the compare and the unlink happen under the
- * lock, the linearization point of every outcome. Allocates nothing. Inline into both callers,
- * so each compiles for its own @cv. */
-static inline __attribute__((always_inline)) int remove_node(chm *cm, uint64_t key, bool cv,
-                                                             uint64_t expected, uint64_t *old)
+/* Java 7's Segment.remove(key, hash, value) and Segment.replace(key, hash, oldValue, newValue)
+ * in one body, as Java 8's replaceNode: under the segment lock, find the key's node, then
+ *   - @remove (chm_remove, and chm_remove_if when @cv: only if it holds @expected): unlink it
+ *     and retire it with its key and value (release / value_free after the grace period);
+ *   - else (chm_replace): if it holds @expected, store @desired, the old value retired through a
+ *     record allocated before the lock (none when desired == expected: the value stays).
+ * A segment without a table has never held a key: the key is absent, linearizable at that
+ * acquire load (it pairs with the table's publication, ensure_table's CAS), and no lock is
+ * taken. Otherwise the compare and the write happen under the lock, the linearization point of
+ * every outcome. Inline into each caller, so each compiles for its own flags. */
+static inline __attribute__((always_inline)) int replace_node(chm *cm, uint64_t key, bool remove,
+                                                              bool cv, uint64_t expected,
+                                                              uint64_t desired, uint64_t *old)
 {
     struct seg_map *m = as_seg(cm);
     if (chm__reentry_refuses_write(cm))
         return CHM_EDEADLK;
     uint64_t hash = chm__hash(cm, key);
-    struct segment *s;
-    if (!segment_written(m, hash, &s))
+    struct segment *s = segment_for(m, hash);
+    if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
         return CHM_NOTFOUND;
+    chm_value_retire *rec = NULL;
+    if (!remove && expected != desired && !chm__value_retire_reserve(cm, &rec))
+        return CHM_ENOMEM;
     _Atomic(struct seg_node *) *link;
     struct seg_node *e = lock_find(m, s, hash, key, &link);
     int rc = CHM_NOTFOUND;
     if (e != NULL) {
-        if (cv && atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
+        if ((cv || !remove) && atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
             rc = CHM_EXISTS;
-        } else {
+        } else if (remove) {
             uint64_t v = unlink_node(m, s, link, e);
             if (old != NULL)
                 *old = v;
             rc = CHM_OK;
-        }
-    }
-    unlock(s);
-    return rc;
-}
-
-/* chm_remove: Segment.remove(key, hash, null). */
-static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
-{
-    return remove_node(cm, key, false, 0, old);
-}
-
-/* Segment.replace(key, hash, oldValue, newValue). */
-static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired)
-{
-    struct seg_map *m = as_seg(cm);
-    if (chm__reentry_refuses_write(cm))
-        return CHM_EDEADLK;
-    uint64_t hash = chm__hash(cm, key);
-    struct segment *s;
-    if (!segment_written(m, hash, &s))
-        return CHM_NOTFOUND;
-    chm_value_retire *rec = NULL; /* none when desired == expected: the value stays */
-    if (expected != desired && !chm__value_retire_reserve(cm, &rec))
-        return CHM_ENOMEM;
-    _Atomic(struct seg_node *) *link; /* unused: a replace unlinks nothing */
-    struct seg_node *e = lock_find(m, s, hash, key, &link);
-    int rc = CHM_NOTFOUND;
-    if (e != NULL) {
-        if (atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
-            rc = CHM_EXISTS;
         } else {
             store_value(s, e, desired);
             chm__value_retire(cm, m->domain, &rec, expected); /* no record if it stays */
@@ -883,6 +849,18 @@ static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desire
     unlock(s);
     chm__value_retire_discard(rec);
     return rc;
+}
+
+/* chm_remove: Segment.remove(key, hash, null). */
+static int seg_remove(chm *cm, uint64_t key, uint64_t *old)
+{
+    return replace_node(cm, key, true, false, 0, 0, old);
+}
+
+/* Segment.replace(key, hash, oldValue, newValue). */
+static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired)
+{
+    return replace_node(cm, key, false, false, expected, desired, NULL);
 }
 
 /*
@@ -967,7 +945,7 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
  * retired with its value, which is @expected. */
 static int seg_remove_if(chm *cm, uint64_t key, uint64_t expected)
 {
-    return remove_node(cm, key, true, expected, NULL);
+    return replace_node(cm, key, true, true, expected, 0, NULL);
 }
 
 /*

@@ -163,15 +163,7 @@ static int assign(struct unsafe_map *m, uint64_t key, uint64_t value, bool overw
         return CHM_EDEADLK;
     if (!write_begin(m))
         return race(m, RACE_WRITES);
-    uint64_t *slot;
-    int rc = chm__gomap_assign(&m->g, key, &slot);
-    if (rc == CHM_OK) {
-        *slot = value;
-    } else if (rc == CHM_EXISTS) {
-        *prev = *slot;
-        if (overwrite)
-            *slot = value;
-    }
+    int rc = gomap_put(&m->g, key, value, overwrite, prev);
     if (!write_end(m))
         return race(m, RACE_WRITES);
     return rc;
@@ -182,12 +174,7 @@ static int unsafe_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
     struct unsafe_map *m = as_unsafe(cm);
     uint64_t prev = 0;
     int rc = assign(m, key, value, true, &prev);
-    if (rc == CHM_EXISTS) {
-        if (old != NULL)
-            *old = prev;
-        if (prev != value) /* a value replaced by itself has not left the map */
-            chm__value_free(cm, prev);
-    }
+    gomap_put_done(cm, rc, value, prev, old);
     return rc;
 }
 
@@ -266,12 +253,7 @@ static int unsafe_remove(chm *cm, uint64_t key, uint64_t *old)
     int rc = chm__gomap_remove(&m->g, key, &v, &k);
     if (!write_end(m))
         return race(m, RACE_WRITES);
-    if (rc == CHM_OK) {
-        if (old != NULL)
-            *old = v;
-        chm__key_release(cm, k);
-        chm__value_free(cm, v);
-    }
+    gomap_remove_done(cm, rc, &v, &k, old);
     return rc;
 }
 
@@ -282,18 +264,7 @@ static int unsafe_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t des
         return CHM_EDEADLK;
     if (!write_begin(m))
         return race(m, RACE_WRITES);
-    /* A lookup, not chm__gomap_assign: replace never inserts, so it must not grow or allocate. */
-    uint64_t cur;
-    int rc = chm__gomap_get(&m->g, key, &cur);
-    if (rc == CHM_OK) {
-        if (cur != expected) {
-            rc = CHM_EXISTS;
-        } else {
-            uint64_t *slot;
-            (void)chm__gomap_assign(&m->g, key, &slot); /* present: an overwrite, never fails */
-            *slot = desired;
-        }
-    }
+    int rc = gomap_replace(&m->g, key, expected, desired);
     if (!write_end(m))
         return race(m, RACE_WRITES);
     if (rc == CHM_OK && desired != expected) /* else the value stays: as in unsafe_put */

@@ -294,6 +294,7 @@ struct rm_map {
     chm base;
     /* Loaded by every operation; stored only by promotion and the amended flip (rare). */
     _Atomic uintptr_t read;
+    uint64_t hash_k2;       /* CHM__HASH_K2, for rm_hash_u64; read-only after create */
     unsigned char *stripes; /* live-entry counter cells (src/stripes.h) */
     size_t stripe_mask, stripe_stride;
     chm_smr_domain *smr; /* read-only after create; the domain's counters have their own line */
@@ -1072,17 +1073,18 @@ static int get_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t *v
 }
 
 /* The lock-free half of Load, inside a read section: the key's live box in the read map, or
- * NULL. *rdp gets the read word; *has_entry whether the read map has an entry for the key (a
- * miss without one goes to the locked path if the read map is amended). One function for
+ * NULL. *sp gets the slots of the index probed; *has_entry whether it has an entry for the key
+ * (a miss without one asks read_miss_final whether to go to the locked path). One function for
  * rm_get and rm_get_u64 (@u64: integer keys, compared inline), so they share the yield points
  * and the linearization argument. */
 static inline struct rm_box *read_lookup(const chm *cm, struct rm_map *m, uint64_t key,
-                                         uint64_t hash, bool u64, uintptr_t *rdp, bool *has_entry)
+                                         uint64_t hash, bool u64, const struct rm_slot **sp,
+                                         bool *has_entry)
 {
-    uintptr_t rd = read_load(m);
+    const struct rm_slot *s = rd_slots(read_load(m));
     CHM_YIELD_POINT("rm.get.read_loaded"); /* a promotion may replace and retire the index */
-    *rdp = rd;
-    struct rm_entry *e = idx_find_k(cm, rd_slots(rd), key, hash, u64);
+    *sp = s;
+    struct rm_entry *e = idx_find_k(cm, s, key, hash, u64);
     *has_entry = e != NULL;
     if (e == NULL)
         return NULL;
@@ -1095,45 +1097,77 @@ static inline struct rm_box *read_lookup(const chm *cm, struct rm_map *m, uint64
     return p;
 }
 
+/* After read_lookup found no entry for the key in the index with slots @s: whether the key is
+ * absent without a look at dirty (Go: !read.amended). Yes if read names that index now, not
+ * amended: while it does, dirty holds no key the index lacks (a key enters dirty only after
+ * the amended flip), so the key is absent at this load, where the miss linearizes. Anything
+ * else (amended, or another index since) takes the locked path, linearizable by itself. Go
+ * tests the flag of the word it probed; reading the word again lets rm_get_u64 keep no
+ * register for that word through the probe (only the slots' address, compared here), at one
+ * more instruction per miss. The word names an index again after amending it only if that is
+ * the static empty index, published again by a later chm_clear, which emptied the map: the
+ * argument holds. Relaxed: compared, not followed; coherence keeps it no older than
+ * read_lookup's load. Outside the read section: it dereferences nothing. */
+static inline bool read_miss_final(struct rm_map *m, const struct rm_slot *s)
+{
+    return atomic_load_explicit(&m->read, memory_order_relaxed) == (uintptr_t)s;
+}
+
 static int rm_get(chm *cm, uint64_t key, uint64_t *value)
 {
     struct rm_map *m = as_rm(cm);
     uint64_t hash = chm__hash(cm, key), v = 0;
     int rc = CHM_NOTFOUND;
-    uintptr_t rd;
+    const struct rm_slot *s;
     bool has_entry;
     chm__smr_read_lock();
-    struct rm_box *p = read_lookup(cm, m, key, hash, false, &rd, &has_entry);
+    struct rm_box *p = read_lookup(cm, m, key, hash, false, &s, &has_entry);
     if (p != NULL) {
         v = box_value(p);
         rc = CHM_OK;
     }
     chm__smr_read_unlock(); /* before mu (see "Blocking") */
-    if (!has_entry && rd_amended(rd))
+    if (!has_entry && !read_miss_final(m, s))
         rc = get_locked(m, key, hash, &v);
     if (rc == CHM_OK && value != NULL)
         *value = v;
     return rc;
 }
 
+/* chm__hash_u64 of @key for this map, the second multiplier read from m->hash_k2 (=
+ * CHM__HASH_K2): `mulq` takes it from memory (on `read`'s line, which the lookup loads anyway),
+ * where the constant would cost a `movabs` and a register of its own. */
+static inline uint64_t rm_hash_u64(const struct rm_map *m, uint64_t key)
+{
+    return chm__fold_mul(chm__fold_mul(key ^ m->base.seed, m->base.hash_mul), m->hash_k2);
+}
+
 /* get for integer keys (ops.get_u64): rm_get as a leaf function on a read-map hit, every call a
- * tail call (smr.h, chm__smr_lookup_begin). A miss in an amended read map leaves the section
- * and takes the locked path in get_amended_miss, as rm_get does. */
+ * tail call (smr.h, chm__smr_lookup_begin). A miss that read_miss_final does not settle leaves
+ * the section and takes the locked path in get_amended_miss, as rm_get does.
+ * With no callee-saved register to push and pop either (docs/design.md, "The read path,
+ * instruction by instruction"): the probe loop keeps nine values (the reader, liburcu's
+ * grace-period state, the map, the key, the value pointer, the slots' address, the tag, the
+ * index, the slot word), as many as x86-64 has caller-saved registers. That is why the mask is
+ * read again rather than kept (slots_mask_again), a miss reads `read` again (read_miss_final),
+ * get_amended_miss recomputes the hash, and the hash comes before the section opens (gcc 12
+ * then needs no spare register for it). */
 static __attribute__((noinline)) int get_amended_miss(chm *cm, chm__smr_reader *r, uint64_t key,
-                                                      uint64_t hash, uint64_t *value);
+                                                      uint64_t *value);
 
 static int rm_get_u64(chm *cm, uint64_t key, uint64_t *value)
 {
+    struct rm_map *m = as_rm(cm);
+    uint64_t hash = rm_hash_u64(m, key); /* immutable fields: no section needed */
     chm__smr_reader *r = chm__smr_lookup_begin();
     if (chm_unlikely(r == NULL))
         return rm_get(cm, key, value); /* the fast path is off (smr.h) */
-    uint64_t hash = chm__hash_u64(key, cm->seed, cm->hash_mul);
-    uintptr_t rd;
+    const struct rm_slot *s;
     bool has_entry;
-    struct rm_box *p = read_lookup(cm, as_rm(cm), key, hash, true, &rd, &has_entry);
+    struct rm_box *p = read_lookup(cm, m, key, hash, true, &s, &has_entry);
     if (p == NULL) {
-        if (!has_entry && rd_amended(rd))
-            return get_amended_miss(cm, r, key, hash, value);
+        if (!has_entry && !read_miss_final(m, s))
+            return get_amended_miss(cm, r, key, value);
         return chm__smr_lookup_return(r, CHM_NOTFOUND);
     }
     uint64_t v = box_value(p);
@@ -1142,12 +1176,11 @@ static int rm_get_u64(chm *cm, uint64_t key, uint64_t *value)
     return chm__smr_lookup_return(r, CHM_OK);
 }
 
-static int get_amended_miss(chm *cm, chm__smr_reader *r, uint64_t key, uint64_t hash,
-                            uint64_t *value)
+static int get_amended_miss(chm *cm, chm__smr_reader *r, uint64_t key, uint64_t *value)
 {
     (void)chm__smr_lookup_return(r, 0); /* before mu (see "Blocking") */
     uint64_t v = 0;
-    int rc = get_locked(as_rm(cm), key, hash, &v);
+    int rc = get_locked(as_rm(cm), key, chm__hash(cm, key), &v);
     if (rc == CHM_OK && value != NULL)
         *value = v;
     return rc;
@@ -2311,6 +2344,7 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
         return NULL;
     }
     atomic_init(&m->read, rd_make(t, false));
+    m->hash_k2 = CHM__HASH_K2;
     atomic_init(&m->iterations, 0);
     return &m->base;
 nomem_stripes:

@@ -49,8 +49,9 @@
  * (idx_find_k).
  *
  * Go's methods, one to one:
- *   chm_get            Load: probe read; a hit loads p. A miss with amended takes mu, re-probes
- *                      read, probes dirty and counts a miss (missLocked).
+ *   chm_get            Load: probe read; a hit loads p. A miss with amended (read found
+ *                      amended, or replaced, when loaded again: read_miss_final) takes mu,
+ *                      re-probes read, probes dirty and counts a miss (missLocked).
  *   chm_put            Swap (Store is Swap without the result): on a read hit trySwap (CAS loop,
  *                      fails only on expunged -- and here on RESERVED or held); else under mu: a
  *                      read hit is unexpungeLocked (re-inserted into dirty) and swapLocked, a
@@ -102,8 +103,9 @@
  * such misses promote dirty. chm_get is store-free only on read hits and non-amended misses.
  *
  * Memory ordering. `read` is stored with release (promotion, amended flip; under mu) and loaded
- * with acquire by lock-free paths: the index's slots and its entries' key/hash, written before
- * publication, are visible. A box is written before the release (or acq_rel) CAS/exchange/store
+ * with acquire by lock-free paths: the index's mask and slots and its entries' key/hash, written
+ * before publication, are visible (a lock-free miss loads it once more, relaxed, only to compare:
+ * read_miss_final). A box is written before the release (or acq_rel) CAS/exchange/store
  * that installs it in p, and readers acquire-load p before reading box->value. Installing CASes
  * that return the old box's value are acq_rel; a delete (box -> NULL) is acquire, to read the
  * value it removes. The transitions that publish nothing need no release: NULL -> EXPUNGED is
@@ -413,8 +415,8 @@ static inline struct rm_index *rd_index(uintptr_t r)
 }
 
 /* The read word, for a lock-free path (under mu, relaxed loads suffice). Acquire pairs with the
- * release stores of read (promotion, the amended flip, clear): the index it names, its slots,
- * count and entries (key, hash, first box), all written before the store, are visible. */
+ * release stores of read (promotion, the amended flip, clear): the index it names, its mask,
+ * slots, count and entries (key, hash, first box), all written before the store, are visible. */
 static inline uintptr_t read_load(struct rm_map *m)
 {
     return atomic_load_explicit(&m->read, memory_order_acquire);

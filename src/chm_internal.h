@@ -131,9 +131,12 @@ static inline uint64_t chm__hash_mul(uint64_t seed)
     return chm__mix64(seed, 0xa0761d6478bd642fULL) | 1;
 }
 
+/* The second multiplier of chm__hash_u64 (readmostly keeps a copy in its map: rm_hash_u64). */
+#define CHM__HASH_K2 0xd6e8feb86659fd93ULL
+
 static inline uint64_t chm__hash_u64(uint64_t key, uint64_t seed, uint64_t mul)
 {
-    return chm__fold_mul(chm__fold_mul(key ^ seed, mul), 0xd6e8feb86659fd93ULL);
+    return chm__fold_mul(chm__fold_mul(key ^ seed, mul), CHM__HASH_K2);
 }
 
 static inline uint64_t chm__hash(const chm *m, uint64_t key)

@@ -34,19 +34,24 @@
  * up Go's lock-free trySwap.
  *
  * The read index is a power-of-two array of one-word slots (an entry's address tagged with 16
- * bits of its hash: a probe dereferences only entries whose tag matches), linear probing, load
- * factor at most 1/2 (RM_LOAD_LOG: a miss probes ~2.5 slots, all but always on one 64-byte line
- * of eight slots; the first design's 16-byte {key, entry*} slots at load 1/4 probed ~1.4 slots
- * on lines of four, for 67 bytes of index per entry instead of 17), no tombstones (it is never
- * written once published). Entries come from a pool the map owns (src/pool.h). It is the same structure as the
- * dirty map, which is mutable only while it is unpublished (it deletes by backward shift, so it
- * needs no tombstones either), so promotion is O(1) as in Go: the dirty table *becomes* the read
- * index. Indexes are 128-byte aligned and `read` packs {index address, log2(slots), amended}
- * into one word: a reader needs no index header, and the amended flip allocates nothing.
+ * bits of its hash: a probe dereferences only entries whose tag matches), linear probing toward
+ * slot 0 and on from the last slot, load factor at most 1/2 (RM_LOAD_LOG: a miss probes ~2.5
+ * slots, all but always on one 64-byte line of eight slots; the first design's 16-byte {key,
+ * entry*} slots at load 1/4 probed ~1.4 slots on lines of four, for 67 bytes of index per entry
+ * instead of 17), no tombstones (it is never written once published). Entries come from a pool
+ * the map owns (src/pool.h). It is the same structure as the dirty map, which is mutable only
+ * while it is unpublished (it deletes by backward shift, so it needs no tombstones either), so
+ * promotion is O(1) as in Go: the dirty table *becomes* the read index. `read` is the address of
+ * the index's slots with the amended flag in bit 0: the amended flip allocates nothing, and a
+ * reader finds all it needs around that address -- the mask in the word before the always-empty
+ * slot that precedes slot 0 (struct rm_index), on the line of the first slots, where a probe
+ * that runs past slot 0 stops as at any empty slot and only then checks for the wrap
+ * (idx_find_k).
  *
  * Go's methods, one to one:
- *   chm_get            Load: probe read; a hit loads p. A miss with amended takes mu, re-probes
- *                      read, probes dirty and counts a miss (missLocked).
+ *   chm_get            Load: probe read; a hit loads p. A miss with amended (read found
+ *                      amended, or replaced, when loaded again: read_miss_final) takes mu,
+ *                      re-probes read, probes dirty and counts a miss (missLocked).
  *   chm_put            Swap (Store is Swap without the result): on a read hit trySwap (CAS loop,
  *                      fails only on expunged -- and here on RESERVED or held); else under mu: a
  *                      read hit is unexpungeLocked (re-inserted into dirty) and swapLocked, a
@@ -98,8 +103,9 @@
  * such misses promote dirty. chm_get is store-free only on read hits and non-amended misses.
  *
  * Memory ordering. `read` is stored with release (promotion, amended flip; under mu) and loaded
- * with acquire by lock-free paths: the index's slots and its entries' key/hash, written before
- * publication, are visible. A box is written before the release (or acq_rel) CAS/exchange/store
+ * with acquire by lock-free paths: the index's mask and slots and its entries' key/hash, written
+ * before publication, are visible (a lock-free miss loads it once more, relaxed, only to compare:
+ * read_miss_final). A box is written before the release (or acq_rel) CAS/exchange/store
  * that installs it in p, and readers acquire-load p before reading box->value. Installing CASes
  * that return the old box's value are acq_rel; a delete (box -> NULL) is acquire, to read the
  * value it removes. The transitions that publish nothing need no release: NULL -> EXPUNGED is
@@ -196,8 +202,8 @@
 #include <stddef.h>
 #include <string.h>
 
-#define RM_INDEX_ALIGN 128 /* index addresses: 7 low bits for the tag of `read` */
-#define RM_MIN_SHIFT 3     /* 8 slots */
+#define RM_INDEX_ALIGN CHM_CACHELINE /* struct rm_index's lines (bit 0 of `read` is then free) */
+#define RM_MIN_SHIFT 3               /* 8 slots */
 #define RM_MAX_SHIFT 58
 #ifndef RM_LOAD_LOG
 #define RM_LOAD_LOG 1 /* a table of 2^s slots holds at most 2^(s - RM_LOAD_LOG) entries */
@@ -220,17 +226,27 @@ struct rm_entry {
 _Static_assert(offsetof(struct rm_entry, first.value) == 8,
                "p and the inline value share one 16-byte chunk (one line)");
 
-/* A slot is one word: the entry's address in the low 48 bits and the top 16 bits of its hash
- * above them (0 = empty). A probe compares the 16-bit tag and dereferences the entry only when
- * it matches (1 in 65,536 for a slot of another key), so an 8-byte slot filters as well as the
- * (key, entry) pair of 16 bytes did, at half the memory. x86-64 and AArch64 user addresses fit
- * 48 bits (entry_new checks). */
+/* A slot is one word: the entry's address shifted up by 16 bits, and below it the top 16 bits
+ * of its hash as a tag (0 = empty: an entry's address is not 0). A probe compares the 16-bit tag
+ * and dereferences the entry only when it matches (1 in 65,536 for a slot of another key), so an
+ * 8-byte slot filters as well as the (key, entry) pair of 16 bytes did, at half the memory.
+ * The tag below the address, not above it: the compare is one 16-bit compare of two registers,
+ * and the address one shift of the slot word in place, so a probe needs no scratch register and
+ * no 48-bit mask constant held in one (idx_find_k). x86-64 and AArch64 user addresses fit 48
+ * bits (entry_new checks). */
 struct rm_slot {
     uintptr_t w;
 };
 _Static_assert(sizeof(struct rm_slot) == 8, "eight slots per line");
 #define RM_SLOT_PTR_BITS 48
 #define RM_SLOT_PTR_MASK (((uintptr_t)1 << RM_SLOT_PTR_BITS) - 1)
+#define RM_SLOT_TAG_BITS (64 - RM_SLOT_PTR_BITS)
+
+/* The tag of a key hashing to @hash: the hash's top bits (the index takes its low bits). */
+static inline uint16_t slot_tag(uint64_t hash)
+{
+    return (uint16_t)(hash >> RM_SLOT_PTR_BITS);
+}
 
 static inline bool slot_empty(const struct rm_slot *s)
 {
@@ -239,38 +255,48 @@ static inline bool slot_empty(const struct rm_slot *s)
 
 static inline struct rm_entry *slot_entry(const struct rm_slot *s)
 {
-    return (struct rm_entry *)(s->w & RM_SLOT_PTR_MASK);
+    return (struct rm_entry *)(s->w >> RM_SLOT_TAG_BITS);
 }
 
-/* Whether the slot may hold the entry of a key hashing to @hash (its tag matches). */
-static inline bool slot_tag_matches(const struct rm_slot *s, uint64_t hash)
+/* Whether the slot may hold the entry of a key with tag @tag (slot_tag of its hash). */
+static inline bool slot_tag_matches(const struct rm_slot *s, uint16_t tag)
 {
-    return ((s->w ^ (uintptr_t)hash) >> RM_SLOT_PTR_BITS) == 0;
+    return (uint16_t)s->w == tag;
 }
 
-/* The read index / dirty table. Readers use only slots[] (the shift travels in `read`), so the
- * header's line is cold for them; the slots start on their own line. */
+/* The read index / dirty table. A reader uses mask, end and slots[] only, reached from the
+ * slots' address that `read` holds: mask and end open the line of the first six slots, so the
+ * header's line, which iterators and retirers write (refs, succ, dead, node), is never on a
+ * reader's path, and nothing from mask on is written once the index is published. Probes run
+ * toward slot 0; the one after slot 0 is end, slots[-1], which stays empty: idx_find_k treats
+ * reaching it as reaching any empty slot, and only there checks whether it wrapped, so a probe
+ * step needs neither the mask nor a bound (dirty tables, probed under mu, wrap by the mask). */
 struct rm_index {
     size_t count;          /* entries */
-    unsigned shift;        /* log2 of the number of slots */
     atomic_size_t refs;    /* published index: 1 while current or in its grace period,
                                + 1 until its predecessor is freed, + 1 per iterator */
     struct rm_index *succ; /* set when a promotion replaces it (under mu) */
     struct rm_entry *dead; /* entries that died with this index (set at promotion) */
     chm_smr_node node;
-    alignas(CHM_CACHELINE) struct rm_slot slots[];
+    alignas(CHM_CACHELINE) size_t mask; /* slots - 1 (a power of two minus one) */
+    struct rm_slot end;                 /* slots[-1]: always empty (0) */
+    struct rm_slot slots[];
 };
-_Static_assert(offsetof(struct rm_index, slots) % CHM_CACHELINE == 0, "slots on their own line");
+_Static_assert(offsetof(struct rm_index, mask) % CHM_CACHELINE == 0 &&
+                   offsetof(struct rm_index, end) == offsetof(struct rm_index, mask) + 8 &&
+                   offsetof(struct rm_index, slots) == offsetof(struct rm_index, end) + 8,
+               "mask and end share a line with the first slots, not with the header's writes");
 
 static inline void slot_set(struct rm_slot *s, const struct rm_entry *e)
 {
-    s->w = (uintptr_t)e | ((uintptr_t)e->hash & ~RM_SLOT_PTR_MASK);
+    s->w = (uintptr_t)e << RM_SLOT_TAG_BITS | slot_tag(e->hash);
 }
 
 struct rm_map {
     chm base;
     /* Loaded by every operation; stored only by promotion and the amended flip (rare). */
     _Atomic uintptr_t read;
+    uint64_t hash_k2;       /* CHM__HASH_K2, for rm_hash_u64; read-only after create */
     unsigned char *stripes; /* live-entry counter cells (src/stripes.h) */
     size_t stripe_mask, stripe_stride;
     chm_smr_domain *smr; /* read-only after create; the domain's counters have their own line */
@@ -322,7 +348,7 @@ static alignas(RM_INDEX_ALIGN) union {
     struct rm_index idx;
     unsigned char
         room[sizeof(struct rm_index) + ((size_t)1 << RM_MIN_SHIFT) * sizeof(struct rm_slot)];
-} rm_empty = {.idx = {.shift = RM_MIN_SHIFT, .refs = 1}};
+} rm_empty = {.idx = {.refs = 1, .mask = ((size_t)1 << RM_MIN_SHIFT) - 1}};
 #define EMPTY_INDEX (&rm_empty.idx)
 
 /* Live: a box, tagged or not. */
@@ -352,21 +378,45 @@ static struct rm_map *as_rm(chm *m)
     return (struct rm_map *)m;
 }
 
-/* ---- the tagged read word --------------------------------------------------------------- */
+/* ---- the tagged read word ---------------------------------------------------------------
+ * `read` holds the address of the current index's slots (rm_index.slots) with the amended flag
+ * in bit 0: a reader probes from that address and finds the mask just below it. */
+
+static inline struct rm_index *slots_index(const struct rm_slot *s)
+{
+    return (struct rm_index *)((uintptr_t)s - offsetof(struct rm_index, slots));
+}
+
+/* The mask of the index whose slots start at @s. */
+static inline size_t slots_mask(const struct rm_slot *s)
+{
+    return slots_index(s)->mask;
+}
+
+/* The same, read from memory again: for a probe that wraps (rarely), so that the compiler does
+ * not keep the first read in a register through the whole probe loop -- rm_get_u64 has none to
+ * spare (gcc would push and pop a callee-saved one: two instructions on every call). Volatile
+ * only so that the read happens here; the word never changes once the index is published. The
+ * address is computed from @s, not from slots_index(s), which gcc would keep in a register. */
+static inline size_t slots_mask_again(const struct rm_slot *s)
+{
+    return *(const volatile size_t *)((const char *)s - (offsetof(struct rm_index, slots) -
+                                                         offsetof(struct rm_index, mask)));
+}
+
+static inline const struct rm_slot *rd_slots(uintptr_t r)
+{
+    return (const struct rm_slot *)(r & ~(uintptr_t)1);
+}
 
 static inline struct rm_index *rd_index(uintptr_t r)
 {
-    return (struct rm_index *)(r & ~(uintptr_t)(RM_INDEX_ALIGN - 1));
-}
-
-static inline size_t rd_mask(uintptr_t r)
-{
-    return ((size_t)1 << ((r >> 1) & 63)) - 1;
+    return slots_index(rd_slots(r));
 }
 
 /* The read word, for a lock-free path (under mu, relaxed loads suffice). Acquire pairs with the
- * release stores of read (promotion, the amended flip, clear): the index it names, its slots,
- * count and entries (key, hash, first box), all written before the store, are visible. */
+ * release stores of read (promotion, the amended flip, clear): the index it names, its mask,
+ * slots, count and entries (key, hash, first box), all written before the store, are visible. */
 static inline uintptr_t read_load(struct rm_map *m)
 {
     return atomic_load_explicit(&m->read, memory_order_acquire);
@@ -379,7 +429,7 @@ static inline bool rd_amended(uintptr_t r)
 
 static inline uintptr_t rd_make(const struct rm_index *t, bool amended)
 {
-    return (uintptr_t)t | ((uintptr_t)t->shift << 1) | (uintptr_t)amended;
+    return (uintptr_t)t->slots | (uintptr_t)amended;
 }
 
 /* ---- the mutex ---------------------------------------------------------------------------- */
@@ -563,23 +613,32 @@ static struct rm_index *index_new(unsigned shift)
     if (t == NULL)
         return NULL;
     memset(t, 0, bytes);
-    t->shift = shift;
+    t->mask = nslots - 1;
     atomic_init(&t->refs, 1);
     return t;
 }
 
-/* The entry for @key in @t (mask = slots - 1), or NULL. Inside a read section for a published
- * index, under mu for dirty. Plain loads: a published index is never written again. */
-/* @u64: the map has integer keys, known where the caller is (rm_get_u64): the comparison is
+/* The entry for @key in the index whose slots start at @s, or NULL. Inside a read section for
+ * a published index, under mu for dirty. Plain loads: a published index is never written again.
+ * The probe runs down from the home slot; an empty slot ends it, unless it is end (slots[-1],
+ * i < 0), from which it goes on at the last slot. A step is a decrement and a load, with no
+ * mask: rm_get_u64's probe loop keeps the slots' address, the index, the tag, the key and the
+ * slot word in registers, and nothing else. Signed: s[-1] is in the index (pointer arithmetic
+ * that wraps an unsigned index would be undefined).
+ * @u64: the map has integer keys, known where the caller is (rm_get_u64): the comparison is
  * then a plain ==, without chm__key_equal's test of m->int_keys. */
-static inline struct rm_entry *idx_find_k(const chm *m, const struct rm_index *t, size_t mask,
-                                          uint64_t key, uint64_t hash, bool u64)
+static inline struct rm_entry *idx_find_k(const chm *m, const struct rm_slot *s, uint64_t key,
+                                          uint64_t hash, bool u64)
 {
-    const struct rm_slot *s = t->slots;
-    for (size_t i = hash & mask;; i = (i + 1) & mask) {
-        if (slot_empty(&s[i]))
-            return NULL;
-        if (slot_tag_matches(&s[i], hash)) {
+    uint16_t tag = slot_tag(hash);
+    for (ptrdiff_t i = (ptrdiff_t)(hash & slots_mask(s));; i--) {
+        if (chm_unlikely(slot_empty(&s[i]))) {
+            if (chm_likely(i >= 0))
+                return NULL;
+            i = (ptrdiff_t)slots_mask_again(s) + 1; /* end: on at the last slot, mask */
+            continue;
+        }
+        if (slot_tag_matches(&s[i], tag)) {
             struct rm_entry *e = slot_entry(&s[i]);
             if (u64 ? e->key == key : chm__key_equal(m, e->key, key))
                 return e;
@@ -587,52 +646,49 @@ static inline struct rm_entry *idx_find_k(const chm *m, const struct rm_index *t
     }
 }
 
-static inline struct rm_entry *idx_find(const chm *m, const struct rm_index *t, size_t mask,
-                                        uint64_t key, uint64_t hash)
+static inline struct rm_entry *idx_find(const chm *m, const struct rm_index *t, uint64_t key,
+                                        uint64_t hash)
 {
-    return idx_find_k(m, t, mask, key, hash, false);
+    return idx_find_k(m, t->slots, key, hash, false);
 }
 
 static inline struct rm_entry *read_find(const chm *m, uintptr_t r, uint64_t key, uint64_t hash)
 {
-    return idx_find(m, rd_index(r), rd_mask(r), key, hash);
+    return idx_find(m, rd_index(r), key, hash);
 }
 
-static inline size_t idx_mask(const struct rm_index *t)
-{
-    return ((size_t)1 << t->shift) - 1;
-}
-
-/* Dirty (unpublished) tables: insert with room guaranteed, remove by backward shift. */
+/* Dirty (unpublished) tables: insert with room guaranteed, remove by backward shift. Probes run
+ * down, as idx_find_k's, and wrap by the mask. */
 static void dirty_insert(struct rm_index *t, struct rm_entry *e)
 {
-    size_t mask = idx_mask(t), i = e->hash & mask;
+    size_t mask = t->mask, i = e->hash & mask;
     while (!slot_empty(&t->slots[i]))
-        i = (i + 1) & mask;
+        i = (i - 1) & mask;
     slot_set(&t->slots[i], e);
     t->count++;
 }
 
 static struct rm_entry *dirty_remove(const chm *m, struct rm_index *t, uint64_t key, uint64_t hash)
 {
-    size_t mask = idx_mask(t), i = hash & mask;
-    for (;; i = (i + 1) & mask) {
+    size_t mask = t->mask, i = hash & mask;
+    for (;; i = (i - 1) & mask) {
         if (slot_empty(&t->slots[i]))
             return NULL;
-        if (slot_tag_matches(&t->slots[i], hash) &&
+        if (slot_tag_matches(&t->slots[i], slot_tag(hash)) &&
             chm__key_equal(m, slot_entry(&t->slots[i])->key, key))
             break;
     }
     struct rm_entry *e = slot_entry(&t->slots[i]);
-    /* Backward shift: move later members of the cluster whose home is not in (i, j] into the
-     * hole, so every entry stays reachable from its home without tombstones. */
+    /* Backward shift: move later members of the cluster whose probe from home to their slot j
+     * passes the hole i into it, so every entry stays reachable from its home without
+     * tombstones. A member stays if its home is nearer to j than i is (probing runs down). */
     for (size_t j = i;;) {
-        j = (j + 1) & mask;
+        j = (j - 1) & mask;
         if (slot_empty(&t->slots[j]))
             break;
         struct rm_entry *x = slot_entry(&t->slots[j]);
         size_t home = x->hash & mask;
-        bool stays = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        bool stays = ((home - j) & mask) < ((i - j) & mask);
         if (!stays) {
             t->slots[i] = t->slots[j];
             i = j;
@@ -648,13 +704,13 @@ static struct rm_entry *dirty_remove(const chm *m, struct rm_index *t, uint64_t 
 static bool dirty_reserve(struct rm_map *m, size_t extra)
 {
     struct rm_index *d = m->dirty;
-    if (((d->count + extra) << RM_LOAD_LOG) <= ((size_t)1 << d->shift))
+    if (((d->count + extra) << RM_LOAD_LOG) <= (d->mask + 1))
         return true;
     unsigned shift = shift_for(d->count + extra);
     struct rm_index *g = index_new(shift);
     if (g == NULL)
         return false;
-    for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++)
+    for (size_t i = 0, n = d->mask + 1; i < n; i++)
         if (!slot_empty(&d->slots[i]))
             dirty_insert(g, slot_entry(&d->slots[i]));
     m->dirty = g;
@@ -700,7 +756,7 @@ static struct rm_index *dirty_alloc(struct rm_map *m, uintptr_t r)
 static void dirty_fill_locked(struct rm_map *m, uintptr_t r, struct rm_index *d)
 {
     struct rm_index *t = rd_index(r);
-    for (size_t i = 0, n = (size_t)1 << t->shift; i < n; i++) {
+    for (size_t i = 0, n = t->mask + 1; i < n; i++) {
         struct rm_entry *e = slot_entry(&t->slots[i]);
         if (e == NULL)
             continue;
@@ -999,7 +1055,7 @@ static int lookup_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     struct rm_entry *e = read_find(cm, r, key, hash);
     if (e == NULL && rd_amended(r)) {
-        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+        e = idx_find(cm, m->dirty, key, hash);
         miss_locked(m);
     }
     int rc = CHM_NOTFOUND;
@@ -1028,18 +1084,18 @@ static int get_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t *v
 }
 
 /* The lock-free half of Load, inside a read section: the key's live box in the read map, or
- * NULL. *rdp gets the read word; *has_entry whether the read map has an entry for the key (a
- * miss without one goes to the locked path if the read map is amended). One function for
+ * NULL. *sp gets the slots of the index probed; *has_entry whether it has an entry for the key
+ * (a miss without one asks read_miss_final whether to go to the locked path). One function for
  * rm_get and rm_get_u64 (@u64: integer keys, compared inline), so they share the yield points
  * and the linearization argument. */
 static inline struct rm_box *read_lookup(const chm *cm, struct rm_map *m, uint64_t key,
-                                         uint64_t hash, bool u64, uintptr_t *rdp,
+                                         uint64_t hash, bool u64, const struct rm_slot **sp,
                                          bool *has_entry)
 {
-    uintptr_t rd = read_load(m);
+    const struct rm_slot *s = rd_slots(read_load(m));
     CHM_YIELD_POINT("rm.get.read_loaded"); /* a promotion may replace and retire the index */
-    *rdp = rd;
-    struct rm_entry *e = idx_find_k(cm, rd_index(rd), rd_mask(rd), key, hash, u64);
+    *sp = s;
+    struct rm_entry *e = idx_find_k(cm, s, key, hash, u64);
     *has_entry = e != NULL;
     if (e == NULL)
         return NULL;
@@ -1052,45 +1108,77 @@ static inline struct rm_box *read_lookup(const chm *cm, struct rm_map *m, uint64
     return p;
 }
 
+/* After read_lookup found no entry for the key in the index with slots @s: whether the key is
+ * absent without a look at dirty (Go: !read.amended). Yes if read names that index now, not
+ * amended: while it does, dirty holds no key the index lacks (a key enters dirty only after
+ * the amended flip), so the key is absent at this load, where the miss linearizes. Anything
+ * else (amended, or another index since) takes the locked path, linearizable by itself. Go
+ * tests the flag of the word it probed; reading the word again lets rm_get_u64 keep no
+ * register for that word through the probe (only the slots' address, compared here), at one
+ * more instruction per miss. The word names an index again after amending it only if that is
+ * the static empty index, published again by a later chm_clear, which emptied the map: the
+ * argument holds. Relaxed: compared, not followed; coherence keeps it no older than
+ * read_lookup's load. Outside the read section: it dereferences nothing. */
+static inline bool read_miss_final(struct rm_map *m, const struct rm_slot *s)
+{
+    return atomic_load_explicit(&m->read, memory_order_relaxed) == (uintptr_t)s;
+}
+
 static int rm_get(chm *cm, uint64_t key, uint64_t *value)
 {
     struct rm_map *m = as_rm(cm);
     uint64_t hash = chm__hash(cm, key), v = 0;
     int rc = CHM_NOTFOUND;
-    uintptr_t rd;
+    const struct rm_slot *s;
     bool has_entry;
     chm__smr_read_lock();
-    struct rm_box *p = read_lookup(cm, m, key, hash, false, &rd, &has_entry);
+    struct rm_box *p = read_lookup(cm, m, key, hash, false, &s, &has_entry);
     if (p != NULL) {
         v = box_value(p);
         rc = CHM_OK;
     }
     chm__smr_read_unlock(); /* before mu (see "Blocking") */
-    if (!has_entry && rd_amended(rd))
+    if (!has_entry && !read_miss_final(m, s))
         rc = get_locked(m, key, hash, &v);
     if (rc == CHM_OK && value != NULL)
         *value = v;
     return rc;
 }
 
+/* chm__hash_u64 of @key for this map, the second multiplier read from m->hash_k2 (=
+ * CHM__HASH_K2): `mulq` takes it from memory (on `read`'s line, which the lookup loads anyway),
+ * where the constant would cost a `movabs` and a register of its own. */
+static inline uint64_t rm_hash_u64(const struct rm_map *m, uint64_t key)
+{
+    return chm__fold_mul(chm__fold_mul(key ^ m->base.seed, m->base.hash_mul), m->hash_k2);
+}
+
 /* get for integer keys (ops.get_u64): rm_get as a leaf function on a read-map hit, every call a
- * tail call (smr.h, chm__smr_lookup_begin). A miss in an amended read map leaves the section
- * and takes the locked path in get_amended_miss, as rm_get does. */
+ * tail call (smr.h, chm__smr_lookup_begin). A miss that read_miss_final does not settle leaves
+ * the section and takes the locked path in get_amended_miss, as rm_get does.
+ * With no callee-saved register to push and pop either (docs/design.md, "The read path,
+ * instruction by instruction"): the probe loop keeps nine values (the reader, liburcu's
+ * grace-period state, the map, the key, the value pointer, the slots' address, the tag, the
+ * index, the slot word), as many as x86-64 has caller-saved registers. That is why the mask is
+ * read again rather than kept (slots_mask_again), a miss reads `read` again (read_miss_final),
+ * get_amended_miss recomputes the hash, and the hash comes before the section opens (gcc 12
+ * then needs no spare register for it). */
 static __attribute__((noinline)) int get_amended_miss(chm *cm, chm__smr_reader *r, uint64_t key,
-                                                      uint64_t hash, uint64_t *value);
+                                                      uint64_t *value);
 
 static int rm_get_u64(chm *cm, uint64_t key, uint64_t *value)
 {
+    struct rm_map *m = as_rm(cm);
+    uint64_t hash = rm_hash_u64(m, key); /* immutable fields: no section needed */
     chm__smr_reader *r = chm__smr_lookup_begin();
     if (chm_unlikely(r == NULL))
         return rm_get(cm, key, value); /* the fast path is off (smr.h) */
-    uint64_t hash = chm__hash_u64(key, cm->seed, cm->hash_mul);
-    uintptr_t rd;
+    const struct rm_slot *s;
     bool has_entry;
-    struct rm_box *p = read_lookup(cm, as_rm(cm), key, hash, true, &rd, &has_entry);
+    struct rm_box *p = read_lookup(cm, m, key, hash, true, &s, &has_entry);
     if (p == NULL) {
-        if (!has_entry && rd_amended(rd))
-            return get_amended_miss(cm, r, key, hash, value);
+        if (!has_entry && !read_miss_final(m, s))
+            return get_amended_miss(cm, r, key, value);
         return chm__smr_lookup_return(r, CHM_NOTFOUND);
     }
     uint64_t v = box_value(p);
@@ -1099,12 +1187,11 @@ static int rm_get_u64(chm *cm, uint64_t key, uint64_t *value)
     return chm__smr_lookup_return(r, CHM_OK);
 }
 
-static int get_amended_miss(chm *cm, chm__smr_reader *r, uint64_t key, uint64_t hash,
-                            uint64_t *value)
+static int get_amended_miss(chm *cm, chm__smr_reader *r, uint64_t key, uint64_t *value)
 {
     (void)chm__smr_lookup_return(r, 0); /* before mu (see "Blocking") */
     uint64_t v = 0;
-    int rc = get_locked(as_rm(cm), key, hash, &v);
+    int rc = get_locked(as_rm(cm), key, chm__hash(cm, key), &v);
     if (rc == CHM_OK && value != NULL)
         *value = v;
     return rc;
@@ -1122,7 +1209,7 @@ static inline struct rm_entry *find_locked(struct rm_map *m, uint64_t key, uint6
     struct rm_entry *e = read_find(cm, r, key, hash);
     *via_dirty = false;
     if (e == NULL && m->dirty != NULL) {
-        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+        e = idx_find(cm, m->dirty, key, hash);
         *via_dirty = e != NULL;
     }
     return e;
@@ -1664,7 +1751,7 @@ static int remove_if_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint6
     if (e != NULL) {
         rc = entry_cad(m, e, expected); /* never RM_RETRY under mu */
     } else if (rd_amended(r)) {
-        e = idx_find(cm, m->dirty, idx_mask(m->dirty), key, hash);
+        e = idx_find(cm, m->dirty, key, hash);
         if (e != NULL && (rc = entry_cad(m, e, expected)) == CHM_OK) {
             /* Unreachable now, and only ever reached under mu: it dies when mu is dropped. */
             dirty_remove(cm, m->dirty, key, hash);
@@ -1743,7 +1830,7 @@ static int rm_clear(chm *cm)
     atomic_store_explicit(&m->read, rd_make(EMPTY_INDEX, false), memory_order_release);
     long removed = 0;
     struct rm_entry *dead = NULL, *dirty_only = NULL;
-    for (size_t i = 0, n = (size_t)1 << old->shift; i < n; i++) {
+    for (size_t i = 0, n = old->mask + 1; i < n; i++) {
         struct rm_entry *e = slot_entry(&old->slots[i]);
         if (e == NULL)
             continue;
@@ -1758,7 +1845,7 @@ static int rm_clear(chm *cm)
         dead = e;
     }
     if (d != NULL) {
-        for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++) {
+        for (size_t i = 0, n = d->mask + 1; i < n; i++) {
             struct rm_entry *e = slot_entry(&d->slots[i]);
             /* Relaxed: a dirty-only entry's p changes under mu only. EXPUNGED: in old, done. */
             struct rm_box *p =
@@ -1840,7 +1927,7 @@ static int rm_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
 /* What an index's allocation holds (the empty index is static: nothing). */
 static size_t index_bytes(const struct rm_index *t)
 {
-    return t == EMPTY_INDEX ? 0 : sizeof *t + ((size_t)1 << t->shift) * sizeof(struct rm_slot);
+    return t == EMPTY_INDEX ? 0 : sizeof *t + (t->mask + 1) * sizeof(struct rm_slot);
 }
 
 /* What @e holds with p = @p: the entry (its inline box included), a heap box, and the stored
@@ -1880,7 +1967,7 @@ static void rm_stats(chm *cm, chm_stats *st)
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     struct rm_index *t = rd_index(r), *d = m->dirty;
     bytes += index_bytes(t);
-    for (size_t i = 0, n = (size_t)1 << t->shift; i < n; i++) {
+    for (size_t i = 0, n = t->mask + 1; i < n; i++) {
         struct rm_entry *e = slot_entry(&t->slots[i]);
         if (e == NULL)
             continue;
@@ -1891,13 +1978,13 @@ static void rm_stats(chm *cm, chm_stats *st)
     }
     if (d != NULL) {
         bytes += index_bytes(d);
-        for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++) {
+        for (size_t i = 0, n = d->mask + 1; i < n; i++) {
             struct rm_entry *e = slot_entry(&d->slots[i]);
             if (e != NULL)
                 bytes += entry_bytes(cm, e, atomic_load_explicit(&e->p, memory_order_acquire));
         }
     }
-    st->buckets = (size_t)1 << (d != NULL ? d->shift : t->shift);
+    st->buckets = (d != NULL ? d : t)->mask + 1;
     st->resizes = (size_t)m->dirty_growths;
     chm__smr_read_unlock();
     if (locked)
@@ -1907,7 +1994,7 @@ static void rm_stats(chm *cm, chm_stats *st)
 
 /* ---- iteration (Range) ------------------------------------------------------------------ */
 
-/* Where an iteration of an index of 2^@shift slots starts. Go randomises Range's order (a Go map
+/* Where an iteration of an index of @mask + 1 slots starts. Go randomises Range's order (a Go map
  * iteration starts at a random bucket and offset); always starting at slot 0 makes Go's
  * BenchmarkAdversarialDelete pattern (delete the first key Range yields, store a new key,
  * repeat) degrade: the keys at the low slots are consumed and every later Range first walks
@@ -1921,10 +2008,11 @@ static void rm_stats(chm *cm, chm_stats *st)
  * generator: that would make the order of a map with an explicit seed depend on which thread
  * iterated what before. Relaxed: the counter orders nothing; one RMW per chm_iter_init, on a
  * line that no hot path reads. */
-static size_t iter_start(struct rm_map *m, unsigned shift)
+static size_t iter_start(struct rm_map *m, size_t mask)
 {
     uint64_t n = atomic_fetch_add_explicit(&m->iterations, 1, memory_order_relaxed);
-    return (size_t)(chm__mix64(n, m->base.seed) >> (64 - shift)); /* shift is 3..58 */
+    /* the top log2(mask + 1) bits: 64 - log2(slots) is mask's leading zeros (mask >= 7) */
+    return (size_t)(chm__mix64(n, m->base.seed) >> __builtin_clzll((unsigned long long)mask));
 }
 
 static int rm_iter_init(chm_iter *it, chm *cm)
@@ -1955,8 +2043,8 @@ static int rm_iter_init(chm_iter *it, chm *cm)
     }
     ri->t = rd_index(r);
     ri->pos = 0;
-    ri->n = rd_mask(r) + 1;
-    ri->start = iter_start(m, (unsigned)((r >> 1) & 63)); /* the shift travels in read */
+    ri->n = ri->t->mask + 1;
+    ri->start = iter_start(m, ri->t->mask);
     return CHM_OK;
 }
 
@@ -2023,7 +2111,7 @@ static void rm_destroy(chm *cm)
     chm__smr_drain(m->smr); /* every retired box and index freed, callbacks done */
     struct rm_index *t = rd_index(atomic_load_explicit(&m->read, memory_order_relaxed));
     struct rm_index *d = m->dirty;
-    size_t n = (size_t)1 << t->shift;
+    size_t n = t->mask + 1;
     /* Every entry once: dirty's, plus the read entries dirty lacks (the expunged ones); without
      * dirty, every read entry. */
     for (size_t i = 0; i < n; i++) {
@@ -2033,7 +2121,7 @@ static void rm_destroy(chm *cm)
             entry_final(m, e);
     }
     if (d != NULL) {
-        for (size_t i = 0, nd = (size_t)1 << d->shift; i < nd; i++)
+        for (size_t i = 0, nd = d->mask + 1; i < nd; i++)
             if (!slot_empty(&d->slots[i]))
                 entry_final(m, slot_entry(&d->slots[i]));
         chm__free(d);
@@ -2055,7 +2143,7 @@ static void rm_destroy(chm *cm)
  * read entry missing from the expunged list (it would leak at promotion) or a listed one the
  * read index does not hold. */
 #define RM_INVARIANTS(X)                                                                           \
-    X(RM_BAD_READ_TAG, -1, "read's shift differs from its index's")                                \
+    X(RM_BAD_LAYOUT, -1, "an index misaligned, mask not 2^k - 1 (k >= 3), or end not empty")       \
     X(RM_BAD_INDEX, -2, "a slot unreachable from its home, a wrong hash or count")                 \
     X(RM_BAD_RESERVED, -3, "a RESERVED or held entry outside a compute")                           \
     X(RM_BAD_EXPUNGED, -4, "an expunged entry while dirty is nil")                                 \
@@ -2072,9 +2160,18 @@ static void rm_destroy(chm *cm)
 
 CHM__INVARIANT_ENUM(rm_invariant, RM_INVARIANTS);
 
+/* An index's layout: line-aligned (read's bit 0 is free), mask = slots - 1 for a power of two
+ * of at least 2^RM_MIN_SHIFT slots, end empty (probes wrap there). */
+static bool layout_ok(const struct rm_index *t)
+{
+    return ((uintptr_t)t & (RM_INDEX_ALIGN - 1)) == 0 &&
+           t->mask >= ((size_t)1 << RM_MIN_SHIFT) - 1 && (t->mask & (t->mask + 1)) == 0 &&
+           slot_empty(&t->end);
+}
+
 static int index_check(chm *cm, const struct rm_index *t)
 {
-    size_t mask = idx_mask(t), used = 0;
+    size_t mask = t->mask, used = 0;
     /* at most 3/4 (dirty_locked's guarantee); the maximum load holds after any insert */
     if (t->count > mask - mask / 4)
         return RM_BAD_LOAD;
@@ -2084,10 +2181,10 @@ static int index_check(chm *cm, const struct rm_index *t)
             continue;
         used++;
         struct rm_entry *e = slot_entry(s);
-        if (!slot_tag_matches(s, e->hash) || e->hash != chm__hash(cm, e->key))
+        if (!slot_tag_matches(s, slot_tag(e->hash)) || e->hash != chm__hash(cm, e->key))
             return RM_BAD_INDEX;
         /* the first slot with this key, probing from its home, is this one */
-        if (idx_find(cm, t, mask, e->key, e->hash) != e)
+        if (idx_find(cm, t, e->key, e->hash) != e)
             return RM_BAD_INDEX;
     }
     return used == t->count ? 0 : RM_BAD_INDEX;
@@ -2098,8 +2195,8 @@ static int rm_validate(chm *cm)
     struct rm_map *m = as_rm(cm);
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed);
     struct rm_index *t = rd_index(r), *d = m->dirty;
-    if (((r >> 1) & 63) != t->shift)
-        return RM_BAD_READ_TAG;
+    if (!layout_ok(t) || (d != NULL && !layout_ok(d)))
+        return RM_BAD_LAYOUT;
     int rc = index_check(cm, t);
     if (rc != 0)
         return rc;
@@ -2123,7 +2220,7 @@ static int rm_validate(chm *cm)
         listed++;
     }
     long live = 0;
-    for (size_t i = 0, n = (size_t)1 << t->shift; i < n; i++) {
+    for (size_t i = 0, n = t->mask + 1; i < n; i++) {
         struct rm_entry *e = slot_entry(&t->slots[i]);
         if (e == NULL)
             continue;
@@ -2135,13 +2232,13 @@ static int rm_validate(chm *cm)
         expunged += p == EXPUNGED;
         live += is_box(p);
         if (d != NULL) {
-            struct rm_entry *x = idx_find(cm, d, idx_mask(d), e->key, e->hash);
+            struct rm_entry *x = idx_find(cm, d, e->key, e->hash);
             if (p == EXPUNGED ? x != NULL : x != e)
                 return p == EXPUNGED ? RM_BAD_DIRTY_EXP : RM_BAD_DIRTY_MISS;
         }
     }
     if (d != NULL) {
-        for (size_t i = 0, n = (size_t)1 << d->shift; i < n; i++) {
+        for (size_t i = 0, n = d->mask + 1; i < n; i++) {
             struct rm_entry *e = slot_entry(&d->slots[i]);
             if (e == NULL)
                 continue;
@@ -2175,7 +2272,7 @@ int chm__readmostly_stats(chm *cm, struct chm__rm_stats *out)
     struct rm_index *t = rd_index(r);
     out->amended = rd_amended(r);
     out->has_dirty = m->dirty != NULL;
-    out->read_slots = (size_t)1 << t->shift;
+    out->read_slots = t->mask + 1;
     for (size_t i = 0; i < out->read_slots; i++) {
         struct rm_entry *e = slot_entry(&t->slots[i]);
         if (e == NULL)
@@ -2262,6 +2359,7 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
         return NULL;
     }
     atomic_init(&m->read, rd_make(t, false));
+    m->hash_k2 = CHM__HASH_K2;
     atomic_init(&m->iterations, 0);
     return &m->base;
 nomem_stripes:

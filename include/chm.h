@@ -76,7 +76,7 @@
  *
  *   Where the callbacks run. The library has no thread of its own. On segmented, binlock and
  *   readmostly, what leaves a map is queued on that map; a thread whose write brings the queue
- *   to a batch (1024 objects) frees the batch itself when its outermost chm call returns --
+ *   to a batch (4096 objects) frees the batch itself when its outermost chm call returns --
  *   after every lock of the library is released, outside any read-side section, never inside
  *   a callback of another chm call -- waiting first for a grace period (microseconds, unless a
  *   reader is inside a long section). chm_free frees the rest on its caller's thread, and
@@ -90,7 +90,7 @@
  *   may be running inside that map's chm_free, and a chm_free of its own map would wait for the
  *   callback itself (chm aborts with a message).
  *   Nor anything that waits for another thread's chm call to return.
- *   Memory: a map holds at most about 1024 removed-but-unfreed objects per thread writing it
+ *   Memory: a map holds at most about 4096 removed-but-unfreed objects per thread writing it
  *   (src/smr.h states the bound; a chm_clear retires the whole map in one call, and its thread
  *   frees that batch when the call returns) -- except, on a backend with
  *   CHM_CAP_ITER_HOLDS_RECLAIM (segmented, binlock), while an iterator of that map is open:

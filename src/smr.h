@@ -68,9 +68,11 @@
 #include <urcu/urcu-memb.h> /* the out-of-line liburcu memb API */
 
 /* Objects a domain queues before a writer reclaims them (see THE BOUND above). A grace period
- * costs microseconds; amortised over this many retires it is a few nanoseconds each. */
+ * costs microseconds of both cores (membarrier's interrupts, the waiter's futex); amortised
+ * over this many retires it is about a nanosecond each. docs/design.md ("Amortised cost") has
+ * the measurement that chose 4096 over 1024 and 16384. */
 #ifndef CHM_SMR_BATCH
-#define CHM_SMR_BATCH 1024
+#define CHM_SMR_BATCH 4096
 #endif
 /* Domains one thread can have flagged at once (one outermost call's worth). */
 #define CHM_SMR_MAX_FLAGGED 8

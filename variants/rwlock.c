@@ -88,11 +88,15 @@ struct rw_map {
     atomic_uint_fast64_t iter_rnd; /* source of random iteration starts */
 };
 _Static_assert(offsetof(struct rw_map, lock) % CHM_CACHELINE == 0, "lock on its own line");
-_Static_assert(sizeof(((struct rw_map *)0)->lock) == CHM_CACHELINE,
-               "every lock fits one line (the pthread lock's spin hint included: every "
-               "operation touches that line anyway)");
-_Static_assert(offsetof(struct rw_map, g) - offsetof(struct rw_map, lock) >= CHM_CACHELINE,
-               "the lock's line holds nothing else");
+_Static_assert(sizeof(((struct rw_map *)0)->lock) == 4 * CHM_CACHELINE,
+               "the adaptive lock's four lines (rwlock_lock.h); the pthread and ck locks fit "
+               "the first (the pthread lock's spin hint included: every operation touches "
+               "that line anyway)");
+_Static_assert(sizeof(((struct rw_map *)0)->lock.pthread) <= CHM_CACHELINE &&
+                   sizeof(((struct rw_map *)0)->lock.ck) <= CHM_CACHELINE,
+               "the pthread and ck locks on one line");
+_Static_assert(offsetof(struct rw_map, g) - offsetof(struct rw_map, lock) >= 4 * CHM_CACHELINE,
+               "the lock's lines hold nothing else");
 
 static struct rw_map *as_rw(chm *m)
 {

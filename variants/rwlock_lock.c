@@ -53,7 +53,12 @@
  * RWL_SPINS) with a pause between tries -- critical sections here last tens of nanoseconds,
  * while a futex sleep and wake-up costs microseconds and, on two cores, leaves a core idle --
  * then counts itself in `sleepers` and sleeps on the permits word with FUTEX_WAIT while it
- * reads zero. A post adds its permits and wakes that many sleepers only if `sleepers` is not
+ * reads zero. Each semaphore has a cache line of its own (rwlock_lock.h): a waiter polling a
+ * permits word on the line of `readers` took that line away from the thread inside the lock
+ * before each of its read-modify-writes, which then had to fetch it back, so two threads that
+ * wanted the lock by turns paid for the line on nearly every operation. Measured in
+ * docs/benchmarks.md ("rwlock's three locks": 1,000 keys, 50% reads, 2 threads, 11.0 ops/us
+ * on one line, 14.4 on four; no cell lost). A post adds its permits and wakes that many sleepers only if `sleepers` is not
  * zero: uncontended, the writer's unlock makes no system call. The sleepers / permits pair is
  * Dekker's: the sleeper increments `sleepers` then reads `permits`, the poster increments
  * `permits` then reads `sleepers`, all sequentially consistent, so at least one of them sees the

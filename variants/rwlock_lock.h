@@ -34,18 +34,28 @@ struct chm__rwl_sem {
     _Atomic uint32_t sleepers; /* threads in the sleeping phase: a post wakes only if any */
 };
 
-/* The lock, one cache line (a map keeps it on a line of its own: every reader writes `readers`,
- * so the line bounces between reading cores anyway, and nothing else should bounce with it). */
+/* The lock, four cache lines. The first holds what every operation writes: every reader adds
+ * to `readers`, so that line bounces between reading cores anyway. Each semaphore has a line
+ * of its own, because its waiters poll it: on the first line their loads would take it away
+ * from the thread inside the lock before each of its read-modify-writes (rwlock_lock.c, "The
+ * semaphores", says what it costs). */
 struct chm__rwl {
     alignas(CHM_CACHELINE) _Atomic int32_t readers; /* readers inside or queued; minus
                                                        CHM__RWL_WRITER while a writer waits
                                                        or holds the lock (Go's readerCount) */
-    _Atomic int32_t departing;  /* readers the waiting writer still waits for (readerWait) */
-    struct chm__rwl_sem rsem;   /* readers queued behind a writer wait here */
-    struct chm__rwl_sem wsem;   /* the writer waits here for the last departing reader */
-    struct chm__rwl_sem writer; /* writer against writer: a semaphore of one permit */
+    _Atomic int32_t departing; /* readers the waiting writer still waits for (readerWait) */
+    /* readers queued behind a writer wait here */
+    alignas(CHM_CACHELINE) struct chm__rwl_sem rsem;
+    /* the writer waits here for the last departing reader */
+    alignas(CHM_CACHELINE) struct chm__rwl_sem wsem;
+    /* writer against writer: a semaphore of one permit */
+    alignas(CHM_CACHELINE) struct chm__rwl_sem writer;
 };
-_Static_assert(sizeof(struct chm__rwl) == CHM_CACHELINE, "the lock is one cache line");
+_Static_assert(sizeof(struct chm__rwl) == 4 * CHM_CACHELINE, "the lock is four cache lines");
+_Static_assert(offsetof(struct chm__rwl, rsem) == CHM_CACHELINE &&
+                   offsetof(struct chm__rwl, wsem) == 2 * CHM_CACHELINE &&
+                   offsetof(struct chm__rwl, writer) == 3 * CHM_CACHELINE,
+               "each semaphore on a line of its own");
 
 /* What a writer subtracts from `readers`: larger than any number of readers. */
 #define CHM__RWL_WRITER (INT32_C(1) << 30)

@@ -58,8 +58,9 @@
  * before each of its read-modify-writes, which then had to fetch it back, so two threads that
  * wanted the lock by turns paid for the line on nearly every operation. Measured in
  * docs/benchmarks.md ("rwlock's three locks": 1,000 keys, 50% reads, 2 threads, 11.0 ops/us
- * on one line, 14.4 on four; no cell lost). A post adds its permits and wakes that many sleepers only if `sleepers` is not
- * zero: uncontended, the writer's unlock makes no system call. The sleepers / permits pair is
+ * on one line, 14.4 on four; within noise in the other cells measured).
+ *
+ * A post adds its permits and wakes that many sleepers only if `sleepers` is not zero: uncontended, the writer's unlock makes no system call. The sleepers / permits pair is
  * Dekker's: the sleeper increments `sleepers` then reads `permits`, the poster increments
  * `permits` then reads `sleepers`, all sequentially consistent, so at least one of them sees the
  * other; and the kernel compares the word to zero atomically with queueing the sleeper, so a

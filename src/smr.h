@@ -9,10 +9,10 @@
  * users never call a register function.
  *
  * Write side: an object that a concurrent reader may still hold embeds a chm_smr_node (one
- * word) and is handed to chm__smr_retire() after it was unlinked. Retire never fails and never blocks (no
- * lock, no allocation, no system call): it pushes the node on its domain's lock-free list. Each
- * map owns a domain. There is no thread of the library's own: retired objects are freed by the
- * threads that write, in batches, and by chm_free.
+ * word) and is handed to chm__smr_retire() after it was unlinked. Retire never fails and never
+ * blocks (no lock, no allocation, no system call): it pushes the node on its domain's lock-free
+ * list. Each map owns a domain. There is no thread of the library's own: retired objects are
+ * freed by the threads that write, in batches, and by chm_free.
  *
  * THE RECLAMATION RULE. A retire that brings its domain's queue to CHM_SMR_BATCH objects or more
  * flags the domain on the calling thread (a reference in a small thread-local array, no

@@ -60,11 +60,12 @@
  * docs/benchmarks.md ("rwlock's three locks": 1,000 keys, 50% reads, 2 threads, 11.0 ops/us
  * on one line, 14.4 on four; within noise in the other cells measured).
  *
- * A post adds its permits and wakes that many sleepers only if `sleepers` is not zero: uncontended, the writer's unlock makes no system call. The sleepers / permits pair is
- * Dekker's: the sleeper increments `sleepers` then reads `permits`, the poster increments
- * `permits` then reads `sleepers`, all sequentially consistent, so at least one of them sees the
- * other; and the kernel compares the word to zero atomically with queueing the sleeper, so a
- * post between the sleeper's check and its FUTEX_WAIT makes the wait return at once.
+ * A post adds its permits and wakes that many sleepers only if `sleepers` is not zero:
+ * uncontended, the writer's unlock makes no system call. The sleepers / permits pair is Dekker's:
+ * the sleeper increments `sleepers` then reads `permits`, the poster increments `permits` then
+ * reads `sleepers`, all sequentially consistent, so at least one of them sees the other; and
+ * the kernel compares the word to zero atomically with queueing the sleeper, so a post between
+ * the sleeper's check and its FUTEX_WAIT makes the wait return at once.
  *
  * ThreadSanitizer sees every happens-before edge: they are all C11 atomics, and the futex
  * system calls only decide when a thread looks again.

@@ -30,8 +30,8 @@
  * Mode ss, one run per fork (bench_def.one_run: -wi and -i do not apply, -w and -r neither):
  * the first half of the run is its warm-up, the second half shows whether it is flat. Score =
  * operations per microsecond over the run, all writers together (JMH-like, as resize's).
- * Secondary metrics: pending_peak (objects; the library bounds it by about T * 1024 on its SMR
- * backends, src/smr.h), pending_peak_after_warmup (the peak over samples at t >= duration / 2),
+ * Secondary metrics: pending_peak (objects; the library bounds it by about T * CHM_SMR_BATCH,
+ * 4096, on its SMR backends, src/smr.h), pending_peak_after_warmup (the peak over samples at t >= duration / 2),
  * bytes_peak, rss_peak_kb and rss_growth_second_half_kb (RSS at the last sample minus RSS at the
  * first sample of the second half; negative when it shrank). The series goes to the JSON as
  * "timeSeries" (columns t, ops, entries, bytes, pending, rss_kb); tools/plot_results.py draws it.

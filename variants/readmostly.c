@@ -1118,7 +1118,9 @@ static inline struct rm_box *read_lookup(const chm *cm, struct rm_map *m, uint64
  * more instruction per miss. The word names an index again after amending it only if that is
  * the static empty index, published again by a later chm_clear, which emptied the map: the
  * argument holds. Relaxed: compared, not followed; coherence keeps it no older than
- * read_lookup's load. Outside the read section: it dereferences nothing. */
+ * read_lookup's load. Called inside the read section that probed @s, and it must be: after
+ * the section the index at @s may be retired, freed, and its memory reused for a new index
+ * published at the same address, which this compare would take for the one probed. */
 static inline bool read_miss_final(struct rm_map *m, const struct rm_slot *s)
 {
     return atomic_load_explicit(&m->read, memory_order_relaxed) == (uintptr_t)s;
@@ -1131,14 +1133,17 @@ static int rm_get(chm *cm, uint64_t key, uint64_t *value)
     int rc = CHM_NOTFOUND;
     const struct rm_slot *s;
     bool has_entry;
+    bool settled = true;
     chm__smr_read_lock();
     struct rm_box *p = read_lookup(cm, m, key, hash, false, &s, &has_entry);
     if (p != NULL) {
         v = box_value(p);
         rc = CHM_OK;
+    } else if (!has_entry) {
+        settled = read_miss_final(m, s); /* inside the section: see there */
     }
     chm__smr_read_unlock(); /* before mu (see "Blocking") */
-    if (!has_entry && !read_miss_final(m, s))
+    if (!settled)
         rc = get_locked(m, key, hash, &v);
     if (rc == CHM_OK && value != NULL)
         *value = v;

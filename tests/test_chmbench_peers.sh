@@ -39,10 +39,21 @@ echo "# peers built here: $ran of 4 trials ran (the rest reported skipped)"
 #    group (readers and writers at once, size checked after the trial)
 "$BENCH" -wi 0 -i 2 -f 1 -t 2 -p backend=cuckoo,tbb -p keys=20000 -p presize=no resize \
     >"$TMP/resize.txt" 2>"$TMP/resize.err"
-check "resize with cuckoo and tbb exits 0 (size == N after every iteration)" [ $? -eq 0 ]
+rc=$?
+check "resize with cuckoo and tbb exits 0 (size == N after every iteration)" [ "$rc" -eq 0 ]
+# A failure shows chmbench's own words (the size check's message, a signal, a skipped peer).
+[ "$rc" -eq 0 ] || {
+    echo "# resize exit status $rc; its stdout, then stderr:"
+    cat "$TMP/resize.txt" "$TMP/resize.err"
+}
 "$BENCH" -wi 0 -i 1 -r 0.05 -f 1 -p backend=cuckoo,tbb -p keys=1000 group \
     >"$TMP/group.txt" 2>"$TMP/group.err"
-check "group with cuckoo and tbb exits 0 (size invariant after the trial)" [ $? -eq 0 ]
+rc=$?
+check "group with cuckoo and tbb exits 0 (size invariant after the trial)" [ "$rc" -eq 0 ]
+[ "$rc" -eq 0 ] || {
+    echo "# group exit status $rc; its stdout, then stderr:"
+    cat "$TMP/group.txt" "$TMP/group.err"
+}
 check "resize and group: a row or a skipped line for each peer" sh -c "
     for b in cuckoo tbb; do
         { grep -Eq \"^chm\\.resize +\$b \" '$TMP/resize.txt' || grep -q \"^# skipped resize backend=\$b \" '$TMP/resize.err'; } &&

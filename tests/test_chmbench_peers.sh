@@ -36,8 +36,12 @@ ran=$(grep -Ec '^chm\.mix +(cuckoo|tbb) ' "$TMP/mix.txt")
 echo "# peers built here: $ran of 4 trials ran (the rest reported skipped)"
 
 # 2. resize (every insert into a map grown from empty: size == N checked per iteration) and
-#    group (readers and writers at once, size checked after the trial)
-"$BENCH" -wi 0 -i 2 -f 1 -t 2 -p backend=cuckoo,tbb -p keys=20000 -p presize=no resize \
+#    group (readers and writers at once, size checked after the trial). One thread grows the
+#    map: libcuckoo 0.3.1 (Debian's) can crash when two threads insert while the table doubles
+#    (upstream efficient/libcuckoo issue 156: an insert's cuckoo-path search reads the buckets
+#    that the doubling thread is replacing). Reproduced here with -t 2: a SIGSEGV in
+#    slot_search in 1 run of 24 to 34 on a loaded machine; docs/harness.md says so too.
+"$BENCH" -wi 0 -i 2 -f 1 -t 1 -p backend=cuckoo,tbb -p keys=20000 -p presize=no resize \
     >"$TMP/resize.txt" 2>"$TMP/resize.err"
 rc=$?
 check "resize with cuckoo and tbb exits 0 (size == N after every iteration)" [ "$rc" -eq 0 ]

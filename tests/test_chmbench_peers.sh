@@ -9,12 +9,20 @@
 BENCH=${1:?usage: test_chmbench_peers.sh path/to/chmbench}
 . "$(dirname "$0")/checklib.sh"
 
+# print_if_failed STATUS NAME: a failed chmbench run shows its own words (the size check's
+# message, a signal, a skipped peer): $TMP/NAME.txt (stdout), then $TMP/NAME.err (stderr).
+print_if_failed() {
+    [ "$1" -eq 0 ] && return
+    echo "# $2 exit status $1; its stdout, then stderr:"
+    cat "$TMP/$2.txt" "$TMP/$2.err"
+}
+
 # 1. a tiny mix trial per peer and thread count (churn: puts and removes, size checked after)
 "$BENCH" -wi 0 -i 2 -r 0.05 -f 1 -t 1,2 -p backend=cuckoo,tbb -p keys=1000 -p reads=50 \
     -rff "$TMP/mix.json" >"$TMP/mix.txt" 2>"$TMP/mix.err"
 rc=$?
 check "mix with cuckoo and tbb exits 0" [ "$rc" -eq 0 ]
-[ "$rc" -eq 0 ] || cat "$TMP/mix.err"
+print_if_failed "$rc" mix
 check "each peer ran (a row) or was reported skipped with a reason (stderr), at 1 and 2 threads" \
     sh -c "for b in cuckoo tbb; do for t in 1 2; do
         grep -Eq \"^chm\\.mix +\$b +uniform +1000 +50 +\$t +none +churn +thrpt +2 +[0-9.]+ +ops/us\\\$\" '$TMP/mix.txt' ||
@@ -45,19 +53,12 @@ echo "# peers built here: $ran of 4 trials ran (the rest reported skipped)"
     >"$TMP/resize.txt" 2>"$TMP/resize.err"
 rc=$?
 check "resize with cuckoo and tbb exits 0 (size == N after every iteration)" [ "$rc" -eq 0 ]
-# A failure shows chmbench's own words (the size check's message, a signal, a skipped peer).
-[ "$rc" -eq 0 ] || {
-    echo "# resize exit status $rc; its stdout, then stderr:"
-    cat "$TMP/resize.txt" "$TMP/resize.err"
-}
+print_if_failed "$rc" resize
 "$BENCH" -wi 0 -i 1 -r 0.05 -f 1 -p backend=cuckoo,tbb -p keys=1000 group \
     >"$TMP/group.txt" 2>"$TMP/group.err"
 rc=$?
 check "group with cuckoo and tbb exits 0 (size invariant after the trial)" [ "$rc" -eq 0 ]
-[ "$rc" -eq 0 ] || {
-    echo "# group exit status $rc; its stdout, then stderr:"
-    cat "$TMP/group.txt" "$TMP/group.err"
-}
+print_if_failed "$rc" group
 check "resize and group: a row or a skipped line for each peer" sh -c "
     for b in cuckoo tbb; do
         { grep -Eq \"^chm\\.resize +\$b \" '$TMP/resize.txt' || grep -q \"^# skipped resize backend=\$b \" '$TMP/resize.err'; } &&

@@ -315,7 +315,7 @@ static double drain_ms(int nretire, int n)
     if (n > 64)
         n = 64;
     for (int i = 0; i < n; i++) {
-        chm_smr_domain *d = chm__smr_domain_new(NULL);
+        chm_smr_domain *d = chm__smr_domain_new(NULL, 1);
         if (d == NULL)
             abort();
         for (int k = 0; k < nretire; k++)
@@ -366,7 +366,7 @@ static void *retire_main(void *p)
 
 static double retire_ns(int nthr, int ncpu)
 {
-    chm_smr_domain *d = chm__smr_domain_new(NULL);
+    chm_smr_domain *d = chm__smr_domain_new(NULL, (unsigned)nthr);
     if (d == NULL)
         abort();
     pthread_barrier_t go;

@@ -75,8 +75,10 @@
  *   same rule. When chm_free returns, every callback for that map has run.
  *
  *   Where the callbacks run. The library has no thread of its own. On segmented, binlock and
- *   readmostly, what leaves a map is queued on that map; a thread whose write brings the queue
- *   to a batch (4096 objects) frees the batch itself when its outermost chm call returns --
+ *   readmostly, what leaves a map is queued on that map, in one queue per writer thread (up to
+ *   chm_options.concurrency queues, rounded up to a power of two, at most 64; more threads share
+ *   them); a thread whose write brings its queue to a batch (4096 objects) frees that batch
+ *   itself when its outermost chm call returns --
  *   after every lock of the library is released, outside any read-side section, never inside
  *   a callback of another chm call -- waiting first for a grace period (microseconds, unless a
  *   reader is inside a long section). chm_free frees the rest on its caller's thread, and
@@ -90,9 +92,11 @@
  *   may be running inside that map's chm_free, and a chm_free of its own map would wait for the
  *   callback itself (chm aborts with a message).
  *   Nor anything that waits for another thread's chm call to return.
- *   Memory: a map holds at most about 4096 removed-but-unfreed objects per thread writing it
- *   (src/smr.h states the bound; a chm_clear retires the whole map in one call, and its thread
- *   frees that batch when the call returns) -- except, on a backend with
+ *   Memory: a map holds at most about 4096 removed-but-unfreed objects per thread that writes
+ *   or wrote it (a thread that stops writing leaves its queue's objects until chm_reclaim,
+ *   chm_free, or another thread sharing that queue fills it; src/smr.h states the bound; a
+ *   chm_clear retires the whole map in one call, and its thread frees that batch when the call
+ *   returns) -- except, on a backend with
  *   CHM_CAP_ITER_HOLDS_RECLAIM (segmented, binlock), while an iterator of that map is open:
  *   everything removed from that map meanwhile is kept (neither freed nor passed to the
  *   callbacks), so its memory grows with the writes to it until the last of its iterators is

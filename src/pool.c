@@ -72,10 +72,6 @@ struct chm_pool {
     struct pool_stripe stripes[];
 };
 
-/* The thread tickets of src/stripes.h: defined here, their first user. */
-_Thread_local unsigned chm__thread_ticket_tls __attribute__((tls_model("initial-exec")));
-atomic_uint chm__thread_ticket_next;
-
 static struct pool_stripe *stripe_of(chm_pool *p)
 {
     return &p->stripes[chm__thread_ticket() & p->stripe_mask];
@@ -108,9 +104,7 @@ static void stripe_unlock(struct pool_stripe *s)
 chm_pool *chm__pool_new(size_t objsize, unsigned stripes)
 {
     objsize = objsize < sizeof(void *) ? sizeof(void *) : (objsize + 7) & ~(size_t)7;
-    unsigned n = 1;
-    while (n < stripes && n < POOL_MAX_STRIPES)
-        n <<= 1;
+    unsigned n = chm__stripe_count(stripes, POOL_MAX_STRIPES);
     chm_pool *p =
         chm__aligned_alloc(CHM_CACHELINE, sizeof(chm_pool) + n * sizeof(struct pool_stripe));
     if (p == NULL)

@@ -9,18 +9,22 @@
  * moves the fences to the grace period. Threads register lazily on their first read section
  * and are unregistered by a pthread_key destructor when they exit.
  *
- * Writers: each domain (one per map) has its own lock-free stack of retired nodes and one
- * 64-bit counter holding two counts, queued (on the stack) in the high half and pending (not
- * yet freed) in the low half, so a retire is one fetch_add and one CAS. A retire that brings
- * queued to CHM_SMR_BATCH flags the domain on its thread (a reference, see smr_flag); when the
- * thread's outermost chm call returns (chm__smr_leave -> chm__smr_quiesce), outside any read
- * section and holding no lock, it takes the domain's whole stack, waits for one
+ * Writers: each domain (one per map) has its own retire queue, striped: a thread retires into
+ * the stripe its ticket picks (src/stripes.h), a cache line holding a lock-free stack of
+ * retired nodes and their count, so a retire is one fetch_add and one CAS on a line that other
+ * writers do not touch (one shared line for both had writers on two cores waiting for each
+ * other: docs/design.md, "Striped queues"). A retire that brings its stripe's count to
+ * CHM_SMR_BATCH flags the domain on its thread (a reference, see smr_flag); when the thread's
+ * outermost chm call returns (chm__smr_leave -> chm__smr_quiesce), outside any read section
+ * and holding no lock, it takes its stripe's whole stack, waits for one
  * urcu_memb_synchronize_rcu (concurrent callers share one grace period inside liburcu), runs
- * the free_fns oldest first and drops the counts (smr_reclaim). chm_free drains its own domain
- * only: take, grace period, free, and wait for batches other threads took from it (which end
- * after a grace period and this domain's own callbacks). A domain is freed by its last
- * reference: the map's (chm__smr_domain_free) or a thread's flag, so a flag never points at
- * freed memory, whatever chm_free does meanwhile.
+ * the free_fns oldest first and drops the counts (smr_reclaim): what one thread retired is
+ * usually still in its cache, and it was usually allocated by the same thread. Objects taken
+ * and not yet freed are counted in the domain's held. chm_free drains its own domain only:
+ * take every stripe, grace period, free, and wait for batches other threads took from it
+ * (which end after a grace period and this domain's own callbacks). A domain is freed by its
+ * last reference: the map's (chm__smr_domain_free) or a thread's flag, so a flag never points
+ * at freed memory, whatever chm_free does meanwhile.
  *
  * Slow paths -- reclaiming, draining, grace periods, registration, the domain registry -- run
  * inside "the gate" (smr_gate_enter/leave) with cancellation disabled: a cancelled thread never
@@ -29,7 +33,7 @@
  * friends exist for the bp flavour only), so the gate stands in for them: at fork no thread of
  * ours holds liburcu's registry or grace-period mutex, and the child handler unlinks the
  * threads that did not survive from liburcu's registry (their TLS would otherwise be reused
- * while still linked) and from ours, drops their flags, and recounts each domain's queue (a
+ * while still linked) and from ours, drops their flags, and recounts each stripe's queue (a
  * thread caught between a retire's fetch_add and its push leaves a count without a node).
  *
  * ThreadSanitizer: liburcu 0.13 is not instrumented, so TSan cannot see that a grace period
@@ -43,6 +47,7 @@
 #endif
 #include "smr.h"
 #include "reentry.h" /* CHM__LOCK_CALL */
+#include "stripes.h" /* chm__thread_ticket */
 #include "torture.h"
 
 #include <errno.h>
@@ -71,31 +76,56 @@ static char smr_tsan_gp_token;
 
 /* ---- domains ---------------------------------------------------------------------------- */
 
-#define SMR_QUEUED_ONE ((uint64_t)1 << 32)
-#define SMR_PENDING(c) ((size_t)((c)&0xffffffffu))
-#define SMR_QUEUED(c) ((size_t)((c) >> 32))
+/* A domain's queue is striped: a thread retires into the stripe its ticket picks
+ * (src/stripes.h), so writers on different threads never write the same line on a retire --
+ * one line per stripe, holding its lock-free stack of retired objects and their count. */
+struct smr_stripe {
+    alignas(CHM_CACHELINE) _Atomic(chm_smr_node *) list; /* retired, not taken; newest first */
+    atomic_size_t queued;                                /* objects on list (see smr_take) */
+};
+_Static_assert(sizeof(struct smr_stripe) == CHM_CACHELINE, "a stripe is one cache line");
+#define SMR_MAX_STRIPES 64u
 
 struct chm_smr_domain {
-    /* Read by every retire: the free_fn of each kind (smr_kind). */
+    /* Read by every retire: the free_fn of each kind (smr_kind), and the stripe mask. */
     _Atomic(chm_smr_free_fn *) kinds[CHM_SMR_KINDS];
-    /* Written by every retire. */
-    alignas(CHM_CACHELINE) _Atomic(chm_smr_node *) list; /* retired, not yet taken; newest first */
-    _Atomic uint64_t count;                              /* queued << 32 | pending */
-    atomic_size_t peak;                                  /* the largest pending, for tests */
+    unsigned stripe_mask;
     /* Slow paths only. */
     alignas(CHM_CACHELINE) atomic_uint refs; /* the owner's, plus one per thread flag */
     atomic_uint inflight;                    /* batches taken and not yet freed (nor parked) */
+    atomic_size_t held;                      /* objects taken and not yet freed (parked too) */
+    atomic_size_t peak;                      /* the largest pending, for tests (smr_track) */
     /* Open iterators of the owner (chm__smr_iter_open/close), on a line of their own: iterators
      * of one map opened and closed by many threads do not slow its writers down. */
     alignas(CHM_CACHELINE) atomic_uint open_iters;
     /* Batches that had their grace period while an iterator was open: not freed until the
      * count of open iterators is seen at 0 (smr_reclaim). One chain, newest batch first, each
-     * batch oldest first; counted in pending. */
+     * batch oldest first; counted in held. */
     _Atomic(chm_smr_node *) parked;
     atomic_bool dead; /* chm__smr_domain_free has begun */
     void *owner;
     struct cds_list_head reg; /* in smr_domains, under smr_registry_lock */
+    struct smr_stripe stripes[];
 };
+
+/* The stripe the calling thread retires into. */
+static inline struct smr_stripe *smr_my_stripe(chm_smr_domain *d)
+{
+    return &d->stripes[chm__thread_ticket() & d->stripe_mask];
+}
+
+/* What @d has retired and not yet freed: every stripe's queued, then held. Each stripe's
+ * queued is loaded first (acquire: pairs with smr_take's release decrement, which follows its
+ * increment of held), so an object being taken is counted in one or the other, never in
+ * neither. */
+static size_t smr_pending_now(const chm_smr_domain *d)
+{
+    chm_smr_domain *w = (chm_smr_domain *)d;
+    size_t n = 0;
+    for (unsigned i = 0; i <= w->stripe_mask; i++)
+        n += atomic_load_explicit(&w->stripes[i].queued, memory_order_acquire);
+    return n + atomic_load_explicit(&w->held, memory_order_acquire);
+}
 
 /* The queue links: the next object, and the object's kind in the low bits (chm_smr_node). */
 #define SMR_KIND_MASK ((uintptr_t)(CHM_SMR_KINDS - 1))
@@ -169,8 +199,11 @@ static struct smr_thread *smr_self(void)
     return t;
 }
 
-/* The largest pending count seen in any domain since the last reset (for tests). */
+/* The largest pending count seen in any domain since the last reset (for tests). Peaks are
+ * kept only once a test has asked for one (smr_track): a retire then sums its domain's stripes,
+ * which a writer does not otherwise read. */
 static atomic_size_t smr_peak;
+static atomic_bool smr_track;
 
 static void smr_fatal(const char *msg)
 {
@@ -416,19 +449,19 @@ static void smr_atfork_child(void)
      * one are gone: out of liburcu's registry (nobody holds its mutexes either: every call into
      * them is inside the gate), out of ours, their flags dropped. */
     smr_unlink_others(t, false);
-    /* Recount each domain's queue; batches in flight can only be this thread's own. */
+    /* Recount each stripe's queue: a thread caught between a retire's increment and its push
+     * left a count without an object. Batches in flight (held) can only be this thread's own. */
     struct cds_list_head *p;
     cds_list_for_each(p, &smr_domains)
     {
         chm_smr_domain *d = smr_entry(p, chm_smr_domain, reg);
-        size_t n = 0;
-        for (chm_smr_node *x = atomic_load_explicit(&d->list, memory_order_relaxed); x != NULL;
-             x = smr_next(x))
-            n++;
-        uint64_t c = atomic_load_explicit(&d->count, memory_order_relaxed);
-        size_t taken = SMR_PENDING(c) - SMR_QUEUED(c);
-        atomic_store_explicit(&d->count, ((uint64_t)n << 32) | (uint64_t)(taken + n),
-                              memory_order_relaxed);
+        for (unsigned i = 0; i <= d->stripe_mask; i++) {
+            size_t n = 0;
+            for (chm_smr_node *x = atomic_load_explicit(&d->stripes[i].list, memory_order_relaxed);
+                 x != NULL; x = smr_next(x))
+                n++;
+            atomic_store_explicit(&d->stripes[i].queued, n, memory_order_relaxed);
+        }
     }
     (void)pthread_setcancelstate(t->cancel_state_fork, NULL);
 }
@@ -518,7 +551,7 @@ static void smr_batch_done(chm_smr_domain *d, size_t k)
      * and with the load of smr_waiters a Dekker pair against smr_wait's increment of waiters /
      * load of the condition: either we see the waiter or it sees the new counts. */
     if (k != 0)
-        atomic_fetch_sub_explicit(&d->count, (uint64_t)k, memory_order_seq_cst);
+        atomic_fetch_sub_explicit(&d->held, k, memory_order_seq_cst);
     atomic_fetch_sub_explicit(&d->inflight, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&smr_waiters, memory_order_seq_cst) != 0) {
         CHM__LOCK_CALL(pthread_mutex_lock(&smr_wait_lock));
@@ -558,41 +591,69 @@ static void smr_park(chm_smr_domain *d, chm_smr_node *head, chm_smr_node *tail)
                                                   memory_order_relaxed));
 }
 
-/* Reclaim @d: if @take_queue, take its whole queue and wait for a grace period; then free the
- * parked batches and that one, unless an iterator of the owner is open, which parks
- * the batch instead. @drain (chm_free: no iterator may be open) frees regardless. The caller
- * is outside any read section, holds no backend lock, is inside the gate and holds a reference
- * on @d. */
-static void smr_reclaim(struct smr_thread *t, chm_smr_domain *d, bool take_queue, bool drain)
+/* Take stripe @s's queue (one exchange) and append it, oldest first, to the chain @fifo ..
+ * @last, which is ours alone. Returns how many objects it held. */
+static size_t smr_take(chm_smr_domain *d, struct smr_stripe *s, chm_smr_node **fifo,
+                       chm_smr_node **last)
+{
+    /* Acquire (seq_cst): pairs with the release CAS of each push in chm__smr_retire -- later
+     * pushes are RMWs and continue each earlier push's release sequence -- so every node's
+     * link and free_fn, and whatever the retiring thread did before (the unlink) happen before
+     * the frees. This is the retire -> free edge TSan sees. */
+    chm_smr_node *n = atomic_exchange_explicit(&s->list, NULL, memory_order_seq_cst);
+    if (n == NULL)
+        return 0;
+    /* Oldest first: reverse the chain. */
+    chm_smr_node *head = NULL, *tail = n;
+    size_t k = 0;
+    while (n != NULL) {
+        chm_smr_node *next = smr_next(n);
+        smr_set_next(n, head);
+        head = n;
+        n = next;
+        k++;
+    }
+    if (*last != NULL)
+        smr_set_next(*last, head);
+    else
+        *fifo = head;
+    *last = tail;
+    /* held rises before queued falls, and the fall is a release: smr_pending_now, which loads
+     * queued (acquire) before held, counts these objects in one of the two. */
+    atomic_fetch_add_explicit(&d->held, k, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&s->queued, k, memory_order_release);
+    return k;
+}
+
+/* What smr_reclaim takes before its grace period. */
+enum smr_take_what {
+    SMR_TAKE_NONE, /* nothing: free what is parked, if the last iterator closed */
+    SMR_TAKE_MINE, /* the calling thread's stripe: a batch it crossed */
+    SMR_TAKE_ALL,  /* every stripe (chm_free's drain, the barriers) */
+};
+
+/* Reclaim @d: take what @what says and wait for a grace period; then free the parked batches
+ * and that one, unless an iterator of the owner is open, which parks the batch instead. @drain
+ * (chm_free: no iterator may be open) frees regardless. The caller is outside any read section,
+ * holds no backend lock, is inside the gate and holds a reference on @d. */
+static void smr_reclaim(struct smr_thread *t, chm_smr_domain *d, enum smr_take_what what,
+                        bool drain)
 {
     /* seq_cst: inflight rises before the queue is taken, so whoever takes the queue after us
      * and then loads inflight sees our batch until it is freed or parked (chm__smr_barrier). */
     atomic_fetch_add_explicit(&d->inflight, 1, memory_order_seq_cst);
     chm_smr_node *fifo = NULL, *last = NULL;
-    if (take_queue) {
-        /* Acquire (seq_cst): pairs with the release CAS of each push in chm__smr_retire --
-         * later pushes are RMWs and continue each earlier push's release sequence -- so every
-         * node's link and free_fn, the count increments, and whatever the retiring thread did
-         * before (the unlink) happen before the frees. This is the retire -> free edge TSan
-         * sees. */
-        chm_smr_node *n = atomic_exchange_explicit(&d->list, NULL, memory_order_seq_cst);
-        if (n != NULL) {
-            /* Oldest first: reverse the chain (it is ours alone now). */
-            last = n;
-            size_t k = 0;
-            while (n != NULL) {
-                chm_smr_node *next = smr_next(n);
-                smr_set_next(n, fifo);
-                fifo = n;
-                n = next;
-                k++;
-            }
-            atomic_fetch_sub_explicit(&d->count, (uint64_t)k << 32, memory_order_relaxed);
-            CHM_YIELD_POINT("smr.reclaim.before_gp"); /* taken, grace period not yet started */
-            /* Every node was retired before the exchange, hence unlinked before this grace
-             * period began: no read section can still hold one when it ends. */
-            smr_gp();
-        }
+    size_t taken = 0;
+    if (what == SMR_TAKE_MINE)
+        taken = smr_take(d, smr_my_stripe(d), &fifo, &last);
+    else if (what == SMR_TAKE_ALL)
+        for (unsigned i = 0; i <= d->stripe_mask; i++)
+            taken += smr_take(d, &d->stripes[i], &fifo, &last);
+    if (taken != 0) {
+        CHM_YIELD_POINT("smr.reclaim.before_gp"); /* taken, grace period not yet started */
+        /* Every node was retired before the exchange, hence unlinked before this grace
+         * period began: no read section can still hold one when it ends. */
+        smr_gp();
     }
     /* Open iterators. A segmented/binlock iterator keeps node and table pointers between its
      * calls, outside any read section, so the grace period above does not cover it. What does:
@@ -667,9 +728,12 @@ static bool smr_drained_or_queued(chm_smr_domain *d)
 {
     /* Acquire (seq_cst): a pending 0 heads a release sequence of the batches' decrements, so
      * every free_fn's effects are visible. */
-    return SMR_PENDING(atomic_load_explicit(&d->count, memory_order_seq_cst)) == 0 ||
-           atomic_load_explicit(&d->list, memory_order_seq_cst) != NULL ||
-           atomic_load_explicit(&d->parked, memory_order_seq_cst) != NULL;
+    if (smr_pending_now(d) == 0 || atomic_load_explicit(&d->parked, memory_order_seq_cst) != NULL)
+        return true;
+    for (unsigned i = 0; i <= d->stripe_mask; i++)
+        if (atomic_load_explicit(&d->stripes[i].list, memory_order_seq_cst) != NULL)
+            return true;
+    return false;
 }
 
 static bool smr_no_batch_in_flight(chm_smr_domain *d)
@@ -718,20 +782,21 @@ void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_f
         abort();
     }
     uintptr_t kind = smr_kind(d, free_fn);
+    struct smr_stripe *s = smr_my_stripe(d);
     /* Relaxed: the push below publishes it (release), and the taker's subtraction follows its
-     * acquire of the queue. */
-    uint64_t c = atomic_fetch_add_explicit(&d->count, SMR_QUEUED_ONE + 1, memory_order_relaxed);
-    if (chm_unlikely(SMR_PENDING(c) + 1 > atomic_load_explicit(&d->peak, memory_order_relaxed)))
-        smr_note_peak(d, SMR_PENDING(c) + 1);
+     * acquire of the stripe's queue. */
+    size_t q = atomic_fetch_add_explicit(&s->queued, 1, memory_order_relaxed) + 1;
     /* Relaxed: top is only stored into n->link, never dereferenced. */
-    chm_smr_node *top = atomic_load_explicit(&d->list, memory_order_relaxed);
+    chm_smr_node *top = atomic_load_explicit(&s->list, memory_order_relaxed);
     do {
         CHM_YIELD_POINT("smr.retire.before_push"); /* racing retirers and a taker */
         n->link = (uintptr_t)top | kind;
-        /* Release: the node's fields and the unlink before it, for the taker (smr_reclaim). */
-    } while (!atomic_compare_exchange_weak_explicit(&d->list, &top, n, memory_order_release,
+        /* Release: the node's fields and the unlink before it, for the taker (smr_take). */
+    } while (!atomic_compare_exchange_weak_explicit(&s->list, &top, n, memory_order_release,
                                                     memory_order_relaxed));
-    if (chm_unlikely(SMR_QUEUED(c) + 1 >= CHM_SMR_BATCH))
+    if (chm_unlikely(atomic_load_explicit(&smr_track, memory_order_relaxed)))
+        smr_note_peak(d, smr_pending_now(d));
+    if (chm_unlikely(q >= CHM_SMR_BATCH))
         smr_flag(d);
 }
 
@@ -766,10 +831,10 @@ void chm__smr_quiesce(void)
         /* Skip a domain whose queue another thread took meanwhile (unless batches are parked:
          * the last iterator closed), or that chm_free drains. */
         if (!atomic_load_explicit(&d->dead, memory_order_relaxed)) {
-            bool full =
-                SMR_QUEUED(atomic_load_explicit(&d->count, memory_order_relaxed)) >= CHM_SMR_BATCH;
+            bool full = atomic_load_explicit(&smr_my_stripe(d)->queued, memory_order_relaxed) >=
+                        CHM_SMR_BATCH;
             if (full || atomic_load_explicit(&d->parked, memory_order_relaxed) != NULL)
-                smr_reclaim(t, d, full, false);
+                smr_reclaim(t, d, full ? SMR_TAKE_MINE : SMR_TAKE_NONE, false);
         }
         smr_unref(d);
     }
@@ -780,14 +845,14 @@ void chm__smr_quiesce(void)
 void chm__smr_drain(chm_smr_domain *d)
 {
     struct smr_thread *t = smr_self();
-    if (SMR_PENDING(atomic_load_explicit(&d->count, memory_order_acquire)) == 0)
+    if (smr_pending_now(d) == 0)
         return; /* acquire: pairs with smr_batch_done's release decrement */
     smr_check_may_wait(t, d, "chm__smr_drain");
     smr_gate_enter(t);
     for (;;) {
         /* What is queued, including what free_fns queued meanwhile, and what is parked. */
-        smr_reclaim(t, d, true, true);
-        if (SMR_PENDING(atomic_load_explicit(&d->count, memory_order_seq_cst)) == 0)
+        smr_reclaim(t, d, SMR_TAKE_ALL, true);
+        if (smr_pending_now(d) == 0)
             break;
         /* Batches another thread took before: wait for them (or for their free_fns' retires
          * into @d, which we then take ourselves). */
@@ -796,15 +861,20 @@ void chm__smr_drain(chm_smr_domain *d)
     smr_gate_leave(t);
 }
 
-chm_smr_domain *chm__smr_domain_new(void *owner)
+chm_smr_domain *chm__smr_domain_new(void *owner, unsigned stripes)
 {
     (void)pthread_once(&smr_once, smr_init); /* here (chm_new), not in a retire under a lock */
-    chm_smr_domain *d = chm__aligned_alloc(CHM_CACHELINE, sizeof *d);
+    unsigned n = chm__stripe_count(stripes, SMR_MAX_STRIPES);
+    chm_smr_domain *d = chm__aligned_alloc(CHM_CACHELINE, sizeof *d + n * sizeof d->stripes[0]);
     if (d == NULL)
         return NULL;
     memset(d, 0, sizeof *d);
-    atomic_init(&d->list, NULL);
-    atomic_init(&d->count, 0);
+    d->stripe_mask = n - 1;
+    for (unsigned i = 0; i < n; i++) {
+        atomic_init(&d->stripes[i].list, NULL);
+        atomic_init(&d->stripes[i].queued, 0);
+    }
+    atomic_init(&d->held, 0);
     atomic_init(&d->refs, 1);
     atomic_init(&d->peak, 0);
     atomic_init(&d->inflight, 0);
@@ -846,11 +916,12 @@ void *chm__smr_domain_owner(const chm_smr_domain *d)
 
 size_t chm__smr_pending(const chm_smr_domain *d)
 {
-    return SMR_PENDING(atomic_load_explicit(&((chm_smr_domain *)d)->count, memory_order_acquire));
+    return smr_pending_now(d);
 }
 
 size_t chm__smr_domain_peak(chm_smr_domain *d, bool reset)
 {
+    atomic_store_explicit(&smr_track, true, memory_order_relaxed); /* from now on (smr_peak) */
     if (reset)
         return atomic_exchange_explicit(&d->peak, 0, memory_order_relaxed);
     return atomic_load_explicit(&d->peak, memory_order_relaxed);
@@ -876,6 +947,7 @@ chm_smr_domain *chm__smr_domain_of(const void *owner)
 
 size_t chm__smr_pending_peak(bool reset)
 {
+    atomic_store_explicit(&smr_track, true, memory_order_relaxed); /* from now on (smr_peak) */
     if (reset)
         return atomic_exchange_explicit(&smr_peak, 0, memory_order_relaxed);
     return atomic_load_explicit(&smr_peak, memory_order_relaxed);
@@ -889,7 +961,7 @@ static void smr_barrier_one(struct smr_thread *t, chm_smr_domain *d)
      * before it took it, so the load after our exchange sees it until it is over. Nodes
      * retired before the call are in one or the other. */
     if (!atomic_load_explicit(&d->dead, memory_order_relaxed))
-        smr_reclaim(t, d, true, false);
+        smr_reclaim(t, d, SMR_TAKE_ALL, false);
     if (!smr_no_batch_in_flight(d))
         smr_wait(smr_no_batch_in_flight, d);
 }
@@ -905,7 +977,7 @@ void chm__smr_domain_barrier(chm_smr_domain *d)
 {
     /* Acquire: a pending 0 heads the release sequence of the batches' decrements (as in
      * chm__smr_drain), so every free_fn of what was retired before the call is visible. */
-    if (SMR_PENDING(atomic_load_explicit(&d->count, memory_order_acquire)) == 0)
+    if (smr_pending_now(d) == 0)
         return;
     struct smr_thread *t = smr_self();
     smr_check_may_wait(t, d, "chm__smr_domain_barrier");

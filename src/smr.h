@@ -10,19 +10,25 @@
  *
  * Write side: an object that a concurrent reader may still hold embeds a chm_smr_node (one
  * word) and is handed to chm__smr_retire() after it was unlinked. Retire never fails and never
- * blocks (no lock, no allocation, no system call): it pushes the node on its domain's lock-free
- * list. Each map owns a domain. There is no thread of the library's own: retired objects are
- * freed by the threads that write, in batches, and by chm_free.
+ * blocks (no lock, no allocation, no system call): it pushes the node on a lock-free list of
+ * its domain. Each map owns a domain. There is no thread of the library's own: retired objects
+ * are freed by the threads that write, in batches, and by chm_free.
  *
- * THE RECLAMATION RULE. A retire that brings its domain's queue to CHM_SMR_BATCH objects or more
- * flags the domain on the calling thread (a reference in a small thread-local array, no
- * waiting). Flags are acted on only by chm__smr_quiesce(), which the public entry points of
- * src/map.c call when the outermost chm call of the thread returns: nesting depth back to 0,
- * every backend lock released. chm__smr_quiesce() does nothing inside a read-side section nor
- * while the thread is already reclaiming (a callback's own chm calls). Otherwise, for each
- * flagged domain whose queue is still at CHM_SMR_BATCH or more, it takes the whole queue (one
- * exchange), waits for one grace period and runs the free_fns, with cancellation disabled --
- * unless an iterator of the domain's map is open (below): then the batch is parked instead.
+ * Queues. A domain has a retire queue per stripe (the `stripes` of chm__smr_domain_new: a power
+ * of two, at most 64); a thread always retires into the one its ticket picks (src/stripes.h),
+ * so up to that many writer threads never share a queue, and more share them evenly. With one
+ * stripe every thread shares the domain's one queue.
+ *
+ * THE RECLAMATION RULE. A retire that brings its queue to CHM_SMR_BATCH objects or more flags
+ * the domain on the calling thread (a reference in a small thread-local array, no waiting).
+ * Flags are acted on only by chm__smr_quiesce(), which the public entry points of src/map.c
+ * call when the outermost chm call of the thread returns: nesting depth back to 0, every
+ * backend lock released. chm__smr_quiesce() does nothing inside a read-side section nor while
+ * the thread is already reclaiming (a callback's own chm calls). Otherwise, for each flagged
+ * domain whose queue of this thread is still at CHM_SMR_BATCH or more (a thread sharing it may
+ * have taken it), it takes that whole queue (one exchange) -- not the domain's other queues --,
+ * waits for one grace period and runs the free_fns, with cancellation disabled -- unless an
+ * iterator of the domain's map is open (below): then the batch is parked instead.
  * So a grace period is never waited for inside a read-side section,
  * under a backend lock, or from a user callback nested in another chm call; free_fns (value_free,
  * key release) run on the writing thread after its outermost call, or in chm_free
@@ -38,12 +44,17 @@
  * theirs). chm_free's drain frees parked batches too (no iterator may be open then).
  *
  * THE BOUND (what a domain has retired and not yet freed, chm__smr_pending). A thread that
- * crosses CHM_SMR_BATCH reclaims the queue when its outermost call returns, so with one thread
- * writing a domain its backlog never exceeds CHM_SMR_BATCH - 1 + R objects, R being the most one
- * call retires into it (1 for a put or remove that replaces a value or node; a resize retires
- * its old table and, in segmented, the shells of cloned nodes); with W threads writing it,
- * W * (CHM_SMR_BATCH + W * R) (each may hold one taken batch while the queue refills). It counts
- * objects, not bytes: a retired table is one object. Not bounded: while an iterator of a map is
+ * crosses CHM_SMR_BATCH reclaims its queue when its outermost call returns, so a queue that one
+ * thread writes never holds more than CHM_SMR_BATCH - 1 + R objects, R being the most one call
+ * retires into it (1 for a put or remove that replaces a value or node; a resize retires its
+ * old table and, in segmented, the shells of cloned nodes). With W threads writing a domain,
+ * whatever the stripes, W * (CHM_SMR_BATCH + W * R) (each may hold one taken batch while its
+ * queue refills, and W threads sharing one queue may each add R before one of them takes it).
+ * A thread that stops writing leaves up to CHM_SMR_BATCH - 1 + R objects in its queue until
+ * another thread crosses that queue's batch, chm_reclaim (chm__smr_domain_barrier) or chm_free:
+ * so with one thread writing a domain that others wrote before, the backlog is that thread's
+ * CHM_SMR_BATCH - 1 + R plus what the others left. It counts objects, not bytes: a retired
+ * table is one object. Not bounded: while an iterator of a map is
  * open, everything retired into that map's domain and reclaimed meanwhile is parked, so its
  * backlog grows with the writes to that map until the last of its iterators is finished. That
  * stalls nothing else: no writer waits for an iterator (the grace periods do not wait for it,
@@ -93,9 +104,10 @@ typedef void chm_smr_free_fn(chm_smr_node *n, void *owner);
 /* Distinct free_fns one domain may be given (its kinds, registered on first use). */
 #define CHM_SMR_KINDS 8
 
-/* A new domain whose chm__smr_domain_owner() is @owner (the map, for free_fns); NULL when out
- * of memory. */
-CHM_HIDDEN chm_smr_domain *chm__smr_domain_new(void *owner);
+/* A new domain whose chm__smr_domain_owner() is @owner (the map, for free_fns), with a retire
+ * queue per @stripes threads (rounded up to a power of two, at most 64: give it the number of
+ * threads expected to write the map, as to chm__pool_new); NULL when out of memory. */
+CHM_HIDDEN chm_smr_domain *chm__smr_domain_new(void *owner, unsigned stripes);
 /* Drain @d (everything retired into it is freed, callbacks done) and release it. The owner's
  * objects must be unreachable and no operation on it may be running (chm_free's contract).
  * Not inside a read section, nor from one of @d's own free_fns. */
@@ -162,7 +174,9 @@ CHM_HIDDEN void chm__smr_barrier(void);
  * parked). */
 CHM_HIDDEN size_t chm__smr_pending(const chm_smr_domain *d);
 /* For tests: the largest chm__smr_pending any domain reached since the last reset (@reset
- * returns the old peak and starts again from 0). Compared against THE BOUND. */
+ * returns the old peak and starts again from 0). Compared against THE BOUND. Peaks are tracked
+ * from the first call of this function or chm__smr_domain_peak on: a retire then sums its
+ * domain's queues (a cost only tests pay). */
 CHM_HIDDEN size_t chm__smr_pending_peak(bool reset);
 /* For tests: the same for @d alone. */
 CHM_HIDDEN size_t chm__smr_domain_peak(chm_smr_domain *d, bool reset);

@@ -5,8 +5,9 @@
  *
  * Thread tickets. chm__thread_ticket() numbers threads 1, 2, 3, ... in the order they first
  * ask; a structure with a power-of-two number of stripes gives thread t stripe t & mask, so
- * up to that many threads never share one. Users: src/pool.c (which free list a thread uses)
- * and readmostly's live-entry counter (variants/readmostly.c). binlock's counter cells do not
+ * up to that many threads never share one. Users: src/pool.c (which free list a thread uses),
+ * src/smr.c (which retire queue of a domain) and readmostly's live-entry counter
+ * (variants/readmostly.c). binlock's counter cells do not
  * use it: they follow Java's LongAdder, which hashes a per-thread probe and rehashes it when a
  * cell is contended (variants/binlock_count.c says why it keeps Java's algorithm).
  *
@@ -27,7 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* This thread's ticket, 0 until drawn (defined in pool.c). */
+/* This thread's ticket, 0 until drawn (defined in stripes.c). */
 CHM_HIDDEN extern _Thread_local unsigned chm__thread_ticket_tls
     __attribute__((tls_model("initial-exec")));
 CHM_HIDDEN extern atomic_uint chm__thread_ticket_next;
@@ -42,6 +43,16 @@ static inline unsigned chm__thread_ticket(void)
         chm__thread_ticket_tls = t;
     }
     return t;
+}
+
+/* The number of stripes for @wanted threads: a power of two, at least 1, at most @max (itself a
+ * power of two). Users: src/pool.c, src/smr.c. */
+static inline unsigned chm__stripe_count(unsigned wanted, unsigned max)
+{
+    unsigned n = 1;
+    while (n < wanted && n < max)
+        n <<= 1;
+    return n;
 }
 
 /* A counter cell with its cache line to itself: the unpacked layout. */

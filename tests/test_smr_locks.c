@@ -202,7 +202,9 @@ static int workload(void)
     struct blocking_free g;
     memset(&g, 0, sizeof g);
     sem_init(&g.sem, 0, 0);
-    chm_options ob = {.value_free = blocking_free_cb, .ctx = &g};
+    /* One retire queue (concurrency 1), so that the writer thread's one put crosses the batch
+     * this thread filled: with a queue per thread, each thread's own retires would count. */
+    chm_options ob = {.value_free = blocking_free_cb, .ctx = &g, .concurrency = 1};
     struct cross c = {.x = chm_new(b, NULL), .b = chm_new(b, &ob)};
     if (c.x == NULL || c.b == NULL)
         return 5;

@@ -175,9 +175,13 @@ static bool all_freed_once(unsigned *bad_id)
     return true;
 }
 
+/* Two retire stripes: the writers below (N_WRITERS, the main thread, helpers) outnumber them,
+ * so some threads share a stripe and some do not. */
+#define DOMAIN_STRIPES 2
+
 static chm_smr_domain *domain_new(void)
 {
-    chm_smr_domain *d = chm__smr_domain_new(NULL);
+    chm_smr_domain *d = chm__smr_domain_new(NULL, DOMAIN_STRIPES);
     if (d == NULL)
         die("out of memory");
     return d;
@@ -780,6 +784,86 @@ static void test_batch_rule(void)
     chm__smr_domain_free(d);
 }
 
+/* ---- 5b. striped queues: a thread's batch is its own queue's -------------------------- */
+
+/* @n retires into @d by a fresh thread (its own ticket, so its own stripe of a 64-stripe
+ * domain), each followed by the end of a "call". Their ids go to @ids. */
+struct striped_job {
+    chm_smr_domain *d;
+    int n;
+    unsigned *ids;
+};
+
+static void *striped_retirer(void *arg)
+{
+    struct striped_job *j = arg;
+    for (int k = 0; k < j->n; k++) {
+        struct obj *o = obj_new();
+        if (o == NULL)
+            die("out of ids");
+        j->ids[k] = (unsigned)o->id;
+        chm__smr_retire(j->d, &o->node, obj_free);
+        chm__smr_quiesce();
+    }
+    return NULL;
+}
+
+static void striped_run(chm_smr_domain *d, int n, unsigned *ids)
+{
+    struct striped_job j = {d, n, ids};
+    pthread_t t;
+    start(&t, striped_retirer, &j);
+    pthread_join(t, NULL);
+}
+
+static int striped_freed(const unsigned *ids, int n)
+{
+    int f = 0;
+    for (int k = 0; k < n; k++)
+        f += atomic_load_explicit(&free_count[ids[k]], memory_order_relaxed);
+    return f;
+}
+
+/* Two threads, CHM_SMR_BATCH - 1 retires each, into a domain with a queue per thread: neither
+ * queue reaches the batch, so nothing is freed although the domain holds almost two batches.
+ * A third thread's CHM_SMR_BATCH retires cross its own queue's batch: its last call frees
+ * exactly its objects and leaves the other two queues. With one queue for the domain, a second
+ * thread's first retire crosses the batch the first thread filled and frees both. */
+static void test_striped_queues(void)
+{
+    enum { B = CHM_SMR_BATCH };
+    static unsigned a[B], b[B];
+    chm_smr_domain *d = chm__smr_domain_new(NULL, 64);
+    if (d == NULL)
+        die("out of memory");
+    striped_run(d, B - 1, a);
+    striped_run(d, B - 1, b);
+    CHECK(chm__smr_pending(d) == 2 * (size_t)(B - 1) && striped_freed(a, B - 1) == 0 &&
+              striped_freed(b, B - 1) == 0,
+          "queue per thread: pending %zu, freed %d + %d before any queue reached the batch",
+          chm__smr_pending(d), striped_freed(a, B - 1), striped_freed(b, B - 1));
+    striped_run(d, B, b);
+    CHECK(chm__smr_pending(d) == 2 * (size_t)(B - 1) && striped_freed(b, B) == B,
+          "queue per thread: pending %zu and %d of %d freed after a thread crossed its batch",
+          chm__smr_pending(d), striped_freed(b, B), B);
+    chm__smr_drain(d);
+    CHECK(chm__smr_pending(d) == 0 && striped_freed(a, B - 1) == B - 1,
+          "drain took every queue: pending %zu", chm__smr_pending(d));
+    chm__smr_domain_free(d);
+
+    chm_smr_domain *one = chm__smr_domain_new(NULL, 1);
+    if (one == NULL)
+        die("out of memory");
+    striped_run(one, B - 1, a);
+    striped_run(one, 1, b);
+    CHECK(chm__smr_pending(one) == 0 && striped_freed(a, B - 1) == B - 1 &&
+              striped_freed(b, 1) == 1,
+          "one queue: pending %zu after a second thread crossed the batch the first filled",
+          chm__smr_pending(one));
+    chm__smr_domain_free(one);
+    printf("striped queues: each thread's batch is its own queue's; one queue is shared\n");
+}
+
 /* ---- 6. drain speed ------------------------------------------------------------------------ */
 
 #define DRAIN_TRIES 20
@@ -1026,6 +1110,7 @@ int main(void)
     run_phase("drain", test_drain);
     run_phase("drain chains", test_drain_chains);
     run_phase("batch rule", test_batch_rule);
+    run_phase("striped queues", test_striped_queues);
     run_phase("drain speed", test_drain_speed);
     run_phase("concurrent domains", test_concurrent_domains);
 

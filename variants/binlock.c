@@ -898,7 +898,7 @@ static chm *bl_create(const chm_backend *b, const chm_options *opt)
     }
     memset(m, 0, sizeof *m);
     chm__header_init(&m->base, &bl_ops, b, opt);
-    m->domain = chm__smr_domain_new(m);
+    m->domain = chm__smr_domain_new(m, opt->concurrency);
     /* One pool stripe per expected writer (chm_options.concurrency), up to the pool's 64. */
     m->nodes = chm__pool_new(sizeof(struct bl_node), opt->concurrency);
     if (m->domain == NULL || m->nodes == NULL) {

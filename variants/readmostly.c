@@ -2325,12 +2325,10 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
         goto nomem;
     memset(m, 0, sizeof *m);
     chm__header_init(&m->base, &rm_ops, b, opt);
-    m->smr = chm__smr_domain_new(m);
+    m->smr = chm__smr_domain_new(m, opt->concurrency);
     if (m->smr == NULL)
         goto nomem_map;
-    unsigned nstripes = 1;
-    while (nstripes < opt->concurrency && nstripes < RM_MAX_STRIPES)
-        nstripes <<= 1;
+    unsigned nstripes = chm__stripe_count(opt->concurrency, RM_MAX_STRIPES);
     m->stripe_mask = nstripes - 1;
     m->stripe_stride = chm__cell_stride(opt->packed);
     m->stripes = chm__aligned_alloc(CHM_CACHELINE, nstripes * m->stripe_stride);

@@ -1294,7 +1294,7 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
         errno = ENOMEM;
         return NULL;
     }
-    m->domain = chm__smr_domain_new(m);
+    m->domain = chm__smr_domain_new(m, nseg); /* a retire queue per segment, as the pool */
     if (m->domain == NULL) {
         chm__free(m);
         errno = ENOMEM;

@@ -860,8 +860,26 @@ static void test_striped_queues(void)
               striped_freed(b, 1) == 1,
           "one queue: pending %zu after a second thread crossed the batch the first filled",
           chm__smr_pending(one));
+    /* Many batches retired in one call, as a chm_clear of a large map does: counted exactly,
+     * and all taken and freed once when the call ends. */
+    enum { DEEP = 70000 };
+    static unsigned deep[DEEP];
+    for (int k = 0; k < DEEP; k++) {
+        struct obj *o = obj_new();
+        if (o == NULL)
+            die("out of ids");
+        deep[k] = (unsigned)o->id;
+        chm__smr_retire(one, &o->node, obj_free); /* no quiesce: one long "call" */
+    }
+    CHECK(chm__smr_pending(one) == DEEP && striped_freed(deep, DEEP) == 0,
+          "deep stack: pending %zu of %d", chm__smr_pending(one), DEEP);
+    chm__smr_quiesce(); /* the call ends: the batch it crossed, all of it */
+    CHECK(chm__smr_pending(one) == 0 && striped_freed(deep, DEEP) == DEEP,
+          "deep stack: pending %zu, %d of %d freed after the quiesce", chm__smr_pending(one),
+          striped_freed(deep, DEEP), DEEP);
     chm__smr_domain_free(one);
-    printf("striped queues: each thread's batch is its own queue's; one queue is shared\n");
+    printf("striped queues: each thread's batch is its own queue's; one queue is shared; %d "
+           "retired in one call are counted and freed\n", DEEP);
 }
 
 /* ---- 6. drain speed ------------------------------------------------------------------------ */

@@ -173,6 +173,7 @@ struct smr_thread {
     struct chm__smr_thread_hot *hot;           /* this thread's chm__smr_hot */
     struct urcu_reader *reader;                /* this thread's liburcu reader */
     chm_smr_domain *flag[CHM_SMR_MAX_FLAGGED]; /* hot->nflag of them, each holding a reference */
+    bool flag_soon[CHM_SMR_MAX_FLAGGED];       /* take the queue even below a batch */
     struct smr_freeing *freeing;
     unsigned gate_depth;
     int cancel_state;      /* saved by the outermost smr_gate_enter */
@@ -758,19 +759,23 @@ static void smr_check_may_wait(const struct smr_thread *t, const chm_smr_domain 
 }
 
 /* Flag @d on this thread, holding a reference (the caller makes sure @d is alive), unless it is
- * already flagged or the array is full (the next retire or close tries again). No lock, no
- * wait. */
-static void smr_flag(chm_smr_domain *d)
+ * already flagged or the array is full (the next retire or close tries again); @soon: take this
+ * thread's queue of @d when the call ends even below a batch (chm__smr_retire_soon). No lock,
+ * no wait. */
+static void smr_flag(chm_smr_domain *d, bool soon)
 {
     struct smr_thread *t = smr_self();
     unsigned nf = t->hot->nflag;
     for (unsigned i = 0; i < nf; i++)
-        if (t->flag[i] == d)
+        if (t->flag[i] == d) {
+            t->flag_soon[i] |= soon;
             return;
+        }
     if (nf == CHM_SMR_MAX_FLAGGED)
         return;
     atomic_fetch_add_explicit(&d->refs, 1, memory_order_relaxed);
     t->flag[nf] = d;
+    t->flag_soon[nf] = soon;
     t->hot->nflag = nf + 1;
     smr_key_arm(t); /* so that a thread exiting before acting on it drops the reference */
 }
@@ -797,7 +802,13 @@ void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_f
     if (chm_unlikely(atomic_load_explicit(&smr_track, memory_order_relaxed)))
         smr_note_peak(d, smr_pending_now(d));
     if (chm_unlikely(q >= CHM_SMR_BATCH))
-        smr_flag(d);
+        smr_flag(d, false);
+}
+
+void chm__smr_retire_soon(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_fn)
+{
+    chm__smr_retire(d, n, free_fn);
+    smr_flag(d, true);
 }
 
 void chm__smr_iter_open(chm_smr_domain *d)
@@ -815,7 +826,7 @@ void chm__smr_iter_close(chm_smr_domain *d)
     /* The last open iterator: what was parked for it is freed when this thread's outermost
      * call returns. seq_cst load: the Dekker pair with smr_reclaim's parking. */
     if (atomic_load_explicit(&d->parked, memory_order_seq_cst) != NULL)
-        smr_flag(d);
+        smr_flag(d, false);
 }
 
 void chm__smr_quiesce(void)
@@ -828,13 +839,14 @@ void chm__smr_quiesce(void)
     smr_gate_enter(t);
     while (h->nflag != 0 && !_urcu_memb_read_ongoing()) { /* a free_fn may leave a section open */
         chm_smr_domain *d = t->flag[--h->nflag];
+        bool soon = t->flag_soon[h->nflag];
         /* Skip a domain whose queue another thread took meanwhile (unless batches are parked:
          * the last iterator closed), or that chm_free drains. */
         if (!atomic_load_explicit(&d->dead, memory_order_relaxed)) {
-            bool full = atomic_load_explicit(&smr_my_stripe(d)->queued, memory_order_relaxed) >=
-                        CHM_SMR_BATCH;
-            if (full || atomic_load_explicit(&d->parked, memory_order_relaxed) != NULL)
-                smr_reclaim(t, d, full ? SMR_TAKE_MINE : SMR_TAKE_NONE, false);
+            size_t q = atomic_load_explicit(&smr_my_stripe(d)->queued, memory_order_relaxed);
+            bool take = q >= CHM_SMR_BATCH || (soon && q != 0);
+            if (take || atomic_load_explicit(&d->parked, memory_order_relaxed) != NULL)
+                smr_reclaim(t, d, take ? SMR_TAKE_MINE : SMR_TAKE_NONE, false);
         }
         smr_unref(d);
     }

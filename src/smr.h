@@ -26,7 +26,8 @@
  * backend lock released. chm__smr_quiesce() does nothing inside a read-side section nor while
  * the thread is already reclaiming (a callback's own chm calls). Otherwise, for each flagged
  * domain whose queue of this thread is still at CHM_SMR_BATCH or more (a thread sharing it may
- * have taken it), it takes that whole queue (one exchange) -- not the domain's other queues --,
+ * have taken it), or not empty if a chm__smr_retire_soon flagged it, it takes that whole queue
+ * (one exchange) -- not the domain's other queues --,
  * waits for one grace period and runs the free_fns, with cancellation disabled -- unless an
  * iterator of the domain's map is open (below): then the batch is parked instead.
  * So a grace period is never waited for inside a read-side section,
@@ -123,6 +124,16 @@ CHM_HIDDEN void chm__smr_read_unlock(void);
  * free_fns per domain (more is a library bug: abort). Callable inside or outside a read
  * section, under a lock. Never fails, never blocks. */
 CHM_HIDDEN void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_fn);
+
+/* chm__smr_retire for an object that holds much memory -- an old table (with, in segmented,
+ * the shells of the nodes its resize cloned, retired in the same call), readmostly's old read
+ * index with the entries that die with it -- which a batch of small objects would keep waiting
+ * (the batch counts objects, not bytes; a thread that resized and then stops writing would
+ * never end its batch): the calling thread also takes its queue when its outermost call
+ * returns, whatever the queue's count (THE RECLAMATION RULE). One grace period per resize,
+ * which costs O(n) anyway. */
+CHM_HIDDEN void chm__smr_retire_soon(chm_smr_domain *d, chm_smr_node *n,
+                                     chm_smr_free_fn *free_fn);
 
 /* The end of an outermost call: run this thread's flagged reclamations if it may (not in a read
  * section, not already reclaiming, nesting depth 0). src/map.c calls it through

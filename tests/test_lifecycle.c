@@ -566,6 +566,37 @@ static void *indep_writer(void *arg)
     return NULL;
 }
 
+/* ---- a thread that grew a map and stopped writing ------------------------------------------ */
+
+/* A thread grows a map from empty (every resize retires the old table and, in segmented, the
+ * shells of the nodes it cloned), then stops writing. Its retire queue is its own and would
+ * reach no batch again, so a resize takes the thread's queue when its call ends
+ * (chm__smr_retire_soon): after the last put nothing of the map may be pending. */
+static void scenario_idle_after_growth(void)
+{
+    enum { KEYS = 100000 };
+    for (size_t i = 0; i < n_reclaiming; i++) {
+        const chm_backend *b = reclaiming[i];
+        struct gate_free g;
+        gate_free_init(&g);
+        chm *m = new_map(b, &g, 0);
+        if (m == NULL)
+            return;
+        for (uint64_t k = 0; k < KEYS; k++)
+            CHECK_EQ(chm_put(m, k, k, NULL), CHM_OK);
+        chm_stats st;
+        CHECK_EQ(chm_stats_get(m, &st), CHM_OK);
+        if (!CHECK_EQ(st.pending, 0))
+            FAIL("idle_after_growth/%s: %zu retired objects wait after the growing thread's "
+                 "last call returned",
+                 chm_backend_name(b), (size_t)st.pending);
+        chm_free(m);
+        CHECK_EQ(atomic_load(&g.freed), KEYS);
+        tl_note("idle_after_growth/%s: %zu pending after %d inserts from empty",
+                chm_backend_name(b), (size_t)st.pending, KEYS);
+    }
+}
+
 static void scenario_independent(void)
 {
     for (size_t i = 0; i < n_reclaiming; i++) {
@@ -1100,6 +1131,7 @@ static const struct scenario {
     {"cancel_free", scenario_cancel_free},
     {"dlclose", scenario_dlclose},
     {"independent", scenario_independent},
+    {"idle_after_growth", scenario_idle_after_growth},
     {"backlog", scenario_backlog},
     {"open_iterator", scenario_open_iterator},
     {"forgotten_iterator", scenario_forgotten_iterator},

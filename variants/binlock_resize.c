@@ -340,7 +340,8 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
                 CHM_YIELD_POINT("bl.commit.table_set"); /* new table, sizeCtl still resizing */
                 atomic_store_explicit(&m->size_ctl, 2 * n - n / 2, memory_order_seq_cst);
                 atomic_fetch_add_explicit(&m->st_resize, 1, memory_order_relaxed);
-                retire(m, tab, bl_free_shell);
+                /* The old table, and the clones this thread's transfer retired with it. */
+                chm__smr_retire_soon(m->domain, (chm_smr_node *)tab, bl_free_shell);
                 return true;
             }
             /* seq_cst load and CAS: leave the worker count; the one that brings it to 1 is the

@@ -816,7 +816,7 @@ static void promote_locked(struct rm_map *m)
     m->promotions++;
     CHM_YIELD_POINT("rm.promote.before_retire"); /* readers still probing the old index */
     if (old != EMPTY_INDEX)
-        chm__smr_retire(m->smr, &old->node, index_retired);
+        chm__smr_retire_soon(m->smr, &old->node, index_retired);
 }
 
 /* Go's missLocked. */
@@ -1872,7 +1872,7 @@ static int rm_clear(chm *cm)
     live_add(m, -removed);
     if (old != EMPTY_INDEX) {
         old->dead = dead;
-        chm__smr_retire(m->smr, &old->node, index_retired);
+        chm__smr_retire_soon(m->smr, &old->node, index_retired);
     }
     mu_unlock(m);
     for (struct rm_entry *e = dirty_only, *next; e != NULL; e = next) {
@@ -2325,7 +2325,11 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
         goto nomem;
     memset(m, 0, sizeof *m);
     chm__header_init(&m->base, &rm_ops, b, opt);
-    m->smr = chm__smr_domain_new(m, opt->concurrency);
+    /* One retire queue for the map, not one per writer thread: readers retire too (a
+     * promotion in chm_get retires the old read index, which carries its dead entries, O(n)
+     * memory), and a thread that only reads never ends a batch of its own queue, so its
+     * indexes would wait there; in a shared queue every writer's batch takes them. */
+    m->smr = chm__smr_domain_new(m, 1);
     if (m->smr == NULL)
         goto nomem_map;
     unsigned nstripes = chm__stripe_count(opt->concurrency, RM_MAX_STRIPES);

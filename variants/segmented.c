@@ -563,7 +563,7 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
         chm__smr_retire(m->domain, &cloned->smr, free_node_shell);
         cloned = next;
     }
-    chm__smr_retire(m->domain, &old->smr, chm__smr_free_plain);
+    chm__smr_retire_soon(m->domain, &old->smr, chm__smr_free_plain); /* and the shells */
     bump(&cold_of(m, s)->resizes, 1); /* for chm_stats_get */
 }
 

@@ -114,17 +114,35 @@ static inline struct smr_stripe *smr_my_stripe(chm_smr_domain *d)
     return &d->stripes[chm__thread_ticket() & d->stripe_mask];
 }
 
-/* What @d has retired and not yet freed: every stripe's queued, then held. Each stripe's
- * queued is loaded first (acquire: pairs with smr_take's release decrement, which follows its
- * increment of held), so an object being taken is counted in one or the other, never in
- * neither. */
+/* What @d has retired and not yet freed: held, then every stripe's queued. Exact when nothing
+ * runs on @d, which is when tests read it; while another thread takes a queue it may count
+ * that queue's objects in neither (smr_take moves them from queued to held), never in both:
+ * held is loaded first (acquire: it pairs with smr_take's release increment, which follows
+ * its decrement of queued), so a load that sees them in held sees them gone from queued. A
+ * peak taken from it (smr_note_peak) never exceeds the truth. Whether everything is freed is
+ * smr_settled's question. */
 static size_t smr_pending_now(const chm_smr_domain *d)
 {
     chm_smr_domain *w = (chm_smr_domain *)d;
-    size_t n = 0;
+    size_t n = atomic_load_explicit(&w->held, memory_order_acquire);
     for (unsigned i = 0; i <= w->stripe_mask; i++)
         n += atomic_load_explicit(&w->stripes[i].queued, memory_order_acquire);
-    return n + atomic_load_explicit(&w->held, memory_order_acquire);
+    return n;
+}
+
+/* Whether everything retired into @d so far is freed: every stack empty, no batch in flight,
+ * nothing held. seq_cst loads in this order: a taker raises inflight (seq_cst) before its
+ * exchange empties a stack and lowers it only after its frees and its decrement of held, so
+ * a load that sees the stack emptied and then inflight at 0 sees held after that decrement
+ * (and the free_fns' effects, which the decrements release: smr_batch_done). Objects counted
+ * in queued but not yet pushed are a concurrent retire's, which the callers exclude. */
+static bool smr_settled(chm_smr_domain *d)
+{
+    for (unsigned i = 0; i <= d->stripe_mask; i++)
+        if (atomic_load_explicit(&d->stripes[i].list, memory_order_seq_cst) != NULL)
+            return false;
+    return atomic_load_explicit(&d->inflight, memory_order_seq_cst) == 0 &&
+           atomic_load_explicit(&d->held, memory_order_seq_cst) == 0;
 }
 
 /* The queue links: the next object, and the object's kind in the low bits (chm_smr_node). */
@@ -619,10 +637,10 @@ static size_t smr_take(chm_smr_domain *d, struct smr_stripe *s, chm_smr_node **f
     else
         *fifo = head;
     *last = tail;
-    /* held rises before queued falls, and the fall is a release: smr_pending_now, which loads
-     * queued (acquire) before held, counts these objects in one of the two. */
-    atomic_fetch_add_explicit(&d->held, k, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&s->queued, k, memory_order_release);
+    /* queued falls before held rises, and the rise is a release: smr_pending_now, which loads
+     * held (acquire) before queued, counts these objects at most once. */
+    atomic_fetch_sub_explicit(&s->queued, k, memory_order_relaxed);
+    atomic_fetch_add_explicit(&d->held, k, memory_order_release);
     return k;
 }
 
@@ -729,7 +747,7 @@ static bool smr_drained_or_queued(chm_smr_domain *d)
 {
     /* Acquire (seq_cst): a pending 0 heads a release sequence of the batches' decrements, so
      * every free_fn's effects are visible. */
-    if (smr_pending_now(d) == 0 || atomic_load_explicit(&d->parked, memory_order_seq_cst) != NULL)
+    if (smr_settled(d) || atomic_load_explicit(&d->parked, memory_order_seq_cst) != NULL)
         return true;
     for (unsigned i = 0; i <= d->stripe_mask; i++)
         if (atomic_load_explicit(&d->stripes[i].list, memory_order_seq_cst) != NULL)
@@ -857,14 +875,14 @@ void chm__smr_quiesce(void)
 void chm__smr_drain(chm_smr_domain *d)
 {
     struct smr_thread *t = smr_self();
-    if (smr_pending_now(d) == 0)
-        return; /* acquire: pairs with smr_batch_done's release decrement */
+    if (smr_settled(d))
+        return;
     smr_check_may_wait(t, d, "chm__smr_drain");
     smr_gate_enter(t);
     for (;;) {
         /* What is queued, including what free_fns queued meanwhile, and what is parked. */
         smr_reclaim(t, d, SMR_TAKE_ALL, true);
-        if (smr_pending_now(d) == 0)
+        if (smr_settled(d))
             break;
         /* Batches another thread took before: wait for them (or for their free_fns' retires
          * into @d, which we then take ourselves). */
@@ -989,7 +1007,7 @@ void chm__smr_domain_barrier(chm_smr_domain *d)
 {
     /* Acquire: a pending 0 heads the release sequence of the batches' decrements (as in
      * chm__smr_drain), so every free_fn of what was retired before the call is visible. */
-    if (smr_pending_now(d) == 0)
+    if (smr_settled(d))
         return;
     struct smr_thread *t = smr_self();
     smr_check_may_wait(t, d, "chm__smr_domain_barrier");

@@ -75,9 +75,10 @@
  *   same rule. When chm_free returns, every callback for that map has run.
  *
  *   Where the callbacks run. The library has no thread of its own. On segmented, binlock and
- *   readmostly, what leaves a map is queued on that map, in one queue per writer thread (up to
- *   chm_options.concurrency queues, rounded up to a power of two, at most 64; more threads share
- *   them); a thread whose write brings its queue to a batch (4096 objects) frees that batch
+ *   readmostly, what leaves a map is queued on that map -- on segmented and binlock in one queue
+ *   per writer thread (up to chm_options.concurrency queues, rounded up to a power of two, at
+ *   most 64; more threads share them), on readmostly in one queue per map; a thread whose write
+ *   brings its queue to a batch (4096 objects), or that resized the map, frees that queue
  *   itself when its outermost chm call returns --
  *   after every lock of the library is released, outside any read-side section, never inside
  *   a callback of another chm call -- waiting first for a grace period (microseconds, unless a

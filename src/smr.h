@@ -126,8 +126,8 @@ CHM_HIDDEN void chm__smr_read_unlock(void);
 CHM_HIDDEN void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_fn);
 
 /* chm__smr_retire for an object that holds much memory -- an old table (with, in segmented,
- * the shells of the nodes its resize cloned, retired in the same call), readmostly's old read
- * index with the entries that die with it -- which a batch of small objects would keep waiting
+ * the shells of the nodes its resize cloned, retired in the same call) -- which a batch of
+ * small objects would keep waiting
  * (the batch counts objects, not bytes; a thread that resized and then stops writing would
  * never end its batch): the calling thread also takes its queue when its outermost call
  * returns, whatever the queue's count (THE RECLAMATION RULE). One grace period per resize,

@@ -816,7 +816,7 @@ static void promote_locked(struct rm_map *m)
     m->promotions++;
     CHM_YIELD_POINT("rm.promote.before_retire"); /* readers still probing the old index */
     if (old != EMPTY_INDEX)
-        chm__smr_retire_soon(m->smr, &old->node, index_retired);
+        chm__smr_retire(m->smr, &old->node, index_retired);
 }
 
 /* Go's missLocked. */
@@ -1872,7 +1872,7 @@ static int rm_clear(chm *cm)
     live_add(m, -removed);
     if (old != EMPTY_INDEX) {
         old->dead = dead;
-        chm__smr_retire_soon(m->smr, &old->node, index_retired);
+        chm__smr_retire(m->smr, &old->node, index_retired);
     }
     mu_unlock(m);
     for (struct rm_entry *e = dirty_only, *next; e != NULL; e = next) {

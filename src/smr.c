@@ -745,8 +745,8 @@ static void smr_wait(bool (*done)(chm_smr_domain *), chm_smr_domain *d)
 
 static bool smr_drained_or_queued(chm_smr_domain *d)
 {
-    /* Acquire (seq_cst): a pending 0 heads a release sequence of the batches' decrements, so
-     * every free_fn's effects are visible. */
+    /* Done (smr_settled: the free_fns' effects visible), or something for the drain to take:
+     * a stack (what a batch's free_fns retired into @d) or parked batches. */
     if (smr_settled(d) || atomic_load_explicit(&d->parked, memory_order_seq_cst) != NULL)
         return true;
     for (unsigned i = 0; i <= d->stripe_mask; i++)

@@ -27,9 +27,9 @@
  * the thread is already reclaiming (a callback's own chm calls). Otherwise, for each flagged
  * domain whose queue of this thread is still at CHM_SMR_BATCH or more (a thread sharing it may
  * have taken it), or not empty if a chm__smr_retire_soon flagged it, it takes that whole queue
- * (one exchange) -- not the domain's other queues --,
- * waits for one grace period and runs the free_fns, with cancellation disabled -- unless an
- * iterator of the domain's map is open (below): then the batch is parked instead.
+ * (one exchange; not the domain's other queues), waits for one grace period and runs the
+ * free_fns, with cancellation disabled -- unless an iterator of the domain's map is open
+ * (below): then the batch is parked instead.
  * So a grace period is never waited for inside a read-side section,
  * under a backend lock, or from a user callback nested in another chm call; free_fns (value_free,
  * key release) run on the writing thread after its outermost call, or in chm_free
@@ -127,11 +127,10 @@ CHM_HIDDEN void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, chm_smr_free
 
 /* chm__smr_retire for an object that holds much memory -- an old table (with, in segmented,
  * the shells of the nodes its resize cloned, retired in the same call) -- which a batch of
- * small objects would keep waiting
- * (the batch counts objects, not bytes; a thread that resized and then stops writing would
- * never end its batch): the calling thread also takes its queue when its outermost call
- * returns, whatever the queue's count (THE RECLAMATION RULE). One grace period per resize,
- * which costs O(n) anyway. */
+ * small objects would keep waiting (the batch counts objects, not bytes; a thread that resized
+ * and then stops writing would never end its batch): the calling thread also takes its queue
+ * when its outermost call returns, whatever the queue's count (THE RECLAMATION RULE). One
+ * grace period per resize, which costs O(n) anyway. */
 CHM_HIDDEN void chm__smr_retire_soon(chm_smr_domain *d, chm_smr_node *n,
                                      chm_smr_free_fn *free_fn);
 

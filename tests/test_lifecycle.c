@@ -895,11 +895,10 @@ static void scenario_forgotten_iterator(void)
         CHECK_EQ(chm_iter_init(&it, f.m), CHM_OK);
         for (int j = 0; j < 10; j++)
             CHECK_EQ(chm_iter_next(&it, &k, &v), CHM_OK);
+        /* Nothing of N pending before the writer starts: the peak below is one writer's. */
+        chm__smr_barrier();
         /* Left open while another thread churns both maps; this thread waits for it (joins):
          * a writer that waited for the iterator would never finish. */
-        /* What this thread left queued on N (its growth's retired tables) would stay on its
-         * queue: the bound below is one writer's. */
-        chm__smr_barrier();
         (void)chm__smr_domain_peak(dn, true);
         f.rounds =
             (unsigned)tl_scaled(20 * CHM_SMR_BATCH / ITER_N_KEYS, 4 * CHM_SMR_BATCH / ITER_N_KEYS);

@@ -46,7 +46,7 @@ static inline unsigned chm__thread_ticket(void)
 }
 
 /* The number of stripes for @wanted threads: a power of two, at least 1, at most @max (itself a
- * power of two). Users: src/pool.c, src/smr.c. */
+ * power of two). Users: src/pool.c, src/smr.c, variants/readmostly.c. */
 static inline unsigned chm__stripe_count(unsigned wanted, unsigned max)
 {
     unsigned n = 1;

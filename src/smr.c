@@ -745,14 +745,12 @@ static void smr_wait(bool (*done)(chm_smr_domain *), chm_smr_domain *d)
 
 static bool smr_drained_or_queued(chm_smr_domain *d)
 {
-    /* Done (smr_settled: the free_fns' effects visible), or something for the drain to take:
-     * a stack (what a batch's free_fns retired into @d) or parked batches. */
-    if (smr_settled(d) || atomic_load_explicit(&d->parked, memory_order_seq_cst) != NULL)
-        return true;
+    /* Something for the drain to take -- a stack (what a batch's free_fns retired into @d) or
+     * parked batches -- or done (smr_settled: the free_fns' effects visible). */
     for (unsigned i = 0; i <= d->stripe_mask; i++)
         if (atomic_load_explicit(&d->stripes[i].list, memory_order_seq_cst) != NULL)
             return true;
-    return false;
+    return atomic_load_explicit(&d->parked, memory_order_seq_cst) != NULL || smr_settled(d);
 }
 
 static bool smr_no_batch_in_flight(chm_smr_domain *d)

@@ -236,29 +236,49 @@ static bool pool_refill(chm_pool *p, struct pool_stripe *s)
     return ok;
 }
 
-void *chm__pool_alloc(chm_pool *p)
+/* Take an object from the locked stripe @s: its free list, else its slab's tail; NULL (and @s
+ * still locked) when it has neither. */
+static inline void *stripe_take(chm_pool *p, struct pool_stripe *s)
 {
-    struct pool_stripe *s = stripe_of(p);
-    void *o;
-    stripe_lock(s);
-    while (!stripe_has_object(p, s)) {
-        stripe_unlock(s);
-        if (!pool_refill(p, s))
-            return NULL;
-        stripe_lock(s); /* a thread sharing the stripe may empty it again: loop */
-    }
-    if (free_head(s) != NULL) {
-        o = free_head(s);
+    void *o = free_head(s);
+    if (chm_likely(o != NULL)) {
         pool_unpoison(o, p->objsize);
         set_free_head(s, *(void **)o);
-    } else {
+    } else if (chm_likely((size_t)(s->end - s->bump) >= p->objsize)) {
         o = s->bump;
         s->bump += p->objsize;
         pool_unpoison(o, p->objsize);
+    } else {
+        return NULL;
     }
     atomic_store_explicit(&s->in_use, atomic_load_explicit(&s->in_use, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+    return o;
+}
+
+/* chm__pool_alloc when @s was empty: refill it and take again (a thread sharing the stripe may
+ * empty it meanwhile: loop). Out of line, so the common case above saves no registers. */
+static __attribute__((noinline, cold)) void *pool_alloc_refill(chm_pool *p, struct pool_stripe *s)
+{
+    for (;;) {
+        if (!pool_refill(p, s))
+            return NULL;
+        stripe_lock(s);
+        void *o = stripe_take(p, s);
+        stripe_unlock(s);
+        if (o != NULL)
+            return o;
+    }
+}
+
+void *chm__pool_alloc(chm_pool *p)
+{
+    struct pool_stripe *s = stripe_of(p);
+    stripe_lock(s);
+    void *o = stripe_take(p, s);
     stripe_unlock(s);
+    if (chm_unlikely(o == NULL))
+        return pool_alloc_refill(p, s);
     return o;
 }
 

@@ -332,7 +332,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
             *prev = load_value(b.f);
             rc = CHM_EXISTS;
         } else if (found == BIN_EMPTY) {
-            if (node == NULL && (node = chm__bl_new_node(m, h, key, value, false)) == NULL) {
+            if (node == NULL && (node = new_plain_node(m, h, key, value)) == NULL) {
                 rc = CHM_ENOMEM;
                 break;
             }
@@ -363,7 +363,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
             struct bl_node *e = list_lookup(cm, b.f, h, key, &bin_count, NULL);
             if (e != NULL) {
                 rc = put_present(m, e, value, only_if_absent, prev, &rec);
-            } else if (node == NULL && (node = chm__bl_new_node(m, h, key, value, false)) == NULL) {
+            } else if (node == NULL && (node = new_plain_node(m, h, key, value)) == NULL) {
                 rc = CHM_ENOMEM;
             } else {
                 xb = entry_xbytes(m, node);
@@ -377,7 +377,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
         break;
     }
     if (rc == CHM_OK) {
-        chm__bl_add_count(m, 1, bin_count);
+        add_count(m, 1, bin_count);
         add_xbytes(m, xb);
     }
     chm__smr_read_unlock();
@@ -453,7 +453,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, bool cv, ui
         unlock_bin(m, &b, 0, rc);
     }
     if (removed) {
-        chm__bl_add_count(m, -1, -1);
+        add_count(m, -1, -1);
         add_xbytes(m, xb);
     }
     chm__smr_read_unlock();
@@ -533,7 +533,7 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
                 inserted = true;
                 rc = CHM_OK;
             }
-        } else if (node == NULL && (node = chm__bl_new_node(m, h, key, 0, false)) == NULL) {
+        } else if (node == NULL && (node = new_plain_node(m, h, key, 0)) == NULL) {
             rc = CHM_ENOMEM; /* before the function: it does not run */
         } else {
             v = run_compute(cm, fn, key, arg);
@@ -547,7 +547,7 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
         unlock_bin(m, &b, bin_count, rc);
     }
     if (inserted) {
-        chm__bl_add_count(m, 1, bin_count);
+        add_count(m, 1, bin_count);
         add_xbytes(m, xb);
     }
     chm__smr_read_unlock();
@@ -640,7 +640,7 @@ static int bl_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
         unlock_bin(m, &b, bin_count, rc); /* treeifies a list after an insert, as put_val (Java) */
     }
     if (delta != 0) {
-        chm__bl_add_count(m, delta, delta > 0 ? bin_count : -1); /* addCount: may resize */
+        add_count(m, delta, delta > 0 ? bin_count : -1); /* addCount: may resize */
         add_xbytes(m, xb);
     }
     chm__smr_read_unlock();
@@ -698,7 +698,7 @@ static int bl_clear(chm *cm)
         t = current_table(m); /* a multiple of n0 bins */
     }
     if (c.removed != 0) {
-        chm__bl_add_count(m, -c.removed, -1);
+        add_count(m, -c.removed, -1);
         add_xbytes(m, c.xb);
     }
     chm__smr_read_unlock();
@@ -1116,7 +1116,7 @@ BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, bl_hash_t h
             return RESERVE_NO_MEMORY;
         node_init(*res, BL_RESERVED, 0, 0);
     }
-    if (*node == NULL && (*node = chm__bl_new_node(m, h, key, 0, false)) == NULL)
+    if (*node == NULL && (*node = new_plain_node(m, h, key, 0)) == NULL)
         return RESERVE_NO_MEMORY;
     (void)bl_lock_acquire(&(*res)->lock); /* unpublished: uncontended, cannot fail */
     if (who == WRITER_COMPUTE_IF_ABSENT)

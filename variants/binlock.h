@@ -23,6 +23,7 @@
 
 #include "pool.h"
 #include "smr.h"
+#include "torture.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -445,6 +446,19 @@ static inline void node_init(struct bl_node *e, bl_hash_t hash, uint64_t key, ui
 CHM_HIDDEN struct bl_node *chm__bl_new_node(struct bl_map *m, bl_hash_t hash, uint64_t key,
                                             uint64_t value, bool tree);
 
+/* chm__bl_new_node for a plain node, inline when the key needs no copy (no retain: integer
+ * keys), as on every insert of the common map: the pool's call and node_init, no more. */
+static inline struct bl_node *new_plain_node(struct bl_map *m, bl_hash_t hash, uint64_t key,
+                                             uint64_t value)
+{
+    if (chm_unlikely(m->base.keys->retain != NULL))
+        return chm__bl_new_node(m, hash, key, value, false);
+    struct bl_node *e = chm__pool_alloc(m->nodes);
+    if (e != NULL)
+        node_init(e, hash, key, value);
+    return e;
+}
+
 /* Undo chm__bl_new_node for a node @e that was never published (NULL: nothing). */
 CHM_HIDDEN void chm__bl_discard_node_now(struct bl_map *m, struct bl_node *e);
 
@@ -501,9 +515,9 @@ static inline struct bl_node *take_spare(struct bl_node **spares)
 
 /* ---- counting (binlock_count.c) ---------------------------------------------------------------- */
 
-/* addCount(x, check): count @x entries, then (check >= 0) see whether the table must grow.
- * Inside a read section (a resize walks the bins). */
-CHM_HIDDEN void chm__bl_add_count(struct bl_map *m, int64_t x, long check);
+/* addCount(x, check) once there are counter cells or the base CAS failed (Java's branch into
+ * the cells); the uncontended case is the inline add_count (after resize_check, below). */
+CHM_HIDDEN void chm__bl_add_count_cells(struct bl_map *m, int64_t x, long check);
 
 /* sumCount: the entry count; exact when quiescent, transiently off (even negative) otherwise. */
 CHM_HIDDEN int64_t chm__bl_sum_count(struct bl_map *m);
@@ -565,6 +579,27 @@ static inline void resize_check(struct bl_map *m, int64_t s)
     int64_t sc = atomic_load_explicit(&m->size_ctl, memory_order_seq_cst);
     if (s >= sc)
         chm__bl_resize(m, s, sc);
+}
+
+/* addCount(x, check): count @x entries, then (check >= 0) see whether the table must grow.
+ * Inside a read section (a resize walks the bins). Java's first branch is inline: with no
+ * counter cells, one CAS on the base count and the resize check; anything else (cells exist,
+ * or the CAS failed: contention) goes to chm__bl_add_count_cells. Every insert and remove
+ * counts, so the common case pays no call and no register saves (tools/instr_count.sh). */
+static inline void add_count(struct bl_map *m, int64_t x, long check)
+{
+    if (chm_likely(load_cells(m) == NULL)) {
+        int64_t b = atomic_load_explicit(&m->base_count, memory_order_relaxed);
+        CHM_YIELD_POINT("bl.count.before_cas"); /* base read, CAS pending: contention, cells */
+        /* Relaxed: a count needs atomicity only (binlock_count.c, "Memory ordering"). */
+        if (chm_likely(atomic_compare_exchange_strong_explicit(
+                &m->base_count, &b, b + x, memory_order_relaxed, memory_order_relaxed))) {
+            if (check >= 0)
+                resize_check(m, b + x);
+            return;
+        }
+    }
+    chm__bl_add_count_cells(m, x, check);
 }
 
 /* helpTransfer: a writer met the forwarding node @f in @tab; help if that resize can use it,

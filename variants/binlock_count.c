@@ -75,29 +75,20 @@ static inline bool cas_add(_Atomic int64_t *c, int64_t x)
 
 static void full_add_count(struct bl_map *m, int64_t x, bool was_uncontended);
 
-void chm__bl_add_count(struct bl_map *m, int64_t x, long check)
+void chm__bl_add_count_cells(struct bl_map *m, int64_t x, long check)
 {
     unsigned char *cells = load_cells(m);
-    int64_t s = 0;
-    int64_t b = atomic_load_explicit(&m->base_count, memory_order_relaxed);
-    CHM_YIELD_POINT("bl.count.before_cas"); /* base read, CAS pending: contention, cells */
-    if (cells != NULL ||
-        !atomic_compare_exchange_strong_explicit(&m->base_count, &b, b + x, memory_order_relaxed,
-                                                 memory_order_relaxed)) {
-        bool uncontended = true;
-        unsigned n;
-        uint32_t h = bl_probe;
-        if (cells == NULL || (n = atomic_load_explicit(&m->ncells, memory_order_relaxed)) == 0 ||
-            h == 0 || !(uncontended = cas_add(cell_at(m, cells, h & (n - 1)), x))) {
-            full_add_count(m, x, uncontended);
-            return;
-        }
-        if (check <= 1)
-            return;
-        s = chm__bl_sum_count(m);
-    } else {
-        s = b + x;
+    bool uncontended = true;
+    unsigned n;
+    uint32_t h = bl_probe;
+    if (cells == NULL || (n = atomic_load_explicit(&m->ncells, memory_order_relaxed)) == 0 ||
+        h == 0 || !(uncontended = cas_add(cell_at(m, cells, h & (n - 1)), x))) {
+        full_add_count(m, x, uncontended);
+        return;
     }
+    if (check <= 1)
+        return;
+    int64_t s = chm__bl_sum_count(m);
     if (check >= 0)
         resize_check(m, s);
 }

@@ -54,11 +54,11 @@ struct pool_slab {
 
 struct pool_stripe {
     alignas(CHM_CACHELINE) ck_spinlock_fas_t lock;
-    _Atomic(void *) free;       /* free objects, linked through their first word; written under
+    _Atomic(void *) free;      /* free objects, linked through their first word; written under
                                    the lock, peeked at without it (stripe_steal) */
-    unsigned char *bump, *end;  /* the last slab's untouched tail */
-    size_t next_slab_objs;      /* objects in this stripe's next slab */
-    atomic_long in_use;         /* allocs minus puts on this stripe (a sum is exact, a part may
+    unsigned char *bump, *end; /* the last slab's untouched tail */
+    size_t next_slab_objs;     /* objects in this stripe's next slab */
+    atomic_long in_use;        /* allocs minus puts on this stripe (a sum is exact, a part may
                                    be negative); written under the lock, read without */
 };
 _Static_assert(sizeof(struct pool_stripe) == CHM_CACHELINE, "a stripe is one cache line");

@@ -1290,7 +1290,7 @@ static void treeify_bin(struct bl_map *m, struct bl_table *tab, size_t index)
             int64_t xb = (int64_t)count * TNODE_EXTRA + TREEBIN_BYTES;
             for (struct bl_node *e = b, *en; e != NULL; e = en) {
                 en = locked_next(e);
-                xb -= node_extra(e); /* a TreeNode left in the list by untreeify */
+                xb -= node_extra(e);     /* a TreeNode left in the list by untreeify */
                 retire_node_shell(m, e); /* key and value moved to the TreeNodes */
             }
             add_xbytes(m, xb);

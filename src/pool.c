@@ -282,8 +282,57 @@ void *chm__pool_alloc(chm_pool *p)
     return o;
 }
 
+/* This thread's batched puts (pool.h). Initial-exec: chm__pool_put tests it on every call. */
+static _Thread_local struct chm__pool_defer pool_defer __attribute__((tls_model("initial-exec")));
+
+/* Splice @b's chain onto the free list of the putting thread's stripe of its pool: one lock. */
+static void defer_flush(struct chm__pool_defer *b)
+{
+    if (b->n == 0)
+        return;
+    chm_pool *p = b->pool;
+    struct pool_stripe *s = stripe_of(p);
+    stripe_lock(s);
+    pool_unpoison(b->tail, sizeof(void *));
+    *(void **)b->tail = free_head(s);
+    pool_poison(b->tail, p->objsize);
+    set_free_head(s, b->head);
+    atomic_store_explicit(&s->in_use,
+                          atomic_load_explicit(&s->in_use, memory_order_relaxed) - (long)b->n,
+                          memory_order_relaxed);
+    stripe_unlock(s);
+    b->head = b->tail = NULL;
+    b->n = 0;
+}
+
+void chm__pool_defer_begin(chm_pool *p, struct chm__pool_defer *saved)
+{
+    struct chm__pool_defer *b = &pool_defer;
+    defer_flush(b); /* the enclosing bracket's objects: its pool is alive (the rule) */
+    *saved = *b;
+    b->pool = p;
+}
+
+void chm__pool_defer_end(const struct chm__pool_defer *saved)
+{
+    struct chm__pool_defer *b = &pool_defer;
+    defer_flush(b);
+    b->pool = saved->pool; /* its chain was flushed by begin */
+}
+
 void chm__pool_put(chm_pool *p, void *obj)
 {
+    struct chm__pool_defer *b = &pool_defer;
+    if (p == b->pool) {
+        *(void **)obj = b->head;
+        pool_poison(obj, p->objsize);
+        if (b->head == NULL)
+            b->tail = obj;
+        b->head = obj;
+        if (++b->n >= CHM__POOL_DEFER_MAX)
+            defer_flush(b);
+        return;
+    }
     struct pool_stripe *s = stripe_of(p);
     stripe_lock(s);
     *(void **)obj = free_head(s);

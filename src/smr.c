@@ -104,6 +104,7 @@ struct chm_smr_domain {
     _Atomic(chm_smr_node *) parked;
     atomic_bool dead; /* chm__smr_domain_free has begun */
     void *owner;
+    chm_pool *pool;           /* whose puts the free_fns batch (chm__smr_domain_set_pool) */
     struct cds_list_head reg; /* in smr_domains, under smr_registry_lock */
     struct smr_stripe stripes[];
 };
@@ -585,6 +586,9 @@ static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_no
 {
     struct smr_freeing fr = {d, t->freeing};
     t->freeing = &fr;
+    struct chm__pool_defer outer;
+    if (d->pool != NULL)
+        chm__pool_defer_begin(d->pool, &outer); /* the owner's chm_free waits for this batch */
     size_t k = 0;
     for (chm_smr_node *n = chain; n != NULL; k++) {
         chm_smr_node *next = smr_next(n); /* n is gone after free_fn */
@@ -594,6 +598,8 @@ static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_no
         fn(n, d->owner);
         n = next;
     }
+    if (d->pool != NULL)
+        chm__pool_defer_end(&outer);
     t->freeing = fr.prev;
     return k;
 }
@@ -919,6 +925,11 @@ chm_smr_domain *chm__smr_domain_new(void *owner, unsigned stripes)
     CHM__LOCK_CALL(pthread_mutex_unlock(&smr_registry_lock));
     smr_gate_leave(t);
     return d;
+}
+
+void chm__smr_domain_set_pool(chm_smr_domain *d, chm_pool *pool)
+{
+    d->pool = pool;
 }
 
 void chm__smr_domain_free(chm_smr_domain *d)

@@ -76,6 +76,7 @@
 #define CHM_SMR_H
 
 #include "chm_internal.h"
+#include "pool.h" /* chm__smr_domain_set_pool, the batched puts */
 
 #include <urcu/urcu-memb.h> /* the out-of-line liburcu memb API */
 
@@ -109,6 +110,11 @@ typedef void chm_smr_free_fn(chm_smr_node *n, void *owner);
  * queue per @stripes threads (rounded up to a power of two, at most 64: give it the number of
  * threads expected to write the map, as to chm__pool_new); NULL when out of memory. */
 CHM_HIDDEN chm_smr_domain *chm__smr_domain_new(void *owner, unsigned stripes);
+/* The pool the free_fns of @d put the owner's objects back into (src/pool.h): each batch's
+ * free_fns then run inside chm__pool_defer_begin/end for it, so their puts reach the pool in a
+ * few locked splices, not one lock per object. Before the first retire; @pool is freed only
+ * after chm__smr_domain_free. */
+CHM_HIDDEN void chm__smr_domain_set_pool(chm_smr_domain *d, chm_pool *pool);
 /* Drain @d (everything retired into it is freed, callbacks done) and release it. The owner's
  * objects must be unreachable and no operation on it may be running (chm_free's contract).
  * Not inside a read section, nor from one of @d's own free_fns. */

@@ -4,7 +4,8 @@
  * contents while handed out, the in-use count is exact, memory is bounded by what is in use,
  * threads that allocate and threads that put back can differ (and memory stays bounded when every
  * object is freed into another thread's stripe), allocation failure leaves the
- * pool usable, and chm__pool_free gives every block back. Under AddressSanitizer a use after
+ * pool usable, batched puts (chm__pool_defer_begin/end) reach the pool exactly when they say,
+ * and chm__pool_free gives every block back. Under AddressSanitizer a use after
  * chm__pool_put must be reported (a child process checks it).
  */
 #include "testlib.h"
@@ -218,6 +219,73 @@ static void sub_alloc_fail(void *arg)
     chm__alloc_disarm();
 }
 
+/* Batched puts (chm__pool_defer_begin/end): inside a bracket for P, puts for P are held by the
+ * thread and reach P every CHM__POOL_DEFER_MAX objects and at the end -- the in-use count says
+ * exactly when -- while puts for another pool go straight to it; a nested bracket for Q hands
+ * P's held objects over first and restores P's bracket after. Then every object is reused:
+ * allocating them all again carves no new slab, and none overlaps a live one. */
+static void sub_deferred_puts(void *arg)
+{
+    (void)arg;
+    enum { N = 1000, SIZE = 40, BATCH = CHM__POOL_DEFER_MAX };
+    _Static_assert(N > 2 * BATCH + 10, "the walk below crosses two flushes");
+    chm_pool *p = chm__pool_new(SIZE, 1), *q = chm__pool_new(SIZE, 1);
+    if (!CHECK(p != NULL && q != NULL))
+        return;
+    void *po[N], *qo[N];
+    for (uint64_t i = 0; i < N; i++) {
+        po[i] = chm__pool_alloc(p);
+        qo[i] = chm__pool_alloc(q);
+        if (!CHECK(po[i] != NULL && qo[i] != NULL))
+            return;
+        stamp(po[i], SIZE, i + 1);
+        stamp(qo[i], SIZE, N + i + 1);
+    }
+    size_t pbytes = chm__pool_bytes(p), qbytes = chm__pool_bytes(q);
+    struct chm__pool_defer outer, inner;
+    chm__pool_defer_begin(p, &outer);
+    size_t put = 0; /* objects of p put so far */
+    for (; put < 2 * BATCH + 10; put++) {
+        chm__pool_put(p, po[put]);
+        /* held until a whole batch is there: flushed in BATCH steps */
+        if (!CHECK_EQ(chm__pool_in_use(p), N - (put + 1) / BATCH * BATCH))
+            break;
+    }
+    chm__pool_put(q, qo[0]); /* another pool: straight back */
+    CHECK_EQ(chm__pool_in_use(q), N - 1);
+    chm__pool_defer_begin(q, &inner); /* nested: p's 10 held objects go back first */
+    CHECK_EQ(chm__pool_in_use(p), N - put);
+    for (size_t i = 1; i < 6; i++)
+        chm__pool_put(q, qo[i]);
+    CHECK_EQ(chm__pool_in_use(q), N - 1); /* held by the inner bracket */
+    chm__pool_put(p, po[put++]);          /* p's bracket is not the innermost: straight back */
+    CHECK_EQ(chm__pool_in_use(p), N - put);
+    chm__pool_defer_end(&inner);
+    CHECK_EQ(chm__pool_in_use(q), N - 6);
+    for (; put < N; put++) /* the outer bracket again */
+        chm__pool_put(p, po[put]);
+    CHECK_EQ(chm__pool_in_use(p), N - (2 * BATCH + 11) - (N - (2 * BATCH + 11)) / BATCH * BATCH);
+    chm__pool_defer_end(&outer);
+    CHECK_EQ(chm__pool_in_use(p), 0);
+    chm__pool_put(p, po[0] = chm__pool_alloc(p)); /* after the bracket: straight back */
+    CHECK_EQ(chm__pool_in_use(p), 0);
+    /* Every object came back: N allocations reuse them all (no slab carved), none twice. */
+    for (uint64_t i = 0; i < N; i++) {
+        po[i] = chm__pool_alloc(p);
+        if (!CHECK(po[i] != NULL))
+            return;
+        stamp(po[i], SIZE, 2 * N + i + 1);
+    }
+    for (uint64_t i = 0; i < N; i++)
+        CHECK(stamped(po[i], SIZE, 2 * N + i + 1));
+    CHECK_EQ(chm__pool_bytes(p), pbytes);
+    for (uint64_t i = 6; i < N; i++)
+        CHECK(stamped(qo[i], SIZE, N + i + 1)); /* q's live objects untouched */
+    CHECK_EQ(chm__pool_bytes(q), qbytes);
+    chm__pool_free(p);
+    chm__pool_free(q);
+}
+
 /* Under AddressSanitizer, a read of an object after chm__pool_put is a use after free. */
 static void asan_child(void)
 {
@@ -259,6 +327,7 @@ int main(int argc, char **argv)
     tl_run("model_8", sub_model, (void *)(uintptr_t)8);
     tl_run("cross_thread", sub_cross_thread, NULL);
     tl_run("alloc_fail", sub_alloc_fail, NULL);
+    tl_run("deferred_puts", sub_deferred_puts, NULL);
     tl_run("asan_poison", sub_asan_poison, NULL);
     return tl_finish();
 }

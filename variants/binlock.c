@@ -908,6 +908,7 @@ static chm *bl_create(const chm_backend *b, const chm_options *opt)
         errno = ENOMEM;
         return NULL;
     }
+    chm__smr_domain_set_pool(m->domain, m->nodes); /* reclamation batches its puts */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     m->ncpu = ncpu < 1 ? 1 : ncpu > (1L << 16) ? (1u << 16) : (unsigned)ncpu;
     m->max_cells = (unsigned)table_size_for(m->ncpu < 2 ? 2 : m->ncpu);

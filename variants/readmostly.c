@@ -2343,6 +2343,7 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
     m->entries = chm__pool_new(sizeof(struct rm_entry), nstripes);
     if (m->entries == NULL)
         goto nomem_stripes;
+    chm__smr_domain_set_pool(m->smr, m->entries); /* reclamation batches its puts */
     struct rm_index *t = index_new(RM_MIN_SHIFT);
     if (t == NULL)
         goto nomem_stripes;

@@ -1321,6 +1321,7 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
         errno = ENOMEM;
         return NULL;
     }
+    chm__smr_domain_set_pool(m->domain, m->nodes); /* reclamation batches its puts */
     m->segments =
         (struct segment *)((char *)m->segments_raw + (opt->packed ? CHM_CACHELINE / 2 : 0));
     chm__header_init(&m->base, &seg_ops, b, opt);

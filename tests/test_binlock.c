@@ -549,6 +549,35 @@ static void test_size_after_churn(void *arg)
     size_after_churn(true);
 }
 
+/* Java's probes (ThreadLocalRandom.localInit): threads that draw one after the other get
+ * probes an odd step apart, so CELLS threads in a row start on CELLS distinct counter cells
+ * (probe & (CELLS - 1)) and never share a cell's line until a failed CAS rehashes one. Random
+ * probes would put some two of them on one cell in 1 - 8!/8^8 = 99.8% of runs. */
+enum { PROBE_THREADS = 8 };
+
+static void probe_thread(int idx, void *arg)
+{
+    ((uint32_t *)arg)[0] = chm__binlock_probe();
+    ((uint32_t *)arg)[1] = chm__binlock_probe(); /* drawn once: the same again */
+    (void)idx;
+}
+
+static void test_counter_probes(void *arg)
+{
+    (void)arg;
+    uint32_t probe[PROBE_THREADS][2];
+    bool cell_taken[PROBE_THREADS] = {false};
+    for (int t = 0; t < PROBE_THREADS; t++) { /* one thread at a time: draws in a row */
+        tl_run_threads(1, probe_thread, probe[t]);
+        CHECK(probe[t][0] != 0);
+        CHECK_EQ(probe[t][1], probe[t][0]);
+        unsigned cell = probe[t][0] & (PROBE_THREADS - 1);
+        if (!CHECK(!cell_taken[cell]))
+            tl_note("thread %d's probe %#x takes cell %u again", t, probe[t][0], cell);
+        cell_taken[cell] = true;
+    }
+}
+
 /* ---- compute re-entrance ------------------------------------------------------------------------ */
 
 struct reentry {
@@ -1010,6 +1039,7 @@ int main(int argc, char **argv)
     tl_run("tree_split", test_tree_split, NULL);
     tl_run("tree_concurrent", test_tree_concurrent, NULL);
     tl_run("size_after_churn", test_size_after_churn, NULL);
+    tl_run("counter_probes", test_counter_probes, NULL);
     tl_run("compute_reentry", test_compute_reentry, NULL);
     tl_run("compute_reservation", test_compute_reservation, NULL);
     tl_run("compute_drain", test_compute_drain, NULL);

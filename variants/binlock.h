@@ -49,6 +49,10 @@ struct chm__binlock_stats {
 /* Fill @out for a binlock map. Not concurrent with writes (counts are walked). binlock_check.c */
 CHM_HIDDEN void chm__binlock_stats(chm *m, struct chm__binlock_stats *out);
 
+/* Test hook: the calling thread's counter-cell probe (ThreadLocalRandom.getProbe), drawn first
+ * if it has none. binlock_count.c */
+CHM_HIDDEN uint32_t chm__binlock_probe(void);
+
 /* Test hook: the next @n bin splits of any transfer fail as if their clones could not be
  * allocated (0 = none; process-wide), so tests can drive a transfer into its pause.
  * binlock_resize.c */

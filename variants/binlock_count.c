@@ -37,12 +37,27 @@
 /* ThreadLocalRandom.getProbe(): this thread's counter-cell hash; 0 = not initialised. */
 static _Thread_local uint32_t bl_probe __attribute__((tls_model("initial-exec")));
 
+/* ThreadLocalRandom.localInit(): probes are drawn in sequence, PROBE_INCREMENT apart, not at
+ * random. The increment is odd, and an odd step is a permutation modulo every power of two, so
+ * k threads that draw in a row start on k distinct cells of any array of k or more cells: two
+ * writers of a two-cell array never share a cell line unless a failed CAS rehashes one. With a
+ * random probe (this port's first version) they shared one half of the time, and then every
+ * count moved the line between cores -- a CAS that does not fail never rehashes. */
+#define BL_PROBE_INCREMENT 0x9e3779b9u
+
 static uint32_t probe_init(void)
 {
-    static atomic_uint_fast64_t seeder;
-    uint64_t x = atomic_fetch_add_explicit(&seeder, 0x9e3779b97f4a7c15ULL, memory_order_relaxed);
-    uint32_t h = (uint32_t)(chm__mix64(x, (uint64_t)(uintptr_t)&bl_probe) >> 32);
-    return h != 0 ? h : 1;
+    static atomic_uint seeder;
+    uint32_t h = atomic_fetch_add_explicit(&seeder, BL_PROBE_INCREMENT, memory_order_relaxed) +
+                 BL_PROBE_INCREMENT;
+    return h != 0 ? h : 1; /* skip 0, as Java */
+}
+
+uint32_t chm__binlock_probe(void)
+{
+    if (bl_probe == 0)
+        bl_probe = probe_init();
+    return bl_probe;
 }
 
 static inline uint32_t advance_probe(uint32_t h) /* ThreadLocalRandom.advanceProbe: xorshift */

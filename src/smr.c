@@ -584,6 +584,8 @@ static void smr_batch_done(chm_smr_domain *d, size_t k)
  * Returns how many ran. */
 static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_node *chain)
 {
+    if (chain == NULL)
+        return 0;
     struct smr_freeing fr = {d, t->freeing};
     t->freeing = &fr;
     struct chm__pool_defer outer;

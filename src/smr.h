@@ -112,8 +112,9 @@ typedef void chm_smr_free_fn(chm_smr_node *n, void *owner);
 CHM_HIDDEN chm_smr_domain *chm__smr_domain_new(void *owner, unsigned stripes);
 /* The pool the free_fns of @d put the owner's objects back into (src/pool.h): each batch's
  * free_fns then run inside chm__pool_defer_begin/end for it, so their puts reach the pool in a
- * few locked splices, not one lock per object. Before the first retire; @pool is freed only
- * after chm__smr_domain_free. */
+ * few locked splices, not one lock per object. Before the first retire. @pool must outlive
+ * every batch of @d: free it after chm__smr_domain_free, or before only if nothing was ever
+ * retired into @d (a map whose creation failed half-way). */
 CHM_HIDDEN void chm__smr_domain_set_pool(chm_smr_domain *d, chm_pool *pool);
 /* Drain @d (everything retired into it is freed, callbacks done) and release it. The owner's
  * objects must be unreachable and no operation on it may be running (chm_free's contract).

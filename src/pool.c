@@ -16,7 +16,10 @@
  * every writer retired (src/smr.h's batches), and without the steal its list would grow while
  * the others' stripes, empty, carved new slabs for ever (measured: 7 MB of slabs for a
  * 1,000-key map after 4 s of churn). A steal moves a whole list in one step, so it happens
- * once per list, not once per object.
+ * once per list, not once per object. Inside a reclamation batch (chm__pool_defer_begin/end,
+ * pool.h) a put goes onto a thread-local chain instead, spliced onto the same stripe's list
+ * under one lock per CHM__POOL_DEFER_MAX objects: a batch's thousands of puts, one lock each,
+ * were the largest share of its instructions (callgrind, tools/instr_count.sh).
  * Slabs are linked on the pool and given back only by chm__pool_free: a map that shrinks keeps
  * its slabs for its next growth (as its tables' bins are kept by Java's clear; what it holds is
  * in chm_stats.bytes).

@@ -9,11 +9,12 @@
 #   ROUNDS        alternations (default 3); each is one chmbench run per build
 #   CHMBENCH-ARGS what to run, e.g. -p backend=binlock -p keys=1000 -p reads=50 -t 1,2 mix
 #                 (-f/-wi/-w/-i/-r default to -f 1 -wi 1 -w 0.5 -i 3 -r 0.5 unless given)
-# It prints one markdown row per trial: the median of the rounds' Scores for A and for B, and
-# B/A. Each round's JSON is kept in .ab/results/ (the table says where).
+# It prints one markdown row per trial: the median of the rounds' Scores for A and for B, B/A,
+# and every round's Score; a row whose rounds on one side differ by more than 1.3x is marked
+# unsteady (the machine changed speed meanwhile). Each round's JSON is kept in .ab/results/.
 set -eu
 cd "$(dirname "$0")/.."
-[ $# -ge 3 ] || { sed -n '3,14p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || { sed -n '3,15p' "$0" >&2; exit 2; }
 a=$1 b=$2
 shift 2
 rounds=3
@@ -86,12 +87,27 @@ def load(paths):
             scores.setdefault(key, []).append(r["primaryMetric"]["score"])
     return scores
 
+# A side whose rounds differ by more than UNSTEADY (max / min) ran while the machine changed
+# speed (on a shared 2-vCPU host whole runs drop to a third and back): its median may be a
+# slow round's, so the row says so and lists every round rather than let a ratio of medians
+# pass for a result.
+UNSTEADY = 1.3
 a, b = load(sys.argv[1]), load(sys.argv[2])
-print("| benchmark | params | threads | A (median) | B (median) | B/A | unit |")
-print("|---|---|---|---|---|---|---|")
+print("| benchmark | params | threads | A (median) | B (median) | B/A | unit | A rounds | B rounds | |")
+print("|---|---|---|---|---|---|---|---|---|---|")
+unsteady = 0
 for key in sorted(set(a) & set(b)):
     ma, mb = statistics.median(a[key]), statistics.median(b[key])
     ratio = mb / ma if ma else float("nan")
-    print(f"| {key[0]} | {key[1]} | {key[2]} | {ma:.3f} | {mb:.3f} | {ratio:.2f} | {key[3]} |")
+    flag = ""
+    if any(min(v) > 0 and max(v) / min(v) > UNSTEADY for v in (a[key], b[key])):
+        flag = "**unsteady**"
+        unsteady += 1
+    rounds = [" ".join(f"{x:.1f}" for x in v) for v in (a[key], b[key])]
+    print(f"| {key[0]} | {key[1]} | {key[2]} | {ma:.3f} | {mb:.3f} | {ratio:.2f} | {key[3]} "
+          f"| {rounds[0]} | {rounds[1]} | {flag} |")
+if unsteady:
+    print(f"\n{unsteady} row(s) unsteady: a side's rounds differ by more than {UNSTEADY}x: the "
+          "machine's speed changed during the run; rerun on a quiet machine before quoting them.")
 EOF
 echo "(each round's JSON: .ab/results/$stamp-{a,b}-N.json)"

@@ -4,9 +4,9 @@
  * call a waiter sleeps on once spinning has not paid off. Internal; static inline, so a spin
  * loop compiles to the bare instruction.
  *
- * Users: binlock's bin lock (variants/binlock_node.c), chm_rwlock's adaptive lock
- * (variants/rwlock_lock.c) and its pthread lock's try-lock loops (variants/rwlock.c), and the
- * torture build's spinning yield points (src/torture.c).
+ * Users: the library's mutex (src/mutex.c: binlock's bin locks, segmented's segment locks),
+ * chm_rwlock's adaptive lock (variants/rwlock_lock.c) and its pthread lock's try-lock loops
+ * (variants/rwlock.c), and the torture build's spinning yield points (src/torture.c).
  *
  *   chm__cpu_relax()   one pause: Concurrency Kit's ck_pr_stall, the `pause` instruction on
  *                      x86 (it tells the core a spin loop is running: the sibling hyperthread

@@ -21,6 +21,7 @@
 #ifndef CHM_BINLOCK_H
 #define CHM_BINLOCK_H
 
+#include "mutex.h"
 #include "pool.h"
 #include "smr.h"
 #include "torture.h"
@@ -110,45 +111,32 @@ static inline bl_hash_t bl_hash(const chm *cm, uint64_t key)
 _Static_assert(sizeof(size_t) == 8, "binlock assumes a 64-bit size_t");
 
 /* ---- the bin lock ----------------------------------------------------------------------------
- * A 4-byte futex mutex (Drepper's "mutex 3": 0 free, 1 locked, 2 locked with sleepers) that
- * spins briefly before sleeping. It lives in the node that heads the bin (Java: synchronized on
- * the first node), so it is reclamation-protected memory: see binlock.c, "Bin locks". A waiter
- * is patient for about BL_LOCK_PATIENCE_NS of sleep at a time: if the holder is still inside
- * then (a compute function runs under the lock), the acquisition fails and the caller leaves its
- * read section for a moment (smr_breathe, so grace periods are never held up for long) and
- * starts over. The slow path is in binlock_node.c. */
-typedef struct bl_lock {
-    _Atomic uint32_t word;
-} bl_lock;
+ * The library's 4-byte futex mutex (src/mutex.h: one CAS to lock, one exchange to unlock, a
+ * waiter spins briefly, then sleeps). It lives in the node that heads the bin (Java:
+ * synchronized on the first node), so it is reclamation-protected memory: see binlock.c, "Bin
+ * locks". A waiter is patient for about BL_LOCK_PATIENCE_NS of sleep at a time: if the holder
+ * is still inside then (a compute function runs under the lock), the acquisition fails and the
+ * caller leaves its read section for a moment (smr_breathe, so grace periods are never held up
+ * for long) and starts over. */
+typedef chm__mutex bl_lock;
 
 #define BL_LOCK_PATIENCE_NS 1000000 /* 1 ms */
 
-CHM_HIDDEN bool chm__bl_lock_slow(bl_lock *l);
-CHM_HIDDEN void chm__bl_unlock_wake(bl_lock *l);
-
-/* Take @l if it is free (0 -> 1): the uncontended acquisition, and a spinning waiter's. Acquire:
- * pairs with the release exchange in bl_lock_release, so this holder sees every write of the
- * previous holder's critical section. */
+/* Take @l if it is free: the uncontended acquisition (chm__mutex_trylock's orders). */
 static inline bool bl_lock_try(bl_lock *l)
 {
-    uint32_t expected = 0;
-    return atomic_compare_exchange_strong_explicit(&l->word, &expected, 1, memory_order_acquire,
-                                                   memory_order_relaxed);
+    return chm__mutex_trylock(l);
 }
 
 /* Lock @l; false when the holder kept it longer than the waiter's patience (nothing held). */
 static inline bool bl_lock_acquire(bl_lock *l)
 {
-    if (chm_likely(bl_lock_try(l)))
-        return true;
-    return chm__bl_lock_slow(l);
+    return chm__mutex_lock_patient(l, BL_LOCK_PATIENCE_NS);
 }
 
 static inline void bl_lock_release(bl_lock *l)
 {
-    /* Release: pairs with the acquiring CAS / exchange of the next holder. */
-    if (chm_unlikely(atomic_exchange_explicit(&l->word, 0, memory_order_release) == 2))
-        chm__bl_unlock_wake(l);
+    chm__mutex_unlock(l);
 }
 
 /* A bin lock wait ran out of patience (its holder runs a compute function): leave the read

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: BSD-2-Clause */
 /*
- * binlock_node.c - chm_binlock's nodes: where their memory comes from and goes back to, the
- * chains of spare nodes a transfer or treeify clones into, and the slow path of the bin lock
- * every node carries (binlock.h).
+ * binlock_node.c - chm_binlock's nodes: where their memory comes from and goes back to, and the
+ * chains of spare nodes a transfer or treeify clones into. (The bin lock every node carries is
+ * src/mutex.h's.)
  *
  * Node memory. Plain nodes come from the map's pool (src/pool.h: no malloc or free per write,
  * no malloc header, slabs back to the system at chm_free); TreeNodes, needed only by bins of
@@ -18,10 +18,7 @@
  * records). Counter cells live until chm_free.
  */
 #include "binlock.h"
-#include "spin.h"
 
-#include <errno.h>
-#include <time.h>
 
 /* ---- node memory -------------------------------------------------------------------------------- */
 
@@ -133,46 +130,4 @@ bool chm__bl_spares_alloc(struct bl_map *m, struct bl_node **spares, size_t coun
         *spares = e;
     }
     return true;
-}
-
-/* ---- the bin lock's slow path (binlock.h) ----------------------------------------------------- */
-
-#define BL_LOCK_SPINS 100
-
-/* Mark @l "locked, with sleepers" (2) and say whether it was free -- then this thread holds it.
- * Marking a held lock 2 is the sleeper's announcement: its holder's bl_lock_release sees 2 and
- * wakes one. Acquire: pairs with the release exchange in bl_lock_release, as bl_lock_try does. A
- * lock taken this way stays 2 while held, so its release wakes a sleeper that may not exist (one
- * spare system call, Drepper's "mutex 3" accepts it). */
-static inline bool lock_as_sleeper(bl_lock *l)
-{
-    return atomic_exchange_explicit(&l->word, 2, memory_order_acquire) == 0;
-}
-
-bool chm__bl_lock_slow(bl_lock *l)
-{
-    for (int i = 0; i < BL_LOCK_SPINS; i++) {
-        chm__cpu_relax();
-        /* Relaxed look first: spinning on a CAS would write the line the holder reads. */
-        uint32_t c = atomic_load_explicit(&l->word, memory_order_relaxed);
-        if (c == 0) {
-            if (bl_lock_try(l))
-                return true;
-        } else if (c == 2) {
-            break; /* others already sleep: join them rather than spin */
-        }
-    }
-    /* Sleep until the announcement finds the lock free. A sleep that times out ends the wait:
-     * the caller steps out of its read section and starts over (binlock.h). */
-    static const struct timespec patience = {0, BL_LOCK_PATIENCE_NS};
-    while (!lock_as_sleeper(l)) {
-        if (chm__futex_wait(&l->word, 2, &patience) != 0 && errno == ETIMEDOUT)
-            return lock_as_sleeper(l);
-    }
-    return true;
-}
-
-void chm__bl_unlock_wake(bl_lock *l)
-{
-    chm__futex_wake(&l->word, 1);
 }

@@ -79,10 +79,13 @@
  *   - Segment headers are allocated together at creation, in one array; what is created lazily
  *     (ensureSegment's CAS) is each segment's table. Java creates whole Segment objects lazily,
  *     cloning segment 0's parameters; the effect (memory only for segments in use) is the same.
- *   - The lock is a pthread mutex (Java: the Segment *is* a ReentrantLock). It has the
- *     try-lock + blocking lock that scan_and_lock needs and sleeps in the kernel when the
- *     owner is descheduled, which matters on a two-core machine; Concurrency Kit's locks only
- *     spin. It is not re-entrant: see compute_if_absent below.
+ *   - The lock is the library's futex mutex, src/mutex.h (Java: the Segment *is* a
+ *     ReentrantLock). It has the try-lock + blocking lock that scan_and_lock needs and sleeps
+ *     in the kernel when the owner is descheduled, which matters on a two-core machine
+ *     (Concurrency Kit's locks only spin), in 4 bytes with both fast paths inline: a pthread
+ *     mutex, used before, cost two calls into libc per write (an overwrite took 243
+ *     instructions, now 182: docs/benchmarks.md, "The write path"). It is not re-entrant: see
+ *     compute_if_absent below.
  *   - Allocations that a change needs happen before the change: a rehash allocates the new table
  *     and every clone it will need before touching anything, so CHM_ENOMEM leaves the map intact.
  *     compute_if_absent and chm_compute allocate their node and, when the insert will double the
@@ -104,13 +107,13 @@
  *   - No null keys or values to reject: every 64-bit key and value is legal.
  *   - Lock-free lookups compare keys without testing the hash first (see "Node memory").
  */
+#include "mutex.h"
 #include "pool.h"
 #include "reentry.h"
 #include "smr.h"
 #include "torture.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -142,10 +145,13 @@ struct seg_table {
 
 /* A segment's hot fields: exactly one cache line (see Layout). */
 struct segment {
-    pthread_mutex_t lock;
+    chm__mutex lock;                   /* Java's ReentrantLock: src/mutex.h */
     _Atomic(struct seg_table *) table; /* NULL until the segment's first write */
     atomic_size_t count;               /* written under lock; relaxed (chm_size reads it) */
     atomic_size_t modcount;            /* likewise */
+    /* The rest of the line: a segment is one line, so that padded segments share none (the
+     * packed layout, CHM_CAP_PADDING_SWITCH, starts the array half a line in instead). */
+    unsigned char pad[CHM_CACHELINE - 4 * sizeof(uint64_t)];
 };
 _Static_assert(sizeof(struct segment) == CHM_CACHELINE, "a segment is one cache line");
 
@@ -362,14 +368,14 @@ static int seg_get_u64(chm *cm, uint64_t key, uint64_t *value)
 static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, uint64_t key,
                           struct seg_node **prealloc)
 {
-    if (pthread_mutex_trylock(&s->lock) == 0)
+    if (chm__mutex_trylock(&s->lock))
         return;
     int retries = -1;
     chm__smr_read_lock();
     struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
     struct seg_node *first = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
     struct seg_node *e = first;
-    while (pthread_mutex_trylock(&s->lock) != 0) {
+    while (!chm__mutex_trylock(&s->lock)) {
         CHM_YIELD_POINT("seg.scan.retry"); /* the holder may rehash or relink the bin */
         if (retries < 0) {
             if (e == NULL) {
@@ -383,7 +389,7 @@ static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, u
             }
         } else if (++retries > MAX_SCAN_RETRIES) {
             chm__smr_read_unlock(); /* do not hold up grace periods while asleep */
-            CHM__LOCK_CALL(pthread_mutex_lock(&s->lock));
+            chm__mutex_lock(&s->lock);
             return;
         } else if ((retries & 1) == 0) {
             t = atomic_load_explicit(&s->table, memory_order_acquire);
@@ -399,7 +405,7 @@ static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, u
 
 static void unlock(struct segment *s)
 {
-    CHM__LOCK_CALL(pthread_mutex_unlock(&s->lock));
+    chm__mutex_unlock(&s->lock);
 }
 
 static void bump(atomic_size_t *c, ptrdiff_t delta)
@@ -972,7 +978,7 @@ static int seg_clear(chm *cm)
          * (a key put meanwhile is a concurrent put, which may survive). */
         if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
             continue;
-        CHM__LOCK_CALL(pthread_mutex_lock(&s->lock));
+        chm__mutex_lock(&s->lock);
         struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed); /* locked */
         for (size_t b = 0; b <= t->mask; b++) {
             struct seg_node *e;
@@ -995,7 +1001,7 @@ static size_t count_entries(struct seg_map *m, bool may_lock)
     for (;;) {
         if (retries++ == RETRIES_BEFORE_LOCK && may_lock) {
             for (unsigned i = 0; i < m->nsegments; i++)
-                CHM__LOCK_CALL(pthread_mutex_lock(&m->segments[i].lock));
+                chm__mutex_lock(&m->segments[i].lock);
             locked = true;
         }
         size_t sum = 0;
@@ -1011,7 +1017,7 @@ static size_t count_entries(struct seg_map *m, bool may_lock)
     }
     if (locked)
         for (unsigned i = 0; i < m->nsegments; i++)
-            CHM__LOCK_CALL(pthread_mutex_unlock(&m->segments[i].lock));
+            chm__mutex_unlock(&m->segments[i].lock);
     return size;
 }
 
@@ -1177,9 +1183,8 @@ static int seg_validate(chm *cm)
         struct segment *s = &m->segments[i];
         struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
         size_t n = 0, kb = 0;
-        if (pthread_mutex_trylock(&s->lock) != 0)
+        if (chm__mutex_held(&s->lock))
             return SEG_INV_LOCKED;
-        CHM__LOCK_CALL(pthread_mutex_unlock(&s->lock));
         if (atomic_load_explicit(&s->modcount, memory_order_relaxed) <
             atomic_load_explicit(&s->count, memory_order_relaxed))
             return SEG_INV_MODCOUNT;
@@ -1236,7 +1241,8 @@ static void seg_destroy(chm *cm)
             }
             chm__free(t);
         }
-        CHM__LOCK_CALL(pthread_mutex_destroy(&s->lock));
+        if (chm__mutex_held(&s->lock)) /* chm_free while a call on the map runs */
+            chm__lock_failed(EBUSY, "segment lock held at chm_free", __FILE__);
     }
     chm__free(m->cold);
     chm__free(m->segments_raw);
@@ -1327,15 +1333,8 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
     chm__header_init(&m->base, &seg_ops, b, opt);
     m->nsegments = nseg;
     m->initial_capacity = cap;
-    for (unsigned i = 0; i < nseg; i++) {
-        int err = pthread_mutex_init(&m->segments[i].lock, NULL);
-        if (err != 0) {
-            m->nsegments = i; /* seg_destroy destroys the initialised ones only */
-            seg_destroy(&m->base);
-            errno = err;
-            return NULL;
-        }
-    }
+    for (unsigned i = 0; i < nseg; i++)
+        chm__mutex_init(&m->segments[i].lock);
     if (opt->capacity != 0) { /* presized: create the tables now, so growth never happens */
         for (unsigned i = 0; i < nseg; i++) {
             if (ensure_table(m, &m->segments[i]) == NULL) {

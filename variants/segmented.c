@@ -67,9 +67,9 @@
  * open in the domain from chm_iter_init to chm_iter_fini (chm__smr_iter_open/close: what is
  * retired meanwhile is parked, not freed).
  *
- * Layout. Each segment's hot fields (lock, table, count, modcount) fill exactly one 64-byte
- * line and segments sit in one array aligned to 64 bytes, so writers on two segments never share
- * a line. With chm_options.packed the array starts 32 bytes into a line instead: every line then
+ * Layout. Each segment's hot fields (lock and table at the start, count and modcount at the
+ * end) take exactly one 64-byte line and segments sit in one array aligned to 64 bytes, so
+ * writers on two segments never share a line. With chm_options.packed the array starts 32 bytes into a line instead: every line then
  * holds the second half of one segment and the first half of the next, as two neighbouring heap
  * objects would (Java 7's Segments are plain objects), so the false-sharing benchmark can show
  * what the alignment buys. The counters only chm_stats_get reads (rehashes, key-copy bytes) sit
@@ -147,13 +147,17 @@ struct seg_table {
 struct segment {
     chm__mutex lock;                   /* Java's ReentrantLock: src/mutex.h */
     _Atomic(struct seg_table *) table; /* NULL until the segment's first write */
-    atomic_size_t count;               /* written under lock; relaxed (chm_size reads it) */
-    atomic_size_t modcount;            /* likewise */
-    /* The rest of the line: a segment is one line, so that padded segments share none (the
-     * packed layout, CHM_CAP_PADDING_SWITCH, starts the array half a line in instead). */
-    unsigned char pad[CHM_CACHELINE - 4 * sizeof(uint64_t)];
+    /* The counts at the end of the line, the lock and table at its start: every write touches
+     * both halves, so the packed layout (half a line in, see Layout) puts one segment's counts
+     * on the line of the next one's lock, as two neighbouring objects would share it. */
+    unsigned char gap[CHM_CACHELINE - 4 * sizeof(uint64_t)];
+    atomic_size_t count;    /* written under lock; relaxed (chm_size reads it) */
+    atomic_size_t modcount; /* likewise */
 };
 _Static_assert(sizeof(struct segment) == CHM_CACHELINE, "a segment is one cache line");
+_Static_assert(offsetof(struct segment, table) < CHM_CACHELINE / 2 &&
+                   offsetof(struct segment, count) >= CHM_CACHELINE / 2,
+               "hot fields in both halves of the line (the packed layout's false sharing)");
 
 /* A segment's cold fields, for chm_stats_get only: kept out of the hot line (which has no room
  * left) in an array of their own. Written under the segment's lock, rarely (a rehash; an insert

@@ -44,8 +44,8 @@ CHM_HIDDEN void chm__pool_put(chm_pool *p, void *obj);
 /* Batched puts. Between chm__pool_defer_begin(@p, &saved) and chm__pool_defer_end(&saved) on
  * one thread, that thread's chm__pool_put calls for @p go to a thread-local chain, which reaches
  * @p's free list in one locked splice every CHM__POOL_DEFER_MAX objects and at
- * chm__pool_defer_end: a reclamation batch frees thousands of nodes, and one stripe lock per
- * node was its largest cost after the free_fn itself. Puts for any other pool go directly, as
+ * chm__pool_defer_end, not one stripe lock per object (a reclamation batch frees thousands:
+ * pool.c, HOW IT WORKS, says what that cost). Puts for any other pool go directly, as
  * outside the bracket. Brackets nest (a free_fn's own chm calls may run another domain's
  * batch): begin hands the enclosing bracket's objects to its pool first, end restores the
  * enclosing pool. Rule: @p must outlive the bracket -- src/smr.c brackets the free_fns of a

@@ -286,10 +286,16 @@ void *chm__pool_alloc(chm_pool *p)
 }
 
 /* This thread's batched puts (pool.h). Initial-exec: chm__pool_put tests it on every call. */
-static _Thread_local struct chm__pool_defer pool_defer __attribute__((tls_model("initial-exec")));
+struct pool_defer {
+    chm_pool *pool; /* whose puts are buffered; NULL outside a bracket */
+    void *head;     /* the buffered objects, newest first, linked through their first word */
+    void *tail;
+    unsigned n;
+};
+static _Thread_local struct pool_defer pool_defer __attribute__((tls_model("initial-exec")));
 
 /* Splice @b's chain onto the free list of the putting thread's stripe of its pool: one lock. */
-static void defer_flush(struct chm__pool_defer *b)
+static void defer_flush(struct pool_defer *b)
 {
     if (b->n == 0)
         return;
@@ -308,24 +314,25 @@ static void defer_flush(struct chm__pool_defer *b)
     b->n = 0;
 }
 
-void chm__pool_defer_begin(chm_pool *p, struct chm__pool_defer *saved)
+chm_pool *chm__pool_defer_begin(chm_pool *p)
 {
-    struct chm__pool_defer *b = &pool_defer;
+    struct pool_defer *b = &pool_defer;
     defer_flush(b); /* the enclosing bracket's objects: its pool is alive (the rule) */
-    *saved = *b;
+    chm_pool *outer = b->pool;
     b->pool = p;
+    return outer;
 }
 
-void chm__pool_defer_end(const struct chm__pool_defer *saved)
+void chm__pool_defer_end(chm_pool *outer)
 {
-    struct chm__pool_defer *b = &pool_defer;
+    struct pool_defer *b = &pool_defer;
     defer_flush(b);
-    b->pool = saved->pool; /* its chain was flushed by begin */
+    b->pool = outer; /* its chain was flushed by begin */
 }
 
 void chm__pool_put(chm_pool *p, void *obj)
 {
-    struct chm__pool_defer *b = &pool_defer;
+    struct pool_defer *b = &pool_defer;
     if (p == b->pool) {
         *(void **)obj = b->head;
         pool_poison(obj, p->objsize);

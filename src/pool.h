@@ -41,7 +41,7 @@ CHM_HIDDEN void *chm__pool_alloc(chm_pool *p);
 /* Return @obj to @p for reuse (see the rules above). */
 CHM_HIDDEN void chm__pool_put(chm_pool *p, void *obj);
 
-/* Batched puts. Between chm__pool_defer_begin(@p, &saved) and chm__pool_defer_end(&saved) on
+/* Batched puts. Between outer = chm__pool_defer_begin(@p) and chm__pool_defer_end(outer) on
  * one thread, that thread's chm__pool_put calls for @p go to a thread-local chain, which reaches
  * @p's free list in one locked splice every CHM__POOL_DEFER_MAX objects and at
  * chm__pool_defer_end, not one stripe lock per object (a reclamation batch frees thousands:
@@ -50,15 +50,10 @@ CHM_HIDDEN void chm__pool_put(chm_pool *p, void *obj);
  * batch): begin hands the enclosing bracket's objects to its pool first, end restores the
  * enclosing pool. Rule: @p must outlive the bracket -- src/smr.c brackets the free_fns of a
  * batch of @p's map's domain, and chm_free of that map waits for the batch. */
-struct chm__pool_defer {
-    chm_pool *pool; /* whose puts are buffered; NULL outside a bracket */
-    void *head;     /* the buffered objects, newest first, linked through their first word */
-    void *tail;
-    unsigned n;
-};
 #define CHM__POOL_DEFER_MAX 256
-CHM_HIDDEN void chm__pool_defer_begin(chm_pool *p, struct chm__pool_defer *saved);
-CHM_HIDDEN void chm__pool_defer_end(const struct chm__pool_defer *saved);
+/* Returns the enclosing bracket's pool (NULL: none), for chm__pool_defer_end. */
+CHM_HIDDEN chm_pool *chm__pool_defer_begin(chm_pool *p);
+CHM_HIDDEN void chm__pool_defer_end(chm_pool *outer);
 
 /* The bytes @p holds from the system (slabs, free and used objects alike, and the pool itself). */
 CHM_HIDDEN size_t chm__pool_bytes(const chm_pool *p);

@@ -588,9 +588,9 @@ static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_no
         return 0;
     struct smr_freeing fr = {d, t->freeing};
     t->freeing = &fr;
-    struct chm__pool_defer outer;
+    chm_pool *outer = NULL;
     if (d->pool != NULL)
-        chm__pool_defer_begin(d->pool, &outer); /* the owner's chm_free waits for this batch */
+        outer = chm__pool_defer_begin(d->pool); /* the owner's chm_free waits for this batch */
     size_t k = 0;
     for (chm_smr_node *n = chain; n != NULL; k++) {
         chm_smr_node *next = smr_next(n); /* n is gone after free_fn */
@@ -601,7 +601,7 @@ static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_no
         n = next;
     }
     if (d->pool != NULL)
-        chm__pool_defer_end(&outer);
+        chm__pool_defer_end(outer);
     t->freeing = fr.prev;
     return k;
 }

@@ -242,8 +242,8 @@ static void sub_deferred_puts(void *arg)
         stamp(qo[i], SIZE, N + i + 1);
     }
     size_t pbytes = chm__pool_bytes(p), qbytes = chm__pool_bytes(q);
-    struct chm__pool_defer outer, inner;
-    chm__pool_defer_begin(p, &outer);
+    chm_pool *outer = chm__pool_defer_begin(p);
+    CHECK(outer == NULL); /* no enclosing bracket */
     size_t put = 0; /* objects of p put so far */
     for (; put < 2 * BATCH + 10; put++) {
         chm__pool_put(p, po[put]);
@@ -253,19 +253,20 @@ static void sub_deferred_puts(void *arg)
     }
     chm__pool_put(q, qo[0]); /* another pool: straight back */
     CHECK_EQ(chm__pool_in_use(q), N - 1);
-    chm__pool_defer_begin(q, &inner); /* nested: p's 10 held objects go back first */
+    chm_pool *inner = chm__pool_defer_begin(q); /* nested: p's 10 held objects go back first */
+    CHECK(inner == p);
     CHECK_EQ(chm__pool_in_use(p), N - put);
     for (size_t i = 1; i < 6; i++)
         chm__pool_put(q, qo[i]);
     CHECK_EQ(chm__pool_in_use(q), N - 1); /* held by the inner bracket */
     chm__pool_put(p, po[put++]);          /* p's bracket is not the innermost: straight back */
     CHECK_EQ(chm__pool_in_use(p), N - put);
-    chm__pool_defer_end(&inner);
+    chm__pool_defer_end(inner);
     CHECK_EQ(chm__pool_in_use(q), N - 6);
     for (; put < N; put++) /* the outer bracket again */
         chm__pool_put(p, po[put]);
     CHECK_EQ(chm__pool_in_use(p), N - (2 * BATCH + 11) - (N - (2 * BATCH + 11)) / BATCH * BATCH);
-    chm__pool_defer_end(&outer);
+    chm__pool_defer_end(outer);
     CHECK_EQ(chm__pool_in_use(p), 0);
     chm__pool_put(p, po[0] = chm__pool_alloc(p)); /* after the bracket: straight back */
     CHECK_EQ(chm__pool_in_use(p), 0);

@@ -122,12 +122,6 @@ typedef chm__mutex bl_lock;
 
 #define BL_LOCK_PATIENCE_NS 1000000 /* 1 ms */
 
-/* Take @l if it is free: the uncontended acquisition (chm__mutex_trylock's orders). */
-static inline bool bl_lock_try(bl_lock *l)
-{
-    return chm__mutex_trylock(l);
-}
-
 /* Lock @l; false when the holder kept it longer than the waiter's patience (nothing held). */
 static inline bool bl_lock_acquire(bl_lock *l)
 {

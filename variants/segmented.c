@@ -1246,7 +1246,8 @@ static void seg_destroy(chm *cm)
             chm__free(t);
         }
         if (chm__mutex_held(&s->lock)) /* chm_free while a call on the map runs */
-            chm__lock_failed(EBUSY, "segment lock held at chm_free", __FILE__);
+            chm__lock_failed(EBUSY, "segment lock held at chm_free",
+                             __FILE__ ":" CHM__STR(__LINE__));
     }
     chm__free(m->cold);
     chm__free(m->segments_raw);

@@ -293,6 +293,38 @@ static bool split_tree(struct bl_map *m, struct bl_table *tab, struct bl_table *
 
 /* ---- transfer ------------------------------------------------------------------------------------ */
 
+/* Bins ahead of the one being moved whose nodes transfer prefetches (prefetch_ahead). */
+#define BL_TRANSFER_AHEAD 8
+
+/*
+ * Not in Java: software prefetch of the nodes transfer is about to lock and split. The bins are
+ * read in order, which the hardware prefetches, but each bin's head -- and its successors --
+ * sit anywhere in the pool, a cache miss each once the table outgrows the caches. And every
+ * miss is paid alone: the lock's CAS on the head is a full barrier, so no load after it starts
+ * before it ends, and the next bin's miss cannot overlap this one's. So while bin @i moves, this
+ * asks for the head of bin i - 2 * BL_TRANSFER_AHEAD and for the successor of the head of bin
+ * i - BL_TRANSFER_AHEAD (prefetched one round before, so its link is in the cache by now):
+ * their misses then run beside the CASes in between. A prefetch is a hint: it neither faults
+ * nor writes, so a node freed or moved meanwhile costs a wasted line, nothing more, and the
+ * loads it needs are the atomic ones any reader makes (inside the read section transfer runs
+ * in). Measured in docs/benchmarks.md ("`resize`: the transfer prefetches the nodes it
+ * is about to move").
+ */
+static inline void prefetch_ahead(struct bl_table *tab, int64_t i, int64_t bound)
+{
+    if (i - 2 * BL_TRANSFER_AHEAD >= bound) {
+        struct bl_node *g = tab_at(tab, (size_t)(i - 2 * BL_TRANSFER_AHEAD));
+        if (g != NULL)
+            __builtin_prefetch(g, 1); /* for writing: the transfer locks it */
+    }
+    if (i - BL_TRANSFER_AHEAD >= bound) {
+        struct bl_node *g = tab_at(tab, (size_t)(i - BL_TRANSFER_AHEAD));
+        struct bl_node *nx = g != NULL ? load_next(g) : NULL;
+        if (nx != NULL)
+            __builtin_prefetch(nx, 0);
+    }
+}
+
 /*
  * transfer(tab, nextTab): move bins of @tab to @nt, cooperatively. The caller has registered as
  * a worker in sizeCtl. Returns false when this call paused the resize (out of memory in the
@@ -357,6 +389,7 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
             }
             continue;
         }
+        prefetch_ahead(tab, i, bound);
         struct bl_node *f = tab_at(tab, (size_t)i);
         CHM_YIELD_POINT("bl.transfer.bin_loaded"); /* head read, not yet locked or CASed */
         if (f == NULL) {

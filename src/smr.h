@@ -48,7 +48,8 @@
  * crosses CHM_SMR_BATCH reclaims its queue when its outermost call returns, so a queue that one
  * thread writes never holds more than CHM_SMR_BATCH - 1 + R objects, R being the most one call
  * retires into it (1 for a put or remove that replaces a value or node; a resize retires its
- * old table and, in segmented, the shells of cloned nodes). With W threads writing a domain,
+ * old table and the originals of the nodes it cloned: in segmented each shell, in binlock
+ * sacks of 510 shells). With W threads writing a domain,
  * whatever the stripes, W * (CHM_SMR_BATCH + W * R) (each may hold one taken batch while its
  * queue refills, and W threads sharing one queue may each add R before one of them takes it).
  * A thread that stops writing leaves up to CHM_SMR_BATCH - 1 + R objects in its queue until
@@ -133,11 +134,11 @@ CHM_HIDDEN void chm__smr_read_unlock(void);
 CHM_HIDDEN void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_fn);
 
 /* chm__smr_retire for an object that holds much memory -- an old table (with, in segmented,
- * the shells of the nodes its resize cloned, retired in the same call) -- which a batch of
- * small objects would keep waiting (the batch counts objects, not bytes; a thread that resized
- * and then stops writing would never end its batch): the calling thread also takes its queue
- * when its outermost call returns, whatever the queue's count (THE RECLAMATION RULE). One
- * grace period per resize, which costs O(n) anyway. */
+ * the shells of the nodes its resize cloned, retired in the same call), a sack of binlock's
+ * shells -- which a batch of small objects would keep waiting (the batch counts objects, not
+ * bytes; a thread that resized and then stops writing would never end its batch): the calling
+ * thread also takes its queue when its outermost call returns, whatever the queue's count (THE
+ * RECLAMATION RULE). One grace period per resize, which costs O(n) anyway. */
 CHM_HIDDEN void chm__smr_retire_soon(chm_smr_domain *d, chm_smr_node *n,
                                      chm_smr_free_fn *free_fn);
 

@@ -907,6 +907,80 @@ static void test_resize_pause(void *arg)
     tl_freelog_fini(&log);
 }
 
+/* ---- the originals a transfer cloned, retired in sacks --------------------------------------- */
+
+enum { SACK_SHELLS = 510 }; /* BL_SACK_SHELLS (binlock_resize.c) */
+
+/* Grow @m from empty to @keys keys (a put that meets an injected allocation failure is
+ * retried); then every key holds its value, every original a transfer cloned is back in the
+ * pool (nodes out of it == entries) and nothing is pending: the resizing calls reclaimed their
+ * sacks before returning. Returns the map's binlock statistics. */
+static struct chm__binlock_stats grow_and_check(chm *m, uint64_t keys)
+{
+    for (uint64_t k = 0; k < keys; k++) {
+        int rc = chm_put(m, k, val_of(k), NULL);
+        if (rc == CHM_ENOMEM)
+            rc = chm_put(m, k, val_of(k), NULL);
+        CHECK_RC(rc, CHM_OK);
+    }
+    struct chm__binlock_stats s = stats(m);
+    CHECK_EQ(s.pool_nodes, keys);
+    chm_stats st;
+    CHECK_RC(chm_stats_get(m, &st), CHM_OK);
+    CHECK_EQ(st.pending, 0);
+    CHECK_EQ(st.entries, keys);
+    for (uint64_t k = 0; k < keys; k++) {
+        uint64_t v = 0;
+        if (!CHECK_RC(chm_get(m, k, &v), CHM_OK) || !CHECK_EQ(v, val_of(k)))
+            break;
+    }
+    return s;
+}
+
+static void test_transfer_sacks(void *arg)
+{
+    (void)arg;
+    /* One thread grows a map: one transfer call per resize, so every sack is full but the last
+     * of each call. */
+    enum { KEYS = 200000 };
+    chm *m = chm_new(bl(), NULL);
+    if (!CHECK(m != NULL))
+        return;
+    struct chm__binlock_stats s = grow_and_check(m, KEYS);
+    CHECK(s.resizes >= 10);
+    CHECK(s.sacked_shells > SACK_SHELLS); /* the transfers cloned; at least one sack was full */
+    CHECK(s.sacks * SACK_SHELLS >= s.sacked_shells);
+    CHECK(s.sacks <= s.sacked_shells / SACK_SHELLS + s.resizes);
+    CHECK_EQ(s.lone_shells, 0);
+    tl_note("%d keys from empty: %llu resizes, %llu originals cloned, in %llu sacks", KEYS,
+            (unsigned long long)s.resizes, (unsigned long long)s.sacked_shells,
+            (unsigned long long)s.sacks);
+    chm_free(m);
+
+    /* The same growth with the n-th allocation failing, for every n it reaches: where that
+     * allocation was a sack, the originals go one by one (lone_shells), and the end state is
+     * the same. chm__alloc_live() == 0 after chm_free: no sack leaked. */
+    enum { SMALL = 6000 };
+    uint64_t lone = 0, n = 1;
+    for (;; n++) {
+        chm__alloc_fail_nth(n); /* armed from chm_new to chm_free: counts live blocks too */
+        chm *mm = chm_new(bl(), NULL);
+        if (mm != NULL) {
+            s = grow_and_check(mm, SMALL);
+            lone += s.lone_shells;
+            chm_free(mm);
+        }
+        bool reached = chm__alloc_count() >= n;
+        CHECK_EQ(chm__alloc_live(), 0);
+        chm__alloc_disarm();
+        if (!reached)
+            break;
+    }
+    CHECK(lone > 0); /* some n failed a sack */
+    tl_note("%d keys, allocation k failing for k = 1..%llu: %llu originals retired alone", SMALL,
+            (unsigned long long)n, (unsigned long long)lone);
+}
+
 /* ---- no key twice under remove + re-add --------------------------------------------------------- */
 
 struct ir {
@@ -1044,6 +1118,7 @@ int main(int argc, char **argv)
     tl_run("compute_reservation", test_compute_reservation, NULL);
     tl_run("compute_drain", test_compute_drain, NULL);
     tl_run("resize_pause", test_resize_pause, NULL);
+    tl_run("transfer_sacks", test_transfer_sacks, NULL);
     tl_run("iteration_readd", test_iteration_readd, NULL);
     return tl_finish();
 }

@@ -4,7 +4,8 @@
  * Built only with -DCHM_VALIDATE=ON (src/torture.h).
  *
  *   - counting: with CHM_TORTURE's effect switched off, one chm_get on a binlock map adds
- *     exactly one hit to each of the get path's yield sites;
+ *     exactly one hit to each of the get path's yield sites, and so does one whose bin head
+ *     is a TreeBin (the path of special heads, which a workload reaches only by races);
  *   - reach: a workload per backend (4 threads of mixed operations on maps that grow from
  *     empty, colliding keys that build binlock tree bins, hot keys, iteration, chm_size) runs in
  *     the mode CHM_TORTURE chose; afterwards every yield site compiled into the library must
@@ -14,6 +15,9 @@
  */
 #include "testlib.h"
 #include "torture.h"
+
+#include "binlock.h"
+#include "chm_internal.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -68,6 +72,34 @@ static void test_counting(void *arg)
     CHECK_EQ(hits_of("bl.get.head_loaded") - h0, 1);
     CHECK_EQ(hits_of("bl.get.before_value") - v0, 1);
     CHECK_RC(chm_get(m, 8, &v), CHM_NOTFOUND); /* a miss never reaches the value */
+    CHECK_EQ(hits_of("bl.get.before_value") - v0, 1);
+    chm_free(m);
+
+    /* A get whose bin head is special goes through get_from_head, which has a before_value of
+     * its own: otherwise reached only by a get that meets a transfer's forwarding node, a race
+     * that faster transfers make rare. Here a TreeBin of integer keys: nine keys of one bin of
+     * a 64-bin table (found with the map's own hash) make it one (TREEIFY_THRESHOLD 8, and the
+     * table is at MIN_TREEIFY_CAPACITY). */
+    chm_options o = {.capacity = 32}; /* Java's tableSizeFor(32 + 16 + 1): 64 bins */
+    m = chm_new(&chm_binlock, &o);
+    if (!CHECK(m != NULL))
+        return;
+    int found = 0;
+    uint64_t first = 0;
+    for (uint64_t k = 0; found < 9; k++) {
+        if ((chm__hash_u64(k, m->seed, m->hash_mul) & 63) != 0)
+            continue;
+        if (found++ == 0)
+            first = k;
+        CHECK_RC(chm_put(m, k, k + 1, NULL), CHM_OK);
+    }
+    struct chm__binlock_stats st;
+    chm__binlock_stats(m, &st);
+    CHECK_EQ(st.table_bins, 64);
+    CHECK_EQ(st.tree_bins, 1);
+    v0 = hits_of("bl.get.before_value");
+    CHECK_RC(chm_get(m, first, &v), CHM_OK);
+    CHECK_EQ(v, first + 1);
     CHECK_EQ(hits_of("bl.get.before_value") - v0, 1);
     chm_free(m);
     chm__torture_set_mode(mode);

@@ -43,6 +43,11 @@ struct chm__binlock_stats {
     uint64_t resizes;       /* transfers committed (table doubled) */
     uint64_t resize_joins;  /* threads that joined a running transfer (helpTransfer, addCount) */
     uint64_t resize_pauses; /* transfers paused by an allocation failure, resumed later */
+    uint64_t sacks;         /* sacks of cloned originals transfers retired (binlock_resize.c) */
+    uint64_t sacked_shells; /* the originals those sacks held */
+    uint64_t lone_shells;   /* originals retired alone (no memory for a sack) */
+    size_t pool_nodes;      /* plain nodes out of the map's pool: in the map, or retired and
+                               not yet back */
     unsigned counter_cells; /* counter cells in use (0: only the base counter so far) */
     bool resizing;          /* a transfer is running or paused (nextTable set) */
 };
@@ -262,6 +267,8 @@ struct bl_map {
     /* Statistics (rare events only). */
     alignas(CHM_CACHELINE) _Atomic uint64_t st_treeify;
     _Atomic uint64_t st_untreeify, st_resize, st_join, st_pause;
+    /* transfers' sacks of shells, the shells in them, shells retired alone (binlock_resize.c) */
+    _Atomic uint64_t st_sacks, st_sack_shells, st_lone_shells;
 };
 _Static_assert(offsetof(struct bl_map, table) % CHM_CACHELINE == 0 &&
                    offsetof(struct bl_map, transfer_index) % CHM_CACHELINE == 0 &&

@@ -154,6 +154,10 @@ void chm__binlock_stats(chm *cm, struct chm__binlock_stats *out)
     out->resizes = atomic_load_explicit(&m->st_resize, memory_order_relaxed);
     out->resize_joins = atomic_load_explicit(&m->st_join, memory_order_relaxed);
     out->resize_pauses = atomic_load_explicit(&m->st_pause, memory_order_relaxed);
+    out->sacks = atomic_load_explicit(&m->st_sacks, memory_order_relaxed);
+    out->sacked_shells = atomic_load_explicit(&m->st_sack_shells, memory_order_relaxed);
+    out->lone_shells = atomic_load_explicit(&m->st_lone_shells, memory_order_relaxed);
+    out->pool_nodes = chm__pool_in_use(m->nodes);
     out->counter_cells =
         load_cells(m) != NULL ? atomic_load_explicit(&m->ncells, memory_order_relaxed) : 0;
     out->resizing = load_next_table(m) != NULL;

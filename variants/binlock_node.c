@@ -13,7 +13,8 @@
  * Reclamation (src/smr.h). Nothing a reader may still hold is freed directly: it is retired
  * and freed after a grace period. Retired: removed and cleared nodes (with their key copy and
  * value: chm__bl_free_node_full), originals of nodes cloned by a transfer or treeify (their key
- * and value moved to the copy: chm__bl_free_node_shell), old TreeBins, reservation nodes and old
+ * and value moved to the copy: chm__bl_free_node_shell; a transfer's go in sacks, free_sack in
+ * binlock_resize.c), old TreeBins, reservation nodes and old
  * tables (bl_free_shell), and replaced values when the map has a value_free (src/smr.h's retire
  * records). Counter cells live until chm_free.
  */

@@ -152,11 +152,82 @@ static bool split_should_fail(void)
     return n != 0;
 }
 
+/* ---- the shells a transfer retires, in sacks ----------------------------------------------------
+ * Not in Java (whose garbage collector takes the originals of the nodes a transfer cloned): the
+ * originals split_list replaced by clones go to the reclamation in sacks of BL_SACK_SHELLS, one
+ * retire per sack, rather than one retire per node. A retire per node cost two atomic
+ * instructions on the thread's queue and a write of each original's record word, and its
+ * reclamation walked them twice, a cache miss per node each time once a large table's transfer
+ * had pushed them out of the caches (the reclamation runs when the resizing call returns:
+ * chm__smr_retire_soon). A sack is an array, so its free_fn (free_sack) prefetches the shells
+ * ahead of the ones it frees. The sack's memory comes from malloc; without it a shell is
+ * retired alone, as before. Sacks are retired with chm__smr_retire_soon, like the old table: a
+ * sack holds up to BL_SACK_SHELLS nodes, and the batch bound (src/smr.h) counts objects. Each
+ * original's record word still holds its memory kind (node_is_tree) when free_sack reads it:
+ * nothing retired it. Measured in docs/benchmarks.md ("`resize`: binlock's transfer prefetches
+ * its nodes and retires their originals in sacks"). */
+
+#define BL_SACK_SHELLS 510 /* a sack is one 4 KiB block */
+#define BL_SACK_AHEAD 8    /* shells free_sack prefetches ahead of the one it frees */
+
+struct bl_sack {
+    chm_smr_node smr; /* its record once retired */
+    size_t n;         /* shells held */
+    struct bl_node *shell[BL_SACK_SHELLS];
+};
+_Static_assert(sizeof(struct bl_sack) == 4096, "a sack is one 4 KiB block");
+
+static void free_sack(chm_smr_node *n, void *owner)
+{
+    struct bl_sack *s = (struct bl_sack *)n;
+    for (size_t k = 0; k < s->n; k++) {
+        if (k + BL_SACK_AHEAD < s->n)
+            __builtin_prefetch(s->shell[k + BL_SACK_AHEAD], 1); /* the free list writes it */
+        struct bl_node *e = s->shell[k];
+        if (node_is_tree(e))
+            chm__bl_free_tnode_shell(&e->smr, owner);
+        else
+            chm__bl_free_node_shell(&e->smr, owner);
+    }
+    chm__free(s);
+}
+
+/* Retire the sack *@sack holds, if any (the end of a transfer call, or a full sack). */
+static void sack_retire(struct bl_map *m, struct bl_sack **sack)
+{
+    struct bl_sack *s = *sack;
+    if (s == NULL)
+        return;
+    atomic_fetch_add_explicit(&m->st_sacks, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->st_sack_shells, s->n, memory_order_relaxed);
+    chm__smr_retire_soon(m->domain, &s->smr, free_sack);
+    *sack = NULL;
+}
+
+/* Retire the unlinked original @e of a clone: into *@sack (a new one when it is NULL), alone
+ * when there is no memory for a sack. */
+static void sack_shell(struct bl_map *m, struct bl_sack **sack, struct bl_node *e)
+{
+    struct bl_sack *s = *sack;
+    if (s == NULL) {
+        if ((s = chm__malloc(sizeof *s)) == NULL) {
+            atomic_fetch_add_explicit(&m->st_lone_shells, 1, memory_order_relaxed);
+            retire_node_shell(m, e);
+            return;
+        }
+        s->n = 0;
+        *sack = s;
+    }
+    s->shell[s->n++] = e;
+    if (s->n == BL_SACK_SHELLS)
+        sack_retire(m, sack);
+}
+
 /* The list split of transfer for the locked list bin @f at @i: lastRun reused, the nodes
  * before it cloned (prepended, so their order reverses, as Java). The clones are allocated
  * first: false, with nothing changed, when that fails. */
 static bool split_list(struct bl_map *m, struct bl_table *tab, struct bl_table *nt, size_t i,
-                       struct bl_node *f)
+                       struct bl_node *f, struct bl_sack **sack)
 {
     size_t n = tab->n;
     uint64_t run_bit = f->hash & n;
@@ -200,7 +271,7 @@ static bool split_list(struct bl_map *m, struct bl_table *tab, struct bl_table *
     for (struct bl_node *p = f, *pn; p != last_run; p = pn) {
         pn = locked_next(p);
         xb -= node_extra(p);
-        retire_node_shell(m, p);
+        sack_shell(m, sack, p);
     }
     add_xbytes(m, xb);
     return true;
@@ -307,8 +378,8 @@ static bool split_tree(struct bl_map *m, struct bl_table *tab, struct bl_table *
  * their misses then run beside the CASes in between. A prefetch is a hint: it neither faults
  * nor writes, so a node freed or moved meanwhile costs a wasted line, nothing more, and the
  * loads it needs are the atomic ones any reader makes (inside the read section transfer runs
- * in). Measured in docs/benchmarks.md ("`resize`: the transfer prefetches the nodes it
- * is about to move").
+ * in). Measured in docs/benchmarks.md ("`resize`: binlock's transfer prefetches its nodes and
+ * retires their originals in sacks").
  */
 static inline void prefetch_ahead(struct bl_table *tab, int64_t i, int64_t bound)
 {
@@ -339,6 +410,7 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
     const int64_t rs = resize_stamp(tab->n);
     bool advance = true, finishing = false; /* finishing: re-sweep before committing nt */
     int64_t i = 0, bound = 0;
+    struct bl_sack *sack = NULL; /* the originals split_list replaced, retired on return */
     for (;;) {
         while (advance) {
             int64_t next_index, next_bound;
@@ -374,6 +446,7 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
                 atomic_fetch_add_explicit(&m->st_resize, 1, memory_order_relaxed);
                 /* The old table, and the clones this thread's transfer retired with it. */
                 chm__smr_retire_soon(m->domain, (chm_smr_node *)tab, bl_free_shell);
+                sack_retire(m, &sack);
                 return true;
             }
             /* seq_cst load and CAS: leave the worker count; the one that brings it to 1 is the
@@ -382,8 +455,10 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
             CHM_YIELD_POINT("bl.transfer.before_leave"); /* joiners and leavers race on sizeCtl */
             if (atomic_compare_exchange_strong_explicit(
                     &m->size_ctl, &sc, sc - 1, memory_order_seq_cst, memory_order_seq_cst)) {
-                if (sc - 2 != rs)
+                if (sc - 2 != rs) {
+                    sack_retire(m, &sack);
                     return true;
+                }
                 finishing = advance = true;
                 i = n; /* recheck before commit */
             }
@@ -411,7 +486,7 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
                 if (f->hash != BL_RESERVED && chm_unlikely(split_should_fail()))
                     ok = false;
                 else if (!bl_special(f->hash))
-                    ok = split_list(m, tab, nt, (size_t)i, f);
+                    ok = split_list(m, tab, nt, (size_t)i, f, &sack);
                 else if (f->hash == BL_TREEBIN)
                     ok = split_tree(m, tab, nt, (size_t)i, bl_treebin_of(f));
                 if (f->hash == BL_RESERVED) {
@@ -427,6 +502,7 @@ static bool transfer(struct bl_map *m, struct bl_table *tab, struct bl_table *nt
                     atomic_store_explicit(&m->size_ctl, rs, memory_order_seq_cst);
                     atomic_fetch_add_explicit(&m->st_pause, 1, memory_order_relaxed);
                     bl_lock_release(&f->lock);
+                    sack_retire(m, &sack);
                     return false;
                 }
             }

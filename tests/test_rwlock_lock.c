@@ -390,6 +390,42 @@ static void sub_sleep_writer(void *arg)
     chm__rwl_set_spins(before);
 }
 
+/* A waiter's tries before it sleeps: 1, 2, 4, 8, then 16 pauses apart, until its budget of
+ * pauses is spent (rwlock_lock.c, "The semaphores"): a waiter that looked after every pause
+ * made the lock change hands on every operation. The lock is held throughout, so no permit can
+ * appear and the count does not depend on timing: with a budget B the waiter tries at 0, 1, 3,
+ * 7, 15, 31, 47, ... pauses spent while that is below B. */
+static void sub_spin_gaps(void *arg)
+{
+    (void)arg;
+    static const struct {
+        int budget;
+        uint64_t tries;
+    } cases[] = {{0, 0}, {1, 1}, {2, 2}, {15, 4}, {16, 5}, {31, 5}, {32, 6}, {1600, 104}};
+    struct sleepy s = {.l = lock_new()};
+    chm__rwl_wrlock(s.l);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int before = chm__rwl_set_spins(cases[i].budget);
+        uint64_t tries = chm__rwl_tries_slept(), waits = chm__rwl_futex_waits();
+        tl_thread t;
+        tl_spawn(&t, sleepy_reader, &s);
+        /* asleep, so its spin phase is over; its relaxed count is waited for (a count short of
+         * the expected one hangs here, and the watchdog names this sub-test) */
+        WAIT_UNTIL(chm__rwl_sleeping_readers(s.l) == 1);
+        WAIT_UNTIL(chm__rwl_futex_waits() - waits >= 1);
+        WAIT_UNTIL(chm__rwl_tries_slept() - tries >= cases[i].tries);
+        if (!CHECK_EQ(chm__rwl_tries_slept() - tries, cases[i].tries))
+            tl_note("budget %d pauses", cases[i].budget);
+        chm__rwl_wrunlock(s.l); /* admits it */
+        tl_join(&t);
+        chm__rwl_wrlock(s.l);
+        chm__rwl_set_spins(before);
+    }
+    chm__rwl_wrunlock(s.l);
+    CHECK_EQ(atomic_load(&s.got_in), (int)(sizeof cases / sizeof cases[0]));
+    lock_free(s.l);
+}
+
 /* ---- misuse ---------------------------------------------------------------------------------- */
 
 static const struct {
@@ -454,6 +490,7 @@ int main(int argc, char **argv)
     tl_run("writer_not_starved", sub_writer_not_starved, NULL);
     tl_run("sleep_readers", sub_sleep_readers, NULL);
     tl_run("sleep_writer", sub_sleep_writer, NULL);
+    tl_run("spin_gaps", sub_spin_gaps, NULL);
     tl_run("misuse", sub_misuse, NULL);
     return tl_finish();
 }

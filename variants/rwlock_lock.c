@@ -49,11 +49,18 @@
  * over, and the writer's wsem gets exactly one post for each wait (`departing` reaches zero
  * through a reader's subtraction only when the writer's add came first, and then it waits).
  *
- * The semaphores (sem_take): a waiter tries for a permit chm__rwl_set_spins() times (default
- * RWL_SPINS) with a pause between tries -- critical sections here last tens of nanoseconds,
- * while a futex sleep and wake-up costs microseconds and, on two cores, leaves a core idle --
- * then counts itself in `sleepers` and sleeps on the permits word with FUTEX_WAIT while it
- * reads zero. Each semaphore has a cache line of its own (rwlock_lock.h): a waiter polling a
+ * The semaphores (sem_take): a waiter spends chm__rwl_set_spins() pauses (default RWL_SPINS)
+ * trying for a permit -- critical sections here last tens of nanoseconds, while a futex sleep
+ * and wake-up costs microseconds and, on two cores, leaves a core idle -- then counts itself
+ * in `sleepers` and sleeps on the permits word with FUTEX_WAIT while it reads zero. Between
+ * two tries it pauses 1, 2, 4, 8, then RWL_GAP_MAX times: a waiter that looks after every
+ * pause takes the lock the instant it is released, so two threads that both write alternate
+ * on every operation, and each hand-over moves the lock's lines and the map's between the
+ * cores; looking less often lets the holder take the lock again for its next few operations
+ * first (Go's RWMutex gets the same from parking its goroutines, which wake slowly). The gap
+ * stops growing at RWL_GAP_MAX so that a waiter does not sleep through a release: with 64
+ * pauses, at 10^6 keys (a critical section of a DRAM miss or two) the lock sat idle until
+ * the waiter's next look. Measured in docs/benchmarks.md ("rwlock's three locks"). Each semaphore has a cache line of its own (rwlock_lock.h): a waiter polling a
  * permits word on the line of `readers` took that line away from the thread inside the lock
  * before each of its read-modify-writes, which then had to fetch it back, so two threads that
  * wanted the lock by turns paid for the line on nearly every operation. Measured in
@@ -78,13 +85,16 @@
 
 #include <errno.h>
 
-/* Pauses a waiter spends before sleeping: about as long as Go's sync.Mutex spins (4 rounds of
- * 30 pauses) and glibc's adaptive mutex (100 tries), a few microseconds: several critical
+/* Pauses a waiter spends before sleeping: about 100 tries (the count of glibc's adaptive
+ * mutex), most of them RWL_GAP_MAX pauses apart; some tens of microseconds, many critical
  * sections of a map operation, far less than a time slice. */
-#define RWL_SPINS 100
+#define RWL_SPINS 1600
+/* The most pauses between two of a waiter's tries (see the top: the gap doubles up to it). */
+#define RWL_GAP_MAX 16
 
 static atomic_int rwl_spins = RWL_SPINS;     /* relaxed: a tuning knob for tests */
 static atomic_uint_fast64_t rwl_futex_waits; /* relaxed: a statistic for tests */
+static atomic_uint_fast64_t rwl_tries_slept; /* relaxed: tries of waiters that then slept */
 
 /* Misuse of the lock: as a pthread call that fails, it aborts with the call and the site. */
 #define RWL_MISUSE(err, what) chm__lock_failed((err), (what), __FILE__ ":" CHM__STR(__LINE__))
@@ -104,14 +114,19 @@ static bool sem_try(struct chm__rwl_sem *s, uint32_t seen)
 
 static void sem_take(struct chm__rwl_sem *s)
 {
-    int spins = atomic_load_explicit(&rwl_spins, memory_order_relaxed);
-    for (int i = 0; i < spins; i++) {
+    int budget = atomic_load_explicit(&rwl_spins, memory_order_relaxed), tries = 0;
+    for (int spent = 0, gap = 1; spent < budget; tries++) {
         /* Relaxed look first: spinning on a compare-exchange would write the line the posters
          * and the other spinners read. */
         if (sem_try(s, atomic_load_explicit(&s->permits, memory_order_relaxed)))
             return;
-        chm__cpu_relax();
+        for (int k = 0; k < gap; k++)
+            chm__cpu_relax();
+        spent += gap;
+        if (gap < RWL_GAP_MAX)
+            gap *= 2;
     }
+    atomic_fetch_add_explicit(&rwl_tries_slept, (uint_fast64_t)tries, memory_order_relaxed);
     /* Seq_cst, this increment and the load of `permits` below: Dekker's pair with sem_post's
      * add to `permits` and load of `sleepers` (see the top). Were either weaker, the load here
      * could miss a post whose load of `sleepers` also missed this increment: the post wakes
@@ -229,6 +244,11 @@ int chm__rwl_set_spins(int pauses)
 uint64_t chm__rwl_futex_waits(void)
 {
     return atomic_load_explicit(&rwl_futex_waits, memory_order_relaxed);
+}
+
+uint64_t chm__rwl_tries_slept(void)
+{
+    return atomic_load_explicit(&rwl_tries_slept, memory_order_relaxed);
 }
 
 bool chm__rwl_writer_waiting(struct chm__rwl *l)

@@ -124,6 +124,9 @@ CHM_HIDDEN int chm__rwl_set_spins(int pauses);
 /* FUTEX_WAIT calls made by every lock in the process so far (a sleep each, unless the lock was
  * handed over between the last check and the call). */
 CHM_HIDDEN uint64_t chm__rwl_futex_waits(void);
+/* Tries for a permit made by waiters that then went on to sleep (their whole spin phase:
+ * 1, 2, 4, 8, then RWL_GAP_MAX pauses apart, until the budget is spent). */
+CHM_HIDDEN uint64_t chm__rwl_tries_slept(void);
 /* A writer has announced itself (waits for readers, or holds the lock). */
 CHM_HIDDEN bool chm__rwl_writer_waiting(struct chm__rwl *l);
 /* Readers inside the lock or queued for it (a snapshot). */

@@ -60,12 +60,15 @@
  * first (Go's RWMutex gets the same from parking its goroutines, which wake slowly). The gap
  * stops growing at RWL_GAP_MAX so that a waiter does not sleep through a release: with 64
  * pauses, at 10^6 keys (a critical section of a DRAM miss or two) the lock sat idle until
- * the waiter's next look. Measured in docs/benchmarks.md ("rwlock's three locks"). Each semaphore has a cache line of its own (rwlock_lock.h): a waiter polling a
- * permits word on the line of `readers` took that line away from the thread inside the lock
- * before each of its read-modify-writes, which then had to fetch it back, so two threads that
- * wanted the lock by turns paid for the line on nearly every operation. Measured in
- * docs/benchmarks.md ("rwlock's three locks": 1,000 keys, 50% reads, 2 threads, 11.0 ops/us
- * on one line, 14.4 on four; within noise in the other cells measured).
+ * the waiter's next look. Measured in docs/benchmarks.md ("The read path and rwlock's locks
+ * beside the originals", growing gaps: 1.3-1.5x at 1,000 keys, 50% reads, 2 threads).
+ *
+ * Each semaphore has a cache line of its own (rwlock_lock.h): a waiter polling a permits word
+ * on the line of `readers` took that line away from the thread inside the lock before each of
+ * its read-modify-writes, which then had to fetch it back, so two threads that wanted the lock
+ * by turns paid for the line on nearly every operation. Measured in docs/benchmarks.md
+ * ("rwlock's three locks": 1,000 keys, 50% reads, 2 threads, 11.0 ops/us on one line, 14.4
+ * on four; within noise in the other cells measured).
  *
  * A post adds its permits and wakes that many sleepers only if `sleepers` is not zero:
  * uncontended, the writer's unlock makes no system call. The sleepers / permits pair is Dekker's:
@@ -86,8 +89,8 @@
 #include <errno.h>
 
 /* Pauses a waiter spends before sleeping: about 100 tries (the count of glibc's adaptive
- * mutex), most of them RWL_GAP_MAX pauses apart; some tens of microseconds, many critical
- * sections of a map operation, far less than a time slice. */
+ * mutex), most of them RWL_GAP_MAX pauses apart; 40 us here (a pause is about 25 ns), many
+ * critical sections of a map operation, far less than a time slice. */
 #define RWL_SPINS 1600
 /* The most pauses between two of a waiter's tries (see the top: the gap doubles up to it). */
 #define RWL_GAP_MAX 16

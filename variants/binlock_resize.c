@@ -175,7 +175,8 @@ struct bl_sack {
     size_t n;         /* shells held */
     struct bl_node *shell[BL_SACK_SHELLS];
 };
-_Static_assert(sizeof(struct bl_sack) == 4096, "a sack is one 4 KiB block");
+_Static_assert(sizeof(struct bl_sack) <= 4096, "a sack fits a 4 KiB block (fills it with 64-bit "
+                                               "pointers)");
 
 static void free_sack(chm_smr_node *n, void *owner)
 {

@@ -48,6 +48,8 @@ struct chm__binlock_stats {
     uint64_t lone_shells;   /* originals retired alone (no memory for a sack) */
     size_t pool_nodes;      /* plain nodes out of the map's pool: in the map, or retired and
                                not yet back */
+    size_t tnodes;          /* entries whose node is a TreeNode (malloc'ed): in TreeBins, or in
+                               lists that a TreeBin left (untreeified) */
     unsigned counter_cells; /* counter cells in use (0: only the base counter so far) */
     bool resizing;          /* a transfer is running or paused (nextTable set) */
 };

@@ -9,6 +9,7 @@
 
 struct walk {
     size_t count, longest, trees, tree_nodes;
+    size_t tnodes; /* entries whose node is a TreeNode (node_is_tree), in a TreeBin or a list */
     int64_t xbytes; /* what xbytes should be (binlock_count.c) */
 };
 
@@ -53,6 +54,7 @@ static int check_bin(struct bl_map *m, struct bl_node *e, size_t idx, size_t n, 
         w->count += c;
         w->trees++;
         w->tree_nodes += c;
+        w->tnodes += c;
         return 0;
     }
     if (bl_special(e->hash))
@@ -68,6 +70,7 @@ static int check_bin(struct bl_map *m, struct bl_node *e, size_t idx, size_t n, 
         if (first_with_key(cm, e, x) != x)
             return BL_INV_DUPLICATE;
         w->xbytes += entry_xbytes(m, x);
+        w->tnodes += node_is_tree(x);
         len++;
     }
     w->count += len;
@@ -158,6 +161,7 @@ void chm__binlock_stats(chm *cm, struct chm__binlock_stats *out)
     out->sacked_shells = atomic_load_explicit(&m->st_sack_shells, memory_order_relaxed);
     out->lone_shells = atomic_load_explicit(&m->st_lone_shells, memory_order_relaxed);
     out->pool_nodes = chm__pool_in_use(m->nodes);
+    out->tnodes = w.tnodes;
     out->counter_cells =
         load_cells(m) != NULL ? atomic_load_explicit(&m->ncells, memory_order_relaxed) : 0;
     out->resizing = load_next_table(m) != NULL;

@@ -30,6 +30,9 @@
  *   resize_pause         a transfer whose bin splits cannot allocate pauses instead of
  *                        committing: the map stays usable across both tables (gets,
  *                        iteration, writes), validates, resumes later, and frees cleanly
+ *   transfer_sacks       the originals a growth's transfers clone are retired in full sacks,
+ *                        reclaimed when the growing call returns and all back in the pool;
+ *                        with each allocation failing in turn, the same (shells retired alone)
  *   iteration_readd      keys removed and put again during an iteration are never returned
  *                        twice (head insertion; the contract's "no key twice")
  *

@@ -488,10 +488,17 @@ static inline void retire_node_full(struct bl_map *m, struct bl_node *e)
     retire(m, e, node_is_tree(e) ? chm__bl_free_tnode_full : chm__bl_free_node_full);
 }
 
+/* The free_fn of node @e's memory once its key and value belong to a copy (read while its
+ * record word still holds its kind). */
+static inline chm_smr_free_fn *shell_free_fn(const struct bl_node *e)
+{
+    return node_is_tree(e) ? chm__bl_free_tnode_shell : chm__bl_free_node_shell;
+}
+
 /* Retire unlinked node @e whose key and value now belong to a copy (a clone or a TreeNode). */
 static inline void retire_node_shell(struct bl_map *m, struct bl_node *e)
 {
-    retire(m, e, node_is_tree(e) ? chm__bl_free_tnode_shell : chm__bl_free_node_shell);
+    retire(m, e, shell_free_fn(e));
 }
 
 /* Spares: a chain of @count unpublished nodes (TreeNodes with @tree) linked through next, for

@@ -185,10 +185,7 @@ static void free_sack(chm_smr_node *n, void *owner)
         if (k + BL_SACK_AHEAD < s->n)
             __builtin_prefetch(s->shell[k + BL_SACK_AHEAD], 1); /* the free list writes it */
         struct bl_node *e = s->shell[k];
-        if (node_is_tree(e))
-            chm__bl_free_tnode_shell(&e->smr, owner);
-        else
-            chm__bl_free_node_shell(&e->smr, owner);
+        shell_free_fn(e)(&e->smr, owner);
     }
     chm__free(s);
 }

@@ -67,13 +67,13 @@
  * open in the domain from chm_iter_init to chm_iter_fini (chm__smr_iter_open/close: what is
  * retired meanwhile is parked, not freed).
  *
- * Layout. Each segment's hot fields (lock and table at the start, count and modcount at the
- * end) take exactly one 64-byte line and segments sit in one array aligned to 64 bytes, so
- * writers on two segments never share a line. With chm_options.packed the array starts 32 bytes into a line instead: every line then
- * holds the second half of one segment and the first half of the next, as two neighbouring heap
- * objects would (Java 7's Segments are plain objects), so the false-sharing benchmark can show
- * what the alignment buys. The counters only chm_stats_get reads (rehashes, key-copy bytes) sit
- * in a separate array, off the hot lines.
+ * Layout. Each segment's hot fields (lock and table at the start, count and modcount at the end)
+ * take exactly one 64-byte line and segments sit in one array aligned to 64 bytes, so writers on
+ * two segments never share a line. With chm_options.packed the array starts 32 bytes into a line
+ * instead: every line then holds the second half of one segment and the first half of the next, as
+ * two neighbouring heap objects would (Java 7's Segments are plain objects), so the false-sharing
+ * benchmark can show what the alignment buys. The counters only chm_stats_get reads (rehashes,
+ * key-copy bytes) sit in a separate array, off the hot lines.
  *
  * Deliberate differences from Java 7
  *   - Segment headers are allocated together at creation, in one array; what is created lazily

@@ -11,14 +11,14 @@
  *
  * Writers: each domain (one per map) has its own retire queue, striped: a thread retires into
  * the stripe its ticket picks (src/stripes.h), a cache line holding a lock-free stack of
- * retired nodes and their count, so a retire is one fetch_add and one CAS on a line that other
- * writers do not touch (one shared line for both had writers on two cores waiting for each
- * other: docs/design.md, "Striped queues"). A retire that brings its stripe's count to
+ * retired nodes whose top word carries their count, so a retire is one CAS on a line that
+ * other writers do not touch (one shared line for all had writers on two cores waiting for
+ * each other: docs/design.md, "Striped queues"). A retire that brings its stripe's count to
  * CHM_SMR_BATCH flags the domain on its thread (a reference, see smr_flag); when the thread's
  * outermost chm call returns (chm__smr_leave -> chm__smr_quiesce), outside any read section
  * and holding no lock, it takes its stripe's whole stack, waits for one
  * urcu_memb_synchronize_rcu (concurrent callers share one grace period inside liburcu), runs
- * the free_fns oldest first and drops the counts (smr_reclaim): what one thread retired is
+ * the free_fns newest first and drops the counts (smr_reclaim): what one thread retired is
  * usually still in its cache, and it was usually allocated by the same thread. Objects taken
  * and not yet freed are counted in the domain's held. chm_free drains its own domain only:
  * take every stripe, grace period, free, and wait for batches other threads took from it
@@ -78,13 +78,60 @@ static char smr_tsan_gp_token;
 
 /* A domain's queue is striped: a thread retires into the stripe its ticket picks
  * (src/stripes.h), so writers on different threads never write the same line on a retire --
- * one line per stripe, holding its lock-free stack of retired objects and their count. */
+ * one line per stripe, holding its lock-free stack of retired objects and their count.
+ *
+ * The stack's top and its count share one word, so that a retire is one CAS: the top object's
+ * address in the low SMR_COUNT_SHIFT bits and the count above them. Before, the count was a
+ * word of its own, and a retire paid a fetch_add on it before its CAS (two locked instructions,
+ * each draining the store buffer; docs/design.md, "Striped queues"); and a taker then had to
+ * walk the chain it took to count it, a cache miss per object. User-space addresses on x86-64
+ * (4-level paging, or 5-level without an mmap hint above 2^47) and AArch64 are below 2^48;
+ * chm__smr_retire checks. The count field saturates at SMR_COUNT_MAX: the retires that find it
+ * full count themselves in the stripe's overflow instead, and a taker that finds it full
+ * counts its chain by walking it (only a queue of 65,535 objects or more: a big resize's
+ * shells in segmented). */
 struct smr_stripe {
-    alignas(CHM_CACHELINE) _Atomic(chm_smr_node *) list; /* retired, not taken; newest first */
-    atomic_size_t queued;                                /* objects on list (see smr_take) */
+    /* The newest retired object not yet taken (linked through its record to the older ones),
+     * with the count of the stack in the top bits (smr_top_*); 0: empty. */
+    alignas(CHM_CACHELINE) atomic_uintptr_t top;
+    /* Objects retired while the count field was full, minus those a taker counted by its walk;
+     * may be briefly negative (a taker's walk counts a saturated push before that push's
+     * increment lands). */
+    atomic_long overflow;
 };
 _Static_assert(sizeof(struct smr_stripe) == CHM_CACHELINE, "a stripe is one cache line");
 #define SMR_MAX_STRIPES 64u
+#define SMR_COUNT_SHIFT 48
+#define SMR_PTR_MASK (((uintptr_t)1 << SMR_COUNT_SHIFT) - 1)
+#define SMR_COUNT_MAX ((size_t)(UINTPTR_MAX >> SMR_COUNT_SHIFT))
+#define SMR_COUNT_ONE ((uintptr_t)1 << SMR_COUNT_SHIFT) /* a count of one, in place */
+#define SMR_COUNT_FULL (~SMR_PTR_MASK)                  /* SMR_COUNT_MAX, in place */
+_Static_assert(sizeof(uintptr_t) == 8, "the count shares a 64-bit word with an address");
+_Static_assert(SMR_COUNT_MAX >= CHM_SMR_BATCH,
+               "a batch crossing is seen before the count saturates");
+
+static inline chm_smr_node *smr_top_node(uintptr_t top)
+{
+    return (chm_smr_node *)(top & SMR_PTR_MASK);
+}
+
+static inline size_t smr_top_count(uintptr_t top)
+{
+    return (size_t)(top >> SMR_COUNT_SHIFT);
+}
+
+/* Objects on stripe @s's stack: its count field, and beyond a full field its overflow.
+ * Acquire on top: smr_pending_now's ordering (below). */
+static size_t smr_stripe_queued(struct smr_stripe *s)
+{
+    size_t n = smr_top_count(atomic_load_explicit(&s->top, memory_order_acquire));
+    if (chm_unlikely(n == SMR_COUNT_MAX)) {
+        long over = atomic_load_explicit(&s->overflow, memory_order_relaxed);
+        if (over > 0)
+            n += (size_t)over;
+    }
+    return n;
+}
 
 struct chm_smr_domain {
     /* Read by every retire: the free_fn of each kind (smr_kind), and the stripe mask. */
@@ -100,7 +147,7 @@ struct chm_smr_domain {
     alignas(CHM_CACHELINE) atomic_uint open_iters;
     /* Batches that had their grace period while an iterator was open: not freed until the
      * count of open iterators is seen at 0 (smr_reclaim). One chain, newest batch first, each
-     * batch oldest first; counted in held. */
+     * batch as it was taken (newest object first); counted in held. */
     _Atomic(chm_smr_node *) parked;
     atomic_bool dead; /* chm__smr_domain_free has begun */
     void *owner;
@@ -115,19 +162,19 @@ static inline struct smr_stripe *smr_my_stripe(chm_smr_domain *d)
     return &d->stripes[chm__thread_ticket() & d->stripe_mask];
 }
 
-/* What @d has retired and not yet freed: held, then every stripe's queued. Exact when nothing
+/* What @d has retired and not yet freed: held, then every stripe's count. Exact when nothing
  * runs on @d, which is when tests read it; while another thread takes a queue it may count
- * that queue's objects in neither (smr_take moves them from queued to held), never in both:
- * held is loaded first (acquire: it pairs with smr_take's release increment, which follows
- * its decrement of queued), so a load that sees them in held sees them gone from queued. A
- * peak taken from it (smr_note_peak) never exceeds the truth. Whether everything is freed is
- * smr_settled's question. */
+ * that queue's objects in neither (smr_take moves them from the stripe to held), never in
+ * both: held is loaded first (acquire: it pairs with smr_take's release increment, which
+ * follows its exchange of the stripe's top and its decrement of the overflow), so a load that
+ * sees them in held sees them gone from the stripe. A peak taken from it (smr_note_peak)
+ * never exceeds the truth. Whether everything is freed is smr_settled's question. */
 static size_t smr_pending_now(const chm_smr_domain *d)
 {
     chm_smr_domain *w = (chm_smr_domain *)d;
     size_t n = atomic_load_explicit(&w->held, memory_order_acquire);
     for (unsigned i = 0; i <= w->stripe_mask; i++)
-        n += atomic_load_explicit(&w->stripes[i].queued, memory_order_acquire);
+        n += smr_stripe_queued(&w->stripes[i]);
     return n;
 }
 
@@ -135,12 +182,11 @@ static size_t smr_pending_now(const chm_smr_domain *d)
  * nothing held. seq_cst loads in this order: a taker raises inflight (seq_cst) before its
  * exchange empties a stack and lowers it only after its frees and its decrement of held, so
  * a load that sees the stack emptied and then inflight at 0 sees held after that decrement
- * (and the free_fns' effects, which the decrements release: smr_batch_done). Objects counted
- * in queued but not yet pushed are a concurrent retire's, which the callers exclude. */
+ * (and the free_fns' effects, which the decrements release: smr_batch_done). */
 static bool smr_settled(chm_smr_domain *d)
 {
     for (unsigned i = 0; i <= d->stripe_mask; i++)
-        if (atomic_load_explicit(&d->stripes[i].list, memory_order_seq_cst) != NULL)
+        if (atomic_load_explicit(&d->stripes[i].top, memory_order_seq_cst) != 0)
             return false;
     return atomic_load_explicit(&d->inflight, memory_order_seq_cst) == 0 &&
            atomic_load_explicit(&d->held, memory_order_seq_cst) == 0;
@@ -158,6 +204,25 @@ static inline chm_smr_node *smr_next(const chm_smr_node *n)
 static inline void smr_set_next(chm_smr_node *n, chm_smr_node *next)
 {
     n->link = (uintptr_t)next | (n->link & SMR_KIND_MASK);
+}
+
+/* The last object of the chain @n (not NULL), and the chain's length: walks it. */
+static chm_smr_node *smr_chain_tail(chm_smr_node *n, size_t *length)
+{
+    size_t k = 1;
+    for (chm_smr_node *next; (next = smr_next(n)) != NULL; n = next)
+        k++;
+    if (length != NULL)
+        *length = k;
+    return n;
+}
+
+static size_t smr_chain_length(chm_smr_node *n)
+{
+    size_t k = 0;
+    if (n != NULL)
+        (void)smr_chain_tail(n, &k);
+    return k;
 }
 
 /* The kind of @fn in @d: its index in d->kinds, registering it on first use. Relaxed: a
@@ -469,18 +534,21 @@ static void smr_atfork_child(void)
      * one are gone: out of liburcu's registry (nobody holds its mutexes either: every call into
      * them is inside the gate), out of ours, their flags dropped. */
     smr_unlink_others(t, false);
-    /* Recount each stripe's queue: a thread caught between a retire's increment and its push
-     * left a count without an object. Batches in flight (held) can only be this thread's own. */
+    /* Recount the overflow of each full stripe: a thread caught between a saturated retire's
+     * push and its increment of the overflow left an object without its count (the count
+     * field itself changes with the push, in one CAS). Batches in flight (held) can only be
+     * this thread's own. */
     struct cds_list_head *p;
     cds_list_for_each(p, &smr_domains)
     {
         chm_smr_domain *d = smr_entry(p, chm_smr_domain, reg);
         for (unsigned i = 0; i <= d->stripe_mask; i++) {
-            size_t n = 0;
-            for (chm_smr_node *x = atomic_load_explicit(&d->stripes[i].list, memory_order_relaxed);
-                 x != NULL; x = smr_next(x))
-                n++;
-            atomic_store_explicit(&d->stripes[i].queued, n, memory_order_relaxed);
+            struct smr_stripe *s = &d->stripes[i];
+            uintptr_t top = atomic_load_explicit(&s->top, memory_order_relaxed);
+            long over = 0;
+            if (smr_top_count(top) == SMR_COUNT_MAX)
+                over = (long)(smr_chain_length(smr_top_node(top)) - SMR_COUNT_MAX);
+            atomic_store_explicit(&s->overflow, over, memory_order_relaxed);
         }
     }
     (void)pthread_setcancelstate(t->cancel_state_fork, NULL);
@@ -594,6 +662,9 @@ static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_no
     size_t k = 0;
     for (chm_smr_node *n = chain; n != NULL; k++) {
         chm_smr_node *next = smr_next(n); /* n is gone after free_fn */
+        /* The chain is a dependent walk: start the next object's line on its way while the
+         * free_fn runs (a batch is thousands of objects, no longer all in L1 when taken). */
+        __builtin_prefetch(next, 1);
         /* Relaxed: the kind was registered before the retire that released n (smr_kind). */
         chm_smr_free_fn *fn =
             atomic_load_explicit(&d->kinds[n->link & SMR_KIND_MASK], memory_order_relaxed);
@@ -606,11 +677,14 @@ static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_no
     return k;
 }
 
-/* Put the chain @head .. @tail, which had its grace period, on @d's parked list. seq_cst: the
- * release for whoever takes the list (the frees follow everything that preceded the parking),
- * and the first half of the Dekker pair with chm__smr_iter_close (see smr_reclaim). */
+/* Put the chain @head .. @tail (NULL: not known yet, walk to it), which had its grace period,
+ * on @d's parked list. seq_cst: the release for whoever takes the list (the frees follow
+ * everything that preceded the parking), and the first half of the Dekker pair with
+ * chm__smr_iter_close (see smr_reclaim). */
 static void smr_park(chm_smr_domain *d, chm_smr_node *head, chm_smr_node *tail)
 {
+    if (tail == NULL)
+        tail = smr_chain_tail(head, NULL);
     chm_smr_node *top = atomic_load_explicit(&d->parked, memory_order_relaxed);
     do
         smr_set_next(tail, top);
@@ -618,36 +692,45 @@ static void smr_park(chm_smr_domain *d, chm_smr_node *head, chm_smr_node *tail)
                                                   memory_order_relaxed));
 }
 
-/* Take stripe @s's queue (one exchange) and append it, oldest first, to the chain @fifo ..
- * @last, which is ours alone. Returns how many objects it held. */
-static size_t smr_take(chm_smr_domain *d, struct smr_stripe *s, chm_smr_node **fifo,
+/* Take stripe @s's queue (one exchange) and append it, as it stands (newest first), to the
+ * chain @chain .. @last, which is ours alone; *@last NULL with *@chain not NULL means "not
+ * walked to yet" (smr_park and the next append walk then). Returns how many objects it held.
+ *
+ * No walk when the count field is not full: the objects are freed in the order they sit on
+ * the stack, newest first. Until 2026-12-08 the taker reversed the chain to free them oldest
+ * first, for no reason of correctness (every object of a batch had the same grace period),
+ * and that walk -- a dependent load per object, L2 or worse by the time of the batch -- was
+ * 64% of smr_reclaim's samples in a binlock profile at 50% reads. */
+static size_t smr_take(chm_smr_domain *d, struct smr_stripe *s, chm_smr_node **chain,
                        chm_smr_node **last)
 {
     /* Acquire (seq_cst): pairs with the release CAS of each push in chm__smr_retire -- later
      * pushes are RMWs and continue each earlier push's release sequence -- so every node's
      * link and free_fn, and whatever the retiring thread did before (the unlink) happen before
      * the frees. This is the retire -> free edge TSan sees. */
-    chm_smr_node *n = atomic_exchange_explicit(&s->list, NULL, memory_order_seq_cst);
+    uintptr_t top = atomic_exchange_explicit(&s->top, 0, memory_order_seq_cst);
+    chm_smr_node *n = smr_top_node(top);
     if (n == NULL)
         return 0;
-    /* Oldest first: reverse the chain. */
-    chm_smr_node *head = NULL, *tail = n;
-    size_t k = 0;
-    while (n != NULL) {
-        chm_smr_node *next = smr_next(n);
-        smr_set_next(n, head);
-        head = n;
-        n = next;
-        k++;
+    size_t k = smr_top_count(top);
+    chm_smr_node *tail = NULL;
+    if (chm_unlikely(k == SMR_COUNT_MAX)) {
+        /* Saturated: the pushes beyond the field counted themselves in the overflow; take
+         * back as many as this chain holds beyond it. */
+        tail = smr_chain_tail(n, &k);
+        atomic_fetch_sub_explicit(&s->overflow, (long)(k - SMR_COUNT_MAX), memory_order_relaxed);
     }
-    if (*last != NULL)
-        smr_set_next(*last, head);
-    else
-        *fifo = head;
+    if (*chain == NULL) {
+        *chain = n;
+    } else {
+        if (*last == NULL)
+            *last = smr_chain_tail(*chain, NULL);
+        smr_set_next(*last, n);
+    }
     *last = tail;
-    /* queued falls before held rises, and the rise is a release: smr_pending_now, which loads
-     * held (acquire) before queued, counts these objects at most once. */
-    atomic_fetch_sub_explicit(&s->queued, k, memory_order_relaxed);
+    /* The stripe emptied (and its overflow fell) before held rises, and the rise is a release:
+     * smr_pending_now, which loads held (acquire) before the stripes, counts these objects at
+     * most once. */
     atomic_fetch_add_explicit(&d->held, k, memory_order_release);
     return k;
 }
@@ -669,13 +752,13 @@ static void smr_reclaim(struct smr_thread *t, chm_smr_domain *d, enum smr_take_w
     /* seq_cst: inflight rises before the queue is taken, so whoever takes the queue after us
      * and then loads inflight sees our batch until it is freed or parked (chm__smr_barrier). */
     atomic_fetch_add_explicit(&d->inflight, 1, memory_order_seq_cst);
-    chm_smr_node *fifo = NULL, *last = NULL;
+    chm_smr_node *batch = NULL, *last = NULL;
     size_t taken = 0;
     if (what == SMR_TAKE_MINE)
-        taken = smr_take(d, smr_my_stripe(d), &fifo, &last);
+        taken = smr_take(d, smr_my_stripe(d), &batch, &last);
     else if (what == SMR_TAKE_ALL)
         for (unsigned i = 0; i <= d->stripe_mask; i++)
-            taken += smr_take(d, &d->stripes[i], &fifo, &last);
+            taken += smr_take(d, &d->stripes[i], &batch, &last);
     if (taken != 0) {
         CHM_YIELD_POINT("smr.reclaim.before_gp"); /* taken, grace period not yet started */
         /* Every node was retired before the exchange, hence unlinked before this grace
@@ -695,12 +778,12 @@ static void smr_reclaim(struct smr_thread *t, chm_smr_domain *d, enum smr_take_w
      * reach any node of the batch. The parked batches need no further grace period: no read
      * section holds them, and an iterator that does is counted until chm__smr_iter_close. */
     size_t freed = 0;
-    while (fifo != NULL || atomic_load_explicit(&d->parked, memory_order_relaxed) != NULL) {
+    while (batch != NULL || atomic_load_explicit(&d->parked, memory_order_relaxed) != NULL) {
         if (!drain && atomic_load_explicit(&d->open_iters, memory_order_seq_cst) != 0) {
-            if (fifo == NULL)
+            if (batch == NULL)
                 break; /* the parked batches stay, ours too */
-            smr_park(d, fifo, last);
-            fifo = NULL;
+            smr_park(d, batch, last);
+            batch = NULL;
             /* Dekker pair with chm__smr_iter_close (its seq_cst decrement, then its seq_cst
              * load of parked): either it sees our batch parked and flags @d, or we see its
              * decrement here and free what is parked ourselves. */
@@ -716,15 +799,12 @@ static void smr_reclaim(struct smr_thread *t, chm_smr_domain *d, enum smr_take_w
          * iterator was closed since. Rare: park them again. */
         if (old != NULL && !drain &&
             atomic_load_explicit(&d->open_iters, memory_order_seq_cst) != 0) {
-            chm_smr_node *tail = old;
-            while (smr_next(tail) != NULL)
-                tail = smr_next(tail);
-            smr_park(d, old, tail);
+            smr_park(d, old, NULL);
             continue; /* our own batch, if any, goes the same way */
         }
         freed += smr_free_chain(t, d, old); /* parked before ours: older */
-        freed += smr_free_chain(t, d, fifo);
-        fifo = NULL;
+        freed += smr_free_chain(t, d, batch);
+        batch = NULL;
         break;
     }
     smr_batch_done(d, freed);
@@ -756,7 +836,7 @@ static bool smr_drained_or_queued(chm_smr_domain *d)
     /* Something for the drain to take -- a stack (what a batch's free_fns retired into @d) or
      * parked batches -- or done (smr_settled: the free_fns' effects visible). */
     for (unsigned i = 0; i <= d->stripe_mask; i++)
-        if (atomic_load_explicit(&d->stripes[i].list, memory_order_seq_cst) != NULL)
+        if (atomic_load_explicit(&d->stripes[i].top, memory_order_seq_cst) != 0)
             return true;
     return atomic_load_explicit(&d->parked, memory_order_seq_cst) != NULL || smr_settled(d);
 }
@@ -806,26 +886,29 @@ static void smr_flag(chm_smr_domain *d, bool soon)
 
 void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_fn)
 {
-    if (chm_unlikely(((uintptr_t)n & SMR_KIND_MASK) != 0)) {
-        fprintf(stderr, "chm: smr: retired object %p is not 8-byte aligned\n", (void *)n);
+    if (chm_unlikely(((uintptr_t)n & (SMR_KIND_MASK | ~SMR_PTR_MASK)) != 0)) {
+        fprintf(stderr, "chm: smr: retired object %p is not 8-byte aligned or not below 2^%d\n",
+                (void *)n, SMR_COUNT_SHIFT);
         abort();
     }
     uintptr_t kind = smr_kind(d, free_fn);
     struct smr_stripe *s = smr_my_stripe(d);
-    /* Relaxed: the push below publishes it (release), and the taker's subtraction follows its
-     * acquire of the stripe's queue. */
-    size_t q = atomic_fetch_add_explicit(&s->queued, 1, memory_order_relaxed) + 1;
-    /* Relaxed: top is only stored into n->link, never dereferenced. */
-    chm_smr_node *top = atomic_load_explicit(&s->list, memory_order_relaxed);
+    /* Relaxed: the old top is only stored into n->link, never dereferenced. */
+    uintptr_t top = atomic_load_explicit(&s->top, memory_order_relaxed), count;
     do {
         CHM_YIELD_POINT("smr.retire.before_push"); /* racing retirers and a taker */
-        n->link = (uintptr_t)top | kind;
+        n->link = (top & SMR_PTR_MASK) | kind;
+        count = top & ~SMR_PTR_MASK; /* the count field, in place */
+        if (chm_likely(count != SMR_COUNT_FULL))
+            count += SMR_COUNT_ONE;
         /* Release: the node's fields and the unlink before it, for the taker (smr_take). */
-    } while (!atomic_compare_exchange_weak_explicit(&s->list, &top, n, memory_order_release,
-                                                    memory_order_relaxed));
+    } while (!atomic_compare_exchange_weak_explicit(&s->top, &top, (uintptr_t)n | count,
+                                                    memory_order_release, memory_order_relaxed));
+    if (chm_unlikely((top & ~SMR_PTR_MASK) == SMR_COUNT_FULL)) /* counted beyond the field */
+        atomic_fetch_add_explicit(&s->overflow, 1, memory_order_relaxed);
     if (chm_unlikely(atomic_load_explicit(&smr_track, memory_order_relaxed)))
         smr_note_peak(d, smr_pending_now(d));
-    if (chm_unlikely(q >= CHM_SMR_BATCH))
+    if (chm_unlikely(count >= (uintptr_t)CHM_SMR_BATCH << SMR_COUNT_SHIFT))
         smr_flag(d, false);
 }
 
@@ -867,7 +950,7 @@ void chm__smr_quiesce(void)
         /* Skip a domain whose queue another thread took meanwhile (unless batches are parked:
          * the last iterator closed), or that chm_free drains. */
         if (!atomic_load_explicit(&d->dead, memory_order_relaxed)) {
-            size_t q = atomic_load_explicit(&smr_my_stripe(d)->queued, memory_order_relaxed);
+            size_t q = smr_stripe_queued(smr_my_stripe(d));
             bool take = q >= CHM_SMR_BATCH || (soon && q != 0);
             if (take || atomic_load_explicit(&d->parked, memory_order_relaxed) != NULL)
                 smr_reclaim(t, d, take ? SMR_TAKE_MINE : SMR_TAKE_NONE, false);
@@ -907,8 +990,8 @@ chm_smr_domain *chm__smr_domain_new(void *owner, unsigned stripes)
     memset(d, 0, sizeof *d);
     d->stripe_mask = n - 1;
     for (unsigned i = 0; i < n; i++) {
-        atomic_init(&d->stripes[i].list, NULL);
-        atomic_init(&d->stripes[i].queued, 0);
+        atomic_init(&d->stripes[i].top, 0);
+        atomic_init(&d->stripes[i].overflow, 0);
     }
     atomic_init(&d->held, 0);
     atomic_init(&d->refs, 1);

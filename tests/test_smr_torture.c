@@ -9,9 +9,10 @@
  * the layer's annotations. Also: nested sections, grace periods blocked by a section, drain
  * semantics, the batch rule (a writer reclaims its domain's queue itself once it holds
  * CHM_SMR_BATCH objects, never inside a read section), free_fns that retire more, domains
- * retiring and draining concurrently, and threads that register lazily and exit without
- * unregistering explicitly. There is no reclaimer thread: threads that retire here outside any
- * chm call call chm__smr_quiesce() where a chm call would end.
+ * retiring and draining concurrently, a queue longer than its count field, and threads that
+ * register lazily and exit without unregistering explicitly. There is no reclaimer thread:
+ * threads that retire here outside any chm call call chm__smr_quiesce() where a chm call would
+ * end.
  *
  * No check depends on how fast anything ran: a loaded machine may stretch every phase. Drain
  * speed is measured and printed, never asserted (performance goals live in the benchmarks). Loops that run for a
@@ -33,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <urcu/urcu-memb.h>
@@ -978,6 +980,116 @@ static void test_drain_speed(void)
     chm__smr_domain_free(busy_dom);
 }
 
+/* ---- 6b. a queue past its count field ------------------------------------------------- */
+
+/* A stripe keeps its count in the top bits of its stack's top word, 16 bits of them (smr.c,
+ * struct smr_stripe); the retires that find the field full count themselves in the stripe's
+ * overflow, and a taker that finds it full counts its chain by walking it. Only a queue of
+ * 65,535 objects or more gets there (a big resize in segmented retires one shell per cloned
+ * node into one call's queue), so nothing else here reaches it: fill one stripe past the field
+ * with this thread's retires (no chm call ends, so nothing is reclaimed meanwhile) and check
+ * that the pending count stays exact on both sides of the limit, through another thread's
+ * retires into the full stripe, a take by the batch rule, a fork (whose child recounts the
+ * overflow) and a drain, and that every object is freed once. */
+#define COUNT_FIELD_MAX 65535u
+
+static chm_smr_domain *sat_dom;
+
+static void sat_retire(unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        struct obj *o = obj_new();
+        if (o == NULL)
+            die("out of ids");
+        chm__smr_retire(sat_dom, &o->node, obj_free);
+    }
+}
+
+static atomic_int sat_state; /* 1: the helper has retired; 2: it may exit */
+
+/* Retires onto the full stripe, then waits: its exit would reclaim the stripe (a thread acts
+ * on its flags when it exits), so it exits only once the main thread has taken it. */
+static void *sat_retire_main(void *arg)
+{
+    sat_retire((unsigned)(uintptr_t)arg);
+    atomic_store(&sat_state, 1);
+    while (atomic_load(&sat_state) != 2)
+        sleep_ms(1);
+    return NULL;
+}
+
+/* Retire up to @total in steps, checking the pending count after each one. */
+static void sat_fill(unsigned total)
+{
+    static const unsigned marks[] = {COUNT_FIELD_MAX - 1, COUNT_FIELD_MAX, COUNT_FIELD_MAX + 1,
+                                     COUNT_FIELD_MAX + 2};
+    unsigned done = 0;
+    for (size_t i = 0; i < sizeof marks / sizeof marks[0] && marks[i] <= total; i++) {
+        sat_retire(marks[i] - done);
+        done = marks[i];
+        CHECK(chm__smr_pending(sat_dom) == done, "pending %zu after %u retires",
+              chm__smr_pending(sat_dom), done);
+    }
+    sat_retire(total - done);
+    CHECK(chm__smr_pending(sat_dom) == total, "pending %zu after %u retires",
+          chm__smr_pending(sat_dom), total);
+}
+
+static void test_saturated_count(void)
+{
+    const unsigned total = COUNT_FIELD_MAX + 4461, more = 977;
+    sat_dom = chm__smr_domain_new(NULL, 1); /* one stripe: every thread shares it */
+    if (sat_dom == NULL)
+        die("out of memory");
+    unsigned long freed_before = atomic_load(&n_freed);
+
+    sat_fill(total);
+    pthread_t t;
+    start(&t, sat_retire_main, (void *)(uintptr_t)more); /* pushes onto the full field */
+    while (atomic_load(&sat_state) != 1)
+        sleep_ms(1);
+    CHECK(chm__smr_pending(sat_dom) == total + more, "pending %zu, want %u",
+          chm__smr_pending(sat_dom), total + more);
+
+    /* A child process sees the same queue and can free it (the fork handler recounts the
+     * overflow by walking the full stripe). */
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int bad = chm__smr_pending(sat_dom) != total + more;
+        chm__smr_drain(sat_dom);
+        bad |= (chm__smr_pending(sat_dom) != 0) << 1;
+        _exit(bad);
+    }
+    int status = 0;
+    CHECK(pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+              WEXITSTATUS(status) == 0,
+          "child after fork: status %#x (1: pending wrong, 2: not drained)", status);
+
+    /* The batch rule takes the full stripe (this thread flagged it when it crossed
+     * CHM_SMR_BATCH): one walk, the overflow back to 0. */
+    chm__smr_quiesce();
+    CHECK(chm__smr_pending(sat_dom) == 0, "pending %zu after the batch", chm__smr_pending(sat_dom));
+    CHECK(atomic_load(&n_freed) - freed_before == total + more, "%lu freed, want %u",
+          atomic_load(&n_freed) - freed_before, total + more);
+    atomic_store(&sat_state, 2);
+    pthread_join(t, NULL); /* its exit finds nothing to take */
+    CHECK(chm__smr_pending(sat_dom) == 0, "pending %zu after the helper's exit",
+          chm__smr_pending(sat_dom));
+
+    /* Again, now through a drain: an overflow left over from the first round would show in
+     * the counts past the field. */
+    sat_fill(COUNT_FIELD_MAX + 2);
+    chm__smr_drain(sat_dom);
+    CHECK(chm__smr_pending(sat_dom) == 0, "pending %zu after the drain", chm__smr_pending(sat_dom));
+    CHECK(atomic_load(&n_freed) - freed_before == total + more + COUNT_FIELD_MAX + 2,
+          "%lu freed, want %u", atomic_load(&n_freed) - freed_before,
+          total + more + COUNT_FIELD_MAX + 2);
+    chm__smr_domain_free(sat_dom);
+    printf("saturated count: %u and %u objects in one stripe, exact on both sides of %u\n",
+           total + more, COUNT_FIELD_MAX + 2, COUNT_FIELD_MAX);
+}
+
 /* ---- 7. domains retiring and draining concurrently ----------------------------------------- */
 
 /* Each "map" thread repeatedly: a fresh domain, 1-300 retires (some inside read sections, some
@@ -1130,6 +1242,7 @@ int main(void)
     run_phase("batch rule", test_batch_rule);
     run_phase("striped queues", test_striped_queues);
     run_phase("drain speed", test_drain_speed);
+    run_phase("saturated count", test_saturated_count); /* before the phase that uses every id */
     run_phase("concurrent domains", test_concurrent_domains);
 
     /* Every object ever created is retired once and freed once. Every domain was drained; the

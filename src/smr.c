@@ -692,9 +692,11 @@ static void smr_park(chm_smr_domain *d, chm_smr_node *head, chm_smr_node *tail)
                                                   memory_order_relaxed));
 }
 
-/* Take stripe @s's queue (one exchange) and append it, as it stands (newest first), to the
- * chain @chain .. @last, which is ours alone; *@last NULL with *@chain not NULL means "not
- * walked to yet" (smr_park and the next append walk then). Returns how many objects it held.
+/* Take stripe @s's queue (one exchange) and add it, as it stands (newest first), to the chain
+ * @chain .. @last, which is ours alone; *@last NULL with *@chain not NULL means "not walked to
+ * yet" (smr_park walks then). The first queue taken starts the chain; each later one goes in
+ * front of it, so that only that queue is walked (to its tail), never the chain so far.
+ * Returns how many objects it held.
  *
  * No walk when the count field is not full: the objects are freed in the order they sit on
  * the stack, newest first. Until 2026-12-08 the taker reversed the chain to free them oldest
@@ -721,13 +723,13 @@ static size_t smr_take(chm_smr_domain *d, struct smr_stripe *s, chm_smr_node **c
         atomic_fetch_sub_explicit(&s->overflow, (long)(k - SMR_COUNT_MAX), memory_order_relaxed);
     }
     if (*chain == NULL) {
-        *chain = n;
+        *last = tail; /* NULL (not known) unless the count was full */
     } else {
-        if (*last == NULL)
-            *last = smr_chain_tail(*chain, NULL);
-        smr_set_next(*last, n);
+        if (tail == NULL)
+            tail = smr_chain_tail(n, NULL);
+        smr_set_next(tail, *chain); /* *last stays the whole chain's tail */
     }
-    *last = tail;
+    *chain = n;
     /* The stripe emptied (and its overflow fell) before held rises, and the rise is a release:
      * smr_pending_now, which loads held (acquire) before the stripes, counts these objects at
      * most once. */

@@ -6,6 +6,10 @@
  *   promotion           keys added to a fresh map live in dirty (amended); every chm_get of one
  *                       is a miss under the mutex; the len(dirty)-th miss promotes dirty to the
  *                       read index (Go's missLocked), after which reads are hits
+ *   box_pool            overwrites of read keys (lock-free, a new value box each, the old one
+ *                       retired) take their boxes from the map's pool: 100,000 of them make a
+ *                       few dozen allocations (the pool's slabs), not one each; every key then
+ *                       reads its last value, and the pool's bytes are in chm_stats_get
  *   expunge             a remove leaves a deleted entry in the read index; the next new key
  *                       rebuilds dirty (dirtyLocked) and expunges it; a put on an expunged key
  *                       unexpunges it; the next promotion drops the still-expunged entries, and
@@ -211,6 +215,49 @@ static void test_promotion(void *arg)
         n++;
     chm_iter_fini(&it);
     CHECK_EQ(n, N + 1);
+    CHECK_RC(chm__validate(m), 0);
+    chm_free(m);
+}
+
+/* ---- box_pool ----------------------------------------------------------------------------- */
+
+static void promote(chm *m);
+
+static void test_box_pool(void *arg)
+{
+    (void)arg;
+    enum { N = 1000, OVERWRITES = 100000 };
+    chm *m = chm_new(rm(), NULL);
+    if (!CHECK(m != NULL))
+        return;
+    for (uint64_t k = 0; k < N; k++)
+        CHECK_RC(chm_put(m, k, k, NULL), CHM_OK);
+    promote(m); /* every key in the read index: overwrites are lock-free CASes of its box */
+    chm_stats before;
+    CHECK_RC(chm_stats_get(m, &before), CHM_OK);
+    chm__alloc_fail_nth(0); /* count only */
+    for (uint64_t i = 0; i < OVERWRITES; i++)
+        CHECK_RC(chm_put(m, i % N, N + i, NULL), CHM_EXISTS);
+    CHECK_RC(chm_reclaim(m), CHM_OK);
+    uint64_t allocs = chm__alloc_count();
+    chm__alloc_disarm();
+    /* With a malloc per box this was OVERWRITES. The pool's slabs hold what is in flight: the
+     * live boxes and up to about two reclamation batches retired (src/smr.h, THE BOUND). */
+    if (!CHECK(allocs < 64))
+        FAIL("%llu allocations for %d overwrites", (unsigned long long)allocs, OVERWRITES);
+    struct chm__rm_stats s = stats(m);
+    CHECK_EQ(s.dirty_builds, 1); /* no key was added: the overwrites never took the mutex */
+    CHECK_EQ(s.promotions, 1);
+    for (uint64_t k = 0; k < N; k++) {
+        uint64_t v = 0;
+        CHECK_RC(chm_get(m, k, &v), CHM_OK);
+        CHECK_EQ(v, N + (OVERWRITES - N) + k); /* the last overwrite of k */
+    }
+    chm_stats after;
+    CHECK_RC(chm_stats_get(m, &after), CHM_OK);
+    /* Every key now has a heap box in the pool: at least N * 16 bytes more. */
+    if (!CHECK(after.bytes >= before.bytes + N * 16))
+        FAIL("bytes %zu -> %zu", before.bytes, after.bytes);
     CHECK_RC(chm__validate(m), 0);
     chm_free(m);
 }
@@ -946,6 +993,7 @@ int main(int argc, char **argv)
     tl_init(argc, argv);
     tl_watchdog(250);
     tl_run("promotion", test_promotion, NULL);
+    tl_run("box_pool", test_box_pool, NULL);
     tl_run("expunge", test_expunge, NULL);
     tl_run("iterator_pins", test_iterator_pins, NULL);
     tl_run("compute_nested", test_compute_nested, NULL);

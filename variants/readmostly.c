@@ -28,7 +28,8 @@
  * present or deleted key, replace, put_if_absent/compute on a deleted key) and a pointer hop per
  * read. Each entry embeds its first box, so an insert of a new key is one allocation and a read
  * of a never-overwritten value touches the entry's line only (p and the inline value share 16
- * bytes); a later store allocates a separate box. The alternative, a state word next to an
+ * bytes); a later store allocates a separate box, from the map's pool of 16-byte boxes
+ * (box_new). The alternative, a state word next to an
  * unboxed value, needs either a double-width CAS (a 16-byte atomic load is a locked cmpxchg16b
  * on x86: a store on every read) or a seqlock (readers retry, writers lock per entry), and gives
  * up Go's lock-free trySwap.
@@ -301,6 +302,7 @@ struct rm_map {
     size_t stripe_mask, stripe_stride;
     chm_smr_domain *smr; /* read-only after create; the domain's counters have their own line */
     chm_pool *entries;   /* every rm_entry of the map (src/pool.h); read-only after create */
+    chm_pool *boxes;     /* every heap rm_box of the map (src/pool.h); read-only after create */
     /* Writers' line: everything below is guarded by mu. */
     alignas(CHM_CACHELINE) pthread_mutex_t mu;
     struct rm_index *dirty;            /* NULL when Go's dirty is nil */
@@ -509,8 +511,7 @@ static struct rm_box *box_of(chm_smr_node *n)
 
 static void heap_box_retired_value_stays(chm_smr_node *n, void *owner)
 {
-    (void)owner;
-    chm__free(box_of(n));
+    chm__pool_put(((struct rm_map *)owner)->boxes, box_of(n));
 }
 
 static void heap_box_retired(chm_smr_node *n, void *owner)
@@ -865,12 +866,25 @@ static void entry_discard(chm *m, struct rm_entry *e)
     chm__pool_put(as_rm(m)->entries, e);
 }
 
-static struct rm_box *box_new(uint64_t value)
+/* A heap box, from the map's box pool: a put that replaces a present key's value allocates one
+ * (as sync.Map's Store boxes the value it stores) and the replaced box is retired, so a box
+ * per overwrite is the common case of every overwrite-heavy workload. From malloc they cost an
+ * overwrite about 190 instructions of glibc (malloc, and a free that, from a reclaiming
+ * thread, is not the one that allocated) and a 32-byte chunk each; from the pool, 16 bytes
+ * and a stripe's lock. */
+static struct rm_box *box_new(struct rm_map *m, uint64_t value)
 {
-    struct rm_box *b = chm__malloc(sizeof *b);
+    struct rm_box *b = chm__pool_alloc(m->boxes);
     if (b != NULL)
         b->value = value;
     return b;
+}
+
+/* A heap box that was never installed (never published), or NULL: back to the pool now. */
+static void box_discard(struct rm_map *m, struct rm_box *b)
+{
+    if (b != NULL)
+        chm__pool_put(m->boxes, b);
 }
 
 /* A box replaced @old in @e's p: the outcome of a put. */
@@ -941,7 +955,7 @@ static int entry_cas(struct rm_map *m, struct rm_entry *e, uint64_t expected, ui
         int rc = box_expect(p, expected);
         if (rc != CHM_OK)
             return rc;
-        if (*boxp == NULL && (*boxp = box_new(desired)) == NULL)
+        if (*boxp == NULL && (*boxp = box_new(m, desired)) == NULL)
             return CHM_ENOMEM;
         CHM_YIELD_POINT("rm.cas.before_cas"); /* value compared, not yet swapped */
         /* Release publishes the new box's value to readers (their acquire load of p); acquire
@@ -991,7 +1005,7 @@ static int entry_load_or_store(struct rm_map *m, struct rm_entry *e, uint64_t va
             *cur = box_value(p);
             return CHM_EXISTS;
         }
-        if (*boxp == NULL && (*boxp = box_new(value)) == NULL)
+        if (*boxp == NULL && (*boxp = box_new(m, value)) == NULL)
             return CHM_ENOMEM;
         CHM_YIELD_POINT("rm.load_or_store.before_cas"); /* racing stores, expunge */
         /* Release publishes the box's value; acquire on failure reads a winner's box. */
@@ -1245,7 +1259,7 @@ static int put_locked(struct rm_map *m, uint64_t key, uint64_t hash, uint64_t va
         rc = insert_new_locked(m, key, hash, value, false, &e);
         goto out;
     }
-    if (*boxp == NULL && (*boxp = box_new(value)) == NULL) {
+    if (*boxp == NULL && (*boxp = box_new(m, value)) == NULL) {
         rc = CHM_ENOMEM;
         goto out;
     }
@@ -1283,7 +1297,7 @@ static int rm_put(chm *cm, uint64_t key, uint64_t value, uint64_t *old)
          * p. */
         struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
         if (p != EXPUNGED && p != RESERVED && !is_held(p)) {
-            if ((box = box_new(value)) == NULL) {
+            if ((box = box_new(m, value)) == NULL) {
                 rc = CHM_ENOMEM;
                 goto out;
             }
@@ -1308,7 +1322,7 @@ slow:
 out:
     chm__smr_read_unlock();
 done:
-    chm__free(box); /* preallocated and not installed: never published */
+    box_discard(m, box); /* preallocated and not installed: never published */
     if (rc == CHM_EXISTS && old != NULL)
         *old = prev;
     return rc;
@@ -1327,7 +1341,7 @@ static int put_if_absent_locked(struct rm_map *m, uint64_t key, uint64_t hash, u
     if (e == NULL) {
         rc = insert_new_locked(m, key, hash, value, false, &e);
     } else if (atomic_load_explicit(&e->p, memory_order_relaxed) == EXPUNGED) { /* exact: mu */
-        if (*boxp == NULL && (*boxp = box_new(value)) == NULL) {
+        if (*boxp == NULL && (*boxp = box_new(m, value)) == NULL) {
             rc = CHM_ENOMEM;
         } else if (!unexpunge_store_locked(m, e, *boxp)) {
             rc = CHM_ENOMEM;
@@ -1360,7 +1374,7 @@ static int rm_put_if_absent(chm *cm, uint64_t key, uint64_t value, uint64_t *cur
     chm__smr_read_unlock(); /* before mu (see "Blocking") */
     if (rc == RM_RETRY)
         rc = put_if_absent_locked(m, key, hash, value, &box, &cur);
-    chm__free(box);
+    box_discard(m, box);
     if (rc == CHM_EXISTS && current != NULL)
         *current = cur;
     return rc;
@@ -1450,7 +1464,7 @@ static int rm_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desired
     chm__smr_read_unlock(); /* before mu (see "Blocking") */
     if (rc == RM_RETRY || (e == NULL && rd_amended(r)))
         rc = replace_locked(m, key, hash, expected, desired, &box);
-    chm__free(box);
+    box_discard(m, box);
     return rc;
 }
 
@@ -1494,7 +1508,7 @@ static int rm_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
             rc = CHM_EXISTS;
             goto miss;
         }
-        if ((box = box_new(0)) == NULL) {
+        if ((box = box_new(m, 0)) == NULL) {
             rc = CHM_ENOMEM;
             goto unlock;
         }
@@ -1541,8 +1555,9 @@ unlock:
     mu_unlock(m);
 out:
     chm__smr_read_unlock();
-    chm__free(box); /* a heap box that was not installed (never &e->first: no failure follows
-                       the insertion of a new entry) */
+    /* A heap box that was not installed (never &e->first: no failure follows the insertion of a
+     * new entry). */
+    box_discard(m, box);
     if (rc == CHM_EXISTS && value != NULL)
         *value = v;
     return rc;
@@ -1607,7 +1622,7 @@ static int rm_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
     uint64_t hash = chm__hash(cm, key), old = 0, v = 0;
     /* A SET's box, allocated before mu (no malloc under the lock where it can be avoided). It
      * is also what takes a replaced value to value_free (retire_box): no other record. */
-    struct rm_box *box = box_new(0);
+    struct rm_box *box = box_new(m, 0);
     if (box == NULL)
         return CHM_ENOMEM;
     struct rm_entry *fresh = NULL;   /* a new entry: the key was in neither table */
@@ -1728,8 +1743,8 @@ static int rm_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
         miss_locked(m); /* the key was read under mu (LoadOrStore counts it too) */
 unlock:
     mu_unlock(m);
-    chm__free(box);  /* a heap box that was not installed: never published */
-    chm__free(fill); /* a dirty table that was not filled: never published */
+    box_discard(m, box); /* a heap box that was not installed: never published */
+    chm__free(fill);     /* a dirty table that was not filled: never published */
     if (discard != NULL)
         entry_discard(cm, discard); /* keyops.release outside mu */
     if (gone != NULL)
@@ -1935,30 +1950,26 @@ static size_t index_bytes(const struct rm_index *t)
     return t == EMPTY_INDEX ? 0 : sizeof *t + (t->mask + 1) * sizeof(struct rm_slot);
 }
 
-/* What @e holds with p = @p: the entry (its inline box included), a heap box, and the stored
- * copy of a chm_keys_string key (other keyops' copies have no size we know). */
-static size_t entry_bytes(const chm *cm, const struct rm_entry *e, const struct rm_box *p)
+/* What @e holds beyond the pools' bytes (its entry and its heap box, if any, are in them): the
+ * stored copy of a chm_keys_string key (other keyops' copies have no size we know). */
+static size_t entry_bytes(const chm *cm, const struct rm_entry *e)
 {
-    size_t b = 0; /* the entry itself is in the pool's bytes */
-    if (is_box(p) && ((uintptr_t)p & ~RM_HELD) != (uintptr_t)&e->first)
-        b += sizeof(struct rm_box);
     if (cm->keys == &chm_keys_string)
-        b += strlen((const char *)(uintptr_t)e->key) + 1;
-    return b;
+        return strlen((const char *)(uintptr_t)e->key) + 1;
+    return 0;
 }
 
 /* chm_stats_get (Go has none). entries: chm_size. buckets: the dirty map's slots while there is
  * one (that is where new keys go), else the read index's. bytes: the map struct, its counter
- * stripes, the read index and the dirty table (the static empty index counts 0), the entry
- * pool's slabs (live, free and retired entries alike), and for every entry once (with dirty:
- * dirty's entries and the expunged read entries; without: the read index's) the heap box it
- * has once its inline box was displaced, and chm_keys_string key
- * copies; not counted: what waits for a grace period (see pending), the SMR domain, malloc's
- * rounding. resizes: dirty tables grown by an insert (dirty_reserve); neither dirtyLocked's
- * copies nor promotions (an O(1) pointer swap) are resizes. pending: chm__smr_pending. Walks
- * both tables under mu (as one dirtyLocked copy would hold it), with a read section for the
- * boxes of read entries that lock-free writers may displace; mu is skipped when an outer
- * compute of this thread holds it. */
+ * stripes, the read index and the dirty table (the static empty index counts 0), the entry and
+ * box pools' slabs (live, free and retired entries and heap boxes alike), and for every entry
+ * once (with dirty: dirty's entries and the expunged read entries; without: the read index's)
+ * its chm_keys_string key copy; not counted: indexes that wait for a grace period (see
+ * pending), the SMR domain, malloc's rounding. resizes: dirty tables grown by an insert
+ * (dirty_reserve); neither dirtyLocked's copies nor promotions (an O(1) pointer swap) are
+ * resizes. pending: chm__smr_pending. Walks both tables under mu (as one dirtyLocked copy would
+ * hold it; skipped when an outer compute of this thread holds it), which keeps both indexes
+ * and their entries in place; no box is read. */
 static void rm_stats(chm *cm, chm_stats *st)
 {
     struct rm_map *m = as_rm(cm);
@@ -1966,9 +1977,8 @@ static void rm_stats(chm *cm, chm_stats *st)
     st->entries = rm_size(cm);
     st->pending = chm__smr_pending(m->smr);
     size_t bytes = sizeof *m + (m->stripe_mask + 1) * m->stripe_stride +
-                   chm__pool_bytes(m->entries);
+                   chm__pool_bytes(m->entries) + chm__pool_bytes(m->boxes);
     bool locked = lock_unless_held(m);
-    chm__smr_read_lock();
     uintptr_t r = atomic_load_explicit(&m->read, memory_order_relaxed); /* under mu */
     struct rm_index *t = rd_index(r), *d = m->dirty;
     bytes += index_bytes(t);
@@ -1976,22 +1986,21 @@ static void rm_stats(chm *cm, chm_stats *st)
         struct rm_entry *e = slot_entry(&t->slots[i]);
         if (e == NULL)
             continue;
-        /* Acquire pairs with the release that installed the box (entry_bytes compares it). */
-        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_acquire);
+        /* Relaxed: only EXPUNGED is looked for, which only mu's holder (this thread) stores. */
+        struct rm_box *p = atomic_load_explicit(&e->p, memory_order_relaxed);
         if (d == NULL || p == EXPUNGED) /* with dirty, the others are counted there */
-            bytes += entry_bytes(cm, e, p);
+            bytes += entry_bytes(cm, e);
     }
     if (d != NULL) {
         bytes += index_bytes(d);
         for (size_t i = 0, n = d->mask + 1; i < n; i++) {
             struct rm_entry *e = slot_entry(&d->slots[i]);
             if (e != NULL)
-                bytes += entry_bytes(cm, e, atomic_load_explicit(&e->p, memory_order_acquire));
+                bytes += entry_bytes(cm, e);
         }
     }
     st->buckets = (d != NULL ? d : t)->mask + 1;
     st->resizes = (size_t)m->dirty_growths;
-    chm__smr_read_unlock();
     if (locked)
         mu_unlock(m);
     st->bytes = bytes;
@@ -2104,7 +2113,7 @@ static void entry_final(struct rm_map *m, struct rm_entry *e)
     if (is_box(p)) {
         chm__value_free(&m->base, p->value);
         if (p != &e->first)
-            chm__free(p);
+            chm__pool_put(m->boxes, p);
     }
     chm__key_release(&m->base, e->key);
     chm__pool_put(m->entries, e); /* its inline box, if displaced, was reclaimed by the drain */
@@ -2135,7 +2144,8 @@ static void rm_destroy(chm *cm)
         chm__free(t);
     CHM__LOCK_CALL(pthread_mutex_destroy(&m->mu));
     chm__smr_domain_free(m->smr);
-    chm__pool_free(m->entries); /* after the drain: free_fns put entries back */
+    chm__pool_free(m->entries); /* after the drain: free_fns put entries and boxes back */
+    chm__pool_free(m->boxes);
     chm__free(m->stripes);
     chm__free(m);
 }
@@ -2343,6 +2353,9 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
     m->entries = chm__pool_new(sizeof(struct rm_entry), nstripes);
     if (m->entries == NULL)
         goto nomem_stripes;
+    m->boxes = chm__pool_new(sizeof(struct rm_box), nstripes);
+    if (m->boxes == NULL)
+        goto nomem_stripes;
     chm__smr_domain_set_pool(m->smr, m->entries); /* reclamation batches its puts */
     struct rm_index *t = index_new(RM_MIN_SHIFT);
     if (t == NULL)
@@ -2360,6 +2373,7 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
         chm__free(m->dirty);
         chm__free(t);
         chm__pool_free(m->entries);
+        chm__pool_free(m->boxes);
         chm__free(m->stripes);
         chm__smr_domain_free(m->smr);
         chm__free(m);
@@ -2371,7 +2385,8 @@ static chm *rm_create(const chm_backend *b, const chm_options *opt)
     atomic_init(&m->iterations, 0);
     return &m->base;
 nomem_stripes:
-    chm__pool_free(m->entries);
+    chm__pool_free(m->entries); /* NULL-safe: either may not exist yet */
+    chm__pool_free(m->boxes);
     chm__free(m->stripes);
 nomem_domain:
     chm__smr_domain_free(m->smr);

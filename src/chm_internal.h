@@ -77,6 +77,10 @@ struct chm {
     void *ctx;
     chm_options opt; /* the resolved options, for backend-specific fields; opt.seed == 0
                         means the seed above was drawn at random */
+    /* The records that take replaced values to value_free after a grace period (src/smr.h,
+     * chm__value_retire_reserve): a pool created by the first reservation, freed with the
+     * map's SMR domain. NULL until then, and for maps that never reserve one. */
+    _Atomic(struct chm_pool *) value_recs;
 };
 
 /* Fill the header; called by each backend's create(). */

@@ -1027,6 +1027,13 @@ void chm__smr_domain_free(chm_smr_domain *d)
     /* Flags other threads hold now see it and skip it (they only drop their reference). */
     atomic_store_explicit(&d->dead, true, memory_order_relaxed);
     chm__smr_drain(d);
+    /* Every value record of the owner is back in its pool (the drain ran their free_fns, and
+     * no operation on the owner runs: chm_free's contract). Domains of the tests own no map. */
+    chm *m = d->owner;
+    if (m != NULL) {
+        chm__pool_free(atomic_load_explicit(&m->value_recs, memory_order_relaxed));
+        atomic_store_explicit(&m->value_recs, NULL, memory_order_relaxed);
+    }
     smr_gate_enter(t);
     CHM__LOCK_CALL(pthread_mutex_lock(&smr_registry_lock));
     cds_list_del(&d->reg);
@@ -1163,17 +1170,53 @@ struct chm_value_retire {
     uint64_t value;
 };
 
+/* The record pool of @m, which handed out the record its caller holds. Relaxed: the holder got
+ * the record from chm__value_retire_alloc on this thread, or through a reclamation batch whose
+ * acquire follows the retire (and so the allocation, and the pool's publication). */
+static chm_pool *value_recs_of(const chm *m)
+{
+    return atomic_load_explicit(&((chm *)m)->value_recs, memory_order_relaxed);
+}
+
 static void value_retire_free(chm_smr_node *n, void *owner)
 {
     struct chm_value_retire *r = (struct chm_value_retire *)n;
     chm__value_free(owner, r->value);
-    chm__free(r);
+    chm__pool_put(value_recs_of(owner), r);
 }
 
-bool chm__value_retire_alloc(chm_value_retire **rec)
+bool chm__value_retire_alloc(const chm *m, chm_value_retire **rec)
 {
-    *rec = chm__malloc(sizeof **rec);
+    chm *w = (chm *)m;
+    /* Acquire: pairs with the release CAS below, so the pool is seen initialised. */
+    chm_pool *p = atomic_load_explicit(&w->value_recs, memory_order_acquire);
+    if (chm_unlikely(p == NULL)) {
+        /* The map's first reservation (writers may race to it: one pool wins). */
+        chm_pool *fresh = chm__pool_new(sizeof(chm_value_retire), m->opt.concurrency);
+        if (fresh == NULL)
+            return false;
+        /* Release: the pool's initialisation before its publication; acquire on failure: the
+         * winner's pool, as above. */
+        if (atomic_compare_exchange_strong_explicit(&w->value_recs, &p, fresh, memory_order_acq_rel,
+                                                    memory_order_acquire))
+            p = fresh;
+        else
+            chm__pool_free(fresh);
+    }
+    *rec = chm__pool_alloc(p);
     return *rec != NULL;
+}
+
+void chm__value_retire_put(const chm *m, chm_value_retire *rec)
+{
+    chm__pool_put(value_recs_of(m), rec);
+}
+
+size_t chm__value_retire_bytes(const chm *m)
+{
+    /* Acquire: a pool published by another thread's first reservation, seen initialised. */
+    chm_pool *p = atomic_load_explicit(&((chm *)m)->value_recs, memory_order_acquire);
+    return p != NULL ? chm__pool_bytes(p) : 0;
 }
 
 void chm__value_retire_record(chm_smr_domain *d, chm_value_retire **rec, uint64_t value)

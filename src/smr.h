@@ -240,13 +240,15 @@ typedef struct chm_value_retire chm_value_retire;
 /* Reserve a record in *@rec for a value about to leave @m, unless one is already held or @m has
  * no value_free (then *@rec stays NULL). false = out of memory. An unused reservation is freed
  * with chm__value_retire_discard. Inline tests: a map without value_free (the common case) pays
- * a load and a branch on every write, not three calls. */
-CHM_HIDDEN bool chm__value_retire_alloc(chm_value_retire **rec);
+ * a load and a branch on every write, not three calls. Records come from a pool of @m's
+ * (chm.value_recs: created by the first reservation, freed by chm__smr_domain_free of the
+ * domain whose owner @m is), so an overwrite costs no malloc and no free. */
+CHM_HIDDEN bool chm__value_retire_alloc(const chm *m, chm_value_retire **rec);
 static inline bool chm__value_retire_reserve(const chm *m, chm_value_retire **rec)
 {
     if (m->value_free == NULL || *rec != NULL)
         return true;
-    return chm__value_retire_alloc(rec);
+    return chm__value_retire_alloc(m, rec);
 }
 
 /* Hand @value to @m's value_free after a grace period, consuming *@rec (set to NULL). A no-op
@@ -261,11 +263,16 @@ static inline void chm__value_retire(const chm *m, chm_smr_domain *d, chm_value_
         chm__value_retire_record(d, rec, value);
 }
 
-/* Free an unused reservation (NULL: nothing to do, no call). */
-static inline void chm__value_retire_discard(chm_value_retire *rec)
+/* The bytes @m's value records hold from the system (their pool's slabs; 0 before the first
+ * reservation), for chm_stats_get. */
+CHM_HIDDEN size_t chm__value_retire_bytes(const chm *m);
+
+/* Give an unused reservation of @m's back (NULL: nothing to do, no call). */
+CHM_HIDDEN void chm__value_retire_put(const chm *m, chm_value_retire *rec);
+static inline void chm__value_retire_discard(const chm *m, chm_value_retire *rec)
 {
     if (rec != NULL)
-        chm__free(rec);
+        chm__value_retire_put(m, rec);
 }
 
 /* A free_fn for retired objects that own nothing else: it frees the memory (chm__free). */

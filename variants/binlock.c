@@ -382,7 +382,7 @@ static int put_val(struct bl_map *m, uint64_t key, uint64_t value, bool only_if_
     }
     chm__smr_read_unlock();
     discard_node(m, node); /* allocated for a CAS we lost to the same key */
-    chm__value_retire_discard(rec);
+    chm__value_retire_discard(cm, rec);
     return rc;
 }
 
@@ -457,7 +457,7 @@ static int replace_node(struct bl_map *m, uint64_t key, bool remove, bool cv, ui
         add_xbytes(m, xb);
     }
     chm__smr_read_unlock();
-    chm__value_retire_discard(rec);
+    chm__value_retire_discard(cm, rec);
     return rc;
 }
 
@@ -647,7 +647,7 @@ static int bl_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
     discard_node(m, node); /* reservations the decision did not use */
     discard_node(m, tnode);
     chm__free(res);
-    chm__value_retire_discard(rec);
+    chm__value_retire_discard(cm, rec);
     if (rc == CHM_OK && result != NULL)
         *result = v;
     return rc;

@@ -857,7 +857,7 @@ static inline __attribute__((always_inline)) int replace_node(chm *cm, uint64_t 
         }
     }
     unlock(s);
-    chm__value_retire_discard(rec);
+    chm__value_retire_discard(cm, rec);
     return rc;
 }
 
@@ -944,7 +944,7 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
     }
     unlock(s);
     node_discard(m, node); /* an unused preallocation or prepared node */
-    chm__value_retire_discard(rec); /* unused unless a different value was set */
+    chm__value_retire_discard(cm, rec); /* unused unless a different value was set */
     grow_discard(m, &g);
     if (rc == CHM_OK && result != NULL)
         *result = v;
@@ -1072,11 +1072,12 @@ static int seg_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
  * chm_stats_get, lock-free: no segment lock, so it never waits for a writer (entries come from
  * chm_size's unlocked passes only). The tables are read inside a read section (a rehash may
  * retire one). What `bytes` counts: the map struct, the segment array (with its extra line for
- * the alignment), the cold counters, each segment's current table (header and bins), a node per
- * entry, and the bytes of chm_keys_string's key copies (an exact running sum per segment). Not
- * counted: the SMR domain (a small fixed struct private to smr.c), what is retired and not yet
- * freed (old tables, nodes, value records: `pending` counts those objects), the key copies of
- * other keyops with retain (their size is unknown), malloc's rounding. `resizes`: segment
+ * the alignment), the cold counters, each segment's current table (header and bins), the slabs
+ * of the node pool and of the value records' pool (live, free and retired objects alike), and
+ * the bytes of chm_keys_string's key copies (an exact running sum per segment). Not counted:
+ * the SMR domain (a small fixed struct private to smr.c), old tables retired and not yet freed
+ * (`pending` counts retired objects), the key copies of other keyops with retain (their size is
+ * unknown), malloc's rounding. `resizes`: segment
  * rehashes (table doublings) since chm_new; a segment's first table is not a resize.
  */
 static void seg_stats(chm *cm, chm_stats *st)
@@ -1100,7 +1101,7 @@ static void seg_stats(chm *cm, chm_stats *st)
     chm__smr_read_unlock();
     st->entries = entries;
     st->buckets = buckets;
-    st->bytes = bytes + chm__pool_bytes(m->nodes) + keyb;
+    st->bytes = bytes + chm__pool_bytes(m->nodes) + chm__value_retire_bytes(cm) + keyb;
     st->resizes = resizes;
     st->pending = chm__smr_pending(m->domain);
 }

@@ -22,6 +22,9 @@
  * replaced value must reach it after a grace period): 100,000 overwrites allocate what the
  * map's pools need in slabs, not a block per overwrite (a value record or box from malloc
  * each, before 2026-12-08), and every replaced value reaches value_free once.
+ *
+ * computes: keys removed and put back by chm_compute_if_absent, and by chm_compute, 100,000 of
+ * each: no block per call either (binlock's reservation of an empty bin came from malloc).
  */
 #include "chm_internal.h"
 #include "testlib.h"
@@ -184,11 +187,61 @@ static void test_overwrites(const chm_backend *b)
     CHECK_EQ(atomic_load(&c.freed), OVERWRITES + N);
 }
 
+static uint64_t compute_value(uint64_t key, void *arg)
+{
+    (void)arg;
+    return key + 7;
+}
+
+static chm_compute_action update_set(uint64_t key, bool present, uint64_t old, uint64_t *value,
+                                     void *arg)
+{
+    (void)present, (void)old, (void)arg;
+    *value = key + 9;
+    return CHM_COMPUTE_SET;
+}
+
+static void test_computes(const chm_backend *b)
+{
+    enum { N = 1000, CALLS = 100000 };
+    struct churn c;
+    memset(&c, 0, sizeof c);
+    chm_options o = {.value_free = count_free, .ctx = &c};
+    c.m = chm_new(b, &o);
+    if (!CHECK(c.m != NULL))
+        return;
+    for (uint64_t k = 0; k < N; k++)
+        CHECK_RC(chm_put(c.m, k, k, NULL), CHM_OK);
+    chm__alloc_fail_nth(0); /* count allocations, fail none */
+    for (uint64_t i = 0; i < CALLS; i++) {
+        uint64_t k = i % N, v = 0;
+        CHECK_RC(chm_remove(c.m, k, NULL), CHM_OK);
+        if (i % 2 == 0) {
+            CHECK_RC(chm_compute_if_absent(c.m, k, compute_value, NULL, &v), CHM_OK);
+            CHECK_EQ(v, k + 7);
+        } else {
+            CHECK_RC(chm_compute(c.m, k, update_set, NULL, &v), CHM_OK);
+            CHECK_EQ(v, k + 9);
+        }
+    }
+    CHECK_RC(chm_reclaim(c.m), CHM_OK);
+    uint64_t allocs = chm__alloc_count();
+    chm__alloc_disarm();
+    tl_note("%s: %llu allocations for %d removes and computes", chm_backend_name(b),
+            (unsigned long long)allocs, CALLS);
+    CHECK(allocs < 64); /* as in test_overwrites: slabs */
+    CHECK_EQ(chm_size(c.m), N);
+    CHECK_EQ(atomic_load(&c.freed), CALLS); /* each removed value, once */
+    chm_free(c.m);
+    CHECK_EQ(atomic_load(&c.freed), CALLS + N);
+}
+
 int main(int argc, char **argv)
 {
     tl_init(argc, argv);
     tl_watchdog(200);
     tl_each_backend("churn", test_churn, NULL);
     tl_each_backend("overwrites", test_overwrites, NULL);
+    tl_each_backend("computes", test_computes, NULL);
     return tl_finish();
 }

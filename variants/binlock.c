@@ -198,6 +198,7 @@ BL_INLINE void push_head(struct bin *b, struct bl_node *node);
 enum reserved { RESERVED, RESERVE_LOST, RESERVE_NO_MEMORY };
 BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, bl_hash_t h, uint64_t key,
                                     struct bl_node **res, struct bl_node **node, enum writer who);
+BL_INLINE void discard_reservation(struct bl_map *m, struct bl_node *res);
 BL_INLINE enum bin_found lock_or_reserve_bin(struct bl_map *m, struct bin *b, uint64_t h,
                                              uint64_t key, unsigned how, enum writer who,
                                              struct bl_node **res, struct bl_node **node);
@@ -552,7 +553,7 @@ static int bl_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void 
     }
     chm__smr_read_unlock();
     discard_node(m, node);
-    chm__free(res); /* never published */
+    discard_reservation(m, res); /* never published */
     if (rc >= 0 && value != NULL)
         *value = v;
     return rc;
@@ -646,7 +647,7 @@ static int bl_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint6
     chm__smr_read_unlock();
     discard_node(m, node); /* reservations the decision did not use */
     discard_node(m, tnode);
-    chm__free(res);
+    discard_reservation(m, res); /* never published */
     chm__value_retire_discard(cm, rec);
     if (rc == CHM_OK && result != NULL)
         *result = v;
@@ -1103,6 +1104,13 @@ BL_INLINE int put_present(struct bl_map *m, struct bl_node *e, uint64_t value, b
     return CHM_EXISTS;
 }
 
+/* A reservation node that was never published, or NULL: back to the pool now. */
+BL_INLINE void discard_reservation(struct bl_map *m, struct bl_node *res)
+{
+    if (res != NULL)
+        chm__pool_put(m->nodes, res);
+}
+
 /* compute's and compute_if_absent's way into the empty bin @b: a locked ReservationNode CASed in
  * while the function runs (readers see the key absent; writers wait on its lock, then find a
  * new head and retry). Both allocations come first -- the reservation and the node the
@@ -1113,7 +1121,9 @@ BL_INLINE enum reserved reserve_bin(struct bl_map *m, struct bin *b, bl_hash_t h
                                     struct bl_node **res, struct bl_node **node, enum writer who)
 {
     if (*res == NULL) {
-        if ((*res = chm__malloc(sizeof **res)) == NULL)
+        /* A plain node's memory from the pool (a compute on an absent key is no rarer than an
+         * insert): a malloc per call before 2026-12-08 (tests/test_churn.c, computes). */
+        if ((*res = chm__pool_alloc(m->nodes)) == NULL)
             return RESERVE_NO_MEMORY;
         node_init(*res, BL_RESERVED, 0, 0);
     }
@@ -1157,7 +1167,7 @@ BL_INLINE void unreserve_bin(struct bl_map *m, struct bin *b, struct bl_node *re
 {
     set_tab_at(b->t, b->i, head);
     bl_lock_release(&res->lock);
-    retire(m, res, bl_free_shell);
+    retire(m, res, chm__bl_free_node_shell); /* no key, no value: back to the pool */
 }
 
 /* Unlink the entry @e from bin @i of @t, whose lock the caller holds: from the list (after

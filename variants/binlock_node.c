@@ -14,9 +14,9 @@
  * and freed after a grace period. Retired: removed and cleared nodes (with their key copy and
  * value: chm__bl_free_node_full), originals of nodes cloned by a transfer or treeify (their key
  * and value moved to the copy: chm__bl_free_node_shell; a transfer's go in sacks, free_sack in
- * binlock_resize.c), old TreeBins, reservation nodes and old
- * tables (bl_free_shell), and replaced values when the map has a value_free (src/smr.h's retire
- * records). Counter cells live until chm_free.
+ * binlock_resize.c) and reservation nodes (pool memory with no key or value, the same
+ * callback), old TreeBins and old tables (bl_free_shell), and replaced values when the map has a
+ * value_free (src/smr.h's retire records). Counter cells live until chm_free.
  */
 #include "binlock.h"
 

@@ -155,36 +155,55 @@ static void test_churn(const chm_backend *b)
     chm__alloc_disarm();
 }
 
-static void test_overwrites(const chm_backend *b)
+/* The steady workloads below: a map with value_free holding keys 0..STEADY_KEYS-1 (value = key),
+ * then allocation counting armed. false if chm_new failed (checked). */
+enum { STEADY_KEYS = 1000, STEADY_CALLS = 100000 };
+
+static bool steady_begin(struct churn *c, const chm_backend *b)
 {
-    enum { N = 1000, OVERWRITES = 100000 };
-    struct churn c;
-    memset(&c, 0, sizeof c);
-    chm_options o = {.value_free = count_free, .ctx = &c};
-    c.m = chm_new(b, &o);
-    if (!CHECK(c.m != NULL))
-        return;
-    for (uint64_t k = 0; k < N; k++)
-        CHECK_RC(chm_put(c.m, k, k, NULL), CHM_OK);
+    memset(c, 0, sizeof *c);
+    chm_options o = {.value_free = count_free, .ctx = c};
+    c->m = chm_new(b, &o);
+    if (!CHECK(c->m != NULL))
+        return false;
+    for (uint64_t k = 0; k < STEADY_KEYS; k++)
+        CHECK_RC(chm_put(c->m, k, k, NULL), CHM_OK);
     chm__alloc_fail_nth(0); /* count allocations, fail none */
-    for (uint64_t i = 0; i < OVERWRITES; i++)
-        CHECK_RC(chm_put(c.m, i % N, N + i, NULL), CHM_EXISTS);
-    CHECK_RC(chm_reclaim(c.m), CHM_OK);
+    return true;
+}
+
+/* After the workload: reclaim, stop counting, and check that @what made no allocation per call:
+ * what the pools need in slabs for what is in flight (up to about two reclamation batches, THE
+ * BOUND in src/smr.h, in slabs that double up to 64 KiB), and that each value that left reached
+ * value_free once; then free the map (every value left). */
+static void steady_end(struct churn *c, const chm_backend *b, const char *what)
+{
+    CHECK_RC(chm_reclaim(c->m), CHM_OK);
     uint64_t allocs = chm__alloc_count();
     chm__alloc_disarm();
-    tl_note("%s: %llu allocations for %d overwrites", chm_backend_name(b),
-            (unsigned long long)allocs, OVERWRITES);
-    /* The pools' slabs for what is in flight: up to about two reclamation batches (THE BOUND,
-     * src/smr.h), in slabs that double up to 64 KiB. */
+    tl_note("%s: %llu allocations for %d %s", chm_backend_name(b), (unsigned long long)allocs,
+            STEADY_CALLS, what);
     CHECK(allocs < 64);
-    CHECK_EQ(atomic_load(&c.freed), OVERWRITES); /* each replaced value, once */
-    for (uint64_t k = 0; k < N; k++) {
+    CHECK_EQ(chm_size(c->m), STEADY_KEYS);
+    CHECK_EQ(atomic_load(&c->freed), STEADY_CALLS); /* each value that left, once */
+    chm_free(c->m);
+    CHECK_EQ(atomic_load(&c->freed), STEADY_CALLS + STEADY_KEYS);
+}
+
+static void test_overwrites(const chm_backend *b)
+{
+    const uint64_t n = STEADY_KEYS;
+    struct churn c;
+    if (!steady_begin(&c, b))
+        return;
+    for (uint64_t i = 0; i < STEADY_CALLS; i++)
+        CHECK_RC(chm_put(c.m, i % n, n + i, NULL), CHM_EXISTS);
+    for (uint64_t k = 0; k < n; k++) {
         uint64_t v = 0;
         CHECK_RC(chm_get(c.m, k, &v), CHM_OK);
-        CHECK_EQ(v, N + (OVERWRITES - N) + k); /* the last overwrite of k */
+        CHECK_EQ(v, n + (STEADY_CALLS - n) + k); /* the last overwrite of k */
     }
-    chm_free(c.m);
-    CHECK_EQ(atomic_load(&c.freed), OVERWRITES + N);
+    steady_end(&c, b, "overwrites");
 }
 
 static uint64_t compute_value(uint64_t key, void *arg)
@@ -203,18 +222,11 @@ static chm_compute_action update_set(uint64_t key, bool present, uint64_t old, u
 
 static void test_computes(const chm_backend *b)
 {
-    enum { N = 1000, CALLS = 100000 };
     struct churn c;
-    memset(&c, 0, sizeof c);
-    chm_options o = {.value_free = count_free, .ctx = &c};
-    c.m = chm_new(b, &o);
-    if (!CHECK(c.m != NULL))
+    if (!steady_begin(&c, b))
         return;
-    for (uint64_t k = 0; k < N; k++)
-        CHECK_RC(chm_put(c.m, k, k, NULL), CHM_OK);
-    chm__alloc_fail_nth(0); /* count allocations, fail none */
-    for (uint64_t i = 0; i < CALLS; i++) {
-        uint64_t k = i % N, v = 0;
+    for (uint64_t i = 0; i < STEADY_CALLS; i++) {
+        uint64_t k = i % STEADY_KEYS, v = 0;
         CHECK_RC(chm_remove(c.m, k, NULL), CHM_OK);
         if (i % 2 == 0) {
             CHECK_RC(chm_compute_if_absent(c.m, k, compute_value, NULL, &v), CHM_OK);
@@ -224,16 +236,7 @@ static void test_computes(const chm_backend *b)
             CHECK_EQ(v, k + 9);
         }
     }
-    CHECK_RC(chm_reclaim(c.m), CHM_OK);
-    uint64_t allocs = chm__alloc_count();
-    chm__alloc_disarm();
-    tl_note("%s: %llu allocations for %d removes and computes", chm_backend_name(b),
-            (unsigned long long)allocs, CALLS);
-    CHECK(allocs < 64); /* as in test_overwrites: slabs */
-    CHECK_EQ(chm_size(c.m), N);
-    CHECK_EQ(atomic_load(&c.freed), CALLS); /* each removed value, once */
-    chm_free(c.m);
-    CHECK_EQ(atomic_load(&c.freed), CALLS + N);
+    steady_end(&c, b, "removes, each followed by a compute");
 }
 
 int main(int argc, char **argv)

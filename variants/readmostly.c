@@ -29,10 +29,9 @@
  * read. Each entry embeds its first box, so an insert of a new key is one allocation and a read
  * of a never-overwritten value touches the entry's line only (p and the inline value share 16
  * bytes); a later store allocates a separate box, from the map's pool of 16-byte boxes
- * (box_new). The alternative, a state word next to an
- * unboxed value, needs either a double-width CAS (a 16-byte atomic load is a locked cmpxchg16b
- * on x86: a store on every read) or a seqlock (readers retry, writers lock per entry), and gives
- * up Go's lock-free trySwap.
+ * (box_new). The alternative, a state word next to an unboxed value, needs either a
+ * double-width CAS (a 16-byte atomic load is a locked cmpxchg16b on x86: a store on every read)
+ * or a seqlock (readers retry, writers lock per entry), and gives up Go's lock-free trySwap.
  *
  * The read index is a power-of-two array of one-word slots (an entry's address tagged with 16
  * bits of its hash: a probe dereferences only entries whose tag matches), linear probing toward

@@ -217,14 +217,6 @@ static chm_smr_node *smr_chain_tail(chm_smr_node *n, size_t *length)
     return n;
 }
 
-static size_t smr_chain_length(chm_smr_node *n)
-{
-    size_t k = 0;
-    if (n != NULL)
-        (void)smr_chain_tail(n, &k);
-    return k;
-}
-
 /* The kind of @fn in @d: its index in d->kinds, registering it on first use. Relaxed: a
  * reclaimer reads kinds[] after acquiring the queue, whose pushes released it (the registering
  * retire's among them). */
@@ -545,10 +537,10 @@ static void smr_atfork_child(void)
         for (unsigned i = 0; i <= d->stripe_mask; i++) {
             struct smr_stripe *s = &d->stripes[i];
             uintptr_t top = atomic_load_explicit(&s->top, memory_order_relaxed);
-            long over = 0;
+            size_t k = SMR_COUNT_MAX; /* a full field heads a chain at least that long */
             if (smr_top_count(top) == SMR_COUNT_MAX)
-                over = (long)(smr_chain_length(smr_top_node(top)) - SMR_COUNT_MAX);
-            atomic_store_explicit(&s->overflow, over, memory_order_relaxed);
+                (void)smr_chain_tail(smr_top_node(top), &k);
+            atomic_store_explicit(&s->overflow, (long)(k - SMR_COUNT_MAX), memory_order_relaxed);
         }
     }
     (void)pthread_setcancelstate(t->cancel_state_fork, NULL);

@@ -97,7 +97,9 @@
  *   or wrote it (a thread that stops writing leaves its queue's objects until chm_reclaim,
  *   chm_free, or another thread sharing that queue fills it; src/smr.h states the bound; a
  *   chm_clear retires the whole map in one call, and its thread frees that batch when the call
- *   returns) -- except, on a backend with
+ *   returns; segmented also keeps up to a few hundred removed nodes per segment in the segment's
+ *   sack until it fills, which chm_stats_get counts in pending and chm_reclaim frees) -- except,
+ *   on a backend with
  *   CHM_CAP_ITER_HOLDS_RECLAIM (segmented, binlock), while an iterator of that map is open:
  *   everything removed from that map meanwhile is kept (neither freed nor passed to the
  *   callbacks), so its memory grows with the writes to it until the last of its iterators is
@@ -529,13 +531,15 @@ CHM_API int chm_remove_if(chm *m, uint64_t key, uint64_t expected);
 
 /* chm_clear - remove every key. CHM_OK (CHM_EINVAL for NULL; CHM_ERACE on chm_unsafe with
  * CHM_RACE_RETURN). Every key present for the whole call is removed and its value goes to
- * value_free (and the stored key to release); keys put concurrently may survive. On segmented
- * and binlock it is one removal per key, not one atomic step (Java's clear()); chm_rwlock clears
+ * value_free (and the stored key to release); keys put concurrently may survive. On binlock it
+ * is one removal per key and on segmented one atomic step per segment, not one atomic step for
+ * the map (Java's clear()); chm_rwlock clears
  * under its write lock and chm_readmostly atomically (Go's Clear: an empty read index is
  * published). It is a structural modification for fail-fast iterators (when the map was not
  * already empty); weakly consistent iterators keep their guarantees. It allocates nothing, so
- * it never fails for lack of memory; segmented, binlock, rwlock and unsafe keep their tables'
- * capacity (as Java's clear does). */
+ * it never fails for lack of memory; binlock, rwlock and unsafe keep their tables' capacity (as
+ * Java's clear does), segmented gives each segment's table back (its next write makes one of
+ * the map's initial capacity). */
 CHM_API int chm_clear(chm *m);
 
 /* A visit function: runs with the key's current value. */

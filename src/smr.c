@@ -136,11 +136,15 @@ static size_t smr_stripe_queued(struct smr_stripe *s)
 struct chm_smr_domain {
     /* Read by every retire: the free_fn of each kind (smr_kind), and the stripe mask. */
     _Atomic(chm_smr_free_fn *) kinds[CHM_SMR_KINDS];
+    /* Bit i: kind i is retired by chm__smr_retire_bulk, so its objects are chm_smr_bulk and
+     * count their weight (smr_weight). Relaxed, as kinds[]. */
+    atomic_uint bulk_kinds;
     unsigned stripe_mask;
     /* Slow paths only. */
     alignas(CHM_CACHELINE) atomic_uint refs; /* the owner's, plus one per thread flag */
     atomic_uint inflight;                    /* batches taken and not yet freed (nor parked) */
     atomic_size_t held;                      /* objects taken and not yet freed (parked too) */
+    atomic_size_t batches_done;              /* decrements of held so far (smr_pending_now) */
     atomic_size_t peak;                      /* the largest pending, for tests (smr_track) */
     /* Open iterators of the owner (chm__smr_iter_open/close), on a line of their own: iterators
      * of one map opened and closed by many threads do not slow its writers down. */
@@ -152,6 +156,8 @@ struct chm_smr_domain {
     atomic_bool dead; /* chm__smr_domain_free has begun */
     void *owner;
     chm_pool *pool;           /* whose puts the free_fns batch (chm__smr_domain_set_pool) */
+    chm_smr_flush_fn *flush;  /* the owner's partial bulks, retired by the barriers */
+    size_t outside;           /* the most they hold (chm__smr_domain_set_flush) */
     struct cds_list_head reg; /* in smr_domains, under smr_registry_lock */
     struct smr_stripe stripes[];
 };
@@ -163,18 +169,32 @@ static inline struct smr_stripe *smr_my_stripe(chm_smr_domain *d)
 }
 
 /* What @d has retired and not yet freed: held, then every stripe's count. Exact when nothing
- * runs on @d, which is when tests read it; while another thread takes a queue it may count
- * that queue's objects in neither (smr_take moves them from the stripe to held), never in
- * both: held is loaded first (acquire: it pairs with smr_take's release increment, which
- * follows its exchange of the stripe's top and its decrement of the overflow), so a load that
- * sees them in held sees them gone from the stripe. A peak taken from it (smr_note_peak)
- * never exceeds the truth. Whether everything is freed is smr_settled's question. */
+ * runs on @d, which is when tests read it. While other threads work on @d it never exceeds what
+ * was pending at the instant of its last load, so a peak taken from it (smr_note_peak) never
+ * exceeds the truth:
+ *   - a taker moves objects from a stripe to held: held is loaded first (acquire: it pairs
+ *     with smr_take's release increment, which follows its exchange of the stripe's top and its
+ *     decrement of the overflow), so a load that sees them in held sees them gone from the
+ *     stripe -- they may be counted in neither, never in both;
+ *   - a batch that is freed between the load of held and the loads of the stripes would be
+ *     counted in held while the stripes show what was retired after it was freed (a thread
+ *     descheduled between the loads, on a loaded machine: a peak of 8965 against THE BOUND's
+ *     8200 for two writers, once): batches_done, which smr_batch_done raises after lowering
+ *     held, is loaded before and after, and the sum is taken again if a batch ended between.
+ *     All seq_cst: if the decrement is not seen by the second load, it follows it, and then
+ *     the batch was still pending when the stripes were read. */
 static size_t smr_pending_now(const chm_smr_domain *d)
 {
     chm_smr_domain *w = (chm_smr_domain *)d;
-    size_t n = atomic_load_explicit(&w->held, memory_order_acquire);
-    for (unsigned i = 0; i <= w->stripe_mask; i++)
-        n += smr_stripe_queued(&w->stripes[i]);
+    size_t n;
+    for (int tries = 0;; tries++) {
+        size_t done = atomic_load_explicit(&w->batches_done, memory_order_seq_cst);
+        n = atomic_load_explicit(&w->held, memory_order_seq_cst);
+        for (unsigned i = 0; i <= w->stripe_mask; i++)
+            n += smr_stripe_queued(&w->stripes[i]);
+        if (atomic_load_explicit(&w->batches_done, memory_order_seq_cst) == done || tries == 64)
+            break; /* 64 batches ending during one sum: give the last sum */
+    }
     return n;
 }
 
@@ -206,14 +226,25 @@ static inline void smr_set_next(chm_smr_node *n, chm_smr_node *next)
     n->link = (uintptr_t)next | (n->link & SMR_KIND_MASK);
 }
 
-/* The last object of the chain @n (not NULL), and the chain's length: walks it. */
-static chm_smr_node *smr_chain_tail(chm_smr_node *n, size_t *length)
+/* What @n counts for in @d's counts: its weight if its kind is a bulk kind, else 1. */
+static inline size_t smr_weight(chm_smr_domain *d, const chm_smr_node *n)
 {
-    size_t k = 1;
+    unsigned kind = (unsigned)(n->link & SMR_KIND_MASK);
+    if (chm_likely(((atomic_load_explicit(&d->bulk_kinds, memory_order_relaxed) >> kind) & 1) == 0))
+        return 1;
+    return ((const chm_smr_bulk *)n)->weight;
+}
+
+/* The last object of the chain @n (not NULL), and in *@weight (unless NULL) what the chain
+ * counts for in @d (its objects, each bulk its weight): walks it. */
+static chm_smr_node *smr_chain_tail(chm_smr_domain *d, chm_smr_node *n, size_t *weight)
+{
+    size_t k = weight != NULL ? smr_weight(d, n) : 0;
     for (chm_smr_node *next; (next = smr_next(n)) != NULL; n = next)
-        k++;
-    if (length != NULL)
-        *length = k;
+        if (weight != NULL)
+            k += smr_weight(d, next);
+    if (weight != NULL)
+        *weight = k;
     return n;
 }
 
@@ -539,7 +570,7 @@ static void smr_atfork_child(void)
             uintptr_t top = atomic_load_explicit(&s->top, memory_order_relaxed);
             size_t k = SMR_COUNT_MAX; /* a full field heads a chain at least that long */
             if (smr_top_count(top) == SMR_COUNT_MAX)
-                (void)smr_chain_tail(smr_top_node(top), &k);
+                (void)smr_chain_tail(d, smr_top_node(top), &k);
             atomic_store_explicit(&s->overflow, (long)(k - SMR_COUNT_MAX), memory_order_relaxed);
         }
     }
@@ -630,8 +661,11 @@ static void smr_batch_done(chm_smr_domain *d, size_t k)
     /* seq_cst: a release for the free_fns' effects (a drain that sees pending 0 acquires them),
      * and with the load of smr_waiters a Dekker pair against smr_wait's increment of waiters /
      * load of the condition: either we see the waiter or it sees the new counts. */
-    if (k != 0)
+    if (k != 0) {
         atomic_fetch_sub_explicit(&d->held, k, memory_order_seq_cst);
+        atomic_fetch_add_explicit(&d->batches_done, 1, memory_order_seq_cst); /* after: see
+                                                                                smr_pending_now */
+    }
     atomic_fetch_sub_explicit(&d->inflight, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&smr_waiters, memory_order_seq_cst) != 0) {
         CHM__LOCK_CALL(pthread_mutex_lock(&smr_wait_lock));
@@ -641,7 +675,7 @@ static void smr_batch_done(chm_smr_domain *d, size_t k)
 }
 
 /* Run the free_fns of @chain (linked through link, in the order to free), as @d's callbacks.
- * Returns how many ran. */
+ * Returns what the chain counted for (smr_weight: its objects, a bulk for its weight). */
 static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_node *chain)
 {
     if (chain == NULL)
@@ -660,6 +694,7 @@ static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_no
         /* Relaxed: the kind was registered before the retire that released n (smr_kind). */
         chm_smr_free_fn *fn =
             atomic_load_explicit(&d->kinds[n->link & SMR_KIND_MASK], memory_order_relaxed);
+        k += smr_weight(d, n) - 1; /* the loop counts 1 */
         fn(n, d->owner);
         n = next;
     }
@@ -676,7 +711,7 @@ static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_no
 static void smr_park(chm_smr_domain *d, chm_smr_node *head, chm_smr_node *tail)
 {
     if (tail == NULL)
-        tail = smr_chain_tail(head, NULL);
+        tail = smr_chain_tail(d, head, NULL);
     chm_smr_node *top = atomic_load_explicit(&d->parked, memory_order_relaxed);
     do
         smr_set_next(tail, top);
@@ -711,14 +746,14 @@ static size_t smr_take(chm_smr_domain *d, struct smr_stripe *s, chm_smr_node **c
     if (chm_unlikely(k == SMR_COUNT_MAX)) {
         /* Saturated: the pushes beyond the field counted themselves in the overflow; take
          * back as many as this chain holds beyond it. */
-        tail = smr_chain_tail(n, &k);
+        tail = smr_chain_tail(d, n, &k);
         atomic_fetch_sub_explicit(&s->overflow, (long)(k - SMR_COUNT_MAX), memory_order_relaxed);
     }
     if (*chain == NULL) {
         *last = tail; /* NULL (not known) unless the count was full */
     } else {
         if (tail == NULL)
-            tail = smr_chain_tail(n, NULL);
+            tail = smr_chain_tail(d, n, NULL);
         smr_set_next(tail, *chain); /* *last stays the whole chain's tail */
     }
     *chain = n;
@@ -878,38 +913,61 @@ static void smr_flag(chm_smr_domain *d, bool soon)
     smr_key_arm(t); /* so that a thread exiting before acting on it drops the reference */
 }
 
-void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_fn)
+/* Push @n, of kind @kind and counting @w (1, or a bulk's weight), on the calling thread's
+ * stripe of @d, and flag @d if the stripe reaches a batch. The count field adds @w up to
+ * SMR_COUNT_MAX; what does not fit goes to the stripe's overflow (smr_take, the fork handler). */
+static inline void smr_push(chm_smr_domain *d, chm_smr_node *n, uintptr_t kind, size_t w)
 {
     if (chm_unlikely(((uintptr_t)n & (SMR_KIND_MASK | ~SMR_PTR_MASK)) != 0)) {
         fprintf(stderr, "chm: smr: retired object %p is not 8-byte aligned or not below 2^%d\n",
                 (void *)n, SMR_COUNT_SHIFT);
         abort();
     }
-    uintptr_t kind = smr_kind(d, free_fn);
     struct smr_stripe *s = smr_my_stripe(d);
     /* Relaxed: the old top is only stored into n->link, never dereferenced. */
-    uintptr_t top = atomic_load_explicit(&s->top, memory_order_relaxed), count;
+    uintptr_t top = atomic_load_explicit(&s->top, memory_order_relaxed);
+    size_t count;
     do {
         CHM_YIELD_POINT("smr.retire.before_push"); /* racing retirers and a taker */
         n->link = (top & SMR_PTR_MASK) | kind;
-        count = top & ~SMR_PTR_MASK; /* the count field, in place */
-        if (chm_likely(count != SMR_COUNT_FULL))
-            count += SMR_COUNT_ONE;
+        count = smr_top_count(top) + w;
+        if (chm_unlikely(count > SMR_COUNT_MAX))
+            count = SMR_COUNT_MAX;
         /* Release: the node's fields and the unlink before it, for the taker (smr_take). */
-    } while (!atomic_compare_exchange_weak_explicit(&s->top, &top, (uintptr_t)n | count,
-                                                    memory_order_release, memory_order_relaxed));
-    if (chm_unlikely((top & ~SMR_PTR_MASK) == SMR_COUNT_FULL)) /* counted beyond the field */
-        atomic_fetch_add_explicit(&s->overflow, 1, memory_order_relaxed);
+    } while (!atomic_compare_exchange_weak_explicit(
+        &s->top, &top, (uintptr_t)n | ((uintptr_t)count << SMR_COUNT_SHIFT), memory_order_release,
+        memory_order_relaxed));
+    size_t before = smr_top_count(top);
+    if (chm_unlikely(before + w > SMR_COUNT_MAX)) /* counted beyond the field */
+        atomic_fetch_add_explicit(&s->overflow, (long)(before + w - SMR_COUNT_MAX),
+                                  memory_order_relaxed);
     if (chm_unlikely(atomic_load_explicit(&smr_track, memory_order_relaxed)))
         smr_note_peak(d, smr_pending_now(d));
-    if (chm_unlikely(count >= (uintptr_t)CHM_SMR_BATCH << SMR_COUNT_SHIFT))
+    if (chm_unlikely(count >= CHM_SMR_BATCH))
         smr_flag(d, false);
+}
+
+void chm__smr_retire(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_fn)
+{
+    smr_push(d, n, smr_kind(d, free_fn), 1);
 }
 
 void chm__smr_retire_soon(chm_smr_domain *d, chm_smr_node *n, chm_smr_free_fn *free_fn)
 {
     chm__smr_retire(d, n, free_fn);
     smr_flag(d, true);
+}
+
+void chm__smr_retire_bulk(chm_smr_domain *d, chm_smr_bulk *b, chm_smr_free_fn *free_fn, bool soon)
+{
+    unsigned kind = smr_kind(d, free_fn);
+    /* Relaxed, as the kind's registration: the reclaimer reads the mask after acquiring the
+     * queue this push releases. */
+    if (((atomic_load_explicit(&d->bulk_kinds, memory_order_relaxed) >> kind) & 1) == 0)
+        atomic_fetch_or_explicit(&d->bulk_kinds, 1u << kind, memory_order_relaxed);
+    smr_push(d, &b->smr, kind, b->weight);
+    if (soon)
+        smr_flag(d, true);
 }
 
 void chm__smr_iter_open(chm_smr_domain *d)
@@ -988,6 +1046,7 @@ chm_smr_domain *chm__smr_domain_new(void *owner, unsigned stripes)
         atomic_init(&d->stripes[i].overflow, 0);
     }
     atomic_init(&d->held, 0);
+    atomic_init(&d->batches_done, 0);
     atomic_init(&d->refs, 1);
     atomic_init(&d->peak, 0);
     atomic_init(&d->inflight, 0);
@@ -995,6 +1054,7 @@ chm_smr_domain *chm__smr_domain_new(void *owner, unsigned stripes)
     atomic_init(&d->parked, NULL);
     for (unsigned i = 0; i < CHM_SMR_KINDS; i++)
         atomic_init(&d->kinds[i], NULL);
+    atomic_init(&d->bulk_kinds, 0);
     atomic_init(&d->dead, false);
     d->owner = owner;
     struct smr_thread *t = smr_self();
@@ -1009,6 +1069,17 @@ chm_smr_domain *chm__smr_domain_new(void *owner, unsigned stripes)
 void chm__smr_domain_set_pool(chm_smr_domain *d, chm_pool *pool)
 {
     d->pool = pool;
+}
+
+void chm__smr_domain_set_flush(chm_smr_domain *d, chm_smr_flush_fn *flush, size_t outside)
+{
+    d->flush = flush;
+    d->outside = outside;
+}
+
+size_t chm__smr_domain_outside(const chm_smr_domain *d)
+{
+    return d->outside;
 }
 
 void chm__smr_domain_free(chm_smr_domain *d)
@@ -1082,6 +1153,11 @@ size_t chm__smr_pending_peak(bool reset)
  * Inside the gate, holding a reference on @d. */
 static void smr_barrier_one(struct smr_thread *t, chm_smr_domain *d)
 {
+    /* The owner's partial bulks first (chm__smr_domain_set_flush), so that they are in the
+     * queues taken below. The flush takes the owner's locks: the caller holds none of them
+     * (smr_check_may_wait: no chm call in progress on this thread). */
+    if (d->flush != NULL && !atomic_load_explicit(&d->dead, memory_order_relaxed))
+        d->flush(d->owner);
     /* What is queued now is ours; what another thread took before our exchange raised inflight
      * before it took it, so the load after our exchange sees it until it is over. Nodes
      * retired before the call are in one or the other. */
@@ -1101,8 +1177,9 @@ bool chm__smr_may_wait(void)
 void chm__smr_domain_barrier(chm_smr_domain *d)
 {
     /* Acquire: a pending 0 heads the release sequence of the batches' decrements (as in
-     * chm__smr_drain), so every free_fn of what was retired before the call is visible. */
-    if (smr_settled(d))
+     * chm__smr_drain), so every free_fn of what was retired before the call is visible. A
+     * domain with a flush hook may hold retired objects outside its queues: no shortcut. */
+    if (d->flush == NULL && smr_settled(d))
         return;
     struct smr_thread *t = smr_self();
     smr_check_may_wait(t, d, "chm__smr_domain_barrier");

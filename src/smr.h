@@ -47,16 +47,20 @@
  * THE BOUND (what a domain has retired and not yet freed, chm__smr_pending). A thread that
  * crosses CHM_SMR_BATCH reclaims its queue when its outermost call returns, so a queue that one
  * thread writes never holds more than CHM_SMR_BATCH - 1 + R objects, R being the most one call
- * retires into it (1 for a put or remove that replaces a value or node; a resize retires its
- * old table and the originals of the nodes it cloned: in segmented each shell, in binlock
- * sacks of 510 shells). With W threads writing a domain,
+ * retires into it (1 for a put or remove that replaces a value or node; a bulk counts as the
+ * objects it holds, chm_smr_bulk below: segmented's removes retire a sack of up to 253 nodes at
+ * a time, its resize one sack of the nodes it cloned, its chm_clear a segment's whole table; a
+ * binlock resize retires its old table and sacks of 510 shells, each sack one object). With W
+ * threads writing a domain,
  * whatever the stripes, W * (CHM_SMR_BATCH + W * R) (each may hold one taken batch while its
  * queue refills, and W threads sharing one queue may each add R before one of them takes it).
  * A thread that stops writing leaves up to CHM_SMR_BATCH - 1 + R objects in its queue until
  * another thread crosses that queue's batch, chm_reclaim (chm__smr_domain_barrier) or chm_free:
  * so with one thread writing a domain that others wrote before, the backlog is that thread's
  * CHM_SMR_BATCH - 1 + R plus what the others left. It counts objects, not bytes: a retired
- * table is one object. Not bounded: while an iterator of a map is
+ * table is one object. An owner that collects retired objects into bulks over many calls holds
+ * up to `outside` more that are not queued yet (chm__smr_domain_set_flush: segmented's partial
+ * sacks, 252 per segment). Not bounded: while an iterator of a map is
  * open, everything retired into that map's domain and reclaimed meanwhile is parked, so its
  * backlog grows with the writes to that map until the last of its iterators is finished. That
  * stalls nothing else: no writer waits for an iterator (the grace periods do not wait for it,
@@ -201,6 +205,33 @@ CHM_HIDDEN size_t chm__smr_domain_peak(chm_smr_domain *d, bool reset);
 /* The live domain whose chm__smr_domain_owner() is @owner (a map), or NULL: a walk of the
  * registry under its mutex (chm_reclaim, tests). */
 CHM_HIDDEN chm_smr_domain *chm__smr_domain_of(const void *owner);
+
+/* A retired object that stands for @weight objects -- a sack of a map's removed nodes, a
+ * cleared table with its chains -- so that the batch rule and THE BOUND count what it holds,
+ * not one: its free_fn frees all of them. The record's first word is the chm_smr_node. */
+typedef struct chm_smr_bulk {
+    chm_smr_node smr;
+    size_t weight; /* set before the retire, read by the reclaimer (never 0) */
+} chm_smr_bulk;
+
+/* chm__smr_retire for a bulk: counts b->weight; @soon as chm__smr_retire_soon. A free_fn
+ * given here must never be given to chm__smr_retire in the same domain (its objects are read
+ * as chm_smr_bulk). */
+CHM_HIDDEN void chm__smr_retire_bulk(chm_smr_domain *d, chm_smr_bulk *b, chm_smr_free_fn *free_fn,
+                                     bool soon);
+
+/* What @d's owner retires into bulks it fills over many calls (segmented's sack per segment)
+ * is retired but not yet in @d's queues: @flush(owner) retires the partial bulks. The barriers
+ * (chm__smr_domain_barrier, chm__smr_barrier) call it first, on a thread that holds no lock of
+ * the owner's and is inside no chm call, so it may take the owner's locks. chm_free's drain
+ * does not: the owner's destroy frees its partial bulks itself. Set before the map is used. */
+typedef void chm_smr_flush_fn(void *owner);
+/* @outside: the most objects the owner may hold retired outside @d's queues (THE BOUND adds
+ * it; for tests: chm__smr_domain_outside). */
+CHM_HIDDEN void chm__smr_domain_set_flush(chm_smr_domain *d, chm_smr_flush_fn *flush,
+                                          size_t outside);
+/* For tests: the @outside given to chm__smr_domain_set_flush (0 without a flush hook). */
+CHM_HIDDEN size_t chm__smr_domain_outside(const chm_smr_domain *d);
 
 /* ---- public-call nesting (src/map.c) --------------------------------------------------------
  * Every public entry point that may retire, take a backend lock or run a user callback brackets

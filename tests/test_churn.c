@@ -25,6 +25,9 @@
  *
  * computes: keys removed and put back by chm_compute_if_absent, and by chm_compute, 100,000 of
  * each: no block per call either (binlock's reservation of an empty bin came from malloc).
+ *
+ * node_bytes: the bytes a presized map holds per entry (chm_stats), bounded for the
+ * lock-striped design (see there).
  */
 #include "chm_internal.h"
 #include "testlib.h"
@@ -239,6 +242,35 @@ static void test_computes(const chm_backend *b)
     steady_end(&c, b, "removes, each followed by a compute");
 }
 
+/* node_bytes: what a presized map of NODE_KEYS integer entries holds per entry (chm_stats.bytes
+ * after chm_reclaim: tables, nodes, pools), noted for every backend. The lock-striped design
+ * (CHM_CAP_SEGMENTS: Java 7's) must stay within 48 bytes -- 24-byte nodes (key, value, next:
+ * no hash, no reclamation record) plus 16 of table at a load of at most 3/4; with the 32-byte
+ * nodes it had until 2026-12-08 it held about 49. Exact counts, no timing. */
+enum { NODE_KEYS = 1 << 16 };
+
+static void test_node_bytes(const chm_backend *b)
+{
+    chm_options o = {.capacity = NODE_KEYS};
+    chm *m = chm_new(b, &o);
+    if (!CHECK(m != NULL))
+        return;
+    for (uint64_t k = 0; k < NODE_KEYS; k++)
+        CHECK_RC(chm_put(m, k * 0x9e3779b97f4a7c15ULL, k, NULL), CHM_OK);
+    CHECK_RC(chm_reclaim(m), CHM_OK);
+    chm_stats st;
+    CHECK_RC(chm_stats_get(m, &st), CHM_OK);
+    CHECK_EQ(st.entries, NODE_KEYS);
+    CHECK_EQ(st.pending, 0);
+    double per = (double)st.bytes / NODE_KEYS;
+    tl_note("%s: %.2f bytes per entry at %d entries, presized", chm_backend_name(b), per,
+            NODE_KEYS);
+    CHECK(per >= 16); /* a key and a value at least */
+    if ((chm_backend_caps(b) & CHM_CAP_SEGMENTS) != 0 && !CHECK(per <= 48))
+        tl_note("%s: %zu bytes for %d entries", chm_backend_name(b), st.bytes, NODE_KEYS);
+    chm_free(m);
+}
+
 int main(int argc, char **argv)
 {
     tl_init(argc, argv);
@@ -246,5 +278,6 @@ int main(int argc, char **argv)
     tl_each_backend("churn", test_churn, NULL);
     tl_each_backend("overwrites", test_overwrites, NULL);
     tl_each_backend("computes", test_computes, NULL);
+    tl_each_backend("node_bytes", test_node_bytes, NULL);
     return tl_finish();
 }

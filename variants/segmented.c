@@ -12,7 +12,7 @@
  *
  *   chm_get (Java: get)        read section; acquire-load the segment's table, the bin head and
  *                              each `next`; compare keys only (Java compares the hash first; here
- *                              a retired node's hash word is its reclamation link, see find_in);
+ *                              nodes keep no hash, see "Node memory");
  *                              acquire-load the value. No lock, no store to shared memory.
  *   chm_put, put_if_absent     (Segment.put) lock the segment the Java way (scan_and_lock:
  *                              spin on try-lock up to 64 times while walking the bin, allocating
@@ -21,16 +21,19 @@
  *                              table first when count + 1 > threshold.
  *   chm_remove, chm_replace    (Segment.remove / replace) scan_and_lock without allocating; unlink
  *   chm_remove_if              in place. The unlinked node stays intact for readers standing on
- *                              it and is retired. remove_if is Segment.remove(key, hash, value).
+ *                              it and goes to the segment's sack of removed nodes (sack_reserve,
+ *                              before the unlink: the only allocation a remove may need).
+ *                              remove_if is Segment.remove(key, hash, value).
  *   chm_compute                (Java 8's compute, on a segment) lock as put does, allocate what the
  *                              decision could need (a node and any rehash for an absent key, a
  *                              value record for a present one), run the function under the lock,
  *                              then apply it as put (in-place value store, or link) or remove.
  *   chm_visit                  chm_get's lookup, then the function inside the same read section.
- *   chm_clear (clear)          lock each segment in turn, unlink and retire every node as remove
- *                              does; tables keep their size. One removal per key, not atomic.
+ *   chm_clear (clear)          lock each segment in turn and take its whole table out (one
+ *                              store), retired with its chains; the next write makes a new one.
  *   rehash (Segment.rehash)    under the segment lock: double the table; per bin, find lastRun,
- *                              the tail of nodes that all go to one new bin, and reuse it as is;
+ *                              the tail of nodes that all go to one new bin, and reuse it as is
+ *                              (each node's bin from its key's hash, recomputed: nodes keep none);
  *                              clone the nodes before it. Old chains are never changed, so a
  *                              reader still walking the old table sees a consistent stale view.
  *                              The new table is published with a release store.
@@ -50,22 +53,28 @@
  * chm_size reads them without it.
  *
  * Node memory. Nodes come from a pool the map owns (src/pool.h: per-thread stripes of free
- * nodes, slabs given back at chm_free), not from malloc per insert, and a node is 32 bytes:
- * its hash shares a word with the one-word reclamation record. That is possible because
- * lock-free code -- readers, scan_and_lock's spinning scan -- never reads a node's hash: it
- * compares keys only. For integer keys that is the one compare the hash test would have cost;
- * for other keys it is a keyops.equal call per node of the bin (Java tests the hash first).
- * Under the segment lock the hash is read of linked nodes only, which nobody has retired.
+ * nodes, slabs given back at chm_free), not from malloc per insert, and a node is 24 bytes: key,
+ * value, next. It keeps no hash: lock-free code (readers, scan_and_lock's spinning scan) and
+ * the locked walks compare keys only, and the rehash, the one place that needs a node's hash,
+ * recomputes it from the key (for integer keys the seeded mixer, a few instructions; for other
+ * keys a keyops.hash call per node and doubling, under the lock, where Java 7 reads its stored
+ * hash). For integer keys the key compare is the one compare the hash test would have cost; for
+ * other keys it is a keyops.equal call per node of the bin. Nor does a node carry a
+ * reclamation record: a removed node keeps key, value and next for the readers standing on it,
+ * so it is collected in its segment's sack instead (see "sacks" below).
  *
  * Reclamation (src/smr.h). Everything a reader may hold is retired, not freed: removed nodes
- * (with their key copy and value, which go to release / value_free after the grace period), the
- * originals of cloned nodes (their key and value now belong to the clones), old tables, and
- * replaced values when the map has a value_free (a small record per replaced value). chm_clear
- * retires every node in one call, so smr.h's R (what one call retires) is then the map's size;
- * the thread reclaims the lot when the clear returns. An iterator holds a read section inside
- * each chm_iter_next only; between calls its table and node stay valid because it is counted
- * open in the domain from chm_iter_init to chm_iter_fini (chm__smr_iter_open/close: what is
- * retired meanwhile is parked, not freed).
+ * (with their key copy and value, which go to release / value_free after the grace period), in
+ * sacks of SEG_SACK_SLOTS; the originals of cloned nodes (their key and value now belong to the
+ * clones), in one sack per rehash; old tables; a cleared table with its chains; and replaced
+ * values when the map has a value_free (a small record per replaced value). Sacks and cleared
+ * tables count as the nodes they hold (smr.h, chm_smr_bulk), so smr.h's R (what one call
+ * retires) is a sack's worth for a remove and a segment's nodes for a chm_clear (whose thread
+ * reclaims them when the clear returns); THE BOUND also grows by up to a sack less one per
+ * segment, the partial sacks (chm__smr_domain_set_flush: chm_reclaim retires them). An
+ * iterator holds a read section inside each chm_iter_next only; between calls its table and
+ * node stay valid because it is counted open in the domain from chm_iter_init to chm_iter_fini
+ * (chm__smr_iter_open/close: what is retired meanwhile is parked, not freed).
  *
  * Layout. Each segment's hot fields (lock and table at the start, count and modcount at the end)
  * take exactly one 64-byte line and segments sit in one array aligned to 64 bytes, so writers on
@@ -102,10 +111,17 @@
  *     only) and iteration work; any write (chm_clear included) returns CHM_EDEADLK instead of
  *     deadlocking (src/reentry.h knows which maps a thread computes or visits in). A visit
  *     function likewise: reads work, writes get CHM_EDEADLK.
- *   - chm_clear removes node by node from each bin's head (Java 7 nulls each bin in one store):
- *     the same unlink and retire as remove, so counts, readers and iterators need no new case.
+ *   - chm_clear takes each segment's table out whole (Java 7 stores null into every bin and
+ *     keeps the table): no walk of the chains under the lock, nothing to allocate, and the
+ *     memory goes back with the grace period; a cleared segment's next write makes a table of
+ *     the map's initial capacity, as its first write did.
  *   - No null keys or values to reject: every 64-bit key and value is legal.
- *   - Lock-free lookups compare keys without testing the hash first (see "Node memory").
+ *   - Nodes keep no hash and no reclamation record (24 bytes; Java 7's HashEntry has a final
+ *     int hash): lookups compare keys without testing a hash first, the rehash recomputes each
+ *     node's hash from its key, and removed nodes wait in sacks (see "Node memory").
+ *   - A remove (chm_remove, chm_remove_if, chm_compute's DELETE) may return CHM_ENOMEM, the map
+ *     unchanged, when its segment's sack is full and no new one can be allocated (once per
+ *     SEG_SACK_SLOTS removes a sack is taken from the map's pool).
  */
 #include "mutex.h"
 #include "pool.h"
@@ -114,6 +130,7 @@
 #include "torture.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -123,21 +140,31 @@
 #define MAX_SCAN_RETRIES 64                          /* Java: 64 on multi-core machines */
 #define RETRIES_BEFORE_LOCK 2
 
-/* 32 bytes, from the map's pool. The hash and the reclamation record share a word: only
- * writers under the segment lock read the hash, and only of linked nodes, while the record is
- * written when the node is retired, unreachable for them (see "Node memory" above). */
+/* 24 bytes, from the map's pool: no hash (recomputed from the key where a rehash needs it)
+ * and no reclamation record (a removed node waits in its segment's sack; see "Node memory"
+ * above). */
 struct seg_node {
-    union {
-        uint64_t hash;    /* immutable while linked; read under the segment lock only */
-        chm_smr_node smr; /* once retired (or chaining prepared clones, see seg_grow) */
-    };
     uint64_t key;           /* immutable: the stored copy */
     _Atomic uint64_t value; /* release store, acquire load */
     _Atomic(struct seg_node *) next;
 };
+_Static_assert(sizeof(struct seg_node) == 24, "a node is three words");
+
+/* Nodes retired together, counted as what they hold (smr.h, chm_smr_bulk): a segment's removed
+ * nodes (one sack at a time, filled under its lock), or the originals a rehash cloned. */
+struct seg_sack {
+    chm_smr_bulk smr; /* weight: n, set when the sack is retired */
+    atomic_uint n;    /* nodes in it; written under the segment lock, read by chm_stats_get */
+    unsigned cap;
+    struct seg_node *node[];
+};
+/* A segment's sack of removed nodes: one 2 KiB block from the map's sack pool. */
+#define SEG_SACK_BYTES 2048
+#define SEG_SACK_SLOTS ((SEG_SACK_BYTES - sizeof(struct seg_sack)) / sizeof(struct seg_node *))
+_Static_assert(SEG_SACK_SLOTS >= 200, "a sack amortises its retire over many removes");
 
 struct seg_table {
-    chm_smr_node smr;
+    chm_smr_bulk smr; /* weight 1 when a rehash retires it, 1 + its nodes when chm_clear does */
     size_t mask;      /* number of bins - 1 */
     size_t threshold; /* grow when count would exceed it: 3/4 of the bins, as Java */
     _Atomic(struct seg_node *) bins[];
@@ -146,11 +173,14 @@ struct seg_table {
 /* A segment's hot fields: exactly one cache line (see Layout). */
 struct segment {
     chm__mutex lock;                   /* Java's ReentrantLock: src/mutex.h */
-    _Atomic(struct seg_table *) table; /* NULL until the segment's first write */
+    _Atomic(struct seg_table *) table; /* NULL until the segment's first write, and after clear */
+    /* The sack this segment's removes fill: NULL, or not full. Written under the lock (release:
+     * chm_stats_get's acquire load then sees its fields); see sack_reserve. */
+    _Atomic(struct seg_sack *) sack;
     /* The counts at the end of the line, the lock and table at its start: every write touches
      * both halves, so the packed layout (half a line in, see Layout) puts one segment's counts
      * on the line of the next one's lock, as two neighbouring objects would share it. */
-    unsigned char gap[CHM_CACHELINE - 4 * sizeof(uint64_t)];
+    unsigned char gap[CHM_CACHELINE - 5 * sizeof(uint64_t)];
     atomic_size_t count;    /* written under lock; relaxed (chm_size reads it) */
     atomic_size_t modcount; /* likewise */
 };
@@ -177,6 +207,7 @@ struct seg_map {
     struct segment *segments;
     struct seg_cold *cold; /* one per segment */
     chm_pool *nodes;       /* every seg_node of the map (src/pool.h) */
+    chm_pool *sacks;       /* the segments' sacks of removed nodes (SEG_SACK_BYTES each) */
 };
 
 struct seg_iter {
@@ -220,20 +251,139 @@ static void node_discard(struct seg_map *m, struct seg_node *e)
         chm__pool_put(m->nodes, e);
 }
 
-/* A removed node: it owned its key copy and value. */
-static void free_node_full(chm_smr_node *n, void *owner)
+/* A node that has left the map for good (removed, past its grace period; or the map is being
+ * freed): its key copy and value go to release / value_free, its memory back to the pool. */
+static void node_free_full(struct seg_map *m, struct seg_node *e)
 {
-    struct seg_node *e = (struct seg_node *)n;
-    struct seg_map *m = owner;
     chm__key_release(&m->base, e->key);
     chm__value_free(&m->base, atomic_load_explicit(&e->value, memory_order_relaxed));
     chm__pool_put(m->nodes, e);
 }
 
-/* A node a rehash replaced by a clone: the clone owns the key copy and the value. */
-static void free_node_shell(chm_smr_node *n, void *owner)
+/* ---- sacks: how removed nodes reach the reclamation --------------------------------------
+ *
+ * A node has no reclamation record: a removed node still has to keep key, value and next for
+ * the readers standing on it, so there is no word to link it into a retire queue with. The
+ * segment collects its removed nodes instead, under the lock every remove holds anyway, in a
+ * sack: an array of node pointers, appended to with plain stores. A full sack is retired as one
+ * bulk object (smr.h, chm_smr_bulk) that counts as its nodes, so the batch rule and THE BOUND
+ * still count nodes, while the reclamation pays one CAS per sack and its free_fn walks an array
+ * (prefetching ahead) instead of a chain of cache misses. The nodes in a segment's partial sack
+ * are retired too (chm_stats_get counts them in pending): the barriers of chm_reclaim retire
+ * partial sacks first (seg_flush), and chm_free frees them.
+ *
+ * The price: a remove needs a free slot before it unlinks (sack_reserve). The segment's sack is
+ * NULL or has room (a sack is retired the moment it fills), so that is a load and a test, and a
+ * pool allocation once per SEG_SACK_SLOTS removes; when that allocation fails the remove returns
+ * CHM_ENOMEM with the map unchanged. A rehash's originals go in a sack of the exact size,
+ * allocated with the new table before anything changes. chm_clear needs no sack: it retires a
+ * segment's whole table with its chains (free_table_cleared). */
+
+#define SEG_FREE_AHEAD 4 /* nodes a sack's free_fn prefetches ahead of the one it frees */
+
+static unsigned sack_count(struct seg_sack *k)
 {
-    chm__pool_put(((struct seg_map *)owner)->nodes, n);
+    return atomic_load_explicit(&k->n, memory_order_relaxed); /* written under the lock only */
+}
+
+/* A full sack of removed nodes, after its grace period: free each, then the sack. */
+static void free_sack_removed(chm_smr_node *n, void *owner)
+{
+    struct seg_sack *k = (struct seg_sack *)n;
+    struct seg_map *m = owner;
+    unsigned cnt = sack_count(k);
+    for (unsigned i = 0; i < cnt; i++) {
+        if (i + SEG_FREE_AHEAD < cnt)
+            __builtin_prefetch(k->node[i + SEG_FREE_AHEAD], 1);
+        node_free_full(m, k->node[i]);
+    }
+    chm__pool_put(m->sacks, k);
+}
+
+/* A rehash's sack of cloned originals: the clones own their keys and values. */
+static void free_sack_shells(chm_smr_node *n, void *owner)
+{
+    struct seg_sack *k = (struct seg_sack *)n;
+    struct seg_map *m = owner;
+    unsigned cnt = sack_count(k);
+    for (unsigned i = 0; i < cnt; i++)
+        chm__pool_put(m->nodes, k->node[i]);
+    chm__free(k);
+}
+
+/* Retire @k, which holds its n nodes, for @free_fn. */
+static void sack_retire(struct seg_map *m, struct seg_sack *k, chm_smr_free_fn *free_fn)
+{
+    k->smr.weight = sack_count(k);
+    chm__smr_retire_bulk(m->domain, &k->smr, free_fn, false);
+}
+
+/* Before a remove unlinks anything: make sure @s has a sack with a free slot. false = out of
+ * memory (nothing changed). Under the lock. */
+static bool sack_reserve(struct seg_map *m, struct segment *s)
+{
+    if (chm_likely(atomic_load_explicit(&s->sack, memory_order_relaxed) != NULL))
+        return true; /* never full: sack_add retires a sack as it fills */
+    struct seg_sack *k = chm__pool_alloc(m->sacks);
+    if (k == NULL)
+        return false;
+    atomic_store_explicit(&k->n, 0, memory_order_relaxed);
+    k->cap = (unsigned)SEG_SACK_SLOTS;
+    /* Release pairs with chm_stats_get's acquire load: it reads n of an initialised sack. */
+    atomic_store_explicit(&s->sack, k, memory_order_release);
+    return true;
+}
+
+/* Put the unlinked node @e in @s's sack (sack_reserve made room); retire the sack if that fills
+ * it. Under the lock. */
+static void sack_add(struct seg_map *m, struct segment *s, struct seg_node *e)
+{
+    struct seg_sack *k = atomic_load_explicit(&s->sack, memory_order_relaxed);
+    unsigned n = sack_count(k);
+    k->node[n++] = e;
+    atomic_store_explicit(&k->n, n, memory_order_relaxed);
+    if (n == k->cap) {
+        atomic_store_explicit(&s->sack, NULL, memory_order_relaxed);
+        sack_retire(m, k, free_sack_removed);
+    }
+}
+
+/* The flush hook of the map's domain (smr.h, chm__smr_domain_set_flush): retire every partial
+ * sack, so that chm_reclaim (and the tests' barrier) find their nodes in the queues. Takes each
+ * segment's lock whose sack holds a node; the caller holds none. */
+static void seg_flush(void *owner)
+{
+    struct seg_map *m = owner;
+    for (unsigned i = 0; i < m->nsegments; i++) {
+        struct segment *s = &m->segments[i];
+        if (atomic_load_explicit(&s->sack, memory_order_relaxed) == NULL)
+            continue; /* a sack installed meanwhile holds what was removed after the call */
+        chm__mutex_lock(&s->lock);
+        struct seg_sack *k = atomic_load_explicit(&s->sack, memory_order_relaxed);
+        if (k != NULL && sack_count(k) != 0) {
+            atomic_store_explicit(&s->sack, NULL, memory_order_relaxed);
+            sack_retire(m, k, free_sack_removed);
+        }
+        chm__mutex_unlock(&s->lock);
+    }
+}
+
+/* A table chm_clear took out of its segment with every node still linked in it: free the nodes
+ * in full, then the table. The older tables that share some of these nodes (a rehash's shared
+ * tails) free only themselves, and no node of these chains is in a sack: each is freed once. */
+static void free_table_cleared(chm_smr_node *n, void *owner)
+{
+    struct seg_table *t = (struct seg_table *)n;
+    struct seg_map *m = owner;
+    for (size_t b = 0; b <= t->mask; b++) {
+        struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_relaxed);
+        while (e != NULL) {
+            struct seg_node *next = atomic_load_explicit(&e->next, memory_order_relaxed);
+            node_free_full(m, e);
+            e = next;
+        }
+    }
+    chm__free(t);
 }
 
 /* ---- tables and segments ---------------------------------------------------------------- */
@@ -270,6 +420,35 @@ static struct seg_table *ensure_table(struct seg_map *m, struct segment *s)
     return t;
 }
 
+/* @s's table, loaded under its lock (or NULL: taken by chm_clear). Acquire, although the lock
+ * orders every table change made under it (rehash, clear): after a clear, the table may have
+ * been created by another thread's ensure_table CAS outside the lock, and this load pairs with
+ * that release (the zeroed bins). */
+static struct seg_table *table_locked(struct segment *s)
+{
+    return atomic_load_explicit(&s->table, memory_order_acquire);
+}
+
+/* @s's table under its lock, created if chm_clear took it since the caller's ensure_table; NULL
+ * when out of memory (nothing changed). */
+static struct seg_table *locked_table(struct seg_map *m, struct segment *s)
+{
+    struct seg_table *t = table_locked(s);
+    if (chm_likely(t != NULL))
+        return t;
+    if ((t = new_table(m->initial_capacity)) != NULL)
+        /* Release: the zeroed bins, for readers' acquire load (as ensure_table's CAS). */
+        atomic_store_explicit(&s->table, t, memory_order_release);
+    return t;
+}
+
+/* A linked node's hash, recomputed from its key: nodes do not store it (see "Node memory"). Under
+ * the lock only (a rehash, seg_validate). */
+static inline uint64_t node_hash(const struct seg_map *m, const struct seg_node *e)
+{
+    return chm__hash(&m->base, e->key);
+}
+
 /* ---- lookup ----------------------------------------------------------------------------- */
 
 /* The node for @key in @t, or NULL. Call inside a read section or under the segment lock. */
@@ -282,8 +461,7 @@ static inline struct seg_node *find_in(const chm *m, struct seg_table *t, uint64
      * a node reached here has its hash, key and value visible. */
     struct seg_node *e = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
     for (; e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire))
-        if (u64 ? e->key == key : chm__key_equal(m, e->key, key)) /* not the hash: a retired
-                                                                     node reuses it */
+        if (u64 ? e->key == key : chm__key_equal(m, e->key, key)) /* nodes keep no hash */
             return e;
     return NULL;
 }
@@ -376,8 +554,10 @@ static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, u
         return;
     int retries = -1;
     chm__smr_read_lock();
+    /* NULL: chm_clear took the table; the writer makes a new one under the lock. */
     struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
-    struct seg_node *first = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
+    struct seg_node *first =
+        t != NULL ? atomic_load_explicit(bin_for(t, hash), memory_order_acquire) : NULL;
     struct seg_node *e = first;
     while (!chm__mutex_trylock(&s->lock)) {
         CHM_YIELD_POINT("seg.scan.retry"); /* the holder may rehash or relink the bin */
@@ -397,7 +577,8 @@ static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, u
             return;
         } else if ((retries & 1) == 0) {
             t = atomic_load_explicit(&s->table, memory_order_acquire);
-            struct seg_node *f = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
+            struct seg_node *f =
+                t != NULL ? atomic_load_explicit(bin_for(t, hash), memory_order_acquire) : NULL;
             if (f != first) {
                 e = first = f;
                 retries = -1;
@@ -437,17 +618,17 @@ static size_t key_bytes(const struct seg_map *m, uint64_t stored)
 /* ---- rehash (Segment.rehash) ------------------------------------------------------------ */
 
 /* Count the nodes rehash must clone: those before each chain's lastRun. */
-static size_t clones_needed(struct seg_table *old, size_t newmask)
+static size_t clones_needed(const struct seg_map *m, struct seg_table *old, size_t newmask)
 {
     size_t n = 0;
     for (size_t i = 0; i <= old->mask; i++) {
         struct seg_node *e = atomic_load_explicit(&old->bins[i], memory_order_relaxed);
         if (e == NULL)
             continue;
-        size_t run = 0, since = 0, last_idx = e->hash & newmask;
+        size_t run = 0, since = 0, last_idx = node_hash(m, e) & newmask;
         for (struct seg_node *p = e; p != NULL;
              p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
-            size_t k = p->hash & newmask;
+            size_t k = node_hash(m, p) & newmask;
             if (k != last_idx) {
                 last_idx = k;
                 run += since;
@@ -463,17 +644,20 @@ static size_t clones_needed(struct seg_table *old, size_t newmask)
 /* What doubling a table needs, allocated before anything changes: the new table and one node
  * per clone. Prepared while the lock is held; the table cannot change until it is used. */
 struct seg_grow {
-    struct seg_table *nt;  /* NULL: nothing prepared */
-    struct seg_node *pool; /* clones to be, chained through smr.link */
+    struct seg_table *nt;    /* NULL: nothing prepared */
+    struct seg_node *pool;   /* clones to be, chained through next */
+    struct seg_sack *shells; /* room for the originals of the clones (NULL: none cloned) */
 };
 
 static void grow_discard(struct seg_map *m, struct seg_grow *g)
 {
     while (g->pool != NULL) {
-        struct seg_node *next = (struct seg_node *)g->pool->smr.link;
+        struct seg_node *next = atomic_load_explicit(&g->pool->next, memory_order_relaxed);
         node_discard(m, g->pool);
         g->pool = next;
     }
+    chm__free(g->shells);
+    g->shells = NULL;
     chm__free(g->nt);
     g->nt = NULL;
 }
@@ -482,15 +666,27 @@ static void grow_discard(struct seg_map *m, struct seg_grow *g)
 static bool grow_prepare(struct seg_map *m, struct seg_table *old, struct seg_grow *g)
 {
     g->pool = NULL;
+    g->shells = NULL;
     if ((g->nt = new_table((old->mask + 1) * 2)) == NULL)
         return false;
-    for (size_t i = clones_needed(old, g->nt->mask); i > 0; i--) {
+    size_t n = clones_needed(m, old, g->nt->mask);
+    if (n == 0)
+        return true;
+    if (n > UINT_MAX ||
+        (g->shells = chm__malloc(sizeof *g->shells + n * sizeof g->shells->node[0])) == NULL) {
+        grow_discard(m, g);
+        return false;
+    }
+    atomic_store_explicit(&g->shells->n, 0, memory_order_relaxed);
+    g->shells->cap = (unsigned)n;
+    for (; n > 0; n--) {
         struct seg_node *c = node_alloc(m);
         if (c == NULL) {
             grow_discard(m, g);
             return false;
         }
-        c->smr.link = (uintptr_t)g->pool; /* a free list until the node is used */
+        /* a free list until the node is used (relaxed: this thread's alone) */
+        atomic_store_explicit(&c->next, g->pool, memory_order_relaxed);
         g->pool = c;
     }
     return true;
@@ -504,27 +700,29 @@ static bool needs_grow(struct segment *s, struct seg_table *t)
 }
 
 /*
- * Double @s's table and link @node into the new one, with what grow_prepare allocated (@g is
- * consumed). Nothing can fail here. Called under the lock.
+ * Double @s's table and link @node (whose hash is @hash) into the new one, with what
+ * grow_prepare allocated (@g is consumed). Nothing can fail here. Called under the lock.
  */
 static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
-                   struct seg_node *node, struct seg_grow *g)
+                   struct seg_node *node, uint64_t hash, struct seg_grow *g)
 {
     struct seg_table *nt = g->nt;
     struct seg_node *pool = g->pool;
+    struct seg_sack *shells = g->shells;
     g->nt = NULL;
     g->pool = NULL;
+    g->shells = NULL;
 
-    /* The originals of cloned nodes, chained through their SMR headers (which readers never
-     * read) until the new table is published: retiring one earlier would let a grace period
-     * start while new readers can still reach it through the old table. */
-    struct seg_node *cloned = NULL;
+    /* The originals of cloned nodes go in the shells sack, retired only once the new table is
+     * published: retiring one earlier would let a grace period start while new readers can
+     * still reach it through the old table. */
+    unsigned nshells = 0;
     for (size_t i = 0; i <= old->mask; i++) {
         struct seg_node *e = atomic_load_explicit(&old->bins[i], memory_order_relaxed);
         if (e == NULL)
             continue;
         struct seg_node *next = atomic_load_explicit(&e->next, memory_order_relaxed);
-        size_t idx = e->hash & nt->mask;
+        size_t idx = node_hash(m, e) & nt->mask;
         if (next == NULL) { /* a single node moves as it is */
             atomic_store_explicit(&nt->bins[idx], e, memory_order_relaxed);
             continue;
@@ -533,7 +731,7 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
         size_t last_idx = idx;
         for (struct seg_node *p = next; p != NULL;
              p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
-            size_t k = p->hash & nt->mask;
+            size_t k = node_hash(m, p) & nt->mask;
             if (k != last_idx) {
                 last_idx = k;
                 last_run = p;
@@ -544,9 +742,8 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
         for (struct seg_node *p = e; p != last_run;
              p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
             struct seg_node *c = pool;
-            pool = (struct seg_node *)c->smr.link;
-            size_t k = p->hash & nt->mask;
-            c->hash = p->hash;
+            pool = atomic_load_explicit(&c->next, memory_order_relaxed);
+            size_t k = node_hash(m, p) & nt->mask;
             c->key = p->key;
             atomic_store_explicit(&c->value, atomic_load_explicit(&p->value, memory_order_relaxed),
                                   memory_order_relaxed);
@@ -554,11 +751,10 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
                                   atomic_load_explicit(&nt->bins[k], memory_order_relaxed),
                                   memory_order_relaxed);
             atomic_store_explicit(&nt->bins[k], c, memory_order_relaxed);
-            p->smr.link = (uintptr_t)cloned;
-            cloned = p;
+            shells->node[nshells++] = p; /* clones_needed counted exactly these */
         }
     }
-    _Atomic(struct seg_node *) *b = bin_for(nt, node->hash);
+    _Atomic(struct seg_node *) *b = bin_for(nt, hash);
     atomic_store_explicit(&node->next, atomic_load_explicit(b, memory_order_relaxed),
                           memory_order_relaxed);
     atomic_store_explicit(b, node, memory_order_relaxed);
@@ -568,28 +764,27 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
     atomic_store_explicit(&s->table, nt, memory_order_release);
     CHM_YIELD_POINT("seg.rehash.before_retire"); /* readers still walking the old chains */
     /* Now unreachable for new readers; readers still on the old table hold up the grace period. */
-    while (cloned != NULL) {
-        struct seg_node *next = (struct seg_node *)cloned->smr.link;
-        chm__smr_retire(m->domain, &cloned->smr, free_node_shell);
-        cloned = next;
+    if (shells != NULL) {
+        atomic_store_explicit(&shells->n, nshells, memory_order_relaxed);
+        sack_retire(m, shells, free_sack_shells);
     }
-    chm__smr_retire_soon(m->domain, &old->smr, chm__smr_free_plain); /* and the shells */
+    chm__smr_retire_soon(m->domain, &old->smr.smr, chm__smr_free_plain); /* and the shells */
     bump(&cold_of(m, s)->resizes, 1); /* for chm_stats_get */
 }
 
 /* ---- writes ----------------------------------------------------------------------------- */
 
-/* Link a prepared node (hash, key, value set) at the head of its bin, through the doubled table
- * when @g holds one (grow_prepare, called because needs_grow said so). Under the lock; cannot
- * fail. */
+/* Link a prepared node (key and value set; @hash its key's) at the head of its bin, through the
+ * doubled table when @g holds one (grow_prepare, called because needs_grow said so). Under the
+ * lock; cannot fail. */
 static void link_prepared(struct seg_map *m, struct segment *s, struct seg_table *t,
-                          struct seg_node *node, struct seg_grow *g)
+                          struct seg_node *node, uint64_t hash, struct seg_grow *g)
 {
     size_t c = atomic_load_explicit(&s->count, memory_order_relaxed) + 1;
     if (g->nt != NULL) {
-        rehash(m, s, t, node, g);
+        rehash(m, s, t, node, hash, g);
     } else {
-        _Atomic(struct seg_node *) *b = bin_for(t, node->hash);
+        _Atomic(struct seg_node *) *b = bin_for(t, hash);
         atomic_store_explicit(&node->next, atomic_load_explicit(b, memory_order_relaxed),
                               memory_order_relaxed);
         CHM_YIELD_POINT("seg.link.before_publish");
@@ -610,7 +805,7 @@ static struct seg_node *find_link(const chm *cm, struct seg_table *t, uint64_t h
 {
     _Atomic(struct seg_node *) *l = bin_for(t, hash);
     struct seg_node *e = atomic_load_explicit(l, memory_order_relaxed); /* the lock orders it */
-    while (e != NULL && !(e->hash == hash && chm__key_equal(cm, e->key, key))) {
+    while (e != NULL && !chm__key_equal(cm, e->key, key)) { /* nodes keep no hash */
         l = &e->next;
         e = atomic_load_explicit(l, memory_order_relaxed);
     }
@@ -620,10 +815,10 @@ static struct seg_node *find_link(const chm *cm, struct seg_table *t, uint64_t h
 
 /*
  * Segment.remove's step, shared by every removal (chm_remove, chm_remove_if, a chm_compute that
- * deletes, chm_clear): unlink @e, found at *@link in @s's current table, and retire it with its
- * key and value (release / value_free after the grace period). Returns the value it held, read
- * before the retire: once retired, a reclaiming thread may free the node (this thread is not in
- * a read section). Under the lock; cannot fail.
+ * deletes): unlink @e, found at *@link in @s's current table, and put it in the segment's sack
+ * with its key and value (release / value_free after the grace period). Returns the value it
+ * held, read before: once the sack is retired, a reclaiming thread may free the node (this
+ * thread is not in a read section). Under the lock, after sack_reserve; cannot fail.
  */
 static uint64_t unlink_node(struct seg_map *m, struct segment *s, _Atomic(struct seg_node *) *link,
                             struct seg_node *e)
@@ -640,7 +835,7 @@ static uint64_t unlink_node(struct seg_map *m, struct segment *s, _Atomic(struct
         bump(&cold_of(m, s)->key_bytes, -(ptrdiff_t)kb);
     uint64_t v = atomic_load_explicit(&e->value, memory_order_relaxed); /* only we write it */
     CHM_YIELD_POINT("seg.remove.before_retire"); /* unlinked, readers still on it */
-    chm__smr_retire(m->domain, &e->smr, free_node_full);
+    sack_add(m, s, e);
     return v;
 }
 
@@ -659,18 +854,18 @@ static void store_value(struct segment *s, struct seg_node *e, uint64_t value)
 /* link_prepared, allocating first what a doubling needs. CHM_OK, or CHM_ENOMEM (not linked,
  * nothing changed). */
 static int link_node(struct seg_map *m, struct segment *s, struct seg_table *t,
-                     struct seg_node *node)
+                     struct seg_node *node, uint64_t hash)
 {
-    struct seg_grow g = {NULL, NULL};
+    struct seg_grow g = {NULL, NULL, NULL};
     if (needs_grow(s, t) && !grow_prepare(m, t, &g))
         return CHM_ENOMEM;
-    link_prepared(m, s, t, node, &g);
+    link_prepared(m, s, t, node, hash, &g);
     return CHM_OK;
 }
 
 /* Fill a node for an absent key: retain the key (the node may come from the scan). */
-static struct seg_node *prepare_node(struct seg_map *m, struct seg_node *node, uint64_t hash,
-                                     uint64_t key, uint64_t value)
+static struct seg_node *prepare_node(struct seg_map *m, struct seg_node *node, uint64_t key,
+                                     uint64_t value)
 {
     if (node == NULL && (node = node_alloc(m)) == NULL)
         return NULL;
@@ -679,7 +874,6 @@ static struct seg_node *prepare_node(struct seg_map *m, struct seg_node *node, u
         node_discard(m, node);
         return NULL;
     }
-    node->hash = hash;
     node->key = stored;
     atomic_store_explicit(&node->value, value, memory_order_relaxed);
     atomic_store_explicit(&node->next, NULL, memory_order_relaxed);
@@ -688,7 +882,8 @@ static struct seg_node *prepare_node(struct seg_map *m, struct seg_node *node, u
 
 /* The writers' entry for a key that may be inserted: create the segment's table if needed, take
  * the lock (the scan may preallocate *node) and find the key. Returns the locked segment, with
- * its table in *t and the key's node (or NULL) in *e; NULL when the table cannot be allocated. */
+ * its table in *t and the key's node (or NULL) in *e; NULL when the table cannot be allocated
+ * (unlocked, *node given back). */
 static struct segment *lock_for_insert(struct seg_map *m, uint64_t hash, uint64_t key,
                                        struct seg_node **node, struct seg_table **t,
                                        struct seg_node **e)
@@ -697,7 +892,12 @@ static struct segment *lock_for_insert(struct seg_map *m, uint64_t hash, uint64_
     if (ensure_table(m, s) == NULL)
         return NULL;
     scan_and_lock(m, s, hash, key, node);
-    *t = atomic_load_explicit(&s->table, memory_order_relaxed); /* under the lock */
+    if ((*t = locked_table(m, s)) == NULL) { /* cleared meanwhile, and no memory for a table */
+        unlock(s);
+        node_discard(m, *node);
+        *node = NULL;
+        return NULL;
+    }
     *e = find(&m->base, *t, hash, key);
     return s;
 }
@@ -729,9 +929,9 @@ static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_ab
                 chm__value_retire(cm, m->domain, &rec, *prev);
             }
         }
-    } else if ((node = prepare_node(m, node, hash, key, value)) == NULL) {
+    } else if ((node = prepare_node(m, node, key, value)) == NULL) {
         rc = CHM_ENOMEM;
-    } else if (link_node(m, s, t, node) != CHM_OK) {
+    } else if (link_node(m, s, t, node, hash) != CHM_OK) {
         chm__key_release(cm, node->key);
         rc = CHM_ENOMEM;
     } else {
@@ -776,14 +976,14 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
     }
     struct seg_node *node = NULL, *e;
     struct seg_table *t;
-    struct seg_grow g = {NULL, NULL};
+    struct seg_grow g = {NULL, NULL, NULL};
     struct segment *s = lock_for_insert(m, hash, key, &node, &t, &e);
     if (s == NULL)
         return CHM_ENOMEM;
     if (e != NULL) {
         v = atomic_load_explicit(&e->value, memory_order_relaxed);
         rc = CHM_EXISTS;
-    } else if ((node = prepare_node(m, node, hash, key, 0)) == NULL) {
+    } else if ((node = prepare_node(m, node, key, 0)) == NULL) {
         rc = CHM_ENOMEM; /* before fn: it does not run */
     } else if (needs_grow(s, t) && !grow_prepare(m, t, &g)) {
         chm__key_release(cm, node->key);
@@ -794,7 +994,7 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
         atomic_store_explicit(&node->value, v, memory_order_relaxed);
         /* The table is still t, and g was prepared for it: only this lock holder could change
          * it, and fn's writes to this map were refused. */
-        link_prepared(m, s, t, node, &g);
+        link_prepared(m, s, t, node, hash, &g);
         node = NULL;
         rc = CHM_OK;
     }
@@ -806,24 +1006,28 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
 }
 
 /* Take @s's lock (nothing to preallocate) and find the key in its current table: its node or
- * NULL, and in *link the link that points to it (for unlink_node). */
+ * NULL (also when chm_clear took the table), and in *link the link that points to it (for
+ * unlink_node). */
 static inline struct seg_node *lock_find(struct seg_map *m, struct segment *s, uint64_t hash,
                                          uint64_t key, _Atomic(struct seg_node *) **link)
 {
     scan_and_lock(m, s, hash, key, NULL);
-    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed); /* locked */
+    struct seg_table *t = table_locked(s);
+    if (t == NULL)
+        return NULL;
     return find_link(&m->base, t, hash, key, link);
 }
 
 /* Java 7's Segment.remove(key, hash, value) and Segment.replace(key, hash, oldValue, newValue)
  * in one body, as Java 8's replaceNode: under the segment lock, find the key's node, then
  *   - @remove (chm_remove, and chm_remove_if when @cv: only if it holds @expected): unlink it
- *     and retire it with its key and value (release / value_free after the grace period);
+ *     into the segment's sack with its key and value (release / value_free after the grace
+ *     period), CHM_ENOMEM with nothing changed if the sack is full and no new one can be had;
  *   - else (chm_replace): if it holds @expected, store @desired, the old value retired through a
  *     record allocated before the lock (none when desired == expected: the value stays).
- * A segment without a table has never held a key: the key is absent, linearizable at that
- * acquire load (it pairs with the table's publication, ensure_table's CAS), and no lock is
- * taken. Otherwise the compare and the write happen under the lock, the linearization point of
+ * A segment without a table holds no key (never written, or cleared): the key is absent,
+ * linearizable at that acquire load (it pairs with the table's publication, ensure_table's CAS),
+ * and no lock is taken. Otherwise the compare and the write happen under the lock, the linearization point of
  * every outcome. Inline into each caller, so each compiles for its own flags. */
 static inline __attribute__((always_inline)) int replace_node(chm *cm, uint64_t key, bool remove,
                                                               bool cv, uint64_t expected,
@@ -845,6 +1049,8 @@ static inline __attribute__((always_inline)) int replace_node(chm *cm, uint64_t 
     if (e != NULL) {
         if ((cv || !remove) && atomic_load_explicit(&e->value, memory_order_relaxed) != expected) {
             rc = CHM_EXISTS;
+        } else if (remove && !sack_reserve(m, s)) {
+            rc = CHM_ENOMEM;
         } else if (remove) {
             uint64_t v = unlink_node(m, s, link, e);
             if (old != NULL)
@@ -879,9 +1085,9 @@ static int seg_replace(chm *cm, uint64_t key, uint64_t expected, uint64_t desire
  * depends on fn). Once the lock is held and the key looked up, everything the decision could
  * need is allocated before fn runs -- for an absent key the node (with its key copy) and, when
  * linking it would double the table, that table and its clones (grow_prepare); for a present
- * key the record that hands a replaced value to value_free -- so CHM_ENOMEM means fn did not run
- * and nothing changed, and fn's decision is never lost. A DELETE needs nothing: the node is
- * retired with its value. fn runs with (map, CHM__HOLD_PART) pushed: a nested write to this map
+ * key the record that hands a replaced value to value_free and a slot in the segment's sack for
+ * a DELETE (sack_reserve; the node goes there with its value) -- so CHM_ENOMEM means fn did not
+ * run and nothing changed, and fn's decision is never lost. fn runs with (map, CHM__HOLD_PART) pushed: a nested write to this map
  * returns CHM_EDEADLK (this lock is not re-entrant), nested reads work. Nothing fn can do
  * changes the segment meanwhile (its writes are refused, other threads wait for the lock), so
  * the node found, its link and the prepared growth are still right when the decision applies.
@@ -902,18 +1108,23 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
         return CHM_ENOMEM;
     struct seg_node *node = NULL; /* the scan may preallocate it */
     scan_and_lock(m, s, hash, key, &node);
-    struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed); /* locked */
+    struct seg_table *t = locked_table(m, s);
+    if (t == NULL) { /* cleared meanwhile, and no memory for a table: fn does not run */
+        unlock(s);
+        node_discard(m, node);
+        return CHM_ENOMEM;
+    }
     _Atomic(struct seg_node *) *link;
     struct seg_node *e = find_link(cm, t, hash, key, &link);
     chm_value_retire *rec = NULL;
-    struct seg_grow g = {NULL, NULL};
+    struct seg_grow g = {NULL, NULL, NULL};
     uint64_t old = 0, v = 0;
     if (e != NULL) {
         old = atomic_load_explicit(&e->value, memory_order_relaxed); /* only we write it */
-        /* A SET may replace old: its record now, used or not. */
-        if (!chm__value_retire_reserve(cm, &rec))
+        /* A SET may replace old: its record now, used or not; a DELETE needs a sack slot. */
+        if (!chm__value_retire_reserve(cm, &rec) || !sack_reserve(m, s))
             rc = CHM_ENOMEM;
-    } else if ((node = prepare_node(m, node, hash, key, 0)) == NULL) {
+    } else if ((node = prepare_node(m, node, key, 0)) == NULL) {
         rc = CHM_ENOMEM; /* a SET would insert: no node, no fn */
     } else if (needs_grow(s, t) && !grow_prepare(m, t, &g)) {
         chm__key_release(cm, node->key); /* never published */
@@ -935,7 +1146,7 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
         } else if (a == CHM_COMPUTE_SET) {
             /* Relaxed: link_prepared's release store publishes the whole node. */
             atomic_store_explicit(&node->value, v, memory_order_relaxed);
-            link_prepared(m, s, t, node, &g); /* consumes g */
+            link_prepared(m, s, t, node, hash, &g); /* consumes g */
             node = NULL;
         } else {
             chm__key_release(cm, node->key); /* absent and stays so: the node was never seen */
@@ -959,17 +1170,20 @@ static int seg_remove_if(chm *cm, uint64_t key, uint64_t expected)
 }
 
 /*
- * chm_clear: Java 7's clear(): lock each segment in turn and empty it, keeping its table (the
- * capacity stays, nothing is allocated: never CHM_ENOMEM). Java stores null into every bin; here
- * each node is unlinked from its bin's head and retired one at a time by unlink_node, exactly as
- * a chm_remove would (count, modcount and stored-key bytes follow, its value and key go to
- * value_free / release after the grace period). So the clear is one linearizable removal per
- * key, and readers and weakly consistent iterators keep their guarantees: a reader or iterator
- * standing on a chain walks on through the unlinked nodes' unchanged `next` pointers, which stay
- * valid until it leaves its section (iterators: until chm_iter_fini, smr.h). Only one segment
- * lock is held at a time, so clear never waits for a lock while holding another. A segment
- * without a table has never held a key and is skipped. Refused (CHM_EDEADLK) from a compute or
- * visit function of this map: it would wait for the lock its own thread holds.
+ * chm_clear: Java 7's clear(), a segment at a time: lock it, take its whole table out (the
+ * segment is left without one, as before its first write; the next write makes a new table of
+ * the map's initial size) and retire the table with every node still linked in it, as one bulk
+ * counting those nodes (free_table_cleared: their keys and values go to release / value_free
+ * after the grace period). Java stores null into every bin and keeps the table; taking the
+ * table needs no allocation and no walk of the chains under the lock, so clear never returns
+ * CHM_ENOMEM and costs O(segments) under the locks. Each segment's clear is one store, the
+ * linearization point of the removal of all its keys; count, modcount and stored-key bytes
+ * follow. Readers and weakly consistent iterators keep their guarantees: a reader or iterator
+ * standing in the old table walks on through its unchanged chains, which stay valid until it
+ * leaves its section (iterators: until chm_iter_fini, smr.h). Only one segment lock is held at
+ * a time, so clear never waits for a lock while holding another. A segment without a table,
+ * or with an empty one, is skipped. Refused (CHM_EDEADLK) from a compute or visit function of
+ * this map: it would wait for the lock its own thread holds.
  */
 static int seg_clear(chm *cm)
 {
@@ -978,16 +1192,22 @@ static int seg_clear(chm *cm)
         return CHM_EDEADLK;
     for (unsigned i = 0; i < m->nsegments; i++) {
         struct segment *s = &m->segments[i];
-        /* Acquire pairs with the table's publication: NULL = never written, nothing to remove
-         * (a key put meanwhile is a concurrent put, which may survive). */
+        /* Acquire pairs with the table's publication: NULL = nothing to remove (a key put
+         * meanwhile is a concurrent put, which may survive). */
         if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
             continue;
         chm__mutex_lock(&s->lock);
-        struct seg_table *t = atomic_load_explicit(&s->table, memory_order_relaxed); /* locked */
-        for (size_t b = 0; b <= t->mask; b++) {
-            struct seg_node *e;
-            while ((e = atomic_load_explicit(&t->bins[b], memory_order_relaxed)) != NULL)
-                (void)unlink_node(m, s, &t->bins[b], e);
+        struct seg_table *t = table_locked(s);
+        size_t n = atomic_load_explicit(&s->count, memory_order_relaxed);
+        if (t != NULL && n != 0) {
+            /* Relaxed: NULL publishes nothing; a writer that finds it makes a new table
+             * (locked_table), and a reader that loads it finds nothing. */
+            atomic_store_explicit(&s->table, NULL, memory_order_relaxed);
+            bump(&s->modcount, 1);
+            atomic_store_explicit(&s->count, 0, memory_order_relaxed);
+            atomic_store_explicit(&cold_of(m, s)->key_bytes, 0, memory_order_relaxed);
+            t->smr.weight = n + 1; /* its nodes and itself */
+            chm__smr_retire_bulk(m->domain, &t->smr, free_table_cleared, true);
         }
         unlock(s);
     }
@@ -1073,7 +1293,8 @@ static int seg_visit(chm *cm, uint64_t key, chm_visit_fn *fn, void *arg)
  * chm_size's unlocked passes only). The tables are read inside a read section (a rehash may
  * retire one). What `bytes` counts: the map struct, the segment array (with its extra line for
  * the alignment), the cold counters, each segment's current table (header and bins), the slabs
- * of the node pool and of the value records' pool (live, free and retired objects alike), and
+ * of the node pool, the sack pool and the value records' pool (live, free and retired objects
+ * alike), and
  * the bytes of chm_keys_string's key copies (an exact running sum per segment). Not counted:
  * the SMR domain (a small fixed struct private to smr.c), old tables retired and not yet freed
  * (`pending` counts retired objects), the key copies of other keyops with retain (their size is
@@ -1084,7 +1305,7 @@ static void seg_stats(chm *cm, chm_stats *st)
 {
     struct seg_map *m = as_seg(cm);
     size_t entries = count_entries(m, false);
-    size_t buckets = 0, resizes = 0, keyb = 0;
+    size_t buckets = 0, resizes = 0, keyb = 0, sacked = 0;
     size_t bytes = sizeof *m + (size_t)(m->nsegments + 1) * CHM_CACHELINE +
                    (size_t)m->nsegments * sizeof m->cold[0];
     chm__smr_read_lock();
@@ -1097,13 +1318,19 @@ static void seg_stats(chm *cm, chm_stats *st)
         }
         resizes += atomic_load_explicit(&m->cold[i].resizes, memory_order_relaxed);
         keyb += atomic_load_explicit(&m->cold[i].key_bytes, memory_order_relaxed);
+        /* Acquire pairs with sack_reserve's release: n is initialised. The section keeps a
+         * sack retired meanwhile from being freed. */
+        struct seg_sack *k = atomic_load_explicit(&m->segments[i].sack, memory_order_acquire);
+        if (k != NULL)
+            sacked += sack_count(k);
     }
     chm__smr_read_unlock();
     st->entries = entries;
     st->buckets = buckets;
-    st->bytes = bytes + chm__pool_bytes(m->nodes) + chm__value_retire_bytes(cm) + keyb;
+    st->bytes = bytes + chm__pool_bytes(m->nodes) + chm__pool_bytes(m->sacks) +
+                chm__value_retire_bytes(cm) + keyb;
     st->resizes = resizes;
-    st->pending = chm__smr_pending(m->domain);
+    st->pending = chm__smr_pending(m->domain) + sacked; /* the partial sacks' nodes too */
 }
 
 /* ---- iteration (HashIterator) ----------------------------------------------------------- */
@@ -1170,7 +1397,6 @@ static void seg_iter_fini(chm_iter *it)
  * number used twice does not compile (duplicate case). */
 #define SEG_INVARIANTS(X)                                                                          \
     X(SEG_INV_COUNT, -1, "a segment's count differs from its chains")                              \
-    X(SEG_INV_HASH, -2, "stale hash in a node")                                                    \
     X(SEG_INV_WRONG_BIN, -3, "node in the wrong bin or segment")                                   \
     X(SEG_INV_DUPLICATE, -4, "duplicate key in a chain")                                           \
     X(SEG_INV_NOT_GROWN, -5, "table above its threshold (a rehash was missed)")                    \
@@ -1201,11 +1427,10 @@ static int seg_validate(chm *cm)
             for (size_t b = 0; b <= t->mask; b++) {
                 for (struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_acquire);
                      e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire)) {
-                    if (e->hash != chm__hash(cm, e->key))
-                        return SEG_INV_HASH;
-                    if ((e->hash & t->mask) != b || segment_for(m, e->hash) != s)
+                    uint64_t h = node_hash(m, e);
+                    if ((h & t->mask) != b || segment_for(m, h) != s)
                         return SEG_INV_WRONG_BIN;
-                    if (find(cm, t, e->hash, e->key) != e)
+                    if (find(cm, t, h, e->key) != e)
                         return SEG_INV_DUPLICATE;
                     n++;
                     kb += key_bytes(m, e->key);
@@ -1234,18 +1459,12 @@ static void seg_destroy(chm *cm)
     chm__smr_drain(m->domain);
     for (unsigned i = 0; i < m->nsegments; i++) {
         struct segment *s = &m->segments[i];
+        struct seg_sack *k = atomic_load_explicit(&s->sack, memory_order_relaxed);
+        if (k != NULL) /* removed nodes not yet retired: no reader is left */
+            free_sack_removed(&k->smr.smr, m);
         struct seg_table *t = atomic_load_explicit(&s->table, memory_order_acquire);
-        if (t != NULL) {
-            for (size_t b = 0; b <= t->mask; b++) {
-                struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_relaxed);
-                while (e != NULL) {
-                    struct seg_node *next = atomic_load_explicit(&e->next, memory_order_relaxed);
-                    free_node_full(&e->smr, m);
-                    e = next;
-                }
-            }
-            chm__free(t);
-        }
+        if (t != NULL) /* the live nodes, and the table */
+            free_table_cleared(&t->smr.smr, m);
         if (chm__mutex_held(&s->lock)) /* chm_free while a call on the map runs */
             chm__lock_failed(EBUSY, "segment lock held at chm_free",
                              __FILE__ ":" CHM__STR(__LINE__));
@@ -1253,7 +1472,8 @@ static void seg_destroy(chm *cm)
     chm__free(m->cold);
     chm__free(m->segments_raw);
     chm__smr_domain_free(m->domain);
-    chm__pool_free(m->nodes); /* after the drain: free_fns put nodes back */
+    chm__pool_free(m->nodes); /* after the drain: free_fns put nodes and sacks back */
+    chm__pool_free(m->sacks);
     chm__free(m);
 }
 
@@ -1324,7 +1544,10 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
     /* As many pool stripes as segments (Java's concurrencyLevel: the writers expected), so
      * writers allocate and free nodes without sharing a line, up to the pool's 64. */
     m->nodes = chm__pool_new(sizeof(struct seg_node), nseg);
-    if (m->cold == NULL || m->nodes == NULL) {
+    /* One stripe: a sack is taken once per SEG_SACK_SLOTS removes. */
+    m->sacks = chm__pool_new(SEG_SACK_BYTES, 1);
+    if (m->cold == NULL || m->nodes == NULL || m->sacks == NULL) {
+        chm__pool_free(m->sacks);
         chm__pool_free(m->nodes);
         chm__free(m->cold);
         chm__free(m->segments_raw);
@@ -1334,6 +1557,8 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
         return NULL;
     }
     chm__smr_domain_set_pool(m->domain, m->nodes); /* reclamation batches its puts */
+    /* chm_reclaim retires the partial sacks, which hold up to a sack less one per segment */
+    chm__smr_domain_set_flush(m->domain, seg_flush, (size_t)nseg * (SEG_SACK_SLOTS - 1));
     m->segments =
         (struct segment *)((char *)m->segments_raw + (opt->packed ? CHM_CACHELINE / 2 : 0));
     chm__header_init(&m->base, &seg_ops, b, opt);

@@ -805,7 +805,8 @@ static struct seg_node *find_link(const chm *cm, struct seg_table *t, uint64_t h
 {
     _Atomic(struct seg_node *) *l = bin_for(t, hash);
     struct seg_node *e = atomic_load_explicit(l, memory_order_relaxed); /* the lock orders it */
-    while (e != NULL && !chm__key_equal(cm, e->key, key)) { /* nodes keep no hash */
+    /* Keys only: nodes keep no hash (see "Node memory"). */
+    while (e != NULL && !chm__key_equal(cm, e->key, key)) {
         l = &e->next;
         e = atomic_load_explicit(l, memory_order_relaxed);
     }

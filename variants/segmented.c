@@ -142,11 +142,14 @@
 
 /* 24 bytes, from the map's pool: no hash (recomputed from the key where a rehash needs it)
  * and no reclamation record (a removed node waits in its segment's sack; see "Node memory"
- * above). */
+ * above). At a 24-byte stride one node in eight straddles two cache lines; key and next, the
+ * two words every step of a chain walk reads, are adjacent, so only one in eight has them on
+ * two lines (with the value between them, two in eight: 1.4% more simulated L2 misses in a
+ * churn, docs/benchmarks.md). */
 struct seg_node {
-    uint64_t key;           /* immutable: the stored copy */
-    _Atomic uint64_t value; /* release store, acquire load */
+    uint64_t key; /* immutable: the stored copy */
     _Atomic(struct seg_node *) next;
+    _Atomic uint64_t value; /* release store, acquire load */
 };
 _Static_assert(sizeof(struct seg_node) == 24, "a node is three words");
 

@@ -181,8 +181,9 @@ static inline struct smr_stripe *smr_my_stripe(chm_smr_domain *d)
  *     descheduled between the loads, on a loaded machine: a peak of 8965 against THE BOUND's
  *     8200 for two writers, once): batches_done, which smr_batch_done raises after lowering
  *     held, is loaded before and after, and the sum is taken again if a batch ended between.
- *     All seq_cst: if the decrement is not seen by the second load, it follows it, and then
- *     the batch was still pending when the stripes were read. */
+ *     Those loads, the decrement and the increment are seq_cst: if the second load does not
+ *     see the increment, the decrement follows it in that order, and then the batch was
+ *     still pending when the stripes were read. */
 static size_t smr_pending_now(const chm_smr_domain *d)
 {
     chm_smr_domain *w = (chm_smr_domain *)d;

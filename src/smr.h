@@ -50,7 +50,7 @@
  * retires into it (1 for a put or remove that replaces a value or node; a bulk counts as the
  * objects it holds, chm_smr_bulk below: segmented's removes retire a sack of up to 253 nodes at
  * a time, its resize one sack of the nodes it cloned, its chm_clear a segment's whole table; a
- * binlock resize retires its old table and sacks of 510 shells, each sack one object). With W
+ * binlock resize retires its old table and sacks of 509 shells, each a bulk too). With W
  * threads writing a domain,
  * whatever the stripes, W * (CHM_SMR_BATCH + W * R) (each may hold one taken batch while its
  * queue refills, and W threads sharing one queue may each add R before one of them takes it).
@@ -187,6 +187,8 @@ CHM_HIDDEN bool chm__smr_may_wait(void);
 
 /* Wait until every node retired (into any live domain) before the call has been freed or
  * parked (a domain with an open iterator; parked batches of a domain without one are freed).
+ * Runs each domain's flush hook (chm__smr_domain_set_flush) first, on its owner: not while a
+ * map with one (segmented) is being freed by another thread.
  * For tests that count the blocks a map holds: after a barrier with no iterator open nothing
  * is in flight, so the count depends on the map's contents alone. Same restrictions as
  * chm__smr_drain. */

@@ -161,17 +161,18 @@ static bool split_should_fail(void)
  * had pushed them out of the caches (the reclamation runs when the resizing call returns:
  * chm__smr_retire_soon). A sack is an array, so its free_fn (free_sack) prefetches the shells
  * ahead of the ones it frees. The sack's memory comes from malloc; without it a shell is
- * retired alone, as before. Sacks are retired with chm__smr_retire_soon, like the old table: a
- * sack holds up to BL_SACK_SHELLS nodes, and the batch bound (src/smr.h) counts objects. Each
+ * retired alone, as before. A sack is retired as a bulk (src/smr.h, chm_smr_bulk) counting the
+ * shells it holds, soon (as the old table: the thread reclaims it when its call returns), so
+ * THE BOUND and chm_stats_get's pending count shells, not sacks. Each
  * original's record word still holds its memory kind (node_is_tree) when free_sack reads it:
  * nothing retired it. Measured in docs/benchmarks.md ("`resize`: binlock's transfer prefetches
  * its nodes and retires their originals in sacks"). */
 
-#define BL_SACK_SHELLS 510 /* a sack is one 4 KiB block */
+#define BL_SACK_SHELLS 509 /* a sack is one 4 KiB block */
 #define BL_SACK_AHEAD 8    /* shells free_sack prefetches ahead of the one it frees */
 
 struct bl_sack {
-    chm_smr_node smr; /* its record once retired */
+    chm_smr_bulk smr; /* its record once retired (weight: n) */
     size_t n;         /* shells held */
     struct bl_node *shell[BL_SACK_SHELLS];
 };
@@ -198,7 +199,8 @@ static void sack_retire(struct bl_map *m, struct bl_sack **sack)
         return;
     atomic_fetch_add_explicit(&m->st_sacks, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->st_sack_shells, s->n, memory_order_relaxed);
-    chm__smr_retire_soon(m->domain, &s->smr, free_sack);
+    s->smr.weight = s->n;
+    chm__smr_retire_bulk(m->domain, &s->smr, free_sack, true);
     *sack = NULL;
 }
 

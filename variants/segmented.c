@@ -427,21 +427,28 @@ static struct seg_table *ensure_table(struct seg_map *m, struct segment *s)
  * orders every table change made under it (rehash, clear): after a clear, the table may have
  * been created by another thread's ensure_table CAS outside the lock, and this load pairs with
  * that release (the zeroed bins). */
-static struct seg_table *table_locked(struct segment *s)
+static struct seg_table *current_table(struct segment *s)
 {
     return atomic_load_explicit(&s->table, memory_order_acquire);
 }
 
 /* @s's table under its lock, created if chm_clear took it since the caller's ensure_table; NULL
  * when out of memory (nothing changed). */
-static struct seg_table *locked_table(struct seg_map *m, struct segment *s)
+static struct seg_table *table_or_new(struct seg_map *m, struct segment *s)
 {
-    struct seg_table *t = table_locked(s);
+    struct seg_table *t = current_table(s);
     if (chm_likely(t != NULL))
         return t;
-    if ((t = new_table(m->initial_capacity)) != NULL)
-        /* Release: the zeroed bins, for readers' acquire load (as ensure_table's CAS). */
-        atomic_store_explicit(&s->table, t, memory_order_release);
+    struct seg_table *fresh = new_table(m->initial_capacity);
+    if (fresh == NULL)
+        return NULL;
+    /* A CAS, not a store, although the lock is held: ensure_table's CAS from NULL does not take
+     * the lock, and a store could overwrite (and leak) the table it installed since our load.
+     * Release publishes the zeroed bins; acquire on failure reads the winner's (as there). */
+    if (atomic_compare_exchange_strong_explicit(&s->table, &t, fresh, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return fresh;
+    chm__free(fresh); /* never published */
     return t;
 }
 
@@ -896,7 +903,7 @@ static struct segment *lock_for_insert(struct seg_map *m, uint64_t hash, uint64_
     if (ensure_table(m, s) == NULL)
         return NULL;
     scan_and_lock(m, s, hash, key, node);
-    if ((*t = locked_table(m, s)) == NULL) { /* cleared meanwhile, and no memory for a table */
+    if ((*t = table_or_new(m, s)) == NULL) { /* cleared meanwhile, and no memory for a table */
         unlock(s);
         node_discard(m, *node);
         *node = NULL;
@@ -1016,7 +1023,7 @@ static inline struct seg_node *lock_find(struct seg_map *m, struct segment *s, u
                                          uint64_t key, _Atomic(struct seg_node *) **link)
 {
     scan_and_lock(m, s, hash, key, NULL);
-    struct seg_table *t = table_locked(s);
+    struct seg_table *t = current_table(s);
     if (t == NULL)
         return NULL;
     return find_link(&m->base, t, hash, key, link);
@@ -1112,7 +1119,7 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
         return CHM_ENOMEM;
     struct seg_node *node = NULL; /* the scan may preallocate it */
     scan_and_lock(m, s, hash, key, &node);
-    struct seg_table *t = locked_table(m, s);
+    struct seg_table *t = table_or_new(m, s);
     if (t == NULL) { /* cleared meanwhile, and no memory for a table: fn does not run */
         unlock(s);
         node_discard(m, node);
@@ -1201,11 +1208,11 @@ static int seg_clear(chm *cm)
         if (atomic_load_explicit(&s->table, memory_order_acquire) == NULL)
             continue;
         chm__mutex_lock(&s->lock);
-        struct seg_table *t = table_locked(s);
+        struct seg_table *t = current_table(s);
         size_t n = atomic_load_explicit(&s->count, memory_order_relaxed);
         if (t != NULL && n != 0) {
             /* Relaxed: NULL publishes nothing; a writer that finds it makes a new table
-             * (locked_table), and a reader that loads it finds nothing. */
+             * (table_or_new), and a reader that loads it finds nothing. */
             atomic_store_explicit(&s->table, NULL, memory_order_relaxed);
             bump(&s->modcount, 1);
             atomic_store_explicit(&s->count, 0, memory_order_relaxed);
@@ -1407,7 +1414,8 @@ static void seg_iter_fini(chm_iter *it)
     X(SEG_INV_LOCKED, -6, "a segment lock still held")                                             \
     X(SEG_INV_MODCOUNT, -7, "modcount below count")                                                \
     X(SEG_INV_TABLE_SHAPE, -8, "table size or threshold malformed")                                \
-    X(SEG_INV_KEY_BYTES, -9, "a segment's stored-key byte count differs from its chains")
+    X(SEG_INV_KEY_BYTES, -9, "a segment's stored-key byte count differs from its chains")          \
+    X(SEG_INV_SACK, -10, "a segment's sack is full, or holds a node still linked in its table")
 
 CHM__INVARIANT_ENUM(seg_invariant, SEG_INVARIANTS);
 
@@ -1420,6 +1428,14 @@ static int seg_validate(chm *cm)
         size_t n = 0, kb = 0;
         if (chm__mutex_held(&s->lock))
             return SEG_INV_LOCKED;
+        struct seg_sack *k = atomic_load_explicit(&s->sack, memory_order_acquire);
+        if (k != NULL) { /* sack_add retires a sack as it fills; removed nodes are unlinked */
+            if (sack_count(k) >= k->cap)
+                return SEG_INV_SACK;
+            for (unsigned j = 0; t != NULL && j < sack_count(k); j++)
+                if (find(cm, t, node_hash(m, k->node[j]), k->node[j]->key) == k->node[j])
+                    return SEG_INV_SACK;
+        }
         if (atomic_load_explicit(&s->modcount, memory_order_relaxed) <
             atomic_load_explicit(&s->count, memory_order_relaxed))
             return SEG_INV_MODCOUNT;

@@ -11,8 +11,8 @@
  * nothing.
  *
  *   chm_get (Java: get)        read section; acquire-load the segment's table, the bin head and
- *                              each `next`; compare keys only (Java compares the hash first; here
- *                              nodes keep no hash, see "Node memory");
+ *                              each `next`; compare keys (other than integer keys: the kept
+ *                              hash first, as Java; see "Node memory");
  *                              acquire-load the value. No lock, no store to shared memory.
  *   chm_put, put_if_absent     (Segment.put) lock the segment the Java way (scan_and_lock:
  *                              spin on try-lock up to 64 times while walking the bin, allocating
@@ -54,12 +54,12 @@
  *
  * Node memory. Nodes come from a pool the map owns (src/pool.h: per-thread stripes of free
  * nodes, slabs given back at chm_free), not from malloc per insert, and a node is 24 bytes: key,
- * value, next. It keeps no hash: lock-free code (readers, scan_and_lock's spinning scan) and
- * the locked walks compare keys only, and the rehash, the one place that needs a node's hash,
- * recomputes it from the key (for integer keys the seeded mixer, a few instructions; for other
- * keys a keyops.hash call per node and doubling, under the lock, where Java 7 reads its stored
- * hash). For integer keys the key compare is the one compare the hash test would have cost; for
- * other keys it is a keyops.equal call per node of the bin. Nor does a node carry a
+ * next, value. With integer keys it keeps no hash: the walks compare keys (the one compare the
+ * hash test would have cost), and the rehash, the one place that needs a node's hash,
+ * recomputes it from the key with the seeded mixer (a few instructions). Other keys' nodes keep
+ * the hash after the value (32 bytes, struct seg_hnode): recomputing it would be a keyops.hash
+ * call per node and doubling, and with it the walks test the hash before calling keyops.equal,
+ * as Java 7 does (node_hash, node_matches). Nor does a node carry a
  * reclamation record: a removed node keeps key, value and next for the readers standing on it,
  * so it is collected in its segment's sack instead (see "sacks" below).
  *
@@ -116,9 +116,10 @@
  *     memory goes back with the grace period; a cleared segment's next write makes a table of
  *     the map's initial capacity, as its first write did.
  *   - No null keys or values to reject: every 64-bit key and value is legal.
- *   - Nodes keep no hash and no reclamation record (24 bytes; Java 7's HashEntry has a final
- *     int hash): lookups compare keys without testing a hash first, the rehash recomputes each
- *     node's hash from its key, and removed nodes wait in sacks (see "Node memory").
+ *   - Nodes keep no reclamation record, and with integer keys no hash (24 bytes; Java 7's
+ *     HashEntry has a final int hash): lookups compare integer keys without testing a hash
+ *     first, the rehash recomputes their hashes, and removed nodes wait in sacks (see "Node
+ *     memory").
  *   - A remove (chm_remove, chm_remove_if, chm_compute's DELETE) may return CHM_ENOMEM, the map
  *     unchanged, when its segment's sack is full and no new one can be allocated (once per
  *     SEG_SACK_SLOTS removes a sack is taken from the map's pool).
@@ -140,18 +141,29 @@
 #define MAX_SCAN_RETRIES 64                          /* Java: 64 on multi-core machines */
 #define RETRIES_BEFORE_LOCK 2
 
-/* 24 bytes, from the map's pool: no hash (recomputed from the key where a rehash needs it)
- * and no reclamation record (a removed node waits in its segment's sack; see "Node memory"
- * above). At a 24-byte stride one node in eight straddles two cache lines; key and next, the
- * two words every step of a chain walk reads, are adjacent, so only one in eight has them on
- * two lines (with the value between them, two in eight: 1.4% more simulated L2 misses in a
- * churn, docs/benchmarks.md). */
+/* 24 bytes, from the map's pool: no hash (recomputed from the key where a rehash needs it;
+ * other keys than integers keep it, struct seg_hnode) and no reclamation record (a removed node
+ * waits in its segment's sack; see "Node memory" above). At a 24-byte stride one node in four
+ * straddles two cache lines; key and next, the two words every step of a chain walk reads, are
+ * adjacent, so only one in eight has them on two lines (with the value between them, two in
+ * eight: 1.4% more simulated L2 misses in a churn, docs/benchmarks.md). */
 struct seg_node {
     uint64_t key; /* immutable: the stored copy */
     _Atomic(struct seg_node *) next;
     _Atomic uint64_t value; /* release store, acquire load */
 };
 _Static_assert(sizeof(struct seg_node) == 24, "a node is three words");
+
+/* A node of a map whose keys are not integers (chm_keys_string, a user's keyops): 32 bytes, the
+ * key's hash kept after the node. Recomputing it is a keyops.hash call (a walk over a string),
+ * which every rehash would pay for every node, twice (1.75 times the instructions of a growth
+ * to 200,000 string keys); and with it the walks test the hash before calling keyops.equal, as
+ * Java does. Immutable from before the node is published until it is freed, so lock-free
+ * readers may read it too. See node_hash. */
+struct seg_hnode {
+    struct seg_node n;
+    uint64_t hash;
+};
 
 /* Nodes retired together, counted as what they hold (smr.h, chm_smr_bulk): a segment's removed
  * nodes (one sack at a time, filled under its lock), or the originals a rehash cloned. */
@@ -452,11 +464,30 @@ static struct seg_table *table_or_new(struct seg_map *m, struct segment *s)
     return t;
 }
 
-/* A linked node's hash, recomputed from its key: nodes do not store it (see "Node memory"). Under
- * the lock only (a rehash, seg_validate). */
+/* A node's hash: for integer keys recomputed from the key (the seeded mixer: a few
+ * instructions; such nodes keep no hash, see "Node memory"), for other keys the one kept after
+ * the node (struct seg_hnode). */
 static inline uint64_t node_hash(const struct seg_map *m, const struct seg_node *e)
 {
-    return chm__hash(&m->base, e->key);
+    if (chm_likely(m->base.int_keys))
+        return chm__hash_u64(e->key, m->base.seed, m->base.hash_mul);
+    return ((const struct seg_hnode *)e)->hash;
+}
+
+/* Set @e's hash where it is kept (not for integer keys). Before @e is published. */
+static inline void node_set_hash(const struct seg_map *m, struct seg_node *e, uint64_t hash)
+{
+    if (!m->base.int_keys)
+        ((struct seg_hnode *)e)->hash = hash;
+}
+
+/* Whether @e holds @key, whose hash is @hash: integer keys compare at once; other keys test the
+ * kept hash before calling keyops.equal. Inside a read section or under the lock. */
+static inline bool node_matches(const chm *m, const struct seg_node *e, uint64_t hash, uint64_t key)
+{
+    if (chm_likely(m->int_keys))
+        return e->key == key;
+    return ((const struct seg_hnode *)e)->hash == hash && m->keys->equal(e->key, key);
 }
 
 /* ---- lookup ----------------------------------------------------------------------------- */
@@ -471,7 +502,7 @@ static inline struct seg_node *find_in(const chm *m, struct seg_table *t, uint64
      * a node reached here has its hash, key and value visible. */
     struct seg_node *e = atomic_load_explicit(bin_for(t, hash), memory_order_acquire);
     for (; e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire))
-        if (u64 ? e->key == key : chm__key_equal(m, e->key, key)) /* nodes keep no hash */
+        if (u64 ? e->key == key : node_matches(m, e, hash, key))
             return e;
     return NULL;
 }
@@ -576,7 +607,7 @@ static void scan_and_lock(struct seg_map *m, struct segment *s, uint64_t hash, u
                 if (prealloc != NULL && *prealloc == NULL)
                     *prealloc = node_alloc(m); /* NULL: retried under lock */
                 retries = 0;
-            } else if (chm__key_equal(&m->base, e->key, key)) { /* lock-free: no hash */
+            } else if (node_matches(&m->base, e, hash, key)) {
                 retries = 0;
             } else {
                 e = atomic_load_explicit(&e->next, memory_order_acquire);
@@ -753,8 +784,10 @@ static void rehash(struct seg_map *m, struct segment *s, struct seg_table *old,
              p = atomic_load_explicit(&p->next, memory_order_relaxed)) {
             struct seg_node *c = pool;
             pool = atomic_load_explicit(&c->next, memory_order_relaxed);
-            size_t k = node_hash(m, p) & nt->mask;
+            uint64_t h = node_hash(m, p);
+            size_t k = h & nt->mask;
             c->key = p->key;
+            node_set_hash(m, c, h);
             atomic_store_explicit(&c->value, atomic_load_explicit(&p->value, memory_order_relaxed),
                                   memory_order_relaxed);
             atomic_store_explicit(&c->next,
@@ -815,8 +848,7 @@ static struct seg_node *find_link(const chm *cm, struct seg_table *t, uint64_t h
 {
     _Atomic(struct seg_node *) *l = bin_for(t, hash);
     struct seg_node *e = atomic_load_explicit(l, memory_order_relaxed); /* the lock orders it */
-    /* Keys only: nodes keep no hash (see "Node memory"). */
-    while (e != NULL && !chm__key_equal(cm, e->key, key)) {
+    while (e != NULL && !node_matches(cm, e, hash, key)) {
         l = &e->next;
         e = atomic_load_explicit(l, memory_order_relaxed);
     }
@@ -874,9 +906,10 @@ static int link_node(struct seg_map *m, struct segment *s, struct seg_table *t,
     return CHM_OK;
 }
 
-/* Fill a node for an absent key: retain the key (the node may come from the scan). */
-static struct seg_node *prepare_node(struct seg_map *m, struct seg_node *node, uint64_t key,
-                                     uint64_t value)
+/* Fill a node for an absent key: retain the key (the node may come from the scan). Inline (every
+ * insert runs it; out of line it cost an insert 25 instructions, tools/instr_count.sh). */
+static inline __attribute__((always_inline)) struct seg_node *
+prepare_node(struct seg_map *m, struct seg_node *node, uint64_t hash, uint64_t key, uint64_t value)
 {
     if (node == NULL && (node = node_alloc(m)) == NULL)
         return NULL;
@@ -886,6 +919,7 @@ static struct seg_node *prepare_node(struct seg_map *m, struct seg_node *node, u
         return NULL;
     }
     node->key = stored;
+    node_set_hash(m, node, hash);
     atomic_store_explicit(&node->value, value, memory_order_relaxed);
     atomic_store_explicit(&node->next, NULL, memory_order_relaxed);
     return node;
@@ -940,7 +974,7 @@ static int seg_put_common(chm *cm, uint64_t key, uint64_t value, bool only_if_ab
                 chm__value_retire(cm, m->domain, &rec, *prev);
             }
         }
-    } else if ((node = prepare_node(m, node, key, value)) == NULL) {
+    } else if ((node = prepare_node(m, node, hash, key, value)) == NULL) {
         rc = CHM_ENOMEM;
     } else if (link_node(m, s, t, node, hash) != CHM_OK) {
         chm__key_release(cm, node->key);
@@ -994,7 +1028,7 @@ static int seg_compute_if_absent(chm *cm, uint64_t key, chm_compute_fn *fn, void
     if (e != NULL) {
         v = atomic_load_explicit(&e->value, memory_order_relaxed);
         rc = CHM_EXISTS;
-    } else if ((node = prepare_node(m, node, key, 0)) == NULL) {
+    } else if ((node = prepare_node(m, node, hash, key, 0)) == NULL) {
         rc = CHM_ENOMEM; /* before fn: it does not run */
     } else if (needs_grow(s, t) && !grow_prepare(m, t, &g)) {
         chm__key_release(cm, node->key);
@@ -1135,7 +1169,7 @@ static int seg_compute(chm *cm, uint64_t key, chm_update_fn *fn, void *arg, uint
         /* A SET may replace old: its record now, used or not; a DELETE needs a sack slot. */
         if (!chm__value_retire_reserve(cm, &rec) || !sack_reserve(m, s))
             rc = CHM_ENOMEM;
-    } else if ((node = prepare_node(m, node, key, 0)) == NULL) {
+    } else if ((node = prepare_node(m, node, hash, key, 0)) == NULL) {
         rc = CHM_ENOMEM; /* a SET would insert: no node, no fn */
     } else if (needs_grow(s, t) && !grow_prepare(m, t, &g)) {
         chm__key_release(cm, node->key); /* never published */
@@ -1408,6 +1442,7 @@ static void seg_iter_fini(chm_iter *it)
  * number used twice does not compile (duplicate case). */
 #define SEG_INVARIANTS(X)                                                                          \
     X(SEG_INV_COUNT, -1, "a segment's count differs from its chains")                              \
+    X(SEG_INV_HASH, -2, "a kept hash differs from its key's")                                      \
     X(SEG_INV_WRONG_BIN, -3, "node in the wrong bin or segment")                                   \
     X(SEG_INV_DUPLICATE, -4, "duplicate key in a chain")                                           \
     X(SEG_INV_NOT_GROWN, -5, "table above its threshold (a rehash was missed)")                    \
@@ -1448,6 +1483,8 @@ static int seg_validate(chm *cm)
                 for (struct seg_node *e = atomic_load_explicit(&t->bins[b], memory_order_acquire);
                      e != NULL; e = atomic_load_explicit(&e->next, memory_order_acquire)) {
                     uint64_t h = node_hash(m, e);
+                    if (h != chm__hash(cm, e->key))
+                        return SEG_INV_HASH;
                     if ((h & t->mask) != b || segment_for(m, h) != s)
                         return SEG_INV_WRONG_BIN;
                     if (find(cm, t, h, e->key) != e)
@@ -1563,7 +1600,8 @@ static chm *seg_create(const chm_backend *b, const chm_options *opt)
     m->cold = chm__calloc(nseg, sizeof *m->cold); /* zeroed: no resize, no key bytes */
     /* As many pool stripes as segments (Java's concurrencyLevel: the writers expected), so
      * writers allocate and free nodes without sharing a line, up to the pool's 64. */
-    m->nodes = chm__pool_new(sizeof(struct seg_node), nseg);
+    m->nodes = chm__pool_new(
+        opt->keys == &chm_keys_u64 ? sizeof(struct seg_node) : sizeof(struct seg_hnode), nseg);
     /* One stripe: a sack is taken once per SEG_SACK_SLOTS removes. */
     m->sacks = chm__pool_new(SEG_SACK_BYTES, 1);
     if (m->cold == NULL || m->nodes == NULL || m->sacks == NULL) {

@@ -227,11 +227,19 @@ static inline void smr_set_next(chm_smr_node *n, chm_smr_node *next)
     n->link = (uintptr_t)next | (n->link & SMR_KIND_MASK);
 }
 
-/* What @n counts for in @d's counts: its weight if its kind is a bulk kind, else 1. */
-static inline size_t smr_weight(chm_smr_domain *d, const chm_smr_node *n)
+/* @d's bulk kinds (chm_smr_domain.bulk_kinds), for smr_weight. Relaxed: every object a taker
+ * holds was retired after its kind was registered, and the push released that. */
+static inline unsigned smr_bulk_kinds(chm_smr_domain *d)
+{
+    return atomic_load_explicit(&d->bulk_kinds, memory_order_relaxed);
+}
+
+/* What @n counts for in its domain's counts, @bulk being the domain's smr_bulk_kinds: its
+ * weight if its kind is a bulk kind, else 1. */
+static inline size_t smr_weight(unsigned bulk, const chm_smr_node *n)
 {
     unsigned kind = (unsigned)(n->link & SMR_KIND_MASK);
-    if (chm_likely(((atomic_load_explicit(&d->bulk_kinds, memory_order_relaxed) >> kind) & 1) == 0))
+    if (chm_likely(((bulk >> kind) & 1) == 0))
         return 1;
     return ((const chm_smr_bulk *)n)->weight;
 }
@@ -240,10 +248,11 @@ static inline size_t smr_weight(chm_smr_domain *d, const chm_smr_node *n)
  * counts for in @d (its objects, each bulk its weight): walks it. */
 static chm_smr_node *smr_chain_tail(chm_smr_domain *d, chm_smr_node *n, size_t *weight)
 {
-    size_t k = weight != NULL ? smr_weight(d, n) : 0;
+    unsigned bulk = smr_bulk_kinds(d);
+    size_t k = weight != NULL ? smr_weight(bulk, n) : 0;
     for (chm_smr_node *next; (next = smr_next(n)) != NULL; n = next)
         if (weight != NULL)
-            k += smr_weight(d, next);
+            k += smr_weight(bulk, next);
     if (weight != NULL)
         *weight = k;
     return n;
@@ -687,6 +696,7 @@ static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_no
     if (d->pool != NULL)
         outer = chm__pool_defer_begin(d->pool); /* the owner's chm_free waits for this batch */
     size_t k = 0;
+    unsigned bulk = smr_bulk_kinds(d); /* the chain's kinds were all registered before */
     for (chm_smr_node *n = chain; n != NULL; k++) {
         chm_smr_node *next = smr_next(n); /* n is gone after free_fn */
         /* The chain is a dependent walk: start the next object's line on its way while the
@@ -695,7 +705,7 @@ static size_t smr_free_chain(struct smr_thread *t, chm_smr_domain *d, chm_smr_no
         /* Relaxed: the kind was registered before the retire that released n (smr_kind). */
         chm_smr_free_fn *fn =
             atomic_load_explicit(&d->kinds[n->link & SMR_KIND_MASK], memory_order_relaxed);
-        k += smr_weight(d, n) - 1; /* the loop counts 1 */
+        k += smr_weight(bulk, n) - 1; /* the loop counts 1 */
         fn(n, d->owner);
         n = next;
     }

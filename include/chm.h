@@ -450,8 +450,11 @@ typedef uint64_t chm_compute_fn(uint64_t key, void *arg);
  * itself or from a compute in another map that it runs, at any depth (in compute(A) -> fn ->
  * compute(B) -> fn -> a call on A, the call on A follows A's rule below):
  *   - chm_unsafe, chm_rwlock: the nested call runs (rwlock: without locking, this thread already
- *     holds the map exclusively). If it changed the map structurally, the compute returns
- *     CHM_ECONCURRENT and inserts nothing (Java 9's HashMap throws ConcurrentModificationException).
+ *     holds the map exclusively). If it changed the map structurally -- a key added or removed,
+ *     or a resize started, which a nested call that prepares an insert starts even when it then
+ *     inserts nothing (a nested chm_compute that keeps an absent key absent) -- the compute
+ *     returns CHM_ECONCURRENT and inserts nothing (Java 9's HashMap throws
+ *     ConcurrentModificationException).
  *     fn's value has then gone to value_free (when set) before the call returns, and *value is
  *     not set; likewise when chm_unsafe detects a race after fn ran (CHM_ERACE).
  *   - chm_segmented: nested chm_get, chm_size and iteration work (lock-free); any nested write

@@ -441,7 +441,41 @@ static void do_remove_if(struct fz *f, uint64_t mk, bool use_current, uint64_t e
 static void do_clear(struct fz *f);
 static void do_visit(struct fz *f, uint64_t mk, uint8_t flags);
 
+/* The bytes @f's map holds (chm_stats_get). */
+static size_t map_bytes(struct fz *f)
+{
+    chm_stats st;
+    if (chm_stats_get(f->m, &st) != CHM_OK)
+        fz_fail("chm_stats_get inside a compute function failed");
+    return st.bytes;
+}
+
+/* Run one call of a compute function. On a backend whose nested writes run (exclusive computes:
+ * a Go table), a nested call that reserves room for an absent key may start a growth of the
+ * table and then insert nothing (a nested chm_compute that keeps the key absent): no key
+ * changed, but the table did -- a growth start is a structural change there (unsafe.c's
+ * modcount), so the enclosing compute returns CHM_ECONCURRENT and fail-fast iterators end. A
+ * growth start allocates the new array, and nothing else a call that changes no key does makes
+ * the map's bytes grow: so bytes that grew across the call count as a structural change. */
+static void run_nested_call(struct fz *f, const struct nested *op);
+
 static void run_nested(struct fz *f, const struct nested *op)
+{
+    if (!f->exclusive) {
+        run_nested_call(f, op);
+        return;
+    }
+    size_t before = map_bytes(f);
+    run_nested_call(f, op);
+    if (map_bytes(f) > before) {
+        f->structural_epoch++;
+        for (int i = 0; i < N_SLOTS; i++)
+            if (f->slots[i].open && f->slots[i].structural == 0)
+                f->slots[i].structural = 2; /* may end with CHM_ECONCURRENT */
+    }
+}
+
+static void run_nested_call(struct fz *f, const struct nested *op)
 {
     switch (op->kind) {
     case NK_GET: do_get(f, op->mk, op->raw & 1); break;

@@ -225,7 +225,8 @@ CHM_HIDDEN void chm__smr_retire_bulk(chm_smr_domain *d, chm_smr_bulk *b, chm_smr
 /* What @d's owner retires into bulks it fills over many calls (segmented's sack per segment)
  * is retired but not yet in @d's queues: @flush(owner) retires the partial bulks. The barriers
  * (chm__smr_domain_barrier, chm__smr_barrier) call it first, on a thread that holds no lock of
- * the owner's and is inside no chm call, so it may take the owner's locks. chm_free's drain
+ * the owner's and is inside no other chm call (chm_reclaim's own, at most), so it may take the
+ * owner's locks. chm_free's drain
  * does not: the owner's destroy frees its partial bulks itself. Set before the map is used. */
 typedef void chm_smr_flush_fn(void *owner);
 /* @outside: the most objects the owner may hold retired outside @d's queues (THE BOUND adds

@@ -33,8 +33,9 @@
  * friends exist for the bp flavour only), so the gate stands in for them: at fork no thread of
  * ours holds liburcu's registry or grace-period mutex, and the child handler unlinks the
  * threads that did not survive from liburcu's registry (their TLS would otherwise be reused
- * while still linked) and from ours, drops their flags, and recounts each stripe's queue (a
- * thread caught between a retire's fetch_add and its push leaves a count without a node).
+ * while still linked) and from ours, drops their flags, and recounts the overflow of each
+ * full stripe (a thread caught between a saturated retire's push and its overflow increment
+ * leaves an object without its count).
  *
  * ThreadSanitizer: liburcu 0.13 is not instrumented, so TSan cannot see that a grace period
  * orders every earlier read section before a free. Under -fsanitize=thread the layer says so
@@ -104,8 +105,6 @@ _Static_assert(sizeof(struct smr_stripe) == CHM_CACHELINE, "a stripe is one cach
 #define SMR_COUNT_SHIFT 48
 #define SMR_PTR_MASK (((uintptr_t)1 << SMR_COUNT_SHIFT) - 1)
 #define SMR_COUNT_MAX ((size_t)(UINTPTR_MAX >> SMR_COUNT_SHIFT))
-#define SMR_COUNT_ONE ((uintptr_t)1 << SMR_COUNT_SHIFT) /* a count of one, in place */
-#define SMR_COUNT_FULL (~SMR_PTR_MASK)                  /* SMR_COUNT_MAX, in place */
 _Static_assert(sizeof(uintptr_t) == 8, "the count shares a 64-bit word with an address");
 _Static_assert(SMR_COUNT_MAX >= CHM_SMR_BATCH,
                "a batch crossing is seen before the count saturates");
@@ -974,7 +973,7 @@ void chm__smr_retire_bulk(chm_smr_domain *d, chm_smr_bulk *b, chm_smr_free_fn *f
     unsigned kind = smr_kind(d, free_fn);
     /* Relaxed, as the kind's registration: the reclaimer reads the mask after acquiring the
      * queue this push releases. */
-    if (((atomic_load_explicit(&d->bulk_kinds, memory_order_relaxed) >> kind) & 1) == 0)
+    if (((smr_bulk_kinds(d) >> kind) & 1) == 0)
         atomic_fetch_or_explicit(&d->bulk_kinds, 1u << kind, memory_order_relaxed);
     smr_push(d, &b->smr, kind, b->weight);
     if (soon)
